@@ -1,0 +1,155 @@
+"""JPEG 2000 through glymur over OpenJPEG: the anchor codec of the benchmark.
+
+The tile is quantized to 16-bit unsigned samples and coded as a raw
+codestream (``.j2k``), not a JP2 file, so no box bytes count against the
+rate. Lossy points use the irreversible 9/7 wavelet with OpenJPEG's rate
+allocation aiming at ``bpp``; the lossless point uses the reversible 5/3
+wavelet.
+
+Rate control: OpenJPEG turns the compression ratio into a byte budget and
+already deducts the main header it has written from that budget, yet lands
+up to about 16 bytes over it on 256x256 tiles. It also always writes a
+comment marker ("Created by OpenJPEG version ...", 39 bytes for 2.5.0) that
+no decoder needs. We strip that marker from the stream, which both removes
+wasted bytes and leaves a margin that absorbs the overshoot, so the achieved
+rate stays at or just under the target.
+"""
+
+from __future__ import annotations
+
+import struct
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ClassVar
+
+import glymur
+import numpy as np
+from glymur.jp2box import InvalidJp2kError
+from glymur.lib.openjp2 import OpenJPEGLibraryError
+
+from harness.api import Codec, hookimpl
+
+SCRATCH_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+"""glymur only reads and writes named files; a RAM-backed folder keeps that off the disk."""
+
+SAMPLE_BITS = 16
+"""glymur writes 8- or 16-bit components only: it derives the codestream's
+precision from the array dtype and offers no way to declare 12 bits (OpenJPEG
+itself allows it; glymur sets 12 only for its cinema profiles)."""
+
+RESOLUTIONS = 6
+"""OpenJPEG's default: five wavelet decompositions. OpenJPEG refuses a tile
+side shorter than ``2 ** (RESOLUTIONS - 1)``, and below that side the ~100
+bytes of main header alone exceed the budget of every usual rate point, so
+smaller tiles are refused rather than coded with fewer levels."""
+
+START_OF_CODESTREAM = b"\xff\x4f"
+START_OF_TILE_PART = b"\xff\x90"
+COMMENT = b"\xff\x64"
+
+
+class Jpeg2000(Codec):
+    """JPEG 2000 at one target rate (``bpp``) or lossless (``lossless=True``)."""
+
+    name: ClassVar[str] = "jpeg2000"
+    description: ClassVar[str] = "JPEG 2000 (OpenJPEG via glymur), 16-bit samples, raw codestream"
+    min_tile_size: ClassVar[int] = 2 ** (RESOLUTIONS - 1)
+
+    def __init__(self, bpp: float | None = None, lossless: bool = False, bits: int = SAMPLE_BITS):
+        self.bits = _validated_bits(bits)
+        self.bpp = _validated_rate_point(bpp, lossless, self.bits)
+        self.lossless = lossless
+        self.precision = f"uint{self.bits}"
+        self._max_sample = 2**self.bits - 1
+
+    def encode(self, tile: np.ndarray) -> bytes:
+        samples = self._quantized(tile)
+        with _scratch_file() as path:
+            glymur.Jp2k(path, data=samples, numres=RESOLUTIONS, **self._coding_options())
+            codestream = path.read_bytes()
+        return _without_comments(codestream)
+
+    def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        if not data.startswith(START_OF_CODESTREAM):
+            raise ValueError("jpeg2000: not a raw JPEG 2000 codestream (no SOC marker at the start)")
+        with _scratch_file() as path:
+            path.write_bytes(data)
+            samples = _read_codestream(path)
+        if samples.shape != tuple(shape):
+            raise ValueError(f"jpeg2000: decoded shape {samples.shape} differs from the tile shape {tuple(shape)}")
+        return (samples / self._max_sample).astype(np.float32)
+
+    def _quantized(self, tile: np.ndarray) -> np.ndarray:
+        self._check_tile_shape(tile.shape)
+        return np.round(np.clip(tile.astype(np.float64), 0.0, 1.0) * self._max_sample).astype(np.uint16)
+
+    def _check_tile_shape(self, shape: tuple[int, ...]) -> None:
+        if len(shape) != 2 or min(shape) < self.min_tile_size:
+            raise ValueError(
+                f"jpeg2000 needs a 2-D tile of at least {self.min_tile_size}x{self.min_tile_size} pixels "
+                f"({RESOLUTIONS - 1} wavelet decompositions); got shape {shape}"
+            )
+
+    def _coding_options(self) -> dict:
+        if self.lossless:
+            return {"irreversible": False}
+        return {"irreversible": True, "cratios": [self.bits / self.bpp]}
+
+
+def _validated_bits(bits: int) -> int:
+    if not isinstance(bits, int) or bits != SAMPLE_BITS:
+        raise ValueError(
+            f"jpeg2000 option bits={bits!r} is not supported; accepted: {SAMPLE_BITS} "
+            "(glymur writes only 8- or 16-bit codestreams, so 12-bit precision cannot be declared)"
+        )
+    return bits
+
+
+def _validated_rate_point(bpp: float | None, lossless: bool, bits: int) -> float | None:
+    """Exactly one of ``bpp`` and ``lossless`` names the rate point, so a YAML typo cannot pass silently."""
+    if not isinstance(lossless, bool):
+        raise ValueError(f"jpeg2000 option lossless={lossless!r}; accepted: true or false")
+    if lossless and bpp is not None:
+        raise ValueError("jpeg2000: give either bpp or lossless=true, not both")
+    if lossless:
+        return None
+    if bpp is None:
+        raise ValueError(f"jpeg2000 needs a rate point: bpp (a number in (0, {bits})) or lossless=true")
+    if isinstance(bpp, bool) or not isinstance(bpp, (int, float)) or not 0 < bpp < bits:
+        raise ValueError(f"jpeg2000 option bpp={bpp!r}; accepted: a number of bits per pixel in (0, {bits})")
+    return float(bpp)
+
+
+@contextmanager
+def _scratch_file() -> Iterator[Path]:
+    """A private folder per call: removed with its file whatever happens, and safe across processes."""
+    with tempfile.TemporaryDirectory(dir=SCRATCH_DIR, prefix="harness-jpeg2000-") as folder:
+        yield Path(folder) / "tile.j2k"
+
+
+def _read_codestream(path: Path) -> np.ndarray:
+    """glymur reports a bad stream in several ways; the codec contract has one: ValueError."""
+    try:
+        return glymur.Jp2k(path)[:]
+    except (InvalidJp2kError, OpenJPEGLibraryError, struct.error) as error:
+        raise ValueError(f"jpeg2000: the codestream cannot be decoded: {error}") from error
+
+
+def _without_comments(codestream: bytes) -> bytes:
+    """Drop the main header's COM segments: informative text only, never needed to decode."""
+    kept = [START_OF_CODESTREAM]
+    offset = len(START_OF_CODESTREAM)
+    while offset < len(codestream) and codestream[offset : offset + 2] != START_OF_TILE_PART:
+        segment_end = offset + 2 + int.from_bytes(codestream[offset + 2 : offset + 4], "big")
+        if codestream[offset : offset + 2] != COMMENT:
+            kept.append(codestream[offset:segment_end])
+        offset = segment_end
+    kept.append(codestream[offset:])
+    return b"".join(kept)
+
+
+@hookimpl
+def harness_codecs() -> list[type[Codec]]:
+    return [Jpeg2000]

@@ -1,0 +1,10 @@
+"""SAR codec benchmark harness.
+
+Plugin authors need only what this module exports: the ``hookimpl`` marker,
+the ``Codec`` base class and the ``Tile`` / ``MetricInput`` records.
+"""
+
+from harness.api import Codec, DatasetSettings, MetricInput, Tile, hookimpl
+from harness.errors import UserError
+
+__all__ = ["Codec", "DatasetSettings", "MetricInput", "Tile", "UserError", "hookimpl"]

@@ -1,0 +1,107 @@
+"""The public contract between the harness and its plugins.
+
+Everything a third-party codec, dataset or metric needs is defined here, so the
+core can change its internals without breaking plugins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pluggy
+
+PROJECT_NAME = "harness"
+
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@dataclass(frozen=True, eq=False)
+class Tile:
+    """One polarisation of one window of one scene, ready for a codec.
+
+    ``data`` is float32 in the normalized dB domain: dB intensity clipped to
+    ``db_range`` and scaled to [0, 1]. The range is fixed per polarisation by
+    the config, never derived from the tile, so no side information escapes
+    the bitstream. No-data pixels are ``False`` in ``mask`` and hold 0.0 in
+    ``data``; metrics ignore them.
+    """
+
+    tile_id: str
+    scene: str
+    pol: str
+    row: int
+    col: int
+    data: np.ndarray
+    mask: np.ndarray
+    db_range: tuple[float, float]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape
+
+    @property
+    def valid_pixels(self) -> int:
+        return int(self.mask.sum())
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """The dataset keys every dataset plugin honours, validated by the core.
+
+    ``max_tiles`` counts tile windows: each window yields one ``Tile`` per
+    polarisation, so both polarisations of a window are always compared.
+    Relative paths in a dataset's options are resolved against ``base_dir``
+    (the folder of the config file).
+    """
+
+    tile_size: int
+    max_tiles: int
+    polarisations: tuple[str, ...]
+    normalization: dict[str, tuple[float, float]]
+    seed: int
+    min_valid_fraction: float
+    base_dir: Path
+    cache_dir: Path
+
+
+@dataclass(frozen=True, eq=False)
+class MetricInput:
+    """What a metric function sees: the original and decoded tile, both normalized."""
+
+    original: np.ndarray
+    reconstructed: np.ndarray
+    mask: np.ndarray
+    db_range: tuple[float, float]
+
+
+class Codec:
+    """Base class for codec plugins: one instance is one rate point.
+
+    Subclasses take their rate-point options as keyword arguments of
+    ``__init__`` (the YAML ``points`` entries are passed there verbatim) and
+    raise ``ValueError`` for a bad value. ``decode`` receives nothing but the
+    bytes and the tile shape: whatever else the decoder needs must be inside
+    the bytes, because the reported rate is ``8 * len(bytes) / pixels``.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    min_tile_size: ClassVar[int] = 1
+    device: str = "cpu"
+    precision: str = ""
+
+    def encode(self, tile: np.ndarray) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_batch(self, tiles: list[np.ndarray]) -> list[bytes]:
+        """Override where batching pays (GPU codecs); the default loops."""
+        return [self.encode(tile) for tile in tiles]
+
+    def decode_batch(self, streams: list[bytes], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
+        return [self.decode(data, shape) for data, shape in zip(streams, shapes)]

@@ -1,0 +1,99 @@
+"""Command line: ``run`` a benchmark, ``list`` the plugins.
+
+User mistakes (``UserError``) print one line and exit with status 2; a
+traceback is shown only with ``--debug``, because a traceback for a typo in a
+YAML file hides the one line the user needs to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from harness.config import load_config
+from harness.errors import UserError
+from harness.plugins import Registry, build_registry
+from harness.report import format_summary_table, load_results, summarize, write_report
+from harness.runner import RESULTS_FILE, RunOptions, run_benchmark
+
+USER_ERROR_EXIT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a benchmark config and write its report",
+                              description="Run every codec rate point on every tile of the config's dataset, "
+                                          "append one row per tile to results.csv, then write tables and plots.")
+    run.add_argument("config", type=Path, help="benchmark YAML file, e.g. benchmarks.yaml")
+    run.add_argument("--output", type=Path, help="run folder (default: reports/<config name>)")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping finished rows")
+    run.add_argument("--overwrite", action="store_true", help="discard an earlier run's results in the folder")
+    run.add_argument("--codecs", help="comma-separated subset of the configured codecs to run")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+    plugins = commands.add_parser("list", help="list registered codecs, datasets and metrics with their origin",
+                                  description="List every registered plugin and where it came from.")
+    plugins.add_argument("--config", type=Path, help="also load the plugins: entries of this config")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    except KeyboardInterrupt:
+        print("interrupted; rerun with --resume to continue", file=sys.stderr)
+        return 130
+
+
+def run_command(args: argparse.Namespace) -> int:
+    config, registry = load_config(args.config)
+    codec_names = tuple(name.strip() for name in args.codecs.split(",") if name.strip()) if args.codecs else None
+    options = RunOptions(
+        run_dir=args.output or Path("reports") / config.name,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        codec_names=codec_names,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    outcome = run_benchmark(config, registry, options)
+    results = load_results(outcome.run_dir / RESULTS_FILE)
+    write_report(results, outcome.run_dir)
+    print(format_summary_table(summarize(results)))
+    print(f"\n{outcome.rows_written} rows measured, {outcome.rows_skipped} resumed, {outcome.error_rows} errors")
+    print(f"report: {outcome.run_dir.resolve()}")
+    return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    if args.config:
+        _, registry = load_config(args.config)
+    else:
+        registry = build_registry()
+    print(format_registry(registry))
+    return 0
+
+
+def format_registry(registry: Registry) -> str:
+    sections = (("codecs", registry.codecs), ("datasets", registry.datasets), ("metrics", registry.metrics))
+    lines = []
+    for title, entries in sections:
+        lines.append(f"{title}:")
+        width = max((len(name) for name in entries), default=0)
+        lines.extend(f"  {name:<{width}}  {entry.origin}" for name, entry in sorted(entries.items()))
+    return "\n".join(lines)
+
+
+COMMANDS = {"run": run_command, "list": list_command}

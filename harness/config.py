@@ -1,0 +1,280 @@
+"""Load ``benchmarks.yaml`` into typed, validated objects.
+
+Every mistake becomes one ``UserError`` line naming the file and the key path
+(``benchmarks.yaml: codecs[1].points[0].bits: ...``), because a benchmark that
+dies ten minutes in on a typo wastes the user's afternoon. Checks that need
+the plugins (codec names, their options) happen here too, after the config's
+own ``plugins:`` are loaded.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import UserError
+from harness.plugins import Registry, build_registry
+
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_CACHE_DIR = Path("~/.cache/sar-codec-harness")
+
+
+@dataclass(frozen=True)
+class CodecPoint:
+    """One rate point: the options passed to the codec's constructor, and its stable label."""
+
+    options: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{key}={value}" for key, value in self.options.items()) or "default"
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    name: str
+    points: tuple[CodecPoint, ...]
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    kind: str
+    tile_size: int
+    max_tiles: int
+    polarisations: tuple[str, ...]
+    min_valid_fraction: float
+    cache_dir: Path
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    warmup: int
+    repeats: int
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    name: str
+    seed: int
+    device: str
+    dataset: DatasetConfig
+    normalization: dict[str, tuple[float, float]]
+    codecs: tuple[CodecConfig, ...]
+    plugins: tuple[str, ...]
+    timing: TimingConfig
+    path: Path
+    text: str
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+TOP_LEVEL_KEYS = {"name", "seed", "device", "dataset", "normalization", "codecs", "plugins", "timing"}
+DATASET_KEYS = {"kind", "tile_size", "max_tiles", "polarisations", "min_valid_fraction", "cache_dir"}
+
+
+class _Checker:
+    """Type checks that report the file and the key path of the offending value."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, key: str, message: str) -> UserError:
+        return UserError(f"{self.path}: {key}: {message}")
+
+    def mapping(self, value: Any, key: str, allowed: set[str] | None = None) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a mapping, got {_describe(value)}")
+        if allowed is not None:
+            unknown = sorted(set(value) - allowed)
+            if unknown:
+                raise self.fail(f"{key}.{unknown[0]}" if key else unknown[0],
+                                f"unknown key; expected one of: {', '.join(sorted(allowed))}")
+        return value
+
+    def integer(self, value: Any, key: str, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"expected an integer, got {_describe(value)}")
+        if value < minimum:
+            raise self.fail(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, f"expected a number, got {_describe(value)}")
+        return float(value)
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"expected a non-empty string, got {_describe(value)}")
+        return value
+
+    def sequence(self, value: Any, key: str) -> list:
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list, got {_describe(value)}")
+        return value
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}" if value is not None else "nothing"
+
+
+def load_config(path: Path | str, registry: Registry | None = None) -> tuple[BenchmarkConfig, Registry]:
+    """Read, parse and validate a benchmark config; also returns the plugin registry it resolved against."""
+    path = Path(path)
+    text = _read_text(path)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{path}: not valid YAML{where}: {problem}") from exc
+    check = _Checker(path)
+    raw = check.mapping(raw, "", TOP_LEVEL_KEYS)
+    plugins = tuple(check.string(entry, f"plugins[{index}]")
+                    for index, entry in enumerate(check.sequence(raw.get("plugins", []), "plugins")))
+    if registry is None:
+        registry = build_registry(plugins, path.parent)
+    dataset = _dataset(check, raw.get("dataset"), registry)
+    config = BenchmarkConfig(
+        name=_run_name(check, raw.get("name")),
+        seed=check.integer(raw.get("seed", 0), "seed", 0),
+        device=_device(check, raw.get("device", "auto")),
+        dataset=dataset,
+        normalization=_normalization(check, raw.get("normalization"), dataset.polarisations),
+        codecs=_codecs(check, raw.get("codecs"), registry, dataset.tile_size),
+        plugins=plugins,
+        timing=_timing(check, raw.get("timing", {})),
+        path=path,
+        text=text,
+    )
+    return config, registry
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found; pass the path of a benchmarks YAML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read config: {exc}") from exc
+
+
+def _run_name(check: _Checker, value: Any) -> str:
+    if value is None:
+        raise check.fail("name", "missing; give the run a name (it names the report folder)")
+    name = check.string(value, "name")
+    if "/" in name or "\\" in name or name in {".", ".."}:
+        raise check.fail("name", f"{name!r} must be a plain folder name, without path separators")
+    return name
+
+
+def _device(check: _Checker, value: Any) -> str:
+    if value not in DEVICES:
+        raise check.fail("device", f"{value!r} is not one of {', '.join(DEVICES)}")
+    return value
+
+
+def _dataset(check: _Checker, value: Any, registry: Registry) -> DatasetConfig:
+    if value is None:
+        raise check.fail("dataset", "missing; add a dataset section (kind: synthetic for the built-in test set)")
+    section = check.mapping(value, "dataset")
+    kind = check.string(section.get("kind"), "dataset.kind")
+    if kind not in registry.datasets:
+        raise check.fail("dataset.kind", f"unknown dataset {kind!r}; registered: {', '.join(registry.datasets)}")
+    options = {key: item for key, item in section.items() if key not in DATASET_KEYS}
+    _check_options(check, registry.dataset(kind), options, "dataset", skip_first=True)
+    polarisations = check.sequence(section.get("polarisations", ["VV", "VH"]), "dataset.polarisations")
+    if not polarisations:
+        raise check.fail("dataset.polarisations", "must name at least one polarisation")
+    fraction = check.number(section.get("min_valid_fraction", 0.5), "dataset.min_valid_fraction")
+    if not 0 < fraction <= 1:
+        raise check.fail("dataset.min_valid_fraction", f"must be in (0, 1], got {fraction}")
+    cache_dir = check.string(section.get("cache_dir", str(DEFAULT_CACHE_DIR)), "dataset.cache_dir")
+    return DatasetConfig(
+        kind=kind,
+        tile_size=check.integer(section.get("tile_size", 256), "dataset.tile_size", 8),
+        max_tiles=check.integer(section.get("max_tiles", 16), "dataset.max_tiles", 1),
+        polarisations=tuple(check.string(pol, f"dataset.polarisations[{index}]").upper()
+                            for index, pol in enumerate(polarisations)),
+        min_valid_fraction=fraction,
+        cache_dir=Path(cache_dir).expanduser(),
+        options=options,
+    )
+
+
+def _normalization(check: _Checker, value: Any, polarisations: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+    if value is None:
+        raise check.fail("normalization", "missing; give a dB range per polarisation, e.g. VV: [-25, 5]")
+    section = check.mapping(value, "normalization")
+    ranges = {}
+    for pol in polarisations:
+        if pol not in section:
+            raise check.fail(f"normalization.{pol}", f"missing dB range for polarisation {pol}, e.g. {pol}: [-25, 5]")
+        bounds = check.sequence(section[pol], f"normalization.{pol}")
+        if len(bounds) != 2:
+            raise check.fail(f"normalization.{pol}", f"expected [low_db, high_db], got {bounds!r}")
+        low, high = (check.number(bound, f"normalization.{pol}") for bound in bounds)
+        if not low < high:
+            raise check.fail(f"normalization.{pol}", f"low ({low}) must be below high ({high})")
+        ranges[pol] = (low, high)
+    return ranges
+
+
+def _codecs(check: _Checker, value: Any, registry: Registry, tile_size: int) -> tuple[CodecConfig, ...]:
+    if value is None:
+        raise check.fail("codecs", "missing; list at least one codec with its rate points")
+    entries = check.sequence(value, "codecs")
+    if not entries:
+        raise check.fail("codecs", "empty; list at least one codec with its rate points")
+    codecs = []
+    for index, entry in enumerate(entries):
+        key = f"codecs[{index}]"
+        entry = check.mapping(entry, key, {"name", "points"})
+        name = check.string(entry.get("name"), f"{key}.name")
+        if name not in registry.codecs:
+            raise check.fail(f"{key}.name", f"unknown codec {name!r}; registered: {', '.join(registry.codecs)}"
+                                            " (run `python -m harness list`)")
+        codec_class = registry.codec(name)
+        if tile_size < codec_class.min_tile_size:
+            raise check.fail("dataset.tile_size", f"{tile_size} is smaller than codec {name!r} needs "
+                                                  f"({codec_class.min_tile_size} px); raise tile_size or drop the codec")
+        points = check.sequence(entry.get("points", [{}]), f"{key}.points")
+        for point_index, point in enumerate(points):
+            point_key = f"{key}.points[{point_index}]"
+            _check_options(check, codec_class, check.mapping(point, point_key), point_key, skip_first=False)
+        codecs.append(CodecConfig(name, tuple(CodecPoint(dict(point)) for point in points)))
+    names = [codec.name for codec in codecs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise check.fail("codecs", f"codec {duplicates[0]!r} is listed twice; merge its points into one entry")
+    return tuple(codecs)
+
+
+def _check_options(check: _Checker, cls: type, options: dict, key: str, skip_first: bool) -> None:
+    """Reject option names the plugin's constructor does not accept, before anything runs."""
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    if skip_first:
+        parameters = parameters[1:]
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+        return
+    accepted = {parameter.name for parameter in parameters}
+    for option in options:
+        if option not in accepted:
+            raise check.fail(f"{key}.{option}", f"unknown option for {cls.name!r}; accepted: "
+                                                f"{', '.join(sorted(accepted)) or 'none'}")
+
+
+def _timing(check: _Checker, value: Any) -> TimingConfig:
+    section = check.mapping(value, "timing", {"warmup", "repeats"})
+    return TimingConfig(
+        warmup=check.integer(section.get("warmup", 1), "timing.warmup", 0),
+        repeats=check.integer(section.get("repeats", 3), "timing.repeats", 1),
+    )

@@ -1,0 +1,51 @@
+"""The whole extension surface of the harness, in one file.
+
+A plugin is any module or object with functions marked ``@harness.hookimpl``
+whose names match the specifications below. Each hook returns a list; the
+plugin manager gathers them, records where each came from and rejects
+duplicate names.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pluggy
+
+from harness.api import PROJECT_NAME, Codec, MetricInput
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+@hookspec
+def harness_codecs() -> list[type[Codec]]:
+    """Return codec classes (subclasses of ``harness.Codec``).
+
+    Each class needs a unique ``name``: the YAML refers to it and the result
+    tables are keyed by it. A class is instantiated once per rate point with
+    that point's options as keyword arguments.
+    """
+
+
+@hookspec
+def harness_datasets() -> list[type]:
+    """Return dataset classes.
+
+    A dataset class has a unique ``name`` (the YAML ``dataset.kind``), is
+    constructed as ``cls(settings: harness.DatasetSettings, **options)``
+    where ``options`` are the remaining keys of the YAML ``dataset`` section,
+    and yields ``harness.Tile`` objects from ``tiles()``, deterministically for
+    a given seed. It raises ``harness.UserError`` for bad options or files.
+    """
+
+
+@hookspec
+def harness_metrics() -> list[Callable[[MetricInput], dict[str, float]]]:
+    """Return metric functions.
+
+    A metric is registered under its function ``__name__``. It takes a
+    ``harness.MetricInput`` and returns a mapping of result-column name to
+    value, evaluated on the valid mask only. It returns NaN for a value it
+    cannot compute on that tile (and documents when that happens) rather
+    than raising.
+    """

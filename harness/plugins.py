@@ -1,0 +1,172 @@
+"""Build the plugin manager and the registry of codecs, datasets and metrics.
+
+Built-in plugins (the modules in ``codecs/`` and ``datasets/``, and
+``harness.metrics``) are registered through the same path as third-party ones,
+so the built-ins prove the public API is sufficient. Every registered name
+remembers where it came from, because "which plugin gave me this codec?" is
+the first question when two plugins disagree.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import pkgutil
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import pluggy
+
+from harness import hookspecs
+from harness.api import PROJECT_NAME
+from harness.errors import UserError
+
+BUILTIN_PACKAGES = ("harness_codecs", "harness_datasets")
+BUILTIN_MODULES = ("harness.metrics",)
+ENTRY_POINT_GROUP = PROJECT_NAME
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A plugin-provided object and the origin it came from (for `list` and errors)."""
+
+    obj: Any
+    origin: str
+
+
+@dataclass
+class Registry:
+    """Everything the plugins provide, keyed by unique name."""
+
+    codecs: dict[str, Registered] = field(default_factory=dict)
+    datasets: dict[str, Registered] = field(default_factory=dict)
+    metrics: dict[str, Registered] = field(default_factory=dict)
+
+    def codec(self, name: str) -> Any:
+        return self.codecs[name].obj
+
+    def dataset(self, name: str) -> Any:
+        return self.datasets[name].obj
+
+    def metric_functions(self) -> list[Callable]:
+        return [entry.obj for entry in self.metrics.values()]
+
+
+def build_registry(extra_plugins: list[str] | tuple[str, ...] = (), base_dir: Path | None = None) -> Registry:
+    """Load every plugin and collect what it provides.
+
+    ``extra_plugins`` are the config's ``plugins:`` entries: a ``.py`` file
+    (relative to ``base_dir``) or an importable module name.
+    """
+    manager = pluggy.PluginManager(PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    origins: dict[str, str] = {}
+    for module, origin in _builtin_plugins():
+        _register(manager, module, origin, origins)
+    for module, origin in _entry_point_plugins():
+        _register(manager, module, origin, origins)
+    for entry in extra_plugins:
+        module = _import_config_plugin(entry, base_dir or Path.cwd())
+        _register(manager, module, f"config plugin {entry}", origins)
+    return Registry(
+        codecs=_collect(manager, "harness_codecs", "codec", origins, lambda cls: cls.name),
+        datasets=_collect(manager, "harness_datasets", "dataset", origins, lambda cls: cls.name),
+        metrics=_collect(manager, "harness_metrics", "metric", origins, lambda fn: fn.__name__),
+    )
+
+
+def _register(manager: pluggy.PluginManager, module: object, origin: str, origins: dict[str, str]) -> None:
+    if manager.is_registered(module):
+        return
+    name = manager.register(module)
+    origins[name] = origin
+
+
+def _builtin_plugins() -> list[tuple[ModuleType, str]]:
+    """Modules of the built-in plugin folders; names starting with ``_`` are helpers, not plugins."""
+    names = [
+        f"{package_name}.{info.name}"
+        for package_name in BUILTIN_PACKAGES
+        for info in sorted(pkgutil.iter_modules(importlib.import_module(package_name).__path__), key=lambda i: i.name)
+        if not info.name.startswith("_")
+    ]
+    modules = [importlib.import_module(name) for name in [*names, *BUILTIN_MODULES]]
+    return [(module, display_path(Path(module.__file__))) for module in modules]
+
+
+def display_path(path: Path) -> str:
+    """A path relative to the working directory when it lies below it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _entry_point_plugins() -> list[tuple[object, str]]:
+    """Installed packages' plugins; one that fails to import is reported and skipped, not fatal."""
+    plugins = []
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        distribution = entry_point.dist.name if entry_point.dist else "unknown distribution"
+        try:
+            plugin = entry_point.load()
+        except Exception as exc:  # a broken third-party package must not stop the benchmark
+            warnings.warn(f"skipping plugin entry point {entry_point.name!r} from {distribution}: {exc}", stacklevel=2)
+            continue
+        plugins.append((plugin, f"entry point {entry_point.name} ({distribution})"))
+    return plugins
+
+
+def _import_config_plugin(entry: str, base_dir: Path) -> ModuleType:
+    if entry.endswith(".py"):
+        return _import_file(base_dir / entry, entry)
+    try:
+        return importlib.import_module(entry)
+    except ImportError as exc:
+        raise UserError(
+            f"plugins: cannot import module {entry!r} ({exc}); give a .py file path or an installed module name"
+        ) from exc
+
+
+def _import_file(path: Path, entry: str) -> ModuleType:
+    """Import a plugin file under a private module name, as pytest imports conftest files."""
+    if not path.is_file():
+        raise UserError(f"plugins: file {entry!r} not found (looked at {path}); paths are relative to the config file")
+    module_name = f"harness_plugin_{abs(hash(str(path.resolve())))}_{path.stem}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise UserError(f"plugins: {path} failed to import: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _collect(
+    manager: pluggy.PluginManager,
+    hook_name: str,
+    kind: str,
+    origins: dict[str, str],
+    name_of: Callable[[Any], str],
+) -> dict[str, Registered]:
+    """Call one hook plugin by plugin so each result keeps its origin; duplicate names are an error."""
+    collected: dict[str, Registered] = {}
+    for implementation in getattr(manager.hook, hook_name).get_hookimpls():
+        origin = origins.get(implementation.plugin_name, implementation.plugin_name)
+        for obj in implementation.function() or []:
+            name = name_of(obj)
+            if name in collected:
+                raise UserError(
+                    f"duplicate {kind} name {name!r}: provided by {collected[name].origin} and by {origin}; "
+                    "rename one of them or remove one plugin"
+                )
+            collected[name] = Registered(obj, origin)
+    return collected

@@ -1,0 +1,536 @@
+"""Summary tables and rate-distortion plots from a run's ``results.csv``.
+
+The report reads only ``results.csv``, so a report can be rebuilt from a
+finished, interrupted or copied run without touching codecs or data.
+
+Conventions the tables and plots share:
+
+- Groups (codec, rate point, polarisation) keep the order in which they first
+  appear in the results: that is the order of the config, which the user chose.
+- Means and standard deviations are over good rows only (``error`` empty) and
+  skip NaN; each metric has a ``<metric>_count`` column saying how many tiles
+  it rests on, because some metrics (MS-SSIM on small tiles) are NaN by design.
+- A lossless point has PSNR ``+inf`` on every tile. The mean of values that
+  contain ``inf`` is ``inf`` and is kept as such (rendered ``inf``); its
+  standard deviation is undefined and left NaN (rendered blank). Plots cannot
+  place ``inf`` on an axis, so they omit such points and say so in the legend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
+from pandas.api.typing import DataFrameGroupBy
+
+TEXT_COLUMNS = (
+    ("run", "dataset", "scene", "tile_id", "pol")
+    + ("codec", "point", "options", "device", "precision", "error")
+)
+NON_METRIC_COLUMNS = frozenset(
+    TEXT_COLUMNS
+    + ("height", "width", "valid_pixels", "bytes", "bpp", "compression_ratio")
+    + ("encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s")
+)
+KNOWN_METRICS = ("psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "enl_ratio", "epi")
+SPEED_COLUMNS = ("encode_mpix_s", "decode_mpix_s")
+HEADLINE_METRICS = ("psnr", "ms_ssim", "enl_ratio")
+LABEL_COLUMNS = ("run", "codec", "point", "pol", "device", "precision", "error")
+NUMERIC_NA_STRINGS = ["", "nan", "NaN", "NA", "null"]
+
+GROUP_KEYS = ("codec", "point")
+GROUP_KEYS_BY_POL = ("codec", "point", "pol")
+
+PALETTE = matplotlib.colormaps["tab10"].colors
+DPI = 120
+FIGURE_SIZE = (6.4, 4.4)
+DECODE_BAR_STYLE = {"alpha": 0.45, "hatch": "//"}
+
+Color = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class ColumnStyle:
+    """How a summary column is shown to people: a header with units and a rounding."""
+
+    label: str
+    decimals: int
+
+
+COLUMN_STYLES = {
+    "bpp": ColumnStyle("bpp", 3),
+    "psnr": ColumnStyle("PSNR (dB)", 2),
+    "ssim": ColumnStyle("SSIM", 4),
+    "ms_ssim": ColumnStyle("MS-SSIM", 4),
+    "rmse_db": ColumnStyle("RMSE (dB)", 3),
+    "bias_db": ColumnStyle("bias (dB)", 3),
+    "enl_ratio": ColumnStyle("ENL ratio", 3),
+    "epi": ColumnStyle("EPI", 3),
+    "encode_mpix_s": ColumnStyle("encode MPix/s", 2),
+    "decode_mpix_s": ColumnStyle("decode MPix/s", 2),
+}
+DEFAULT_DECIMALS = 4
+
+
+@dataclass(frozen=True)
+class RDPlot:
+    """One rate-distortion figure: which metric, its axis label, and an optional ideal value."""
+
+    metric: str
+    title: str
+    axis_label: str
+    ideal: float | None = None
+
+    @property
+    def filename(self) -> str:
+        return f"rd_{self.metric}.png"
+
+
+RD_PLOTS = (
+    RDPlot("psnr", "PSNR", "PSNR, normalized dB domain (dB)"),
+    RDPlot("ms_ssim", "MS-SSIM", "MS-SSIM (1 = identical)"),
+    RDPlot("enl_ratio", "ENL ratio (speckle statistics)", "ENL ratio, reconstructed / original", ideal=1.0),
+    RDPlot("rmse_db", "RMSE of backscatter", "RMSE of backscatter (dB)"),
+)
+RATE_AXIS_LABEL = "rate (bits per pixel)"
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """The files ``write_report`` produced, so the CLI can list them and tests can check them."""
+
+    summary_csv: Path
+    summary_by_pol_csv: Path
+    summary_md: Path
+    rd_plots: tuple[Path, ...]
+    timing_png: Path
+
+    def paths(self) -> tuple[Path, ...]:
+        return (self.summary_csv, self.summary_by_pol_csv, self.summary_md, *self.rd_plots, self.timing_png)
+
+
+def load_results(path: Path) -> pd.DataFrame:
+    """Read ``results.csv`` so that text stays text and numbers stay numbers.
+
+    Only numeric columns treat ``nan``/empty as missing: an empty ``error``
+    means a good row and must read as ``""``, and an error message or tile id
+    must never be turned into NaN or a number.
+    """
+    header = pd.read_csv(path, nrows=0).columns
+    text_columns = [column for column in header if column in TEXT_COLUMNS]
+    na_values = {column: NUMERIC_NA_STRINGS for column in header if column not in TEXT_COLUMNS}
+    return pd.read_csv(
+        path,
+        dtype={column: str for column in text_columns},
+        keep_default_na=False,
+        na_values=na_values,
+    )
+
+
+def metric_columns(results: pd.DataFrame) -> list[str]:
+    """The known metrics present, then any other numeric column (a metric plugin's).
+
+    ``compression_ratio`` is not a metric: it restates the rate that ``bpp`` already summarizes.
+    """
+    known = [column for column in KNOWN_METRICS if column in results.columns]
+    extra = [
+        column
+        for column in results.columns
+        if column not in NON_METRIC_COLUMNS
+        and column not in KNOWN_METRICS
+        and pd.api.types.is_numeric_dtype(results[column])
+        and not pd.api.types.is_bool_dtype(results[column])
+    ]
+    return known + extra
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (codec, rate point), the numbers every table and plot of the report draws on.
+
+    Columns: ``codec``, ``point``, ``tiles`` (rows, error rows included),
+    ``errors``, ``bpp_mean``/``bpp_std``, for each metric ``<m>_mean``,
+    ``<m>_std`` and ``<m>_count``, ``encode_mpix_s_median``,
+    ``decode_mpix_s_median``, ``device`` and ``precision``.
+    """
+    return _summarize_by(results, GROUP_KEYS)
+
+
+def summarize_by_pol(results: pd.DataFrame) -> pd.DataFrame:
+    """As ``summarize``, split by polarisation: VH is darker and noisier, so codecs fare differently."""
+    return _summarize_by(results, GROUP_KEYS_BY_POL)
+
+
+def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    results = _normalized_columns(results)
+    is_error = results["error"] != ""
+    all_rows = results.groupby(list(keys), sort=False)
+    good_rows = results[~is_error].groupby(list(keys), sort=False)
+    parts = [
+        all_rows.size().rename("tiles"),
+        is_error.groupby([results[key] for key in keys], sort=False).sum().rename("errors"),
+        _mean_std(good_rows, "bpp"),
+        *(_mean_std_count(good_rows, metric) for metric in metric_columns(results)),
+        *(good_rows[column].median().rename(f"{column}_median") for column in SPEED_COLUMNS),
+        all_rows["device"].agg(_distinct_text).rename("device"),
+        all_rows["precision"].agg(_distinct_text).rename("precision"),
+    ]
+    summary = pd.concat(parts, axis=1).reindex(all_rows.size().index).reset_index()
+    return _in_first_appearance_order(_counts_as_integers(summary), results, keys)
+
+
+def _counts_as_integers(summary: pd.DataFrame) -> pd.DataFrame:
+    """A group with no good rows has no metric counts: that is zero, not missing."""
+    counts = [column for column in summary.columns if column.endswith("_count")]
+    summary[counts] = summary[counts].fillna(0).astype(int)
+    return summary
+
+
+def _normalized_columns(results: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose label columns are plain text and whose value columns are numeric.
+
+    Frames come from ``load_results`` or straight from the runner; one with
+    only error rows has its metric columns all empty, which may read as text.
+    """
+    results = results.copy()
+    for column in LABEL_COLUMNS:
+        if column not in results.columns:
+            results[column] = ""
+        results[column] = results[column].fillna("").astype(str)
+    for column in ("bpp", *SPEED_COLUMNS):
+        if column not in results.columns:
+            results[column] = np.nan
+    for column in ("bpp", *KNOWN_METRICS, *SPEED_COLUMNS):
+        if column in results.columns:
+            results[column] = pd.to_numeric(results[column], errors="coerce")
+    return results
+
+
+def _mean_std(groups: DataFrameGroupBy, column: str) -> pd.DataFrame:
+    """Mean and std, silencing numpy's warning on ``inf - inf``: that std is NaN on purpose."""
+    with np.errstate(invalid="ignore"):
+        return pd.concat(
+            [groups[column].mean().rename(f"{column}_mean"), groups[column].std().rename(f"{column}_std")],
+            axis=1,
+        )
+
+
+def _mean_std_count(groups: DataFrameGroupBy, column: str) -> pd.DataFrame:
+    return pd.concat([_mean_std(groups, column), groups[column].count().rename(f"{column}_count")], axis=1)
+
+
+def _distinct_text(values: pd.Series) -> str:
+    """All distinct non-empty values, in order: a codec that fell back from cuda to cpu shows both."""
+    return "/".join(dict.fromkeys(value for value in values if value))
+
+
+def _in_first_appearance_order(summary: pd.DataFrame, results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    """Sort codecs by first appearance, then each codec's points (and pols) by theirs.
+
+    ``groupby(sort=False)`` orders whole key tuples by first appearance, which
+    interleaves codecs when the runner writes rows tile by tile.
+    """
+    rank_columns = []
+    for depth in range(1, len(keys) + 1):
+        level = list(keys[:depth])
+        rank_name = f"_rank{depth}"
+        first_seen = results[level].drop_duplicates()
+        ranks = first_seen.assign(**{rank_name: np.arange(len(first_seen))})
+        summary = summary.merge(ranks, on=level, how="left")
+        rank_columns.append(rank_name)
+    return summary.sort_values(rank_columns, kind="stable").drop(columns=rank_columns).reset_index(drop=True)
+
+
+def codec_colors(codecs: Iterable[str]) -> dict[str, Color]:
+    """Colour per codec from the sorted names, so every figure of a run agrees on it."""
+    names = sorted(set(codecs))
+    return {name: PALETTE[index % len(PALETTE)] for index, name in enumerate(names)}
+
+
+def write_report(results: pd.DataFrame, run_dir: Path) -> ReportFiles:
+    """Write the summary tables and figures of one run into ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results = _normalized_columns(results)
+    run_name = _run_name(results, run_dir)
+    summary = summarize(results)
+    summary_by_pol = summarize_by_pol(results)
+    colors = codec_colors(results["codec"])
+    files = ReportFiles(
+        summary_csv=run_dir / "summary.csv",
+        summary_by_pol_csv=run_dir / "summary_by_pol.csv",
+        summary_md=run_dir / "summary.md",
+        rd_plots=tuple(run_dir / plot.filename for plot in RD_PLOTS),
+        timing_png=run_dir / "timing.png",
+    )
+    summary.to_csv(files.summary_csv, index=False)
+    summary_by_pol.to_csv(files.summary_by_pol_csv, index=False)
+    files.summary_md.write_text(summary_markdown(results, summary, summary_by_pol, run_name), encoding="utf-8")
+    for plot, path in zip(RD_PLOTS, files.rd_plots):
+        _save(_rd_figure(summary, plot, colors, run_name), path)
+    _save(_timing_figure(results, colors, run_name), files.timing_png)
+    return files
+
+
+def _run_name(results: pd.DataFrame, run_dir: Path) -> str:
+    """The run name recorded in the rows; the folder name when there are no rows to ask."""
+    names = [name for name in dict.fromkeys(results["run"]) if name]
+    return "/".join(names) or run_dir.name
+
+
+def _save(figure: Figure, path: Path) -> None:
+    figure.savefig(path, dpi=DPI)
+
+
+def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_pol: pd.DataFrame, run_name: str) -> str:
+    """The human-readable report: header counts, both tables, notes and the errors."""
+    sections = [
+        f"# Run `{run_name}`",
+        _header_lines(results),
+        "## By codec and rate point",
+        _markdown_table(summary, GROUP_KEYS),
+        "## By codec, rate point and polarisation",
+        _markdown_table(summary_by_pol, GROUP_KEYS_BY_POL),
+        "## Notes",
+        _notes(summary),
+        "## Errors",
+        _errors_section(results),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _header_lines(results: pd.DataFrame) -> str:
+    tile_keys = [column for column in ("dataset", "scene", "tile_id", "pol") if column in results.columns]
+    tiles = len(results[tile_keys].drop_duplicates())
+    errors = int((results["error"] != "").sum())
+    codecs = ", ".join(dict.fromkeys(results["codec"])) or "none"
+    return "\n".join(
+        [
+            f"- tiles: {tiles}",
+            f"- rows (codec × rate point × tile): {len(results)}",
+            f"- error rows: {errors}",
+            f"- codecs: {codecs}",
+        ]
+    )
+
+
+def _notes(summary: pd.DataFrame) -> str:
+    lines = [
+        "- Cells are mean ± std over the tiles without error; NaN values are skipped "
+        "and `n` columns appear where a metric is missing on some tiles.",
+        "- Speeds are medians over tiles.",
+    ]
+    if "psnr_mean" in summary.columns and np.isposinf(summary["psnr_mean"]).any():
+        lines.append(
+            "- PSNR `inf`: at least one tile was reconstructed exactly (lossless), "
+            "so the mean is infinite and the std is left blank."
+        )
+    return "\n".join(lines)
+
+
+def _errors_section(results: pd.DataFrame) -> str:
+    errors = results[results["error"] != ""]
+    if errors.empty:
+        return "No codec raised an error."
+    columns = [column for column in ("codec", "point", "scene", "tile_id", "pol", "error") if column in errors.columns]
+    table = errors[columns].rename(columns={"tile_id": "tile", "error": "message"})
+    return table.to_markdown(index=False)
+
+
+def _markdown_table(summary: pd.DataFrame, keys: tuple[str, ...]) -> str:
+    if summary.empty:
+        return "No results."
+    table = _display_table(summary, keys, with_spread=True)
+    return table.to_markdown(index=False, disable_numparse=True, colalign=_column_alignment(table, keys))
+
+
+def format_summary_table(summary: pd.DataFrame) -> str:
+    """The short table the CLI prints after a run: means only, the headline metrics."""
+    if summary.empty:
+        return "No results."
+    headline = summary.drop(
+        columns=[
+            column
+            for column in summary.columns
+            if column.endswith("_mean") and column.removesuffix("_mean") not in ("bpp", *HEADLINE_METRICS)
+        ]
+    )
+    table = _display_table(headline, GROUP_KEYS, with_spread=False)
+    return table.to_markdown(
+        index=False, tablefmt="simple", disable_numparse=True, colalign=_column_alignment(table, GROUP_KEYS)
+    )
+
+
+def _column_alignment(table: pd.DataFrame, keys: tuple[str, ...]) -> list[str]:
+    """Numbers right-aligned so digits line up; labels left. The cells are text, so tabulate cannot tell."""
+    labels = {*keys, "device", "precision"}
+    return ["left" if column in labels else "right" for column in table.columns]
+
+
+def _display_table(summary: pd.DataFrame, keys: tuple[str, ...], with_spread: bool) -> pd.DataFrame:
+    """Turn the numeric summary into text cells with readable headers and rounding."""
+    table = summary[list(keys)].copy()
+    table["tiles"] = summary["tiles"].astype(str)
+    table["errors"] = summary["errors"].astype(str)
+    for value in _summarized_values(summary):
+        style = COLUMN_STYLES.get(value, ColumnStyle(value, DEFAULT_DECIMALS))
+        table[style.label] = _cells(summary, value, style.decimals, with_spread)
+        if with_spread and _has_missing_values(summary, value):
+            table[f"{style.label} n"] = summary[f"{value}_count"].astype(int).astype(str)
+    for column in SPEED_COLUMNS:
+        style = COLUMN_STYLES[column]
+        table[style.label] = [_format_number(value, style.decimals) for value in summary[f"{column}_median"]]
+    table["device"] = summary["device"].fillna("").astype(str)
+    precision = summary["precision"].fillna("").astype(str)
+    if precision.astype(bool).any():
+        table["precision"] = precision
+    return table
+
+
+def _summarized_values(summary: pd.DataFrame) -> list[str]:
+    return [column.removesuffix("_mean") for column in summary.columns if column.endswith("_mean")]
+
+
+def _has_missing_values(summary: pd.DataFrame, value: str) -> bool:
+    """A metric is missing on some tiles when it rests on fewer tiles than the good ones."""
+    count_column = f"{value}_count"
+    if count_column not in summary.columns:
+        return False
+    return bool((summary[count_column] < summary["tiles"] - summary["errors"]).any())
+
+
+def _cells(summary: pd.DataFrame, value: str, decimals: int, with_spread: bool) -> list[str]:
+    means = summary[f"{value}_mean"]
+    if not with_spread:
+        return [_format_number(mean, decimals) for mean in means]
+    stds = summary[f"{value}_std"]
+    return [_mean_plus_minus_std(mean, std, decimals) for mean, std in zip(means, stds)]
+
+
+def _mean_plus_minus_std(mean: float, std: float, decimals: int) -> str:
+    if not np.isfinite(mean) or not np.isfinite(std):
+        return _format_number(mean, decimals)
+    return f"{_format_number(mean, decimals)} ± {_format_number(std, decimals)}"
+
+
+def _format_number(value: float, decimals: int) -> str:
+    """NaN becomes blank and +inf the word ``inf`` (a lossless PSNR), the rest is rounded."""
+    if pd.isna(value):
+        return ""
+    if np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{decimals}f}"
+
+
+def _rd_figure(summary: pd.DataFrame, plot: RDPlot, colors: dict[str, Color], run_name: str) -> Figure:
+    """Mean metric against mean bpp per point, one line per codec, ±1 std error bars."""
+    figure = Figure(figsize=FIGURE_SIZE, layout="constrained")
+    axes = figure.add_subplot()
+    plotted = 0
+    if f"{plot.metric}_mean" in summary.columns:
+        for codec, points in summary.groupby("codec", sort=False):
+            plotted += _draw_rd_line(axes, points, plot.metric, codec, colors[codec])
+    if plot.ideal is not None:
+        axes.axhline(plot.ideal, color="0.4", linestyle="--", linewidth=1, label=f"ideal ({plot.ideal:g})")
+    if not plotted:
+        _empty_note(axes, f"no finite {plot.metric} values to plot")
+    axes.set_xlabel(RATE_AXIS_LABEL)
+    axes.set_ylabel(plot.axis_label)
+    axes.set_title(f"{run_name}: {plot.title} vs rate (bars: ±1 std over tiles)", fontsize=10)
+    axes.grid(True, alpha=0.3)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=8)
+    return figure
+
+
+def _draw_rd_line(axes: Axes, points: pd.DataFrame, metric: str, codec: str, color: Color) -> int:
+    """Draw one codec's finite points sorted by rate; returns how many were drawn."""
+    means = points[f"{metric}_mean"]
+    finite = points[np.isfinite(means) & np.isfinite(points["bpp_mean"])].sort_values("bpp_mean")
+    lossless = int(np.isposinf(means).sum())
+    label = codec if not lossless else f"{codec} ({lossless} lossless point(s) not shown: inf)"
+    if finite.empty:
+        return 0
+    axes.errorbar(
+        finite["bpp_mean"],
+        finite[f"{metric}_mean"],
+        yerr=finite[f"{metric}_std"].fillna(0.0),
+        color=color,
+        marker="o",
+        markersize=4,
+        capsize=3,
+        linewidth=1.5,
+        label=label,
+    )
+    return len(finite)
+
+
+def _timing_figure(results: pd.DataFrame, colors: dict[str, Color], run_name: str) -> Figure:
+    """Median encode and decode MPix/s per codec on a log axis, device in the label."""
+    speeds = _median_speed_per_codec(results)
+    figure = Figure(figsize=(FIGURE_SIZE[0], 1.6 + 0.6 * max(len(speeds), 1)), layout="constrained")
+    axes = figure.add_subplot()
+    if speeds.empty:
+        _empty_note(axes, "no successful rows to time")
+    else:
+        _draw_speed_bars(axes, speeds, colors)
+        _set_log_speed_axis(axes, speeds[["encode", "decode"]].stack())
+    axes.set_xlabel("median throughput (MPix/s, log scale)")
+    axes.set_title(f"{run_name}: encode and decode speed", fontsize=10)
+    axes.grid(True, axis="x", which="both", alpha=0.3)
+    return figure
+
+
+def _set_log_speed_axis(axes: Axes, speeds: pd.Series) -> None:
+    """Whole decades as limits, so a bar's length means the same in every report; plain numbers as ticks."""
+    low = 10.0 ** np.floor(np.log10(speeds.min()))
+    high = 10.0 ** np.ceil(np.log10(speeds.max() * 1.5))
+    axes.set_xscale("log")
+    axes.set_xlim(low, high)
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+
+
+def _median_speed_per_codec(results: pd.DataFrame) -> pd.DataFrame:
+    """Median speed over all points and tiles of each codec; non-positive speeds cannot sit on a log axis."""
+    good = results[results["error"] == ""]
+    speeds = good.groupby("codec", sort=False).agg(
+        encode=("encode_mpix_s", "median"),
+        decode=("decode_mpix_s", "median"),
+        device=("device", _distinct_text),
+    )
+    speeds[["encode", "decode"]] = speeds[["encode", "decode"]].where(speeds[["encode", "decode"]] > 0)
+    return speeds.dropna(subset=["encode", "decode"], how="all")
+
+
+def _draw_speed_bars(axes: Axes, speeds: pd.DataFrame, colors: dict[str, Color]) -> None:
+    positions = np.arange(len(speeds))
+    height = 0.38
+    bar_colors = [colors[codec] for codec in speeds.index]
+    for offset, column, style in ((-height / 2, "encode", {}), (height / 2, "decode", DECODE_BAR_STYLE)):
+        values = speeds[column]
+        bars = axes.barh(positions + offset, values.fillna(0), height, color=bar_colors, **style)
+        axes.bar_label(bars, labels=[_speed_label(value) for value in values], padding=2, fontsize=7)
+    axes.set_yticks(positions, [f"{codec} ({device or 'unknown'})" for codec, device in speeds["device"].items()])
+    axes.invert_yaxis()
+    axes.legend(
+        handles=[Patch(color="0.3", label="encode"), Patch(facecolor="0.3", label="decode", **DECODE_BAR_STYLE)],
+        fontsize=8,
+    )
+
+
+def _speed_label(value: float) -> str:
+    """Three significant figures without exponent notation, which reads badly next to a bar."""
+    if pd.isna(value):
+        return ""
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+
+def _empty_note(axes: Axes, text: str) -> None:
+    axes.text(0.5, 0.5, text, transform=axes.transAxes, ha="center", va="center", color="0.4")

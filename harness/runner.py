@@ -1,0 +1,315 @@
+"""The benchmark loop: codec x rate point x tile, timed, one results row each.
+
+Rows are appended to ``results.csv`` and flushed the moment they exist, so an
+interrupted run loses nothing and ``--resume`` continues where it stopped. A
+codec that raises on a tile becomes an error row; the run goes on, because one
+bad tile must not cost the user the other codecs' results.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import json
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from harness.api import Codec, DatasetSettings, MetricInput, Tile
+from harness.config import BenchmarkConfig, CodecConfig, CodecPoint
+from harness.environment import collect_environment
+from harness.errors import UserError
+from harness.plugins import Registry
+from harness.timing import synchronizer_for, time_call
+
+LEADING_COLUMNS = [
+    "run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels",
+    "codec", "point", "options", "bytes", "bpp", "compression_ratio",
+]
+TRAILING_COLUMNS = ["encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "device", "precision", "error"]
+RESULTS_FILE = "results.csv"
+REFERENCE_BITS_PER_PIXEL = 16
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line adds to the config for one run."""
+
+    run_dir: Path
+    resume: bool = False
+    overwrite: bool = False
+    codec_names: tuple[str, ...] | None = None
+    device: str | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    rows_written: int
+    rows_skipped: int
+    error_rows: int
+
+
+@dataclass(frozen=True)
+class PreparedPoint:
+    codec_name: str
+    point: CodecPoint
+    codec: Codec
+
+
+def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptions) -> RunOutcome:
+    """Run every selected codec point on every tile, appending rows to ``results.csv``."""
+    device = resolve_device(options.device or config.device)
+    codecs = select_codecs(config.codecs, options.codec_names)
+    points = prepare_points(config, codecs, registry, device)
+    tiles = load_tiles(config, registry)
+    results_path = options.run_dir / RESULTS_FILE
+    done = _prepare_run_dir(config, options, results_path)
+    columns = LEADING_COLUMNS + probe_metric_columns(registry, tiles[0]) + TRAILING_COLUMNS
+    _write_environment(config, options.run_dir, device)
+    written = skipped = errors = 0
+    with ResultsWriter(results_path, columns) as writer:
+        progress = tqdm(total=len(points) * len(tiles), disable=not options.progress, unit="tile", dynamic_ncols=True)
+        for prepared in points:
+            progress.set_description(f"{prepared.codec_name} {prepared.point.label}")
+            for tile in tiles:
+                progress.update()
+                if (prepared.codec_name, prepared.point.label, tile.tile_id) in done:
+                    skipped += 1
+                    continue
+                row = measure(prepared, tile, config, registry)
+                writer.write(row)
+                written += 1
+                errors += bool(row["error"])
+        progress.close()
+    return RunOutcome(options.run_dir, written, skipped, errors)
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` means CUDA when a GPU is usable, else CPU; asking for CUDA without one is a user error."""
+    if requested == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if requested == "cuda":
+        raise UserError("device: cuda requested but torch sees no CUDA device; use --device cpu or auto")
+    return "cpu"
+
+
+def select_codecs(codecs: tuple[CodecConfig, ...], names: tuple[str, ...] | None) -> tuple[CodecConfig, ...]:
+    if names is None:
+        return codecs
+    configured = [codec.name for codec in codecs]
+    unknown = [name for name in names if name not in configured]
+    if unknown:
+        raise UserError(f"--codecs: {', '.join(unknown)} not in the config (configured: {', '.join(configured)})")
+    return tuple(codec for codec in codecs if codec.name in names)
+
+
+def _prepare_run_dir(config: BenchmarkConfig, options: RunOptions, results_path: Path) -> set[tuple[str, str, str]]:
+    """Create the run folder; on resume return the finished (codec, point, tile) keys."""
+    saved_config = options.run_dir / "config.yaml"
+    if results_path.exists() and not (options.resume or options.overwrite):
+        raise UserError(f"{results_path} already exists; pass --resume to continue that run, "
+                        "--overwrite to start again, or --output for a new folder")
+    if options.resume and results_path.exists():
+        if saved_config.exists() and saved_config.read_text(encoding="utf-8") != config.text:
+            raise UserError(f"{config.path} differs from the config of the run in {options.run_dir}; "
+                            "resume with the same config, or --overwrite")
+        return drop_error_rows(results_path)
+    options.run_dir.mkdir(parents=True, exist_ok=True)
+    results_path.unlink(missing_ok=True)
+    saved_config.write_text(config.text, encoding="utf-8")
+    (options.run_dir / "config.resolved.yaml").write_text(resolved_config_yaml(config), encoding="utf-8")
+    return set()
+
+
+def drop_error_rows(results_path: Path) -> set[tuple[str, str, str]]:
+    """Keep the good rows of an earlier run and forget its error rows, so resuming retries them."""
+    with results_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        fieldnames = reader.fieldnames or []
+        good = [row for row in reader if not row.get("error")]
+    with results_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(good)
+    return {(row["codec"], row["point"], row["tile_id"]) for row in good}
+
+
+def resolved_config_yaml(config: BenchmarkConfig) -> str:
+    """The config with every default filled in, as the run actually used it."""
+    resolved = asdict(replace(config, text=""))
+    resolved.pop("text")
+    resolved["path"] = str(config.path)
+    resolved["dataset"]["cache_dir"] = str(config.dataset.cache_dir)
+    resolved["normalization"] = {pol: list(bounds) for pol, bounds in config.normalization.items()}
+    resolved["codecs"] = [{"name": codec.name, "points": [point.options for point in codec.points]}
+                          for codec in config.codecs]
+    return yaml.safe_dump(_plain(resolved), sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def dataset_settings(config: BenchmarkConfig) -> DatasetSettings:
+    dataset = config.dataset
+    return DatasetSettings(
+        tile_size=dataset.tile_size,
+        max_tiles=dataset.max_tiles,
+        polarisations=dataset.polarisations,
+        normalization=config.normalization,
+        seed=config.seed,
+        min_valid_fraction=dataset.min_valid_fraction,
+        base_dir=config.base_dir,
+        cache_dir=dataset.cache_dir,
+    )
+
+
+def load_tiles(config: BenchmarkConfig, registry: Registry) -> list[Tile]:
+    dataset_class = registry.dataset(config.dataset.kind)
+    tiles = list(dataset_class(dataset_settings(config), **config.dataset.options).tiles())
+    if not tiles:
+        raise UserError(f"{config.path}: dataset {config.dataset.kind!r} produced no tiles")
+    return tiles
+
+
+def prepare_points(
+    config: BenchmarkConfig, codecs: Iterable[CodecConfig], registry: Registry, device: str
+) -> list[PreparedPoint]:
+    """Construct every rate point up front, so a bad option fails before hours of work, not during."""
+    prepared = []
+    for index, codec_config in enumerate(codecs):
+        codec_class = registry.codec(codec_config.name)
+        for point_index, point in enumerate(codec_config.points):
+            options = dict(point.options)
+            if "device" in inspect.signature(codec_class.__init__).parameters:
+                options.setdefault("device", device)
+            try:
+                codec = codec_class(**options)
+            except (ValueError, TypeError) as exc:
+                raise UserError(f"{config.path}: codecs[{index}].points[{point_index}] "
+                                f"({codec_config.name} {point.label}): {exc}") from exc
+            prepared.append(PreparedPoint(codec_config.name, point, codec))
+    return prepared
+
+
+def probe_metric_columns(registry: Registry, tile: Tile) -> list[str]:
+    """Learn the metric plugins' column names by scoring one tile against itself.
+
+    The CSV header must be written before the first row, and metric plugins
+    declare their columns only through what they return.
+    """
+    pair = MetricInput(tile.data, tile.data, tile.mask, tile.db_range)
+    columns: list[str] = []
+    for metric in registry.metric_functions():
+        columns.extend(name for name in metric(pair) if name not in columns)
+    return columns
+
+
+def measure(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfig, registry: Registry) -> dict[str, Any]:
+    """Encode, decode and score one tile; any exception from the codec becomes an error row."""
+    codec = prepared.codec
+    row = identity_columns(prepared, tile, config)
+    synchronize = synchronizer_for(codec.device)
+    timing = config.timing
+    try:
+        encoded = time_call(lambda: codec.encode(tile.data), timing.warmup, timing.repeats, synchronize)
+        stream = encoded.result
+        if not isinstance(stream, (bytes, bytearray)):
+            raise TypeError(f"encode returned {type(stream).__name__}, not bytes")
+        decoded = time_call(lambda: codec.decode(bytes(stream), tile.shape), timing.warmup, timing.repeats, synchronize)
+        reconstruction = check_reconstruction(decoded.result, tile.shape)
+    except Exception as exc:  # the codec is third-party code: record it and carry on
+        row["error"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        return row
+    megapixels = tile.data.size / 1e6
+    row.update(rate_columns(len(stream), tile.shape))
+    row.update(score(registry, MetricInput(tile.data, reconstruction, tile.mask, tile.db_range)))
+    row.update(encode_s=encoded.seconds, decode_s=decoded.seconds,
+               encode_mpix_s=megapixels / encoded.seconds, decode_mpix_s=megapixels / decoded.seconds)
+    return row
+
+
+def identity_columns(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfig) -> dict[str, Any]:
+    height, width = tile.shape
+    return {
+        "run": config.name, "dataset": config.dataset.kind, "scene": tile.scene, "tile_id": tile.tile_id,
+        "pol": tile.pol, "height": height, "width": width, "valid_pixels": tile.valid_pixels,
+        "codec": prepared.codec_name, "point": prepared.point.label,
+        "options": json.dumps(prepared.point.options, sort_keys=True),
+        "device": prepared.codec.device, "precision": prepared.codec.precision, "error": "",
+    }
+
+
+def rate_columns(byte_count: int, shape: tuple[int, int]) -> dict[str, float]:
+    """The rate from the real byte count; compression ratio against 16-bit samples."""
+    bpp = 8 * byte_count / (shape[0] * shape[1])
+    return {"bytes": byte_count, "bpp": bpp,
+            "compression_ratio": REFERENCE_BITS_PER_PIXEL / bpp if bpp else math.inf}
+
+
+def check_reconstruction(decoded: Any, shape: tuple[int, int]) -> np.ndarray:
+    array = np.asarray(decoded)
+    if array.shape != tuple(shape):
+        raise ValueError(f"decode returned shape {array.shape}, expected {tuple(shape)}")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise TypeError(f"decode returned dtype {array.dtype}, expected float in [0, 1]")
+    return array.astype(np.float32, copy=False)
+
+
+def score(registry: Registry, pair: MetricInput) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for metric in registry.metric_functions():
+        values.update(metric(pair))
+    return values
+
+
+class ResultsWriter:
+    """Appends rows and flushes each one, so the file on disk is always complete up to the last row."""
+
+    def __init__(self, path: Path, columns: list[str]):
+        existing = _existing_header(path)
+        if existing is not None and existing != columns:
+            raise UserError(f"{path}: its columns differ from this run's ({', '.join(sorted(set(existing) ^ set(columns)))}); "
+                            "resume with the same plugins, or --overwrite")
+        self.handle = path.open("a", newline="", encoding="utf-8")
+        self.writer = csv.DictWriter(self.handle, fieldnames=columns)
+        if existing is None:
+            self.writer.writeheader()
+            self.handle.flush()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.writer.writerow(row)
+        self.handle.flush()
+
+    def __enter__(self) -> "ResultsWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.handle.close()
+
+
+def _existing_header(path: Path) -> list[str] | None:
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with path.open(newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle), None)
+
+
+def _write_environment(config: BenchmarkConfig, run_dir: Path, device: str) -> None:
+    environment = collect_environment(config.text, device)
+    (run_dir / "environment.json").write_text(json.dumps(environment, indent=2), encoding="utf-8")

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up everything the harness needs on a Debian/Ubuntu machine with Python 3.11:
+# the OpenJPEG system library (for glymur), a virtual environment in .venv, and
+# the project with its test extras. Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+
+if ! ldconfig -p 2>/dev/null | grep -q 'libopenjp2\.so'; then
+    echo "setup: installing libopenjp2-7 (OpenJPEG, needed by glymur)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq libopenjp2-7
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+
+# Without a GPU, pre-install the CPU build of torch so that pip does not pull
+# the multi-GB CUDA build to satisfy the project's unpinned torch requirement.
+if ! command -v nvidia-smi >/dev/null 2>&1 && ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    .venv/bin/pip install --quiet "torch==2.13.0"
+fi
+
+.venv/bin/pip install --quiet -e ".[test]"

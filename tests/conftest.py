@@ -1,0 +1,76 @@
+"""Shared fixtures: small rasters and configs that the tests write themselves."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def write_geotiff(path: Path, bands: list[np.ndarray], nodata: float | None = None,
+                  descriptions: tuple[str, ...] | None = None) -> Path:
+    """A small georeferenced GeoTIFF with the given bands (all of one dtype)."""
+    height, width = bands[0].shape
+    profile = {"driver": "GTiff", "height": height, "width": width, "count": len(bands),
+               "dtype": bands[0].dtype.name, "crs": "EPSG:32631",
+               "transform": from_origin(500_000, 5_000_000, 10, 10), "nodata": nodata}
+    with rasterio.open(path, "w", **profile) as raster:
+        for index, band in enumerate(bands, start=1):
+            raster.write(band, index)
+        if descriptions:
+            raster.descriptions = descriptions
+    return path
+
+
+def speckled_db(rng: np.random.Generator, shape: tuple[int, int], mean_db: float) -> np.ndarray:
+    """Piecewise-constant backscatter with Gamma speckle (4.4 looks), in dB."""
+    levels = np.where(np.arange(shape[1]) < shape[1] // 2, mean_db - 5.0, mean_db + 3.0)
+    intensity = 10 ** (levels / 10) * rng.gamma(4.4, 1 / 4.4, size=shape)
+    return (10 * np.log10(intensity)).astype(np.float32)
+
+
+@pytest.fixture
+def dual_pol_geotiff(tmp_path: Path) -> Path:
+    """A 128x128 VV/VH dB GeoTIFF with a NaN no-data strip on the left."""
+    rng = np.random.default_rng(7)
+    vv = speckled_db(rng, (128, 128), -11.0)
+    vh = speckled_db(rng, (128, 128), -18.0)
+    for band in (vv, vh):
+        band[:, :20] = np.nan
+    return write_geotiff(tmp_path / "scene.tif", [vv, vh], nodata=float("nan"), descriptions=("VV", "VH"))
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    """Write a benchmark YAML into tmp_path; the text is dedented."""
+
+    def write(text: str, name: str = "bench.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+MINIMAL_CONFIG = """\
+name: unit
+dataset:
+  kind: geotiff
+  paths: [scene.tif]
+  tile_size: 32
+  max_tiles: 3
+  polarisations: [VV, VH]
+normalization:
+  VV: [-25, 5]
+  VH: [-32, -2]
+codecs:
+  - name: quantize
+    points: [{bits: 4}, {bits: 8}]
+timing: {warmup: 0, repeats: 1}
+"""

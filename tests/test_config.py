@@ -1,0 +1,74 @@
+"""Config loading: every mistake is one line naming the file and the key, exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import UserError
+from harness.cli import main
+from harness.config import load_config
+from tests.conftest import MINIMAL_CONFIG
+
+
+def test_a_valid_config_loads_into_typed_objects_with_defaults(write_config):
+    config, _ = load_config(write_config(MINIMAL_CONFIG))
+    assert config.name == "unit"
+    assert config.seed == 0 and config.device == "auto"
+    assert config.dataset.tile_size == 32 and config.dataset.polarisations == ("VV", "VH")
+    assert config.dataset.options == {"paths": ["scene.tif"]}
+    assert config.normalization["VH"] == (-32.0, -2.0)
+    assert [point.label for point in config.codecs[0].points] == ["bits=4", "bits=8"]
+    assert config.timing.repeats == 1
+
+
+def test_the_shipped_default_benchmark_is_valid():
+    config, _ = load_config("benchmarks.yaml")
+    assert config.name == "default"
+    assert {codec.name for codec in config.codecs} >= {"jpeg2000", "quantize", "quantize_zlib"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("name: [unclosed\n", r"not valid YAML at line 2, column 1"),
+    (MINIMAL_CONFIG + "colour: blue\n", r"colour: unknown key"),
+    (MINIMAL_CONFIG.replace("max_tiles: 3", "max_tiles: three"), r"dataset\.max_tiles: expected an integer, got str 'three'"),
+    (MINIMAL_CONFIG.replace("name: quantize", "name: jpeg3000"), r"codecs\[0\]\.name: unknown codec 'jpeg3000'"),
+    (MINIMAL_CONFIG.replace("{bits: 4}", "{bitz: 4}"), r"codecs\[0\]\.points\[0\]\.bitz: unknown option for 'quantize'"),
+    (MINIMAL_CONFIG.replace("  VH: [-32, -2]\n", ""), r"normalization\.VH: missing dB range"),
+    (MINIMAL_CONFIG.replace("VV: [-25, 5]", "VV: [5, -25]"), r"normalization\.VV: low \(5\.0\) must be below high"),
+    (MINIMAL_CONFIG.replace("kind: geotiff", "kind: sentinel9"), r"dataset\.kind: unknown dataset 'sentinel9'"),
+    (MINIMAL_CONFIG.replace("name: unit", "name: a/b"), r"name: 'a/b' must be a plain folder name"),
+    (MINIMAL_CONFIG.replace("  paths: [scene.tif]\n", "  colour: red\n"), r"dataset\.colour: unknown option for 'geotiff'"),
+    ("- just\n- a list\n", r"expected a mapping, got list"),
+])
+def test_bad_config_values_are_reported_with_file_and_key(write_config, text, expected):
+    path = write_config(text)
+    with pytest.raises(UserError, match=expected) as caught:
+        load_config(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_tile_smaller_than_a_codec_needs_is_rejected_before_running(write_config):
+    text = MINIMAL_CONFIG.replace("tile_size: 32", "tile_size: 8").replace("name: quantize", "name: jpeg2000")
+    text = text.replace("{bits: 4}, {bits: 8}", "{bpp: 1.0}")
+    with pytest.raises(UserError, match=r"dataset\.tile_size: 8 is smaller than codec 'jpeg2000' needs"):
+        load_config(write_config(text))
+
+
+def test_a_missing_config_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_the_cli_prints_one_error_line_and_exits_2_without_traceback(write_config, capsys):
+    path = write_config("name: [unclosed\n")
+    assert main(["run", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and str(path) in error
+    assert len(error.strip().splitlines()) == 1
+    assert "Traceback" not in error
+
+
+def test_debug_flag_shows_the_traceback(write_config, capsys):
+    path = write_config("name: [unclosed\n")
+    assert main(["--debug", "run", str(path)]) == 2
+    assert "Traceback" in capsys.readouterr().err

@@ -1,0 +1,91 @@
+"""The default benchmark end to end, on a reduced tile count so it fits in CI."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT_FILES = ("results.csv", "summary.csv", "summary.md", "summary_by_pol.csv", "rd_psnr.png",
+                "rd_ms_ssim.png", "rd_enl_ratio.png", "timing.png", "environment.json",
+                "config.yaml", "config.resolved.yaml")
+
+
+def reduced_default_config(tmp_path: Path) -> Path:
+    """benchmarks.yaml with fewer tiles and a private scene cache; codecs and points unchanged."""
+    text = (ROOT / "benchmarks.yaml").read_text()
+    text = text.replace("max_tiles: 16", "max_tiles: 3").replace("scenes: 2", "scenes: 1")
+    text = text.replace("  kind: synthetic", f"  kind: synthetic\n  cache_dir: {tmp_path / 'cache'}")
+    text = text.replace("timing: {warmup: 1, repeats: 3}", "timing: {warmup: 0, repeats: 1}")
+    path = tmp_path / "benchmarks.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("default")
+    run_dir = tmp_path / "report"
+    assert main(["run", str(reduced_default_config(tmp_path)), "--output", str(run_dir), "--no-progress"]) == 0
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def summary(default_run) -> pd.DataFrame:
+    return pd.read_csv(default_run / "summary.csv")
+
+
+def test_the_default_run_writes_every_report_file(default_run):
+    missing = [name for name in REPORT_FILES if not (default_run / name).is_file()]
+    assert not missing
+
+
+def test_the_default_run_has_no_error_rows(default_run):
+    results = pd.read_csv(default_run / "results.csv", keep_default_na=False)
+    assert (results["error"] == "").all()
+    assert len(results) == 6 * (6 + 5 + 5)
+
+
+@pytest.mark.parametrize("codec", ["jpeg2000", "quantize", "quantize_zlib"])
+def test_quality_rises_monotonically_with_rate(summary, codec):
+    curve = summary[summary["codec"] == codec].sort_values("bpp_mean")
+    psnr = curve["psnr_mean"].tolist()
+    assert all(later > earlier for earlier, later in zip(psnr, psnr[1:]))
+
+
+def jpeg2000_rates(run_dir: Path) -> pd.DataFrame:
+    results = pd.read_csv(run_dir / "results.csv")
+    lossy = results[(results["codec"] == "jpeg2000") & results["point"].str.startswith("bpp=")].copy()
+    lossy["target"] = lossy["point"].map(lambda label: float(re.fullmatch(r"bpp=(.*)", label).group(1)))
+    return lossy
+
+
+def test_jpeg2000_never_exceeds_its_target_rate_on_any_tile(default_run):
+    lossy = jpeg2000_rates(default_run)
+    assert (lossy["bpp"] <= lossy["target"]).all()
+
+
+def test_jpeg2000_mean_rate_is_within_ten_percent_under_each_target(default_run):
+    # Per tile, OpenJPEG's rate allocation can land up to ~12% under 0.25 bpp; the mean is what the RD curve plots.
+    means = jpeg2000_rates(default_run).groupby("target")["bpp"].mean()
+    assert (means >= 0.9 * means.index).all()
+
+
+def test_eight_bit_quantization_is_within_half_a_db_of_the_uniform_quantizer_theory(summary):
+    theory = 10 * math.log10(12 * (2**8 - 1) ** 2)
+    row = summary[(summary["codec"] == "quantize") & (summary["point"] == "bits=8")].iloc[0]
+    assert abs(row["psnr_mean"] - theory) < 0.5
+
+
+def test_the_run_prints_where_the_report_is(tmp_path, capsys):
+    run_dir = tmp_path / "again"
+    config = reduced_default_config(tmp_path)
+    assert main(["run", str(config), "--output", str(run_dir), "--no-progress", "--codecs", "quantize"]) == 0
+    output = capsys.readouterr().out
+    assert f"report: {run_dir.resolve()}" in output and "bits=8" in output

@@ -1,0 +1,151 @@
+"""The geotiff dataset: windowed tiles, masks, units, deterministic selection, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from harness import DatasetSettings, UserError
+from harness.sar import normalize_db
+from harness_datasets.geotiff import GeoTiffDataset
+from tests.conftest import speckled_db, write_geotiff
+
+NORMALIZATION = {"VV": (-25.0, 5.0), "VH": (-32.0, -2.0)}
+
+
+def settings(tmp_path: Path, **overrides) -> DatasetSettings:
+    values = dict(tile_size=32, max_tiles=3, polarisations=("VV", "VH"), normalization=NORMALIZATION, seed=0,
+                  min_valid_fraction=0.5, base_dir=tmp_path, cache_dir=tmp_path / "cache")
+    values.update(overrides)
+    return DatasetSettings(**values)
+
+
+def tiles_of(tmp_path: Path, **options):
+    overrides = {key: options.pop(key) for key in list(options) if key in DatasetSettings.__dataclass_fields__}
+    return list(GeoTiffDataset(settings(tmp_path, **overrides), **options).tiles())
+
+
+def test_each_window_gives_one_normalized_tile_per_polarisation(tmp_path, dual_pol_geotiff):
+    tiles = tiles_of(tmp_path, paths=["scene.tif"])
+    assert len(tiles) == 6
+    assert [tile.pol for tile in tiles] == ["VV", "VH"] * 3
+    for tile in tiles:
+        assert tile.data.dtype == np.float32 and tile.shape == (32, 32)
+        assert 0.0 <= tile.data.min() and tile.data.max() <= 1.0
+        assert tile.db_range == NORMALIZATION[tile.pol]
+
+
+def test_tile_values_are_the_file_values_normalized_with_the_fixed_range(tmp_path, dual_pol_geotiff):
+    tile = tiles_of(tmp_path, paths=["scene.tif"])[0]
+    with rasterio.open(dual_pol_geotiff) as raster:
+        db = raster.read(1, window=((tile.row, tile.row + 32), (tile.col, tile.col + 32)))
+    expected = normalize_db(db, NORMALIZATION["VV"])
+    np.testing.assert_allclose(tile.data[tile.mask], expected[tile.mask], atol=1e-6)
+
+
+def test_tile_ids_name_scene_polarisation_and_window(tmp_path, dual_pol_geotiff):
+    tile = tiles_of(tmp_path, paths=["scene.tif"])[0]
+    assert tile.tile_id == f"scene:VV:r{tile.row}:c{tile.col}:32"
+
+
+def test_no_data_pixels_are_masked_and_zero(tmp_path, dual_pol_geotiff):
+    tiles = tiles_of(tmp_path, paths=["scene.tif"], max_tiles=16, min_valid_fraction=0.3)
+    edge = next(tile for tile in tiles if tile.col == 0)
+    assert not edge.mask[:, :20].any() and edge.mask[:, 20:].all()
+    assert (edge.data[:, :20] == 0).all()
+
+
+def test_windows_that_are_mostly_no_data_are_skipped(tmp_path, dual_pol_geotiff):
+    # Columns 0-19 are no-data: the first window column is 62% invalid.
+    strict = tiles_of(tmp_path, paths=["scene.tif"], max_tiles=16, min_valid_fraction=0.5)
+    lenient = tiles_of(tmp_path, paths=["scene.tif"], max_tiles=16, min_valid_fraction=0.3)
+    assert all(tile.col != 0 for tile in strict)
+    assert any(tile.col == 0 for tile in lenient)
+
+
+def test_selection_is_deterministic_for_a_seed_and_changes_with_it(tmp_path, dual_pol_geotiff):
+    ids = lambda seed: [tile.tile_id for tile in tiles_of(tmp_path, paths=["scene.tif"], seed=seed)]
+    assert ids(0) == ids(0)
+    assert ids(0) != ids(1)
+
+
+def test_linear_and_dn_files_give_the_same_tiles_as_db(tmp_path):
+    rng = np.random.default_rng(3)
+    db = speckled_db(rng, (64, 64), -11.0)
+    linear = (10 ** (db / 10)).astype(np.float32)
+    amplitude = np.sqrt(linear * 1e6).astype(np.float32)  # DN with calibration constant 1000
+    write_geotiff(tmp_path / "db.tif", [db])
+    write_geotiff(tmp_path / "lin.tif", [linear])
+    write_geotiff(tmp_path / "dn.tif", [amplitude])
+    single = dict(polarisations=("VV",), max_tiles=4)
+    from_db = tiles_of(tmp_path, paths="db.tif", units="db", **single)
+    from_linear = tiles_of(tmp_path, paths="lin.tif", units="linear", **single)
+    np.testing.assert_allclose(from_db[0].data, from_linear[0].data, atol=1e-5)
+    dn_range = {"VV": (-25.0 + 60.0, 5.0 + 60.0), "VH": NORMALIZATION["VH"]}  # DN^2 = sigma0 * 1e6: +60 dB
+    from_dn = tiles_of(tmp_path, paths="dn.tif", units="dn", normalization=dn_range, **single)
+    np.testing.assert_allclose(from_db[0].data, from_dn[0].data, atol=1e-4)
+
+
+def test_zero_dn_and_declared_nodata_values_are_masked(tmp_path):
+    amplitude = np.full((32, 32), 100, dtype=np.uint16)
+    amplitude[:, :4] = 0
+    amplitude[:, 4:8] = 65535
+    write_geotiff(tmp_path / "grd.tif", [amplitude], nodata=65535)
+    tile = tiles_of(tmp_path, paths="grd.tif", units="dn", polarisations=("VV",),
+                    normalization={"VV": (30.0, 50.0)})[0]
+    assert not tile.mask[:, :8].any() and tile.mask[:, 8:].all()
+
+
+def test_bands_can_be_chosen_by_description(tmp_path, dual_pol_geotiff):
+    by_name = tiles_of(tmp_path, paths=["scene.tif"], bands={"VV": "VH", "VH": "VV"})
+    by_index = tiles_of(tmp_path, paths=["scene.tif"], bands={"VV": 2, "VH": 1})
+    np.testing.assert_array_equal(by_name[0].data, by_index[0].data)
+
+
+def test_a_folder_is_expanded_to_its_tiff_files(tmp_path, dual_pol_geotiff):
+    tiles = tiles_of(tmp_path, paths=".", max_tiles=16)
+    assert {tile.scene for tile in tiles} == {"scene"}
+
+
+def test_reads_are_windowed_never_the_whole_raster(tmp_path, dual_pol_geotiff, monkeypatch):
+    windows = []
+    original_read = rasterio.io.DatasetReader.read
+
+    def spy(self, *args, **kwargs):
+        windows.append(kwargs.get("window"))
+        return original_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", spy)
+    tiles_of(tmp_path, paths=["scene.tif"])
+    assert windows and all(window is not None and window.width == 32 and window.height == 32 for window in windows)
+
+
+def test_a_missing_file_is_a_user_error_naming_it(tmp_path):
+    with pytest.raises(UserError, match=r"dataset\.paths: .*absent\.tif not found"):
+        tiles_of(tmp_path, paths=["absent.tif"])
+
+
+def test_a_file_that_is_not_a_raster_is_a_user_error_naming_it(tmp_path):
+    (tmp_path / "notes.tif").write_text("this is not a GeoTIFF")
+    with pytest.raises(UserError, match=r"notes\.tif: not a readable raster"):
+        tiles_of(tmp_path, paths=["notes.tif"])
+
+
+def test_an_all_no_data_raster_is_a_user_error(tmp_path):
+    write_geotiff(tmp_path / "empty.tif", [np.full((64, 64), np.nan, dtype=np.float32)] * 2)
+    with pytest.raises(UserError, match=r"no 32px window in .*empty\.tif has at least 50% valid pixels"):
+        tiles_of(tmp_path, paths=["empty.tif"])
+
+
+def test_a_missing_band_is_a_user_error_naming_the_file(tmp_path, dual_pol_geotiff):
+    with pytest.raises(UserError, match=r"scene\.tif: band 3 does not exist"):
+        tiles_of(tmp_path, paths=["scene.tif"], bands={"VV": 1, "VH": 3})
+
+
+def test_a_raster_smaller_than_a_tile_is_a_user_error(tmp_path):
+    write_geotiff(tmp_path / "small.tif", [np.zeros((16, 16), dtype=np.float32)] * 2)
+    with pytest.raises(UserError, match=r"smaller than tile_size 32 \(small\.tif 16x16\)"):
+        tiles_of(tmp_path, paths=["small.tif"])

@@ -1,0 +1,127 @@
+"""The plugin system: built-ins, config plugins, drop-in modules and entry points all register codecs."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import UserError
+from harness import plugins as plugin_module
+from harness.cli import main
+from harness.plugins import build_registry
+
+CODEC_PLUGIN = """
+import numpy as np
+from harness import Codec, hookimpl
+
+
+class {cls}(Codec):
+    name = "{name}"
+
+    def encode(self, tile):
+        return (tile * 255).round().astype(np.uint8).tobytes()
+
+    def decode(self, data, shape):
+        return np.frombuffer(data, dtype=np.uint8).reshape(shape) / np.float32(255)
+
+
+@hookimpl
+def harness_codecs():
+    return [{cls}]
+"""
+
+
+def write_codec_plugin(path: Path, name: str, cls: str = "ByteCodec") -> Path:
+    path.write_text(textwrap.dedent(CODEC_PLUGIN.format(name=name, cls=cls)))
+    return path
+
+
+def test_built_in_codecs_datasets_and_metrics_are_registered_with_their_files():
+    registry = build_registry()
+    assert {"jpeg2000", "quantize", "quantize_zlib"} <= set(registry.codecs)
+    assert {"synthetic", "geotiff"} <= set(registry.datasets)
+    assert {"psnr", "ssim", "ms_ssim"} <= set(registry.metrics)
+    assert registry.codecs["jpeg2000"].origin.endswith("codecs/jpeg2000.py")
+    assert registry.datasets["geotiff"].origin.endswith("datasets/geotiff.py")
+
+
+def test_helper_modules_with_a_leading_underscore_are_not_plugins():
+    registry = build_registry()
+    origins = [entry.origin for entry in (*registry.codecs.values(), *registry.datasets.values())]
+    assert not any("/_" in origin for origin in origins)
+
+
+def test_a_plugin_file_named_in_the_config_adds_a_codec(tmp_path):
+    write_codec_plugin(tmp_path / "my_codec.py", "bytes8")
+    registry = build_registry(["my_codec.py"], tmp_path)
+    assert registry.codecs["bytes8"].origin == "config plugin my_codec.py"
+
+
+def test_a_module_dropped_into_the_codecs_folder_is_registered(tmp_path, monkeypatch):
+    # The codecs folder is the namespace package harness_codecs: another portion of it on
+    # sys.path is exactly "a module in codecs/", without writing into the source tree.
+    folder = tmp_path / "harness_codecs"
+    folder.mkdir()
+    write_codec_plugin(folder / "dropin_codec.py", "dropin")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = build_registry()
+    assert registry.codecs["dropin"].origin.endswith("harness_codecs/dropin_codec.py")
+
+
+def test_an_installed_package_entry_point_adds_a_codec(tmp_path, monkeypatch):
+    write_codec_plugin(tmp_path / "thirdparty_codec.py", "thirdparty")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry_point = importlib.metadata.EntryPoint(name="thirdparty", value="thirdparty_codec", group="harness")
+    monkeypatch.setattr(plugin_module.importlib.metadata, "entry_points",
+                        lambda group: [entry_point] if group == "harness" else [])
+    registry = build_registry()
+    assert registry.codecs["thirdparty"].origin.startswith("entry point thirdparty")
+
+
+def test_an_entry_point_that_fails_to_import_is_skipped_with_a_warning(monkeypatch):
+    broken = importlib.metadata.EntryPoint(name="broken", value="no_such_module_xyz", group="harness")
+    monkeypatch.setattr(plugin_module.importlib.metadata, "entry_points", lambda group: [broken])
+    with pytest.warns(UserWarning, match="skipping plugin entry point 'broken'"):
+        registry = build_registry()
+    assert "jpeg2000" in registry.codecs
+
+
+def test_duplicate_codec_names_are_an_error_naming_both_origins(tmp_path):
+    write_codec_plugin(tmp_path / "impostor.py", "jpeg2000")
+    with pytest.raises(UserError, match=r"duplicate codec name 'jpeg2000'.*codecs/jpeg2000\.py.*impostor\.py"):
+        build_registry(["impostor.py"], tmp_path)
+
+
+def test_a_missing_plugin_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="plugins: file 'absent.py' not found"):
+        build_registry(["absent.py"], tmp_path)
+
+
+def test_a_plugin_file_that_raises_on_import_is_a_user_error(tmp_path):
+    (tmp_path / "bad.py").write_text("raise RuntimeError('boom')\n")
+    with pytest.raises(UserError, match="bad.py failed to import: RuntimeError: boom"):
+        build_registry(["bad.py"], tmp_path)
+
+
+def test_list_prints_every_codec_dataset_and_metric_with_its_origin(capsys):
+    assert main(["list"]) == 0
+    output = capsys.readouterr().out
+    assert "codecs:" in output and "datasets:" in output and "metrics:" in output
+    assert any(line.split()[:1] == ["jpeg2000"] and "codecs/jpeg2000.py" in line for line in output.splitlines())
+    assert any(line.split()[:1] == ["psnr"] and "harness/metrics.py" in line for line in output.splitlines())
+
+
+def test_list_with_a_config_shows_its_plugins(tmp_path, write_config, capsys):
+    write_codec_plugin(tmp_path / "my_codec.py", "bytes8")
+    config = write_config("""\
+        name: t
+        dataset: {kind: synthetic}
+        normalization: {VV: [-25, 5], VH: [-32, -2]}
+        codecs: [{name: bytes8}]
+        plugins: [my_codec.py]
+        """)
+    assert main(["list", "--config", str(config)]) == 0
+    assert "config plugin my_codec.py" in capsys.readouterr().out

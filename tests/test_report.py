@@ -1,0 +1,259 @@
+"""The report turns results.csv into faithful summaries and readable figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.report import (
+    ReportFiles,
+    codec_colors,
+    format_summary_table,
+    load_results,
+    summarize,
+    summarize_by_pol,
+    write_report,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Deliberately neither alphabetical nor sorted by rate, as a config may list them.
+CODEC_POINTS = {
+    "quantize": ["bits=8", "bits=2", "bits=4"],
+    "jpeg2000": ["bpp=1.0", "bpp=0.25", "lossless"],
+}
+TILES = ["t0", "t1", "t2", "t3"]
+POLS = ["VV", "VH"]
+ERROR_MESSAGE = "ValueError: tile too small for 5 levels"
+METRICS = ["psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "enl_ratio", "epi"]
+
+
+def _good_row(rng: np.random.Generator, codec: str, point: str, tile: str, pol: str) -> dict:
+    bpp = {"bits=8": 8.0, "bits=2": 2.0, "bits=4": 4.0, "bpp=1.0": 1.0, "bpp=0.25": 0.25, "lossless": 6.0}[point]
+    psnr = np.inf if point == "lossless" else 20.0 + 3.0 * bpp + rng.normal()
+    return {
+        "run": "unit",
+        "dataset": "synthetic",
+        "scene": "s0",
+        "tile_id": tile,
+        "pol": pol,
+        "height": 64,
+        "width": 64,
+        "valid_pixels": 4096,
+        "codec": codec,
+        "point": point,
+        "options": json.dumps({"point": point}),
+        "bytes": int(bpp * 4096 / 8),
+        "bpp": bpp + rng.uniform(-0.01, 0.01),
+        "compression_ratio": 16.0 / bpp,
+        "psnr": psnr,
+        "ssim": rng.uniform(0.5, 1.0),
+        "ms_ssim": rng.uniform(0.5, 1.0),
+        "rmse_db": rng.uniform(0.1, 3.0),
+        "bias_db": rng.normal(0, 0.1),
+        "enl_ratio": rng.uniform(0.8, 1.5),
+        "epi": rng.uniform(0.5, 1.0),
+        "encode_s": 0.01,
+        "decode_s": 0.005,
+        "encode_mpix_s": rng.uniform(1, 50),
+        "decode_mpix_s": rng.uniform(1, 200),
+        "device": "cpu",
+        "precision": "",
+        "error": "",
+    }
+
+
+def _as_error_row(row: dict) -> dict:
+    """An error row keeps its identity but has every measured value empty, as the runner writes it."""
+    identity = {"run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels"}
+    identity |= {"codec", "point", "options", "device", "precision"}
+    return {key: (value if key in identity else np.nan) for key, value in row.items()} | {"error": ERROR_MESSAGE}
+
+
+def make_results() -> pd.DataFrame:
+    """2 codecs × 3 points × 4 tiles × 2 pols, written tile by tile so codecs interleave.
+
+    One error row (quantize bits=2, t1 VH), one NaN ms_ssim (jpeg2000 bpp=0.25,
+    t0 VV) and a lossless jpeg2000 point whose PSNR is +inf on every tile.
+    """
+    rng = np.random.default_rng(0)
+    rows = []
+    for tile in TILES:
+        for pol in POLS:
+            for codec, points in CODEC_POINTS.items():
+                for point in points:
+                    row = _good_row(rng, codec, point, tile, pol)
+                    if (codec, point, tile, pol) == ("quantize", "bits=2", "t1", "VH"):
+                        row = _as_error_row(row)
+                    if (codec, point, tile, pol) == ("jpeg2000", "bpp=0.25", "t0", "VV"):
+                        row["ms_ssim"] = np.nan
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def error_only_results() -> pd.DataFrame:
+    return pd.DataFrame([_as_error_row(row) for row in make_results().to_dict("records")])
+
+
+@pytest.fixture(scope="module")
+def results() -> pd.DataFrame:
+    return make_results()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, results) -> ReportFiles:
+    return write_report(results, tmp_path_factory.mktemp("run"))
+
+
+def _row(summary: pd.DataFrame, codec: str, point: str) -> pd.Series:
+    return summary.set_index(["codec", "point"]).loc[(codec, point)]
+
+
+def test_summary_has_one_row_per_codec_and_point_in_first_appearance_order(results):
+    summary = summarize(results)
+    expected = [(codec, point) for codec, points in CODEC_POINTS.items() for point in points]
+    assert list(zip(summary["codec"], summary["point"])) == expected
+
+
+def test_summary_means_equal_pandas_means_over_good_rows(results):
+    good = results[results["error"] == ""]
+    with np.errstate(invalid="ignore"):
+        expected = good.groupby(["codec", "point"])[["bpp", *METRICS]].mean()
+    summary = summarize(results).set_index(["codec", "point"])
+    for column in ["bpp", *METRICS]:
+        np.testing.assert_allclose(summary[f"{column}_mean"], expected.loc[summary.index, column], err_msg=column)
+
+
+def test_summary_stds_equal_pandas_stds_over_good_rows(results):
+    good = results[(results["error"] == "") & (results["point"] != "lossless")]
+    expected = good.groupby(["codec", "point"])[["bpp", "ssim", "enl_ratio"]].std()
+    summary = summarize(results).set_index(["codec", "point"]).loc[expected.index]
+    for column in expected.columns:
+        np.testing.assert_allclose(summary[f"{column}_std"], expected[column], err_msg=column)
+
+
+def test_error_rows_are_counted_and_excluded_from_means(results):
+    row = _row(summarize(results), "quantize", "bits=2")
+    good = results[(results["point"] == "bits=2") & (results["error"] == "")]
+    assert (row["tiles"], row["errors"]) == (8, 1)
+    assert row["psnr_count"] == 7
+    assert row["psnr_mean"] == pytest.approx(good["psnr"].mean())
+
+
+def test_nan_metric_is_skipped_and_counted(results):
+    row = _row(summarize(results), "jpeg2000", "bpp=0.25")
+    assert row["ms_ssim_count"] == 7
+    assert np.isfinite(row["ms_ssim_mean"])
+
+
+def test_lossless_point_keeps_infinite_psnr_mean(results):
+    row = _row(summarize(results), "jpeg2000", "lossless")
+    assert row["psnr_mean"] == np.inf
+    assert np.isnan(row["psnr_std"])
+
+
+def test_speed_is_the_median_over_good_rows(results):
+    good = results[(results["codec"] == "quantize") & (results["point"] == "bits=8")]
+    row = _row(summarize(results), "quantize", "bits=8")
+    assert row["encode_mpix_s_median"] == pytest.approx(good["encode_mpix_s"].median())
+    assert row["device"] == "cpu"
+
+
+def test_extra_numeric_column_is_summarized_as_a_metric(results):
+    summary = summarize(results.assign(ship_f1=0.5))
+    assert (summary["ship_f1_mean"] == 0.5).all()
+
+
+def test_summary_by_pol_has_one_row_per_codec_point_and_pol(results):
+    by_pol = summarize_by_pol(results)
+    assert len(by_pol) == 2 * 3 * 2
+    assert list(by_pol["pol"][:2]) == POLS
+    assert by_pol["tiles"].eq(4).all()
+
+
+def test_load_results_keeps_text_as_text_and_inf_as_inf(tmp_path, results):
+    path = tmp_path / "results.csv"
+    results.assign(tile_id="0007").to_csv(path, index=False)
+    loaded = load_results(path)
+    assert set(loaded["error"]) == {"", ERROR_MESSAGE}
+    assert loaded["tile_id"].eq("0007").all()
+    assert json.loads(loaded["options"][0]) == {"point": "bits=8"}
+    assert np.isposinf(loaded["psnr"]).sum() == 8
+
+
+def test_write_report_writes_every_listed_file(report):
+    names = {path.name for path in report.paths()}
+    assert names == {
+        "summary.csv",
+        "summary_by_pol.csv",
+        "summary.md",
+        "rd_psnr.png",
+        "rd_ms_ssim.png",
+        "rd_enl_ratio.png",
+        "rd_rmse_db.png",
+        "timing.png",
+    }
+    assert all(path.is_file() and path.stat().st_size > 0 for path in report.paths())
+
+
+def test_every_figure_is_a_small_valid_png(report):
+    for path in (*report.rd_plots, report.timing_png):
+        data = path.read_bytes()
+        assert data.startswith(PNG_MAGIC), path.name
+        assert 5_000 < len(data) < 200_000, path.name
+
+
+def test_summary_csv_round_trips_the_summary(report, results):
+    written = pd.read_csv(report.summary_csv)
+    assert list(written["point"]) == list(summarize(results)["point"])
+
+
+def test_summary_md_lists_the_error_message(report):
+    text = report.summary_md.read_text()
+    assert "## Errors" in text
+    assert ERROR_MESSAGE in text
+
+
+def test_summary_md_names_the_run_and_counts_tiles_and_errors(report):
+    text = report.summary_md.read_text()
+    assert "# Run `unit`" in text
+    assert "- tiles: 8" in text
+    assert "- error rows: 1" in text
+
+
+def test_summary_md_renders_lossless_psnr_as_inf(report):
+    lossless_row = next(line for line in report.summary_md.read_text().splitlines() if "| lossless" in line)
+    cells = [cell.strip() for cell in lossless_row.split("|")]
+    assert "inf" in cells
+
+
+def test_results_with_only_error_rows_still_write_the_summaries(tmp_path):
+    files = write_report(error_only_results(), tmp_path)
+    summary = pd.read_csv(files.summary_csv)
+    assert summary["errors"].eq(summary["tiles"]).all()
+    assert summary["psnr_mean"].isna().all()
+    assert all(path.is_file() for path in files.paths())
+
+
+def test_empty_results_still_write_the_summaries(tmp_path):
+    files = write_report(make_results().iloc[0:0], tmp_path / "empty")
+    assert "No results." in files.summary_md.read_text()
+    assert all(path.is_file() for path in files.paths())
+
+
+def test_codec_colors_do_not_depend_on_order_or_repetition():
+    assert codec_colors(["b", "a", "c"]) == codec_colors(["c", "a", "b", "a"])
+
+
+def test_codec_colors_are_distinct_for_up_to_ten_codecs():
+    colors = codec_colors(f"codec{index}" for index in range(10))
+    assert len(set(colors.values())) == 10
+
+
+def test_format_summary_table_shows_every_codec_point_and_headline_metric(results):
+    table = format_summary_table(summarize(results))
+    assert all(point in table for points in CODEC_POINTS.values() for point in points)
+    assert "PSNR (dB)" in table and "ENL ratio" in table
+    assert "SSIM" not in table.replace("MS-SSIM", "")

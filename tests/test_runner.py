@@ -1,0 +1,186 @@
+"""The benchmark loop: rows per codec x point x tile, error rows, incremental writes and resume."""
+
+from __future__ import annotations
+
+import csv
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness import UserError
+from harness.config import load_config
+from harness.runner import RunOptions, resolve_device, run_benchmark
+from harness.timing import time_call
+from tests.conftest import MINIMAL_CONFIG
+
+TEST_CODECS = '''
+import numpy as np
+from harness import Codec, hookimpl
+
+
+class Flaky(Codec):
+    """8-bit bytes; raises the given exception on the n-th encode call."""
+    name = "flaky"
+    calls = 0
+
+    def __init__(self, fail_on_call=0, exception="ValueError"):
+        self.fail_on_call = fail_on_call
+        self.exception = exception
+
+    def encode(self, tile):
+        Flaky.calls += 1
+        if Flaky.calls == self.fail_on_call:
+            raise {"ValueError": ValueError, "KeyboardInterrupt": KeyboardInterrupt}[self.exception]("bad tile")
+        return (tile * 255).round().astype(np.uint8).tobytes()
+
+    def decode(self, data, shape):
+        return np.frombuffer(data, dtype=np.uint8).reshape(shape).astype(np.float32) / 255
+
+
+class WrongShape(Codec):
+    name = "wrong_shape"
+
+    def encode(self, tile):
+        return b"x"
+
+    def decode(self, data, shape):
+        return np.zeros((shape[0] + 1, shape[1]), dtype=np.float32)
+
+
+@hookimpl
+def harness_codecs():
+    return [Flaky, WrongShape]
+'''
+
+
+@pytest.fixture
+def bench(tmp_path, dual_pol_geotiff, write_config):
+    """Write the test codecs and return a function making a config with the given codecs section."""
+    (tmp_path / "test_codecs.py").write_text(TEST_CODECS)
+
+    def make(codecs: str) -> Path:
+        text = MINIMAL_CONFIG.split("codecs:")[0] + "codecs:\n" + textwrap.indent(textwrap.dedent(codecs), "  ")
+        return write_config(text + "plugins: [test_codecs.py]\ntiming: {warmup: 0, repeats: 1}\n")
+
+    return make
+
+
+def run(config_path: Path, run_dir: Path, **options) -> tuple:
+    config, registry = load_config(config_path)
+    outcome = run_benchmark(config, registry, RunOptions(run_dir=run_dir, progress=False, **options))
+    with (run_dir / "results.csv").open(newline="") as handle:
+        return outcome, list(csv.DictReader(handle))
+
+
+@pytest.fixture(autouse=True)
+def reset_flaky_counter():
+    yield
+    import sys
+    for module in list(sys.modules.values()):
+        if hasattr(module, "Flaky"):
+            module.Flaky.calls = 0
+
+
+def test_one_row_per_codec_point_and_tile_with_rate_from_real_bytes(tmp_path, bench):
+    outcome, rows = run(bench("- name: quantize\n  points: [{bits: 4}, {bits: 8}]\n"), tmp_path / "run")
+    assert len(rows) == 2 * 6 == outcome.rows_written
+    for row in rows:
+        pixels = int(row["height"]) * int(row["width"])
+        assert float(row["bpp"]) == pytest.approx(8 * int(row["bytes"]) / pixels)
+        assert float(row["compression_ratio"]) == pytest.approx(16 / float(row["bpp"]))
+        assert row["error"] == "" and float(row["psnr"]) > 0 and float(row["encode_mpix_s"]) > 0
+    assert {row["point"] for row in rows} == {"bits=4", "bits=8"}
+
+
+def test_results_have_the_documented_columns(tmp_path, bench):
+    _, rows = run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
+    expected = ("run dataset scene tile_id pol height width valid_pixels codec point options bytes bpp "
+                "compression_ratio psnr ssim ms_ssim rmse_db bias_db enl_ratio epi encode_s decode_s "
+                "encode_mpix_s decode_mpix_s device precision error").split()
+    assert set(expected) <= set(rows[0])
+
+
+def test_a_codec_that_raises_on_one_tile_gives_an_error_row_and_the_run_goes_on(tmp_path, bench):
+    outcome, rows = run(bench("- name: flaky\n  points: [{fail_on_call: 2}]\n"), tmp_path / "run")
+    errors = [row for row in rows if row["error"]]
+    assert len(rows) == 6 and len(errors) == 1 == outcome.error_rows
+    assert errors[0]["error"] == "ValueError: bad tile"
+    assert errors[0]["psnr"] == "" and errors[0]["bytes"] == ""
+
+
+def test_a_decoder_returning_the_wrong_shape_gives_error_rows(tmp_path, bench):
+    _, rows = run(bench("- name: wrong_shape\n"), tmp_path / "run")
+    assert all("decode returned shape (33, 32), expected (32, 32)" in row["error"] for row in rows)
+
+
+def test_an_interrupted_run_keeps_its_rows_and_resume_completes_it_without_duplicates(tmp_path, bench):
+    config = bench("- name: flaky\n  points: [{fail_on_call: 4, exception: KeyboardInterrupt}]\n")
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tmp_path / "run")
+    with (tmp_path / "run" / "results.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 3
+    outcome, rows = run(config, tmp_path / "run", resume=True)
+    assert outcome.rows_skipped == 3 and outcome.rows_written == 3
+    assert len({row["tile_id"] for row in rows}) == len(rows) == 6
+
+
+def test_resume_retries_error_rows(tmp_path, bench):
+    config = bench("- name: flaky\n  points: [{fail_on_call: 2}]\n")
+    run(config, tmp_path / "run")
+    outcome, rows = run(config, tmp_path / "run", resume=True)
+    assert outcome.rows_written == 1 and outcome.rows_skipped == 5
+    assert len(rows) == 6 and not any(row["error"] for row in rows)
+
+
+def test_an_existing_run_is_not_overwritten_without_a_flag(tmp_path, bench):
+    config = bench("- name: quantize\n  points: [{bits: 4}]\n")
+    run(config, tmp_path / "run")
+    with pytest.raises(UserError, match="already exists; pass --resume"):
+        run(config, tmp_path / "run")
+    _, rows = run(config, tmp_path / "run", overwrite=True)
+    assert len(rows) == 6
+
+
+def test_resume_refuses_a_changed_config(tmp_path, bench):
+    run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
+    with pytest.raises(UserError, match="differs from the config of the run"):
+        run(bench("- name: quantize\n  points: [{bits: 5}]\n"), tmp_path / "run", resume=True)
+
+
+def test_the_codecs_option_runs_a_subset(tmp_path, bench):
+    config = bench("- name: quantize\n  points: [{bits: 4}]\n- name: flaky\n")
+    _, rows = run(config, tmp_path / "run", codec_names=("flaky",))
+    assert {row["codec"] for row in rows} == {"flaky"}
+
+
+def test_the_codecs_option_rejects_an_unconfigured_codec(tmp_path, bench):
+    with pytest.raises(UserError, match="--codecs: jpeg2000 not in the config"):
+        run(bench("- name: quantize\n"), tmp_path / "run", codec_names=("jpeg2000",))
+
+
+def test_a_bad_option_value_fails_before_any_tile_is_coded(tmp_path, bench):
+    with pytest.raises(UserError, match=r"codecs\[0\]\.points\[0\] \(quantize bits=40\)"):
+        run(bench("- name: quantize\n  points: [{bits: 40}]\n"), tmp_path / "run")
+    assert not (tmp_path / "run" / "results.csv").exists()
+
+
+def test_the_run_folder_keeps_the_config_and_the_resolved_config(tmp_path, bench):
+    run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
+    assert "name: quantize" in (tmp_path / "run" / "config.yaml").read_text()
+    resolved = (tmp_path / "run" / "config.resolved.yaml").read_text()
+    assert "min_valid_fraction: 0.5" in resolved and "repeats: 1" in resolved
+
+
+def test_timing_runs_warmup_untimed_and_keeps_the_median_of_repeats():
+    calls = []
+    timed = time_call(lambda: calls.append(1) or len(calls), warmup=2, repeats=3)
+    assert len(calls) == 5 and timed.result == 5 and timed.seconds >= 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_asking_for_cuda_without_a_gpu_is_a_user_error():
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(UserError, match="cuda requested but torch sees no CUDA device"):
+        resolve_device("cuda")
