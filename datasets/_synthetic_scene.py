@@ -43,7 +43,7 @@ RAGGED_EDGE_PX = 2.0
 MIN_SIZE = 8
 """Below this the footprint and the speckle kernel leave no scene to speak of."""
 
-TEXTURE_DB = np.array([0.3, 0.6, 0.5, 1.0])
+TEXTURE_DB = np.array([0.5, 0.6, 0.5, 1.0])
 """Amplitude of the smooth within-class texture, indexed by ``Cover``: wind on water, soil
 moisture in fields, canopy in forest, building density in towns."""
 TEXTURE_VV_VH_CORRELATION = 0.7
@@ -135,7 +135,8 @@ def smooth_noise(rng: np.random.Generator, size: int, correlation_px: float) -> 
     resolution with a wide kernel is slow; a field that smooth loses nothing to it."""
     step = max(1, int(correlation_px // 4))
     coarse_size = size // step + 4
-    coarse = ndimage.gaussian_filter(rng.standard_normal((coarse_size, coarse_size)), correlation_px / step, mode="wrap")
+    white = rng.standard_normal((coarse_size, coarse_size))
+    coarse = ndimage.gaussian_filter(white, correlation_px / step, mode="wrap")
     field = ndimage.zoom(coarse, step, order=1)[:size, :size]
     return (field - field.mean()) / max(float(field.std()), 1e-12)
 
@@ -219,7 +220,8 @@ def draw_backscatter(rng: np.random.Generator, land_cover: LandCover, recipe: Sc
     return Backscatter(vv_db=vv_db, vh_db=vh_db)
 
 
-def class_levels(rng: np.random.Generator, land_cover: LandCover, recipe: SceneRecipe) -> tuple[np.ndarray, np.ndarray]:
+def class_levels(rng: np.random.Generator, land_cover: LandCover,
+                 recipe: SceneRecipe) -> tuple[np.ndarray, np.ndarray]:
     """Typical C-band sigma0: water dark in VV (see ``draw_recipe``) and 6-8 dB darker in
     VH; fields vary per parcel with crop and moisture; forest is bright and uniform, with
     the smallest VV-VH gap (volume scattering); towns are bright in VV (double bounce),
@@ -230,7 +232,7 @@ def class_levels(rng: np.random.Generator, land_cover: LandCover, recipe: SceneR
     vv = parcel_vv[parcels]
     offset = parcel_offset[parcels]
     forest = cover == Cover.FOREST
-    vv[forest] = rng.uniform(-9.0, -7.5)
+    vv[forest] = rng.uniform(-9.5, -8.0)
     offset[forest] = rng.uniform(5.5, 6.5)
     urban = cover == Cover.URBAN
     vv[urban] = rng.uniform(-7.0, -4.0) + urban_block_contrast(rng, cover.shape[0])[urban]

@@ -3,7 +3,8 @@
 Scenes are generated once, written as real GeoTIFFs (CRS, transform, NaN
 no-data) into a cache folder, then read back by the ``geotiff`` plugin. The
 default benchmark therefore exercises the same I/O and tiling code that real
-data takes, and anybody with the same seed gets bit-identical tiles.
+data takes, and anybody with the same seed and the same numpy/scipy builds gets identical
+tiles (numpy's transcendental functions may differ in the last bit across CPUs).
 """
 
 from __future__ import annotations
