@@ -4,7 +4,7 @@ Plugin authors need only what this module exports: the ``hookimpl`` marker,
 the ``Codec`` base class and the ``Tile`` / ``MetricInput`` records.
 """
 
-from harness.api import Codec, DatasetSettings, MetricInput, Tile, hookimpl
+from harness.api import Codec, DatasetSettings, MetricInput, Tile, Trainer, hookimpl
 from harness.errors import UserError
 
-__all__ = ["Codec", "DatasetSettings", "MetricInput", "Tile", "UserError", "hookimpl"]
+__all__ = ["Codec", "DatasetSettings", "MetricInput", "Tile", "Trainer", "UserError", "hookimpl"]

@@ -6,6 +6,7 @@ core can change its internals without breaking plugins.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -105,3 +106,21 @@ class Codec:
 
     def decode_batch(self, streams: list[bytes], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
         return [self.decode(data, shape) for data, shape in zip(streams, shapes)]
+
+
+class Trainer:
+    """Base class for trainer plugins: ``python -m harness train NAME [options]``.
+
+    The command line parses the options the trainer declares in
+    ``add_arguments`` and hands them to ``train``. A trainer raises
+    ``harness.UserError`` for bad options or inputs, so the user sees one line.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Declare the trainer's options on its own sub-command parser."""
+
+    def train(self, args: argparse.Namespace) -> None:
+        raise NotImplementedError

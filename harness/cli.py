@@ -1,4 +1,4 @@
-"""Command line: ``run`` a benchmark, ``list`` the plugins.
+"""Command line: ``run`` a benchmark, ``train`` a learned codec, ``list`` the plugins.
 
 User mistakes (``UserError``) print one line and exit with status 2; a
 traceback is shown only with ``--debug``, because a traceback for a typo in a
@@ -37,7 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
-    plugins = commands.add_parser("list", help="list registered codecs, datasets and metrics with their origin",
+    train = commands.add_parser("train", help="train a learned codec with its plugin's trainer",
+                                description="Dispatch to the trainer plugin named NAME; "
+                                            "`python -m harness train NAME --help` lists its options.",
+                                add_help=False)
+    train.add_argument("trainer", metavar="NAME", help="trainer name (see `python -m harness list`)")
+    train.add_argument("options", nargs=argparse.REMAINDER, help="the trainer's own options")
+
+    plugins = commands.add_parser("list", help="list registered codecs, datasets, metrics and trainers with their origin",
                                   description="List every registered plugin and where it came from.")
     plugins.add_argument("--config", type=Path, help="also load the plugins: entries of this config")
     return parser
@@ -77,6 +84,18 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_command(args: argparse.Namespace) -> int:
+    registry = build_registry()
+    if args.trainer not in registry.trainers:
+        raise UserError(f"train: no trainer named {args.trainer!r}; registered: "
+                        f"{', '.join(registry.trainers) or 'none'}")
+    trainer = registry.trainers[args.trainer].obj()
+    parser = argparse.ArgumentParser(prog=f"python -m harness train {trainer.name}", description=trainer.description)
+    trainer.add_arguments(parser)
+    trainer.train(parser.parse_args(args.options))
+    return 0
+
+
 def list_command(args: argparse.Namespace) -> int:
     if args.config:
         _, registry = load_config(args.config)
@@ -87,7 +106,8 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def format_registry(registry: Registry) -> str:
-    sections = (("codecs", registry.codecs), ("datasets", registry.datasets), ("metrics", registry.metrics))
+    sections = (("codecs", registry.codecs), ("datasets", registry.datasets), ("metrics", registry.metrics),
+                ("trainers", registry.trainers))
     lines = []
     for title, entries in sections:
         lines.append(f"{title}:")
@@ -96,4 +116,4 @@ def format_registry(registry: Registry) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"run": run_command, "list": list_command}
+COMMANDS = {"run": run_command, "train": train_command, "list": list_command}

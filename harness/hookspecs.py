@@ -12,7 +12,7 @@ from typing import Callable
 
 import pluggy
 
-from harness.api import PROJECT_NAME, Codec, MetricInput
+from harness.api import PROJECT_NAME, Codec, MetricInput, Trainer
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -48,4 +48,14 @@ def harness_metrics() -> list[Callable[[MetricInput], dict[str, float]]]:
     value, evaluated on the valid mask only. It returns NaN for a value it
     cannot compute on that tile (and documents when that happens) rather
     than raising.
+    """
+
+
+@hookspec
+def harness_trainers() -> list[type[Trainer]]:
+    """Return trainer classes (subclasses of ``harness.Trainer``).
+
+    ``python -m harness train NAME`` dispatches to the trainer whose ``name``
+    is NAME; a codec plugin that learns from data ships its trainer this way,
+    so training needs no change to the core.
     """

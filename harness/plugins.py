@@ -46,6 +46,7 @@ class Registry:
     codecs: dict[str, Registered] = field(default_factory=dict)
     datasets: dict[str, Registered] = field(default_factory=dict)
     metrics: dict[str, Registered] = field(default_factory=dict)
+    trainers: dict[str, Registered] = field(default_factory=dict)
 
     def codec(self, name: str) -> Any:
         return self.codecs[name].obj
@@ -77,6 +78,7 @@ def build_registry(extra_plugins: list[str] | tuple[str, ...] = (), base_dir: Pa
         codecs=_collect(manager, "harness_codecs", "codec", origins, lambda cls: cls.name),
         datasets=_collect(manager, "harness_datasets", "dataset", origins, lambda cls: cls.name),
         metrics=_collect(manager, "harness_metrics", "metric", origins, lambda fn: fn.__name__),
+        trainers=_collect(manager, "harness_trainers", "trainer", origins, lambda cls: cls.name),
     )
 
 

@@ -184,6 +184,10 @@ def load_tiles(config: BenchmarkConfig, registry: Registry) -> list[Tile]:
     tiles = list(dataset_class(dataset_settings(config), **config.dataset.options).tiles())
     if not tiles:
         raise UserError(f"{config.path}: dataset {config.dataset.kind!r} produced no tiles")
+    for tile in tiles:
+        # Every codec point sees the same arrays: a codec writing into its input would corrupt the others' scores.
+        tile.data.setflags(write=False)
+        tile.mask.setflags(write=False)
     return tiles
 
 

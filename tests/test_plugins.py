@@ -125,3 +125,51 @@ def test_list_with_a_config_shows_its_plugins(tmp_path, write_config, capsys):
         """)
     assert main(["list", "--config", str(config)]) == 0
     assert "config plugin my_codec.py" in capsys.readouterr().out
+
+
+TRAINER_PLUGIN = """
+from harness import Trainer, hookimpl
+
+
+class Echo(Trainer):
+    name = "echo"
+    description = "writes its option to a file"
+
+    def add_arguments(self, parser):
+        parser.add_argument("--out", required=True)
+        parser.add_argument("--steps", type=int, default=1)
+
+    def train(self, args):
+        with open(args.out, "w") as handle:
+            handle.write(str(args.steps))
+
+
+@hookimpl
+def harness_trainers():
+    return [Echo]
+"""
+
+
+def test_train_dispatches_to_the_trainer_plugin_with_its_own_options(tmp_path, monkeypatch):
+    folder = tmp_path / "harness_codecs"
+    folder.mkdir()
+    (folder / "echo_trainer.py").write_text(TRAINER_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["train", "echo", "--out", str(tmp_path / "done.txt"), "--steps", "7"]) == 0
+    assert (tmp_path / "done.txt").read_text() == "7"
+
+
+def test_train_with_an_unknown_trainer_name_is_a_user_error(capsys):
+    assert main(["train", "no-such-trainer"]) == 2
+    assert "no trainer named 'no-such-trainer'" in capsys.readouterr().err
+
+
+def test_every_hook_has_a_contract_docstring_and_is_documented_in_the_readme():
+    from harness import hookspecs
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    hooks = [name for name in dir(hookspecs) if name.startswith("harness_")]
+    assert hooks
+    for name in hooks:
+        assert len((getattr(hookspecs, name).__doc__ or "").strip()) > 40, name
+        assert f"`{name}`" in readme, name

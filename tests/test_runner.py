@@ -49,9 +49,20 @@ class WrongShape(Codec):
         return np.zeros((shape[0] + 1, shape[1]), dtype=np.float32)
 
 
+class Scribbler(Codec):
+    name = "scribbler"
+
+    def encode(self, tile):
+        tile[0, 0] = 1.0
+        return b""
+
+    def decode(self, data, shape):
+        return np.zeros(shape, dtype=np.float32)
+
+
 @hookimpl
 def harness_codecs():
-    return [Flaky, WrongShape]
+    return [Flaky, WrongShape, Scribbler]
 '''
 
 
@@ -184,3 +195,9 @@ def test_asking_for_cuda_without_a_gpu_is_a_user_error():
     assert resolve_device("auto") == "cpu"
     with pytest.raises(UserError, match="cuda requested but torch sees no CUDA device"):
         resolve_device("cuda")
+
+
+
+def test_a_codec_writing_into_its_input_tile_gets_an_error_row(tmp_path, bench):
+    _, rows = run(bench("- name: scribbler\n"), tmp_path / "run")
+    assert all("read-only" in row["error"] for row in rows)
