@@ -86,11 +86,22 @@ class Codec:
     raise ``ValueError`` for a bad value. ``decode`` receives nothing but the
     bytes and the tile shape: whatever else the decoder needs must be inside
     the bytes, because the reported rate is ``8 * len(bytes) / pixels``.
+
+    Two constructor keywords are filled in by the runner when the codec
+    declares them and the YAML point does not give them: ``device`` (the
+    resolved ``cpu``/``cuda``) and ``base_dir`` (the config file's folder, to
+    resolve relative paths such as checkpoints).
+
+    A plugin whose library is missing still registers its class, with
+    ``unavailable`` set to the reason and the install command: ``list`` shows
+    it, and a config asking for it fails with that message, while every other
+    codec keeps working.
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     min_tile_size: ClassVar[int] = 1
+    unavailable: ClassVar[str | None] = None
     device: str = "cpu"
     precision: str = ""
 

@@ -112,8 +112,14 @@ def format_registry(registry: Registry) -> str:
     for title, entries in sections:
         lines.append(f"{title}:")
         width = max((len(name) for name in entries), default=0)
-        lines.extend(f"  {name:<{width}}  {entry.origin}" for name, entry in sorted(entries.items()))
+        lines.extend(f"  {name:<{width}}  {entry.origin}{_availability(entry.obj)}"
+                     for name, entry in sorted(entries.items()))
     return "\n".join(lines)
+
+
+def _availability(plugin: object) -> str:
+    reason = getattr(plugin, "unavailable", None)
+    return f"  [unavailable: {reason}]" if reason else ""
 
 
 COMMANDS = {"run": run_command, "train": train_command, "list": list_command}

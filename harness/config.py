@@ -243,6 +243,8 @@ def _codecs(check: _Checker, value: Any, registry: Registry, tile_size: int) -> 
             raise check.fail(f"{key}.name", f"unknown codec {name!r}; registered: {', '.join(registry.codecs)}"
                                             " (run `python -m harness list`)")
         codec_class = registry.codec(name)
+        if codec_class.unavailable:
+            raise check.fail(f"{key}.name", f"codec {name!r} is unavailable: {codec_class.unavailable}")
         if tile_size < codec_class.min_tile_size:
             raise check.fail("dataset.tile_size", f"{tile_size} is smaller than codec {name!r} needs "
                                                   f"({codec_class.min_tile_size} px); raise tile_size or drop the codec")

@@ -199,9 +199,7 @@ def prepare_points(
     for index, codec_config in enumerate(codecs):
         codec_class = registry.codec(codec_config.name)
         for point_index, point in enumerate(codec_config.points):
-            options = dict(point.options)
-            if "device" in inspect.signature(codec_class.__init__).parameters:
-                options.setdefault("device", device)
+            options = with_context(codec_class, point.options, device=device, base_dir=config.base_dir)
             try:
                 codec = codec_class(**options)
             except (ValueError, TypeError) as exc:
@@ -209,6 +207,12 @@ def prepare_points(
                                 f"({codec_config.name} {point.label}): {exc}") from exc
             prepared.append(PreparedPoint(codec_config.name, point, codec))
     return prepared
+
+
+def with_context(codec_class: type[Codec], options: dict[str, Any], **context: Any) -> dict[str, Any]:
+    """Add the run's context (device, config folder) for the constructor keywords the codec declares."""
+    accepted = inspect.signature(codec_class.__init__).parameters
+    return {**{key: value for key, value in context.items() if key in accepted}, **options}
 
 
 def probe_metric_columns(registry: Registry, tile: Tile) -> list[str]:

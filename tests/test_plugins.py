@@ -173,3 +173,44 @@ def test_every_hook_has_a_contract_docstring_and_is_documented_in_the_readme():
     for name in hooks:
         assert len((getattr(hookspecs, name).__doc__ or "").strip()) > 40, name
         assert f"`{name}`" in readme, name
+
+
+UNAVAILABLE_PLUGIN = """
+from harness import Codec, hookimpl
+
+
+class Missing(Codec):
+    name = "missing"
+    unavailable = "the library superzip is not installed; pip install superzip"
+
+
+@hookimpl
+def harness_codecs():
+    return [Missing]
+"""
+
+
+def test_an_unavailable_codec_is_listed_with_its_reason(tmp_path, write_config, capsys):
+    (tmp_path / "missing.py").write_text(UNAVAILABLE_PLUGIN)
+    config = write_config("""\
+        name: t
+        dataset: {kind: synthetic}
+        normalization: {VV: [-25, 5], VH: [-32, -2]}
+        codecs: [{name: quantize, points: [{bits: 4}]}]
+        plugins: [missing.py]
+        """)
+    assert main(["list", "--config", str(config)]) == 0
+    assert "[unavailable: the library superzip is not installed; pip install superzip]" in capsys.readouterr().out
+
+
+def test_a_config_asking_for_an_unavailable_codec_fails_with_the_reason(tmp_path, write_config, capsys):
+    (tmp_path / "missing.py").write_text(UNAVAILABLE_PLUGIN)
+    config = write_config("""\
+        name: t
+        dataset: {kind: synthetic}
+        normalization: {VV: [-25, 5], VH: [-32, -2]}
+        codecs: [{name: missing}]
+        plugins: [missing.py]
+        """)
+    assert main(["run", str(config)]) == 2
+    assert "codec 'missing' is unavailable: the library superzip is not installed" in capsys.readouterr().err

@@ -201,3 +201,18 @@ def test_asking_for_cuda_without_a_gpu_is_a_user_error():
 def test_a_codec_writing_into_its_input_tile_gets_an_error_row(tmp_path, bench):
     _, rows = run(bench("- name: scribbler\n"), tmp_path / "run")
     assert all("read-only" in row["error"] for row in rows)
+
+
+def test_codecs_declaring_device_and_base_dir_receive_the_runs_context(tmp_path):
+    from harness import Codec
+    from harness.runner import with_context
+
+    class Contextual(Codec):
+        name = "contextual"
+
+        def __init__(self, device="none", base_dir=None, level=1):
+            pass
+
+    options = with_context(Contextual, {"level": 2}, device="cpu", base_dir=tmp_path, unrelated=1)
+    assert options == {"device": "cpu", "base_dir": tmp_path, "level": 2}
+    assert with_context(Contextual, {"device": "cuda"}, device="cpu")["device"] == "cuda"
