@@ -25,7 +25,7 @@ import glymur
 import numpy as np
 
 from harness.config import CodecConfig, CodecPoint, load_config
-from harness.runner import load_tiles, measure, prepare_points
+from harness.runner import load_tiles, measure_batch, prepare_points
 from harness.timing import time_call
 from harness_codecs.jpeg2000 import RESOLUTIONS, SCRATCH_DIR, Jpeg2000
 
@@ -80,7 +80,7 @@ def full_row_seconds(config, registry, tiles, bpp: float) -> float:
     prepared = prepare_points(config, [codec_config], registry, "cpu")[0]
     start = time.perf_counter()
     for tile in tiles:
-        measure(prepared, tile, config, registry)
+        measure_batch(prepared, [tile], config, registry)
     return (time.perf_counter() - start) / len(tiles)
 
 

@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "append one row per tile to results.csv, then write tables and plots.")
     run.add_argument("config", type=Path, help="benchmark YAML file, e.g. benchmarks.yaml")
     run.add_argument("--output", type=Path, help="run folder (default: reports/<config name>)")
+    run.add_argument("--manifest", type=Path, help="tiles.csv of an earlier run: use exactly its tiles, "
+                                                   "failing if any is missing or its pixels changed")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping finished rows")
     run.add_argument("--overwrite", action="store_true", help="discard an earlier run's results in the folder")
     run.add_argument("--codecs", help="comma-separated subset of the configured codecs to run")
@@ -69,6 +71,7 @@ def run_command(args: argparse.Namespace) -> int:
     codec_names = tuple(name.strip() for name in args.codecs.split(",") if name.strip()) if args.codecs else None
     options = RunOptions(
         run_dir=args.output or Path("reports") / config.name,
+        manifest=args.manifest,
         resume=args.resume,
         overwrite=args.overwrite,
         codec_names=codec_names,

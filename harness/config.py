@@ -53,8 +53,11 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class TimingConfig:
+    """``batch_size`` tiles go through ``encode_batch``/``decode_batch`` at once (GPU codecs gain from it)."""
+
     warmup: int
     repeats: int
+    batch_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -275,8 +278,9 @@ def _check_options(check: _Checker, cls: type, options: dict, key: str, skip_fir
 
 
 def _timing(check: _Checker, value: Any) -> TimingConfig:
-    section = check.mapping(value, "timing", {"warmup", "repeats"})
+    section = check.mapping(value, "timing", {"warmup", "repeats", "batch_size"})
     return TimingConfig(
         warmup=check.integer(section.get("warmup", 1), "timing.warmup", 0),
         repeats=check.integer(section.get("repeats", 3), "timing.repeats", 1),
+        batch_size=check.integer(section.get("batch_size", 1), "timing.batch_size", 1),
     )

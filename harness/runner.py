@@ -24,6 +24,7 @@ from harness.api import Codec, DatasetSettings, MetricInput, Tile
 from harness.config import BenchmarkConfig, CodecConfig, CodecPoint
 from harness.environment import collect_environment
 from harness.errors import UserError
+from harness.manifest import MANIFEST_FILE, read_manifest, restrict_to_manifest, write_manifest
 from harness.plugins import Registry
 from harness.timing import synchronizer_for, time_call
 
@@ -31,7 +32,8 @@ LEADING_COLUMNS = [
     "run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels",
     "codec", "point", "options", "bytes", "bpp", "compression_ratio",
 ]
-TRAILING_COLUMNS = ["encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "device", "precision", "error"]
+TRAILING_COLUMNS = ["encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "device", "precision", "batch_size",
+                    "error"]
 RESULTS_FILE = "results.csv"
 REFERENCE_BITS_PER_PIXEL = 16
 
@@ -41,6 +43,7 @@ class RunOptions:
     """What the command line adds to the config for one run."""
 
     run_dir: Path
+    manifest: Path | None = None
     resume: bool = False
     overwrite: bool = False
     codec_names: tuple[str, ...] | None = None
@@ -69,8 +72,11 @@ def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptio
     codecs = select_codecs(config.codecs, options.codec_names)
     points = prepare_points(config, codecs, registry, device)
     tiles = load_tiles(config, registry)
+    if options.manifest:
+        tiles = restrict_to_manifest(tiles, read_manifest(options.manifest), options.manifest)
     results_path = options.run_dir / RESULTS_FILE
     done = _prepare_run_dir(config, options, results_path)
+    write_manifest(tiles, options.run_dir / MANIFEST_FILE)
     columns = LEADING_COLUMNS + probe_metric_columns(registry, tiles[0]) + TRAILING_COLUMNS
     _write_environment(config, options.run_dir, device)
     written = skipped = errors = 0
@@ -78,17 +84,22 @@ def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptio
         progress = tqdm(total=len(points) * len(tiles), disable=not options.progress, unit="tile", dynamic_ncols=True)
         for prepared in points:
             progress.set_description(f"{prepared.codec_name} {prepared.point.label}")
-            for tile in tiles:
-                progress.update()
-                if (prepared.codec_name, prepared.point.label, tile.tile_id) in done:
-                    skipped += 1
-                    continue
-                row = measure(prepared, tile, config, registry)
-                writer.write(row)
-                written += 1
-                errors += bool(row["error"])
+            pending = [tile for tile in tiles if (prepared.codec_name, prepared.point.label, tile.tile_id) not in done]
+            skipped += len(tiles) - len(pending)
+            progress.update(len(tiles) - len(pending))
+            for batch in batches(pending, config.timing.batch_size):
+                for row in measure_batch(prepared, batch, config, registry):
+                    writer.write(row)
+                    written += 1
+                    errors += bool(row["error"])
+                progress.update(len(batch))
         progress.close()
     return RunOutcome(options.run_dir, written, skipped, errors)
+
+
+def batches(tiles: list[Tile], size: int) -> Iterable[list[Tile]]:
+    for start in range(0, len(tiles), size):
+        yield tiles[start : start + size]
 
 
 def resolve_device(requested: str) -> str:
@@ -228,38 +239,79 @@ def probe_metric_columns(registry: Registry, tile: Tile) -> list[str]:
     return columns
 
 
-def measure(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfig, registry: Registry) -> dict[str, Any]:
-    """Encode, decode and score one tile; any exception from the codec becomes an error row."""
-    codec = prepared.codec
-    row = identity_columns(prepared, tile, config)
+def measure_batch(
+    prepared: PreparedPoint, tiles: list[Tile], config: BenchmarkConfig, registry: Registry
+) -> list[dict[str, Any]]:
+    """Encode, decode and score tiles as one batch; a failing batch is retried tile by tile.
+
+    Timing is per batch and shared among its tiles in proportion to their
+    pixels, so MPix/s is the batch's throughput. Retrying a failed batch one
+    tile at a time pins the error row on the tile that caused it.
+    """
+    try:
+        coded = _code_batch(prepared.codec, tiles, config)
+    except Exception as exc:  # the codec is third-party code: record it and carry on
+        if len(tiles) > 1:
+            return [row for tile in tiles for row in measure_batch(prepared, [tile], config, registry)]
+        return [_error_row(prepared, tiles[0], config, exc)]
+    total_pixels = sum(tile.data.size for tile in tiles)
+    rows = []
+    for tile, stream, reconstruction in zip(tiles, coded.streams, coded.reconstructions):
+        share = tile.data.size / total_pixels
+        encode_s, decode_s = coded.encode_s * share, coded.decode_s * share
+        megapixels = tile.data.size / 1e6
+        row = identity_columns(prepared, tile, config, batch_size=len(tiles))
+        row.update(rate_columns(len(stream), tile.shape))
+        row.update(score(registry, MetricInput(tile.data, reconstruction, tile.mask, tile.db_range)))
+        row.update(encode_s=encode_s, decode_s=decode_s,
+                   encode_mpix_s=megapixels / encode_s, decode_mpix_s=megapixels / decode_s)
+        rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class CodedBatch:
+    streams: list[bytes]
+    reconstructions: list[np.ndarray]
+    encode_s: float
+    decode_s: float
+
+
+def _code_batch(codec: Codec, tiles: list[Tile], config: BenchmarkConfig) -> CodedBatch:
     synchronize = synchronizer_for(codec.device)
     timing = config.timing
-    try:
-        encoded = time_call(lambda: codec.encode(tile.data), timing.warmup, timing.repeats, synchronize)
-        stream = encoded.result
-        if not isinstance(stream, (bytes, bytearray)):
-            raise TypeError(f"encode returned {type(stream).__name__}, not bytes")
-        decoded = time_call(lambda: codec.decode(bytes(stream), tile.shape), timing.warmup, timing.repeats, synchronize)
-        reconstruction = check_reconstruction(decoded.result, tile.shape)
-    except Exception as exc:  # the codec is third-party code: record it and carry on
-        row["error"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-        return row
-    megapixels = tile.data.size / 1e6
-    row.update(rate_columns(len(stream), tile.shape))
-    row.update(score(registry, MetricInput(tile.data, reconstruction, tile.mask, tile.db_range)))
-    row.update(encode_s=encoded.seconds, decode_s=decoded.seconds,
-               encode_mpix_s=megapixels / encoded.seconds, decode_mpix_s=megapixels / decoded.seconds)
+    arrays = [tile.data for tile in tiles]
+    shapes = [tile.shape for tile in tiles]
+    encoded = time_call(lambda: codec.encode_batch(arrays), timing.warmup, timing.repeats, synchronize)
+    streams = [check_stream(stream) for stream in encoded.result]
+    if len(streams) != len(tiles):
+        raise ValueError(f"encode_batch returned {len(streams)} streams for {len(tiles)} tiles")
+    decoded = time_call(lambda: codec.decode_batch(streams, shapes), timing.warmup, timing.repeats, synchronize)
+    reconstructions = [check_reconstruction(array, shape) for array, shape in zip(decoded.result, shapes)]
+    return CodedBatch(streams, reconstructions, encoded.seconds, decoded.seconds)
+
+
+def _error_row(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfig, exc: Exception) -> dict[str, Any]:
+    row = identity_columns(prepared, tile, config, batch_size=1)
+    row["error"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return row
 
 
-def identity_columns(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfig) -> dict[str, Any]:
+def check_stream(stream: Any) -> bytes:
+    if not isinstance(stream, (bytes, bytearray)):
+        raise TypeError(f"encode returned {type(stream).__name__}, not bytes")
+    return bytes(stream)
+
+
+def identity_columns(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfig, batch_size: int) -> dict[str, Any]:
     height, width = tile.shape
     return {
         "run": config.name, "dataset": config.dataset.kind, "scene": tile.scene, "tile_id": tile.tile_id,
         "pol": tile.pol, "height": height, "width": width, "valid_pixels": tile.valid_pixels,
         "codec": prepared.codec_name, "point": prepared.point.label,
         "options": json.dumps(prepared.point.options, sort_keys=True),
-        "device": prepared.codec.device, "precision": prepared.codec.precision, "error": "",
+        "device": prepared.codec.device, "precision": prepared.codec.precision, "batch_size": batch_size,
+        "error": "",
     }
 
 

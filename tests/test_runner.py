@@ -39,6 +39,23 @@ class Flaky(Codec):
         return np.frombuffer(data, dtype=np.uint8).reshape(shape).astype(np.float32) / 255
 
 
+class Picky(Flaky):
+    """Raises whenever it meets the n-th distinct tile it has seen, however often it is retried."""
+    name = "picky"
+    seen = []
+
+    def __init__(self, fail_on_tile=1):
+        self.fail_on_tile = fail_on_tile
+
+    def encode(self, tile):
+        key = tile.tobytes()
+        if key not in Picky.seen:
+            Picky.seen.append(key)
+        if Picky.seen.index(key) + 1 == self.fail_on_tile:
+            raise ValueError("bad tile")
+        return (tile * 255).round().astype(np.uint8).tobytes()
+
+
 class WrongShape(Codec):
     name = "wrong_shape"
 
@@ -62,7 +79,7 @@ class Scribbler(Codec):
 
 @hookimpl
 def harness_codecs():
-    return [Flaky, WrongShape, Scribbler]
+    return [Flaky, Picky, WrongShape, Scribbler]
 '''
 
 
@@ -71,9 +88,10 @@ def bench(tmp_path, dual_pol_geotiff, write_config):
     """Write the test codecs and return a function making a config with the given codecs section."""
     (tmp_path / "test_codecs.py").write_text(TEST_CODECS)
 
-    def make(codecs: str) -> Path:
+    def make(codecs: str, batch_size: int = 1) -> Path:
         text = MINIMAL_CONFIG.split("codecs:")[0] + "codecs:\n" + textwrap.indent(textwrap.dedent(codecs), "  ")
-        return write_config(text + "plugins: [test_codecs.py]\ntiming: {warmup: 0, repeats: 1}\n")
+        timing = f"timing: {{warmup: 0, repeats: 1, batch_size: {batch_size}}}\n"
+        return write_config(text + "plugins: [test_codecs.py]\n" + timing)
 
     return make
 
@@ -83,15 +101,6 @@ def run(config_path: Path, run_dir: Path, **options) -> tuple:
     outcome = run_benchmark(config, registry, RunOptions(run_dir=run_dir, progress=False, **options))
     with (run_dir / "results.csv").open(newline="") as handle:
         return outcome, list(csv.DictReader(handle))
-
-
-@pytest.fixture(autouse=True)
-def reset_flaky_counter():
-    yield
-    import sys
-    for module in list(sys.modules.values()):
-        if hasattr(module, "Flaky"):
-            module.Flaky.calls = 0
 
 
 def test_one_row_per_codec_point_and_tile_with_rate_from_real_bytes(tmp_path, bench):
@@ -216,3 +225,49 @@ def test_codecs_declaring_device_and_base_dir_receive_the_runs_context(tmp_path)
     options = with_context(Contextual, {"level": 2}, device="cpu", base_dir=tmp_path, unrelated=1)
     assert options == {"device": "cpu", "base_dir": tmp_path, "level": 2}
     assert with_context(Contextual, {"device": "cuda"}, device="cpu")["device"] == "cuda"
+
+
+def test_batches_share_their_time_among_their_tiles(tmp_path, bench):
+    _, rows = run(bench("- name: quantize\n  points: [{bits: 4}]\n", batch_size=4), tmp_path / "run")
+    assert [row["batch_size"] for row in rows] == ["4"] * 4 + ["2"] * 2
+    assert all(row["error"] == "" and float(row["encode_s"]) > 0 for row in rows)
+
+
+def test_a_failing_batch_is_retried_tile_by_tile_so_only_the_bad_tile_is_an_error(tmp_path, bench):
+    _, rows = run(bench("- name: picky\n  points: [{fail_on_tile: 2}]\n", batch_size=3), tmp_path / "run")
+    assert len(rows) == 6
+    assert [bool(row["error"]) for row in rows] == [False, True, False, False, False, False]
+
+
+def test_every_run_writes_its_tile_manifest(tmp_path, bench):
+    run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
+    with (tmp_path / "run" / "tiles.csv").open() as handle:
+        manifest = list(csv.DictReader(handle))
+    assert len(manifest) == 6 and all(len(entry["sha256"]) == 64 for entry in manifest)
+
+
+def test_a_manifest_restricts_a_run_to_exactly_its_tiles(tmp_path, bench):
+    config = bench("- name: quantize\n  points: [{bits: 4}]\n")
+    run(config, tmp_path / "first")
+    manifest = tmp_path / "first" / "tiles.csv"
+    kept = manifest.read_text().splitlines()[:3]
+    (tmp_path / "subset.csv").write_text("\n".join(kept) + "\n")
+    _, rows = run(config, tmp_path / "second", manifest=tmp_path / "subset.csv")
+    assert [row["tile_id"] for row in rows] == [line.split(",")[0] for line in kept[1:]]
+
+
+def test_a_manifest_whose_pixels_changed_is_an_error(tmp_path, bench, write_config):
+    config = bench("- name: quantize\n  points: [{bits: 4}]\n")
+    run(config, tmp_path / "first")
+    changed = write_config(config.read_text().replace("VV: [-25, 5]", "VV: [-26, 5]"), name="changed.yaml")
+    with pytest.raises(UserError, match="has different pixels than when the manifest was written"):
+        run(changed, tmp_path / "second", manifest=tmp_path / "first" / "tiles.csv")
+
+
+def test_a_manifest_naming_a_tile_the_dataset_does_not_produce_is_an_error(tmp_path, bench):
+    config = bench("- name: quantize\n  points: [{bits: 4}]\n")
+    run(config, tmp_path / "first")
+    manifest = tmp_path / "first" / "tiles.csv"
+    manifest.write_text(manifest.read_text().replace("scene:VV:", "other:VV:", 1))
+    with pytest.raises(UserError, match="tile other:VV:.* is not produced by this config's dataset"):
+        run(config, tmp_path / "second", manifest=manifest)

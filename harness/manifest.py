@@ -1,0 +1,90 @@
+"""The test-set manifest: which tiles a run used, with a checksum of their pixels.
+
+Two runs are comparable only if they coded the same pixels. Every run writes
+``tiles.csv``; giving that file to a later run (``--manifest``) restricts it to
+exactly those tiles and fails loudly if any is missing or its pixels changed
+(a different file version, calibration, normalization or reader).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+from harness.api import Tile
+from harness.errors import UserError
+
+MANIFEST_FILE = "tiles.csv"
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    tile_id: str
+    scene: str
+    pol: str
+    row: int
+    col: int
+    height: int
+    width: int
+    sha256: str
+
+
+COLUMNS = [field.name for field in fields(ManifestEntry)]
+
+
+def tile_checksum(tile: Tile) -> str:
+    """SHA-256 of the normalized pixels and the mask: what the codecs actually see."""
+    digest = hashlib.sha256(tile.data.astype("<f4", copy=False).tobytes())
+    digest.update(tile.mask.astype(bool).tobytes())
+    return digest.hexdigest()
+
+
+def manifest_entry(tile: Tile) -> ManifestEntry:
+    height, width = tile.shape
+    return ManifestEntry(tile.tile_id, tile.scene, tile.pol, tile.row, tile.col, height, width, tile_checksum(tile))
+
+
+def write_manifest(tiles: list[Tile], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        writer.writerows(astuple(manifest_entry(tile)) for tile in tiles)
+
+
+def read_manifest(path: Path) -> list[ManifestEntry]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [column for column in COLUMNS if column not in (reader.fieldnames or [])]
+            if missing:
+                raise UserError(f"{path}: not a tile manifest (missing column {missing[0]!r})")
+            return [_entry(row) for row in reader]
+    except FileNotFoundError:
+        raise UserError(f"{path}: manifest not found; give the tiles.csv of an earlier run") from None
+    except ValueError as exc:
+        raise UserError(f"{path}: malformed manifest row ({exc})") from exc
+
+
+def _entry(row: dict[str, str]) -> ManifestEntry:
+    return ManifestEntry(
+        tile_id=row["tile_id"], scene=row["scene"], pol=row["pol"], row=int(row["row"]), col=int(row["col"]),
+        height=int(row["height"]), width=int(row["width"]), sha256=row["sha256"],
+    )
+
+
+def restrict_to_manifest(tiles: list[Tile], entries: list[ManifestEntry], path: Path) -> list[Tile]:
+    """The manifest's tiles, in its order; an absent tile or a changed checksum is an error."""
+    by_id = {tile.tile_id: tile for tile in tiles}
+    selected = []
+    for entry in entries:
+        tile = by_id.get(entry.tile_id)
+        if tile is None:
+            raise UserError(f"{path}: tile {entry.tile_id} is not produced by this config's dataset; "
+                            "use the dataset (files, seed, tile_size, max_tiles) of the run that wrote the manifest")
+        if tile_checksum(tile) != entry.sha256:
+            raise UserError(f"{path}: tile {entry.tile_id} has different pixels than when the manifest was written "
+                            "(changed file, normalization or reader); the runs would not be comparable")
+        selected.append(tile)
+    return selected
