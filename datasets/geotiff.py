@@ -9,7 +9,6 @@ the seed and the files only, so two runs compare codecs on the same tiles.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -19,18 +18,10 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from harness import DatasetSettings, Tile, UserError, hookimpl
-from harness.sar import UNITS, normalize_db, to_db
+from harness.sar import UNITS, to_db
+from harness_datasets._tiling import Candidate, Layers, grid_candidates, select_windows, window_tiles
 
 RASTER_SUFFIXES = (".tif", ".tiff")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A window position on the tile grid of one file."""
-
-    file_index: int
-    row: int
-    col: int
 
 
 class GeoTiffDataset:
@@ -63,28 +54,23 @@ class GeoTiffDataset:
         with ExitStack() as stack:
             rasters = [stack.enter_context(open_raster(path)) for path in self.files]
             band_indexes = [self._band_indexes(raster, path) for raster, path in zip(rasters, self.files)]
-            accepted = self._select_windows(rasters, band_indexes)
-            for candidate, layers in sorted(accepted, key=lambda item: _position(item[0])):
-                yield from self._tiles_at(candidate, layers)
+            for candidate, layers in self._select_windows(rasters, band_indexes):
+                yield from window_tiles(self.files[candidate.file_index].stem, candidate, layers, self.settings)
 
     def _band_indexes(self, raster: rasterio.DatasetReader, path: Path) -> dict[str, int]:
         return {pol: band_index(raster, path, self.bands[pol]) for pol in self.settings.polarisations}
 
-    def _select_windows(self, rasters: list, band_indexes: list[dict[str, int]]) -> list[tuple[Candidate, dict]]:
+    def _select_windows(self, rasters: list, band_indexes: list[dict[str, int]]) -> list[tuple[Candidate, Layers]]:
         """Read shuffled grid windows until ``max_tiles`` of them are valid enough."""
         candidates = grid_candidates([raster.shape for raster in rasters], self.settings.tile_size)
         if not candidates:
             shapes = ", ".join(f"{path.name} {raster.height}x{raster.width}" for path, raster in zip(self.files, rasters))
             raise UserError(f"dataset: every raster is smaller than tile_size {self.settings.tile_size} ({shapes})")
-        order = np.random.default_rng(self.settings.seed).permutation(len(candidates))
-        accepted = []
-        for index in order:
-            candidate = candidates[index]
-            layers = self._read_layers(rasters[candidate.file_index], band_indexes[candidate.file_index], candidate)
-            if _joint_valid_fraction(layers) >= self.settings.min_valid_fraction:
-                accepted.append((candidate, layers))
-                if len(accepted) == self.settings.max_tiles:
-                    break
+        accepted = select_windows(
+            candidates,
+            lambda candidate: self._read_layers(rasters[candidate.file_index], band_indexes[candidate.file_index], candidate),
+            self.settings,
+        )
         if not accepted:
             raise UserError(
                 f"dataset: no {self.settings.tile_size}px window in {', '.join(str(path) for path in self.files)} has "
@@ -93,7 +79,7 @@ class GeoTiffDataset:
             )
         return accepted
 
-    def _read_layers(self, raster, band_indexes: dict[str, int], candidate: Candidate) -> dict[str, np.ndarray]:
+    def _read_layers(self, raster, band_indexes: dict[str, int], candidate: Candidate) -> Layers:
         """dB values of each polarisation in the window, NaN where there is no data."""
         size = self.settings.tile_size
         window = Window(candidate.col, candidate.row, size, size)
@@ -105,43 +91,6 @@ class GeoTiffDataset:
                 values[values == nodata] = np.nan
             layers[pol] = to_db(values, self.units)
         return layers
-
-    def _tiles_at(self, candidate: Candidate, layers: dict[str, np.ndarray]) -> Iterator[Tile]:
-        scene = self.files[candidate.file_index].stem
-        size = self.settings.tile_size
-        for pol, db in layers.items():
-            mask = np.isfinite(db)
-            db_range = self.settings.normalization[pol]
-            data = np.where(mask, normalize_db(np.nan_to_num(db, nan=db_range[0]), db_range), 0.0)
-            yield Tile(
-                tile_id=f"{scene}:{pol}:r{candidate.row}:c{candidate.col}:{size}",
-                scene=scene,
-                pol=pol,
-                row=candidate.row,
-                col=candidate.col,
-                data=data.astype(np.float32),
-                mask=mask,
-                db_range=db_range,
-            )
-
-
-def _position(candidate: Candidate) -> tuple[int, int, int]:
-    return candidate.file_index, candidate.row, candidate.col
-
-
-def _joint_valid_fraction(layers: dict[str, np.ndarray]) -> float:
-    valid = np.logical_and.reduce([np.isfinite(layer) for layer in layers.values()])
-    return float(valid.mean())
-
-
-def grid_candidates(shapes: list[tuple[int, int]], tile_size: int) -> list[Candidate]:
-    """Non-overlapping full-size windows of every raster; partial edge windows are left out."""
-    return [
-        Candidate(file_index, row, col)
-        for file_index, (height, width) in enumerate(shapes)
-        for row in range(0, height - tile_size + 1, tile_size)
-        for col in range(0, width - tile_size + 1, tile_size)
-    ]
 
 
 def resolve_raster_paths(paths: list[str] | str, base_dir: Path) -> list[Path]:

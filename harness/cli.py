@@ -1,4 +1,4 @@
-"""Command line: ``run`` a benchmark, ``train`` a learned codec, ``list`` the plugins.
+"""Command line: ``run`` a benchmark, ``train`` a learned codec, ``list`` the plugins, ``report`` and ``compare`` runs.
 
 User mistakes (``UserError``) print one line and exit with status 2; a
 traceback is shown only with ``--debug``, because a traceback for a typo in a
@@ -12,11 +12,22 @@ import sys
 import traceback
 from pathlib import Path
 
+from harness.compare import compare_runs
+from harness.compressai_json import read_compressai_json
 from harness.config import load_config
 from harness.errors import UserError
 from harness.plugins import Registry, build_registry
-from harness.report import format_summary_table, load_results, summarize, write_report
+from harness.report import (
+    ReportSettings,
+    format_summary_table,
+    load_results,
+    load_run_results,
+    settings_from_run_dir,
+    summarize,
+    write_report,
+)
 from harness.runner import RESULTS_FILE, RunOptions, run_benchmark
+from harness.visual import write_visual_comparisons
 
 USER_ERROR_EXIT = 2
 
@@ -38,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--codecs", help="comma-separated subset of the configured codecs to run")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    run.add_argument("--visual-tiles", type=int, default=2, metavar="N",
+                     help="keep the reconstructions of the first N tiles for the visual comparison (default 2)")
 
     train = commands.add_parser("train", help="train a learned codec with its plugin's trainer",
                                 description="Dispatch to the trainer plugin named NAME; "
@@ -49,6 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("list", help="list registered codecs, datasets, metrics and trainers with their origin",
                                   description="List every registered plugin and where it came from.")
     plugins.add_argument("--config", type=Path, help="also load the plugins: entries of this config")
+
+    report = commands.add_parser("report", help="rebuild a run's tables and figures from its results.csv",
+                                 description="Rebuild summary tables, BD-rate table, CompressAI JSON files and "
+                                             "figures of RUN_DIR from its results.csv, without running codecs.")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder, e.g. reports/default")
+    report.add_argument("--log-rate", action="store_true", help="log-scale rate axis in the RD plots")
+
+    compare = commands.add_parser("compare", help="differences (B - A) between two runs per codec and rate point",
+                                  description="Per codec and rate point present in both runs, B - A of mean bpp, "
+                                              "PSNR, MS-SSIM, ENL ratio and median encode/decode MPix/s.")
+    compare.add_argument("run_a", type=Path, metavar="RUN_A", help="the run to compare against (before)")
+    compare.add_argument("run_b", type=Path, metavar="RUN_B", help="the run compared (after)")
+    compare.add_argument("--output", type=Path, metavar="FILE", help="also write the differences as CSV")
     return parser
 
 
@@ -77,13 +103,35 @@ def run_command(args: argparse.Namespace) -> int:
         codec_names=codec_names,
         device=args.device,
         progress=not args.no_progress,
+        visual_tiles=args.visual_tiles,
     )
     outcome = run_benchmark(config, registry, options)
     results = load_results(outcome.run_dir / RESULTS_FILE)
-    write_report(results, outcome.run_dir)
+    references = tuple(read_compressai_json(Path(path)) for path in config.references)
+    write_report(results, outcome.run_dir, ReportSettings(anchor=config.anchor, references=references))
+    write_visual_comparisons(outcome.run_dir, results)
     print(format_summary_table(summarize(results)))
     print(f"\n{outcome.rows_written} rows measured, {outcome.rows_skipped} resumed, {outcome.error_rows} errors")
     print(f"report: {outcome.run_dir.resolve()}")
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    results = load_run_results(args.run_dir)
+    files = write_report(results, args.run_dir, settings_from_run_dir(args.run_dir, log_rate=args.log_rate))
+    visuals = write_visual_comparisons(args.run_dir, results)
+    print(format_summary_table(summarize(results)))
+    print(f"\nrebuilt {len(files.paths()) + len(visuals)} files in {args.run_dir.resolve()}")
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    comparison = compare_runs(load_run_results(args.run_a), load_run_results(args.run_b))
+    print(f"B - A with A = {args.run_a}, B = {args.run_b}\n")
+    print(comparison.to_text())
+    if args.output:
+        comparison.table.to_csv(args.output, index=False)
+        print(f"\nwritten: {args.output}")
     return 0
 
 
@@ -125,4 +173,5 @@ def _availability(plugin: object) -> str:
     return f"  [unavailable: {reason}]" if reason else ""
 
 
-COMMANDS = {"run": run_command, "train": train_command, "list": list_command}
+COMMANDS = {"run": run_command, "train": train_command, "list": list_command, "report": report_command,
+            "compare": compare_command}

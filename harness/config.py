@@ -16,10 +16,12 @@ from typing import Any
 
 import yaml
 
+from harness.compressai_json import read_compressai_json
 from harness.errors import UserError
 from harness.plugins import Registry, build_registry
 
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_ANCHOR = "jpeg2000"
 DEFAULT_CACHE_DIR = Path("~/.cache/sar-codec-harness")
 
 
@@ -72,13 +74,16 @@ class BenchmarkConfig:
     timing: TimingConfig
     path: Path
     text: str
+    anchor: str = DEFAULT_ANCHOR
+    references: tuple[str, ...] = ()
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
 
 
-TOP_LEVEL_KEYS = {"name", "seed", "device", "dataset", "normalization", "codecs", "plugins", "timing"}
+TOP_LEVEL_KEYS = {"name", "seed", "device", "dataset", "normalization", "codecs", "plugins", "timing",
+                  "anchor", "references"}
 DATASET_KEYS = {"kind", "tile_size", "max_tiles", "polarisations", "min_valid_fraction", "cache_dir"}
 
 
@@ -146,17 +151,20 @@ def load_config(path: Path | str, registry: Registry | None = None) -> tuple[Ben
     if registry is None:
         registry = build_registry(plugins, path.parent)
     dataset = _dataset(check, raw.get("dataset"), registry)
+    codecs = _codecs(check, raw.get("codecs"), registry, dataset.tile_size)
     config = BenchmarkConfig(
         name=_run_name(check, raw.get("name")),
         seed=check.integer(raw.get("seed", 0), "seed", 0),
         device=_device(check, raw.get("device", "auto")),
         dataset=dataset,
         normalization=_normalization(check, raw.get("normalization"), dataset.polarisations),
-        codecs=_codecs(check, raw.get("codecs"), registry, dataset.tile_size),
+        codecs=codecs,
         plugins=plugins,
         timing=_timing(check, raw.get("timing", {})),
         path=path,
         text=text,
+        anchor=_anchor(check, raw, codecs),
+        references=_references(check, raw.get("references", []), path.parent),
     )
     return config, registry
 
@@ -275,6 +283,34 @@ def _check_options(check: _Checker, cls: type, options: dict, key: str, skip_fir
         if option not in accepted:
             raise check.fail(f"{key}.{option}", f"unknown option for {cls.name!r}; accepted: "
                                                 f"{', '.join(sorted(accepted)) or 'none'}")
+
+
+def _anchor(check: _Checker, raw: dict, codecs: tuple[CodecConfig, ...]) -> str:
+    """The BD-rate reference codec. The default may be absent (no BD-rate then); a named one must be configured."""
+    if "anchor" not in raw:
+        return DEFAULT_ANCHOR
+    anchor = check.string(raw["anchor"], "anchor")
+    configured = [codec.name for codec in codecs]
+    if anchor not in configured:
+        raise check.fail("anchor", f"{anchor!r} is not a configured codec; configured: {', '.join(configured)}")
+    return anchor
+
+
+def _references(check: _Checker, value: Any, base_dir: Path) -> tuple[str, ...]:
+    """CompressAI JSON files (relative to the config), read now so a bad one fails before the run, not after."""
+    paths = []
+    names: dict[str, str] = {}
+    for index, entry in enumerate(check.sequence(value, "references")):
+        key = f"references[{index}]"
+        path = (base_dir / check.string(entry, key)).resolve()
+        if not path.is_file():
+            raise check.fail(key, f"reference file {str(path)!r} not found")
+        name = read_compressai_json(path).name
+        if name in names:
+            raise check.fail(key, f"curve name {name!r} is also the name in {names[name]}; names must differ")
+        names[name] = entry
+        paths.append(str(path))
+    return tuple(paths)
 
 
 def _timing(check: _Checker, value: Any) -> TimingConfig:

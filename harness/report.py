@@ -18,18 +18,23 @@ Conventions the tables and plots share:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
+import yaml
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 from pandas.api.typing import DataFrameGroupBy
+
+from harness.bdrate import BD_METRICS, bd_rate_table
+from harness.compressai_json import ReferenceCurve, curves_from_summary, read_compressai_json, write_compressai_json
+from harness.errors import UserError
 
 TEXT_COLUMNS = (
     ("run", "dataset", "scene", "tile_id", "pol")
@@ -46,10 +51,18 @@ HEADLINE_METRICS = ("psnr", "ms_ssim", "enl_ratio")
 LABEL_COLUMNS = ("run", "codec", "point", "pol", "device", "precision", "error")
 NUMERIC_NA_STRINGS = ["", "nan", "NaN", "NA", "null"]
 
+REQUIRED_COLUMNS = ("codec", "point", "pol", "bpp", "encode_mpix_s", "decode_mpix_s", "error")
+RESULTS_FILE = "results.csv"
+SAVED_CONFIG_FILE = "config.yaml"
+DEFAULT_ANCHOR = "jpeg2000"
+COMPRESSAI_DIR = "compressai"
+REFERENCES_DIR = "references"
+
 GROUP_KEYS = ("codec", "point")
 GROUP_KEYS_BY_POL = ("codec", "point", "pol")
 
 PALETTE = matplotlib.colormaps["tab10"].colors
+REFERENCE_PALETTE = matplotlib.colormaps["Dark2"].colors
 DPI = 120
 FIGURE_SIZE = (6.4, 4.4)
 DECODE_BAR_STYLE = {"alpha": 0.45, "hatch": "//"}
@@ -104,17 +117,67 @@ RATE_AXIS_LABEL = "rate (bits per pixel)"
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """What the report needs beyond ``results.csv``: the BD-rate anchor, reference curves, plot options."""
+
+    anchor: str = DEFAULT_ANCHOR
+    references: tuple[ReferenceCurve, ...] = ()
+    log_rate: bool = False
+
+
+@dataclass(frozen=True)
 class ReportFiles:
     """The files ``write_report`` produced, so the CLI can list them and tests can check them."""
 
     summary_csv: Path
     summary_by_pol_csv: Path
     summary_md: Path
+    bd_rate_csv: Path
     rd_plots: tuple[Path, ...]
     timing_png: Path
+    compressai_json: tuple[Path, ...]
+    references_json: tuple[Path, ...]
 
     def paths(self) -> tuple[Path, ...]:
-        return (self.summary_csv, self.summary_by_pol_csv, self.summary_md, *self.rd_plots, self.timing_png)
+        return (self.summary_csv, self.summary_by_pol_csv, self.summary_md, self.bd_rate_csv, *self.rd_plots,
+                self.timing_png, *self.compressai_json, *self.references_json)
+
+
+def load_run_results(run_dir: Path) -> pd.DataFrame:
+    """The results of a run folder, checked for the columns the report needs; problems are one line."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise UserError(f"{run_dir}: no {RESULTS_FILE}; pass a run folder written by `python -m harness run`")
+    try:
+        results = load_results(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0]}") from None
+    missing = [column for column in REQUIRED_COLUMNS if column not in results.columns]
+    if missing:
+        raise UserError(f"{path}: missing required column {missing[0]!r} "
+                        f"(needs {', '.join(REQUIRED_COLUMNS)})")
+    return results
+
+
+def settings_from_run_dir(run_dir: Path, log_rate: bool = False) -> ReportSettings:
+    """Rebuild a run's report settings from the folder alone, so a copied folder reports the same.
+
+    The anchor comes from the saved ``config.yaml`` (validated when the run
+    started); the reference curves from the copies ``write_report`` saved in
+    ``references/``, because the config's own paths may not exist on this machine.
+    """
+    run_dir = Path(run_dir)
+    anchor = DEFAULT_ANCHOR
+    saved_config = run_dir / SAVED_CONFIG_FILE
+    if saved_config.is_file():
+        try:
+            raw = yaml.safe_load(saved_config.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise UserError(f"{saved_config}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        if isinstance(raw, dict) and isinstance(raw.get("anchor"), str):
+            anchor = raw["anchor"]
+    references = tuple(read_compressai_json(path) for path in sorted((run_dir / REFERENCES_DIR).glob("*.json")))
+    return ReportSettings(anchor=anchor, references=references, log_rate=log_rate)
 
 
 def load_results(path: Path) -> pd.DataFrame:
@@ -254,29 +317,51 @@ def codec_colors(codecs: Iterable[str]) -> dict[str, Color]:
     return {name: PALETTE[index % len(PALETTE)] for index, name in enumerate(names)}
 
 
-def write_report(results: pd.DataFrame, run_dir: Path) -> ReportFiles:
-    """Write the summary tables and figures of one run into ``run_dir``."""
+def write_report(results: pd.DataFrame, run_dir: Path, settings: ReportSettings = ReportSettings()) -> ReportFiles:
+    """Write the summary tables, BD-rate table, CompressAI JSON files and figures of one run into ``run_dir``."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     results = _normalized_columns(results)
     run_name = _run_name(results, run_dir)
     summary = summarize(results)
     summary_by_pol = summarize_by_pol(results)
+    references = tuple(sorted(settings.references, key=lambda reference: reference.name))
+    bd_table = bd_rate_table(summary, summary_by_pol, settings.anchor, references)
     colors = codec_colors(results["codec"])
     files = ReportFiles(
         summary_csv=run_dir / "summary.csv",
         summary_by_pol_csv=run_dir / "summary_by_pol.csv",
         summary_md=run_dir / "summary.md",
+        bd_rate_csv=run_dir / "bd_rate.csv",
         rd_plots=tuple(run_dir / plot.filename for plot in RD_PLOTS),
         timing_png=run_dir / "timing.png",
+        compressai_json=_write_curves(curves_from_summary(summary, run_name), run_dir / COMPRESSAI_DIR),
+        references_json=_write_curves(references, run_dir / REFERENCES_DIR),
     )
     summary.to_csv(files.summary_csv, index=False)
     summary_by_pol.to_csv(files.summary_by_pol_csv, index=False)
-    files.summary_md.write_text(summary_markdown(results, summary, summary_by_pol, run_name), encoding="utf-8")
+    bd_table.to_csv(files.bd_rate_csv, index=False)
+    files.summary_md.write_text(
+        summary_markdown(results, summary, summary_by_pol, run_name, bd_table, settings.anchor), encoding="utf-8"
+    )
     for plot, path in zip(RD_PLOTS, files.rd_plots):
-        _save(_rd_figure(summary, plot, colors, run_name), path)
+        _save(rd_figure(summary, plot, colors, run_name, references, settings.log_rate), path)
     _save(_timing_figure(results, colors, run_name), files.timing_png)
     return files
+
+
+def _write_curves(curves: Sequence[ReferenceCurve], folder: Path) -> tuple[Path, ...]:
+    """One CompressAI JSON file per curve, named after it; no folder when there is nothing to write."""
+    if curves:
+        folder.mkdir(exist_ok=True)
+    paths = tuple(folder / f"{_file_stem(curve.name)}.json" for curve in curves)
+    for curve, path in zip(curves, paths):
+        write_compressai_json(curve, path)
+    return paths
+
+
+def _file_stem(name: str) -> str:
+    return "".join(character if character.isalnum() or character in "-_." else "_" for character in name)
 
 
 def _run_name(results: pd.DataFrame, run_dir: Path) -> str:
@@ -289,8 +374,11 @@ def _save(figure: Figure, path: Path) -> None:
     figure.savefig(path, dpi=DPI)
 
 
-def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_pol: pd.DataFrame, run_name: str) -> str:
-    """The human-readable report: header counts, both tables, notes and the errors."""
+def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_pol: pd.DataFrame, run_name: str,
+                     bd_table: pd.DataFrame | None = None, anchor: str = DEFAULT_ANCHOR) -> str:
+    """The human-readable report: header counts, both tables, the BD-rate table, notes and the errors."""
+    if bd_table is None:
+        bd_table = bd_rate_table(summary, summary_by_pol, anchor)
     sections = [
         f"# Run `{run_name}`",
         _header_lines(results),
@@ -298,6 +386,8 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_po
         _markdown_table(summary, GROUP_KEYS),
         "## By codec, rate point and polarisation",
         _markdown_table(summary_by_pol, GROUP_KEYS_BY_POL),
+        f"## BD-rate against `{anchor}`",
+        bd_rate_markdown(bd_table, anchor),
         "## Notes",
         _notes(summary),
         "## Errors",
@@ -333,6 +423,50 @@ def _notes(summary: pd.DataFrame) -> str:
             "so the mean is infinite and the std is left blank."
         )
     return "\n".join(lines)
+
+
+BD_RATE_EXPLANATION = (
+    "BD-rate: average rate difference at equal quality, in percent of the anchor's rate "
+    "(negative = fewer bits than the anchor, better). BD-quality: average quality difference "
+    "(test − anchor) at equal rate, in the metric's units; for RMSE lower is better. "
+    "PCHIP interpolation over log rate (`bjontegaard` package), integrated over the overlap shown; "
+    "means per rate point over the tiles without error, lossless points excluded."
+)
+
+
+def bd_rate_markdown(bd_table: pd.DataFrame, anchor: str) -> str:
+    """The BD-rate table for people: one line per codec, polarisation and metric, "not comparable" spelled out."""
+    if bd_table.empty:
+        return f"No BD-rate: the anchor codec `{anchor}` has no results in this run, or no other codec to compare."
+    table = pd.DataFrame({
+        "codec": [f"{codec} (reference)" if source == "reference" else codec
+                  for codec, source in zip(bd_table["codec"], bd_table["source"])],
+        "pol": bd_table["pol"],
+        "metric": [_BD_LABELS[metric] for metric in bd_table["metric"]],
+        "BD-rate (%)": [_bd_cell(value, 2) for value in bd_table["bd_rate_percent"]],
+        "BD-quality": [_bd_cell(value, COLUMN_STYLES[metric].decimals + 1)
+                       for value, metric in zip(bd_table["bd_quality"], bd_table["metric"])],
+        "rate overlap (bpp)": [_range_cell(low, high, 3) for low, high in zip(bd_table["rate_low"], bd_table["rate_high"])],
+        "quality overlap": [_range_cell(low, high, COLUMN_STYLES[metric].decimals)
+                            for low, high, metric in zip(bd_table["quality_low"], bd_table["quality_high"],
+                                                         bd_table["metric"])],
+        "points (anchor/test)": [f"{anchor_points}/{test_points}" for anchor_points, test_points
+                                 in zip(bd_table["anchor_points"], bd_table["test_points"])],
+        "note": bd_table["note"],
+    })
+    alignment = ["left", "left", "left", "right", "right", "right", "right", "right", "left"]
+    return BD_RATE_EXPLANATION + "\n\n" + table.to_markdown(index=False, disable_numparse=True, colalign=alignment)
+
+
+_BD_LABELS = {metric.column: metric.label for metric in BD_METRICS}
+
+
+def _bd_cell(value: float, decimals: int) -> str:
+    return "not comparable" if pd.isna(value) else f"{value:+.{decimals}f}"
+
+
+def _range_cell(low: float, high: float, decimals: int) -> str:
+    return "none" if pd.isna(low) else f"{low:.{decimals}f} – {high:.{decimals}f}"
 
 
 def _errors_section(results: pd.DataFrame) -> str:
@@ -429,19 +563,26 @@ def _format_number(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _rd_figure(summary: pd.DataFrame, plot: RDPlot, colors: dict[str, Color], run_name: str) -> Figure:
-    """Mean metric against mean bpp per point, one line per codec, ±1 std error bars."""
+def rd_figure(summary: pd.DataFrame, plot: RDPlot, colors: dict[str, Color], run_name: str,
+               references: Sequence[ReferenceCurve] = (), log_rate: bool = False) -> Figure:
+    """Mean metric against mean bpp per point, one line per codec, ±1 std error bars; references dashed."""
     figure = Figure(figsize=FIGURE_SIZE, layout="constrained")
     axes = figure.add_subplot()
     plotted = 0
     if f"{plot.metric}_mean" in summary.columns:
         for codec, points in summary.groupby("codec", sort=False):
             plotted += _draw_rd_line(axes, points, plot.metric, codec, colors[codec])
+    for index, reference in enumerate(references):
+        color = REFERENCE_PALETTE[index % len(REFERENCE_PALETTE)]
+        plotted += _draw_reference_line(axes, reference, plot.metric, color)
+    if log_rate:
+        axes.set_xscale("log")
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     if plot.ideal is not None:
         axes.axhline(plot.ideal, color="0.4", linestyle="--", linewidth=1, label=f"ideal ({plot.ideal:g})")
     if not plotted:
         _empty_note(axes, f"no finite {plot.metric} values to plot")
-    axes.set_xlabel(RATE_AXIS_LABEL)
+    axes.set_xlabel(f"{RATE_AXIS_LABEL}, log scale" if log_rate else RATE_AXIS_LABEL)
     axes.set_ylabel(plot.axis_label)
     axes.set_title(f"{run_name}: {plot.title} vs rate (bars: ±1 std over tiles)", fontsize=10)
     axes.grid(True, alpha=0.3)
@@ -470,6 +611,20 @@ def _draw_rd_line(axes: Axes, points: pd.DataFrame, metric: str, codec: str, col
         label=label,
     )
     return len(finite)
+
+
+def _draw_reference_line(axes: Axes, reference: ReferenceCurve, metric: str, color: Color) -> int:
+    """A reference curve (CompressAI JSON) as a dashed line labelled with its name; returns points drawn."""
+    if metric not in reference.results:
+        return 0
+    pairs = sorted((rate, value) for rate, value in zip(reference.results["bpp"], reference.results[metric])
+                   if np.isfinite(rate) and rate > 0 and np.isfinite(value))
+    if not pairs:
+        return 0
+    rates, values = zip(*pairs)
+    axes.plot(rates, values, color=color, linestyle="--", marker="s", markersize=3, linewidth=1.2,
+              label=f"{reference.name} (reference)")
+    return len(pairs)
 
 
 def _timing_figure(results: pd.DataFrame, colors: dict[str, Color], run_name: str) -> Figure:

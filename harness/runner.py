@@ -12,9 +12,10 @@ import csv
 import inspect
 import json
 import math
+import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import yaml
@@ -24,8 +25,15 @@ from harness.api import Codec, DatasetSettings, MetricInput, Tile
 from harness.config import BenchmarkConfig, CodecConfig, CodecPoint
 from harness.environment import collect_environment
 from harness.errors import UserError
-from harness.manifest import MANIFEST_FILE, read_manifest, restrict_to_manifest, write_manifest
+from harness.manifest import (
+    MANIFEST_FILE,
+    read_manifest,
+    restrict_to_manifest,
+    write_manifest,
+)
 from harness.plugins import Registry
+from harness.reconstructions import FOLDER as RECONSTRUCTIONS_FOLDER
+from harness.reconstructions import save_original, save_reconstruction
 from harness.timing import synchronizer_for, time_call
 
 LEADING_COLUMNS = [
@@ -49,6 +57,7 @@ class RunOptions:
     codec_names: tuple[str, ...] | None = None
     device: str | None = None
     progress: bool = True
+    visual_tiles: int = 2
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptio
     results_path = options.run_dir / RESULTS_FILE
     done = _prepare_run_dir(config, options, results_path)
     write_manifest(tiles, options.run_dir / MANIFEST_FILE)
+    keep = ReconstructionKeeper(options.run_dir, tiles[: options.visual_tiles])
     columns = LEADING_COLUMNS + probe_metric_columns(registry, tiles[0]) + TRAILING_COLUMNS
     _write_environment(config, options.run_dir, device)
     written = skipped = errors = 0
@@ -88,7 +98,7 @@ def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptio
             skipped += len(tiles) - len(pending)
             progress.update(len(tiles) - len(pending))
             for batch in batches(pending, config.timing.batch_size):
-                for row in measure_batch(prepared, batch, config, registry):
+                for row in measure_batch(prepared, batch, config, registry, keep):
                     writer.write(row)
                     written += 1
                     errors += bool(row["error"])
@@ -138,6 +148,7 @@ def _prepare_run_dir(config: BenchmarkConfig, options: RunOptions, results_path:
         return drop_error_rows(results_path)
     options.run_dir.mkdir(parents=True, exist_ok=True)
     results_path.unlink(missing_ok=True)
+    shutil.rmtree(options.run_dir / RECONSTRUCTIONS_FOLDER, ignore_errors=True)
     saved_config.write_text(config.text, encoding="utf-8")
     (options.run_dir / "config.resolved.yaml").write_text(resolved_config_yaml(config), encoding="utf-8")
     return set()
@@ -239,8 +250,26 @@ def probe_metric_columns(registry: Registry, tile: Tile) -> list[str]:
     return columns
 
 
+class ReconstructionKeeper:
+    """Saves the reconstructions of the first few tiles for the visual comparison."""
+
+    def __init__(self, run_dir: Path, tiles: list[Tile]):
+        self.run_dir = run_dir
+        self.tile_ids = {tile.tile_id for tile in tiles}
+        for tile in tiles:
+            save_original(run_dir, tile)
+
+    def __call__(self, prepared: PreparedPoint, tile: Tile, reconstruction: np.ndarray) -> None:
+        if tile.tile_id in self.tile_ids:
+            save_reconstruction(self.run_dir, tile, prepared.codec_name, prepared.point.label, reconstruction)
+
+
 def measure_batch(
-    prepared: PreparedPoint, tiles: list[Tile], config: BenchmarkConfig, registry: Registry
+    prepared: PreparedPoint,
+    tiles: list[Tile],
+    config: BenchmarkConfig,
+    registry: Registry,
+    keep: Callable[[PreparedPoint, Tile, np.ndarray], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Encode, decode and score tiles as one batch; a failing batch is retried tile by tile.
 
@@ -252,7 +281,7 @@ def measure_batch(
         coded = _code_batch(prepared.codec, tiles, config)
     except Exception as exc:  # the codec is third-party code: record it and carry on
         if len(tiles) > 1:
-            return [row for tile in tiles for row in measure_batch(prepared, [tile], config, registry)]
+            return [row for tile in tiles for row in measure_batch(prepared, [tile], config, registry, keep)]
         return [_error_row(prepared, tiles[0], config, exc)]
     total_pixels = sum(tile.data.size for tile in tiles)
     rows = []
@@ -266,6 +295,8 @@ def measure_batch(
         row.update(encode_s=encode_s, decode_s=decode_s,
                    encode_mpix_s=megapixels / encode_s, decode_mpix_s=megapixels / decode_s)
         rows.append(row)
+        if keep:
+            keep(prepared, tile, reconstruction)
     return rows
 
 

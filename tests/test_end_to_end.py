@@ -89,3 +89,7 @@ def test_the_run_prints_where_the_report_is(tmp_path, capsys):
     assert main(["run", str(config), "--output", str(run_dir), "--no-progress", "--codecs", "quantize"]) == 0
     output = capsys.readouterr().out
     assert f"report: {run_dir.resolve()}" in output and "bits=8" in output
+
+
+def test_the_default_run_draws_a_matched_rate_visual_comparison_per_kept_tile(default_run):
+    assert len(list(default_run.glob("visual_*.png"))) == 2

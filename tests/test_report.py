@@ -8,11 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.cli import main
+from harness.compressai_json import ReferenceCurve
 from harness.report import (
+    RD_PLOTS,
     ReportFiles,
+    ReportSettings,
     codec_colors,
     format_summary_table,
     load_results,
+    rd_figure,
     summarize,
     summarize_by_pol,
     write_report,
@@ -194,6 +199,9 @@ def test_write_report_writes_every_listed_file(report):
         "rd_enl_ratio.png",
         "rd_rmse_db.png",
         "timing.png",
+        "bd_rate.csv",
+        "quantize.json",
+        "jpeg2000.json",
     }
     assert all(path.is_file() and path.stat().st_size > 0 for path in report.paths())
 
@@ -257,3 +265,81 @@ def test_format_summary_table_shows_every_codec_point_and_headline_metric(result
     assert all(point in table for points in CODEC_POINTS.values() for point in points)
     assert "PSNR (dB)" in table and "ENL ratio" in table
     assert "SSIM" not in table.replace("MS-SSIM", "")
+
+
+REBUILT_TABLES = ("summary.csv", "summary_by_pol.csv", "bd_rate.csv", "summary.md")
+REFERENCE = ReferenceCurve("published-codec", "from a paper", {"bpp": (0.5, 1.0, 2.0, 4.0), "psnr": (26.0, 29.0, 33.0, 40.0)})
+
+
+def _bd_ready_results() -> pd.DataFrame:
+    """Four lossy points for both codecs, so the BD-rate table has numbers to reproduce."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for codec, points in {"jpeg2000": ["bpp=0.25", "bpp=1.0", "bits=2", "bits=4"],
+                          "quantize": ["bits=2", "bits=4", "bits=8", "bpp=1.0"]}.items():
+        for point in points:
+            for tile in TILES:
+                for pol in POLS:
+                    rows.append(_good_row(rng, codec, point, tile, pol))
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A run folder as `harness run` leaves it: results, the saved config naming the anchor, a reference curve."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    results = _bd_ready_results()
+    results.to_csv(folder / "results.csv", index=False)
+    (folder / "config.yaml").write_text("name: unit\nanchor: quantize\n")
+    write_report(load_results(folder / "results.csv"), folder, ReportSettings(anchor="quantize", references=(REFERENCE,)))
+    return folder
+
+
+def test_report_on_a_copied_run_folder_rebuilds_the_tables_byte_for_byte(run_dir, tmp_path):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("results.csv", "config.yaml"):
+        (copy / name).write_bytes((run_dir / name).read_bytes())
+    (copy / "references").mkdir()
+    (copy / "references" / "published-codec.json").write_bytes((run_dir / "references" / "published-codec.json").read_bytes())
+    assert main(["report", str(copy)]) == 0
+    for name in REBUILT_TABLES:
+        assert (copy / name).read_bytes() == (run_dir / name).read_bytes(), name
+
+
+def test_report_takes_the_anchor_from_the_saved_config_and_references_from_the_folder(run_dir):
+    assert main(["report", str(run_dir)]) == 0
+    table = pd.read_csv(run_dir / "bd_rate.csv", keep_default_na=False)
+    assert set(table["anchor"]) == {"quantize"}
+    assert set(zip(table["codec"], table["source"])) == {("jpeg2000", "codec"), ("published-codec", "reference")}
+
+
+def test_summary_md_has_a_bd_rate_section_that_says_negative_is_better(run_dir):
+    text = (run_dir / "summary.md").read_text()
+    assert "## BD-rate against `quantize`" in text
+    assert "negative = fewer bits than the anchor, better" in text
+
+
+def test_report_on_a_folder_without_results_is_a_one_line_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: no results.csv; pass a run folder written by `python -m harness run`"
+
+
+def test_report_on_results_missing_a_required_column_names_the_column(tmp_path, capsys):
+    _bd_ready_results().drop(columns="bpp").to_csv(tmp_path / "results.csv", index=False)
+    assert main(["report", str(tmp_path)]) == 2
+    assert "missing required column 'bpp'" in capsys.readouterr().err
+
+
+def test_log_rate_puts_the_rate_axis_on_a_log_scale(results):
+    summary = summarize(results)
+    figure = rd_figure(summary, RD_PLOTS[0], codec_colors(summary["codec"]), "unit", log_rate=True)
+    assert figure.axes[0].get_xscale() == "log"
+
+
+def test_reference_curves_are_drawn_dashed_and_labelled_with_their_name(results):
+    summary = summarize(results)
+    figure = rd_figure(summary, RD_PLOTS[0], codec_colors(summary["codec"]), "unit", references=(REFERENCE,))
+    dashed = [line for line in figure.axes[0].get_lines() if line.get_linestyle() == "--"]
+    assert [line.get_label() for line in dashed] == ["published-codec (reference)"]

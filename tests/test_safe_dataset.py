@@ -1,0 +1,233 @@
+"""The safe dataset: calibrated tiles from SAFE folders and zips, masks, clear errors, the example configs."""
+
+from __future__ import annotations
+
+import warnings
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import yaml
+from scipy.interpolate import RegularGridInterpolator
+
+from harness import DatasetSettings, UserError
+from harness.cli import main
+from harness.sar import denormalize_db
+from harness_datasets.safe import SafeDataset
+from tests.conftest import SHARED_DATA, speckled_db, write_geotiff
+from tests.safe_fixtures import BORDER_COLUMNS, PRODUCT_NAME, build_safe_product, zip_product
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDE_RANGE = (-60.0, 20.0)
+"""A normalization range no test value reaches, so tile values convert back to dB exactly."""
+WIDE = {"VV": WIDE_RANGE, "VH": WIDE_RANGE}
+REAL_SAFE = next(iter(sorted((SHARED_DATA / "s1_grd_safe").glob("*.SAFE"))), None) if SHARED_DATA.is_dir() else None
+
+
+def settings(tmp_path: Path, **overrides) -> DatasetSettings:
+    values = dict(tile_size=32, max_tiles=4, polarisations=("VV", "VH"), normalization=WIDE, seed=0,
+                  min_valid_fraction=0.5, base_dir=tmp_path, cache_dir=tmp_path / "cache")
+    values.update(overrides)
+    return DatasetSettings(**values)
+
+
+def tiles_of(tmp_path: Path, **options):
+    overrides = {key: options.pop(key) for key in list(options) if key in DatasetSettings.__dataclass_fields__}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return list(SafeDataset(settings(tmp_path, **overrides), **options).tiles())
+
+
+def tile_db(tile) -> np.ndarray:
+    """The tile's dB values, NaN where masked."""
+    return np.where(tile.mask, denormalize_db(tile.data, tile.db_range), np.nan)
+
+
+def lut_on_every_pixel(lines, pixels, values, shape: tuple[int, int]) -> np.ndarray:
+    """``A`` on the full image grid by scipy's bilinear interpolation: the independent reference."""
+    interpolator = RegularGridInterpolator((lines, pixels), values, method="linear")
+    rows, cols = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    return interpolator(np.stack([rows, cols], axis=-1).astype(np.float64))
+
+
+def expected_db(dn: np.ndarray, lut: np.ndarray, tile) -> np.ndarray:
+    window = (slice(tile.row, tile.row + tile.shape[0]), slice(tile.col, tile.col + tile.shape[1]))
+    dn_window = dn[window].astype(np.float64)
+    with np.errstate(divide="ignore"):
+        return np.where(dn_window > 0, 10 * np.log10(dn_window ** 2 / lut[window] ** 2), np.nan)
+
+
+@pytest.fixture
+def product(tmp_path):
+    return build_safe_product(tmp_path)
+
+
+@pytest.mark.parametrize("calibration", ["sigma0", "beta0", "gamma0"])
+def test_calibrated_intensity_is_dn_squared_over_the_lut_interpolated_bilinearly(tmp_path, product, calibration):
+    lut = lut_on_every_pixel(product.grid.lines, product.grid.pixels, getattr(product.grid, calibration),
+                             product.dn["VV"].shape)
+    for tile in tiles_of(tmp_path, paths=product.path.name, calibration=calibration, max_tiles=12):
+        np.testing.assert_allclose(tile_db(tile), expected_db(product.dn[tile.pol], lut, tile), atol=1e-4)
+
+
+def test_dn_calibration_gives_dn_squared_in_db(tmp_path, product):
+    ones = np.ones(product.dn["VV"].shape)
+    tile = tiles_of(tmp_path, paths=product.path.name, calibration="dn", normalization={"VV": (0.0, 90.0), "VH": (0.0, 90.0)})[0]
+    np.testing.assert_allclose(tile_db(tile), expected_db(product.dn[tile.pol], ones, tile), atol=1e-4)
+
+
+def test_zero_dn_pixels_are_masked_and_zero(tmp_path, product):
+    tiles = tiles_of(tmp_path, paths=product.path.name, max_tiles=12, min_valid_fraction=0.5)
+    edge = next(tile for tile in tiles if tile.col == 0)
+    assert not edge.mask[:, :BORDER_COLUMNS].any() and edge.mask[:, BORDER_COLUMNS:].all()
+    assert (edge.data[:, :BORDER_COLUMNS] == 0).all()
+
+
+def test_a_zip_gives_the_same_tiles_as_the_folder(tmp_path, product):
+    zip_product(product.path, tmp_path / f"{PRODUCT_NAME}.zip")
+    from_folder = tiles_of(tmp_path, paths=product.path.name)
+    from_zip = tiles_of(tmp_path, paths=f"{PRODUCT_NAME}.zip")
+    assert [tile.tile_id for tile in from_zip] == [tile.tile_id for tile in from_folder]
+    for zipped, unpacked in zip(from_zip, from_folder):
+        np.testing.assert_array_equal(zipped.data, unpacked.data)
+        np.testing.assert_array_equal(zipped.mask, unpacked.mask)
+
+
+def test_a_zip_is_read_in_place_without_unpacking(tmp_path, product):
+    archive = zip_product(product.path, tmp_path / "product.zip")
+    (tmp_path / "zipped").mkdir()
+    archive.rename(tmp_path / "zipped" / "product.zip")
+    tiles_of(tmp_path, paths="zipped")
+    assert [path.name for path in (tmp_path / "zipped").iterdir()] == ["product.zip"]
+
+
+def test_tile_ids_name_the_product_polarisation_and_window(tmp_path, product):
+    tile = tiles_of(tmp_path, paths=product.path.name)[0]
+    assert tile.tile_id == f"{PRODUCT_NAME}:VV:r{tile.row}:c{tile.col}:32"
+
+
+def test_selection_is_deterministic_for_a_seed_and_changes_with_it(tmp_path, product):
+    ids = lambda seed: [tile.tile_id for tile in tiles_of(tmp_path, paths=product.path.name, seed=seed)]
+    assert ids(0) == ids(0)
+    assert ids(0) != ids(1)
+
+
+def test_a_folder_and_a_glob_find_every_product(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        build_safe_product(tmp_path / name)
+        zip_product(tmp_path / name / f"{PRODUCT_NAME}.SAFE", tmp_path / f"{name}.zip")
+    assert len(SafeDataset(settings(tmp_path), paths="*.zip").products) == 2
+    assert len(SafeDataset(settings(tmp_path), paths=["a", "b"]).products) == 2
+
+
+def test_a_cropped_measurement_warns_and_reads_the_lut_from_line_0_pixel_0(tmp_path):
+    cropped = build_safe_product(tmp_path, shape=(64, 64), annotated_shape=(200, 300))
+    lut = lut_on_every_pixel(cropped.grid.lines, cropped.grid.pixels, cropped.grid.sigma0, (64, 64))
+    with pytest.warns(UserWarning, match=r"measurement is 64x64 but the annotation says 200x300"):
+        tiles = list(SafeDataset(settings(tmp_path), paths=cropped.path.name).tiles())
+    for tile in tiles:
+        np.testing.assert_allclose(tile_db(tile), expected_db(cropped.dn[tile.pol], lut, tile), atol=1e-4)
+
+
+def test_a_missing_polarisation_is_a_user_error_naming_the_product_and_polarisation(tmp_path):
+    build_safe_product(tmp_path, polarisations=("VV",))
+    with pytest.raises(UserError, match=rf"{PRODUCT_NAME}\.SAFE: no measurement for polarisation VH .*has: VV"):
+        tiles_of(tmp_path, paths=f"{PRODUCT_NAME}.SAFE")
+
+
+def test_a_corrupt_zip_is_a_user_error_naming_it(tmp_path):
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 truncated download")
+    with pytest.raises(UserError, match=r"broken\.zip: not a readable zip"):
+        tiles_of(tmp_path, paths="broken.zip")
+
+
+def test_a_calibration_xml_that_does_not_parse_is_a_user_error_naming_it(tmp_path, product):
+    calibration = next((product.path / "annotation" / "calibration").glob("calibration-*-vh-*.xml"))
+    calibration.write_text("<calibration><calibrationVectorList>")
+    with pytest.raises(UserError, match=rf"{calibration.name}: calibration XML does not parse"):
+        tiles_of(tmp_path, paths=product.path.name)
+
+
+def test_an_unknown_calibration_is_a_user_error(tmp_path, product):
+    with pytest.raises(UserError, match=r"dataset\.calibration: 'sigma_0' is not one of sigma0, beta0, gamma0, dn"):
+        tiles_of(tmp_path, paths=product.path.name, calibration="sigma_0")
+
+
+def test_reads_are_windowed_never_the_whole_measurement(tmp_path, product, monkeypatch):
+    windows = []
+    original_read = rasterio.io.DatasetReader.read
+
+    def spy(self, *args, **kwargs):
+        windows.append(kwargs.get("window"))
+        return original_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", spy)
+    tiles_of(tmp_path, paths=product.path.name)
+    assert windows and all(window is not None and window.width == 32 and window.height == 32 for window in windows)
+
+
+def real_lut(calibration_xml: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lines, pixels, sigmaNought) of a real calibration XML, parsed here, apart from the reader."""
+    vectors = ElementTree.parse(calibration_xml).getroot().iter("calibrationVector")
+    rows = [(int(v.findtext("line")), v.findtext("pixel").split(), v.findtext("sigmaNought").split()) for v in vectors]
+    assert all(pixels == rows[0][1] for _, pixels, _ in rows), "the reference assumes one pixel grid for all vectors"
+    return (np.array([line for line, _, _ in rows], float), np.array(rows[0][1], float),
+            np.array([values for _, _, values in rows], float))
+
+
+@pytest.fixture
+def real_vh_tiles(tmp_path):
+    if REAL_SAFE is None:
+        pytest.skip("../shared/data/s1_grd_safe is absent")
+    dataset = SafeDataset(settings(tmp_path, polarisations=("VH",), tile_size=200, max_tiles=25), paths=str(REAL_SAFE))
+    with pytest.warns(UserWarning, match=r"measurement is 1000x1000 but the annotation says 16683x26316"):
+        return list(dataset.tiles())
+
+
+def test_the_real_product_gives_sigma0_tiles_in_the_physical_vh_range(real_vh_tiles):
+    db = np.concatenate([tile_db(tile)[tile.mask] for tile in real_vh_tiles])
+    assert len(real_vh_tiles) == 25
+    assert -30.0 < db.mean() < -10.0
+
+
+def test_the_real_product_matches_an_independent_lut_computation(real_vh_tiles):
+    lut = lut_on_every_pixel(*real_lut(next(REAL_SAFE.glob("annotation/calibration/calibration-*-vh-*.xml"))), (1000, 1000))
+    with rasterio.open(next(REAL_SAFE.glob("measurement/*-vh-*.tiff"))) as raster:
+        dn = raster.read(1)
+    for tile in real_vh_tiles[::6]:
+        np.testing.assert_allclose(tile_db(tile), expected_db(dn, lut, tile), atol=1e-4)
+
+
+def run_example(tmp_path: Path, example: str, paths: list[str]) -> pd.DataFrame:
+    """Run an example config end to end with its paths pointed at fixtures and a small tile count."""
+    config = yaml.safe_load((ROOT / "examples" / example).read_text())
+    config["dataset"].update(paths=paths, tile_size=32, max_tiles=2)
+    config["timing"] = {"warmup": 0, "repeats": 1}
+    path = tmp_path / example
+    path.write_text(yaml.safe_dump(config))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["run", str(path), "--output", str(tmp_path / "report"), "--no-progress"]) == 0
+    return pd.read_csv(tmp_path / "report" / "results.csv", keep_default_na=False)
+
+
+def test_the_safe_example_runs_end_to_end_on_a_folder_and_a_zip(tmp_path):
+    (tmp_path / "unpacked").mkdir()
+    product = build_safe_product(tmp_path / "unpacked")
+    zip_product(product.path, tmp_path / "zipped.zip")
+    results = run_example(tmp_path, "safe.yaml", ["unpacked", "zipped.zip"])
+    assert (results["error"] == "").all()
+    assert set(results["pol"]) == {"VV", "VH"}
+
+
+def test_the_db_geotiff_example_runs_end_to_end(tmp_path):
+    rng = np.random.default_rng(5)
+    vv, vh = speckled_db(rng, (96, 96), -11.0), speckled_db(rng, (96, 96), -18.0)
+    vv[:8], vh[:8] = np.nan, np.nan
+    write_geotiff(tmp_path / "Chip_S1Hand.tif", [vv, vh], nodata=float("nan"))
+    results = run_example(tmp_path, "geotiff_db.yaml", ["Chip_S1Hand.tif"])
+    assert (results["error"] == "").all() and len(results) > 0

@@ -1,0 +1,86 @@
+"""Kept reconstructions and the matched-rate visual comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import Tile
+from harness.reconstructions import load_kept_tiles, save_original, save_reconstruction
+from harness.visual import crop_window, write_visual_comparisons
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def make_tile(tile_id: str = "scene:VV:r0:c0:64") -> Tile:
+    rng = np.random.default_rng(0)
+    data = rng.random((64, 64), dtype=np.float32)
+    mask = np.ones((64, 64), dtype=bool)
+    mask[:, :4] = False
+    return Tile(tile_id, "scene", "VV", 0, 0, data, mask, (-25.0, 5.0))
+
+
+def results_for(tile: Tile, rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
+    columns = ["tile_id", "codec", "point", "bpp", "psnr", "error"]
+    return pd.DataFrame([(tile.tile_id, codec, point, bpp, psnr, "") for codec, point, bpp, psnr in rows],
+                        columns=columns)
+
+
+def test_kept_tiles_round_trip_through_the_run_folder(tmp_path):
+    tile = make_tile()
+    save_original(tmp_path, tile)
+    save_reconstruction(tmp_path, tile, "quantize", "bits=4", tile.data * 0.5)
+    (kept,) = load_kept_tiles(tmp_path)
+    assert kept.tile_id == tile.tile_id and kept.db_range == (-25.0, 5.0)
+    np.testing.assert_allclose(kept.original, tile.data, atol=1e-3)
+    np.testing.assert_array_equal(kept.mask, tile.mask)
+    np.testing.assert_allclose(kept.reconstructions[("quantize", "bits=4")], tile.data * 0.5, atol=1e-3)
+
+
+def test_saving_the_original_again_keeps_earlier_reconstructions(tmp_path):
+    tile = make_tile()
+    save_original(tmp_path, tile)
+    save_reconstruction(tmp_path, tile, "quantize", "bits=4", tile.data)
+    save_original(tmp_path, tile)
+    assert ("quantize", "bits=4") in load_kept_tiles(tmp_path)[0].reconstructions
+
+
+def test_a_run_without_kept_tiles_has_no_visual_comparison(tmp_path):
+    assert write_visual_comparisons(tmp_path, results_for(make_tile(), [])) == []
+
+
+def test_each_codec_is_shown_at_the_point_closest_to_the_target_rate(tmp_path, monkeypatch):
+    tile = make_tile()
+    save_original(tmp_path, tile)
+    for point in ("bits=2", "bits=4"):
+        save_reconstruction(tmp_path, tile, "quantize", point, tile.data)
+    results = results_for(tile, [("quantize", "bits=2", 2.0, 20.0), ("quantize", "bits=4", 4.0, 34.0)])
+    shown = []
+    monkeypatch.setattr("harness.visual.draw_comparison",
+                        lambda kept, panels, target: shown.append([panel.title for panel in panels]) or _figure())
+    write_visual_comparisons(tmp_path, results, target_bpp=3.5)
+    assert shown[0][1].startswith("quantize bits=4")
+
+
+def test_the_visual_comparison_is_a_png_per_kept_tile(tmp_path):
+    tile = make_tile()
+    save_original(tmp_path, tile)
+    save_reconstruction(tmp_path, tile, "quantize", "bits=4", np.clip(tile.data + 0.01, 0, 1))
+    save_reconstruction(tmp_path, tile, "jpeg2000", "bpp=1.0", tile.data)
+    results = results_for(tile, [("quantize", "bits=4", 4.0, 34.0), ("jpeg2000", "bpp=1.0", 0.98, 30.0)])
+    (path,) = write_visual_comparisons(tmp_path, results)
+    assert path.name == "visual_scene_VV_r0_c0_64.png"
+    assert path.read_bytes().startswith(PNG_MAGIC) and path.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("shape, expected", [((256, 256), (slice(96, 160), slice(96, 160))),
+                                             ((3, 3), (slice(1, 2), slice(1, 2)))])
+def test_the_crop_is_the_central_quarter(shape, expected):
+    assert crop_window(shape) == expected
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    return Figure()
