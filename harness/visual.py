@@ -59,9 +59,17 @@ def matched_panels(kept: KeptTile, results: pd.DataFrame, target_bpp: float, col
             continue
         best = candidates.loc[(candidates["bpp"] - target_bpp).abs().idxmin()]
         reconstruction = kept.reconstructions[(codec, best["point"])]
-        title = f"{codec} {best['point']}\n{best['bpp']:.3f} bpp, PSNR {best['psnr']:.2f} dB"
+        title = f"{codec}\n{short_label(best['point'])}\n{best['bpp']:.3f} bpp, PSNR {best['psnr']:.2f} dB"
         panels.append(Panel(title, _masked_db(reconstruction, kept), colors[codec]))
     return panels
+
+
+def short_label(point: str) -> str:
+    """A point label fit for a narrow panel: option values that are paths keep only the file name."""
+    return ",".join(
+        f"{key}={Path(value).name}" if "/" in value else f"{key}={value}"
+        for key, _, value in (option.partition("=") for option in point.split(","))
+    )
 
 
 def _masked_db(normalized: np.ndarray, kept: KeptTile) -> np.ndarray:

@@ -11,6 +11,17 @@ import rasterio
 from rasterio.transform import from_origin
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+NORMALIZATION = {"VV": (-25.0, 5.0), "VH": (-32.0, -2.0)}
+
+
+def dataset_settings(tmp_path: Path, **overrides):
+    """DatasetSettings for small test rasters; keyword arguments replace the defaults."""
+    from harness import DatasetSettings
+
+    values = dict(tile_size=32, max_tiles=3, polarisations=("VV", "VH"), normalization=NORMALIZATION, seed=0,
+                  min_valid_fraction=0.5, base_dir=tmp_path, cache_dir=tmp_path / "cache")
+    values.update(overrides)
+    return DatasetSettings(**values)
 
 
 def write_geotiff(path: Path, bands: list[np.ndarray], nodata: float | None = None,

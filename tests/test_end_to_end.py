@@ -23,6 +23,7 @@ def reduced_default_config(tmp_path: Path) -> Path:
     text = text.replace("max_tiles: 16", "max_tiles: 3").replace("scenes: 2", "scenes: 1")
     text = text.replace("  kind: synthetic", f"  kind: synthetic\n  cache_dir: {tmp_path / 'cache'}")
     text = text.replace("timing: {warmup: 1, repeats: 3}", "timing: {warmup: 0, repeats: 1}")
+    text = text.replace("checkpoint: checkpoints/", f"checkpoint: {ROOT / 'checkpoints'}/")
     path = tmp_path / "benchmarks.yaml"
     path.write_text(text)
     return path
@@ -49,10 +50,10 @@ def test_the_default_run_writes_every_report_file(default_run):
 def test_the_default_run_has_no_error_rows(default_run):
     results = pd.read_csv(default_run / "results.csv", keep_default_na=False)
     assert (results["error"] == "").all()
-    assert len(results) == 6 * (6 + 5 + 5)
+    assert len(results) == 6 * (6 + 5 + 5 + 3)
 
 
-@pytest.mark.parametrize("codec", ["jpeg2000", "quantize", "quantize_zlib"])
+@pytest.mark.parametrize("codec", ["jpeg2000", "quantize", "quantize_zlib", "autoencoder"])
 def test_quality_rises_monotonically_with_rate(summary, codec):
     curve = summary[summary["codec"] == codec].sort_values("bpp_mean")
     psnr = curve["psnr_mean"].tolist()

@@ -11,21 +11,11 @@ import rasterio
 from harness import DatasetSettings, UserError
 from harness.sar import normalize_db
 from harness_datasets.geotiff import GeoTiffDataset
-from tests.conftest import speckled_db, write_geotiff
-
-NORMALIZATION = {"VV": (-25.0, 5.0), "VH": (-32.0, -2.0)}
-
-
-def settings(tmp_path: Path, **overrides) -> DatasetSettings:
-    values = dict(tile_size=32, max_tiles=3, polarisations=("VV", "VH"), normalization=NORMALIZATION, seed=0,
-                  min_valid_fraction=0.5, base_dir=tmp_path, cache_dir=tmp_path / "cache")
-    values.update(overrides)
-    return DatasetSettings(**values)
-
+from tests.conftest import NORMALIZATION, dataset_settings, speckled_db, write_geotiff
 
 def tiles_of(tmp_path: Path, **options):
     overrides = {key: options.pop(key) for key in list(options) if key in DatasetSettings.__dataclass_fields__}
-    return list(GeoTiffDataset(settings(tmp_path, **overrides), **options).tiles())
+    return list(GeoTiffDataset(dataset_settings(tmp_path, **overrides), **options).tiles())
 
 
 def test_each_window_gives_one_normalized_tile_per_polarisation(tmp_path, dual_pol_geotiff):

@@ -17,7 +17,7 @@ from harness import DatasetSettings, UserError
 from harness.cli import main
 from harness.sar import denormalize_db
 from harness_datasets.safe import SafeDataset
-from tests.conftest import SHARED_DATA, speckled_db, write_geotiff
+from tests.conftest import SHARED_DATA, dataset_settings, speckled_db, write_geotiff
 from tests.safe_fixtures import BORDER_COLUMNS, PRODUCT_NAME, build_safe_product, zip_product
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,10 +28,7 @@ REAL_SAFE = next(iter(sorted((SHARED_DATA / "s1_grd_safe").glob("*.SAFE"))), Non
 
 
 def settings(tmp_path: Path, **overrides) -> DatasetSettings:
-    values = dict(tile_size=32, max_tiles=4, polarisations=("VV", "VH"), normalization=WIDE, seed=0,
-                  min_valid_fraction=0.5, base_dir=tmp_path, cache_dir=tmp_path / "cache")
-    values.update(overrides)
-    return DatasetSettings(**values)
+    return dataset_settings(tmp_path, **{"max_tiles": 4, "normalization": WIDE, **overrides})
 
 
 def tiles_of(tmp_path: Path, **options):

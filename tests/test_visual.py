@@ -8,7 +8,7 @@ import pytest
 
 from harness import Tile
 from harness.reconstructions import load_kept_tiles, save_original, save_reconstruction
-from harness.visual import crop_window, write_visual_comparisons
+from harness.visual import crop_window, short_label, write_visual_comparisons
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -60,7 +60,7 @@ def test_each_codec_is_shown_at_the_point_closest_to_the_target_rate(tmp_path, m
     monkeypatch.setattr("harness.visual.draw_comparison",
                         lambda kept, panels, target: shown.append([panel.title for panel in panels]) or _figure())
     write_visual_comparisons(tmp_path, results, target_bpp=3.5)
-    assert shown[0][1].startswith("quantize bits=4")
+    assert shown[0][1].startswith("quantize\nbits=4")
 
 
 def test_the_visual_comparison_is_a_png_per_kept_tile(tmp_path):
@@ -84,3 +84,7 @@ def _figure():
     from matplotlib.figure import Figure
 
     return Figure()
+
+
+def test_panel_labels_shorten_paths_to_file_names():
+    assert short_label("checkpoint=checkpoints/tiny-c16.pt,bits=4") == "checkpoint=tiny-c16.pt,bits=4"

@@ -1,0 +1,130 @@
+"""Checkpoint files: the weights plus everything needed to rebuild and use the model.
+
+A checkpoint is a plain dict of tensors, dicts, lists, strings and numbers,
+so ``torch.load(..., weights_only=True)`` reads it without executing code from
+the file. Every way a file can be unusable (missing, not ours, another format
+version, weights that do not fit the spec) is one ``ValueError`` line that
+names the file and the command that makes a good one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from harness_codecs._autoencoder.bitstream import MODEL_ID_BYTES
+from harness_codecs._autoencoder.model import Autoencoder, ModelSpec
+
+CHECKPOINT_KIND = "sar-codec-harness/autoencoder"
+CHECKPOINT_VERSION = 1
+TRAIN_COMMAND = "python -m harness train autoencoder --output PATH"
+
+
+@dataclass
+class Checkpoint:
+    """The contents of one checkpoint file, typed."""
+
+    spec: ModelSpec
+    bits: int
+    latent_range: tuple[float, float]
+    normalization: dict[str, tuple[float, float]]
+    state_dict: dict[str, torch.Tensor]
+    training: dict = field(default_factory=dict)
+    git_commit: str = ""
+    step: int = 0
+    validation_loss: float = float("nan")
+    validation_psnr: float = float("nan")
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": CHECKPOINT_KIND,
+            "format_version": CHECKPOINT_VERSION,
+            "model": self.spec.to_dict(),
+            "bits": self.bits,
+            "latent_range": list(self.latent_range),
+            "normalization": {pol: list(bounds) for pol, bounds in self.normalization.items()},
+            "training": self.training,
+            "git_commit": self.git_commit,
+            "step": self.step,
+            "validation_loss": self.validation_loss,
+            "validation_psnr": self.validation_psnr,
+            "state_dict": self.state_dict,
+        }
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: Path, extra: dict | None = None) -> None:
+    """Write atomically (temporary file, then rename), so an interrupted save never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".part")
+    torch.save({**checkpoint.to_dict(), **(extra or {})}, temporary)
+    temporary.replace(path)
+
+
+def read_checkpoint_file(path: Path) -> dict:
+    """The raw dict, checked to be an autoencoder checkpoint of the version this code reads."""
+    if not path.is_file():
+        raise ValueError(f"autoencoder checkpoint {path} not found; make one with `{TRAIN_COMMAND}`")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a file that is not a checkpoint
+        raise ValueError(f"{path} is not a readable autoencoder checkpoint ({type(exc).__name__}); "
+                         f"make one with `{TRAIN_COMMAND}`") from exc
+    if not isinstance(raw, dict) or raw.get("kind") != CHECKPOINT_KIND:
+        raise ValueError(f"{path} is not an autoencoder checkpoint; make one with `{TRAIN_COMMAND}`")
+    if raw.get("format_version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path} has checkpoint format version {raw.get('format_version')!r}, this code reads "
+                         f"version {CHECKPOINT_VERSION}; make a new one with `{TRAIN_COMMAND}`")
+    return raw
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    raw = read_checkpoint_file(path)
+    try:
+        return Checkpoint(
+            spec=ModelSpec(**raw["model"]),
+            bits=int(raw["bits"]),
+            latent_range=(float(raw["latent_range"][0]), float(raw["latent_range"][1])),
+            normalization={pol: (float(low), float(high)) for pol, (low, high) in raw["normalization"].items()},
+            state_dict=raw["state_dict"],
+            training=raw.get("training", {}),
+            git_commit=raw.get("git_commit", ""),
+            step=int(raw.get("step", 0)),
+            validation_loss=float(raw.get("validation_loss", float("nan"))),
+            validation_psnr=float(raw.get("validation_psnr", float("nan"))),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: incomplete autoencoder checkpoint ({type(exc).__name__}: {exc}); "
+                         f"make a new one with `{TRAIN_COMMAND}`") from exc
+
+
+def build_model(checkpoint: Checkpoint, path: Path) -> Autoencoder:
+    """The network with the checkpoint's weights, in eval mode on the CPU."""
+    model = Autoencoder(checkpoint.spec)
+    try:
+        model.load_state_dict(checkpoint.state_dict)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not fit the {checkpoint.spec.preset!r} model they claim "
+                         f"({str(exc).splitlines()[0]}); make a new one with `{TRAIN_COMMAND}`") from exc
+    return model.eval()
+
+
+def model_id(state_dict: dict[str, torch.Tensor]) -> bytes:
+    """A short fingerprint of the weights, written in every stream to catch decoding with the wrong model."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        digest.update(name.encode())
+        digest.update(state_dict[name].detach().cpu().contiguous().float().numpy().tobytes())
+    return digest.digest()[:MODEL_ID_BYTES]
+
+
+def git_commit(folder: Path) -> str:
+    """The commit of the code that trained a checkpoint, or '' outside a git checkout."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10,
+                                check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""

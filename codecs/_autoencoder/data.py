@@ -1,0 +1,95 @@
+"""Training data: synthetic scenes from a seed namespace of their own, checked against the benchmark.
+
+The benchmark's synthetic scenes come from seeds ``SeedSequence([seed, i])``
+with the config's small ``seed``; training scenes use ``TRAINING_SEED_BASE +
+seed`` and validation scenes ``VALIDATION_SEED_BASE + seed``, which no
+ordinary config seed reaches. Because "cannot coincide" is a claim about
+someone else's config, it is also checked: a training tile whose scene seed
+or pixel checksum matches a benchmark tile stops training with a
+``UserError``. Scenes are read through the ``synthetic`` dataset plugin, cut
+on the benchmark's tile grid and normalized with the benchmark's dB ranges,
+so identical scenes give identical tiles and the checksum check is exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from harness_datasets.synthetic import SyntheticDataset, scene_seed
+
+from harness import DatasetSettings, Tile, UserError
+from harness.config import BenchmarkConfig
+from harness.runner import dataset_settings
+
+TRAINING_SEED_BASE = 2**40
+VALIDATION_SEED_BASE = 2**41
+ALL_WINDOWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class TrainingSplit:
+    """Tiles to draw training patches from, fixed validation patches (N x 1 x P x P), and what
+    identifies both (scene seeds, tile checksums) for the overlap check."""
+
+    train_tiles: list[np.ndarray]
+    validation_patches: torch.Tensor
+    scene_seeds: frozenset[int]
+    checksums: frozenset[str]
+
+
+def synthetic_settings(config: BenchmarkConfig, seed: int) -> DatasetSettings:
+    """The benchmark's tile size, ranges and cache, a namespaced seed, and every fully valid window."""
+    return replace(dataset_settings(config), seed=seed, max_tiles=ALL_WINDOWS, min_valid_fraction=1.0)
+
+
+def synthetic_tiles(settings: DatasetSettings, scenes: int, scene_size: int) -> list[Tile]:
+    return list(SyntheticDataset(settings, scenes=scenes, scene_size=scene_size).tiles())
+
+
+def build_split(config: BenchmarkConfig, seed: int, scenes: int, validation_scenes: int, scene_size: int,
+                patch_size: int, validation_patches: int) -> TrainingSplit:
+    train_settings = synthetic_settings(config, TRAINING_SEED_BASE + seed)
+    validation_settings = synthetic_settings(config, VALIDATION_SEED_BASE + seed)
+    train = synthetic_tiles(train_settings, scenes, scene_size)
+    validation = synthetic_tiles(validation_settings, validation_scenes, scene_size)
+    if not train or not validation:
+        raise UserError(f"autoencoder training: scenes of {scene_size}px hold no fully valid "
+                        f"{config.dataset.tile_size}px window; raise --scene-size")
+    crops = [center_crop(tile.data, patch_size) for tile in validation[:validation_patches]]
+    seeds = frozenset(scene_seed(train_settings.seed, index) for index in range(scenes))
+    seeds |= frozenset(scene_seed(validation_settings.seed, index) for index in range(validation_scenes))
+    checksums = frozenset(tile_checksum(tile.data) for tile in train + validation)
+    return TrainingSplit([np.array(tile.data) for tile in train], torch.from_numpy(np.stack(crops)[:, None]),
+                         seeds, checksums)
+
+
+def center_crop(tile: np.ndarray, size: int) -> np.ndarray:
+    top, left = (tile.shape[0] - size) // 2, (tile.shape[1] - size) // 2
+    return np.array(tile[top:top + size, left:left + size], dtype=np.float32)
+
+
+def tile_checksum(data: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(data, dtype=np.float32).tobytes()).hexdigest()
+
+
+def benchmark_scene_seeds(config: BenchmarkConfig) -> frozenset[int]:
+    """Seeds of the benchmark's synthetic scenes (none when its dataset is not synthetic)."""
+    if config.dataset.kind != SyntheticDataset.name:
+        return frozenset()
+    scenes = config.dataset.options.get("scenes", 2)
+    return frozenset(scene_seed(config.seed, index) for index in range(scenes))
+
+
+def check_no_overlap(split: TrainingSplit, config: BenchmarkConfig, benchmark_tiles: list[Tile]) -> None:
+    """Refuse to train on anything the benchmark tests on: same scene seed, or a byte-identical tile."""
+    shared_seeds = split.scene_seeds & benchmark_scene_seeds(config)
+    if shared_seeds:
+        raise UserError(f"autoencoder training: training scenes share seed(s) {sorted(shared_seeds)} with the "
+                        f"benchmark in {config.path}; choose another --seed")
+    overlapping = [tile.tile_id for tile in benchmark_tiles if tile_checksum(tile.data) in split.checksums]
+    if overlapping:
+        raise UserError(f"autoencoder training: {len(overlapping)} benchmark tile(s) of {config.path} are also "
+                        f"training tiles (first: {overlapping[0]}); choose another --seed")

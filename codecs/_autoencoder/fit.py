@@ -1,0 +1,194 @@
+"""The training loop: random augmented patches, noise-proxy quantization, MSE + w(1 - MS-SSIM).
+
+Deterministic on the CPU for a given seed: weights are initialised after
+``torch.manual_seed(seed)``, and every random draw (patch positions, flips,
+rotations, quantization noise) comes from generators whose states are saved
+in the resume checkpoint, so an interrupted run resumes on the same path.
+
+MS-SSIM on small patches: pytorch-msssim's 5-scale MS-SSIM needs the smaller
+side above ``(win_size - 1) * 16`` (160 px for the standard 11 px window). For
+smaller patches the largest odd window that fits is used (7 px for 128 px
+patches), which keeps five scales but makes the coarse scales' statistics
+more local than the standard metric's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
+from harness_codecs._autoencoder.data import TrainingSplit
+from harness_codecs._autoencoder.model import Autoencoder, ModelSpec
+from harness_codecs._autoencoder.quantization import dequantize, noisy_latent, quantize
+from pytorch_msssim import ms_ssim
+from tqdm import tqdm
+
+LATENT_RANGE = (-1.0, 1.0)
+WARMUP_STEPS = 50
+MSSSIM_SCALES = 5
+STANDARD_MSSSIM_WINDOW = 11
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """The validated training options the loop needs."""
+
+    spec: ModelSpec
+    bits: int
+    patch_size: int
+    batch_size: int
+    steps: int
+    lr: float
+    msssim_weight: float
+    device: torch.device
+    amp: str
+    compile: bool
+    seed: int
+    output: Path
+    checkpoint_every: int
+    normalization: dict[str, tuple[float, float]]
+    training_record: dict
+    git_commit: str
+    progress: bool = True
+
+
+def resume_path(output: Path) -> Path:
+    """Where the latest state (with optimizer and generators) goes; ``output`` holds the best model."""
+    return output.with_name(output.stem + ".last" + output.suffix)
+
+
+def msssim_window(patch_size: int) -> int:
+    """The standard 11 px window when the patch allows it, else the largest odd window that does."""
+    largest = (patch_size - 1) // 2**(MSSSIM_SCALES - 1)
+    window = min(STANDARD_MSSSIM_WINDOW, largest if largest % 2 else largest - 1)
+    return window
+
+
+def learning_rate(settings: FitSettings, step: int) -> float:
+    """Linear warm-up, then cosine decay to zero at the last step."""
+    warmup = min(WARMUP_STEPS, max(settings.steps // 10, 1))
+    if step < warmup:
+        return settings.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(settings.steps - warmup, 1)
+    return settings.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def sample_patches(tiles: list, patch_size: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """Random crops with random 90-degree rotations and flips: SAR has no preferred orientation here."""
+    patches = []
+    for _ in range(batch_size):
+        tile = tiles[int(torch.randint(len(tiles), (1,), generator=generator))]
+        top = int(torch.randint(tile.shape[0] - patch_size + 1, (1,), generator=generator))
+        left = int(torch.randint(tile.shape[1] - patch_size + 1, (1,), generator=generator))
+        rotation, flip = torch.randint(4, (2,), generator=generator).tolist()
+        patch = torch.from_numpy(tile[top:top + patch_size, left:left + patch_size].copy())
+        patch = torch.rot90(patch, rotation)
+        patches.append(patch.flip(-1) if flip % 2 else patch)
+    return torch.stack(patches)[:, None]
+
+
+class Fitter:
+    """Holds the model, optimizer and generators; ``run`` trains to ``steps`` and writes checkpoints."""
+
+    def __init__(self, settings: FitSettings, split: TrainingSplit):
+        self.settings = settings
+        self.split = split
+        torch.manual_seed(settings.seed)
+        self.model = Autoencoder(settings.spec).to(settings.device)
+        # Compile the halves, not the module: the loop calls encoder and decoder separately, and the
+        # compiled wrappers share the model's parameters, so its state dict keeps its plain names.
+        self.encode = torch.compile(self.model.encoder) if settings.compile else self.model.encoder
+        self.decode = torch.compile(self.model.decoder) if settings.compile else self.model.decoder
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
+        self.data_generator = torch.Generator().manual_seed(settings.seed)
+        self.noise_generator = torch.Generator(settings.device).manual_seed(settings.seed + 1)
+        self.scaler = torch.amp.GradScaler(settings.device.type, enabled=settings.amp == "fp16")
+        self.window = msssim_window(settings.patch_size)
+        self.step = 0
+        self.best_loss = math.inf
+        self.last_validation = (math.nan, math.nan)
+
+    def loss(self, original: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+        mse = F.mse_loss(reconstruction, original)
+        if not self.settings.msssim_weight:
+            return mse
+        similarity = ms_ssim(reconstruction.clamp(0.0, 1.0), original, data_range=1.0, win_size=self.window)
+        return mse + self.settings.msssim_weight * (1.0 - similarity)
+
+    def _autocast(self):
+        dtype = AMP_DTYPES.get(self.settings.amp)
+        return torch.autocast(self.settings.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def train_step(self) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.settings, self.step)
+        batch = sample_patches(self.split.train_tiles, self.settings.patch_size, self.settings.batch_size,
+                               self.data_generator).to(self.settings.device)
+        with self._autocast():
+            latent = self.encode(batch)
+            noisy = noisy_latent(latent.float(), LATENT_RANGE, self.settings.bits, self.noise_generator)
+            reconstruction = self.decode(noisy)
+        loss = self.loss(batch, reconstruction.float())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validate(self) -> tuple[float, float]:
+        """Loss and PSNR with real rounding (not the noise proxy), as the codec will run."""
+        self.model.eval()
+        patches = self.split.validation_patches.to(self.settings.device)
+        codes = quantize(self.model.encode(patches), LATENT_RANGE, self.settings.bits)
+        reconstruction = self.model.decode(dequantize(codes, LATENT_RANGE, self.settings.bits)).clamp(0.0, 1.0)
+        self.model.train()
+        mse = float(F.mse_loss(reconstruction, patches))
+        return float(self.loss(patches, reconstruction)), 10.0 * math.log10(1.0 / max(mse, 1e-12))
+
+    def checkpoint(self, validation: tuple[float, float]) -> Checkpoint:
+        state = {name: tensor.detach().cpu().clone() for name, tensor in self.model.state_dict().items()}
+        return Checkpoint(spec=self.settings.spec, bits=self.settings.bits, latent_range=LATENT_RANGE,
+                          normalization=self.settings.normalization, state_dict=state,
+                          training=self.settings.training_record, git_commit=self.settings.git_commit,
+                          step=self.step, validation_loss=validation[0], validation_psnr=validation[1])
+
+    def save(self) -> None:
+        """Validate, keep the model at ``output`` if it is the best so far, and write the resume state."""
+        validation = self.validate()
+        self.last_validation = validation
+        checkpoint = self.checkpoint(validation)
+        if validation[0] < self.best_loss:
+            self.best_loss = validation[0]
+            save_checkpoint(checkpoint, self.settings.output)
+        save_checkpoint(checkpoint, resume_path(self.settings.output), extra={
+            "optimizer": self.optimizer.state_dict(),
+            "data_generator": self.data_generator.get_state(),
+            "noise_generator": self.noise_generator.get_state().cpu(),
+            "best_loss": self.best_loss,
+        })
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.data_generator.set_state(state["data_generator"])
+        self.noise_generator.set_state(state["noise_generator"])
+        self.best_loss = float(state["best_loss"])
+        self.step = int(state["step"])
+
+    def run(self) -> None:
+        self.model.train()
+        with tqdm(total=self.settings.steps, initial=self.step, disable=not self.settings.progress,
+                  unit="step", dynamic_ncols=True) as progress:
+            while self.step < self.settings.steps:
+                loss = self.train_step()
+                if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
+                    self.save()
+                progress.update()
+                progress.set_postfix(loss=f"{loss:.4f}", val_psnr=f"{self.last_validation[1]:.2f}")

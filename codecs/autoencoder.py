@@ -1,0 +1,124 @@
+"""Codec plugin ``autoencoder``: a learned convolutional codec, and its trainer.
+
+One rate point is one checkpoint (optionally with a different ``bits``). The
+encoder maps the normalized tile to a latent at 1/16 resolution, the latent
+is uniformly quantized and bit-packed behind a 12-byte header; the decoder
+needs only those bytes and the checkpoint. Checkpoints are made with
+``python -m harness train autoencoder`` (see ``_autoencoder/training.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from harness_codecs._autoencoder.bitstream import (
+    MAX_BITS,
+    LatentHeader,
+    read_stream,
+    write_stream,
+)
+from harness_codecs._autoencoder.checkpoint import (
+    build_model,
+    load_checkpoint,
+    model_id,
+)
+from harness_codecs._autoencoder.inference import PRECISIONS, LatentCoder
+from harness_codecs._autoencoder.training import AutoencoderTrainer
+
+from harness.api import Codec, hookimpl
+
+
+class AutoencoderCodec(Codec):
+    """Options: ``checkpoint`` (path, relative to the config's folder), ``bits`` (default: the
+    checkpoint's), ``device`` (filled in by the runner), ``precision`` (fp32, or bf16/fp16 on CUDA)."""
+
+    name: ClassVar[str] = "autoencoder"
+    description: ClassVar[str] = "convolutional autoencoder, latent at 1/16 resolution, uniformly quantized and bit-packed"
+
+    def __init__(self, checkpoint: str, bits: int | None = None, device: str = "cpu",
+                 precision: str = "fp32", base_dir: str | Path | None = None):
+        path = _resolve(checkpoint, base_dir)
+        loaded = load_checkpoint(path)
+        torch_device = _torch_device(device)
+        self.bits = loaded.bits if bits is None else _validated_bits(bits)
+        if precision not in PRECISIONS:
+            raise ValueError(f"autoencoder option precision={precision!r}; accepted: {', '.join(PRECISIONS)}")
+        if precision != "fp32" and torch_device.type != "cuda":
+            raise ValueError(f"autoencoder option precision={precision!r} needs device cuda; on the CPU use fp32")
+        self.model_id = model_id(loaded.state_dict)
+        self.coder = LatentCoder(build_model(loaded, path), self.bits, loaded.latent_range, torch_device, precision)
+        self.device = _describe(torch_device)
+        self.precision = precision
+
+    def encode(self, tile: np.ndarray) -> bytes:
+        return self.encode_batch([tile])[0]
+
+    def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        return self.decode_batch([data], [shape])[0]
+
+    def encode_batch(self, tiles: list[np.ndarray]) -> list[bytes]:
+        streams = []
+        for codes in self.coder.encode_latents(tiles):
+            header = LatentHeader(self.model_id, self.bits, *codes.shape)
+            streams.append(write_stream(header, codes))
+        return streams
+
+    def decode_batch(self, streams: list[bytes], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
+        codes, bits = [], []
+        for data, shape in zip(streams, shapes):
+            header, stream_codes = read_stream(data)
+            self._check_fits(header, tuple(shape))
+            codes.append(stream_codes)
+            bits.append(header.bits)
+        return self.coder.decode_latents(codes, bits, [tuple(shape) for shape in shapes])
+
+    def _check_fits(self, header: LatentHeader, shape: tuple[int, int]) -> None:
+        if header.model_id != self.model_id:
+            raise ValueError(f"autoencoder stream was made by model {header.model_id.hex()}, "
+                             f"this checkpoint is model {self.model_id.hex()}: decode it with the checkpoint that encoded it")
+        expected = self.coder.expected_latent_shape(shape)
+        if (header.channels, header.height, header.width) != expected:
+            raise ValueError(f"autoencoder stream holds a {header.channels}x{header.height}x{header.width} latent; "
+                             f"a {shape[0]}x{shape[1]} tile needs {'x'.join(map(str, expected))}")
+
+
+def _resolve(checkpoint: str, base_dir: str | Path | None) -> Path:
+    if not isinstance(checkpoint, (str, Path)) or not str(checkpoint):
+        raise ValueError(f"autoencoder option checkpoint={checkpoint!r}; expected a file path")
+    path = Path(checkpoint).expanduser()
+    return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
+
+
+def _validated_bits(bits: object) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
+        raise ValueError(f"autoencoder option bits={bits!r}; accepted: an integer from 1 to {MAX_BITS}")
+    return bits
+
+
+def _torch_device(device: str) -> torch.device:
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"autoencoder option device={device!r}; accepted: cpu, cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("autoencoder option device=cuda, but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def _describe(device: torch.device) -> str:
+    """'cpu', or 'cuda:0 (GPU name)', so result rows say which GPU produced them."""
+    if device.type != "cuda":
+        return device.type
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+
+
+@hookimpl
+def harness_codecs():
+    return [AutoencoderCodec]
+
+
+@hookimpl
+def harness_trainers():
+    return [AutoencoderTrainer]

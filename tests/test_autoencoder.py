@@ -1,0 +1,252 @@
+"""Specification of the `autoencoder` codec: shapes, rate, bitstream checks, checkpoints."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pluggy
+import pytest
+import torch
+from harness_codecs import autoencoder
+from harness_codecs._autoencoder.bitstream import HEADER_BYTES, pack_codes, unpack_codes
+from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
+from harness_codecs._autoencoder.model import (
+    STRIDE,
+    Autoencoder,
+    parameter_count,
+    spec_for,
+)
+from harness_codecs._autoencoder.quantization import dequantize, noisy_latent
+from harness_codecs._autoencoder.training import AutoencoderTrainer
+from harness_codecs.autoencoder import AutoencoderCodec
+
+from harness import hookspecs
+from harness.api import PROJECT_NAME
+
+ODD_SHAPES = [(100, 77), (1, 1), (16, 16), (33, 250)]
+
+
+def make_checkpoint(path: Path, seed: int = 0, bits: int = 4, latent_channels: int = 8) -> Path:
+    """An untrained tiny model: enough to test everything but image quality."""
+    torch.manual_seed(seed)
+    spec = spec_for("tiny", latent_channels)
+    model = Autoencoder(spec)
+    save_checkpoint(Checkpoint(spec=spec, bits=bits, latent_range=(-1.0, 1.0),
+                               normalization={"VV": (-25.0, 5.0)}, state_dict=model.state_dict()), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("autoencoder") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def codec(checkpoint) -> AutoencoderCodec:
+    return AutoencoderCodec(checkpoint=str(checkpoint))
+
+
+def noise_tile(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+@pytest.mark.parametrize("shape", ODD_SHAPES)
+def test_decoded_tile_is_float32_in_0_1_of_the_tile_shape(codec, shape):
+    decoded = codec.decode(codec.encode(noise_tile(shape)), shape)
+
+    assert decoded.shape == shape
+    assert decoded.dtype == np.float32
+    assert decoded.min() >= 0.0 and decoded.max() <= 1.0
+
+
+@pytest.mark.parametrize("bits", [1, 3, 8, 16])
+@pytest.mark.parametrize("shape", [(100, 77), (256, 256)])
+def test_stream_is_the_header_plus_the_latent_codes_at_bits_each_rounded_up(checkpoint, bits, shape):
+    codec = AutoencoderCodec(checkpoint=str(checkpoint), bits=bits)
+    latent_elements = 8 * math.ceil(shape[0] / STRIDE) * math.ceil(shape[1] / STRIDE)
+
+    stream = codec.encode(noise_tile(shape))
+
+    assert len(stream) == HEADER_BYTES + math.ceil(latent_elements * bits / 8)
+
+
+def test_decoding_gives_exactly_the_decoder_output_on_the_dequantized_latent(codec):
+    tile = noise_tile((64, 48))
+    codes = codec.coder.encode_latents([tile])[0]
+
+    latent = dequantize(torch.from_numpy(codes.astype(np.int32))[None], (-1.0, 1.0), codec.bits)
+    with torch.inference_mode():
+        expected = codec.coder.model.decode(latent)[0, 0].clamp(0.0, 1.0).numpy()
+
+    assert np.array_equal(codec.decode(codec.encode(tile), tile.shape), expected)
+
+
+def test_encoding_on_the_cpu_is_deterministic(codec):
+    tile = noise_tile((100, 77))
+
+    assert codec.encode(tile) == codec.encode(tile.copy())
+
+
+def test_batched_coding_of_mixed_shapes_matches_tile_by_tile_coding(codec):
+    tiles = [noise_tile((64, 64), 1), noise_tile((100, 77), 2), noise_tile((64, 64), 3)]
+    shapes = [tile.shape for tile in tiles]
+
+    streams = codec.encode_batch(tiles)
+    decoded = codec.decode_batch(streams, shapes)
+
+    assert streams == [codec.encode(tile) for tile in tiles]
+    for batched, tile, shape in zip(decoded, tiles, shapes):
+        assert np.allclose(batched, codec.decode(codec.encode(tile), shape), atol=1e-6)
+
+
+def test_rows_report_the_cpu_and_fp32(codec):
+    assert (codec.device, codec.precision) == ("cpu", "fp32")
+
+
+@pytest.mark.parametrize("kept", [-1, HEADER_BYTES, 5], ids=["last-byte-lost", "header-only", "half-a-header"])
+def test_truncated_stream_raises_a_clear_error(codec, kept):
+    stream = codec.encode(noise_tile((100, 77)))
+
+    with pytest.raises(ValueError, match="autoencoder stream"):
+        codec.decode(stream[:kept], (100, 77))
+
+
+def test_stream_with_trailing_bytes_raises(codec):
+    stream = codec.encode(noise_tile((100, 77)))
+
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        codec.decode(stream + b"\x00", (100, 77))
+
+
+def test_stream_of_another_format_version_raises(codec):
+    stream = codec.encode(noise_tile((100, 77)))
+
+    with pytest.raises(ValueError, match="format version 7"):
+        codec.decode(bytes([7]) + stream[1:], (100, 77))
+
+
+def test_stream_decoded_with_another_model_raises_naming_both_models(codec, tmp_path):
+    other = AutoencoderCodec(checkpoint=str(make_checkpoint(tmp_path / "other.pt", seed=1)))
+    stream = codec.encode(noise_tile((100, 77)))
+
+    with pytest.raises(ValueError, match=f"model {codec.model_id.hex()}.*model {other.model_id.hex()}"):
+        other.decode(stream, (100, 77))
+
+
+def test_stream_decoded_for_another_tile_shape_raises(codec):
+    stream = codec.encode(noise_tile((100, 77)))
+
+    with pytest.raises(ValueError, match="a 64x64 tile needs 8x4x4"):
+        codec.decode(stream, (64, 64))
+
+
+def test_missing_checkpoint_raises_naming_the_train_command(tmp_path):
+    with pytest.raises(ValueError, match=r"not found; make one with `python -m harness train autoencoder"):
+        AutoencoderCodec(checkpoint="missing.pt", base_dir=tmp_path)
+
+
+def test_relative_checkpoint_path_resolves_against_the_config_folder(checkpoint):
+    codec = AutoencoderCodec(checkpoint=checkpoint.name, base_dir=checkpoint.parent)
+
+    assert codec.bits == 4
+
+
+def test_checkpoint_of_another_format_version_is_refused(tmp_path, checkpoint):
+    raw = torch.load(checkpoint, weights_only=True)
+    torch.save({**raw, "format_version": 99}, tmp_path / "future.pt")
+
+    with pytest.raises(ValueError, match="format version 99.*python -m harness train autoencoder"):
+        AutoencoderCodec(checkpoint=str(tmp_path / "future.pt"))
+
+
+def test_checkpoint_whose_weights_do_not_fit_its_spec_is_refused(tmp_path, checkpoint):
+    raw = torch.load(checkpoint, weights_only=True)
+    torch.save({**raw, "model": {**raw["model"], "latent_channels": 9}}, tmp_path / "mismatch.pt")
+
+    with pytest.raises(ValueError, match="weights do not fit"):
+        AutoencoderCodec(checkpoint=str(tmp_path / "mismatch.pt"))
+
+
+def test_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+
+    with pytest.raises(ValueError, match="not a readable autoencoder checkpoint"):
+        AutoencoderCodec(checkpoint=str(tmp_path / "notes.pt"))
+
+
+@pytest.mark.parametrize("bits", [0, 17, 4.0, True])
+def test_bits_other_than_an_integer_from_1_to_16_raise(checkpoint, bits):
+    with pytest.raises(ValueError, match="accepted: an integer from 1 to 16"):
+        AutoencoderCodec(checkpoint=str(checkpoint), bits=bits)
+
+
+def test_reduced_precision_on_the_cpu_raises(checkpoint):
+    with pytest.raises(ValueError, match="needs device cuda"):
+        AutoencoderCodec(checkpoint=str(checkpoint), precision="bf16")
+
+
+def test_training_proxy_stays_within_half_a_step_of_the_clipped_latent():
+    latent = torch.linspace(-3.0, 3.0, 1001)
+    step = 2.0 / (2**4 - 1)
+
+    noisy = noisy_latent(latent, (-1.0, 1.0), 4, torch.Generator().manual_seed(0))
+
+    assert (noisy - latent.clamp(-1.0, 1.0)).abs().max() <= step / 2
+
+
+def test_encoder_latent_lies_inside_the_clip_range_whatever_the_input():
+    model = Autoencoder(spec_for("tiny"))
+    tiles = torch.cat([torch.zeros(1, 1, 32, 32), torch.ones(1, 1, 32, 32), 1e3 * torch.rand(1, 1, 32, 32)])
+
+    with torch.no_grad():
+        assert model.encode(tiles).abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("bits", range(1, 17))
+def test_bit_packing_round_trips_every_code_width(bits):
+    codes = np.random.default_rng(bits).integers(0, 2**bits, size=101).astype(np.uint16)
+
+    packed = pack_codes(codes, bits)
+
+    assert len(packed) == math.ceil(101 * bits / 8)
+    assert np.array_equal(unpack_codes(packed, bits, 101), codes)
+
+
+def test_default_preset_has_about_5_million_parameters():
+    assert 4.5e6 <= parameter_count(Autoencoder(spec_for("default"))) <= 5.5e6
+
+
+def test_attention_flag_adds_cbam_blocks_and_keeps_shapes():
+    plain, attentive = Autoencoder(spec_for("tiny")), Autoencoder(spec_for("tiny", attention=True))
+    tiles = torch.rand(2, 1, 32, 48)
+
+    assert parameter_count(attentive) > parameter_count(plain)
+    assert attentive.decode(attentive.encode(tiles)).shape == tiles.shape
+
+
+def test_plugin_registers_the_codec_and_the_trainer_under_autoencoder():
+    manager = pluggy.PluginManager(PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    manager.register(autoencoder)
+
+    codecs = [codec for batch in manager.hook.harness_codecs() for codec in batch]
+    trainers = [trainer for batch in manager.hook.harness_trainers() for trainer in batch]
+
+    assert codecs == [AutoencoderCodec] and trainers == [AutoencoderTrainer]
+    assert AutoencoderCodec.name == AutoencoderTrainer.name == "autoencoder"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_stream_encoded_on_cuda_decodes_on_the_cpu(checkpoint):
+    gpu = AutoencoderCodec(checkpoint=str(checkpoint), device="cuda")
+    cpu = AutoencoderCodec(checkpoint=str(checkpoint), device="cpu")
+    tile = noise_tile((100, 77))
+
+    decoded = cpu.decode(gpu.encode(tile), tile.shape)
+
+    assert gpu.device.startswith("cuda:0 (")
+    assert decoded.shape == tile.shape
+    assert np.abs(decoded - cpu.decode(cpu.encode(tile), tile.shape)).max() < 0.05

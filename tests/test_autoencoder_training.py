@@ -1,0 +1,155 @@
+"""Specification of `python -m harness train autoencoder`: determinism, checkpoints, split, end to end."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from harness_codecs._autoencoder.data import (
+    TRAINING_SEED_BASE,
+    TrainingSplit,
+    check_no_overlap,
+    tile_checksum,
+)
+from harness_codecs._autoencoder.fit import resume_path
+from harness_codecs._autoencoder.training import AutoencoderTrainer
+
+from harness import UserError
+from harness.cli import main
+from harness.config import load_config
+from harness.runner import load_tiles
+
+SMALL_BENCHMARK = """\
+name: small
+seed: {seed}
+dataset:
+  kind: synthetic
+  scenes: 1
+  scene_size: 256
+  tile_size: 64
+  max_tiles: 2
+  cache_dir: {cache}
+normalization:
+  VV: [-25, 5]
+  VH: [-32, -2]
+codecs:
+  - name: autoencoder
+    points: [{{checkpoint: {checkpoint}}}]
+timing: {{warmup: 0, repeats: 1}}
+"""
+FAST_OPTIONS = ["--scenes", "1", "--scene-size", "256", "--validation-patches", "4", "--patch-size", "64",
+                "--batch-size", "2", "--checkpoint-every", "2", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("autoencoder_training")
+
+
+def write_benchmark(folder: Path, checkpoint: str = "model.pt", seed: int = 0) -> Path:
+    """A small synthetic benchmark whose autoencoder point uses ``checkpoint`` (relative to ``folder``)."""
+    path = folder / f"bench-seed{seed}.yaml"
+    path.write_text(SMALL_BENCHMARK.format(seed=seed, cache=folder / "cache", checkpoint=checkpoint))
+    return path
+
+
+def train(config: Path, output: Path, *options: str) -> None:
+    trainer = AutoencoderTrainer()
+    parser = argparse.ArgumentParser()
+    trainer.add_arguments(parser)
+    trainer.train(parser.parse_args(["--config", str(config), "--output", str(output), *FAST_OPTIONS, *options]))
+
+
+@pytest.fixture(scope="module")
+def trained(workspace) -> Path:
+    """A checkpoint trained for 4 steps next to the small benchmark that refers to it."""
+    output = workspace / "model.pt"
+    train(write_benchmark(workspace), output, "--steps", "4")
+    return output
+
+
+def test_checkpoint_loads_with_weights_only_and_holds_what_rebuilds_the_model(trained):
+    raw = torch.load(trained, map_location="cpu", weights_only=True)
+
+    assert raw["model"]["preset"] == "tiny" and raw["bits"] == 4
+    assert raw["latent_range"] == [-1.0, 1.0]
+    assert raw["normalization"] == {"VV": [-25.0, 5.0], "VH": [-32.0, -2.0]}
+    assert raw["training"]["steps"] == 4 and raw["step"] in (2, 4)
+
+
+def test_training_twice_with_the_same_seed_gives_identical_weights(workspace, trained):
+    again = workspace / "again.pt"
+    train(write_benchmark(workspace), again, "--steps", "4")
+
+    first = torch.load(resume_path(trained), weights_only=True)["state_dict"]
+    second = torch.load(resume_path(again), weights_only=True)["state_dict"]
+
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_resuming_an_interrupted_run_gives_the_uninterrupted_weights(workspace, trained):
+    interrupted = workspace / "interrupted.pt"
+    config = write_benchmark(workspace)
+    train(config, interrupted, "--steps", "2")
+    train(config, interrupted, "--steps", "4", "--resume")
+
+    resumed = torch.load(resume_path(interrupted), weights_only=True)["state_dict"]
+    straight = torch.load(resume_path(trained), weights_only=True)["state_dict"]
+
+    assert all(torch.equal(resumed[name], straight[name]) for name in straight)
+
+
+def test_the_benchmark_runs_the_trained_checkpoint_end_to_end(workspace, trained):
+    run_dir = workspace / "report"
+
+    assert main(["run", str(write_benchmark(workspace)), "--output", str(run_dir), "--no-progress"]) == 0
+
+    rows = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
+    assert len(rows) == 4 and (rows["error"] == "").all()
+    assert (rows["bpp"] == 8 * rows["bytes"] / (rows["height"] * rows["width"])).all()
+    assert (rows["device"] == "cpu").all() and (rows["precision"] == "fp32").all()
+
+
+def test_a_benchmark_seeded_in_the_training_namespace_is_refused_as_overlap(workspace):
+    config = write_benchmark(workspace, seed=TRAINING_SEED_BASE)
+
+    with pytest.raises(UserError, match="share seed"):
+        train(config, workspace / "overlap.pt", "--steps", "1")
+
+
+def test_a_benchmark_tile_identical_to_a_training_tile_is_refused_as_overlap(workspace):
+    config, registry = load_config(write_benchmark(workspace))
+    tiles = load_tiles(config, registry)
+    split = TrainingSplit(train_tiles=[], validation_patches=torch.zeros(0), scene_seeds=frozenset(),
+                          checksums=frozenset({tile_checksum(tiles[1].data)}))
+
+    with pytest.raises(UserError, match=f"1 benchmark tile.*{tiles[1].tile_id}"):
+        check_no_overlap(split, config, tiles)
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--patch-size", "100", "multiple of 16"),
+    ("--bits", "0", "from 1 to 16"),
+    ("--steps", "0", "at least 1"),
+    ("--amp", "bf16", "needs --device cuda"),
+    ("--patch-size", "80", "larger than the 64px windows"),
+])
+def test_a_bad_option_is_a_one_line_user_error(workspace, option, value, message):
+    with pytest.raises(UserError, match=message):
+        train(write_benchmark(workspace), workspace / "bad.pt", option, value)
+
+
+def test_resuming_with_a_different_bit_depth_is_refused(workspace, trained):
+    with pytest.raises(UserError, match="different --bits"):
+        train(write_benchmark(workspace), trained, "--steps", "6", "--bits", "6", "--resume")
+
+
+def test_validation_psnr_is_recorded_in_the_checkpoint(trained):
+    raw = torch.load(trained, weights_only=True)
+
+    assert math.isfinite(raw["validation_psnr"]) and raw["validation_loss"] >= 0
