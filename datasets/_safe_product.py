@@ -134,6 +134,11 @@ def polarisation_files(product: SafeProduct, pol: str) -> PolarisationFiles:
     )
 
 
+def noise_file(product: SafeProduct, pol: str) -> str:
+    """The thermal noise XML of ``pol``; looked up only when denoising, as products without it still calibrate."""
+    return _one_file(product, "annotation/calibration", "noise-", pol, "noise XML")
+
+
 def _one_file(product: SafeProduct, folder: str, prefix: str, pol: str, what: str) -> str:
     by_pol = _files_by_polarisation(product, folder, prefix)
     if pol.upper() not in by_pol:

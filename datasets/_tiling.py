@@ -1,10 +1,14 @@
 """Seeded window selection and tile building shared by the raster dataset plugins.
 
 A scene is never loaded whole (a GRD scene is about 25,000 x 16,000 pixels):
-candidate windows on a grid are shuffled with the seed and read one at a time
-through a callback until ``max_tiles`` of them are valid enough. The plugins
-differ only in how a window becomes dB values, so that is the one thing they
-pass in; selection, ids and normalization are the same for every source.
+candidate windows lie on a grid with a configurable stride, and each scene's
+candidates are shuffled with the seed and read one at a time through a
+callback. Scenes take turns (round robin), so ``max_tiles`` windows are spread
+evenly over the files rather than drawn from one pooled shuffle that favours
+the largest scene; ``max_tiles_per_scene`` caps any one scene. A window is the
+unit: it is kept or skipped for all polarisations together. The plugins differ
+only in how a window becomes dB values, so that is the one thing they pass in;
+selection, ids and normalization are the same for every source.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from harness import DatasetSettings, Tile
+from harness import DatasetSettings, Tile, UserError
 from harness.sar import normalize_db
 
 Layers = dict[str, np.ndarray]
@@ -30,34 +34,86 @@ class Candidate:
     col: int
 
 
-def grid_candidates(shapes: list[tuple[int, int]], tile_size: int) -> list[Candidate]:
-    """Non-overlapping full-size windows of every raster; partial edge windows are left out."""
+@dataclass(frozen=True)
+class Sampling:
+    """The plugin options that shape the grid and the selection, validated once for both plugins."""
+
+    stride: int | None = None
+    max_tiles_per_scene: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("stride", "max_tiles_per_scene"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UserError(f"dataset.{name}: expected a positive integer, got {value!r}")
+
+
+def grid_candidates(shapes: list[tuple[int, int]], tile_size: int, stride: int | None = None) -> list[Candidate]:
+    """Full-size windows every ``stride`` pixels (default ``tile_size``: no overlap); partial edge windows are left out."""
+    step = stride or tile_size
     return [
         Candidate(file_index, row, col)
         for file_index, (height, width) in enumerate(shapes)
-        for row in range(0, height - tile_size + 1, tile_size)
-        for col in range(0, width - tile_size + 1, tile_size)
+        for row in range(0, height - tile_size + 1, step)
+        for col in range(0, width - tile_size + 1, step)
     ]
 
 
 def select_windows(
-    candidates: list[Candidate], read_layers: Callable[[Candidate], Layers], settings: DatasetSettings
+    candidates: list[Candidate],
+    read_layers: Callable[[Candidate], Layers],
+    settings: DatasetSettings,
+    max_tiles_per_scene: int | None = None,
 ) -> list[tuple[Candidate, Layers]]:
-    """Read shuffled candidates until ``max_tiles`` are valid enough, returned in scene/row/column order.
+    """Up to ``max_tiles`` valid-enough windows, scenes taking turns, returned in scene/row/column order.
 
-    Empty when no window qualifies; the caller raises, because only it can
-    name the files and say what to check.
+    Each round gives every scene that still has candidates and room under
+    ``max_tiles_per_scene`` one more valid window, read lazily from its
+    shuffled candidates. Empty when no window qualifies; the caller raises,
+    because only it can name the files and say what to check.
     """
-    order = np.random.default_rng(settings.seed).permutation(len(candidates))
-    accepted = []
-    for index in order:
-        candidate = candidates[index]
-        layers = read_layers(candidate)
-        if joint_valid_fraction(layers) >= settings.min_valid_fraction:
-            accepted.append((candidate, layers))
+    valid_windows = [
+        _valid_windows(order, read_layers, settings.min_valid_fraction)
+        for order in shuffled_per_scene(candidates, settings.seed)
+    ]
+    cap = max_tiles_per_scene or settings.max_tiles
+    taken = [0] * len(valid_windows)
+    accepted: list[tuple[Candidate, Layers]] = []
+    active = list(range(len(valid_windows)))
+    while active and len(accepted) < settings.max_tiles:
+        for scene in list(active):
+            window = next(valid_windows[scene], None)
+            if window is not None:
+                accepted.append(window)
+                taken[scene] += 1
+            if window is None or taken[scene] == cap:
+                active.remove(scene)
             if len(accepted) == settings.max_tiles:
                 break
     return sorted(accepted, key=lambda item: _position(item[0]))
+
+
+def shuffled_per_scene(candidates: list[Candidate], seed: int) -> list[list[Candidate]]:
+    """Each scene's candidates in a seeded random order, scenes in file order.
+
+    One generator permutes the scenes in turn, so a single scene is shuffled
+    exactly as the earlier pooled selection did and its tiles did not change.
+    """
+    rng = np.random.default_rng(seed)
+    scenes: dict[int, list[Candidate]] = {}
+    for candidate in candidates:
+        scenes.setdefault(candidate.file_index, []).append(candidate)
+    return [[scene[index] for index in rng.permutation(len(scene))] for _, scene in sorted(scenes.items())]
+
+
+def _valid_windows(
+    order: list[Candidate], read_layers: Callable[[Candidate], Layers], min_valid_fraction: float
+) -> Iterator[tuple[Candidate, Layers]]:
+    """Windows of one scene, read only when asked for, that have enough valid pixels."""
+    for candidate in order:
+        layers = read_layers(candidate)
+        if joint_valid_fraction(layers) >= min_valid_fraction:
+            yield candidate, layers
 
 
 def joint_valid_fraction(layers: Layers) -> float:

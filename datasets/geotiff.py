@@ -1,9 +1,10 @@
 """Dataset plugin ``geotiff``: tiles from GeoTIFF/COG rasters, read window by window.
 
 A GRD scene is about 25,000 x 16,000 pixels, so a scene is never loaded
-whole: candidate windows on a grid are shuffled with the seed and read one at
-a time until enough mostly-valid windows are found. The selection depends on
-the seed and the files only, so two runs compare codecs on the same tiles.
+whole: candidate windows on a grid (``stride`` pixels apart) are shuffled with
+the seed and read one at a time, scenes taking turns, until enough
+mostly-valid windows are found (``_tiling``). The selection depends on the
+seed, the options and the files only, so two runs compare codecs on the same tiles.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rasterio.windows import Window
 
 from harness import DatasetSettings, Tile, UserError, hookimpl
 from harness.sar import UNITS, to_db
-from harness_datasets._tiling import Candidate, Layers, grid_candidates, select_windows, window_tiles
+from harness_datasets._tiling import Candidate, Layers, Sampling, grid_candidates, select_windows, window_tiles
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 
@@ -36,12 +37,15 @@ class GeoTiffDataset:
         units: str = "db",
         bands: dict[str, int | str] | None = None,
         nodata: float | None = None,
+        stride: int | None = None,
+        max_tiles_per_scene: int | None = None,
     ):
         if paths is None:
             raise UserError("dataset.paths: missing; list GeoTIFF files or folders (relative to the config file)")
         if units not in UNITS:
             raise UserError(f"dataset.units: {units!r} is not one of {', '.join(UNITS)}")
         self.settings = settings
+        self.sampling = Sampling(stride, max_tiles_per_scene)
         self.files = resolve_raster_paths(paths, settings.base_dir)
         self.units = units
         self.bands = bands or {pol: index + 1 for index, pol in enumerate(settings.polarisations)}
@@ -61,8 +65,8 @@ class GeoTiffDataset:
         return {pol: band_index(raster, path, self.bands[pol]) for pol in self.settings.polarisations}
 
     def _select_windows(self, rasters: list, band_indexes: list[dict[str, int]]) -> list[tuple[Candidate, Layers]]:
-        """Read shuffled grid windows until ``max_tiles`` of them are valid enough."""
-        candidates = grid_candidates([raster.shape for raster in rasters], self.settings.tile_size)
+        """Read shuffled grid windows, scenes taking turns, until ``max_tiles`` of them are valid enough."""
+        candidates = grid_candidates([raster.shape for raster in rasters], self.settings.tile_size, self.sampling.stride)
         if not candidates:
             shapes = ", ".join(f"{path.name} {raster.height}x{raster.width}" for path, raster in zip(self.files, rasters))
             raise UserError(f"dataset: every raster is smaller than tile_size {self.settings.tile_size} ({shapes})")
@@ -70,6 +74,7 @@ class GeoTiffDataset:
             candidates,
             lambda candidate: self._read_layers(rasters[candidate.file_index], band_indexes[candidate.file_index], candidate),
             self.settings,
+            self.sampling.max_tiles_per_scene,
         )
         if not accepted:
             raise UserError(

@@ -2,8 +2,13 @@
 
 Pixels are amplitude DN (uint16, zero = no-data at the scene borders);
 intensity is ``DN**2 / A**2`` with ``A`` from the product's calibration LUT,
-evaluated for each window only (``_safe_calibration``). Windows are chosen as
-in the ``geotiff`` plugin (``_tiling``), so the same seed picks tiles the same way.
+evaluated for each window only (``_safe_calibration``). With ``denoise`` the
+thermal noise power ``N`` from the noise LUT (``_safe_noise``) is subtracted
+first: ``(DN**2 - N) / A**2``. Where that is negative or zero, the pixel
+becomes no-data, as ESA SNAP's ThermalNoiseRemoval sets negatives to 0 (no
+signal above the noise floor, undefined in dB); no positive floor is invented.
+Windows are chosen as in the ``geotiff`` plugin (``_tiling``), so the same seed
+picks tiles the same way.
 
 Why our own reader, after checking both alternatives on the real product in
 ``../shared/data`` (a full-scene annotation with a 1000 x 1000 measurement crop):
@@ -21,7 +26,6 @@ The format needs little: find three files per polarisation by their fixed
 names, parse one XML list of vectors, interpolate bilinearly, read windows
 with rasterio (``/vsizip/`` for zips). That is three small modules with no new
 dependency, and it is checked against an independent LUT computation in the tests.
-Thermal noise removal (the noise LUT) is not done yet.
 """
 
 from __future__ import annotations
@@ -40,26 +44,31 @@ from rasterio.windows import Window
 from harness import DatasetSettings, Tile, UserError, hookimpl
 from harness.sar import dn_to_linear, linear_to_db
 from harness_datasets._safe_calibration import CALIBRATION_ELEMENTS, CalibrationLut, parse_calibration_lut
-from harness_datasets._safe_product import SafeProduct, find_products, open_product, polarisation_files
-from harness_datasets._tiling import Candidate, Layers, grid_candidates, select_windows, window_tiles
+from harness_datasets._safe_noise import NoiseLut, parse_noise_lut
+from harness_datasets._safe_product import SafeProduct, find_products, noise_file, open_product, polarisation_files
+from harness_datasets._tiling import Candidate, Layers, Sampling, grid_candidates, select_windows, window_tiles
 
 CALIBRATIONS = (*CALIBRATION_ELEMENTS, "dn")
 
 
 @dataclass(frozen=True)
 class CalibratedBand:
-    """One polarisation of one product: its open measurement and the LUT to calibrate it (None for DN)."""
+    """One polarisation of one product: its open measurement, the LUT to calibrate it (None for DN)
+    and the noise LUT to subtract first (None without ``denoise``)."""
 
     raster: rasterio.DatasetReader
     lut: CalibrationLut | None
+    noise: NoiseLut | None = None
 
     def read_db(self, row: int, col: int, size: int) -> np.ndarray:
-        """Calibrated intensity in dB on one window; zero DN (no-data) becomes NaN."""
+        """Calibrated intensity in dB on one window; zero DN and, denoised, no signal above noise become NaN."""
         dn = self.raster.read(1, window=Window(col, row, size, size)).astype(np.float64)
         dn[dn == 0] = np.nan
-        if self.lut is None:
-            return linear_to_db(dn_to_linear(dn))
-        return linear_to_db(dn_to_linear(dn, self.lut.window(row, col, size, size)))
+        calibration = 1.0 if self.lut is None else self.lut.window(row, col, size, size)
+        if self.noise is None:
+            return linear_to_db(dn_to_linear(dn, calibration))
+        power = np.maximum(dn * dn - self.noise.window(row, col, size, size), 0.0)
+        return linear_to_db(power / np.asarray(calibration) ** 2)
 
 
 @dataclass(frozen=True)
@@ -79,25 +88,40 @@ class SafeDataset:
 
     name = "safe"
 
-    def __init__(self, settings: DatasetSettings, paths: list[str] | str | None = None, calibration: str = "sigma0"):
+    def __init__(
+        self,
+        settings: DatasetSettings,
+        paths: list[str] | str | None = None,
+        calibration: str = "sigma0",
+        stride: int | None = None,
+        max_tiles_per_scene: int | None = None,
+        denoise: bool = False,
+    ):
         if paths is None:
             raise UserError("dataset.paths: missing; give .SAFE folders, their .zip files, a folder of them or a glob")
         if calibration not in CALIBRATIONS:
             raise UserError(f"dataset.calibration: {calibration!r} is not one of {', '.join(CALIBRATIONS)}")
         self.settings = settings
+        if not isinstance(denoise, bool):
+            raise UserError(f"dataset.denoise: expected true or false, got {denoise!r}")
         self.calibration = calibration
+        self.denoise = denoise
+        self.sampling = Sampling(stride, max_tiles_per_scene)
         self.products = [open_product(path) for path in find_products(paths, settings.base_dir)]
 
     def tiles(self) -> Iterator[Tile]:
         size = self.settings.tile_size
         with ExitStack() as stack:
             scenes = [self._open_scene(product, stack) for product in self.products]
-            candidates = grid_candidates([scene.shape for scene in scenes], size)
+            candidates = grid_candidates([scene.shape for scene in scenes], size, self.sampling.stride)
             if not candidates:
                 shapes = ", ".join(f"{scene.name} {scene.shape[0]}x{scene.shape[1]}" for scene in scenes)
                 raise UserError(f"dataset: every product is smaller than tile_size {size} ({shapes})")
             accepted = select_windows(
-                candidates, lambda candidate: scenes[candidate.file_index].read_layers(candidate, size), self.settings
+                candidates,
+                lambda candidate: scenes[candidate.file_index].read_layers(candidate, size),
+                self.settings,
+                self.sampling.max_tiles_per_scene,
             )
             if not accepted:
                 raise UserError(
@@ -123,10 +147,19 @@ class SafeDataset:
         except RasterioError as exc:
             raise UserError(f"{product.describe(files.measurement)}: not a readable measurement TIFF ({exc})") from exc
         warn_if_cropped(product, files.annotation, raster.shape)
+        return CalibratedBand(raster, self._calibration_lut(product, files.calibration), self._noise_lut(product, pol))
+
+    def _calibration_lut(self, product: SafeProduct, calibration_file: str) -> CalibrationLut | None:
         if self.calibration == "dn":
-            return CalibratedBand(raster, None)
-        xml_text = product.read_bytes(files.calibration)
-        return CalibratedBand(raster, parse_calibration_lut(xml_text, self.calibration, product.describe(files.calibration)))
+            return None
+        source = product.describe(calibration_file)
+        return parse_calibration_lut(product.read_bytes(calibration_file), self.calibration, source)
+
+    def _noise_lut(self, product: SafeProduct, pol: str) -> NoiseLut | None:
+        if not self.denoise:
+            return None
+        relative = noise_file(product, pol)
+        return parse_noise_lut(product.read_bytes(relative), product.describe(relative))
 
 
 def annotated_shape(xml_text: bytes, source: str) -> tuple[int, int]:

@@ -2,8 +2,9 @@
 
 Each product has what the ``safe`` dataset reads (``manifest.safe``, one
 annotation, calibration XML and uint16 DN measurement per polarisation, with
-the names the SAFE format fixes) and keeps the LUT it wrote, so a test can
-compute the expected sigma0 independently of the reader.
+the names the SAFE format fixes, and optionally a thermal noise XML in either
+layout) and keeps the LUTs it wrote, so a test can compute the expected sigma0
+independently of the reader.
 """
 
 from __future__ import annotations
@@ -36,21 +37,41 @@ class CalibrationGrid:
 
 
 @dataclass(frozen=True)
+class NoiseGrid:
+    """The noise LUT a fixture wrote: range noise at ``lines`` x ``pixels`` and, for the IPF >= 2.9
+    layout, an azimuth gain that is linear in the line, ``offset + slope * line``, per block of range samples."""
+
+    lines: np.ndarray
+    pixels: np.ndarray
+    range_values: np.ndarray
+    blocks: tuple[tuple[int, int, float, float], ...]
+    """(first sample, last sample, offset, slope) per azimuth block; empty for the legacy layout."""
+
+
+NOISE_LAYOUTS = ("azimuth", "legacy")
+"""``azimuth``: noiseRangeVectorList + noiseAzimuthVectorList (IPF >= 2.9); ``legacy``: noiseVectorList only."""
+
+
+@dataclass(frozen=True)
 class SafeFixture:
-    """A written product: its folder, the DN of each polarisation and the LUT they share."""
+    """A written product: its folder, the DN of each polarisation and the LUTs they share."""
 
     path: Path
     dn: dict[str, np.ndarray]
     grid: CalibrationGrid
+    noise: NoiseGrid | None = None
 
 
 def build_safe_product(parent: Path, shape: tuple[int, int] = (96, 128), polarisations: tuple[str, ...] = ("VV", "VH"),
-                       annotated_shape: tuple[int, int] | None = None, seed: int = 0) -> SafeFixture:
-    """Write ``<parent>/<PRODUCT_NAME>.SAFE``; ``annotated_shape`` larger than ``shape`` makes it a crop."""
+                       annotated_shape: tuple[int, int] | None = None, seed: int = 0,
+                       noise_layout: str | None = None) -> SafeFixture:
+    """Write ``<parent>/<PRODUCT_NAME>.SAFE``; ``annotated_shape`` larger than ``shape`` makes it a crop,
+    ``noise_layout`` (one of ``NOISE_LAYOUTS``) adds a noise XML per polarisation."""
     product = parent / f"{PRODUCT_NAME}.SAFE"
     for folder in ("measurement", "annotation/calibration"):
         (product / folder).mkdir(parents=True, exist_ok=True)
     grid = calibration_grid(annotated_shape or shape)
+    noise = noise_grid(annotated_shape or shape, noise_layout) if noise_layout else None
     rng = np.random.default_rng(seed)
     dn = {}
     for index, pol in enumerate(polarisations, start=1):
@@ -59,8 +80,11 @@ def build_safe_product(parent: Path, shape: tuple[int, int] = (96, 128), polaris
         write_measurement(product / "measurement" / f"{stem}.tiff", dn[pol])
         (product / "annotation" / f"{stem}.xml").write_text(annotation_xml(pol, annotated_shape or shape))
         (product / "annotation" / "calibration" / f"calibration-{stem}.xml").write_text(calibration_xml(pol, grid))
+        if noise is not None:
+            noise_text = noise_xml(pol, noise, (annotated_shape or shape)[0])
+            (product / "annotation" / "calibration" / f"noise-{stem}.xml").write_text(noise_text)
     (product / "manifest.safe").write_text(manifest_xml(polarisations))
-    return SafeFixture(product, dn, grid)
+    return SafeFixture(product, dn, grid, noise)
 
 
 def zip_product(product: Path, destination: Path) -> Path:
@@ -79,6 +103,19 @@ def calibration_grid(shape: tuple[int, int]) -> CalibrationGrid:
     line_trend, pixel_trend = np.meshgrid(lines / (height + 20), pixels / (width + 10), indexing="ij")
     sigma0 = 500.0 + 150.0 * pixel_trend + 40.0 * line_trend + 25.0 * line_trend * pixel_trend
     return CalibrationGrid(lines, pixels, sigma0, beta0=np.full_like(sigma0, 470.0), gamma0=sigma0 * 1.1)
+
+
+def noise_grid(shape: tuple[int, int], layout: str) -> NoiseGrid:
+    """Range noise falling with the pixel (about a third of the VH signal power) over a grid that overhangs
+    the image; with ``azimuth``, two blocks split at the middle sample, each with its own gain slope."""
+    height, width = shape
+    lines = np.linspace(0, height + 20, 4).round().astype(int)
+    pixels = np.linspace(0, width + 10, 6).round().astype(int)
+    line_trend, pixel_trend = np.meshgrid(lines / (height + 20), pixels / (width + 10), indexing="ij")
+    range_values = np.round(2500.0 - 1500.0 * pixel_trend + 300.0 * line_trend, 2)  # exact in the XML's 7 digits
+    middle = width // 2
+    blocks = ((0, middle - 1, 1.2, -0.004), (middle, width - 1, 0.8, 0.003)) if layout == "azimuth" else ()
+    return NoiseGrid(lines, pixels, range_values, blocks)
 
 
 def speckled_dn(rng: np.random.Generator, shape: tuple[int, int], mean_db: float, grid: CalibrationGrid) -> np.ndarray:
@@ -134,6 +171,38 @@ def calibration_xml(pol: str, grid: CalibrationGrid) -> str:
   <calibrationVectorList count="{len(grid.lines)}">{vectors}
   </calibrationVectorList>
 </calibration>
+"""
+
+
+def noise_xml(pol: str, noise: NoiseGrid, height: int) -> str:
+    """A noise XML in the fixture's layout; azimuth vectors sample every 7th line and the last one."""
+    vector, value = ("noiseRangeVector", "noiseRangeLut") if noise.blocks else ("noiseVector", "noiseLut")
+    pixels = " ".join(str(pixel) for pixel in noise.pixels)
+    count = len(noise.pixels)
+    ranges = "".join(
+        f"""
+    <{vector}><line>{line}</line><pixel count="{count}">{pixels}</pixel>
+      <{value} count="{count}">{_numbers(noise.range_values[index])}</{value}></{vector}>"""
+        for index, line in enumerate(noise.lines)
+    )
+    range_list = f'<{vector}List count="{len(noise.lines)}">{ranges}\n  </{vector}List>'
+    azimuth_lines = np.unique(np.append(np.arange(0, height, 7), height - 1))
+    azimuths = "".join(
+        f"""
+    <noiseAzimuthVector><swath>IW{index}</swath><firstAzimuthLine>0</firstAzimuthLine>
+      <firstRangeSample>{first}</firstRangeSample><lastAzimuthLine>{height - 1}</lastAzimuthLine>
+      <lastRangeSample>{last}</lastRangeSample>
+      <line count="{azimuth_lines.size}">{" ".join(str(line) for line in azimuth_lines)}</line>
+      <noiseAzimuthLut count="{azimuth_lines.size}">{_numbers(offset + slope * azimuth_lines)}</noiseAzimuthLut>
+    </noiseAzimuthVector>"""
+        for index, (first, last, offset, slope) in enumerate(noise.blocks, start=1)
+    )
+    azimuth_list = f'\n  <noiseAzimuthVectorList count="{len(noise.blocks)}">{azimuths}\n  </noiseAzimuthVectorList>'
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<noise>
+  <adsHeader><productType>GRD</productType><polarisation>{pol}</polarisation><mode>IW</mode></adsHeader>
+  {range_list}{azimuth_list if noise.blocks else ""}
+</noise>
 """
 
 

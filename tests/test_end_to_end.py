@@ -50,7 +50,7 @@ def test_the_default_run_writes_every_report_file(default_run):
 def test_the_default_run_has_no_error_rows(default_run):
     results = pd.read_csv(default_run / "results.csv", keep_default_na=False)
     assert (results["error"] == "").all()
-    assert len(results) == 6 * (6 + 5 + 5 + 3)
+    assert len(results) == 6 * (6 + 5 + 5 + 4)
 
 
 @pytest.mark.parametrize("codec", ["jpeg2000", "quantize", "quantize_zlib", "autoencoder"])

@@ -18,7 +18,7 @@ from harness.cli import main
 from harness.sar import denormalize_db
 from harness_datasets.safe import SafeDataset
 from tests.conftest import SHARED_DATA, dataset_settings, speckled_db, write_geotiff
-from tests.safe_fixtures import BORDER_COLUMNS, PRODUCT_NAME, build_safe_product, zip_product
+from tests.safe_fixtures import BORDER_COLUMNS, PRODUCT_NAME, NoiseGrid, build_safe_product, zip_product
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDE_RANGE = (-60.0, 20.0)
@@ -154,6 +154,67 @@ def test_an_unknown_calibration_is_a_user_error(tmp_path, product):
         tiles_of(tmp_path, paths=product.path.name, calibration="sigma_0")
 
 
+def noise_on_every_pixel(noise: NoiseGrid, shape: tuple[int, int]) -> np.ndarray:
+    """``N`` on the full image: scipy's bilinear range noise times each block's azimuth gain, written as the
+    linear function of the line it was sampled from."""
+    power = lut_on_every_pixel(noise.lines, noise.pixels, noise.range_values, shape)
+    lines = np.arange(shape[0], dtype=np.float64)[:, None]
+    for first, last, offset, slope in noise.blocks:
+        power[:, first:last + 1] *= offset + slope * lines
+    return power
+
+
+def expected_denoised_db(dn: np.ndarray, lut: np.ndarray, noise: np.ndarray, tile) -> np.ndarray:
+    """``(DN² - N) / A²`` in dB, clipped to the normalization range as tiles are (a residual just above the
+    noise floor can fall below -60 dB); zero DN and power at or below the noise floor are NaN."""
+    window = (slice(tile.row, tile.row + tile.shape[0]), slice(tile.col, tile.col + tile.shape[1]))
+    power = dn[window].astype(np.float64) ** 2 - noise[window]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        db = np.where((dn[window] > 0) & (power > 0), 10 * np.log10(power / lut[window] ** 2), np.nan)
+    return np.clip(db, *tile.db_range)
+
+
+@pytest.mark.parametrize("layout", ["azimuth", "legacy"])
+def test_denoised_intensity_is_dn_squared_minus_range_times_azimuth_noise_over_the_lut(tmp_path, layout):
+    product = build_safe_product(tmp_path, noise_layout=layout)
+    shape = product.dn["VV"].shape
+    lut = lut_on_every_pixel(product.grid.lines, product.grid.pixels, product.grid.sigma0, shape)
+    noise = noise_on_every_pixel(product.noise, shape)
+    tiles = tiles_of(tmp_path, paths=product.path.name, denoise=True, max_tiles=12, min_valid_fraction=0.1)
+    assert len(tiles) == 24
+    for tile in tiles:
+        np.testing.assert_allclose(tile_db(tile), expected_denoised_db(product.dn[tile.pol], lut, noise, tile), atol=1e-4)
+
+
+def test_denoising_lowers_sigma0_and_masks_pixels_below_the_noise_floor(tmp_path):
+    product = build_safe_product(tmp_path, noise_layout="azimuth")
+    options = dict(paths=product.path.name, polarisations=("VH",), max_tiles=12, min_valid_fraction=0.1)
+    noisy = {tile.tile_id: tile for tile in tiles_of(tmp_path, **options)}
+    denoised = {tile.tile_id: tile for tile in tiles_of(tmp_path, denoise=True, **options)}
+    assert denoised.keys() == noisy.keys()
+    for tile_id, tile in denoised.items():
+        assert (tile_db(tile)[tile.mask] < tile_db(noisy[tile_id])[tile.mask]).all()
+    assert sum(tile.mask.sum() for tile in denoised.values()) < sum(tile.mask.sum() for tile in noisy.values())
+
+
+def test_denoise_without_a_noise_xml_is_a_user_error_naming_the_product(tmp_path, product):
+    with pytest.raises(UserError, match=rf"{PRODUCT_NAME}\.SAFE: no noise XML for polarisation VV"):
+        tiles_of(tmp_path, paths=product.path.name, denoise=True)
+
+
+def test_a_noise_xml_that_does_not_parse_is_a_user_error_naming_it(tmp_path):
+    product = build_safe_product(tmp_path, noise_layout="azimuth")
+    noise = next((product.path / "annotation" / "calibration").glob("noise-*-vv-*.xml"))
+    noise.write_text("<noise><noiseRangeVectorList>")
+    with pytest.raises(UserError, match=rf"{noise.name}: noise XML does not parse"):
+        tiles_of(tmp_path, paths=product.path.name, denoise=True)
+
+
+def test_denoise_must_be_true_or_false(tmp_path, product):
+    with pytest.raises(UserError, match=r"dataset\.denoise: expected true or false, got 'yes'"):
+        tiles_of(tmp_path, paths=product.path.name, denoise="yes")
+
+
 def test_reads_are_windowed_never_the_whole_measurement(tmp_path, product, monkeypatch):
     windows = []
     original_read = rasterio.io.DatasetReader.read
@@ -197,6 +258,42 @@ def test_the_real_product_matches_an_independent_lut_computation(real_vh_tiles):
         dn = raster.read(1)
     for tile in real_vh_tiles[::6]:
         np.testing.assert_allclose(tile_db(tile), expected_db(dn, lut, tile), atol=1e-4)
+
+
+def real_noise(noise_xml: Path, shape: tuple[int, int]) -> np.ndarray:
+    """``N`` on the crop from a real noise XML, parsed here: scipy's bilinear range noise times the
+    azimuth gain of the block that holds the crop (the crop must lie inside one block)."""
+    root = ElementTree.parse(noise_xml).getroot()
+    vectors = [(int(v.findtext("line")), v.findtext("pixel").split(), v.findtext("noiseRangeLut").split())
+               for v in root.iter("noiseRangeVector")]
+    assert all(pixels == vectors[0][1] for _, pixels, _ in vectors), "the reference assumes one pixel grid"
+    power = lut_on_every_pixel(np.array([line for line, _, _ in vectors], float), np.array(vectors[0][1], float),
+                               np.array([values for _, _, values in vectors], float), shape)
+    block = next(b for b in root.iter("noiseAzimuthVector")
+                 if int(b.findtext("firstRangeSample")) == 0 and int(b.findtext("lastRangeSample")) >= shape[1] - 1)
+    lines, gains = (np.array(block.findtext(name).split(), float) for name in ("line", "noiseAzimuthLut"))
+    return power * np.interp(np.arange(shape[0]), lines, gains)[:, None]
+
+
+def test_the_real_product_denoised_matches_an_independent_noise_computation_and_lowers_vh(tmp_path):
+    if REAL_SAFE is None:
+        pytest.skip("../shared/data/s1_grd_safe is absent")
+    options = dict(polarisations=("VH",), tile_size=200, max_tiles=25, min_valid_fraction=0.01)
+    with pytest.warns(UserWarning, match=r"measurement is 1000x1000"):
+        noisy = list(SafeDataset(settings(tmp_path, **options), paths=str(REAL_SAFE)).tiles())
+    with pytest.warns(UserWarning, match=r"measurement is 1000x1000"):
+        denoised = list(SafeDataset(settings(tmp_path, **options), paths=str(REAL_SAFE), denoise=True).tiles())
+    assert [tile.tile_id for tile in denoised] == [tile.tile_id for tile in noisy]
+    lut = lut_on_every_pixel(*real_lut(next(REAL_SAFE.glob("annotation/calibration/calibration-*-vh-*.xml"))), (1000, 1000))
+    noise = real_noise(next(REAL_SAFE.glob("annotation/calibration/noise-*-vh-*.xml")), (1000, 1000))
+    with rasterio.open(next(REAL_SAFE.glob("measurement/*-vh-*.tiff"))) as raster:
+        dn = raster.read(1)
+    for tile in denoised[::6]:
+        np.testing.assert_allclose(tile_db(tile), expected_denoised_db(dn, lut, noise, tile), atol=1e-4)
+    both = [(tile_db(clean)[clean.mask], tile_db(raw)[clean.mask]) for clean, raw in zip(denoised, noisy)]
+    assert all((clean <= raw).all() for clean, raw in both)
+    linear_mean = lambda db: np.mean(10 ** (np.concatenate(db) / 10))
+    assert linear_mean([clean for clean, _ in both]) < linear_mean([raw for _, raw in both])
 
 
 def run_example(tmp_path: Path, example: str, paths: list[str]) -> pd.DataFrame:
