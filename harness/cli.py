@@ -16,6 +16,7 @@ from harness.compare import compare_runs
 from harness.compressai_json import read_compressai_json
 from harness.config import load_config
 from harness.errors import UserError
+from harness.html_report import write_html_report
 from harness.plugins import Registry, build_registry
 from harness.report import (
     ReportSettings,
@@ -110,6 +111,7 @@ def run_command(args: argparse.Namespace) -> int:
     references = tuple(read_compressai_json(Path(path)) for path in config.references)
     write_report(results, outcome.run_dir, ReportSettings(anchor=config.anchor, references=references))
     write_visual_comparisons(outcome.run_dir, results)
+    write_html_report(outcome.run_dir)
     print(format_summary_table(summarize(results)))
     print(f"\n{outcome.rows_written} rows measured, {outcome.rows_skipped} resumed, {outcome.error_rows} errors")
     print(f"report: {outcome.run_dir.resolve()}")
@@ -120,8 +122,9 @@ def report_command(args: argparse.Namespace) -> int:
     results = load_run_results(args.run_dir)
     files = write_report(results, args.run_dir, settings_from_run_dir(args.run_dir, log_rate=args.log_rate))
     visuals = write_visual_comparisons(args.run_dir, results)
+    page = write_html_report(args.run_dir)
     print(format_summary_table(summarize(results)))
-    print(f"\nrebuilt {len(files.paths()) + len(visuals)} files in {args.run_dir.resolve()}")
+    print(f"\nrebuilt {len([*files.paths(), *visuals, page])} files in {args.run_dir.resolve()}")
     return 0
 
 

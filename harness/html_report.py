@@ -1,0 +1,260 @@
+"""One self-contained ``report.html`` per run folder, to share a run as a single file.
+
+The page is built only from files the run folder already holds (``results.csv``,
+``summary.csv``, ``bd_rate.csv``, ``config.yaml``, ``environment.json`` and the
+PNG figures), so ``harness report`` rebuilds it from a copied folder without
+running codecs. Figures are embedded as base64 ``data:`` URIs, the CSS is inline
+and there is no JavaScript: the page opens offline, from a mail or an archive,
+and a Content-Security-Policy forbids the browser to load anything else. Nothing
+time-dependent is written, so rebuilding an unchanged folder gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.report import (
+    BD_RATE_EXPLANATION,
+    COLUMN_STYLES,
+    DEFAULT_DECIMALS,
+    RD_PLOTS,
+    RESULTS_FILE,
+    SAVED_CONFIG_FILE,
+    load_results,
+)
+
+HTML_FILE = "report.html"
+ENVIRONMENT_FILE = "environment.json"
+SUMMARY_FILE = "summary.csv"
+BD_RATE_FILE = "bd_rate.csv"
+TIMING_FILE = "timing.png"
+ERROR_COLUMNS = ("codec", "point", "tile_id", "error")
+RD_ORDER = {plot.filename: rank for rank, plot in enumerate(RD_PLOTS)}
+RD_TITLES = {plot.filename: plot.title for plot in RD_PLOTS}
+STATISTIC_SUFFIXES = ("_mean", "_std", "_median")
+BD_DECIMALS = {"rate_low": 3, "rate_high": 3, "bd_rate_percent": 2}
+BD_MISSING_TEXT = {"bd_rate_percent": "not comparable", "bd_quality": "not comparable"}
+
+CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+STYLE = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+pre { background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: .85em; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
+th, td { padding: .25em .6em; border-bottom: 1px solid #ddd; white-space: nowrap; }
+th { background: #f0f0f0; text-align: left; }
+td { text-align: right; }
+td:first-child, td:nth-child(2) { text-align: left; }
+figure { margin: 1.5em 0; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: .85em; color: #555; }
+"""
+
+
+def write_html_report(run_dir: Path) -> Path:
+    """Write ``report.html`` into ``run_dir`` and return its path."""
+    path = Path(run_dir) / HTML_FILE
+    path.write_bytes(build_html(Path(run_dir)).encode("utf-8"))
+    return path
+
+
+def build_html(run_dir: Path) -> str:
+    """The whole page as text; every section copes with its file missing, so partial folders still report."""
+    results = _results(run_dir)
+    name = _run_name(results, run_dir)
+    sections = [
+        _section("Configuration", _config_body(run_dir)),
+        _section("Environment", _environment_body(run_dir)),
+        _section("Summary by codec and rate point", _summary_body(run_dir)),
+        _section("BD-rate", _bd_rate_body(run_dir)),
+        _section("Figures", _figures_body(run_dir)),
+        _section("Errors", _errors_body(results)),
+    ]
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">',
+        f"<title>{escape(name)}: SAR codec benchmark</title>",
+        f"<style>{STYLE}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>Run {escape(name)}</h1>",
+        *sections,
+        "</body>",
+        "</html>",
+        "",
+    ])
+
+
+def _results(run_dir: Path) -> pd.DataFrame:
+    """The run's rows read as ``harness report`` reads them (text stays text); empty when there is no file."""
+    path = run_dir / RESULTS_FILE
+    return load_results(path) if path.is_file() else pd.DataFrame(columns=["run", *ERROR_COLUMNS])
+
+
+def _run_name(results: pd.DataFrame, run_dir: Path) -> str:
+    """The run name recorded in the rows, as in ``summary.md``; the folder name when no row says."""
+    names = [name for name in dict.fromkeys(results["run"]) if name] if "run" in results.columns else []
+    return "/".join(names) or run_dir.resolve().name
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section>\n<h2>{escape(title)}</h2>\n{body}\n</section>"
+
+
+def _paragraph(text: str) -> str:
+    return f"<p>{escape(text)}</p>"
+
+
+def _config_body(run_dir: Path) -> str:
+    """The config exactly as the user wrote it, comments included: it is what they will edit to rerun."""
+    path = run_dir / SAVED_CONFIG_FILE
+    if not path.is_file():
+        return _paragraph(f"No {SAVED_CONFIG_FILE} in this run folder.")
+    return f"<pre>{escape(path.read_text(encoding='utf-8'))}</pre>"
+
+
+def _environment_body(run_dir: Path) -> str:
+    path = run_dir / ENVIRONMENT_FILE
+    if not path.is_file():
+        return _paragraph(f"No {ENVIRONMENT_FILE} in this run folder.")
+    rows = environment_rows(json.loads(path.read_text(encoding="utf-8")))
+    cells = "\n".join(f"<tr><th>{escape(label)}</th><td>{escape(value)}</td></tr>" for label, value in rows)
+    return f'<table class="environment">\n{cells}\n</table>'
+
+
+def environment_rows(environment: dict) -> list[tuple[str, str]]:
+    """The facts that decide whether two runs' speeds and bitstreams can be compared, as (label, text)."""
+    commit = _text(environment.get("git_commit"))
+    if environment.get("git_dirty"):
+        commit += " (with uncommitted changes)"
+    packages = environment.get("packages") or {}
+    return [
+        ("timestamp (UTC)", _text(environment.get("timestamp_utc"))),
+        ("CPU", _text(environment.get("cpu"))),
+        ("logical cores", _text(environment.get("logical_cores"))),
+        ("memory (GiB)", _text(environment.get("memory_total_gib"))),
+        ("GPU", ", ".join(str(gpu) for gpu in environment.get("gpus") or []) or "none"),
+        ("device", _text(environment.get("device"))),
+        ("Python", _text(environment.get("python"))),
+        ("platform", _text(environment.get("platform"))),
+        *((name, _text(version)) for name, version in packages.items()),
+        ("GDAL", _text(environment.get("gdal"))),
+        ("OpenJPEG", _text(environment.get("openjpeg"))),
+        ("git commit", commit),
+        ("config SHA-256", _text(environment.get("config_sha256"))),
+    ]
+
+
+def _text(value: object) -> str:
+    """Probes that failed recorded ``None``: say so rather than print the word None."""
+    return "unknown" if value is None else str(value)
+
+
+def _summary_body(run_dir: Path) -> str:
+    path = run_dir / SUMMARY_FILE
+    if not path.is_file():
+        return _paragraph(f"No {SUMMARY_FILE} in this run folder.")
+    summary = load_results(path)
+    if summary.empty:
+        return _paragraph("No results.")
+    note = _paragraph("Means and standard deviations over the tiles without error; speeds are medians.")
+    return note + "\n" + _html_table(summary)
+
+
+def _bd_rate_body(run_dir: Path) -> str:
+    path = run_dir / BD_RATE_FILE
+    if not path.is_file():
+        return _paragraph(f"No {BD_RATE_FILE} in this run folder.")
+    table = load_results(path)
+    if table.empty:
+        return _paragraph("No BD-rate: the anchor codec has no results in this run, or no other codec to compare.")
+    return _paragraph(BD_RATE_EXPLANATION) + "\n" + _html_table(table, BD_MISSING_TEXT)
+
+
+def _html_table(frame: pd.DataFrame, missing_text: dict[str, str] | None = None) -> str:
+    """A table of text cells, wrapped so a wide table scrolls instead of widening the page.
+
+    Cells and headers are escaped with ``html.escape`` like all other text of
+    the page (quotes included), so pandas is told not to escape them again.
+    """
+    cells = _text_cells(frame, missing_text or {})
+    return f'<div class="scroll">\n{cells.to_html(index=False, border=0, escape=False)}\n</div>'
+
+
+def _text_cells(frame: pd.DataFrame, missing_text: dict[str, str]) -> pd.DataFrame:
+    """Every cell as escaped text, numbers rounded per column: CSV precision (17 digits) buries the signal."""
+    return pd.DataFrame({
+        escape(column): [escape(_cell(value, _decimals(column), missing_text.get(column, "")))
+                         for value in frame[column]]
+        for column in frame.columns
+    })
+
+
+def _decimals(column: str) -> int:
+    """Decimals of the summary (``psnr_mean`` like PSNR) and of the BD-rate columns; 4 when unknown."""
+    if column in BD_DECIMALS:
+        return BD_DECIMALS[column]
+    base = next((column.removesuffix(suffix) for suffix in STATISTIC_SUFFIXES if column.endswith(suffix)), column)
+    style = COLUMN_STYLES.get(base)
+    return style.decimals if style else DEFAULT_DECIMALS
+
+
+def _cell(value: object, decimals: int, missing: str) -> str:
+    """Integers as they are, floats rounded, ``inf`` spelled out (a lossless PSNR), missing as ``missing``."""
+    if isinstance(value, str):
+        return value
+    if pd.isna(value):
+        return missing
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    if np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{decimals}f}"
+
+
+def _figures_body(run_dir: Path) -> str:
+    figures = figure_paths(run_dir)
+    if not figures:
+        return _paragraph("No figures in this run folder.")
+    return "\n".join(_figure(path) for path in figures)
+
+
+def figure_paths(run_dir: Path) -> list[Path]:
+    """RD plots in the report's order, then timing, then the visual comparisons by tile."""
+    rd_plots = sorted(run_dir.glob("rd_*.png"), key=lambda path: (RD_ORDER.get(path.name, len(RD_ORDER)), path.name))
+    timing = [run_dir / TIMING_FILE] if (run_dir / TIMING_FILE).is_file() else []
+    return [*rd_plots, *timing, *sorted(run_dir.glob("visual_*.png"))]
+
+
+def _figure(path: Path) -> str:
+    alt = escape(alt_text(path))
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure>\n<img src="data:image/png;base64,{data}" alt="{alt}">\n'
+            f"<figcaption>{alt} ({escape(path.name)})</figcaption>\n</figure>")
+
+
+def alt_text(path: Path) -> str:
+    """What the figure shows, for screen readers and for a page whose images are blocked."""
+    if path.name.startswith("rd_"):
+        return f"Rate-distortion curves: {RD_TITLES.get(path.name, path.stem.removeprefix('rd_'))} against rate"
+    if path.name == TIMING_FILE:
+        return "Encode and decode speed per codec"
+    return f"Matched-rate visual comparison, tile {path.stem.removeprefix('visual_')}"
+
+
+def _errors_body(results: pd.DataFrame) -> str:
+    errors = results[results["error"] != ""] if "error" in results.columns else results.iloc[0:0]
+    if errors.empty:
+        return _paragraph("No errors: every codec ran on every tile.")
+    columns = [column for column in ERROR_COLUMNS if column in errors.columns]
+    return _html_table(errors[columns])
