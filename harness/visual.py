@@ -35,7 +35,13 @@ class Panel:
 
 
 def write_visual_comparisons(run_dir: Path, results: pd.DataFrame, target_bpp: float = DEFAULT_TARGET_BPP) -> list[Path]:
-    """One ``visual_<tile>.png`` per kept tile; returns the files written."""
+    """One ``visual_<tile>.png`` per kept tile; returns the files written.
+
+    Figures of an earlier run in the same folder are removed first: they may
+    show tiles this run no longer keeps.
+    """
+    for stale in run_dir.glob("visual_*.png"):
+        stale.unlink()
     colors = codec_colors(results["codec"].unique())
     written = []
     for kept in load_kept_tiles(run_dir):

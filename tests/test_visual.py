@@ -88,3 +88,10 @@ def _figure():
 
 def test_panel_labels_shorten_paths_to_file_names():
     assert short_label("checkpoint=checkpoints/tiny-c16.pt,bits=4") == "checkpoint=tiny-c16.pt,bits=4"
+
+
+def test_figures_of_tiles_no_longer_kept_are_removed(tmp_path):
+    stale = tmp_path / "visual_old_tile.png"
+    stale.write_bytes(PNG_MAGIC)
+    write_visual_comparisons(tmp_path, results_for(make_tile(), []))
+    assert not stale.exists()
