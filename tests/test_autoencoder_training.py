@@ -12,8 +12,8 @@ import torch
 from harness_codecs._autoencoder.data import (
     TRAINING_SEED_BASE,
     TrainingSplit,
+    check_against_manifest,
     check_no_overlap,
-    tile_checksum,
 )
 from harness_codecs._autoencoder.fit import resume_path
 from harness_codecs._autoencoder.training import AutoencoderTrainer
@@ -21,6 +21,7 @@ from harness_codecs._autoencoder.training import AutoencoderTrainer
 from harness import UserError
 from harness.cli import main
 from harness.config import load_config
+from harness.manifest import manifest_entry, tile_checksum
 from harness.runner import load_tiles
 
 SMALL_BENCHMARK = """\
@@ -126,7 +127,7 @@ def test_a_benchmark_tile_identical_to_a_training_tile_is_refused_as_overlap(wor
     config, registry = load_config(write_benchmark(workspace))
     tiles = load_tiles(config, registry)
     split = TrainingSplit(train_tiles=[], validation_patches=torch.zeros(0), scene_seeds=frozenset(),
-                          checksums=frozenset({tile_checksum(tiles[1].data)}))
+                          checksums=frozenset({tile_checksum(tiles[1])}))
 
     with pytest.raises(UserError, match=f"1 benchmark tile.*{tiles[1].tile_id}"):
         check_no_overlap(split, config, tiles)
@@ -153,3 +154,31 @@ def test_validation_psnr_is_recorded_in_the_checkpoint(trained):
     raw = torch.load(trained, weights_only=True)
 
     assert math.isfinite(raw["validation_psnr"]) and raw["validation_loss"] >= 0
+
+
+def test_a_training_scene_named_in_the_test_manifest_is_refused(workspace):
+    config, registry = load_config(write_benchmark(workspace))
+    tiles = load_tiles(config, registry)
+    split = TrainingSplit(train_tiles=[], validation_patches=torch.zeros(0), scene_seeds=frozenset(),
+                          checksums=frozenset(), scenes=frozenset({tiles[0].scene}))
+
+    with pytest.raises(UserError, match=f"scene {tiles[0].scene} is in the test manifest"):
+        check_against_manifest(split, [manifest_entry(tile) for tile in tiles], "tiles.csv")
+
+
+def test_a_training_tile_listed_in_the_test_manifest_is_refused(workspace):
+    config, registry = load_config(write_benchmark(workspace))
+    tiles = load_tiles(config, registry)
+    split = TrainingSplit(train_tiles=[], validation_patches=torch.zeros(0), scene_seeds=frozenset(),
+                          checksums=frozenset({tile_checksum(tiles[0])}), scenes=frozenset({"elsewhere"}))
+
+    with pytest.raises(UserError, match=f"1 tile\\(s\\) of the test manifest tiles.csv.*{tiles[0].tile_id}"):
+        check_against_manifest(split, [manifest_entry(tile) for tile in tiles], "tiles.csv")
+
+
+def test_training_accepts_a_disjoint_test_manifest(workspace, trained):
+    config = write_benchmark(workspace)
+    assert main(["run", str(config), "--output", str(workspace / "manifest_run"), "--no-progress"]) == 0
+    train(config, workspace / "with_manifest.pt", "--steps", "1", "--manifest",
+          str(workspace / "manifest_run" / "tiles.csv"))
+    assert (workspace / "with_manifest.pt").is_file()

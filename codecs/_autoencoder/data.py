@@ -13,7 +13,6 @@ so identical scenes give identical tiles and the checksum check is exact.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -22,6 +21,7 @@ from harness_datasets.synthetic import SyntheticDataset, scene_seed
 
 from harness import DatasetSettings, Tile, UserError
 from harness.config import BenchmarkConfig
+from harness.manifest import ManifestEntry, tile_checksum
 from harness.runner import dataset_settings
 
 TRAINING_SEED_BASE = 2**40
@@ -32,12 +32,13 @@ ALL_WINDOWS = 1_000_000
 @dataclass(frozen=True)
 class TrainingSplit:
     """Tiles to draw training patches from, fixed validation patches (N x 1 x P x P), and what
-    identifies both (scene seeds, tile checksums) for the overlap check."""
+    identifies both (scene seeds and names, tile checksums as in ``tiles.csv``) for the overlap checks."""
 
     train_tiles: list[np.ndarray]
     validation_patches: torch.Tensor
     scene_seeds: frozenset[int]
     checksums: frozenset[str]
+    scenes: frozenset[str] = frozenset()
 
 
 def synthetic_settings(config: BenchmarkConfig, seed: int) -> DatasetSettings:
@@ -61,18 +62,15 @@ def build_split(config: BenchmarkConfig, seed: int, scenes: int, validation_scen
     crops = [center_crop(tile.data, patch_size) for tile in validation[:validation_patches]]
     seeds = frozenset(scene_seed(train_settings.seed, index) for index in range(scenes))
     seeds |= frozenset(scene_seed(validation_settings.seed, index) for index in range(validation_scenes))
-    checksums = frozenset(tile_checksum(tile.data) for tile in train + validation)
+    checksums = frozenset(tile_checksum(tile) for tile in train + validation)
+    scenes = frozenset(tile.scene for tile in train + validation)
     return TrainingSplit([np.array(tile.data) for tile in train], torch.from_numpy(np.stack(crops)[:, None]),
-                         seeds, checksums)
+                         seeds, checksums, scenes)
 
 
 def center_crop(tile: np.ndarray, size: int) -> np.ndarray:
     top, left = (tile.shape[0] - size) // 2, (tile.shape[1] - size) // 2
     return np.array(tile[top:top + size, left:left + size], dtype=np.float32)
-
-
-def tile_checksum(data: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(data, dtype=np.float32).tobytes()).hexdigest()
 
 
 def benchmark_scene_seeds(config: BenchmarkConfig) -> frozenset[int]:
@@ -89,7 +87,19 @@ def check_no_overlap(split: TrainingSplit, config: BenchmarkConfig, benchmark_ti
     if shared_seeds:
         raise UserError(f"autoencoder training: training scenes share seed(s) {sorted(shared_seeds)} with the "
                         f"benchmark in {config.path}; choose another --seed")
-    overlapping = [tile.tile_id for tile in benchmark_tiles if tile_checksum(tile.data) in split.checksums]
+    overlapping = [tile.tile_id for tile in benchmark_tiles if tile_checksum(tile) in split.checksums]
     if overlapping:
         raise UserError(f"autoencoder training: {len(overlapping)} benchmark tile(s) of {config.path} are also "
                         f"training tiles (first: {overlapping[0]}); choose another --seed")
+
+
+def check_against_manifest(split: TrainingSplit, entries: list[ManifestEntry], manifest: str) -> None:
+    """Refuse a split that shares a scene (by name) or a tile (by pixel checksum) with a test manifest."""
+    shared_scenes = sorted(split.scenes & {entry.scene for entry in entries})
+    if shared_scenes:
+        raise UserError(f"autoencoder training: scene {shared_scenes[0]} is in the test manifest {manifest}; "
+                        "choose another --seed")
+    shared_tiles = [entry.tile_id for entry in entries if entry.sha256 in split.checksums]
+    if shared_tiles:
+        raise UserError(f"autoencoder training: {len(shared_tiles)} tile(s) of the test manifest {manifest} are "
+                        f"training tiles (first: {shared_tiles[0]}); choose another --seed")

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from harness_codecs._autoencoder.bitstream import MAX_BITS
 from harness_codecs._autoencoder.checkpoint import git_commit, read_checkpoint_file
-from harness_codecs._autoencoder.data import build_split, check_no_overlap
+from harness_codecs._autoencoder.data import build_split, check_against_manifest, check_no_overlap
 from harness_codecs._autoencoder.fit import (
     AMP_DTYPES,
     FitSettings,
@@ -27,6 +27,7 @@ from harness_codecs._autoencoder.model import PRESETS, STRIDE, spec_for
 
 from harness import Trainer, UserError
 from harness.config import load_config
+from harness.manifest import read_manifest
 from harness.runner import load_tiles
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -42,6 +43,9 @@ class AutoencoderTrainer(Trainer):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--config", default="benchmarks.yaml",
                             help="benchmark YAML whose test tiles are excluded and whose dB ranges are used")
+        parser.add_argument("--manifest", type=Path,
+                            help="tiles.csv of a test set (a run folder's manifest): its scenes and tiles are "
+                                 "excluded from training too")
         parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
         parser.add_argument("--latent-channels", type=int, help="latent width (default: the preset's)")
         parser.add_argument("--attention", action="store_true", help="add CBAM attention blocks")
@@ -80,6 +84,8 @@ class AutoencoderTrainer(Trainer):
         split = build_split(config, args.seed, args.scenes, args.validation_scenes, args.scene_size,
                             args.patch_size, args.validation_patches)
         check_no_overlap(split, config, load_tiles(config, registry))
+        if args.manifest:
+            check_against_manifest(split, read_manifest(args.manifest), str(args.manifest))
         fitter = Fitter(settings, split)
         if args.resume:
             fitter.restore(_resume_state(settings))
