@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from harness import DatasetSettings, Tile, UserError
 from harness.sar import normalize_db
@@ -143,3 +146,13 @@ def window_tiles(scene: str, candidate: Candidate, layers: Layers, settings: Dat
 
 def _position(candidate: Candidate) -> tuple[int, int, int]:
     return candidate.file_index, candidate.row, candidate.col
+
+
+def read_window(raster: rasterio.DatasetReader, band: int, window: Window) -> np.ndarray:
+    """One band of one window as float64; a file damaged inside (truncated, bad compressed block) is a
+    user error naming the file, not a traceback halfway through building the test set."""
+    try:
+        return raster.read(band, window=window).astype(np.float64)
+    except RasterioError as exc:
+        raise UserError(f"{raster.name}: cannot read band {band} at row {window.row_off}, column "
+                        f"{window.col_off} ({exc}); the file is damaged, download or export it again") from exc

@@ -20,7 +20,15 @@ from rasterio.windows import Window
 
 from harness import DatasetSettings, Tile, UserError, hookimpl
 from harness.sar import UNITS, to_db
-from harness_datasets._tiling import Candidate, Layers, Sampling, grid_candidates, select_windows, window_tiles
+from harness_datasets._tiling import (
+    Candidate,
+    Layers,
+    Sampling,
+    grid_candidates,
+    read_window,
+    select_windows,
+    window_tiles,
+)
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 
@@ -90,7 +98,7 @@ class GeoTiffDataset:
         window = Window(candidate.col, candidate.row, size, size)
         layers = {}
         for pol, band in band_indexes.items():
-            values = raster.read(band, window=window).astype(np.float64)
+            values = read_window(raster, band, window)
             nodata = self.nodata if self.nodata is not None else raster.nodatavals[band - 1]
             if nodata is not None and not np.isnan(nodata):
                 values[values == nodata] = np.nan

@@ -46,7 +46,15 @@ from harness.sar import dn_to_linear, linear_to_db
 from harness_datasets._safe_calibration import CALIBRATION_ELEMENTS, CalibrationLut, parse_calibration_lut
 from harness_datasets._safe_noise import NoiseLut, parse_noise_lut
 from harness_datasets._safe_product import SafeProduct, find_products, noise_file, open_product, polarisation_files
-from harness_datasets._tiling import Candidate, Layers, Sampling, grid_candidates, select_windows, window_tiles
+from harness_datasets._tiling import (
+    Candidate,
+    Layers,
+    Sampling,
+    grid_candidates,
+    read_window,
+    select_windows,
+    window_tiles,
+)
 
 CALIBRATIONS = (*CALIBRATION_ELEMENTS, "dn")
 
@@ -62,7 +70,7 @@ class CalibratedBand:
 
     def read_db(self, row: int, col: int, size: int) -> np.ndarray:
         """Calibrated intensity in dB on one window; zero DN and, denoised, no signal above noise become NaN."""
-        dn = self.raster.read(1, window=Window(col, row, size, size)).astype(np.float64)
+        dn = read_window(self.raster, 1, Window(col, row, size, size))
         dn[dn == 0] = np.nan
         calibration = 1.0 if self.lut is None else self.lut.window(row, col, size, size)
         if self.noise is None:

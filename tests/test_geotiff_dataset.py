@@ -139,3 +139,15 @@ def test_a_raster_smaller_than_a_tile_is_a_user_error(tmp_path):
     write_geotiff(tmp_path / "small.tif", [np.zeros((16, 16), dtype=np.float32)] * 2)
     with pytest.raises(UserError, match=r"smaller than tile_size 32 \(small\.tif 16x16\)"):
         tiles_of(tmp_path, paths=["small.tif"])
+
+
+def test_a_raster_damaged_inside_is_a_user_error_naming_it(tmp_path):
+    data = np.random.default_rng(0).random((256, 256), dtype=np.float32)
+    path = tmp_path / "damaged.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=256, width=256, count=1, dtype="float32",
+                       crs="EPSG:32631", transform=rasterio.transform.from_origin(500_000, 5_000_000, 10, 10),
+                       tiled=True, blockxsize=64, blockysize=64, compress="deflate") as raster:
+        raster.write(data, 1)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(UserError, match=r"damaged\.tif: cannot read band 1 .*download or export it again"):
+        tiles_of(tmp_path, paths=["damaged.tif"], polarisations=("VV",), max_tiles=16)
