@@ -19,7 +19,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
 PRODUCT_NAME = "S1A_IW_GRDH_1SDV_20200101T000000_20200101T000025_030000_036000_ABCD"
-FILE_STEM = "s1a-iw-grd-{pol}-20200101t000000-20200101t000025-030000-036000-00{index}"
+FILE_STEM = "s1a-{mode}-grd-{pol}-20200101t000000-20200101t000025-030000-036000-00{index}"
 MEAN_SIGMA0_DB = {"VV": -11.0, "VH": -18.0, "HH": -10.0, "HV": -19.0}
 BORDER_COLUMNS = 10
 """Zero-DN columns on the left, as GRD products have along their swath edges."""
@@ -64,10 +64,11 @@ class SafeFixture:
 
 def build_safe_product(parent: Path, shape: tuple[int, int] = (96, 128), polarisations: tuple[str, ...] = ("VV", "VH"),
                        annotated_shape: tuple[int, int] | None = None, seed: int = 0,
-                       noise_layout: str | None = None) -> SafeFixture:
+                       noise_layout: str | None = None, mode: str = "iw") -> SafeFixture:
     """Write ``<parent>/<PRODUCT_NAME>.SAFE``; ``annotated_shape`` larger than ``shape`` makes it a crop,
-    ``noise_layout`` (one of ``NOISE_LAYOUTS``) adds a noise XML per polarisation."""
-    product = parent / f"{PRODUCT_NAME}.SAFE"
+    ``noise_layout`` (one of ``NOISE_LAYOUTS``) adds a noise XML per polarisation; ``mode`` is the
+    acquisition mode in the names (``iw`` or ``ew``)."""
+    product = parent / f"{product_name(mode)}.SAFE"
     for folder in ("measurement", "annotation/calibration"):
         (product / folder).mkdir(parents=True, exist_ok=True)
     grid = calibration_grid(annotated_shape or shape)
@@ -75,7 +76,7 @@ def build_safe_product(parent: Path, shape: tuple[int, int] = (96, 128), polaris
     rng = np.random.default_rng(seed)
     dn = {}
     for index, pol in enumerate(polarisations, start=1):
-        stem = FILE_STEM.format(pol=pol.lower(), index=index)
+        stem = FILE_STEM.format(mode=mode, pol=pol.lower(), index=index)
         dn[pol] = speckled_dn(rng, shape, MEAN_SIGMA0_DB[pol], grid)
         write_measurement(product / "measurement" / f"{stem}.tiff", dn[pol])
         (product / "annotation" / f"{stem}.xml").write_text(annotation_xml(pol, annotated_shape or shape))
@@ -83,7 +84,7 @@ def build_safe_product(parent: Path, shape: tuple[int, int] = (96, 128), polaris
         if noise is not None:
             noise_text = noise_xml(pol, noise, (annotated_shape or shape)[0])
             (product / "annotation" / "calibration" / f"noise-{stem}.xml").write_text(noise_text)
-    (product / "manifest.safe").write_text(manifest_xml(polarisations))
+    (product / "manifest.safe").write_text(manifest_xml(polarisations, mode))
     return SafeFixture(product, dn, grid, noise)
 
 
@@ -206,10 +207,14 @@ def noise_xml(pol: str, noise: NoiseGrid, height: int) -> str:
 """
 
 
-def manifest_xml(polarisations: tuple[str, ...]) -> str:
+def product_name(mode: str) -> str:
+    return PRODUCT_NAME.replace("_IW_", f"_{mode.upper()}_")
+
+
+def manifest_xml(polarisations: tuple[str, ...], mode: str) -> str:
     objects = "".join(
         f'\n    <dataObject ID="measurement{pol}"><byteStream><fileLocation href="./measurement/'
-        f'{FILE_STEM.format(pol=pol.lower(), index=index)}.tiff"/></byteStream></dataObject>'
+        f'{FILE_STEM.format(mode=mode, pol=pol.lower(), index=index)}.tiff"/></byteStream></dataObject>'
         for index, pol in enumerate(polarisations, start=1)
     )
     return f"""<?xml version="1.0" encoding="UTF-8"?>

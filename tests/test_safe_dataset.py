@@ -18,7 +18,14 @@ from harness.cli import main
 from harness.sar import denormalize_db
 from harness_datasets.safe import SafeDataset
 from tests.conftest import SHARED_DATA, dataset_settings, speckled_db, write_geotiff
-from tests.safe_fixtures import BORDER_COLUMNS, PRODUCT_NAME, NoiseGrid, build_safe_product, zip_product
+from tests.safe_fixtures import (
+    BORDER_COLUMNS,
+    PRODUCT_NAME,
+    NoiseGrid,
+    build_safe_product,
+    product_name,
+    zip_product,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDE_RANGE = (-60.0, 20.0)
@@ -325,3 +332,14 @@ def test_the_db_geotiff_example_runs_end_to_end(tmp_path):
     write_geotiff(tmp_path / "Chip_S1Hand.tif", [vv, vh], nodata=float("nan"))
     results = run_example(tmp_path, "geotiff_db.yaml", ["Chip_S1Hand.tif"])
     assert (results["error"] == "").all() and len(results) > 0
+
+
+def test_an_ew_product_in_hh_and_hv_is_calibrated_like_any_other(tmp_path):
+    product = build_safe_product(tmp_path, polarisations=("HH", "HV"), mode="ew")
+    lut = lut_on_every_pixel(product.grid.lines, product.grid.pixels, product.grid.sigma0, product.dn["HH"].shape)
+    tiles = tiles_of(tmp_path, paths=f"{product_name('ew')}.SAFE", polarisations=("HH", "HV"),
+                     normalization={"HH": WIDE_RANGE, "HV": WIDE_RANGE})
+    assert {tile.pol for tile in tiles} == {"HH", "HV"}
+    assert tiles[0].tile_id.startswith(f"{product_name('ew')}:HH:")
+    for tile in tiles:
+        np.testing.assert_allclose(tile_db(tile), expected_db(product.dn[tile.pol], lut, tile), atol=1e-4)
