@@ -9,6 +9,8 @@ seed, the options and the files only, so two runs compare codecs on the same til
 
 from __future__ import annotations
 
+import glob
+
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterator
@@ -107,14 +109,19 @@ class GeoTiffDataset:
 
 
 def resolve_raster_paths(paths: list[str] | str, base_dir: Path) -> list[Path]:
-    """Files and folders (all .tif/.tiff inside, sorted) relative to the config's folder."""
+    """Files, folders (all .tif/.tiff inside, sorted) and globs, relative to the config's folder."""
     entries = [paths] if isinstance(paths, str) else paths
     if not isinstance(entries, list) or not entries:
         raise UserError(f"dataset.paths: expected a file, a folder or a list of them, got {paths!r}")
     files: list[Path] = []
     for entry in entries:
         path = (base_dir / str(entry)).expanduser()
-        if path.is_dir():
+        if glob.has_magic(str(entry)):
+            found = sorted(Path(match) for match in glob.glob(str(path)) if Path(match).suffix.lower() in RASTER_SUFFIXES)
+            if not found:
+                raise UserError(f"dataset.paths: pattern {path} matches no .tif/.tiff file")
+            files.extend(found)
+        elif path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
             if not found:
                 raise UserError(f"dataset.paths: folder {path} holds no .tif/.tiff files")

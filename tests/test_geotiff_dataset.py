@@ -151,3 +151,18 @@ def test_a_raster_damaged_inside_is_a_user_error_naming_it(tmp_path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(UserError, match=r"damaged\.tif: cannot read band 1 .*download or export it again"):
         tiles_of(tmp_path, paths=["damaged.tif"], polarisations=("VV",), max_tiles=16)
+
+
+def test_a_glob_selects_scenes_of_different_sizes(tmp_path):
+    rng = np.random.default_rng(1)
+    write_geotiff(tmp_path / "a_S1Hand.tif", [speckled_db(rng, (64, 64), -11.0)])
+    write_geotiff(tmp_path / "b_S1Hand.tif", [speckled_db(rng, (96, 64), -11.0)])
+    write_geotiff(tmp_path / "other.tif", [speckled_db(rng, (64, 64), -11.0)])
+    tiles = tiles_of(tmp_path, paths="*_S1Hand.tif", polarisations=("VV",), max_tiles=16)
+    assert {tile.scene for tile in tiles} == {"a_S1Hand", "b_S1Hand"}
+    assert len(tiles) == 4 + 6
+
+
+def test_a_glob_matching_nothing_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match=r"pattern .*\*\.tif matches no \.tif/\.tiff file"):
+        tiles_of(tmp_path, paths="nothing/*.tif")
