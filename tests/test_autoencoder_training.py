@@ -1,9 +1,11 @@
-"""Specification of `python -m harness train autoencoder`: determinism, checkpoints, split, end to end."""
+"""Specification of `python -m harness train autoencoder`: options, determinism, data loading, logs,
+checkpoints, split, end to end."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,13 +18,16 @@ from harness_codecs._autoencoder.data import (
     check_no_overlap,
 )
 from harness_codecs._autoencoder.fit import resume_path
-from harness_codecs._autoencoder.training import AutoencoderTrainer
+from harness_codecs._autoencoder.tb_log import open_log
+from harness_codecs._autoencoder.training import AutoencoderTrainer, resolve_options
 
 from harness import UserError
 from harness.cli import main
 from harness.config import load_config
 from harness.manifest import manifest_entry, tile_checksum
 from harness.runner import load_tiles
+
+EXAMPLE_OPTIONS = Path(__file__).resolve().parents[1] / "examples" / "train_autoencoder.yaml"
 
 SMALL_BENCHMARK = """\
 name: small
@@ -182,3 +187,100 @@ def test_training_accepts_a_disjoint_test_manifest(workspace, trained):
     train(config, workspace / "with_manifest.pt", "--steps", "1", "--manifest",
           str(workspace / "manifest_run" / "tiles.csv"))
     assert (workspace / "with_manifest.pt").is_file()
+
+
+def resolved(*flags: str) -> dict:
+    """The options training runs with, from these command-line flags (without the --options path itself)."""
+    trainer = AutoencoderTrainer()
+    parser = argparse.ArgumentParser()
+    trainer.add_arguments(parser)
+    options = vars(resolve_options(parser.parse_args(list(flags)), trainer.defaults))
+    del options["options"]
+    return options
+
+
+def test_the_example_options_file_means_the_same_as_the_flags_of_the_shipped_checkpoints():
+    flags = ["--preset", "tiny", "--bits", "4", "--steps", "1500", "--threads", "1", "--seed", "0"]
+
+    assert resolved("--options", str(EXAMPLE_OPTIONS)) == resolved(*flags)
+
+
+def test_flags_given_explicitly_override_the_options_file_even_when_they_repeat_a_default(tmp_path):
+    options = tmp_path / "options.yaml"
+    options.write_text("steps: 1500\nbits: 6\nlatent-channels: 32\nattention: true\nlr: 1\n")
+
+    settings = resolved("--options", str(options), "--steps", "3", "--bits", "4")
+
+    assert (settings["steps"], settings["bits"]) == (3, 4)
+    assert settings["latent_channels"] == 32 and settings["attention"] is True
+    assert settings["lr"] == 1.0 and isinstance(settings["lr"], float)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("step: 10", "options.yaml: unknown option 'step'"),
+    ("latent_channels: '32'", "options.yaml: latent_channels: expected an integer, got '32'"),
+    ("steps: 1.5", "steps: expected an integer"),
+    ("attention: 1", "attention: expected true or false"),
+    ("preset: huge", "preset: expected one of"),
+    ("[1, 2]", "expected a mapping"),
+    ("steps: [", "options.yaml"),
+])
+def test_a_bad_options_file_is_a_one_line_user_error_naming_the_key_and_the_file(tmp_path, content, message):
+    options = tmp_path / "options.yaml"
+    options.write_text(content)
+
+    with pytest.raises(UserError, match=message) as error:
+        resolved("--options", str(options))
+    assert "\n" not in str(error.value)
+
+
+def test_the_number_of_loader_workers_changes_neither_the_batches_nor_the_weights(workspace, trained):
+    with_workers = workspace / "workers.pt"
+    train(write_benchmark(workspace), with_workers, "--steps", "4", "--workers", "2")
+
+    loaded = torch.load(resume_path(with_workers), weights_only=True)["state_dict"]
+    in_process = torch.load(resume_path(trained), weights_only=True)["state_dict"]
+
+    assert all(torch.equal(loaded[name], in_process[name]) for name in in_process)
+
+
+def test_resuming_a_run_with_workers_gives_the_uninterrupted_weights(workspace, trained):
+    """Workers cut batches ahead of training; the resume state is still the one of the next step."""
+    interrupted = workspace / "interrupted_workers.pt"
+    config = write_benchmark(workspace)
+    train(config, interrupted, "--steps", "2", "--workers", "2", "--checkpoint-every", "1")
+    train(config, interrupted, "--steps", "4", "--workers", "2", "--resume")
+
+    resumed = torch.load(resume_path(interrupted), weights_only=True)["state_dict"]
+    straight = torch.load(resume_path(trained), weights_only=True)["state_dict"]
+
+    assert all(torch.equal(resumed[name], straight[name]) for name in straight)
+
+
+@pytest.fixture
+def without_tensorboard(monkeypatch):
+    """Make ``from torch.utils.tensorboard import SummaryWriter`` fail as if tensorboard were not installed."""
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+
+
+def test_without_tensorboard_an_explicit_logdir_says_how_to_install_it(workspace, without_tensorboard):
+    with pytest.raises(UserError, match="--logdir .*pip install tensorboard"):
+        train(write_benchmark(workspace), workspace / "logged.pt", "--steps", "1", "--logdir",
+              str(workspace / "logs"))
+
+
+def test_without_tensorboard_training_logs_nothing_unless_asked(tmp_path, without_tensorboard):
+    assert open_log(None, tmp_path / "model.pt") is None
+    assert not any(tmp_path.iterdir())
+
+
+def test_with_tensorboard_each_validation_logs_scalars_and_reconstructions_beside_the_output(trained):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(trained.with_name("model.pt.runs"))).Reload()
+
+    assert set(events.Tags()["scalars"]) == {"loss/train", "loss/validation", "psnr/validation", "learning_rate"}
+    assert [event.step for event in events.Scalars("psnr/validation")] == [2, 4]
+    image = events.Images("reconstructions")[-1]
+    assert (image.width, image.height) == (4 * 2 * 64, 64)  # four original | reconstruction pairs in a row

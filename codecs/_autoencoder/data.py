@@ -103,3 +103,85 @@ def check_against_manifest(split: TrainingSplit, entries: list[ManifestEntry], m
     if shared_tiles:
         raise UserError(f"autoencoder training: {len(shared_tiles)} tile(s) of the test manifest {manifest} are "
                         f"training tiles (first: {shared_tiles[0]}); choose another --seed")
+
+
+Crop = tuple[int, int, int, int, int]
+"""One training patch: tile index, top, left, quarter turns, flip (odd = mirrored)."""
+
+
+def draw_crops(tile_shapes: list[tuple[int, int]], patch_size: int, batch_size: int,
+               generator: torch.Generator) -> list[Crop]:
+    """A batch's random crops, drawn in the exact order of the original sampler so a seed keeps its weights."""
+    crops = []
+    for _ in range(batch_size):
+        index = int(torch.randint(len(tile_shapes), (1,), generator=generator))
+        height, width = tile_shapes[index]
+        top = int(torch.randint(height - patch_size + 1, (1,), generator=generator))
+        left = int(torch.randint(width - patch_size + 1, (1,), generator=generator))
+        rotation, flip = torch.randint(4, (2,), generator=generator).tolist()
+        crops.append((index, top, left, rotation, flip))
+    return crops
+
+
+class CropPlan(torch.utils.data.Sampler):
+    """Draws each step's crops in the main process, so the batches do not depend on the number of workers.
+
+    Workers only cut and stack pixels (the costly part); the single generator
+    stays here, and its state before each step is kept until that step is
+    consumed, because the DataLoader draws a few steps ahead of training.
+    """
+
+    def __init__(self, tile_shapes: list[tuple[int, int]], patch_size: int, batch_size: int,
+                 generator: torch.Generator, first_step: int, steps: int):
+        self.tile_shapes = tile_shapes
+        self.patch_size = patch_size
+        self.batch_size = batch_size
+        self.generator = generator
+        self.first_step = first_step
+        self.steps = steps
+        self.states: dict[int, torch.Tensor] = {}
+
+    def __iter__(self):
+        for step in range(self.first_step, self.steps):
+            self.states[step] = self.generator.get_state()
+            yield draw_crops(self.tile_shapes, self.patch_size, self.batch_size, self.generator)
+
+    def __len__(self) -> int:
+        return self.steps - self.first_step
+
+    def state_before(self, step: int) -> torch.Tensor:
+        """The generator state that draws ``step``'s crops: what a resumed run must start from."""
+        for stale in [key for key in self.states if key < step]:
+            del self.states[stale]
+        return self.states.get(step, self.generator.get_state())
+
+
+class PatchCutter(torch.utils.data.Dataset):
+    """Cuts a planned batch (N x 1 x P x P) out of the training tiles, with its rotations and flips."""
+
+    def __init__(self, tiles: list[np.ndarray], patch_size: int):
+        self.tiles = tiles
+        self.patch_size = patch_size
+
+    def __getitem__(self, crops: list[Crop]) -> torch.Tensor:
+        return torch.stack([self.cut(crop) for crop in crops])[:, None]
+
+    def cut(self, crop: Crop) -> torch.Tensor:
+        index, top, left, rotation, flip = crop
+        patch = torch.from_numpy(self.tiles[index][top:top + self.patch_size, left:left + self.patch_size].copy())
+        patch = torch.rot90(patch, rotation)
+        return patch.flip(-1) if flip % 2 else patch
+
+
+def patch_loader(tiles: list[np.ndarray], plan: CropPlan, workers: int, pin_memory: bool,
+                 seed: int) -> torch.utils.data.DataLoader:
+    """Batches of augmented patches, cut by ``workers`` processes (0: in the training process) ahead of use.
+
+    ``batch_size=None`` because the plan yields whole batches; the loader's own
+    generator (it seeds the workers) is derived from the seed so that it never
+    touches torch's global generator.
+    """
+    return torch.utils.data.DataLoader(
+        PatchCutter(tiles, plan.patch_size), batch_size=None, sampler=plan, num_workers=workers,
+        pin_memory=pin_memory, persistent_workers=False, generator=torch.Generator().manual_seed(seed),
+    )

@@ -4,6 +4,8 @@ Deterministic on the CPU for a given seed: weights are initialised after
 ``torch.manual_seed(seed)``, and every random draw (patch positions, flips,
 rotations, quantization noise) comes from generators whose states are saved
 in the resume checkpoint, so an interrupted run resumes on the same path.
+The crops are drawn in the training process and only cut by the data
+loader's workers, so ``--workers`` changes the speed, never the batches.
 
 MS-SSIM on small patches: pytorch-msssim's 5-scale MS-SSIM needs the smaller
 side above ``(win_size - 1) * 16`` (160 px for the standard 11 px window). For
@@ -21,9 +23,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
-from harness_codecs._autoencoder.data import TrainingSplit
+from harness_codecs._autoencoder.data import CropPlan, TrainingSplit, patch_loader
 from harness_codecs._autoencoder.model import Autoencoder, ModelSpec
 from harness_codecs._autoencoder.quantization import dequantize, noisy_latent, quantize
+from harness_codecs._autoencoder.tb_log import TrainingLog
 from pytorch_msssim import ms_ssim
 from tqdm import tqdm
 
@@ -55,6 +58,7 @@ class FitSettings:
     training_record: dict
     git_commit: str
     progress: bool = True
+    workers: int = 0
 
 
 def resume_path(output: Path) -> Path:
@@ -78,26 +82,13 @@ def learning_rate(settings: FitSettings, step: int) -> float:
     return settings.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def sample_patches(tiles: list, patch_size: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    """Random crops with random 90-degree rotations and flips: SAR has no preferred orientation here."""
-    patches = []
-    for _ in range(batch_size):
-        tile = tiles[int(torch.randint(len(tiles), (1,), generator=generator))]
-        top = int(torch.randint(tile.shape[0] - patch_size + 1, (1,), generator=generator))
-        left = int(torch.randint(tile.shape[1] - patch_size + 1, (1,), generator=generator))
-        rotation, flip = torch.randint(4, (2,), generator=generator).tolist()
-        patch = torch.from_numpy(tile[top:top + patch_size, left:left + patch_size].copy())
-        patch = torch.rot90(patch, rotation)
-        patches.append(patch.flip(-1) if flip % 2 else patch)
-    return torch.stack(patches)[:, None]
-
-
 class Fitter:
     """Holds the model, optimizer and generators; ``run`` trains to ``steps`` and writes checkpoints."""
 
-    def __init__(self, settings: FitSettings, split: TrainingSplit):
+    def __init__(self, settings: FitSettings, split: TrainingSplit, log: TrainingLog | None = None):
         self.settings = settings
         self.split = split
+        self.log = log
         torch.manual_seed(settings.seed)
         self.model = Autoencoder(settings.spec).to(settings.device)
         # Compile the halves, not the module: the loop calls encoder and decoder separately, and the
@@ -112,6 +103,7 @@ class Fitter:
         self.step = 0
         self.best_loss = math.inf
         self.last_validation = (math.nan, math.nan)
+        self.losses_since_validation: list[float] = []
 
     def loss(self, original: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
         mse = F.mse_loss(reconstruction, original)
@@ -124,11 +116,9 @@ class Fitter:
         dtype = AMP_DTYPES.get(self.settings.amp)
         return torch.autocast(self.settings.device.type, dtype=dtype, enabled=dtype is not None)
 
-    def train_step(self) -> float:
+    def train_step(self, batch: torch.Tensor) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.settings, self.step)
-        batch = sample_patches(self.split.train_tiles, self.settings.patch_size, self.settings.batch_size,
-                               self.data_generator).to(self.settings.device)
         with self._autocast():
             latent = self.encode(batch)
             noisy = noisy_latent(latent.float(), LATENT_RANGE, self.settings.bits, self.noise_generator)
@@ -142,15 +132,17 @@ class Fitter:
         return float(loss.detach())
 
     @torch.no_grad()
-    def validate(self) -> tuple[float, float]:
-        """Loss and PSNR with real rounding (not the noise proxy), as the codec will run."""
+    def validate(self) -> tuple[float, float, torch.Tensor, torch.Tensor]:
+        """Loss and PSNR with real rounding (not the noise proxy), as the codec will run, and the
+        validation patches with their reconstructions (for the logs)."""
         self.model.eval()
         patches = self.split.validation_patches.to(self.settings.device)
         codes = quantize(self.model.encode(patches), LATENT_RANGE, self.settings.bits)
         reconstruction = self.model.decode(dequantize(codes, LATENT_RANGE, self.settings.bits)).clamp(0.0, 1.0)
         self.model.train()
         mse = float(F.mse_loss(reconstruction, patches))
-        return float(self.loss(patches, reconstruction)), 10.0 * math.log10(1.0 / max(mse, 1e-12))
+        psnr = 10.0 * math.log10(1.0 / max(mse, 1e-12))
+        return float(self.loss(patches, reconstruction)), psnr, patches, reconstruction
 
     def checkpoint(self, validation: tuple[float, float]) -> Checkpoint:
         state = {name: tensor.detach().cpu().clone() for name, tensor in self.model.state_dict().items()}
@@ -159,17 +151,19 @@ class Fitter:
                           training=self.settings.training_record, git_commit=self.settings.git_commit,
                           step=self.step, validation_loss=validation[0], validation_psnr=validation[1])
 
-    def save(self) -> None:
-        """Validate, keep the model at ``output`` if it is the best so far, and write the resume state."""
-        validation = self.validate()
-        self.last_validation = validation
+    def save(self, data_state: torch.Tensor) -> None:
+        """Validate, log, keep the model at ``output`` if it is the best so far, and write the resume state
+        (``data_state``: the patch generator's state before the next step's crops)."""
+        *validation, patches, reconstruction = self.validate()
+        self.last_validation = validation = tuple(validation)
+        self._log(validation, patches, reconstruction)
         checkpoint = self.checkpoint(validation)
         if validation[0] < self.best_loss:
             self.best_loss = validation[0]
             save_checkpoint(checkpoint, self.settings.output)
         save_checkpoint(checkpoint, resume_path(self.settings.output), extra={
             "optimizer": self.optimizer.state_dict(),
-            "data_generator": self.data_generator.get_state(),
+            "data_generator": data_state,
             "noise_generator": self.noise_generator.get_state().cpu(),
             "best_loss": self.best_loss,
         })
@@ -182,13 +176,32 @@ class Fitter:
         self.best_loss = float(state["best_loss"])
         self.step = int(state["step"])
 
+    def _log(self, validation: tuple[float, float], patches: torch.Tensor, reconstruction: torch.Tensor) -> None:
+        """Hand the mean training loss since the last validation and the validation to the log, if any."""
+        if self.log is not None and self.losses_since_validation:
+            self.log.validation(self.step, sum(self.losses_since_validation) / len(self.losses_since_validation),
+                                *validation, learning_rate(self.settings, self.step - 1), patches, reconstruction)
+        self.losses_since_validation.clear()
+
+    def patch_plan(self) -> CropPlan:
+        """The remaining steps' crops, drawn from the (possibly restored) data generator."""
+        shapes = [tile.shape for tile in self.split.train_tiles]
+        return CropPlan(shapes, self.settings.patch_size, self.settings.batch_size, self.data_generator,
+                        self.step, self.settings.steps)
+
     def run(self) -> None:
         self.model.train()
+        plan = self.patch_plan()
+        cuda = self.settings.device.type == "cuda"
+        loader = patch_loader(self.split.train_tiles, plan, self.settings.workers, cuda, self.settings.seed)
         with tqdm(total=self.settings.steps, initial=self.step, disable=not self.settings.progress,
                   unit="step", dynamic_ncols=True) as progress:
-            while self.step < self.settings.steps:
-                loss = self.train_step()
+            for batch in loader:
+                loss = self.train_step(batch.to(self.settings.device, non_blocking=cuda))
+                self.losses_since_validation.append(loss)
                 if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
-                    self.save()
+                    self.save(plan.state_before(self.step))
                 progress.update()
                 progress.set_postfix(loss=f"{loss:.4f}", val_psnr=f"{self.last_validation[1]:.2f}")
+        if self.log is not None:
+            self.log.close()

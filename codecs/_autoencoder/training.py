@@ -1,8 +1,10 @@
 """Trainer plugin ``autoencoder``: ``python -m harness train autoencoder [options]``.
 
-This module turns command-line options into validated ``FitSettings``,
-builds the training split (checked against the benchmark's test tiles) and
-hands over to ``fit.Fitter``. Every bad option is one ``UserError`` line.
+This module turns options (flags, and a YAML file given with ``--options``
+whose values the flags given explicitly override) into validated
+``FitSettings``, builds the training split (checked against the benchmark's
+test tiles) and hands over to ``fit.Fitter``. Every bad option is one
+``UserError`` line.
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ import argparse
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
+import yaml
 from harness_codecs._autoencoder.bitstream import MAX_BITS
 from harness_codecs._autoencoder.checkpoint import git_commit, read_checkpoint_file
-from harness_codecs._autoencoder.data import build_split, check_against_manifest, check_no_overlap
+from harness_codecs._autoencoder.data import (
+    build_split,
+    check_against_manifest,
+    check_no_overlap,
+)
 from harness_codecs._autoencoder.fit import (
     AMP_DTYPES,
     FitSettings,
@@ -24,6 +32,7 @@ from harness_codecs._autoencoder.fit import (
     resume_path,
 )
 from harness_codecs._autoencoder.model import PRESETS, STRIDE, spec_for
+from harness_codecs._autoencoder.tb_log import open_log
 
 from harness import Trainer, UserError
 from harness.config import load_config
@@ -33,6 +42,11 @@ from harness.runner import load_tiles
 REPOSITORY = Path(__file__).resolve().parents[2]
 RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "bits", "patch_size", "batch_size", "lr",
                      "msssim_weight", "seed", "config", "scenes", "validation_scenes", "scene_size")
+CHOICES = {"preset": tuple(sorted(PRESETS)), "device": ("auto", "cpu", "cuda"), "amp": ("none", *AMP_DTYPES)}
+# Types of the options whose default is None (the others' type is their default's).
+TYPES_OF_UNSET = {"latent_channels": int, "threads": int, "workers": int, "manifest": Path, "logdir": Path}
+TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path"}
+CUDA_WORKERS = 2
 
 
 class AutoencoderTrainer(Trainer):
@@ -41,12 +55,15 @@ class AutoencoderTrainer(Trainer):
                    "benchmark's test tiles; writes the best checkpoint (by validation loss) to --output.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--options", type=Path,
+                            help="YAML file of options (keys: the long option names, e.g. latent_channels: 32); "
+                                 "flags given on the command line override it")
         parser.add_argument("--config", default="benchmarks.yaml",
                             help="benchmark YAML whose test tiles are excluded and whose dB ranges are used")
         parser.add_argument("--manifest", type=Path,
                             help="tiles.csv of a test set (a run folder's manifest): its scenes and tiles are "
                                  "excluded from training too")
-        parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+        parser.add_argument("--preset", default="tiny", choices=CHOICES["preset"])
         parser.add_argument("--latent-channels", type=int, help="latent width (default: the preset's)")
         parser.add_argument("--attention", action="store_true", help="add CBAM attention blocks")
         parser.add_argument("--bits", type=int, default=4, help="quantization bits per latent value (1-16)")
@@ -59,8 +76,8 @@ class AutoencoderTrainer(Trainer):
         parser.add_argument("--validation-scenes", type=int, default=1)
         parser.add_argument("--validation-patches", type=int, default=32)
         parser.add_argument("--scene-size", type=int, default=1024)
-        parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-        parser.add_argument("--amp", default="none", choices=("none", *AMP_DTYPES), help="mixed precision (CUDA only)")
+        parser.add_argument("--device", default="auto", choices=CHOICES["device"])
+        parser.add_argument("--amp", default="none", choices=CHOICES["amp"], help="mixed precision (CUDA only)")
         parser.add_argument("--compile", action="store_true", help="torch.compile the model")
         parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); "
                                                          "1 is fastest on cores shared with other jobs")
@@ -68,9 +85,18 @@ class AutoencoderTrainer(Trainer):
         parser.add_argument("--output", default="checkpoints/autoencoder.pt", help="where the best checkpoint goes")
         parser.add_argument("--resume", action="store_true", help="continue from OUTPUT's .last checkpoint")
         parser.add_argument("--checkpoint-every", type=int, default=100, help="validate and checkpoint every N steps")
+        parser.add_argument("--workers", type=int, help="data loader processes cutting patches ahead of the "
+                                                         f"training step (default: 0 on CPU, {CUDA_WORKERS} on CUDA)")
+        parser.add_argument("--logdir", type=Path, help="TensorBoard log folder (default: OUTPUT.runs/ when "
+                                                         "tensorboard is installed)")
         parser.add_argument("--no-progress", action="store_true")
+        # Every option defaults to None, so that train() can tell a flag given explicitly (which overrides
+        # the --options file) from one left out; the real defaults are filled in there.
+        self.defaults = vars(parser.parse_args([]))
+        parser.set_defaults(**dict.fromkeys(self.defaults))
 
     def train(self, args: argparse.Namespace) -> None:
+        args = resolve_options(args, self.defaults)
         settings = fit_settings(args)
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -86,13 +112,46 @@ class AutoencoderTrainer(Trainer):
         check_no_overlap(split, config, load_tiles(config, registry))
         if args.manifest:
             check_against_manifest(split, read_manifest(args.manifest), str(args.manifest))
-        fitter = Fitter(settings, split)
+        fitter = Fitter(settings, split, open_log(args.logdir, settings.output))
         if args.resume:
             fitter.restore(_resume_state(settings))
         started = time.perf_counter()
         fitter.run()
         print(f"autoencoder: {fitter.step} steps in {time.perf_counter() - started:.0f} s; best validation loss "
               f"{fitter.best_loss:.5f}; best checkpoint {settings.output}", flush=True)
+
+
+def resolve_options(args: argparse.Namespace, defaults: dict[str, Any]) -> argparse.Namespace:
+    """Each option's value: the flag if given, else the ``--options`` file's value, else the default."""
+    from_file = read_options_file(args.options, defaults) if args.options else {}
+    given = {key: value for key, value in vars(args).items() if value is not None}
+    return argparse.Namespace(**{**defaults, **from_file, **given})
+
+
+def read_options_file(path: Path, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The file's options, keyed like ``argparse`` dests (dashes become underscores), checked and typed."""
+    try:
+        content = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"train autoencoder: --options {path}: {' '.join(str(exc).split())}") from exc
+    _require(isinstance(content, dict), f"--options {path}: expected a mapping of option names to values")
+    options = {}
+    for name, value in content.items():
+        key = str(name).replace("-", "_")
+        _require(key in defaults and key != "options",
+                 f"--options {path}: unknown option {name!r}; the keys are the long option names of --help")
+        options[key] = _typed(key, value, TYPES_OF_UNSET.get(key, type(defaults[key])), path)
+    return options
+
+
+def _typed(key: str, value: Any, expected: type, path: Path) -> Any:
+    """``value`` as an option of type ``expected`` (ints pass as floats, strings as paths), or a UserError."""
+    accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str,), Path: (str,)}[expected]
+    valid = isinstance(value, accepted) and (expected is bool or not isinstance(value, bool))
+    _require(valid, f"--options {path}: {key}: expected {TYPE_NAMES[expected]}, got {value!r}")
+    _require(value in CHOICES.get(key, (value,)),
+             f"--options {path}: {key}: expected one of {', '.join(CHOICES.get(key, ()))}, got {value!r}")
+    return expected(value)
 
 
 def fit_settings(args: argparse.Namespace) -> FitSettings:
@@ -107,6 +166,7 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
     _require(args.patch_size >= STRIDE and args.patch_size % STRIDE == 0,
              f"--patch-size {args.patch_size}: expected a positive multiple of {STRIDE}")
     _require(args.threads is None or args.threads >= 1, f"--threads {args.threads}: expected at least 1")
+    _require(args.workers is None or args.workers >= 0, f"--workers {args.workers}: expected 0 or more")
     _require(args.checkpoint_every >= 1, f"--checkpoint-every {args.checkpoint_every}: expected at least 1")
     _require(min(args.scenes, args.validation_scenes, args.validation_patches) >= 1,
              "--scenes, --validation-scenes and --validation-patches: expected at least 1 each")
@@ -121,11 +181,19 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
         msssim_weight=args.msssim_weight, device=device, amp=args.amp, compile=args.compile, seed=args.seed,
         output=Path(args.output), checkpoint_every=args.checkpoint_every, normalization={},
         training_record=record, git_commit=git_commit(REPOSITORY), progress=not args.no_progress,
+        workers=_workers(args.workers, device),
     )
 
 
 def _with_normalization(settings: FitSettings, normalization: dict[str, tuple[float, float]]) -> FitSettings:
     return dataclasses.replace(settings, normalization=dict(normalization))
+
+
+def _workers(requested: int | None, device: torch.device) -> int:
+    """On CUDA, cutting patches in worker processes keeps the GPU from waiting; on CPU they compete with it."""
+    if requested is not None:
+        return requested
+    return CUDA_WORKERS if device.type == "cuda" else 0
 
 
 def _device(requested: str) -> torch.device:
