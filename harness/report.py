@@ -43,7 +43,7 @@ TEXT_COLUMNS = (
 NON_METRIC_COLUMNS = frozenset(
     TEXT_COLUMNS
     + ("height", "width", "valid_pixels", "bytes", "bpp", "compression_ratio")
-    + ("encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s")
+    + ("encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "batch_size")
 )
 KNOWN_METRICS = ("psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "enl_ratio", "epi")
 SPEED_COLUMNS = ("encode_mpix_s", "decode_mpix_s")

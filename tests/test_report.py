@@ -343,3 +343,11 @@ def test_reference_curves_are_drawn_dashed_and_labelled_with_their_name(results)
     figure = rd_figure(summary, RD_PLOTS[0], codec_colors(summary["codec"]), "unit", references=(REFERENCE,))
     dashed = [line for line in figure.axes[0].get_lines() if line.get_linestyle() == "--"]
     assert [line.get_label() for line in dashed] == ["published-codec (reference)"]
+
+
+def test_the_batch_size_column_is_not_summarized_as_a_metric():
+    from harness.report import metric_columns
+
+    frame = pd.DataFrame({"codec": ["a"], "point": ["p"], "bpp": [1.0], "psnr": [30.0], "batch_size": [4],
+                          "error": [""]})
+    assert metric_columns(frame) == ["psnr"]
