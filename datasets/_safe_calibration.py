@@ -55,7 +55,7 @@ def parse_calibration_lut(xml_text: bytes | str, quantity: str, source: str) -> 
         root = ElementTree.fromstring(xml_text)
     except ElementTree.ParseError as exc:
         raise UserError(f"{source}: calibration XML does not parse ({exc})") from exc
-    vectors = [_vector(node, element_name, source) for node in root.iter("calibrationVector")]
+    vectors = [lut_vector(node, element_name, source, "calibrationVector") for node in root.iter("calibrationVector")]
     if len(vectors) < 2:
         raise UserError(f"{source}: calibration XML has {len(vectors)} calibrationVector elements; need at least 2")
     vectors.sort(key=lambda vector: vector.line)
@@ -65,16 +65,23 @@ def parse_calibration_lut(xml_text: bytes | str, quantity: str, source: str) -> 
     return CalibrationLut(tuple(vectors))
 
 
-def _vector(node: ElementTree.Element, element_name: str, source: str) -> CalibrationVector:
+def lut_vector(node: ElementTree.Element, value_name: str, source: str, kind: str,
+               allow_zero: bool = False) -> CalibrationVector:
+    """One LUT row (a line, its pixel positions and values), as calibration and noise XML both write them.
+
+    Calibration constants must be positive (they divide); noise powers may be zero.
+    """
     try:
         line = int(node.findtext("line"))
         pixels = np.array(node.findtext("pixel").split(), dtype=np.float64)
-        values = np.array(node.findtext(element_name).split(), dtype=np.float64)
+        values = np.array(node.findtext(value_name).split(), dtype=np.float64)
     except (TypeError, ValueError, AttributeError) as exc:
-        raise UserError(f"{source}: calibrationVector without a readable line, pixel and {element_name} ({exc})") from exc
-    if pixels.size < 2 or pixels.size != values.size or np.any(np.diff(pixels) <= 0) or np.any(values <= 0):
+        raise UserError(f"{source}: {kind} without a readable line, pixel and {value_name} ({exc})") from exc
+    out_of_range = np.any(values < 0) if allow_zero else np.any(values <= 0)
+    if pixels.size < 2 or pixels.size != values.size or np.any(np.diff(pixels) <= 0) or out_of_range:
+        sign = "non-negative" if allow_zero else "positive"
         raise UserError(
-            f"{source}: calibrationVector at line {line} needs increasing pixels and positive {element_name} "
+            f"{source}: {kind} at line {line} needs increasing pixels and {sign} {value_name} "
             f"values of the same count (got {pixels.size} pixels, {values.size} values)"
         )
     return CalibrationVector(line, pixels, values)

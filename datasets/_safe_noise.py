@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness import UserError
-from harness_datasets._safe_calibration import CalibrationLut, CalibrationVector
+from harness_datasets._safe_calibration import CalibrationLut, lut_vector
 
 
 @dataclass(frozen=True)
@@ -72,26 +72,12 @@ def parse_noise_lut(xml_text: bytes | str, source: str) -> NoiseLut:
     range_nodes, value_name = list(root.iter("noiseRangeVector")), "noiseRangeLut"
     if not range_nodes:
         range_nodes, value_name = list(root.iter("noiseVector")), "noiseLut"
-    vectors = sorted((_range_vector(node, value_name, source) for node in range_nodes), key=lambda vector: vector.line)
+    vectors = sorted((lut_vector(node, value_name, source, "noise vector", allow_zero=True) for node in range_nodes),
+                     key=lambda vector: vector.line)
     if len(vectors) < 2:
         raise UserError(f"{source}: noise XML has {len(vectors)} noiseRangeVector/noiseVector elements; need at least 2")
     blocks = tuple(_azimuth_block(node, source) for node in root.iter("noiseAzimuthVector"))
     return NoiseLut(CalibrationLut(tuple(vectors)), blocks)
-
-
-def _range_vector(node: ElementTree.Element, value_name: str, source: str) -> CalibrationVector:
-    try:
-        line = int(node.findtext("line"))
-        pixels = np.array(node.findtext("pixel").split(), dtype=np.float64)
-        values = np.array(node.findtext(value_name).split(), dtype=np.float64)
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise UserError(f"{source}: noise vector without a readable line, pixel and {value_name} ({exc})") from exc
-    if pixels.size < 2 or pixels.size != values.size or np.any(np.diff(pixels) <= 0) or np.any(values < 0):
-        raise UserError(
-            f"{source}: noise vector at line {line} needs increasing pixels and non-negative {value_name} "
-            f"values of the same count (got {pixels.size} pixels, {values.size} values)"
-        )
-    return CalibrationVector(line, pixels, values)
 
 
 def _azimuth_block(node: ElementTree.Element, source: str) -> AzimuthBlock:
