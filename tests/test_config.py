@@ -72,3 +72,8 @@ def test_debug_flag_shows_the_traceback(write_config, capsys):
     path = write_config("name: [unclosed\n")
     assert main(["--debug", "run", str(path)]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_the_shipped_all_codecs_benchmark_is_valid():
+    config, _ = load_config("benchmarks-all.yaml")
+    assert {"lerc", "sz3", "jpegxl", "baq", "jpeg2000"} <= {codec.name for codec in config.codecs}

@@ -1,0 +1,70 @@
+"""JPEG XL (libjxl through imagecodecs) at 16-bit input.
+
+The tile is quantized to 16-bit unsigned samples, as for ``jpeg2000``, and
+coded as a bare JPEG XL codestream (no ISOBMFF container, so no box bytes
+count against the rate), except at distance 0: libjxl marks a 16-bit
+lossless stream as codestream level 10, which only a container's ``jxll`` box
+can signal, so lossless streams carry a container (a few dozen bytes, under
+0.01 bpp on a 256x256 tile). The rate knob is libjxl's Butteraugli ``distance``:
+0 is mathematically lossless (modular mode), larger is coarser, up to 25,
+libjxl's limit. Lossy points use the VarDCT mode at libjxl's default effort.
+Butteraugli models human vision on display images, not the dB statistics of
+SAR, so equal distances do not mean equal quality across polarisations.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from harness.api import Codec, hookimpl
+from harness_codecs._imagecodecs import library, unavailable_reason
+
+SAMPLE_BITS = 16
+MAX_SAMPLE = 2**SAMPLE_BITS - 1
+MAX_DISTANCE = 25.0
+SIGNATURES = (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")
+"""A bare codestream, or the container that lossless 16-bit streams need."""
+
+
+class JpegXl(Codec):
+    """JPEG XL at Butteraugli ``distance`` (0: lossless) on the tile quantized to 16 bits."""
+
+    name: ClassVar[str] = "jpegxl"
+    description: ClassVar[str] = "JPEG XL (libjxl via imagecodecs), 16-bit samples, bare codestream"
+    unavailable: ClassVar[str | None] = unavailable_reason("JPEGXL")
+
+    def __init__(self, distance: float):
+        self.distance = _validated_distance(distance)
+        self.precision = f"uint{SAMPLE_BITS}"
+
+    def encode(self, tile: np.ndarray) -> bytes:
+        samples = np.round(np.clip(tile.astype(np.float64), 0.0, 1.0) * MAX_SAMPLE).astype(np.uint16)
+        if self.distance == 0:
+            return bytes(library().jpegxl_encode(samples, lossless=True))
+        return bytes(library().jpegxl_encode(samples, distance=self.distance, usecontainer=False))
+
+    def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        if not data.startswith(SIGNATURES):
+            raise ValueError("jpegxl: not a JPEG XL stream (neither codestream nor container signature)")
+        try:
+            samples = library().jpegxl_decode(data)
+        except (library().JpegxlError, RuntimeError) as error:
+            raise ValueError(f"jpegxl: the codestream cannot be decoded: {error}") from error
+        if samples.shape != tuple(shape) or samples.dtype != np.uint16:
+            raise ValueError(f"jpegxl: decoded {samples.dtype} {samples.shape}, expected uint16 {tuple(shape)}")
+        return (samples / MAX_SAMPLE).astype(np.float32)
+
+
+def _validated_distance(distance: float) -> float:
+    if isinstance(distance, bool) or not isinstance(distance, (int, float)) or not 0 <= distance <= MAX_DISTANCE:
+        raise ValueError(
+            f"jpegxl option distance={distance!r}; accepted: a number from 0 (lossless) to {MAX_DISTANCE:g}"
+        )
+    return float(distance)
+
+
+@hookimpl
+def harness_codecs() -> list[type[Codec]]:
+    return [JpegXl]

@@ -1,0 +1,55 @@
+"""LERC (Esri's Limited Error Raster Compression, as in GeoTIFF/COG and GDAL) through imagecodecs.
+
+The rate knob is ``max_error``, the largest absolute error LERC may make on
+any pixel, in the normalized [0, 1] domain (1.0 is the whole dB range of the
+polarisation, so ``max_error=0.01`` on a 30 dB range allows 0.3 dB). LERC
+quantizes each of its blocks with step ``2 * max_error`` and codes the
+integers with bit-stuffing or Huffman, so the bound holds on every pixel.
+The LERC blob carries its own header (size, data type, error bound), so the
+bytes alone decode; the tile is coded as float32, as the harness hands it.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from harness.api import Codec, hookimpl
+from harness_codecs._imagecodecs import library, unavailable_reason
+
+
+class Lerc(Codec):
+    """LERC with the error bound ``max_error`` on every pixel of the normalized tile."""
+
+    name: ClassVar[str] = "lerc"
+    description: ClassVar[str] = "LERC (imagecodecs), float32 samples, max_error bound in the normalized domain"
+    unavailable: ClassVar[str | None] = unavailable_reason("LERC")
+
+    def __init__(self, max_error: float):
+        self.max_error = _validated_max_error(max_error)
+        self.precision = "float32"
+
+    def encode(self, tile: np.ndarray) -> bytes:
+        return bytes(library().lerc_encode(np.ascontiguousarray(tile, dtype=np.float32), level=self.max_error))
+
+    def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        try:
+            decoded = library().lerc_decode(data)
+        except library().LercError as error:
+            raise ValueError(f"lerc: the blob cannot be decoded: {error}") from error
+        if decoded.shape != tuple(shape):
+            raise ValueError(f"lerc: decoded shape {decoded.shape} differs from the tile shape {tuple(shape)}")
+        return decoded.astype(np.float32, copy=False)
+
+
+def _validated_max_error(max_error: float) -> float:
+    """Above 1 every tile would decode to one flat value, so such a bound is surely a unit mistake (dB?)."""
+    if isinstance(max_error, bool) or not isinstance(max_error, (int, float)) or not 0 < max_error <= 1:
+        raise ValueError(f"lerc option max_error={max_error!r}; accepted: a number in (0, 1] (normalized units)")
+    return float(max_error)
+
+
+@hookimpl
+def harness_codecs() -> list[type[Codec]]:
+    return [Lerc]

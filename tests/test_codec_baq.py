@@ -1,0 +1,111 @@
+"""Specification of the `baq` codec plugin (block-adaptive quantization with Gaussian Lloyd-Max levels)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.plugins import build_registry
+from harness_codecs.baq import LLOYD_MAX, BlockAdaptiveQuantizer
+from tests.test_codec_quantize import noise_tile, psnr, round_trip, speckled_tile
+
+
+def expected_bytes(shape: tuple[int, int], bits: int, block: int) -> int:
+    """3 stream bytes, then per block a 4-byte header and its codes padded to a byte."""
+    block_sides = [[min(block, side - start) for start in range(0, side, block)] for side in shape]
+    return 3 + sum(4 + math.ceil(bits * h * w / 8) for h in block_sides[0] for w in block_sides[1])
+
+
+def test_2_bit_levels_are_max_s_gaussian_lloyd_max_values():
+    levels, thresholds = LLOYD_MAX[2]
+
+    assert levels == pytest.approx([-1.510, -0.4528, 0.4528, 1.510], abs=1e-3)
+    assert thresholds == pytest.approx([-0.9816, 0.0, 0.9816], abs=1e-3)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 5])
+def test_levels_are_symmetric_increasing_and_thresholds_are_their_midpoints(bits):
+    levels, thresholds = LLOYD_MAX[bits]
+
+    assert len(levels) == 2**bits
+    assert np.allclose(levels, -levels[::-1], atol=1e-9)
+    assert np.all(np.diff(levels) > 0)
+    assert np.allclose(thresholds, (levels[:-1] + levels[1:]) / 2)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 5])
+@pytest.mark.parametrize(("shape", "block"), [((256, 256), 32), ((17, 31), 8), ((40, 33), 16), ((5, 7), 32)])
+def test_stream_size_is_exactly_the_header_plus_block_headers_plus_packed_codes(bits, shape, block):
+    stream = BlockAdaptiveQuantizer(bits=bits, block=block).encode(noise_tile(shape))
+
+    assert len(stream) == expected_bytes(shape, bits, block)
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (17, 31)])
+def test_decoded_tile_is_float32_in_0_1_of_the_tile_shape(shape):
+    decoded = round_trip(BlockAdaptiveQuantizer(bits=3, block=8), noise_tile(shape))
+
+    assert decoded.dtype == np.float32 and decoded.shape == shape
+    assert decoded.min() >= 0.0 and decoded.max() <= 1.0
+
+
+def test_rate_rises_and_psnr_rises_with_bits():
+    tile = speckled_tile()
+    codecs = [BlockAdaptiveQuantizer(bits=bits) for bits in (2, 3, 4, 5)]
+
+    rates = [8 * len(codec.encode(tile)) / tile.size for codec in codecs]
+    quality = [psnr(tile, round_trip(codec, tile)) for codec in codecs]
+
+    assert rates == sorted(rates) and len(set(rates)) == 4
+    assert quality == sorted(quality) and min(np.diff(quality)) > 3.0
+
+
+def test_a_gaussian_block_is_quantized_with_about_the_lloyd_max_error():
+    """Max (1960): the 2-bit Gaussian Lloyd-Max quantizer has MSE 0.1175 of the variance."""
+    samples = np.random.default_rng(0).normal(0.5, 0.05, size=(256, 256)).astype(np.float32)
+
+    decoded = round_trip(BlockAdaptiveQuantizer(bits=2, block=256), samples)
+
+    assert np.mean((decoded - samples.astype(np.float64)) ** 2) / 0.05**2 == pytest.approx(0.1175, rel=0.03)
+
+
+def test_a_flat_block_is_reconstructed_at_its_float16_mean():
+    tile = np.full((32, 32), 0.3, dtype=np.float32)
+
+    decoded = round_trip(BlockAdaptiveQuantizer(bits=2), tile)
+
+    assert np.all(decoded == np.float32(np.float16(0.3)))
+
+
+def test_block_headers_hold_the_float16_mean_and_std_big_endian():
+    tile = speckled_tile(size=32)
+
+    stream = BlockAdaptiveQuantizer(bits=4, block=32).encode(tile)
+
+    assert stream[:3] == bytes([4, 0, 32])
+    assert np.frombuffer(stream[3:7], dtype=">f2").tolist() == [np.float16(tile.astype(np.float64).mean()),
+                                                                np.float16(tile.astype(np.float64).std())]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "trailing", "bad_bits", "empty"])
+def test_damaged_stream_raises_value_error(damage):
+    stream = BlockAdaptiveQuantizer(bits=3, block=8).encode(noise_tile((17, 31)))
+    data = {"truncated": stream[:-1], "trailing": stream + b"\0", "bad_bits": b"\x07" + stream[1:], "empty": b""}[damage]
+
+    with pytest.raises(ValueError, match="baq"):
+        BlockAdaptiveQuantizer(bits=3, block=8).decode(data, (17, 31))
+
+
+@pytest.mark.parametrize(("option", "value"), [("bits", 1), ("bits", 6), ("bits", 3.0), ("bits", True),
+                                               ("block", 1), ("block", 65536), ("block", "32")])
+def test_bad_option_raises_naming_it(option, value):
+    options = {"bits": 3, option: value}
+
+    with pytest.raises(ValueError, match=rf"{option}=.*accepted"):
+        BlockAdaptiveQuantizer(**options)
+
+
+def test_harness_registry_lists_baq():
+    assert build_registry().codecs["baq"].obj is BlockAdaptiveQuantizer

@@ -1,0 +1,98 @@
+"""Specification of the `lerc` codec plugin, and of how every imagecodecs plugin behaves without the library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from harness.plugins import build_registry
+from harness_codecs.lerc import Lerc
+from tests.test_codec_quantize import noise_tile, psnr, round_trip, speckled_tile
+
+pytestmark = pytest.mark.skipif(bool(Lerc.unavailable), reason=str(Lerc.unavailable))
+
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+
+def rates(codec_class, option: str, values: list[float], tile: np.ndarray) -> list[float]:
+    """Achieved bits per pixel of one tile at each knob value, in the order given."""
+    return [8 * len(codec_class(**{option: value}).encode(tile)) / tile.size for value in values]
+
+
+def unavailable_reason_without_imagecodecs(module: str, class_name: str) -> str:
+    """Import the plugin in a fresh interpreter where ``import imagecodecs`` fails, as on a machine without it."""
+    script = (
+        "import sys; sys.modules['imagecodecs'] = None\n"
+        f"import {module} as plugin\n"
+        f"codec = plugin.{class_name}\n"
+        "assert codec in plugin.harness_codecs()\n"
+        "print(codec.unavailable)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("max_error", [0.001, 0.01, 0.05, 0.2])
+def test_every_pixel_is_within_max_error(max_error):
+    tile = speckled_tile()
+
+    error = np.abs(round_trip(Lerc(max_error=max_error), tile).astype(np.float64) - tile)
+
+    assert error.max() <= max_error + FLOAT32_EPS
+
+
+def test_decoded_tile_is_float32_of_the_tile_shape():
+    decoded = round_trip(Lerc(max_error=0.01), noise_tile((17, 31)))
+
+    assert decoded.dtype == np.float32
+    assert decoded.shape == (17, 31)
+
+
+def test_rate_falls_and_psnr_falls_as_max_error_grows():
+    tile = speckled_tile()
+    errors = [0.002, 0.01, 0.05, 0.2]
+
+    achieved = rates(Lerc, "max_error", errors, tile)
+    quality = [psnr(tile, round_trip(Lerc(max_error=e), tile)) for e in errors]
+
+    assert achieved == sorted(achieved, reverse=True) and len(set(achieved)) == len(achieved)
+    assert quality == sorted(quality, reverse=True)
+
+
+def test_a_flat_tile_costs_almost_nothing():
+    tile = np.full((256, 256), 0.5, dtype=np.float32)
+
+    assert 8 * len(Lerc(max_error=0.01).encode(tile)) / tile.size < 0.02
+
+
+def test_corrupt_blob_raises_value_error():
+    with pytest.raises(ValueError, match="lerc"):
+        Lerc(max_error=0.01).decode(b"not a lerc blob", (4, 4))
+
+
+def test_blob_of_another_shape_raises_value_error():
+    stream = Lerc(max_error=0.01).encode(noise_tile((8, 8)))
+
+    with pytest.raises(ValueError, match="shape"):
+        Lerc(max_error=0.01).decode(stream, (4, 16))
+
+
+@pytest.mark.parametrize("max_error", [0, -0.1, 1.5, True, "0.01", None])
+def test_max_error_outside_0_to_1_raises_naming_the_option(max_error):
+    with pytest.raises(ValueError, match=r"max_error=.*accepted"):
+        Lerc(max_error=max_error)
+
+
+def test_harness_registry_lists_lerc_as_available():
+    registered = build_registry().codecs["lerc"]
+
+    assert registered.obj is Lerc and Lerc.unavailable is None
+
+
+def test_without_imagecodecs_lerc_still_registers_with_the_install_command():
+    reason = unavailable_reason_without_imagecodecs("harness_codecs.lerc", "Lerc")
+
+    assert reason == "imagecodecs is not installed: pip install imagecodecs"

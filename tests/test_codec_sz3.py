@@ -1,0 +1,81 @@
+"""Specification of the `sz3` codec plugin: error-bounded, and safe against streams SZ3 itself would crash on."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from harness.plugins import build_registry
+from harness_codecs.sz3 import Sz3
+from tests.test_codec_lerc import rates, unavailable_reason_without_imagecodecs
+from tests.test_codec_quantize import noise_tile, psnr, round_trip, speckled_tile
+
+pytestmark = pytest.mark.skipif(bool(Sz3.unavailable), reason=str(Sz3.unavailable))
+
+
+@pytest.mark.parametrize("tolerance", [0.001, 0.01, 0.05, 0.3])
+def test_every_pixel_is_within_the_tolerance(tolerance):
+    tile = speckled_tile()
+
+    error = np.abs(round_trip(Sz3(tolerance=tolerance), tile).astype(np.float64) - tile)
+
+    assert error.max() <= tolerance
+
+
+def test_decoded_tile_is_float32_of_the_tile_shape():
+    decoded = round_trip(Sz3(tolerance=0.01), noise_tile((17, 31)))
+
+    assert decoded.dtype == np.float32
+    assert decoded.shape == (17, 31)
+
+
+def test_rate_falls_and_psnr_falls_as_the_tolerance_grows():
+    tile = speckled_tile()
+    tolerances = [0.005, 0.02, 0.05, 0.1, 0.3]
+
+    achieved = rates(Sz3, "tolerance", tolerances, tile)
+    quality = [psnr(tile, round_trip(Sz3(tolerance=t), tile)) for t in tolerances]
+
+    assert achieved == sorted(achieved, reverse=True) and len(set(achieved)) == len(achieved)
+    assert quality == sorted(quality, reverse=True)
+
+
+def test_stream_opens_with_a_crc32_of_the_shape_and_the_sz3_payload():
+    tile = noise_tile((17, 31))
+
+    stream = Sz3(tolerance=0.01).encode(tile)
+
+    expected = zlib.crc32(stream[4:], zlib.crc32((17).to_bytes(4, "big") + (31).to_bytes(4, "big")))
+    assert int.from_bytes(stream[:4], "big") == expected
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "other_shape"])
+def test_a_stream_sz3_would_crash_on_raises_value_error_instead(damage):
+    stream = Sz3(tolerance=0.01).encode(noise_tile((8, 8)))
+    data, shape = {
+        "garbage": (b"\x00" * 4 + b"not an SZ3 stream", (8, 8)),
+        "truncated": (stream[:-3], (8, 8)),
+        "empty": (b"", (8, 8)),
+        "other_shape": (stream, (16, 16)),
+    }[damage]
+
+    with pytest.raises(ValueError, match="CRC-32"):
+        Sz3(tolerance=0.01).decode(data, shape)
+
+
+@pytest.mark.parametrize("tolerance", [0, -0.01, 2, False, "0.01", None])
+def test_tolerance_outside_0_to_1_raises_naming_the_option(tolerance):
+    with pytest.raises(ValueError, match=r"tolerance=.*accepted"):
+        Sz3(tolerance=tolerance)
+
+
+def test_harness_registry_lists_sz3_as_available():
+    assert build_registry().codecs["sz3"].obj is Sz3 and Sz3.unavailable is None
+
+
+def test_without_imagecodecs_sz3_still_registers_with_the_install_command():
+    reason = unavailable_reason_without_imagecodecs("harness_codecs.sz3", "Sz3")
+
+    assert reason == "imagecodecs is not installed: pip install imagecodecs"
