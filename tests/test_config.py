@@ -76,4 +76,4 @@ def test_debug_flag_shows_the_traceback(write_config, capsys):
 
 def test_the_shipped_all_codecs_benchmark_is_valid():
     config, _ = load_config("benchmarks-all.yaml")
-    assert {"lerc", "sz3", "jpegxl", "baq", "jpeg2000"} <= {codec.name for codec in config.codecs}
+    assert {"lerc", "sz3", "jpegxl", "baq", "htj2k", "jpeg2000"} <= {codec.name for codec in config.codecs}

@@ -1,0 +1,69 @@
+"""HTJ2K (JPEG 2000 Part 15, high-throughput block coder; OpenJPH through imagecodecs).
+
+HTJ2K keeps JPEG 2000's wavelet and codestream syntax but swaps the EBCOT
+block coder for a much faster one, trading a little compression for speed:
+the comparison with ``jpeg2000`` on the same tiles shows what that trade is
+worth on SAR. The tile is quantized to 16-bit samples as for ``jpeg2000`` and
+written as a raw codestream. OpenJPH has no rate control: the knob is the
+irreversible wavelet's quantization step ``qstep`` (in units of the full
+16-bit range), so the rate is whatever the tile needs at that step;
+``lossless: true`` selects the reversible 5/3 wavelet instead.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from harness.api import Codec, hookimpl
+from harness_codecs._imagecodecs import library, unavailable_reason
+
+SAMPLE_BITS = 16
+MAX_SAMPLE = 2**SAMPLE_BITS - 1
+START_OF_CODESTREAM = b"\xff\x4f"
+
+
+class Htj2k(Codec):
+    """HTJ2K at quantization step ``qstep`` in (0, 1), or lossless."""
+
+    name: ClassVar[str] = "htj2k"
+    description: ClassVar[str] = "HTJ2K (OpenJPH via imagecodecs), 16-bit samples, raw codestream"
+    unavailable: ClassVar[str | None] = unavailable_reason("HTJ2K")
+
+    def __init__(self, qstep: float | None = None, lossless: bool = False):
+        self.qstep = _validated_rate_point(qstep, lossless)
+        self.precision = f"uint{SAMPLE_BITS}"
+
+    def encode(self, tile: np.ndarray) -> bytes:
+        samples = np.round(np.clip(tile.astype(np.float64), 0.0, 1.0) * MAX_SAMPLE).astype(np.uint16)
+        return bytes(library().htj2k_encode(samples, level=self.qstep))
+
+    def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        if not data.startswith(START_OF_CODESTREAM):
+            raise ValueError("htj2k: not a raw JPEG 2000 codestream (no SOC marker at the start)")
+        try:
+            samples = library().htj2k_decode(data)
+        except (library().Htj2kError, RuntimeError) as error:
+            raise ValueError(f"htj2k: the codestream cannot be decoded: {error}") from error
+        if samples.shape != tuple(shape) or samples.dtype != np.uint16:
+            raise ValueError(f"htj2k: decoded {samples.dtype} {samples.shape}, expected uint16 {tuple(shape)}")
+        return (samples / MAX_SAMPLE).astype(np.float32)
+
+
+def _validated_rate_point(qstep: float | None, lossless: bool) -> float | None:
+    """Exactly one of ``qstep`` and ``lossless`` names the point, so a YAML typo cannot pass silently."""
+    if not isinstance(lossless, bool):
+        raise ValueError(f"htj2k option lossless={lossless!r}; accepted: true or false")
+    if lossless:
+        if qstep is not None:
+            raise ValueError("htj2k: give either qstep or lossless=true, not both")
+        return None
+    if isinstance(qstep, bool) or not isinstance(qstep, (int, float)) or not 0 < qstep < 1:
+        raise ValueError(f"htj2k option qstep={qstep!r}; accepted: a quantization step in (0, 1), or lossless=true")
+    return float(qstep)
+
+
+@hookimpl
+def harness_codecs() -> list[type[Codec]]:
+    return [Htj2k]

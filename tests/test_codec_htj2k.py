@@ -1,0 +1,80 @@
+"""Specification of the `htj2k` codec plugin (quantization step as the rate knob, or lossless)."""
+
+from __future__ import annotations
+
+import glymur
+import numpy as np
+import pytest
+
+from harness.plugins import build_registry
+from harness_codecs.htj2k import Htj2k
+from tests.test_codec_lerc import rates, unavailable_reason_without_imagecodecs
+from tests.test_codec_quantize import noise_tile, psnr, round_trip, speckled_tile
+
+pytestmark = pytest.mark.skipif(bool(Htj2k.unavailable), reason=str(Htj2k.unavailable))
+
+
+@pytest.mark.parametrize("options", [{"qstep": 0.05}, {"lossless": True}])
+def test_decoded_tile_is_float32_of_the_tile_shape(options):
+    decoded = round_trip(Htj2k(**options), noise_tile((40, 37)))
+
+    assert decoded.dtype == np.float32 and decoded.shape == (40, 37)
+
+
+def test_lossless_reconstructs_the_16_bit_samples_exactly():
+    tile = speckled_tile(size=64)
+    samples = np.round(tile.astype(np.float64) * 65535)
+
+    decoded = round_trip(Htj2k(lossless=True), tile).astype(np.float64) * 65535
+
+    np.testing.assert_allclose(decoded, samples, atol=1e-2)
+
+
+def test_rate_and_psnr_fall_as_the_quantization_step_grows():
+    tile = speckled_tile()
+    steps = [0.01, 0.02, 0.05, 0.1, 0.2]
+
+    bpp = rates(Htj2k, "qstep", steps, tile)
+    quality = [psnr(tile, round_trip(Htj2k(qstep=step), tile)) for step in steps]
+
+    assert all(later < earlier for earlier, later in zip(bpp, bpp[1:]))
+    assert all(later < earlier for earlier, later in zip(quality, quality[1:]))
+
+
+@pytest.mark.parametrize("options, tolerance", [({"lossless": True}, 0.0), ({"qstep": 0.02}, 2.5 / 65535)])
+def test_openjpeg_decodes_our_stream_like_our_decoder(tmp_path, options, tolerance):
+    # OpenJPEG (through glymur) is a second, independent HTJ2K decoder; irreversible
+    # decoders may round the floating-point inverse wavelet differently by a 16-bit step or two.
+    tile = speckled_tile(size=64)
+    codec = Htj2k(**options)
+    stream = codec.encode(tile)
+    (tmp_path / "tile.j2k").write_bytes(stream)
+
+    independent = glymur.Jp2k(tmp_path / "tile.j2k")[:] / np.float32(65535)
+
+    np.testing.assert_allclose(independent.astype(np.float32), codec.decode(stream, tile.shape), rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({}, "qstep=None"),
+    ({"qstep": 0}, "qstep=0"),
+    ({"qstep": 1.5}, "qstep=1.5"),
+    ({"qstep": 0.1, "lossless": True}, "not both"),
+    ({"lossless": "yes"}, "lossless='yes'"),
+])
+def test_bad_options_raise_value_error_naming_them(options, message):
+    with pytest.raises(ValueError, match=message):
+        Htj2k(**options)
+
+
+def test_a_stream_that_is_not_a_codestream_is_refused():
+    with pytest.raises(ValueError, match="not a raw JPEG 2000 codestream"):
+        Htj2k(qstep=0.1).decode(b"garbage", (8, 8))
+
+
+def test_the_plugin_is_registered():
+    assert build_registry().codecs["htj2k"].obj is Htj2k
+
+
+def test_without_imagecodecs_it_registers_as_unavailable_with_the_install_command():
+    assert "pip install imagecodecs" in unavailable_reason_without_imagecodecs("harness_codecs.htj2k", "Htj2k")
