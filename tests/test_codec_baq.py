@@ -9,7 +9,7 @@ import pytest
 
 from harness.plugins import build_registry
 from harness_codecs.baq import LLOYD_MAX, BlockAdaptiveQuantizer
-from tests.test_codec_quantize import noise_tile, psnr, round_trip, speckled_tile
+from tests.codec_helpers import noise_tile, psnr, round_trip, speckled_tile
 
 
 def expected_bytes(shape: tuple[int, int], bits: int, block: int) -> int:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import glymur
 import numpy as np
 import pytest
+from harness_codecs.htj2k import Htj2k
 
 from harness.plugins import build_registry
-from harness_codecs.htj2k import Htj2k
-from tests.test_codec_lerc import rates, unavailable_reason_without_imagecodecs
-from tests.test_codec_quantize import noise_tile, psnr, round_trip, speckled_tile
+from tests.codec_helpers import (
+    noise_tile,
+    psnr,
+    rates,
+    round_trip,
+    speckled_tile,
+    unavailable_reason_without_imagecodecs,
+)
 
 pytestmark = pytest.mark.skipif(bool(Htj2k.unavailable), reason=str(Htj2k.unavailable))
 

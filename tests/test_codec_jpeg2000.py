@@ -10,12 +10,12 @@ import numpy as np
 import pluggy
 import pytest
 import rasterio
+from harness_codecs import jpeg2000
+from harness_codecs.jpeg2000 import Jpeg2000
 
 from harness import hookspecs
 from harness.api import PROJECT_NAME
 from harness.sar import db_to_linear, linear_to_db, normalize_db
-from harness_codecs import jpeg2000
-from harness_codecs.jpeg2000 import Jpeg2000
 
 TARGET_BPPS = [0.25, 0.5, 1.0, 2.0]
 LOOKS = 4.4

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from harness_codecs.jpegxl import JpegXl
 
 from harness.plugins import build_registry
-from harness_codecs.jpegxl import JpegXl
-from tests.test_codec_lerc import rates, unavailable_reason_without_imagecodecs
-from tests.test_codec_quantize import noise_tile, psnr, round_trip, speckled_tile
+from tests.codec_helpers import (
+    noise_tile,
+    psnr,
+    rates,
+    round_trip,
+    speckled_tile,
+    unavailable_reason_without_imagecodecs,
+)
 
 pytestmark = pytest.mark.skipif(bool(JpegXl.unavailable), reason=str(JpegXl.unavailable))
 

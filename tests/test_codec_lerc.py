@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from harness_codecs.lerc import Lerc
 
 from harness.plugins import build_registry
-from harness_codecs.lerc import Lerc
-from tests.test_codec_quantize import noise_tile, psnr, round_trip, speckled_tile
+from tests.codec_helpers import (
+    noise_tile,
+    psnr,
+    rates,
+    round_trip,
+    speckled_tile,
+    unavailable_reason_without_imagecodecs,
+)
 
 pytestmark = pytest.mark.skipif(bool(Lerc.unavailable), reason=str(Lerc.unavailable))
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
-
-
-def rates(codec_class, option: str, values: list[float], tile: np.ndarray) -> list[float]:
-    """Achieved bits per pixel of one tile at each knob value, in the order given."""
-    return [8 * len(codec_class(**{option: value}).encode(tile)) / tile.size for value in values]
-
-
-def unavailable_reason_without_imagecodecs(module: str, class_name: str) -> str:
-    """Import the plugin in a fresh interpreter where ``import imagecodecs`` fails, as on a machine without it."""
-    script = (
-        "import sys; sys.modules['imagecodecs'] = None\n"
-        f"import {module} as plugin\n"
-        f"codec = plugin.{class_name}\n"
-        "assert codec in plugin.harness_codecs()\n"
-        "print(codec.unavailable)"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    return result.stdout.strip()
 
 
 @pytest.mark.parametrize("max_error", [0.001, 0.01, 0.05, 0.2])

@@ -6,11 +6,17 @@ import zlib
 
 import numpy as np
 import pytest
+from harness_codecs.sz3 import Sz3
 
 from harness.plugins import build_registry
-from harness_codecs.sz3 import Sz3
-from tests.test_codec_lerc import rates, unavailable_reason_without_imagecodecs
-from tests.test_codec_quantize import noise_tile, psnr, round_trip, speckled_tile
+from tests.codec_helpers import (
+    noise_tile,
+    psnr,
+    rates,
+    round_trip,
+    speckled_tile,
+    unavailable_reason_without_imagecodecs,
+)
 
 pytestmark = pytest.mark.skipif(bool(Sz3.unavailable), reason=str(Sz3.unavailable))
 
