@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 
@@ -43,16 +41,3 @@ def psnr(original: np.ndarray, decoded: np.ndarray) -> float:
 def rates(codec_class, option: str, values: list[float], tile: np.ndarray) -> list[float]:
     """Achieved bits per pixel of one tile at each knob value, in the order given."""
     return [8 * len(codec_class(**{option: value}).encode(tile)) / tile.size for value in values]
-
-
-def unavailable_reason_without_imagecodecs(module: str, class_name: str) -> str:
-    """Import the plugin in a fresh interpreter where ``import imagecodecs`` fails, as on a machine without it."""
-    script = (
-        "import sys; sys.modules['imagecodecs'] = None\n"
-        f"import {module} as plugin\n"
-        f"codec = plugin.{class_name}\n"
-        "assert codec in plugin.harness_codecs()\n"
-        "print(codec.unavailable)"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    return result.stdout.strip()

@@ -7,14 +7,12 @@ import numpy as np
 import pytest
 from harness_codecs.htj2k import Htj2k
 
-from harness.plugins import build_registry
 from tests.codec_helpers import (
     noise_tile,
     psnr,
     rates,
     round_trip,
     speckled_tile,
-    unavailable_reason_without_imagecodecs,
 )
 
 pytestmark = pytest.mark.skipif(bool(Htj2k.unavailable), reason=str(Htj2k.unavailable))
@@ -76,11 +74,3 @@ def test_bad_options_raise_value_error_naming_them(options, message):
 def test_a_stream_that_is_not_a_codestream_is_refused():
     with pytest.raises(ValueError, match="not a raw JPEG 2000 codestream"):
         Htj2k(qstep=0.1).decode(b"garbage", (8, 8))
-
-
-def test_the_plugin_is_registered():
-    assert build_registry().codecs["htj2k"].obj is Htj2k
-
-
-def test_without_imagecodecs_it_registers_as_unavailable_with_the_install_command():
-    assert "pip install imagecodecs" in unavailable_reason_without_imagecodecs("harness_codecs.htj2k", "Htj2k")

@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 from harness_codecs.jpegxl import JpegXl
 
-from harness.plugins import build_registry
 from tests.codec_helpers import (
     noise_tile,
     psnr,
     rates,
     round_trip,
     speckled_tile,
-    unavailable_reason_without_imagecodecs,
 )
 
 pytestmark = pytest.mark.skipif(bool(JpegXl.unavailable), reason=str(JpegXl.unavailable))
@@ -69,13 +67,3 @@ def test_stream_of_another_shape_raises_value_error():
 def test_distance_outside_0_to_25_raises_naming_the_option(distance):
     with pytest.raises(ValueError, match=r"distance=.*accepted"):
         JpegXl(distance=distance)
-
-
-def test_harness_registry_lists_jpegxl_as_available():
-    assert build_registry().codecs["jpegxl"].obj is JpegXl and JpegXl.unavailable is None
-
-
-def test_without_imagecodecs_jpegxl_still_registers_with_the_install_command():
-    reason = unavailable_reason_without_imagecodecs("harness_codecs.jpegxl", "JpegXl")
-
-    assert reason == "imagecodecs is not installed: pip install imagecodecs"

@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 from harness_codecs.lerc import Lerc
 
-from harness.plugins import build_registry
 from tests.codec_helpers import (
     noise_tile,
     psnr,
     rates,
     round_trip,
     speckled_tile,
-    unavailable_reason_without_imagecodecs,
 )
 
 pytestmark = pytest.mark.skipif(bool(Lerc.unavailable), reason=str(Lerc.unavailable))
@@ -70,15 +68,3 @@ def test_blob_of_another_shape_raises_value_error():
 def test_max_error_outside_0_to_1_raises_naming_the_option(max_error):
     with pytest.raises(ValueError, match=r"max_error=.*accepted"):
         Lerc(max_error=max_error)
-
-
-def test_harness_registry_lists_lerc_as_available():
-    registered = build_registry().codecs["lerc"]
-
-    assert registered.obj is Lerc and Lerc.unavailable is None
-
-
-def test_without_imagecodecs_lerc_still_registers_with_the_install_command():
-    reason = unavailable_reason_without_imagecodecs("harness_codecs.lerc", "Lerc")
-
-    assert reason == "imagecodecs is not installed: pip install imagecodecs"

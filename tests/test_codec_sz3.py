@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 from harness_codecs.sz3 import Sz3
 
-from harness.plugins import build_registry
 from tests.codec_helpers import (
     noise_tile,
     psnr,
     rates,
     round_trip,
     speckled_tile,
-    unavailable_reason_without_imagecodecs,
 )
 
 pytestmark = pytest.mark.skipif(bool(Sz3.unavailable), reason=str(Sz3.unavailable))
@@ -75,13 +73,3 @@ def test_a_stream_sz3_would_crash_on_raises_value_error_instead(damage):
 def test_tolerance_outside_0_to_1_raises_naming_the_option(tolerance):
     with pytest.raises(ValueError, match=r"tolerance=.*accepted"):
         Sz3(tolerance=tolerance)
-
-
-def test_harness_registry_lists_sz3_as_available():
-    assert build_registry().codecs["sz3"].obj is Sz3 and Sz3.unavailable is None
-
-
-def test_without_imagecodecs_sz3_still_registers_with_the_install_command():
-    reason = unavailable_reason_without_imagecodecs("harness_codecs.sz3", "Sz3")
-
-    assert reason == "imagecodecs is not installed: pip install imagecodecs"
