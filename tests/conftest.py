@@ -58,6 +58,20 @@ def dual_pol_geotiff(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def read_windows(monkeypatch) -> list:
+    """Records the ``window`` of every raster read, to prove a reader never loads a whole scene."""
+    windows = []
+    original_read = rasterio.io.DatasetReader.read
+
+    def spy(self, *args, **kwargs):
+        windows.append(kwargs.get("window"))
+        return original_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", spy)
+    return windows
+
+
+@pytest.fixture
 def write_config(tmp_path: Path):
     """Write a benchmark YAML into tmp_path; the text is dedented."""
 

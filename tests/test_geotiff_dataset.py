@@ -100,17 +100,10 @@ def test_a_folder_is_expanded_to_its_tiff_files(tmp_path, dual_pol_geotiff):
     assert {tile.scene for tile in tiles} == {"scene"}
 
 
-def test_reads_are_windowed_never_the_whole_raster(tmp_path, dual_pol_geotiff, monkeypatch):
-    windows = []
-    original_read = rasterio.io.DatasetReader.read
-
-    def spy(self, *args, **kwargs):
-        windows.append(kwargs.get("window"))
-        return original_read(self, *args, **kwargs)
-
-    monkeypatch.setattr(rasterio.io.DatasetReader, "read", spy)
+def test_reads_are_windowed_never_the_whole_raster(tmp_path, dual_pol_geotiff, read_windows):
     tiles_of(tmp_path, paths=["scene.tif"])
-    assert windows and all(window is not None and window.width == 32 and window.height == 32 for window in windows)
+    assert read_windows and all(window is not None and window.width == 32 and window.height == 32
+                                for window in read_windows)
 
 
 def test_a_missing_file_is_a_user_error_naming_it(tmp_path):

@@ -222,17 +222,10 @@ def test_denoise_must_be_true_or_false(tmp_path, product):
         tiles_of(tmp_path, paths=product.path.name, denoise="yes")
 
 
-def test_reads_are_windowed_never_the_whole_measurement(tmp_path, product, monkeypatch):
-    windows = []
-    original_read = rasterio.io.DatasetReader.read
-
-    def spy(self, *args, **kwargs):
-        windows.append(kwargs.get("window"))
-        return original_read(self, *args, **kwargs)
-
-    monkeypatch.setattr(rasterio.io.DatasetReader, "read", spy)
+def test_reads_are_windowed_never_the_whole_measurement(tmp_path, product, read_windows):
     tiles_of(tmp_path, paths=product.path.name)
-    assert windows and all(window is not None and window.width == 32 and window.height == 32 for window in windows)
+    assert read_windows and all(window is not None and window.width == 32 and window.height == 32
+                                for window in read_windows)
 
 
 def real_lut(calibration_xml: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
