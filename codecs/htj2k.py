@@ -18,9 +18,8 @@ import numpy as np
 
 from harness.api import Codec, hookimpl
 from harness_codecs._imagecodecs import library, unavailable_reason
+from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
-SAMPLE_BITS = 16
-MAX_SAMPLE = 2**SAMPLE_BITS - 1
 START_OF_CODESTREAM = b"\xff\x4f"
 
 
@@ -36,7 +35,7 @@ class Htj2k(Codec):
         self.precision = f"uint{SAMPLE_BITS}"
 
     def encode(self, tile: np.ndarray) -> bytes:
-        samples = np.round(np.clip(tile.astype(np.float64), 0.0, 1.0) * MAX_SAMPLE).astype(np.uint16)
+        samples = to_samples(tile)
         return bytes(library().htj2k_encode(samples, level=self.qstep))
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
@@ -46,9 +45,7 @@ class Htj2k(Codec):
             samples = library().htj2k_decode(data)
         except (library().Htj2kError, RuntimeError) as error:
             raise ValueError(f"htj2k: the codestream cannot be decoded: {error}") from error
-        if samples.shape != tuple(shape) or samples.dtype != np.uint16:
-            raise ValueError(f"htj2k: decoded {samples.dtype} {samples.shape}, expected uint16 {tuple(shape)}")
-        return (samples / MAX_SAMPLE).astype(np.float32)
+        return from_samples(samples, shape, "htj2k")
 
 
 def _validated_rate_point(qstep: float | None, lossless: bool) -> float | None:

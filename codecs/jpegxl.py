@@ -20,9 +20,8 @@ import numpy as np
 
 from harness.api import Codec, hookimpl
 from harness_codecs._imagecodecs import library, unavailable_reason
+from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
-SAMPLE_BITS = 16
-MAX_SAMPLE = 2**SAMPLE_BITS - 1
 MAX_DISTANCE = 25.0
 SIGNATURES = (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")
 """A bare codestream, or the container that lossless 16-bit streams need."""
@@ -40,7 +39,7 @@ class JpegXl(Codec):
         self.precision = f"uint{SAMPLE_BITS}"
 
     def encode(self, tile: np.ndarray) -> bytes:
-        samples = np.round(np.clip(tile.astype(np.float64), 0.0, 1.0) * MAX_SAMPLE).astype(np.uint16)
+        samples = to_samples(tile)
         if self.distance == 0:
             return bytes(library().jpegxl_encode(samples, lossless=True))
         return bytes(library().jpegxl_encode(samples, distance=self.distance, usecontainer=False))
@@ -52,9 +51,7 @@ class JpegXl(Codec):
             samples = library().jpegxl_decode(data)
         except (library().JpegxlError, RuntimeError) as error:
             raise ValueError(f"jpegxl: the codestream cannot be decoded: {error}") from error
-        if samples.shape != tuple(shape) or samples.dtype != np.uint16:
-            raise ValueError(f"jpegxl: decoded {samples.dtype} {samples.shape}, expected uint16 {tuple(shape)}")
-        return (samples / MAX_SAMPLE).astype(np.float32)
+        return from_samples(samples, shape, "jpegxl")
 
 
 def _validated_distance(distance: float) -> float:
