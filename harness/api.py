@@ -118,6 +118,15 @@ class Codec:
     def decode_batch(self, streams: list[bytes], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
         return [self.decode(data, shape) for data, shape in zip(streams, shapes)]
 
+    def estimated_bpp(self, tiles: list[np.ndarray]) -> list[float] | None:
+        """The codec's own model of its rate per tile, where it has one (a learned codec's prior).
+
+        Never used as the rate: the report shows it in ``estimated_bpp`` beside
+        the real ``bpp`` so that the gap between model and bitstream is
+        visible. Called outside the timed calls. None: no estimate.
+        """
+        return None
+
 
 class Trainer:
     """Base class for trainer plugins: ``python -m harness train NAME [options]``.

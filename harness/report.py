@@ -42,7 +42,7 @@ TEXT_COLUMNS = (
 )
 NON_METRIC_COLUMNS = frozenset(
     TEXT_COLUMNS
-    + ("height", "width", "valid_pixels", "bytes", "bpp", "compression_ratio")
+    + ("height", "width", "valid_pixels", "bytes", "bpp", "estimated_bpp", "compression_ratio")
     + ("encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "batch_size")
 )
 KNOWN_METRICS = ("psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "enl_ratio", "epi")
@@ -80,6 +80,7 @@ class ColumnStyle:
 
 COLUMN_STYLES = {
     "bpp": ColumnStyle("bpp", 3),
+    "estimated_bpp": ColumnStyle("estimated bpp", 3),
     "psnr": ColumnStyle("PSNR (dB)", 2),
     "ssim": ColumnStyle("SSIM", 4),
     "ms_ssim": ColumnStyle("MS-SSIM", 4),
@@ -219,7 +220,8 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (codec, rate point), the numbers every table and plot of the report draws on.
 
     Columns: ``codec``, ``point``, ``tiles`` (rows, error rows included),
-    ``errors``, ``bpp_mean``/``bpp_std``, for each metric ``<m>_mean``,
+    ``errors``, ``bpp_mean``/``bpp_std`` (and ``estimated_bpp_mean``/``_std``
+    when a codec estimates its rate), for each metric ``<m>_mean``,
     ``<m>_std`` and ``<m>_count``, ``encode_mpix_s_median``,
     ``decode_mpix_s_median``, ``device`` and ``precision``.
     """
@@ -240,6 +242,7 @@ def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
         all_rows.size().rename("tiles"),
         is_error.groupby([results[key] for key in keys], sort=False).sum().rename("errors"),
         _mean_std(good_rows, "bpp"),
+        *(_mean_std(good_rows, column) for column in _estimate_columns(results)),
         *(_mean_std_count(good_rows, metric) for metric in metric_columns(results)),
         *(good_rows[column].median().rename(f"{column}_median") for column in SPEED_COLUMNS),
         all_rows["device"].agg(_distinct_text).rename("device"),
@@ -247,6 +250,13 @@ def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
     ]
     summary = pd.concat(parts, axis=1).reindex(all_rows.size().index).reset_index()
     return _in_first_appearance_order(_counts_as_integers(summary), results, keys)
+
+
+def _estimate_columns(results: pd.DataFrame) -> list[str]:
+    """``estimated_bpp`` when some codec of the run estimates its rate (older runs lack the column)."""
+    if "estimated_bpp" not in results.columns:
+        return []
+    return ["estimated_bpp"] if pd.to_numeric(results["estimated_bpp"], errors="coerce").notna().any() else []
 
 
 def _counts_as_integers(summary: pd.DataFrame) -> pd.DataFrame:
@@ -270,7 +280,7 @@ def _normalized_columns(results: pd.DataFrame) -> pd.DataFrame:
     for column in ("bpp", *SPEED_COLUMNS):
         if column not in results.columns:
             results[column] = np.nan
-    for column in ("bpp", *KNOWN_METRICS, *SPEED_COLUMNS):
+    for column in ("bpp", "estimated_bpp", *KNOWN_METRICS, *SPEED_COLUMNS):
         if column in results.columns:
             results[column] = pd.to_numeric(results[column], errors="coerce")
     return results

@@ -38,7 +38,7 @@ from harness.timing import synchronizer_for, time_call
 
 LEADING_COLUMNS = [
     "run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels",
-    "codec", "point", "options", "bytes", "bpp", "compression_ratio",
+    "codec", "point", "options", "bytes", "bpp", "estimated_bpp", "compression_ratio",
 ]
 TRAILING_COLUMNS = ["encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "device", "precision", "batch_size",
                     "error"]
@@ -285,12 +285,12 @@ def measure_batch(
         return [_error_row(prepared, tiles[0], config, exc)]
     total_pixels = sum(tile.data.size for tile in tiles)
     rows = []
-    for tile, stream, reconstruction in zip(tiles, coded.streams, coded.reconstructions):
+    for tile, stream, reconstruction, estimate in zip(tiles, coded.streams, coded.reconstructions, coded.estimates):
         share = tile.data.size / total_pixels
         encode_s, decode_s = coded.encode_s * share, coded.decode_s * share
         megapixels = tile.data.size / 1e6
         row = identity_columns(prepared, tile, config, batch_size=len(tiles))
-        row.update(rate_columns(len(stream), tile.shape))
+        row.update(rate_columns(len(stream), tile.shape), estimated_bpp="" if estimate is None else estimate)
         row.update(score(registry, MetricInput(tile.data, reconstruction, tile.mask, tile.db_range)))
         row.update(encode_s=encode_s, decode_s=decode_s,
                    encode_mpix_s=megapixels / encode_s, decode_mpix_s=megapixels / decode_s)
@@ -306,6 +306,7 @@ class CodedBatch:
     reconstructions: list[np.ndarray]
     encode_s: float
     decode_s: float
+    estimates: list[float | None]
 
 
 def _code_batch(codec: Codec, tiles: list[Tile], config: BenchmarkConfig) -> CodedBatch:
@@ -319,7 +320,16 @@ def _code_batch(codec: Codec, tiles: list[Tile], config: BenchmarkConfig) -> Cod
         raise ValueError(f"encode_batch returned {len(streams)} streams for {len(tiles)} tiles")
     decoded = time_call(lambda: codec.decode_batch(streams, shapes), timing.warmup, timing.repeats, synchronize)
     reconstructions = [check_reconstruction(array, shape) for array, shape in zip(decoded.result, shapes)]
-    return CodedBatch(streams, reconstructions, encoded.seconds, decoded.seconds)
+    estimates = codec.estimated_bpp(arrays)
+    if estimates is None:
+        estimates = [None] * len(tiles)
+    elif len(estimates) != len(tiles):
+        raise ValueError(f"estimated_bpp returned {len(estimates)} values for {len(tiles)} tiles")
+    return CodedBatch(streams, reconstructions, encoded.seconds, decoded.seconds, [*map(_optional_float, estimates)])
+
+
+def _optional_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _error_row(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfig, exc: Exception) -> dict[str, Any]:

@@ -171,6 +171,23 @@ def test_extra_numeric_column_is_summarized_as_a_metric(results):
     assert (summary["ship_f1_mean"] == 0.5).all()
 
 
+def test_a_rate_estimate_is_summarized_beside_bpp_and_not_as_a_metric(results):
+    estimates = np.where(results["codec"] == "quantize", results["bpp"] * 0.9, np.nan)
+
+    summary = summarize(results.assign(estimated_bpp=estimates))
+
+    row = _row(summary, "quantize", "bits=8")
+    good = results[(results["codec"] == "quantize") & (results["point"] == "bits=8")]
+    assert row["estimated_bpp_mean"] == pytest.approx(0.9 * good["bpp"].mean())
+    assert np.isnan(_row(summary, "jpeg2000", "bpp=1.0")["estimated_bpp_mean"])
+    assert "estimated_bpp_count" not in summary.columns
+
+
+def test_runs_without_any_rate_estimate_have_no_estimate_column(results):
+    summary = summarize(results.assign(estimated_bpp=np.nan))
+    assert "estimated_bpp_mean" not in summary.columns
+
+
 def test_summary_by_pol_has_one_row_per_codec_point_and_pol(results):
     by_pol = summarize_by_pol(results)
     assert len(by_pol) == 2 * 3 * 2

@@ -77,9 +77,22 @@ class Scribbler(Codec):
         return np.zeros(shape, dtype=np.float32)
 
 
+class Estimating(Flaky):
+    """Estimates its rate as ``factor`` times the real one, or returns ``count`` estimates per batch."""
+    name = "estimating"
+
+    def __init__(self, factor=1.0, count=None):
+        super().__init__()
+        self.factor = factor
+        self.count = count
+
+    def estimated_bpp(self, tiles):
+        return [8.0 * self.factor] * (len(tiles) if self.count is None else self.count)
+
+
 @hookimpl
 def harness_codecs():
-    return [Flaky, Picky, WrongShape, Scribbler]
+    return [Flaky, Picky, WrongShape, Scribbler, Estimating]
 '''
 
 
@@ -117,9 +130,24 @@ def test_one_row_per_codec_point_and_tile_with_rate_from_real_bytes(tmp_path, be
 def test_results_have_the_documented_columns(tmp_path, bench):
     _, rows = run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
     expected = ("run dataset scene tile_id pol height width valid_pixels codec point options bytes bpp "
-                "compression_ratio psnr ssim ms_ssim rmse_db bias_db enl_ratio epi encode_s decode_s "
+                "estimated_bpp compression_ratio psnr ssim ms_ssim rmse_db bias_db enl_ratio epi encode_s decode_s "
                 "encode_mpix_s decode_mpix_s device precision error").split()
     assert set(expected) <= set(rows[0])
+
+
+def test_a_codec_estimating_its_rate_fills_estimated_bpp_beside_the_real_bpp(tmp_path, bench):
+    _, rows = run(bench("- name: estimating\n  points: [{factor: 0.5}]\n"), tmp_path / "run")
+    assert all(float(row["estimated_bpp"]) == 4.0 and float(row["bpp"]) == 8.0 for row in rows)
+
+
+def test_estimated_bpp_is_empty_for_codecs_without_an_estimate(tmp_path, bench):
+    _, rows = run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
+    assert all(row["estimated_bpp"] == "" for row in rows)
+
+
+def test_an_estimate_per_batch_of_the_wrong_length_gives_error_rows(tmp_path, bench):
+    _, rows = run(bench("- name: estimating\n  points: [{count: 3}]\n"), tmp_path / "run")
+    assert all("estimated_bpp returned 3 values for 1 tiles" in row["error"] for row in rows)
 
 
 def test_a_codec_that_raises_on_one_tile_gives_an_error_row_and_the_run_goes_on(tmp_path, bench):
