@@ -10,7 +10,7 @@ import pytest
 
 from harness.plugins import build_registry
 
-PLUGINS = [("lerc", "Lerc"), ("sz3", "Sz3"), ("jpegxl", "JpegXl"), ("htj2k", "Htj2k")]
+PLUGINS = [("lerc", "Lerc"), ("sz3", "Sz3"), ("jpegxl", "JpegXl"), ("htj2k", "Htj2k"), ("avif", "Avif")]
 
 
 def unavailable_reason_without_imagecodecs(module: str, class_name: str) -> str:

@@ -1,0 +1,125 @@
+"""AVIF (AV1 still image, libavif + libaom through imagecodecs), 10- or 12-bit monochrome.
+
+The tile is quantized to ``bits`` (10 or 12) bit unsigned samples and coded as
+a 4:0:0 (luma only) AV1 image in a minimal AVIF file. imagecodecs'
+``avif_encode`` forces every single-channel input to lossless (its quality,
+pixel format, speed and codec arguments are all ignored for gray arrays: 9.5
+bpp at 10 bits, whatever the quality), so lossy points hand it the gray tile
+replicated into R=G=B with ``pixelformat=YUV400``: libavif's RGB-to-YUV step
+then writes luma only, which for R=G=B is the gray value itself (BT.601 full
+range, whose luma weights sum to 1), no chroma planes are coded, and the file
+is a true monochrome AVIF that decodes to one plane. ``quality=100`` takes the
+gray path and so gets libaom's lossless 4:0:0 mode (an RGB input would force
+lossless 4:4:4 with three planes, 20% larger). The rate knob is libavif's
+``quality`` (0-100, 100 lossless); ``speed`` is libaom's effort, 0 slowest to
+10, default 6 as in ``avifenc`` (libavif's own default is near the slowest,
+about 0.01 MPix/s on a 256x256 tile, too slow to benchmark). The bit depth travels in the
+stream's ``av1C`` box, from which the decoder scales back to [0, 1]. libavif
+writes no Exif or XMP item; the container (ftyp, meta with the item
+properties the decoder needs) costs about 270 bytes, 0.03 bpp on a 256x256
+tile. Pillow's AVIF plugin decodes these streams (to 8 bits) but only writes
+8-bit AVIF, so it could not be the encoder.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import ClassVar
+
+import numpy as np
+
+from harness.api import Codec, hookimpl
+from harness_codecs._imagecodecs import library, unavailable_reason
+
+BITS = (10, 12)
+LOSSLESS_QUALITY = 100
+MAX_SPEED = 10
+DEFAULT_SPEED = 6
+FILE_TYPE = b"ftypavif"
+"""Bytes 4-12 of an AVIF file: the ftyp box with major brand ``avif``."""
+
+
+class Avif(Codec):
+    """AVIF at libavif ``quality`` (0-100; 100: lossless), monochrome, ``bits`` 10 or 12."""
+
+    name: ClassVar[str] = "avif"
+    description: ClassVar[str] = "AVIF (libavif/libaom via imagecodecs), 10/12-bit monochrome 4:0:0"
+    unavailable: ClassVar[str | None] = unavailable_reason("AVIF")
+
+    def __init__(self, quality: int, bits: int = 12, speed: int = DEFAULT_SPEED):
+        self.quality = _validated_integer("quality", quality, 0, LOSSLESS_QUALITY,
+                                          "an integer from 0 to 100 (lossless)")
+        if isinstance(bits, bool) or not isinstance(bits, int) or bits not in BITS:
+            raise ValueError(f"avif option bits={bits!r}; accepted: 10 or 12")
+        self.bits = int(bits)
+        self.speed = _validated_integer("speed", speed, 0, MAX_SPEED, "an integer from 0 (slowest) to 10 (fastest)")
+        self.precision = f"uint{self.bits}"
+
+    def encode(self, tile: np.ndarray) -> bytes:
+        samples = np.round(np.clip(tile.astype(np.float64), 0.0, 1.0) * (2**self.bits - 1)).astype(np.uint16)
+        if self.quality == LOSSLESS_QUALITY:
+            image, pixelformat = samples, None  # gray input: libaom lossless 4:0:0
+        else:
+            image, pixelformat = np.repeat(samples[..., np.newaxis], 3, axis=2), library().AVIF.PIXEL_FORMAT.YUV400
+        return bytes(library().avif_encode(
+            image, level=self.quality, speed=self.speed, bitspersample=self.bits, pixelformat=pixelformat
+        ))
+
+    def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        if data[4:12] != FILE_TYPE:
+            raise ValueError("avif: not an AVIF file (no 'ftyp' box with brand 'avif' at the start)")
+        bits = _bit_depth(data)
+        try:
+            samples = library().avif_decode(data)
+        except (library().AvifError, RuntimeError) as error:
+            raise ValueError(f"avif: the file cannot be decoded: {error}") from error
+        if samples.shape != tuple(shape) or samples.dtype != np.uint16:
+            raise ValueError(f"avif: decoded {samples.dtype} {samples.shape}, expected uint16 {tuple(shape)}")
+        return (samples / (2**bits - 1)).astype(np.float32)
+
+
+def _validated_integer(option: str, value: int, low: int, high: int, accepted: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"avif option {option}={value!r}; accepted: {accepted}")
+    return value
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of each ISOBMFF box in ``data[start:end]``."""
+    while start + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, start)
+        header = 8
+        if size == 1 and start + 16 <= end:
+            size, header = struct.unpack_from(">Q", data, start + 8)[0], 16
+        elif size == 0:
+            size = end - start
+        if size < header or start + size > end:
+            raise ValueError(f"avif: the {kind.decode('latin-1')!r} box at byte {start} runs past its container")
+        yield kind, start + header, start + size
+        start += size
+
+
+def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int]:
+    for found, payload, stop in _boxes(data, start, end):
+        if found == kind:
+            return payload, stop
+    raise ValueError(f"avif: no {kind.decode()} box, so the bit depth is unknown")
+
+
+def _bit_depth(data: bytes) -> int:
+    """Sample bit depth from the AV1 codec configuration (meta/iprp/ipco/av1C): 8, 10 or 12."""
+    meta, meta_end = _child(data, 0, len(data), b"meta")
+    iprp, iprp_end = _child(data, meta + 4, meta_end, b"iprp")  # meta is a full box: 4 bytes of version/flags
+    ipco, ipco_end = _child(data, iprp, iprp_end, b"ipco")
+    av1c, av1c_end = _child(data, ipco, ipco_end, b"av1C")
+    if av1c_end - av1c < 4:
+        raise ValueError("avif: the av1C box is truncated")
+    flags = data[av1c + 2]  # seq_tier_0, high_bitdepth, twelve_bit, monochrome, subsampling ...
+    high_bitdepth, twelve_bit = flags >> 6 & 1, flags >> 5 & 1
+    return 12 if twelve_bit else 10 if high_bitdepth else 8
+
+
+@hookimpl
+def harness_codecs() -> list[type[Codec]]:
+    return [Avif]

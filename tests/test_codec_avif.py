@@ -1,0 +1,139 @@
+"""Specification of the `avif` codec plugin (10/12-bit monochrome AVIF, libavif quality as the rate knob)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from harness_codecs.avif import Avif
+
+from tests.codec_helpers import (
+    noise_tile,
+    psnr,
+    rates,
+    round_trip,
+    speckled_tile,
+)
+
+pytestmark = pytest.mark.skipif(bool(Avif.unavailable), reason=str(Avif.unavailable))
+
+
+def av1_config(stream: bytes) -> int:
+    """The av1C flags byte: high_bitdepth (0x40), twelve_bit (0x20), monochrome (0x10), subsampling ..."""
+    return stream[stream.index(b"av1C") + 6]
+
+
+@pytest.mark.parametrize("bits", [10, 12])
+def test_quality_100_is_lossless_up_to_the_sample_quantization(bits):
+    tile = speckled_tile(size=64)
+
+    error = np.abs(round_trip(Avif(quality=100, bits=bits), tile).astype(np.float64) - tile)
+
+    assert error.max() <= 0.5 / (2**bits - 1) + 1e-6
+
+
+@pytest.mark.parametrize("bits", [10, 12])
+@pytest.mark.parametrize("quality", [0, 50, 100])
+def test_decoded_tile_is_float32_of_the_tile_shape_in_0_to_1(quality, bits):
+    decoded = round_trip(Avif(quality=quality, bits=bits), noise_tile((17, 31)))
+
+    assert decoded.dtype == np.float32
+    assert decoded.shape == (17, 31)
+    assert decoded.min() >= 0 and decoded.max() <= 1
+
+
+@pytest.mark.parametrize(("bits", "depth_flags"), [(10, 0x40), (12, 0x60)])
+@pytest.mark.parametrize("quality", [60, 100])
+def test_the_stream_is_a_monochrome_avif_file_of_the_chosen_depth(quality, bits, depth_flags):
+    stream = Avif(quality=quality, bits=bits).encode(speckled_tile(size=64))
+
+    assert stream[4:12] == b"ftypavif"
+    assert av1_config(stream) & 0x70 == depth_flags | 0x10
+    assert b"Exif" not in stream[:400] and b"mime" not in stream[:400]
+
+
+@pytest.mark.parametrize("bits", [10, 12])
+def test_rate_rises_and_psnr_rises_with_the_quality(bits):
+    tile = speckled_tile()
+    qualities = [20, 30, 40, 50, 60, 70, 80, 90, 95, 100]
+
+    achieved = rates(lambda quality: Avif(quality=quality, bits=bits), "quality", qualities, tile)
+    quality = [psnr(tile, round_trip(Avif(quality=q, bits=bits), tile)) for q in qualities]
+
+    assert achieved == sorted(achieved) and len(set(achieved)) == len(achieved)
+    assert quality == sorted(quality)
+    assert achieved[0] < 0.25 and achieved[-2] > 4
+
+
+def test_12_bits_are_finer_than_10_bits_when_lossless():
+    tile = speckled_tile(size=64)
+
+    assert psnr(tile, round_trip(Avif(quality=100, bits=12), tile)) > psnr(
+        tile, round_trip(Avif(quality=100, bits=10), tile)) + 10
+
+
+@pytest.mark.parametrize("bits", [10, 12])
+@pytest.mark.parametrize("quality", [60, 100])
+def test_pillow_decodes_the_stream_to_the_same_image(quality, bits):
+    image_module = pytest.importorskip("PIL.Image")
+    if "AVIF" not in image_module.registered_extensions().values():
+        pytest.skip("this Pillow has no AVIF plugin")
+    tile = speckled_tile(size=64)
+    stream = Avif(quality=quality, bits=bits).encode(tile)
+
+    with image_module.open(io.BytesIO(stream)) as image:
+        independent = np.asarray(image.convert("L"), dtype=np.float64) / 255  # Pillow decodes to 8 bits
+
+    assert np.abs(independent - Avif(quality=quality, bits=bits).decode(stream, tile.shape)).max() <= 1 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("bits", [10, 12])
+def test_the_decoder_reads_the_bit_depth_from_the_stream(bits):
+    tile = speckled_tile(size=64)
+    stream = Avif(quality=100, bits=bits).encode(tile)
+
+    other = Avif(quality=100, bits=22 - bits)
+
+    assert np.array_equal(other.decode(stream, tile.shape), Avif(quality=100, bits=bits).decode(stream, tile.shape))
+
+
+def corrupted(stream: bytes) -> list[bytes]:
+    """Truncations of a valid stream, another brand, and no AVIF at all. (A scrambled AV1 payload can
+    decode to a garbage image without error: the bitstream has no checksum.)"""
+    middle = len(stream) // 2
+    return [stream[:11], stream[:100], stream[:middle], stream[:-50],
+            stream.replace(b"ftypavif", b"ftypheic", 1), b"not avif at all", b""]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_corrupt_or_truncated_stream_raises_value_error(case):
+    stream = Avif(quality=60).encode(speckled_tile(size=64))
+
+    with pytest.raises(ValueError, match="avif"):
+        Avif(quality=60).decode(corrupted(stream)[case], (64, 64))
+
+
+def test_stream_of_another_shape_raises_value_error():
+    stream = Avif(quality=60).encode(noise_tile((17, 31)))
+
+    with pytest.raises(ValueError, match="expected uint16"):
+        Avif(quality=60).decode(stream, (31, 17))
+
+
+@pytest.mark.parametrize("quality", [-1, 101, 50.5, True, "50", None])
+def test_quality_outside_0_to_100_raises_naming_the_option(quality):
+    with pytest.raises(ValueError, match=r"quality=.*accepted"):
+        Avif(quality=quality)
+
+
+@pytest.mark.parametrize("bits", [8, 16, 11, 10.0, True, "12"])
+def test_bits_other_than_10_or_12_raise_naming_the_option(bits):
+    with pytest.raises(ValueError, match=r"bits=.*accepted: 10 or 12"):
+        Avif(quality=50, bits=bits)
+
+
+@pytest.mark.parametrize("speed", [-1, 11, 6.0, False])
+def test_speed_outside_0_to_10_raises_naming_the_option(speed):
+    with pytest.raises(ValueError, match=r"speed=.*accepted"):
+        Avif(quality=50, speed=speed)
