@@ -25,7 +25,13 @@ from harness_codecs._autoencoder.checkpoint import (
     load_checkpoint,
     model_id,
 )
-from harness_codecs._autoencoder.inference import PRECISIONS, LatentCoder
+from harness_codecs._autoencoder.inference import LatentCoder
+from harness_codecs._autoencoder.options import (
+    describe_device,
+    parse_device,
+    resolve_checkpoint,
+    validated_precision,
+)
 from harness_codecs._autoencoder.training import AutoencoderTrainer
 
 from harness.api import Codec, hookimpl
@@ -40,17 +46,17 @@ class AutoencoderCodec(Codec):
 
     def __init__(self, checkpoint: str, bits: int | None = None, device: str = "cpu",
                  precision: str = "fp32", base_dir: str | Path | None = None):
-        path = _resolve(checkpoint, base_dir)
+        path = resolve_checkpoint(self.name, checkpoint, base_dir)
         loaded = load_checkpoint(path)
-        torch_device = _torch_device(device)
+        if loaded.spec.entropy != "none":
+            raise ValueError(f"{path} holds an entropy-coded ({loaded.spec.entropy}) model; "
+                             f"use codec autoencoder_{loaded.spec.entropy} for it")
+        torch_device = parse_device(self.name, device)
         self.bits = loaded.bits if bits is None else _validated_bits(bits)
-        if precision not in PRECISIONS:
-            raise ValueError(f"autoencoder option precision={precision!r}; accepted: {', '.join(PRECISIONS)}")
-        if precision != "fp32" and torch_device.type != "cuda":
-            raise ValueError(f"autoencoder option precision={precision!r} needs device cuda; on the CPU use fp32")
+        validated_precision(self.name, precision, torch_device)
         self.model_id = model_id(loaded.state_dict)
         self.coder = LatentCoder(build_model(loaded, path), self.bits, loaded.latent_range, torch_device, precision)
-        self.device = _describe(torch_device)
+        self.device = describe_device(torch_device)
         self.precision = precision
 
     def encode(self, tile: np.ndarray) -> bytes:
@@ -85,33 +91,11 @@ class AutoencoderCodec(Codec):
                              f"a {shape[0]}x{shape[1]} tile needs {'x'.join(map(str, expected))}")
 
 
-def _resolve(checkpoint: str, base_dir: str | Path | None) -> Path:
-    if not isinstance(checkpoint, (str, Path)) or not str(checkpoint):
-        raise ValueError(f"autoencoder option checkpoint={checkpoint!r}; expected a file path")
-    path = Path(checkpoint).expanduser()
-    return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
-
-
 def _validated_bits(bits: object) -> int:
     if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
         raise ValueError(f"autoencoder option bits={bits!r}; accepted: an integer from 1 to {MAX_BITS}")
     return bits
 
-
-def _torch_device(device: str) -> torch.device:
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"autoencoder option device={device!r}; accepted: cpu, cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("autoencoder option device=cuda, but torch sees no CUDA device")
-    return torch.device(device)
-
-
-def _describe(device: torch.device) -> str:
-    """'cpu', or 'cuda:0 (GPU name)', so result rows say which GPU produced them."""
-    if device.type != "cuda":
-        return device.type
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
 @hookimpl

@@ -43,7 +43,7 @@ normalization:
   VV: [-25, 5]
   VH: [-32, -2]
 codecs:
-  - name: autoencoder
+  - name: {codec}
     points: [{{checkpoint: {checkpoint}}}]
 timing: {{warmup: 0, repeats: 1}}
 """
@@ -56,10 +56,10 @@ def workspace(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("autoencoder_training")
 
 
-def write_benchmark(folder: Path, checkpoint: str = "model.pt", seed: int = 0) -> Path:
-    """A small synthetic benchmark whose autoencoder point uses ``checkpoint`` (relative to ``folder``)."""
-    path = folder / f"bench-seed{seed}.yaml"
-    path.write_text(SMALL_BENCHMARK.format(seed=seed, cache=folder / "cache", checkpoint=checkpoint))
+def write_benchmark(folder: Path, checkpoint: str = "model.pt", seed: int = 0, codec: str = "autoencoder") -> Path:
+    """A small synthetic benchmark whose ``codec`` point uses ``checkpoint`` (relative to ``folder``)."""
+    path = folder / f"bench-seed{seed}-{codec}.yaml"
+    path.write_text(SMALL_BENCHMARK.format(seed=seed, cache=folder / "cache", checkpoint=checkpoint, codec=codec))
     return path
 
 
@@ -121,6 +121,40 @@ def test_the_benchmark_runs_the_trained_checkpoint_end_to_end(workspace, trained
     assert (rows["device"] == "cpu").all() and (rows["precision"] == "fp32").all()
 
 
+@pytest.mark.parametrize("entropy", ["factorized", "hyperprior"])
+def test_an_entropy_coded_model_trains_and_runs_in_the_benchmark_with_its_estimated_rate(workspace, entropy):
+    checkpoint = f"{entropy}.pt"
+    config = write_benchmark(workspace, checkpoint, codec=f"autoencoder_{entropy}")
+    train(config, workspace / checkpoint, "--steps", "3", "--entropy", entropy, "--lmbda", "300")
+    run_dir = workspace / f"report-{entropy}"
+
+    assert main(["run", str(config), "--output", str(run_dir), "--no-progress"]) == 0
+
+    rows = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
+    assert len(rows) == 4 and (rows["error"] == "").all()
+    assert (rows["bpp"] == 8 * rows["bytes"] / (rows["height"] * rows["width"])).all()
+    assert (rows["estimated_bpp"].astype(float) > 0).all()
+    assert "estimated_bpp_mean" in pd.read_csv(run_dir / "summary.csv").columns
+
+
+def test_an_entropy_coded_checkpoint_records_the_lagrangian_options_and_holds_its_tables(workspace):
+    output = workspace / "recorded.pt"
+    train(write_benchmark(workspace), output, "--steps", "2", "--entropy", "hyperprior", "--lmbda", "42")
+
+    raw = torch.load(output, weights_only=True)
+
+    assert raw["model"]["entropy"] == "hyperprior" and raw["training"]["lmbda"] == 42
+    assert {"latent.probabilities", "side.probabilities", "scales"} <= set(raw["entropy_tables"])
+
+
+def test_resuming_with_a_different_lmbda_is_refused(workspace):
+    output = workspace / "lagrangian.pt"
+    train(write_benchmark(workspace), output, "--steps", "2", "--entropy", "factorized", "--lmbda", "100")
+    with pytest.raises(UserError, match="different --lmbda"):
+        train(write_benchmark(workspace), output, "--steps", "4", "--entropy", "factorized", "--lmbda", "200",
+              "--resume")
+
+
 def test_a_benchmark_seeded_in_the_training_namespace_is_refused_as_overlap(workspace):
     config = write_benchmark(workspace, seed=TRAINING_SEED_BASE)
 
@@ -143,6 +177,7 @@ def test_a_benchmark_tile_identical_to_a_training_tile_is_refused_as_overlap(wor
     ("--bits", "0", "from 1 to 16"),
     ("--steps", "0", "at least 1"),
     ("--amp", "bf16", "needs --device cuda"),
+    ("--lmbda", "0", "positive number"),
     ("--patch-size", "80", "larger than the 64px windows"),
 ])
 def test_a_bad_option_is_a_one_line_user_error(workspace, option, value, message):

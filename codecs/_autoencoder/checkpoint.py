@@ -37,6 +37,8 @@ class Checkpoint:
     step: int = 0
     validation_loss: float = float("nan")
     validation_psnr: float = float("nan")
+    entropy_tables: dict[str, torch.Tensor] = field(default_factory=dict)
+    """The range coder's probability tables (``entropy_tables.EntropyTables``), for entropy-coded models."""
 
     def to_dict(self) -> dict:
         return {
@@ -52,6 +54,7 @@ class Checkpoint:
             "validation_loss": self.validation_loss,
             "validation_psnr": self.validation_psnr,
             "state_dict": self.state_dict,
+            "entropy_tables": self.entropy_tables,
         }
 
 
@@ -94,6 +97,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
             step=int(raw.get("step", 0)),
             validation_loss=float(raw.get("validation_loss", float("nan"))),
             validation_psnr=float(raw.get("validation_psnr", float("nan"))),
+            entropy_tables=raw.get("entropy_tables", {}),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: incomplete autoencoder checkpoint ({type(exc).__name__}: {exc}); "

@@ -1,5 +1,11 @@
 """The training loop: random augmented patches, noise-proxy quantization, MSE + w(1 - MS-SSIM).
 
+Fixed-length models minimise the distortion alone (their rate is set by the
+latent width and bits). Entropy-coded models (``--entropy``) minimise
+``lmbda * distortion + estimated bpp``, the rate-distortion Lagrangian of
+Ballé et al.: the estimated bpp is ``-sum(log2 p) / pixels`` under the
+learned prior, and ``lmbda`` picks the rate point.
+
 Deterministic on the CPU for a given seed: weights are initialised after
 ``torch.manual_seed(seed)``, and every random draw (patch positions, flips,
 rotations, quantization noise) comes from generators whose states are saved
@@ -24,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.data import CropPlan, TrainingSplit, patch_loader
+from harness_codecs._autoencoder.entropy_models import estimated_bits, prior_forward
+from harness_codecs._autoencoder.entropy_tables import entropy_tables
 from harness_codecs._autoencoder.model import Autoencoder, ModelSpec
 from harness_codecs._autoencoder.quantization import dequantize, noisy_latent, quantize
 from harness_codecs._autoencoder.tb_log import TrainingLog
@@ -59,6 +67,8 @@ class FitSettings:
     git_commit: str
     progress: bool = True
     workers: int = 0
+    lmbda: float = 0.0
+    """Weight of the distortion against the estimated bpp; used by entropy-coded models only."""
 
 
 def resume_path(output: Path) -> Path:
@@ -103,6 +113,7 @@ class Fitter:
         self.step = 0
         self.best_loss = math.inf
         self.last_validation = (math.nan, math.nan)
+        self.last_validation_bpp = math.nan
         self.losses_since_validation: list[float] = []
 
     def loss(self, original: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
@@ -111,6 +122,26 @@ class Fitter:
             return mse
         similarity = ms_ssim(reconstruction.clamp(0.0, 1.0), original, data_range=1.0, win_size=self.window)
         return mse + self.settings.msssim_weight * (1.0 - similarity)
+
+    def rate_distortion_loss(self, original: torch.Tensor, reconstruction: torch.Tensor,
+                             likelihoods: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training objective, and the estimated bpp (zero for fixed-length models)."""
+        distortion = self.loss(original, reconstruction)
+        if self.model.prior is None:
+            return distortion, torch.zeros((), device=original.device)
+        bpp = estimated_bits(likelihoods).sum() / original[:, 0].numel()
+        return self.settings.lmbda * distortion + bpp, bpp
+
+    def coded_latent(self, latent: torch.Tensor, rounded: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The latent as the decoder sees it (rounded, or with the noise proxy) and the prior's likelihoods;
+        in float32 outside autocast, where the likelihoods need the precision."""
+        if self.model.prior is not None:
+            return prior_forward(self.model.prior, latent.float(), rounded,
+                                 None if rounded else self.noise_generator)
+        if rounded:
+            return dequantize(quantize(latent, LATENT_RANGE, self.settings.bits), LATENT_RANGE,
+                              self.settings.bits), []
+        return noisy_latent(latent.float(), LATENT_RANGE, self.settings.bits, self.noise_generator), []
 
     def _autocast(self):
         dtype = AMP_DTYPES.get(self.settings.amp)
@@ -121,9 +152,10 @@ class Fitter:
             group["lr"] = learning_rate(self.settings, self.step)
         with self._autocast():
             latent = self.encode(batch)
-            noisy = noisy_latent(latent.float(), LATENT_RANGE, self.settings.bits, self.noise_generator)
-            reconstruction = self.decode(noisy)
-        loss = self.loss(batch, reconstruction.float())
+        coded, likelihoods = self.coded_latent(latent, rounded=False)
+        with self._autocast():
+            reconstruction = self.decode(coded)
+        loss, _ = self.rate_distortion_loss(batch, reconstruction.float(), likelihoods)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -137,19 +169,23 @@ class Fitter:
         validation patches with their reconstructions (for the logs)."""
         self.model.eval()
         patches = self.split.validation_patches.to(self.settings.device)
-        codes = quantize(self.model.encode(patches), LATENT_RANGE, self.settings.bits)
-        reconstruction = self.model.decode(dequantize(codes, LATENT_RANGE, self.settings.bits)).clamp(0.0, 1.0)
+        coded, likelihoods = self.coded_latent(self.model.encode(patches), rounded=True)
+        reconstruction = self.model.decode(coded).clamp(0.0, 1.0)
         self.model.train()
         mse = float(F.mse_loss(reconstruction, patches))
         psnr = 10.0 * math.log10(1.0 / max(mse, 1e-12))
-        return float(self.loss(patches, reconstruction)), psnr, patches, reconstruction
+        loss, bpp = self.rate_distortion_loss(patches, reconstruction, likelihoods)
+        self.last_validation_bpp = float(bpp)
+        return float(loss), psnr, patches, reconstruction
 
     def checkpoint(self, validation: tuple[float, float]) -> Checkpoint:
         state = {name: tensor.detach().cpu().clone() for name, tensor in self.model.state_dict().items()}
-        return Checkpoint(spec=self.settings.spec, bits=self.settings.bits, latent_range=LATENT_RANGE,
-                          normalization=self.settings.normalization, state_dict=state,
+        prior = self.model.prior
+        return Checkpoint(spec=self.settings.spec, bits=self.settings.bits if prior is None else 0,
+                          latent_range=LATENT_RANGE, normalization=self.settings.normalization, state_dict=state,
                           training=self.settings.training_record, git_commit=self.settings.git_commit,
-                          step=self.step, validation_loss=validation[0], validation_psnr=validation[1])
+                          step=self.step, validation_loss=validation[0], validation_psnr=validation[1],
+                          entropy_tables=entropy_tables(prior).to_tensors() if prior is not None else {})
 
     def save(self, data_state: torch.Tensor) -> None:
         """Validate, log, keep the model at ``output`` if it is the best so far, and write the resume state
@@ -202,6 +238,9 @@ class Fitter:
                 if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
                     self.save(plan.state_before(self.step))
                 progress.update()
-                progress.set_postfix(loss=f"{loss:.4f}", val_psnr=f"{self.last_validation[1]:.2f}")
+                postfix = {"loss": f"{loss:.4f}", "val_psnr": f"{self.last_validation[1]:.2f}"}
+                if self.model.prior is not None:
+                    postfix["val_bpp"] = f"{self.last_validation_bpp:.3f}"
+                progress.set_postfix(postfix)
         if self.log is not None:
             self.log.close()

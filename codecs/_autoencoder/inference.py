@@ -47,7 +47,7 @@ class LatentCoder:
     def encode_latents(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
         """Integer codes (C x h x w, uint16) for each tile; tiles of equal shape share a forward pass."""
         codes: list[np.ndarray | None] = [None] * len(tiles)
-        for indexes in _group_by_shape([tile.shape for tile in tiles]).values():
+        for indexes in group_by_shape([tile.shape for tile in tiles]).values():
             batch = np.stack([pad_to_stride(np.asarray(tiles[index], dtype=np.float32)) for index in indexes])
             inputs = torch.from_numpy(batch[:, None]).to(self.device).contiguous(memory_format=torch.channels_last)
             with torch.inference_mode(), self._autocast():
@@ -60,7 +60,7 @@ class LatentCoder:
     def decode_latents(self, codes: list[np.ndarray], bits: list[int], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
         """Reconstructed float32 tiles in [0, 1], cropped to ``shapes``."""
         tiles: list[np.ndarray | None] = [None] * len(codes)
-        groups = _group_by_shape([(*shape, depth) for shape, depth in zip(shapes, bits)])
+        groups = group_by_shape([(*shape, depth) for shape, depth in zip(shapes, bits)])
         for (height, width, depth), indexes in groups.items():
             batch = torch.from_numpy(np.stack([codes[index].astype(np.int32) for index in indexes])).to(self.device)
             latent = dequantize(batch, self.latent_range, depth).contiguous(memory_format=torch.channels_last)
@@ -75,7 +75,7 @@ class LatentCoder:
         return (self.model.spec.latent_channels, *latent_size(*shape))
 
 
-def _group_by_shape(shapes: list[tuple]) -> dict[tuple, list[int]]:
+def group_by_shape(shapes: list[tuple]) -> dict[tuple, list[int]]:
     groups: dict[tuple, list[int]] = {}
     for index, shape in enumerate(shapes):
         groups.setdefault(tuple(shape), []).append(index)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
+from harness_codecs._autoencoder.entropy_models import FactorizedPrior, HyperPrior
 from torch import nn
 
 STRIDE = 16
@@ -27,6 +28,9 @@ class ModelSpec:
     kernel_size: int
     latent_channels: int
     attention: bool = False
+    entropy: str = "none"
+    """``none``: tanh-bounded latent, fixed-length codes; ``factorized`` / ``hyperprior``: unbounded
+    latent rounded to integers and entropy-coded under a learned prior (``entropy_models``)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,12 +44,16 @@ PRESETS = {
 }
 
 
-def spec_for(preset: str, latent_channels: int | None = None, attention: bool = False) -> ModelSpec:
-    """The preset's spec, with the latent width and attention flag overridden when given."""
+ENTROPY_MODELS = ("none", "factorized", "hyperprior")
+
+
+def spec_for(preset: str, latent_channels: int | None = None, attention: bool = False,
+             entropy: str = "none") -> ModelSpec:
+    """The preset's spec, with the latent width, attention flag and entropy model overridden when given."""
     spec = PRESETS[preset]
     if latent_channels is not None:
         spec = replace(spec, latent_channels=latent_channels)
-    return replace(spec, attention=attention)
+    return replace(spec, attention=attention, entropy=entropy)
 
 
 class ChannelSpatialAttention(nn.Module):
@@ -79,7 +87,8 @@ def _up(in_channels: int, out_channels: int, kernel_size: int) -> nn.ConvTranspo
 
 
 class Autoencoder(nn.Module):
-    """Encoder to a ``latent_channels`` x H/16 x W/16 latent and the decoder back."""
+    """Encoder to a ``latent_channels`` x H/16 x W/16 latent and the decoder back, plus the
+    latent's learned prior (``prior``) when the spec asks for entropy coding."""
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -90,10 +99,13 @@ class Autoencoder(nn.Module):
         if spec.attention:
             encoder.append(ChannelSpatialAttention(n))
             decoder.append(ChannelSpatialAttention(n))
-        encoder += [_down(n, spec.latent_channels, k), nn.Tanh()]  # bounded: the clip range is (-1, 1)
+        encoder.append(_down(n, spec.latent_channels, k))
+        if spec.entropy == "none":
+            encoder.append(nn.Tanh())  # bounded: the clip range is (-1, 1)
         decoder += [_up(n, n, k), nn.GELU(), _up(n, n, k), nn.GELU(), _up(n, 1, k)]
         self.encoder = nn.Sequential(*encoder)
         self.decoder = nn.Sequential(*decoder)
+        self.prior = _prior(spec)
 
     def encode(self, tiles: torch.Tensor) -> torch.Tensor:
         """``(N, 1, H, W)`` with H, W multiples of 16 -> ``(N, C, H/16, W/16)``, values in (-1, 1)."""
@@ -101,6 +113,16 @@ class Autoencoder(nn.Module):
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         return self.decoder(latent)
+
+
+def _prior(spec: ModelSpec) -> nn.Module | None:
+    if spec.entropy == "factorized":
+        return FactorizedPrior(spec.latent_channels)
+    if spec.entropy == "hyperprior":
+        return HyperPrior(spec.latent_channels, spec.channels, spec.channels)
+    if spec.entropy != "none":
+        raise ValueError(f"entropy model {spec.entropy!r}; accepted: {', '.join(ENTROPY_MODELS)}")
+    return None
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -31,7 +31,7 @@ from harness_codecs._autoencoder.fit import (
     msssim_window,
     resume_path,
 )
-from harness_codecs._autoencoder.model import PRESETS, STRIDE, spec_for
+from harness_codecs._autoencoder.model import ENTROPY_MODELS, PRESETS, STRIDE, spec_for
 from harness_codecs._autoencoder.tb_log import open_log
 
 from harness import Trainer, UserError
@@ -40,9 +40,10 @@ from harness.manifest import read_manifest
 from harness.runner import load_tiles
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "bits", "patch_size", "batch_size", "lr",
-                     "msssim_weight", "seed", "config", "scenes", "validation_scenes", "scene_size")
-CHOICES = {"preset": tuple(sorted(PRESETS)), "device": ("auto", "cpu", "cuda"), "amp": ("none", *AMP_DTYPES)}
+RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda", "bits", "patch_size", "batch_size",
+                     "lr", "msssim_weight", "seed", "config", "scenes", "validation_scenes", "scene_size")
+CHOICES = {"preset": tuple(sorted(PRESETS)), "entropy": ENTROPY_MODELS, "device": ("auto", "cpu", "cuda"),
+           "amp": ("none", *AMP_DTYPES)}
 # Types of the options whose default is None (the others' type is their default's).
 TYPES_OF_UNSET = {"latent_channels": int, "threads": int, "workers": int, "manifest": Path, "logdir": Path}
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path"}
@@ -66,7 +67,13 @@ class AutoencoderTrainer(Trainer):
         parser.add_argument("--preset", default="tiny", choices=CHOICES["preset"])
         parser.add_argument("--latent-channels", type=int, help="latent width (default: the preset's)")
         parser.add_argument("--attention", action="store_true", help="add CBAM attention blocks")
-        parser.add_argument("--bits", type=int, default=4, help="quantization bits per latent value (1-16)")
+        parser.add_argument("--entropy", default="none", choices=CHOICES["entropy"],
+                            help="none: fixed-length codes of --bits each; factorized or hyperprior: integer latent "
+                                 "range-coded under a learned prior, trained for lmbda * distortion + bpp")
+        parser.add_argument("--lmbda", type=float, default=1000.0,
+                            help="rate-distortion trade-off of entropy-coded models: larger spends more bits")
+        parser.add_argument("--bits", type=int, default=4,
+                            help="quantization bits per latent value (1-16) of fixed-length models")
         parser.add_argument("--patch-size", type=int, default=128, help="training patch side, a multiple of 16")
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--steps", type=int, default=2000)
@@ -159,6 +166,7 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
     _require(args.steps >= 1, f"--steps {args.steps}: expected at least 1")
     _require(args.batch_size >= 1, f"--batch-size {args.batch_size}: expected at least 1")
     _require(args.lr > 0, f"--lr {args.lr}: expected a positive number")
+    _require(args.lmbda > 0, f"--lmbda {args.lmbda}: expected a positive number")
     _require(args.msssim_weight >= 0, f"--msssim-weight {args.msssim_weight}: expected 0 or more")
     _require(1 <= args.bits <= MAX_BITS, f"--bits {args.bits}: expected an integer from 1 to {MAX_BITS}")
     _require(args.latent_channels is None or 1 <= args.latent_channels <= 65535,
@@ -176,12 +184,12 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
     _require(args.amp == "none" or device.type == "cuda", f"--amp {args.amp}: mixed precision needs --device cuda")
     record = {key: str(value) if isinstance(value, Path) or value is None else value for key, value in vars(args).items()}
     return FitSettings(
-        spec=spec_for(args.preset, args.latent_channels, args.attention), bits=args.bits,
+        spec=spec_for(args.preset, args.latent_channels, args.attention, args.entropy), bits=args.bits,
         patch_size=args.patch_size, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
         msssim_weight=args.msssim_weight, device=device, amp=args.amp, compile=args.compile, seed=args.seed,
         output=Path(args.output), checkpoint_every=args.checkpoint_every, normalization={},
         training_record=record, git_commit=git_commit(REPOSITORY), progress=not args.no_progress,
-        workers=_workers(args.workers, device),
+        workers=_workers(args.workers, device), lmbda=args.lmbda,
     )
 
 

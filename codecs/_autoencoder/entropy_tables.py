@@ -1,0 +1,139 @@
+"""The probability tables the range coder uses, computed once from the learned prior and stored.
+
+Encoder and decoder must use exactly the same probabilities, or the decoder
+reads different symbols from the same bytes. Evaluating the prior on each
+side (GPU on one machine, CPU on another) would give slightly different
+floats, so the tables are computed once on the CPU in float64 when a
+checkpoint is written and saved in it; the coder reads those numbers and
+``constriction`` turns them into its fixed-point CDFs by deterministic
+arithmetic. A stream written on a GPU machine therefore decodes bit-exactly
+on a CPU machine.
+
+* Factorized density: one table per channel over the integers from the
+  ``TAIL_MASS / 2`` quantile to the ``1 - TAIL_MASS / 2`` quantile; a value
+  outside is clamped to the end symbol, which carries the tail's mass.
+* Gaussian conditional: one table per scale of a fixed log-spaced
+  ``SCALE_TABLE`` (as in CompressAI); an element is coded with the table of
+  the smallest tabulated scale at least as large as its predicted scale.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from harness_codecs._autoencoder.entropy_models import SCALE_FLOOR, FactorizedDensity, HyperPrior
+from scipy.special import expit, ndtr, ndtri
+from torch import nn
+
+TAIL_MASS = 1e-9
+SEARCH_RADIUS = 4096
+"""The density's support is searched among the integers in ``[-SEARCH_RADIUS, SEARCH_RADIUS]``."""
+SCALE_TABLE = np.exp(np.linspace(np.log(SCALE_FLOOR), np.log(64.0), 64))
+
+
+@dataclass(frozen=True)
+class ProbabilityTables:
+    """Several discrete distributions in one flat array: table ``i`` gives the probabilities of the
+    symbol values ``offsets[i] .. offsets[i] + lengths[i] - 1``."""
+
+    probabilities: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    offsets: np.ndarray
+
+    @classmethod
+    def from_list(cls, tables: list[np.ndarray], offsets: list[int]) -> "ProbabilityTables":
+        lengths = np.array([len(table) for table in tables], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return cls(np.concatenate(tables).astype(np.float64), starts, lengths, np.array(offsets, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def table(self, index: int) -> np.ndarray:
+        return self.probabilities[self.starts[index]:self.starts[index] + self.lengths[index]]
+
+    def to_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {f"{prefix}.{name}": torch.from_numpy(np.ascontiguousarray(getattr(self, name)))
+                for name in ("probabilities", "starts", "lengths", "offsets")}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str) -> "ProbabilityTables":
+        arrays = {name: tensors[f"{prefix}.{name}"].numpy() for name in ("probabilities", "starts", "lengths", "offsets")}
+        return cls(arrays["probabilities"].astype(np.float64), *(arrays[name].astype(np.int64)
+                                                                for name in ("starts", "lengths", "offsets")))
+
+
+@torch.no_grad()
+def factorized_tables(density: FactorizedDensity) -> ProbabilityTables:
+    """Per channel, the probabilities of the integers holding all but ``TAIL_MASS`` of the density."""
+    exact = copy.deepcopy(density).double().cpu()
+    values = torch.arange(-SEARCH_RADIUS, SEARCH_RADIUS + 1, dtype=torch.float64)
+    logits = exact.cdf_logits(values.expand(exact.channels, 1, -1) + 0.5)[:, 0].numpy()
+    below, above = expit(logits), expit(-logits)   # P(X < k + 1/2), P(X > k + 1/2)
+    tables, offsets = [], []
+    for channel in range(exact.channels):
+        low = _first(below[channel] > TAIL_MASS / 2, default=0)
+        high = max(_first(above[channel] < TAIL_MASS / 2, default=len(values) - 1), low)
+        cumulative = np.concatenate([[0.0], below[channel, low:high], [1.0]])
+        tables.append(np.maximum(np.diff(cumulative), 0.0))
+        offsets.append(int(values[low]))
+    return ProbabilityTables.from_list(tables, offsets)
+
+
+def gaussian_tables(scales: np.ndarray = SCALE_TABLE) -> ProbabilityTables:
+    """Per tabulated scale, a zero-mean Gaussian's probabilities of the integers within its
+    ``TAIL_MASS`` quantiles; the end symbols carry the tails."""
+    tables, offsets = [], []
+    reach = float(ndtri(1.0 - TAIL_MASS / 2))
+    for scale in scales:
+        radius = max(int(np.ceil(reach * scale)), 1)
+        edges = (np.arange(-radius, radius) + 0.5) / scale
+        cumulative = np.concatenate([[0.0], ndtr(edges), [1.0]])
+        tables.append(np.diff(cumulative))
+        offsets.append(-radius)
+    return ProbabilityTables.from_list(tables, offsets)
+
+
+@dataclass(frozen=True)
+class EntropyTables:
+    """What the coder reads from the checkpoint: the latent's tables, and for the hyperprior the
+    side latent's tables and the scale of each latent table."""
+
+    latent: ProbabilityTables
+    side: ProbabilityTables | None = None
+    scales: np.ndarray | None = None
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = self.latent.to_tensors("latent")
+        if self.side is not None:
+            tensors.update(self.side.to_tensors("side"))
+            tensors["scales"] = torch.from_numpy(np.asarray(self.scales, dtype=np.float64))
+        return tensors
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "EntropyTables":
+        if "scales" not in tensors:
+            return cls(ProbabilityTables.from_tensors(tensors, "latent"))
+        return cls(ProbabilityTables.from_tensors(tensors, "latent"), ProbabilityTables.from_tensors(tensors, "side"),
+                   tensors["scales"].numpy().astype(np.float64))
+
+
+def entropy_tables(prior: nn.Module) -> EntropyTables:
+    """The tables of a trained prior (``FactorizedPrior`` or ``HyperPrior``), for its checkpoint."""
+    if isinstance(prior, HyperPrior):
+        return EntropyTables(gaussian_tables(SCALE_TABLE), factorized_tables(prior.side_density), SCALE_TABLE)
+    return EntropyTables(factorized_tables(prior.density))
+
+
+def scale_indexes(scales: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """The table of the smallest tabulated scale at least as large as each predicted scale."""
+    return np.minimum(np.searchsorted(table, scales, side="left"), len(table) - 1)
+
+
+def _first(condition: np.ndarray, default: int) -> int:
+    hits = np.flatnonzero(condition)
+    return int(hits[0]) if len(hits) else default

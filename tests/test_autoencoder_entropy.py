@@ -1,0 +1,272 @@
+"""Specification of the entropy-coded autoencoder codecs: exact round trips, real range-coded streams,
+probability tables, likelihoods against scipy, damaged streams and checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from harness_codecs._autoencoder.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from harness_codecs._autoencoder.entropy_models import (
+    FactorizedDensity,
+    estimated_bits,
+    gaussian_likelihood,
+    prior_forward,
+)
+from harness_codecs._autoencoder.entropy_stream import HEADER_BYTES, SymbolCoder, new_decoder, new_encoder
+from harness_codecs._autoencoder.entropy_tables import (
+    SCALE_TABLE,
+    TAIL_MASS,
+    ProbabilityTables,
+    entropy_tables,
+    factorized_tables,
+    gaussian_tables,
+    scale_indexes,
+)
+from harness_codecs._autoencoder.model import Autoencoder, spec_for
+from harness_codecs.autoencoder import AutoencoderCodec
+from harness_codecs.autoencoder_entropy import FactorizedAutoencoder, HyperpriorAutoencoder
+from scipy.stats import norm
+
+ENTROPY_CODECS = {"factorized": FactorizedAutoencoder, "hyperprior": HyperpriorAutoencoder}
+ODD_SHAPES = [(100, 77), (1, 1), (16, 16), (33, 250)]
+
+
+def make_entropy_checkpoint(path: Path, entropy: str, seed: int = 0, latent_scale: float = 100.0) -> Path:
+    """An untrained tiny model whose latent is scaled up, so that rounding keeps several integer levels."""
+    torch.manual_seed(seed)
+    spec = spec_for("tiny", 8, entropy=entropy)
+    model = Autoencoder(spec)
+    with torch.no_grad():
+        model.encoder[-1].weight.mul_(latent_scale)
+        model.encoder[-1].bias.mul_(latent_scale)
+    save_checkpoint(Checkpoint(spec=spec, bits=0, latent_range=(-1.0, 1.0), normalization={"VV": (-25.0, 5.0)},
+                               state_dict=model.state_dict(),
+                               entropy_tables=entropy_tables(model.prior).to_tensors()), path)
+    return path
+
+
+@pytest.fixture(scope="module", params=sorted(ENTROPY_CODECS))
+def entropy(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, entropy) -> Path:
+    return make_entropy_checkpoint(tmp_path_factory.mktemp("entropy") / f"{entropy}.pt", entropy)
+
+
+@pytest.fixture(scope="module")
+def codec(checkpoint, entropy):
+    return ENTROPY_CODECS[entropy](checkpoint=str(checkpoint))
+
+
+def speckle_tile(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """Smooth structure plus noise, in [0, 1]: gives the untrained encoder a varied latent."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.meshgrid(np.linspace(0, 3, shape[0]), np.linspace(0, 3, shape[1]), indexing="ij")
+    tile = 0.5 + 0.3 * np.sin(rows) * np.cos(cols) + 0.1 * rng.standard_normal(shape)
+    return np.clip(tile, 0.0, 1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", ODD_SHAPES)
+def test_decoded_tile_is_float32_in_0_1_of_the_tile_shape(codec, shape):
+    decoded = codec.decode(codec.encode(speckle_tile(shape)), shape)
+
+    assert decoded.shape == shape
+    assert decoded.dtype == np.float32
+    assert decoded.min() >= 0.0 and decoded.max() <= 1.0
+
+
+def test_the_stream_holds_exactly_the_rounded_latent_the_encoder_coded(codec, entropy):
+    tile = speckle_tile((100, 77))
+    analysis = codec.coder.analyse([tile])[0]
+
+    read = codec.coder.read(codec.encode(tile), tile.shape)
+
+    if entropy == "factorized":
+        expected = np.round(analysis.latent)
+    else:
+        means, _ = codec.coder._conditionals(analysis.side, analysis.latent.shape[1:])
+        expected = np.round(analysis.latent - means) + means
+    assert np.unique(read).size > 3
+    np.testing.assert_array_equal(read, expected.astype(np.float32))
+
+
+def test_decoding_gives_exactly_the_decoder_output_on_the_latent_read_from_the_stream(codec):
+    tile = speckle_tile((64, 48))
+    stream = codec.encode(tile)
+
+    latent = codec.coder.read(stream, tile.shape)
+
+    np.testing.assert_array_equal(codec.decode(stream, tile.shape),
+                                  codec.coder.synthesize([latent], [tile.shape])[0])
+
+
+def test_encoding_on_the_cpu_is_deterministic(codec):
+    tile = speckle_tile((80, 80))
+    assert codec.encode(tile) == codec.encode(tile)
+
+
+def test_batched_coding_of_mixed_shapes_matches_tile_by_tile_coding(codec):
+    tiles = [speckle_tile((64, 64), 1), speckle_tile((100, 77), 2), speckle_tile((64, 64), 3)]
+
+    streams = codec.encode_batch(tiles)
+    decoded = codec.decode_batch(streams, [tile.shape for tile in tiles])
+
+    assert streams == [codec.encode(tile) for tile in tiles]
+    for tile, stream, batch_decoded in zip(tiles, streams, decoded):
+        np.testing.assert_allclose(batch_decoded, codec.decode(stream, tile.shape), atol=1e-6)
+
+
+def test_estimated_rate_is_the_priors_total_bits_of_the_rounded_latent_per_pixel(codec):
+    tile = speckle_tile((64, 80))
+    model = codec.coder.model
+    with torch.inference_mode():
+        latent = model.encode(torch.from_numpy(tile)[None, None])
+        _, likelihoods = prior_forward(model.prior, latent, rounded=True)
+
+    estimate = codec.estimated_bpp([tile])[0]
+
+    assert estimate == pytest.approx(float(estimated_bits(likelihoods)[0]) / tile.size, rel=1e-6)
+
+
+def test_rows_report_the_cpu_and_fp32(codec):
+    assert (codec.device, codec.precision) == ("cpu", "fp32")
+
+
+@pytest.mark.parametrize("kept", [0, HEADER_BYTES - 1, HEADER_BYTES, -4, -1])
+def test_truncated_stream_raises_a_clear_error(codec, kept):
+    tile = speckle_tile((64, 64))
+    stream = codec.encode(tile)
+    with pytest.raises(ValueError, match="shorter than its|CRC-32"):
+        codec.decode(stream[:kept], tile.shape)
+
+
+def test_a_flipped_bit_in_the_payload_raises_a_clear_error(codec):
+    tile = speckle_tile((64, 64))
+    stream = bytearray(codec.encode(tile))
+    stream[HEADER_BYTES + 1] ^= 0x10
+    with pytest.raises(ValueError, match="CRC-32"):
+        codec.decode(bytes(stream), tile.shape)
+
+
+def test_stream_of_another_format_version_raises(codec):
+    stream = bytearray(codec.encode(speckle_tile((32, 32))))
+    stream[0] = 9
+    with pytest.raises(ValueError, match="format version 9"):
+        codec.decode(bytes(stream), (32, 32))
+
+
+def test_stream_decoded_with_another_model_raises_naming_both_models(codec, entropy, tmp_path):
+    other = ENTROPY_CODECS[entropy](checkpoint=str(make_entropy_checkpoint(tmp_path / "other.pt", entropy, seed=1)))
+    with pytest.raises(ValueError, match="made by model .* this checkpoint is model"):
+        other.decode(codec.encode(speckle_tile((32, 32))), (32, 32))
+
+
+def test_checkpoint_of_the_other_entropy_model_is_refused_naming_its_codec(checkpoint, entropy):
+    other = "hyperprior" if entropy == "factorized" else "factorized"
+    with pytest.raises(ValueError, match=f"use codec autoencoder_{entropy}"):
+        ENTROPY_CODECS[other](checkpoint=str(checkpoint))
+
+
+def test_the_fixed_length_codec_refuses_an_entropy_coded_checkpoint(checkpoint, entropy):
+    with pytest.raises(ValueError, match=f"use codec autoencoder_{entropy}"):
+        AutoencoderCodec(checkpoint=str(checkpoint))
+
+
+def test_a_checkpoint_without_its_entropy_tables_is_refused_naming_the_train_command(checkpoint, entropy, tmp_path):
+    stripped = load_checkpoint(checkpoint)
+    stripped.entropy_tables = {}
+    save_checkpoint(stripped, tmp_path / "stripped.pt")
+    with pytest.raises(ValueError, match=f"lacks its entropy tables.*--entropy {entropy}"):
+        ENTROPY_CODECS[entropy](checkpoint=str(tmp_path / "stripped.pt"))
+
+
+def test_values_beyond_a_tables_support_are_clamped_to_its_end_symbols():
+    tables = ProbabilityTables.from_list([np.array([0.25, 0.5, 0.25])], [-1])
+    coder = SymbolCoder(tables)
+    encoder = new_encoder()
+
+    coder.encode(encoder, np.array([-1000, -1, 0, 1, 1000]), 0)
+
+    decoded = coder.decode(new_decoder(encoder.get_compressed()), 5, 0)
+    np.testing.assert_array_equal(decoded, [-1, -1, 0, 1, 1])
+
+
+def test_every_gaussian_table_sums_to_one_and_spans_its_tail_quantiles():
+    tables = gaussian_tables()
+    for index, scale in enumerate(SCALE_TABLE):
+        table = tables.table(index)
+        assert table.sum() == pytest.approx(1.0, abs=1e-12)
+        assert -tables.offsets[index] >= norm.ppf(1 - TAIL_MASS / 2) * scale
+
+
+def test_gaussian_table_probabilities_match_scipy_bin_masses():
+    tables = gaussian_tables()
+    index = 20
+    values = np.arange(tables.lengths[index]) + tables.offsets[index]
+    inner = slice(1, -1)
+    expected = norm.cdf(values + 0.5, scale=SCALE_TABLE[index]) - norm.cdf(values - 0.5, scale=SCALE_TABLE[index])
+    np.testing.assert_allclose(tables.table(index)[inner], expected[inner], rtol=1e-9, atol=1e-15)
+
+
+def test_factorized_table_holds_the_densitys_bin_masses_and_its_tails_in_the_end_symbols():
+    torch.manual_seed(0)
+    density = FactorizedDensity(3)
+    tables = factorized_tables(density)
+    for channel in range(3):
+        values = torch.arange(tables.lengths[channel], dtype=torch.float32) + float(tables.offsets[channel])
+        with torch.no_grad():
+            bins = density.likelihood(values.reshape(1, 1, 1, -1).expand(1, 3, 1, -1).contiguous())[0, channel, 0]
+        table = tables.table(channel)
+        assert table.sum() == pytest.approx(1.0, abs=1e-9)
+        np.testing.assert_allclose(table[1:-1], bins.double().numpy()[1:-1], rtol=1e-4, atol=1e-9)
+        assert table[0] >= bins[0].item() - 1e-6 and table[-1] >= bins[-1].item() - 1e-6
+
+
+def test_scale_index_picks_the_smallest_tabulated_scale_at_least_as_large():
+    predicted = np.array([0.0, SCALE_TABLE[0], SCALE_TABLE[5] * 1.0001, SCALE_TABLE[-1] * 10])
+    np.testing.assert_array_equal(scale_indexes(predicted, SCALE_TABLE), [0, 0, 6, len(SCALE_TABLE) - 1])
+
+
+def test_gaussian_likelihood_matches_scipy_including_far_tails():
+    values = torch.tensor([0.0, 1.0, -2.0, 7.0, 30.0], dtype=torch.float64)
+    means = torch.tensor([0.2, -0.3, 0.0, 0.5, 1.0], dtype=torch.float64)
+    scales = torch.tensor([0.5, 1.0, 3.0, 1.0, 2.0], dtype=torch.float64)
+
+    ours = gaussian_likelihood(values, means, scales).numpy()
+
+    v, m, s = values.numpy(), means.numpy(), scales.numpy()
+    expected = np.maximum(norm.cdf(v + 0.5, m, s) - norm.cdf(v - 0.5, m, s), 1e-9)
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
+
+
+def test_the_factorized_density_is_a_distribution_over_the_integers():
+    torch.manual_seed(0)
+    density = FactorizedDensity(2)
+    values = torch.arange(-200, 201, dtype=torch.float32).reshape(1, 1, 1, -1).expand(1, 2, 1, -1).contiguous()
+
+    with torch.no_grad():
+        masses = density.likelihood(values).sum(dim=-1)
+
+    np.testing.assert_allclose(masses.numpy().ravel(), [1.0, 1.0], atol=1e-4)
+
+
+def test_estimated_bits_sum_minus_log2_of_every_likelihood_per_batch_item():
+    likelihoods = [torch.full((2, 3, 4, 4), 0.5), torch.full((2, 1, 2, 2), 0.25)]
+    np.testing.assert_allclose(estimated_bits(likelihoods).numpy(), [3 * 16 + 2 * 4] * 2)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_stream_encoded_on_cuda_decodes_on_the_cpu_to_the_same_latent(checkpoint, entropy):
+    gpu = ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), device="cuda")
+    cpu = ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), device="cpu")
+    tile = speckle_tile((100, 77))
+    stream = gpu.encode(tile)
+
+    np.testing.assert_array_equal(cpu.coder.read(stream, tile.shape), gpu.coder.read(stream, tile.shape))
+    np.testing.assert_allclose(cpu.decode(stream, tile.shape), gpu.decode(stream, tile.shape), atol=1e-4)
