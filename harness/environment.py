@@ -31,6 +31,8 @@ PACKAGES = (
     "scikit-image",
     "matplotlib",
     "pluggy",
+    "imagecodecs",
+    "constriction",
 )
 GIT_TIMEOUT_S = 5
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.bdrate import bd_compare, curve_from_summary
 from harness.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,14 +51,32 @@ def test_the_default_run_writes_every_report_file(default_run):
 def test_the_default_run_has_no_error_rows(default_run):
     results = pd.read_csv(default_run / "results.csv", keep_default_na=False)
     assert (results["error"] == "").all()
-    assert len(results) == 6 * (6 + 5 + 5 + 4)
+    assert len(results) == 6 * (6 + 5 + 5 + 4 + 4 + 4)
 
 
-@pytest.mark.parametrize("codec", ["jpeg2000", "quantize", "quantize_zlib", "autoencoder"])
+@pytest.mark.parametrize("codec", ["jpeg2000", "quantize", "quantize_zlib", "autoencoder", "autoencoder_factorized",
+                                   "autoencoder_hyperprior"])
 def test_quality_rises_monotonically_with_rate(summary, codec):
     curve = summary[summary["codec"] == codec].sort_values("bpp_mean")
     psnr = curve["psnr_mean"].tolist()
     assert all(later > earlier for earlier, later in zip(psnr, psnr[1:]))
+
+
+@pytest.mark.parametrize("codec", ["autoencoder_factorized", "autoencoder_hyperprior"])
+def test_entropy_coded_rates_are_within_five_percent_of_the_priors_estimate(summary, codec):
+    points = summary[summary["codec"] == codec]
+    gap = points["bpp_mean"] / points["estimated_bpp_mean"] - 1
+    assert len(points) == 4 and (gap.abs() < 0.05).all()
+
+
+@pytest.mark.parametrize("codec", ["autoencoder_factorized", "autoencoder_hyperprior"])
+def test_entropy_coding_needs_fewer_bits_than_fixed_length_codes_for_the_same_psnr(summary, codec):
+    fixed_length = curve_from_summary(summary[summary["codec"] == "autoencoder"], "psnr")
+    entropy_coded = curve_from_summary(summary[summary["codec"] == codec], "psnr")
+
+    result = bd_compare(fixed_length, entropy_coded, higher_is_better=True)
+
+    assert result.bd_rate_percent is not None and result.bd_rate_percent < 0
 
 
 def jpeg2000_rates(run_dir: Path) -> pd.DataFrame:
