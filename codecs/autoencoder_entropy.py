@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 from harness_codecs._autoencoder.checkpoint import TRAIN_COMMAND, build_model, load_checkpoint, model_id
 from harness_codecs._autoencoder.entropy_inference import EntropyLatentCoder
+from harness_codecs._autoencoder.entropy_stream import unavailable_reason
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.options import (
     describe_device,
@@ -34,6 +35,7 @@ class EntropyCodedAutoencoder(Codec):
     runner), ``precision`` (fp32, or bf16/fp16 on CUDA)."""
 
     entropy: ClassVar[str]
+    unavailable: ClassVar[str | None] = unavailable_reason()
 
     def __init__(self, checkpoint: str, device: str = "cpu", precision: str = "fp32",
                  base_dir: str | Path | None = None):

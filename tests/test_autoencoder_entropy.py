@@ -3,6 +3,8 @@ probability tables, likelihoods against scipy, damaged streams and checkpoints."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -258,6 +260,16 @@ def test_the_factorized_density_is_a_distribution_over_the_integers():
 def test_estimated_bits_sum_minus_log2_of_every_likelihood_per_batch_item():
     likelihoods = [torch.full((2, 3, 4, 4), 0.5), torch.full((2, 1, 2, 2), 0.25)]
     np.testing.assert_allclose(estimated_bits(likelihoods).numpy(), [3 * 16 + 2 * 4] * 2)
+
+
+def test_without_constriction_both_codecs_still_register_with_the_install_command():
+    script = (
+        "import sys; sys.modules['constriction'] = None\n"
+        "from harness_codecs import autoencoder_entropy as plugin\n"
+        "print(*sorted({codec.unavailable for codec in plugin.harness_codecs()}))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "the constriction range coder is not installed: pip install constriction"
 
 
 @pytest.mark.gpu

@@ -17,15 +17,24 @@ from __future__ import annotations
 import struct
 import zlib
 
-import constriction
 import numpy as np
 from harness_codecs._autoencoder.bitstream import MODEL_ID_BYTES
 from harness_codecs._autoencoder.entropy_tables import ProbabilityTables
+
+try:
+    import constriction
+except ImportError:  # the plugin must still import, so `harness list` can say what is missing
+    constriction = None
 
 ENTROPY_FORMAT_VERSION = 1
 _HEADER = struct.Struct(f">B{MODEL_ID_BYTES}sI")
 HEADER_BYTES = _HEADER.size
 WORD = np.dtype("<u4")
+INSTALL_HINT = "the constriction range coder is not installed: pip install constriction"
+
+
+def unavailable_reason() -> str | None:
+    return INSTALL_HINT if constriction is None else None
 
 
 def pack_stream(model_id: bytes, words: np.ndarray) -> bytes:
