@@ -65,6 +65,7 @@ PALETTE = matplotlib.colormaps["tab10"].colors
 REFERENCE_PALETTE = matplotlib.colormaps["Dark2"].colors
 DPI = 120
 FIGURE_SIZE = (6.4, 4.4)
+LOW_RATE_BPP = 1.0
 DECODE_BAR_STYLE = {"alpha": 0.45, "hatch": "//"}
 
 Color = tuple[float, float, float]
@@ -574,10 +575,26 @@ def _format_number(value: float, decimals: int) -> str:
 
 
 def rd_figure(summary: pd.DataFrame, plot: RDPlot, colors: dict[str, Color], run_name: str,
-               references: Sequence[ReferenceCurve] = (), log_rate: bool = False) -> Figure:
-    """Mean metric against mean bpp per point, one line per codec, ±1 std error bars; references dashed."""
-    figure = Figure(figsize=FIGURE_SIZE, layout="constrained")
-    axes = figure.add_subplot()
+              references: Sequence[ReferenceCurve] = (), log_rate: bool = False) -> Figure:
+    """Mean metric against mean bpp per point, one line per codec, ±1 std error bars; references dashed.
+
+    When the run spans rates above ``LOW_RATE_BPP`` and has several points
+    below, a second panel zooms on the low rates: that is where learned codecs
+    and most of the literature's comparisons live, and a lossless point at 14
+    bpp would otherwise squeeze them into a corner.
+    """
+    rates = summary["bpp_mean"] if "bpp_mean" in summary.columns else pd.Series(dtype=float)
+    zoom = bool((rates > LOW_RATE_BPP).any() and (rates <= LOW_RATE_BPP).sum() >= 2)
+    figure = Figure(figsize=(FIGURE_SIZE[0] * (2 if zoom else 1), FIGURE_SIZE[1]), layout="constrained")
+    panels = figure.subplots(1, 2 if zoom else 1, squeeze=False)[0]
+    for axes, rate_limit in zip(panels, (None, LOW_RATE_BPP)):
+        _draw_rd_panel(axes, summary, plot, colors, references, log_rate, rate_limit)
+    figure.suptitle(f"{run_name}: {plot.title} vs rate (bars: ±1 std over tiles)", fontsize=10)
+    return figure
+
+
+def _draw_rd_panel(axes: Axes, summary: pd.DataFrame, plot: RDPlot, colors: dict[str, Color],
+                   references: Sequence[ReferenceCurve], log_rate: bool, rate_limit: float | None) -> None:
     plotted = 0
     if f"{plot.metric}_mean" in summary.columns:
         for codec, points in summary.groupby("codec", sort=False):
@@ -592,13 +609,27 @@ def rd_figure(summary: pd.DataFrame, plot: RDPlot, colors: dict[str, Color], run
         axes.axhline(plot.ideal, color="0.4", linestyle="--", linewidth=1, label=f"ideal ({plot.ideal:g})")
     if not plotted:
         _empty_note(axes, f"no finite {plot.metric} values to plot")
+    if rate_limit is not None:
+        _zoom_on_rates_up_to(axes, summary, plot.metric, rate_limit)
     axes.set_xlabel(f"{RATE_AXIS_LABEL}, log scale" if log_rate else RATE_AXIS_LABEL)
     axes.set_ylabel(plot.axis_label)
-    axes.set_title(f"{run_name}: {plot.title} vs rate (bars: ±1 std over tiles)", fontsize=10)
+    axes.set_title("all rates" if rate_limit is None else f"up to {rate_limit:g} bpp", fontsize=9)
     axes.grid(True, alpha=0.3)
-    if axes.get_legend_handles_labels()[0]:
+    if rate_limit is None and axes.get_legend_handles_labels()[0]:
         axes.legend(fontsize=8)
-    return figure
+
+
+def _zoom_on_rates_up_to(axes: Axes, summary: pd.DataFrame, metric: str, rate_limit: float) -> None:
+    """Limit the rate axis to ``rate_limit`` and the quality axis to the points (with bars) below it."""
+    low = summary[(summary["bpp_mean"] <= rate_limit) & np.isfinite(summary.get(f"{metric}_mean", np.nan))]
+    if low.empty:
+        return
+    left = low["bpp_mean"].min() * 0.9 if axes.get_xscale() == "log" else 0.0
+    axes.set_xlim(left, rate_limit * 1.03)
+    spread = low[f"{metric}_std"].fillna(0.0)
+    bottom, top = (low[f"{metric}_mean"] - spread).min(), (low[f"{metric}_mean"] + spread).max()
+    margin = 0.05 * (top - bottom) or 0.5
+    axes.set_ylim(bottom - margin, top + margin)
 
 
 def _draw_rd_line(axes: Axes, points: pd.DataFrame, metric: str, codec: str, color: Color) -> int:

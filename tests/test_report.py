@@ -355,6 +355,23 @@ def test_log_rate_puts_the_rate_axis_on_a_log_scale(results):
     assert figure.axes[0].get_xscale() == "log"
 
 
+def test_a_run_spanning_high_rates_gets_a_second_panel_zoomed_on_the_low_rates(results):
+    summary = summarize(results)
+    figure = rd_figure(summary, RD_PLOTS[0], codec_colors(summary["codec"]), "unit")
+
+    full, zoomed = figure.axes
+    low = summary[summary["bpp_mean"] <= 1.0]
+    assert full.get_xlim()[1] > 6.0 and zoomed.get_xlim()[1] == pytest.approx(1.03)
+    assert zoomed.get_ylim()[0] <= (low["psnr_mean"] - low["psnr_std"]).min()
+    assert zoomed.get_ylim()[1] >= (low["psnr_mean"] + low["psnr_std"]).max()
+
+
+def test_a_run_with_only_low_rates_gets_one_panel(results):
+    summary = summarize(results)
+    low = summary[summary["bpp_mean"] <= 1.0]
+    assert len(rd_figure(low, RD_PLOTS[0], codec_colors(low["codec"]), "unit").axes) == 1
+
+
 def test_reference_curves_are_drawn_dashed_and_labelled_with_their_name(results):
     summary = summarize(results)
     figure = rd_figure(summary, RD_PLOTS[0], codec_colors(summary["codec"]), "unit", references=(REFERENCE,))
