@@ -31,6 +31,7 @@ import numpy as np
 
 from harness.api import Codec, hookimpl
 from harness_codecs._imagecodecs import library, unavailable_reason
+from harness_codecs._samples import from_samples, to_samples
 
 BITS = (10, 12)
 LOSSLESS_QUALITY = 100
@@ -57,7 +58,7 @@ class Avif(Codec):
         self.precision = f"uint{self.bits}"
 
     def encode(self, tile: np.ndarray) -> bytes:
-        samples = np.round(np.clip(tile.astype(np.float64), 0.0, 1.0) * (2**self.bits - 1)).astype(np.uint16)
+        samples = to_samples(tile, self.bits)
         if self.quality == LOSSLESS_QUALITY:
             image, pixelformat = samples, None  # gray input: libaom lossless 4:0:0
         else:
@@ -74,9 +75,7 @@ class Avif(Codec):
             samples = library().avif_decode(data)
         except (library().AvifError, RuntimeError) as error:
             raise ValueError(f"avif: the file cannot be decoded: {error}") from error
-        if samples.shape != tuple(shape) or samples.dtype != np.uint16:
-            raise ValueError(f"avif: decoded {samples.dtype} {samples.shape}, expected uint16 {tuple(shape)}")
-        return (samples / (2**bits - 1)).astype(np.float32)
+        return from_samples(samples, shape, "avif", bits)
 
 
 def _validated_integer(option: str, value: int, low: int, high: int, accepted: str) -> int:

@@ -30,14 +30,11 @@ from glymur.jp2box import InvalidJp2kError
 from glymur.lib.openjp2 import OpenJPEGLibraryError
 
 from harness.api import Codec, hookimpl
+from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
 SCRATCH_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
 """glymur only reads and writes named files; a RAM-backed folder keeps that off the disk."""
 
-SAMPLE_BITS = 16
-"""glymur writes 8- or 16-bit components only: it derives the codestream's
-precision from the array dtype and offers no way to declare 12 bits (OpenJPEG
-itself allows it; glymur sets 12 only for its cinema profiles)."""
 
 RESOLUTIONS = 6
 """OpenJPEG's default: five wavelet decompositions. OpenJPEG refuses a tile
@@ -62,7 +59,6 @@ class Jpeg2000(Codec):
         self.bpp = _validated_rate_point(bpp, lossless, self.bits)
         self.lossless = lossless
         self.precision = f"uint{self.bits}"
-        self._max_sample = 2**self.bits - 1
 
     def encode(self, tile: np.ndarray) -> bytes:
         samples = self._quantized(tile)
@@ -77,13 +73,11 @@ class Jpeg2000(Codec):
         with _scratch_file() as path:
             path.write_bytes(data)
             samples = _read_codestream(path)
-        if samples.shape != tuple(shape):
-            raise ValueError(f"jpeg2000: decoded shape {samples.shape} differs from the tile shape {tuple(shape)}")
-        return (samples / self._max_sample).astype(np.float32)
+        return from_samples(samples, shape, self.name, self.bits)
 
     def _quantized(self, tile: np.ndarray) -> np.ndarray:
         self._check_tile_shape(tile.shape)
-        return np.round(np.clip(tile.astype(np.float64), 0.0, 1.0) * self._max_sample).astype(np.uint16)
+        return to_samples(tile, self.bits)
 
     def _check_tile_shape(self, shape: tuple[int, ...]) -> None:
         if len(shape) != 2 or min(shape) < self.min_tile_size:
@@ -99,6 +93,9 @@ class Jpeg2000(Codec):
 
 
 def _validated_bits(bits: int) -> int:
+    """16 only: glymur writes 8- or 16-bit components, deriving the codestream's precision from the
+    array dtype, with no way to declare 12 bits (OpenJPEG allows it; glymur sets 12 only for its
+    cinema profiles)."""
     if not isinstance(bits, int) or bits != SAMPLE_BITS:
         raise ValueError(
             f"jpeg2000 option bits={bits!r} is not supported; accepted: {SAMPLE_BITS} "

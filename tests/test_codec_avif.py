@@ -117,7 +117,7 @@ def test_corrupt_or_truncated_stream_raises_value_error(case):
 def test_stream_of_another_shape_raises_value_error():
     stream = Avif(quality=60).encode(noise_tile((17, 31)))
 
-    with pytest.raises(ValueError, match="expected uint16"):
+    with pytest.raises(ValueError, match="the tile needs uint16"):
         Avif(quality=60).decode(stream, (31, 17))
 
 

@@ -59,7 +59,7 @@ def test_corrupt_stream_raises_value_error(data, shape):
 def test_stream_of_another_shape_raises_value_error():
     stream = JpegXl(distance=1).encode(noise_tile((17, 31)))
 
-    with pytest.raises(ValueError, match="expected uint16"):
+    with pytest.raises(ValueError, match="the tile needs uint16"):
         JpegXl(distance=1).decode(stream, (31, 17))
 
 
