@@ -155,6 +155,13 @@ def test_a_flipped_bit_in_the_payload_raises_a_clear_error(codec):
         codec.decode(bytes(stream), tile.shape)
 
 
+@pytest.mark.parametrize("shape", [(32, 32), (64, 32)])
+def test_stream_decoded_for_a_smaller_tile_raises_as_data_is_left_over(codec, shape):
+    stream = codec.encode(speckle_tile((64, 64)))
+    with pytest.raises(ValueError, match="decode it with the tile shape it was encoded for"):
+        codec.decode(stream, shape)
+
+
 def test_stream_of_another_format_version_raises(codec):
     stream = bytearray(codec.encode(speckle_tile((32, 32))))
     stream[0] = 9

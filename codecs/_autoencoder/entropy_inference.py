@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ from harness_codecs._autoencoder.entropy_stream import (
 from harness_codecs._autoencoder.entropy_tables import EntropyTables, scale_indexes
 from harness_codecs._autoencoder.inference import PRECISIONS, group_by_shape
 from harness_codecs._autoencoder.model import Autoencoder, latent_size, pad_to_stride
+
+if TYPE_CHECKING:
+    from constriction.stream.queue import RangeDecoder
 
 
 @dataclass(frozen=True)
@@ -101,9 +105,26 @@ class EntropyLatentCoder:
         return pack_stream(self.model_id, encoder.get_compressed())
 
     def read(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
-        """The dequantized latent (float32, C x h x w) that ``data`` holds for a tile of ``shape``."""
+        """The dequantized latent (float32, C x h x w) that ``data`` holds for a tile of ``shape``.
+
+        The stream does not record the tile shape (the harness passes it). A
+        stream decoded for a smaller latent is refused because data is left
+        over; for a larger one, where the range decoder meets data its model
+        cannot have written, which it usually but not always does.
+        """
         decoder = new_decoder(unpack_stream(data, self.model_id))
-        channels, (height, width) = self.model.spec.latent_channels, latent_size(*shape)
+        try:
+            latent = self._decode_symbols(decoder, latent_size(*shape))
+        except AssertionError as exc:  # constriction's report of data its model cannot have written
+            raise ValueError(f"entropy-coded autoencoder stream does not decode as a {shape[0]}x{shape[1]} tile "
+                             f"({exc}); decode it with the tile shape it was encoded for") from exc
+        if not decoder.maybe_exhausted():
+            raise ValueError(f"entropy-coded autoencoder stream holds more than a {shape[0]}x{shape[1]} tile needs; "
+                             "decode it with the tile shape it was encoded for")
+        return latent
+
+    def _decode_symbols(self, decoder: RangeDecoder, latent_shape: tuple[int, int]) -> np.ndarray:
+        channels, (height, width) = self.model.spec.latent_channels, latent_shape
         if not self.hyperprior:
             symbols = np.stack([self.latent_coder.decode(decoder, height * width, channel)
                                 for channel in range(channels)])
