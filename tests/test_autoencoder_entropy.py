@@ -135,6 +135,14 @@ def test_estimated_rate_is_the_priors_total_bits_of_the_rounded_latent_per_pixel
     assert estimate == pytest.approx(float(estimated_bits(likelihoods)[0]) / tile.size, rel=1e-6)
 
 
+def test_estimates_of_a_mixed_shape_batch_match_tile_by_tile_estimates(codec):
+    tiles = [speckle_tile((64, 64), 1), speckle_tile((100, 77), 2), speckle_tile((64, 64), 3)]
+
+    batch = codec.estimated_bpp(tiles)
+
+    assert batch == pytest.approx([codec.estimated_bpp([tile])[0] for tile in tiles], rel=1e-5)
+
+
 def test_rows_report_the_cpu_and_fp32(codec):
     assert (codec.device, codec.precision) == ("cpu", "fp32")
 

@@ -166,10 +166,12 @@ class EntropyLatentCoder:
 
     def estimated_bpp(self, tiles: list[np.ndarray]) -> list[float]:
         """The prior's own estimate of each tile's rate, ``-sum(log2 p) / pixels``, with rounding as coded."""
-        estimates = []
-        for tile in tiles:
+        estimates: list[float | None] = [None] * len(tiles)
+        for indexes in group_by_shape([tile.shape for tile in tiles]).values():
             with torch.inference_mode():
-                latent = self.model.encode(self._inputs([tile])).float()
+                latent = self.model.encode(self._inputs([tiles[index] for index in indexes])).float()
                 _, likelihoods = prior_forward(self.model.prior, latent, rounded=True)
-            estimates.append(float(estimated_bits(likelihoods)[0]) / tile.size)
+                bits = estimated_bits(likelihoods).cpu().numpy()
+            for position, index in enumerate(indexes):
+                estimates[index] = float(bits[position]) / tiles[index].size
         return estimates
