@@ -254,10 +254,11 @@ def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _estimate_columns(results: pd.DataFrame) -> list[str]:
-    """``estimated_bpp`` when some codec of the run estimates its rate (older runs lack the column)."""
+    """``estimated_bpp`` when some codec of the run estimates its rate (older runs lack the column);
+    ``results`` has been through ``_normalized_columns``, so the column is numeric."""
     if "estimated_bpp" not in results.columns:
         return []
-    return ["estimated_bpp"] if pd.to_numeric(results["estimated_bpp"], errors="coerce").notna().any() else []
+    return ["estimated_bpp"] if results["estimated_bpp"].notna().any() else []
 
 
 def _counts_as_integers(summary: pd.DataFrame) -> pd.DataFrame:
