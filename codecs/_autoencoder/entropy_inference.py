@@ -15,7 +15,6 @@ small network at 1/64 of the tile's resolution, so this costs little.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,8 +30,8 @@ from harness_codecs._autoencoder.entropy_stream import (
     unpack_stream,
 )
 from harness_codecs._autoencoder.entropy_tables import EntropyTables, scale_indexes
-from harness_codecs._autoencoder.inference import PRECISIONS, group_by_shape
-from harness_codecs._autoencoder.model import Autoencoder, latent_size, pad_to_stride
+from harness_codecs._autoencoder.inference import autocast, group_by_shape, model_inputs
+from harness_codecs._autoencoder.model import Autoencoder, latent_size
 
 if TYPE_CHECKING:
     from constriction.stream.queue import RangeDecoder
@@ -67,21 +66,11 @@ class EntropyLatentCoder:
         self.exact_hyper_decoder = (copy.deepcopy(model.prior.hyper_decoder).double().cpu().eval()
                                     if self.hyperprior else None)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        dtype = PRECISIONS[self.precision]
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
-
-    def _inputs(self, tiles: list[np.ndarray]) -> torch.Tensor:
-        batch = np.stack([pad_to_stride(np.asarray(tile, dtype=np.float32)) for tile in tiles])
-        return torch.from_numpy(batch[:, None]).to(self.device).contiguous(memory_format=torch.channels_last)
-
     def analyse(self, tiles: list[np.ndarray]) -> list[Analysis]:
         analyses: list[Analysis | None] = [None] * len(tiles)
         for indexes in group_by_shape([tile.shape for tile in tiles]).values():
-            with torch.inference_mode(), self._autocast():
-                latent = self.model.encode(self._inputs([tiles[index] for index in indexes]))
+            with torch.inference_mode(), autocast(self.device, self.precision):
+                latent = self.model.encode(model_inputs([tiles[index] for index in indexes], self.device))
                 side = torch.round(self.model.prior.hyper_encoder(latent).float()) if self.hyperprior else None
             latent = latent.float().cpu().numpy()
             side = side.to(torch.int64).cpu().numpy() if side is not None else None
@@ -150,7 +139,7 @@ class EntropyLatentCoder:
         tiles: list[np.ndarray | None] = [None] * len(latents)
         for (height, width), indexes in group_by_shape(shapes).items():
             batch = torch.from_numpy(np.stack([latents[index] for index in indexes])).to(self.device)
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), autocast(self.device, self.precision):
                 decoded = self.model.decode(batch.contiguous(memory_format=torch.channels_last))
             pixels = decoded[:, 0, :height, :width].float().clamp(0.0, 1.0).cpu().numpy()
             for position, index in enumerate(indexes):
@@ -169,7 +158,7 @@ class EntropyLatentCoder:
         estimates: list[float | None] = [None] * len(tiles)
         for indexes in group_by_shape([tile.shape for tile in tiles]).values():
             with torch.inference_mode():
-                latent = self.model.encode(self._inputs([tiles[index] for index in indexes])).float()
+                latent = self.model.encode(model_inputs([tiles[index] for index in indexes], self.device)).float()
                 _, likelihoods = prior_forward(self.model.prior, latent, rounded=True)
                 bits = estimated_bits(likelihoods).cpu().numpy()
             for position, index in enumerate(indexes):

@@ -38,19 +38,12 @@ class LatentCoder:
     def __post_init__(self) -> None:
         self.model = self.model.to(self.device, memory_format=torch.channels_last).eval()
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        dtype = PRECISIONS[self.precision]
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
-
     def encode_latents(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
         """Integer codes (C x h x w, uint16) for each tile; tiles of equal shape share a forward pass."""
         codes: list[np.ndarray | None] = [None] * len(tiles)
         for indexes in group_by_shape([tile.shape for tile in tiles]).values():
-            batch = np.stack([pad_to_stride(np.asarray(tiles[index], dtype=np.float32)) for index in indexes])
-            inputs = torch.from_numpy(batch[:, None]).to(self.device).contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), self._autocast():
+            inputs = model_inputs([tiles[index] for index in indexes], self.device)
+            with torch.inference_mode(), autocast(self.device, self.precision):
                 latent = self.model.encode(inputs)
             batch_codes = quantize(latent, self.latent_range, self.bits).to(torch.int32).cpu().numpy()
             for position, index in enumerate(indexes):
@@ -64,7 +57,7 @@ class LatentCoder:
         for (height, width, depth), indexes in groups.items():
             batch = torch.from_numpy(np.stack([codes[index].astype(np.int32) for index in indexes])).to(self.device)
             latent = dequantize(batch, self.latent_range, depth).contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), autocast(self.device, self.precision):
                 decoded = self.model.decode(latent)
             pixels = decoded[:, 0, :height, :width].float().clamp(0.0, 1.0).cpu().numpy()
             for position, index in enumerate(indexes):
@@ -73,6 +66,20 @@ class LatentCoder:
 
     def expected_latent_shape(self, shape: tuple[int, int]) -> tuple[int, int, int]:
         return (self.model.spec.latent_channels, *latent_size(*shape))
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast to ``precision`` (``bf16``/``fp16``) on ``device``; nothing for ``fp32``."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def model_inputs(tiles: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Tiles of one shape as an ``(N, 1, H, W)`` channels-last batch on ``device``, padded to the stride."""
+    batch = np.stack([pad_to_stride(np.asarray(tile, dtype=np.float32)) for tile in tiles])
+    return torch.from_numpy(batch[:, None]).to(device).contiguous(memory_format=torch.channels_last)
 
 
 def group_by_shape(shapes: list[tuple]) -> dict[tuple, list[int]]:
