@@ -50,10 +50,10 @@ class Throughput:
     def row(self, megapixels: float) -> str:
         encode = megapixels / (self.encode_network_s + self.encode_packing_s)
         decode = megapixels / (self.decode_network_s + self.decode_unpacking_s)
+        peak = f"{self.peak_memory_mib:9.0f}" if self.peak_memory_mib is not None else f"{'-':>9}"
         return (f"{self.preset:8} {self.parameters / 1e6:6.2f}M {self.batch_size:5d} {encode:9.2f} {decode:9.2f} "
                 f"{self.encode_packing_s / (self.encode_network_s + self.encode_packing_s):8.1%} "
-                f"{self.decode_unpacking_s / (self.decode_network_s + self.decode_unpacking_s):8.1%} "
-                f"{self.peak_memory_mib:9.0f}" if self.peak_memory_mib is not None else f"{'-':>9}")
+                f"{self.decode_unpacking_s / (self.decode_network_s + self.decode_unpacking_s):8.1%} {peak}")
 
 
 def measure(preset: str, batch_size: int, bits: int, device: torch.device, repeats: int) -> Throughput:
