@@ -31,6 +31,8 @@ from torch import nn
 TAIL_MASS = 1e-9
 SEARCH_RADIUS = 4096
 """The density's support is searched among the integers in ``[-SEARCH_RADIUS, SEARCH_RADIUS]``."""
+TABLE_FIELDS = ("probabilities", "starts", "lengths", "offsets")
+"""The arrays of a ``ProbabilityTables``, in constructor order, as stored in a checkpoint."""
 SCALE_TABLE = np.exp(np.linspace(np.log(SCALE_FLOOR), np.log(64.0), 64))
 
 
@@ -58,13 +60,12 @@ class ProbabilityTables:
 
     def to_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
         return {f"{prefix}.{name}": torch.from_numpy(np.ascontiguousarray(getattr(self, name)))
-                for name in ("probabilities", "starts", "lengths", "offsets")}
+                for name in TABLE_FIELDS}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str) -> "ProbabilityTables":
-        arrays = {name: tensors[f"{prefix}.{name}"].numpy() for name in ("probabilities", "starts", "lengths", "offsets")}
-        return cls(arrays["probabilities"].astype(np.float64), *(arrays[name].astype(np.int64)
-                                                                for name in ("starts", "lengths", "offsets")))
+        probabilities, *indexes = (tensors[f"{prefix}.{name}"].numpy() for name in TABLE_FIELDS)
+        return cls(probabilities.astype(np.float64), *(array.astype(np.int64) for array in indexes))
 
 
 @torch.no_grad()
