@@ -5,6 +5,13 @@ whole: candidate windows on a grid (``stride`` pixels apart) are shuffled with
 the seed and read one at a time, scenes taking turns, until enough
 mostly-valid windows are found (``_tiling``). The selection depends on the
 seed, the options and the files only, so two runs compare codecs on the same tiles.
+
+A scene is either one file whose bands are the polarisations (``bands``), or,
+with ``per_polarisation: true``, one file per polarisation: BigEarthNet,
+SSL4EO-S12 and a SAFE product's ``measurement/`` folder store ``..._VV.tif``
+beside ``..._VH.tif``. Files are paired by their name with the polarisation
+token taken out (``_pairing``), so both layers of a window come from the same
+place on the ground.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from rasterio.windows import Window
 
 from harness import DatasetSettings, Tile, UserError, hookimpl
 from harness.sar import UNITS, to_db
+from harness_datasets._pairing import Scene, pair_by_polarisation, single_file_scenes
 from harness_datasets._tiling import (
     Candidate,
     Layers,
@@ -49,16 +57,27 @@ class GeoTiffDataset:
         nodata: float | None = None,
         stride: int | None = None,
         max_tiles_per_scene: int | None = None,
+        per_polarisation: bool = False,
     ):
         if paths is None:
             raise UserError("dataset.paths: missing; list GeoTIFF files or folders (relative to the config file)")
         if units not in UNITS:
             raise UserError(f"dataset.units: {units!r} is not one of {', '.join(UNITS)}")
+        if not isinstance(per_polarisation, bool):
+            raise UserError(f"dataset.per_polarisation: expected true or false, got {per_polarisation!r}")
+        if per_polarisation and bands is not None:
+            raise UserError("dataset.bands: not used with per_polarisation: true (each file's band 1 is its "
+                            "polarisation); remove bands")
         self.settings = settings
         self.sampling = Sampling(stride, max_tiles_per_scene)
-        self.files = resolve_raster_paths(paths, settings.base_dir)
+        files = resolve_raster_paths(paths, settings.base_dir)
+        self.scenes = (pair_by_polarisation(files, settings.polarisations) if per_polarisation
+                       else single_file_scenes(files, settings.polarisations))
         self.units = units
-        self.bands = bands or {pol: index + 1 for index, pol in enumerate(settings.polarisations)}
+        if per_polarisation:
+            self.bands = dict.fromkeys(settings.polarisations, 1)
+        else:
+            self.bands = bands or {pol: index + 1 for index, pol in enumerate(settings.polarisations)}
         self.nodata = nodata
         for pol in settings.polarisations:
             if pol not in self.bands:
@@ -66,46 +85,58 @@ class GeoTiffDataset:
 
     def tiles(self) -> Iterator[Tile]:
         with ExitStack() as stack:
-            rasters = [stack.enter_context(open_raster(path)) for path in self.files]
-            band_indexes = [self._band_indexes(raster, path) for raster, path in zip(rasters, self.files)]
-            for candidate, layers in self._select_windows(rasters, band_indexes):
-                yield from window_tiles(self.files[candidate.file_index].stem, candidate, layers, self.settings)
+            opened = {path: stack.enter_context(open_raster(path))
+                      for scene in self.scenes for path in scene.files.values()}
+            layers = [self._scene_layers(scene, opened) for scene in self.scenes]
+            for candidate, values in self._select_windows(layers):
+                yield from window_tiles(self.scenes[candidate.file_index].name, candidate, values, self.settings)
 
-    def _band_indexes(self, raster: rasterio.DatasetReader, path: Path) -> dict[str, int]:
-        return {pol: band_index(raster, path, self.bands[pol]) for pol in self.settings.polarisations}
+    def _scene_layers(self, scene: Scene, opened: dict[Path, rasterio.DatasetReader]) -> dict[str, tuple]:
+        """Each polarisation's open raster and 1-based band index; every layer of a scene has one shape."""
+        layers = {pol: (opened[path], band_index(opened[path], path, self.bands[pol]))
+                  for pol, path in scene.files.items()}
+        shapes = {pol: raster.shape for pol, (raster, _) in layers.items()}
+        if len(set(shapes.values())) > 1:
+            sizes = ", ".join(f"{scene.files[pol].name} {height}x{width}" for pol, (height, width) in shapes.items())
+            raise UserError(f"dataset: the polarisations of scene {scene.name} differ in size ({sizes}); "
+                            "pair files of the same product and window")
+        return layers
 
-    def _select_windows(self, rasters: list, band_indexes: list[dict[str, int]]) -> list[tuple[Candidate, Layers]]:
+    def _select_windows(self, layers: list[dict[str, tuple]]) -> list[tuple[Candidate, Layers]]:
         """Read shuffled grid windows, scenes taking turns, until ``max_tiles`` of them are valid enough."""
-        candidates = grid_candidates([raster.shape for raster in rasters], self.settings.tile_size, self.sampling.stride)
+        shapes = [next(iter(scene.values()))[0].shape for scene in layers]
+        candidates = grid_candidates(shapes, self.settings.tile_size, self.sampling.stride)
         if not candidates:
-            shapes = ", ".join(f"{path.name} {raster.height}x{raster.width}" for path, raster in zip(self.files, rasters))
-            raise UserError(f"dataset: every raster is smaller than tile_size {self.settings.tile_size} ({shapes})")
+            sizes = ", ".join(f"{next(iter(scene.files.values())).name} {height}x{width}"
+                              for scene, (height, width) in zip(self.scenes, shapes))
+            raise UserError(f"dataset: every raster is smaller than tile_size {self.settings.tile_size} ({sizes})")
         accepted = select_windows(
             candidates,
-            lambda candidate: self._read_layers(rasters[candidate.file_index], band_indexes[candidate.file_index], candidate),
+            lambda candidate: self._read_layers(layers[candidate.file_index], candidate),
             self.settings,
             self.sampling.max_tiles_per_scene,
         )
         if not accepted:
+            files = ", ".join(str(path) for scene in self.scenes for path in dict.fromkeys(scene.files.values()))
             raise UserError(
-                f"dataset: no {self.settings.tile_size}px window in {', '.join(str(path) for path in self.files)} has "
+                f"dataset: no {self.settings.tile_size}px window in {files} has "
                 f"at least {self.settings.min_valid_fraction:.0%} valid pixels; check nodata and units, "
                 "or lower dataset.min_valid_fraction"
             )
         return accepted
 
-    def _read_layers(self, raster, band_indexes: dict[str, int], candidate: Candidate) -> Layers:
+    def _read_layers(self, layers: dict[str, tuple], candidate: Candidate) -> Layers:
         """dB values of each polarisation in the window, NaN where there is no data."""
         size = self.settings.tile_size
         window = Window(candidate.col, candidate.row, size, size)
-        layers = {}
-        for pol, band in band_indexes.items():
+        values_by_pol = {}
+        for pol, (raster, band) in layers.items():
             values = read_window(raster, band, window)
             nodata = self.nodata if self.nodata is not None else raster.nodatavals[band - 1]
             if nodata is not None and not np.isnan(nodata):
                 values[values == nodata] = np.nan
-            layers[pol] = to_db(values, self.units)
-        return layers
+            values_by_pol[pol] = to_db(values, self.units)
+        return values_by_pol
 
 
 def resolve_raster_paths(paths: list[str] | str, base_dir: Path) -> list[Path]:

@@ -196,24 +196,42 @@ def _device(check: _Checker, value: Any) -> str:
 def _dataset(check: _Checker, value: Any, registry: Registry) -> DatasetConfig:
     if value is None:
         raise check.fail("dataset", "missing; add a dataset section (kind: synthetic for the built-in test set)")
-    section = check.mapping(value, "dataset")
-    kind = check.string(section.get("kind"), "dataset.kind")
+    return _dataset_section(check, value, registry, "dataset", DATASET_DEFAULTS)
+
+
+DATASET_DEFAULTS = {"tile_size": 256, "max_tiles": 16, "polarisations": ["VV", "VH"], "min_valid_fraction": 0.5,
+                    "cache_dir": str(DEFAULT_CACHE_DIR)}
+"""What a benchmark's dataset section means when it leaves a key out."""
+
+
+def parse_dataset_section(path: Path, value: Any, key: str, registry: Registry,
+                          defaults: dict[str, Any]) -> DatasetConfig:
+    """A dataset section found at ``key`` of the YAML file ``path`` (a training-data file, say), validated
+    like a benchmark's, with ``defaults`` for the keys it leaves out; errors name the file and the key."""
+    return _dataset_section(_Checker(path), value, registry, key, {**DATASET_DEFAULTS, **defaults})
+
+
+def _dataset_section(check: _Checker, value: Any, registry: Registry, key: str,
+                     defaults: dict[str, Any]) -> DatasetConfig:
+    section = check.mapping(value, key)
+    kind = check.string(section.get("kind"), f"{key}.kind")
     if kind not in registry.datasets:
-        raise check.fail("dataset.kind", f"unknown dataset {kind!r}; registered: {', '.join(registry.datasets)}")
-    options = {key: item for key, item in section.items() if key not in DATASET_KEYS}
-    _check_options(check, registry.dataset(kind), options, "dataset", skip_first=True)
-    polarisations = check.sequence(section.get("polarisations", ["VV", "VH"]), "dataset.polarisations")
+        raise check.fail(f"{key}.kind", f"unknown dataset {kind!r}; registered: {', '.join(registry.datasets)}")
+    options = {name: item for name, item in section.items() if name not in DATASET_KEYS}
+    _check_options(check, registry.dataset(kind), options, key, skip_first=True)
+    polarisations = check.sequence(section.get("polarisations", defaults["polarisations"]), f"{key}.polarisations")
     if not polarisations:
-        raise check.fail("dataset.polarisations", "must name at least one polarisation")
-    fraction = check.number(section.get("min_valid_fraction", 0.5), "dataset.min_valid_fraction")
+        raise check.fail(f"{key}.polarisations", "must name at least one polarisation")
+    fraction = check.number(section.get("min_valid_fraction", defaults["min_valid_fraction"]),
+                            f"{key}.min_valid_fraction")
     if not 0 < fraction <= 1:
-        raise check.fail("dataset.min_valid_fraction", f"must be in (0, 1], got {fraction}")
-    cache_dir = check.string(section.get("cache_dir", str(DEFAULT_CACHE_DIR)), "dataset.cache_dir")
+        raise check.fail(f"{key}.min_valid_fraction", f"must be in (0, 1], got {fraction}")
+    cache_dir = check.string(section.get("cache_dir", defaults["cache_dir"]), f"{key}.cache_dir")
     return DatasetConfig(
         kind=kind,
-        tile_size=check.integer(section.get("tile_size", 256), "dataset.tile_size", 8),
-        max_tiles=check.integer(section.get("max_tiles", 16), "dataset.max_tiles", 1),
-        polarisations=tuple(check.string(pol, f"dataset.polarisations[{index}]").upper()
+        tile_size=check.integer(section.get("tile_size", defaults["tile_size"]), f"{key}.tile_size", 8),
+        max_tiles=check.integer(section.get("max_tiles", defaults["max_tiles"]), f"{key}.max_tiles", 1),
+        polarisations=tuple(check.string(pol, f"{key}.polarisations[{index}]").upper()
                             for index, pol in enumerate(polarisations)),
         min_valid_fraction=fraction,
         cache_dir=Path(cache_dir).expanduser(),

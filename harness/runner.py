@@ -22,7 +22,7 @@ import yaml
 from tqdm import tqdm
 
 from harness.api import Codec, DatasetSettings, MetricInput, Tile
-from harness.config import BenchmarkConfig, CodecConfig, CodecPoint
+from harness.config import BenchmarkConfig, CodecConfig, CodecPoint, DatasetConfig
 from harness.environment import collect_environment
 from harness.errors import UserError
 from harness.manifest import (
@@ -188,22 +188,26 @@ def _plain(value: Any) -> Any:
 
 
 def dataset_settings(config: BenchmarkConfig) -> DatasetSettings:
-    dataset = config.dataset
+    return settings_for(config.dataset, config.normalization, config.seed, config.base_dir)
+
+
+def settings_for(dataset: DatasetConfig, normalization: dict[str, tuple[float, float]], seed: int,
+                 base_dir: Path) -> DatasetSettings:
+    """What a dataset plugin is constructed with, for a dataset section of any file (benchmark or training)."""
     return DatasetSettings(
         tile_size=dataset.tile_size,
         max_tiles=dataset.max_tiles,
         polarisations=dataset.polarisations,
-        normalization=config.normalization,
-        seed=config.seed,
+        normalization=normalization,
+        seed=seed,
         min_valid_fraction=dataset.min_valid_fraction,
-        base_dir=config.base_dir,
+        base_dir=base_dir,
         cache_dir=dataset.cache_dir,
     )
 
 
 def load_tiles(config: BenchmarkConfig, registry: Registry) -> list[Tile]:
-    dataset_class = registry.dataset(config.dataset.kind)
-    tiles = list(dataset_class(dataset_settings(config), **config.dataset.options).tiles())
+    tiles = read_dataset(config.dataset, dataset_settings(config), registry)
     if not tiles:
         raise UserError(f"{config.path}: dataset {config.dataset.kind!r} produced no tiles")
     for tile in tiles:
@@ -211,6 +215,11 @@ def load_tiles(config: BenchmarkConfig, registry: Registry) -> list[Tile]:
         tile.data.setflags(write=False)
         tile.mask.setflags(write=False)
     return tiles
+
+
+def read_dataset(dataset: DatasetConfig, settings: DatasetSettings, registry: Registry) -> list[Tile]:
+    """Every tile the dataset section's plugin yields with these settings."""
+    return list(registry.dataset(dataset.kind)(settings, **dataset.options).tiles())
 
 
 def prepare_points(

@@ -176,7 +176,7 @@ def test_a_benchmark_tile_identical_to_a_training_tile_is_refused_as_overlap(wor
     ("--patch-size", "100", "multiple of 16"),
     ("--bits", "0", "from 1 to 16"),
     ("--steps", "0", "at least 1"),
-    ("--amp", "bf16", "needs --device cuda"),
+    ("--amp", "fp16", "fp16 needs --device cuda"),
     ("--lmbda", "0", "positive number"),
     ("--patch-size", "80", "larger than the 64px windows"),
 ])

@@ -39,6 +39,8 @@ class Checkpoint:
     validation_psnr: float = float("nan")
     entropy_tables: dict[str, torch.Tensor] = field(default_factory=dict)
     """The range coder's probability tables (``entropy_tables.EntropyTables``), for entropy-coded models."""
+    validation_levels: list = field(default_factory=list)
+    """A variable-rate model's validation (estimated bpp, PSNR) at each of its levels."""
 
     def to_dict(self) -> dict:
         return {
@@ -55,6 +57,7 @@ class Checkpoint:
             "validation_psnr": self.validation_psnr,
             "state_dict": self.state_dict,
             "entropy_tables": self.entropy_tables,
+            "validation_levels": [list(level) for level in self.validation_levels],
         }
 
 
@@ -98,6 +101,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
             validation_loss=float(raw.get("validation_loss", float("nan"))),
             validation_psnr=float(raw.get("validation_psnr", float("nan"))),
             entropy_tables=raw.get("entropy_tables", {}),
+            validation_levels=[tuple(level) for level in raw.get("validation_levels", [])],
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: incomplete autoencoder checkpoint ({type(exc).__name__}: {exc}); "

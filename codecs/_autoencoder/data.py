@@ -1,4 +1,13 @@
-"""Training data: synthetic scenes from a seed namespace of their own, checked against the benchmark.
+"""Training data, checked against the benchmark: real rasters through the dataset plugins, or synthetic scenes.
+
+With ``--data FILE``, the training and validation tiles come from the dataset
+sections listed in that YAML file (``train:`` and ``validation:``), read by
+the same dataset plugins as a benchmark (``load_training_data``), so any
+GeoTIFF, SAFE product or folder a user has can train a model. Their scene
+names and tile checksums are checked against the benchmark's test tiles and
+any test manifest: a scene that is tested on is never trained on.
+
+Without ``--data``, training uses synthetic scenes:
 
 The benchmark's synthetic scenes come from seeds ``SeedSequence([seed, i])``
 with the config's small ``seed``; training scenes use ``TRAINING_SEED_BASE +
@@ -14,19 +23,25 @@ so identical scenes give identical tiles and the checksum check is exact.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from harness_datasets.synthetic import SyntheticDataset, scene_seed
 
 from harness import DatasetSettings, Tile, UserError
-from harness.config import BenchmarkConfig
+from harness.config import BenchmarkConfig, DatasetConfig, parse_dataset_section
 from harness.manifest import ManifestEntry, tile_checksum
-from harness.runner import dataset_settings
+from harness.plugins import Registry
+from harness.runner import dataset_settings, read_dataset, settings_for
 
 TRAINING_SEED_BASE = 2**40
 VALIDATION_SEED_BASE = 2**41
 ALL_WINDOWS = 1_000_000
+TRAINING_DATA_KEYS = ("train", "validation")
+TRAINING_DATASET_DEFAULTS = {"max_tiles": ALL_WINDOWS, "min_valid_fraction": 1.0}
+"""A training-data section takes every fully valid window unless it says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,76 @@ def build_split(config: BenchmarkConfig, seed: int, scenes: int, validation_scen
                          seeds, checksums, scenes)
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """The dataset sections of a training-data file."""
+
+    path: Path
+    train: tuple[DatasetConfig, ...]
+    validation: tuple[DatasetConfig, ...]
+
+
+def load_training_data(path: Path, registry: Registry) -> TrainingData:
+    """Read and validate a training-data YAML file: ``train:`` and ``validation:``, each a list of
+    dataset sections as in a benchmark config (paths relative to the file's folder)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"train autoencoder: --data {path}: {' '.join(str(exc).split())}") from exc
+    if not isinstance(raw, dict) or set(raw) - set(TRAINING_DATA_KEYS):
+        raise UserError(f"{path}: expected a mapping with the keys {' and '.join(TRAINING_DATA_KEYS)}, each a list "
+                        "of dataset sections")
+    sections = {}
+    for key in TRAINING_DATA_KEYS:
+        entries = raw.get(key)
+        if not isinstance(entries, list) or not entries:
+            raise UserError(f"{path}: {key}: expected a non-empty list of dataset sections (kind: geotiff, ...)")
+        sections[key] = tuple(parse_dataset_section(path, entry, f"{key}[{index}]", registry, TRAINING_DATASET_DEFAULTS)
+                              for index, entry in enumerate(entries))
+    return TrainingData(Path(path), sections["train"], sections["validation"])
+
+
+def read_training_tiles(data: TrainingData, sections: tuple[DatasetConfig, ...], config: BenchmarkConfig,
+                        registry: Registry, seed: int) -> list[Tile]:
+    """Every tile of ``sections``, normalized with the benchmark's dB ranges (the model codes its tiles)."""
+    tiles = []
+    for section in sections:
+        missing = [pol for pol in section.polarisations if pol not in config.normalization]
+        if missing:
+            raise UserError(f"{data.path}: polarisation {missing[0]} has no dB range in {config.path}'s normalization; "
+                            "train on the polarisations the benchmark codes")
+        tiles += read_dataset(section, settings_for(section, config.normalization, seed, data.path.parent), registry)
+    return tiles
+
+
+def build_data_split(data: TrainingData, config: BenchmarkConfig, registry: Registry, seed: int, patch_size: int,
+                     validation_patches: int, multiple: int) -> TrainingSplit:
+    """Training tiles and validation patches from a training-data file.
+
+    Training tiles smaller than a patch are left out. The validation patches
+    are centre crops of up to ``validation_patches`` validation tiles (chosen
+    with the seed), all of one size: ``patch_size``, or the smallest
+    validation tile's side rounded down to ``multiple`` when that is less, so
+    that small held-out patches (BigEarthNet's 120 px) can validate a model
+    trained on larger ones.
+    """
+    train = read_training_tiles(data, data.train, config, registry, seed)
+    validation = read_training_tiles(data, data.validation, config, registry, seed)
+    usable = [tile for tile in train if min(tile.shape) >= patch_size]
+    if not usable:
+        raise UserError(f"{data.path}: no train tile is at least {patch_size}px on each side; lower --patch-size "
+                        f"or raise the train sections' tile_size")
+    crop = min(patch_size, min(min(tile.shape) for tile in validation) // multiple * multiple)
+    if crop < multiple:
+        raise UserError(f"{data.path}: validation tiles must be at least {multiple}px on each side; raise the "
+                        "validation sections' tile_size")
+    chosen = np.random.default_rng(seed).permutation(len(validation))[:validation_patches]
+    crops = [center_crop(validation[index].data, crop) for index in sorted(chosen)]
+    return TrainingSplit([np.array(tile.data) for tile in usable], torch.from_numpy(np.stack(crops)[:, None]),
+                         frozenset(), frozenset(tile_checksum(tile) for tile in train + validation),
+                         frozenset(tile.scene for tile in train + validation))
+
+
 def center_crop(tile: np.ndarray, size: int) -> np.ndarray:
     top, left = (tile.shape[0] - size) // 2, (tile.shape[1] - size) // 2
     return np.array(tile[top:top + size, left:left + size], dtype=np.float32)
@@ -82,11 +167,15 @@ def benchmark_scene_seeds(config: BenchmarkConfig) -> frozenset[int]:
 
 
 def check_no_overlap(split: TrainingSplit, config: BenchmarkConfig, benchmark_tiles: list[Tile]) -> None:
-    """Refuse to train on anything the benchmark tests on: same scene seed, or a byte-identical tile."""
+    """Refuse to train on anything the benchmark tests on: same scene (seed or name), or a byte-identical tile."""
     shared_seeds = split.scene_seeds & benchmark_scene_seeds(config)
     if shared_seeds:
         raise UserError(f"autoencoder training: training scenes share seed(s) {sorted(shared_seeds)} with the "
                         f"benchmark in {config.path}; choose another --seed")
+    shared_scenes = sorted(split.scenes & {tile.scene for tile in benchmark_tiles})
+    if shared_scenes:
+        raise UserError(f"autoencoder training: scene {shared_scenes[0]} is a test scene of {config.path}; "
+                        "remove it from the training data")
     overlapping = [tile.tile_id for tile in benchmark_tiles if tile_checksum(tile) in split.checksums]
     if overlapping:
         raise UserError(f"autoencoder training: {len(overlapping)} benchmark tile(s) of {config.path} are also "

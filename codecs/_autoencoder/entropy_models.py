@@ -134,6 +134,15 @@ class HyperPrior(nn.Module):
         height, width = latent_shape
         return means[..., :height, :width], (SCALE_FLOOR + F.softplus(raw_scales))[..., :height, :width]
 
+    def coded(self, latent: torch.Tensor, rounded: bool,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The latent as the decoder sees it and the likelihoods of ``y`` and ``z`` (see ``prior_forward``)."""
+        side = self.hyper_encoder(latent)
+        coded_side = torch.round(side) if rounded else noisy(side, generator)
+        means, scales = self.parameters_of(coded_side, latent.shape[-2:])
+        coded = torch.round(latent - means) + means if rounded else noisy(latent, generator)
+        return coded, [gaussian_likelihood(coded, means, scales), self.side_density.likelihood(coded_side)]
+
 
 class FactorizedPrior(nn.Module):
     """The latent coded element by element under one learned density per channel."""
@@ -141,6 +150,11 @@ class FactorizedPrior(nn.Module):
     def __init__(self, latent_channels: int):
         super().__init__()
         self.density = FactorizedDensity(latent_channels)
+
+    def coded(self, latent: torch.Tensor, rounded: bool,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        coded = torch.round(latent) if rounded else noisy(latent, generator)
+        return coded, [self.density.likelihood(coded)]
 
 
 def noisy(values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -154,19 +168,10 @@ def prior_forward(prior: nn.Module, latent: torch.Tensor, rounded: bool,
     """The latent as the decoder will see it and the likelihoods of everything coded.
 
     ``rounded`` rounds (validation, as the codec does); otherwise uniform
-    noise stands in for rounding (training).
+    noise stands in for rounding (training). Every prior implements it as
+    its ``coded`` method.
     """
-    if isinstance(prior, FactorizedPrior):
-        coded = torch.round(latent) if rounded else noisy(latent, generator)
-        return coded, [prior.density.likelihood(coded)]
-    side = prior.hyper_encoder(latent)
-    coded_side = torch.round(side) if rounded else noisy(side, generator)
-    means, scales = prior.parameters_of(coded_side, latent.shape[-2:])
-    if rounded:
-        coded = torch.round(latent - means) + means
-    else:
-        coded = noisy(latent, generator)
-    return coded, [gaussian_likelihood(coded, means, scales), prior.side_density.likelihood(coded_side)]
+    return prior.coded(latent, rounded, generator)
 
 
 def estimated_bits(likelihoods: list[torch.Tensor]) -> torch.Tensor:

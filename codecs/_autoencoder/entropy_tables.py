@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from harness_codecs._autoencoder.checkerboard import CheckerboardPrior
 from harness_codecs._autoencoder.entropy_models import SCALE_FLOOR, FactorizedDensity, HyperPrior
 from scipy.special import expit, ndtr, ndtri
 from torch import nn
@@ -124,8 +125,9 @@ class EntropyTables:
 
 
 def entropy_tables(prior: nn.Module) -> EntropyTables:
-    """The tables of a trained prior (``FactorizedPrior`` or ``HyperPrior``), for its checkpoint."""
-    if isinstance(prior, HyperPrior):
+    """The tables of a trained prior (``FactorizedPrior``, ``HyperPrior`` or ``CheckerboardPrior``), for its
+    checkpoint."""
+    if isinstance(prior, (HyperPrior, CheckerboardPrior)):
         return EntropyTables(gaussian_tables(SCALE_TABLE), factorized_tables(prior.side_density), SCALE_TABLE)
     return EntropyTables(factorized_tables(prior.density))
 

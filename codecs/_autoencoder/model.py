@@ -4,6 +4,19 @@ The encoder's output is the latent that gets quantized; the decoder maps the
 dequantized latent back to a normalized tile. Tiles of any size are padded by
 reflection to a multiple of ``STRIDE`` before encoding (see ``pad_to_stride``)
 and the decoder's output is cropped back, so the codec accepts e.g. 100x77.
+
+Two transform families share that layout. ``gelu`` (the ``tiny`` and
+``default`` presets) is the original network, with GELU and optional
+attention. ``gdn`` (the ``gdn-*`` presets) is the Ballé/Minnen codec
+transform: 5x5 convolutions with GDN in the encoder and IGDN in the decoder.
+
+A *variable-rate* model (``lmbdas`` in its spec) is trained for several
+rate-distortion trade-offs at once, with the gain units of Cui et al. (2021):
+the encoder's latent is scaled channel by channel by a learned gain vector
+before rounding, and the decoder's input by an inverse gain. Each trained
+``lmbda`` has its own pair of vectors; a fractional ``quality`` between two
+levels interpolates them geometrically, so one network gives a continuous
+rate-distortion curve.
 """
 
 from __future__ import annotations
@@ -12,7 +25,9 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
+from harness_codecs._autoencoder.checkerboard import CheckerboardPrior
 from harness_codecs._autoencoder.entropy_models import FactorizedPrior, HyperPrior
+from harness_codecs._autoencoder.gdn import GDN
 from torch import nn
 
 STRIDE = 16
@@ -29,11 +44,26 @@ class ModelSpec:
     latent_channels: int
     attention: bool = False
     entropy: str = "none"
-    """``none``: tanh-bounded latent, fixed-length codes; ``factorized`` / ``hyperprior``: unbounded
-    latent rounded to integers and entropy-coded under a learned prior (``entropy_models``)."""
+    """``none``: tanh-bounded latent, fixed-length codes; ``factorized`` / ``hyperprior`` /
+    ``checkerboard``: unbounded latent rounded to integers and entropy-coded under a learned prior
+    (``entropy_models``, ``checkerboard``)."""
+    transform: str = "gelu"
+    """``gelu`` (the original network) or ``gdn`` (5x5 convolutions with GDN/IGDN)."""
+    hyper_channels: int = 0
+    """Width of the side latent ``z`` of the checkerboard prior (0: ``channels``)."""
+    lmbdas: tuple[float, ...] = ()
+    """The rate-distortion trade-offs of a variable-rate model, one gain level each (empty: one rate)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lmbdas", tuple(float(value) for value in self.lmbdas))
+
+    @property
+    def rate_levels(self) -> int:
+        """How many trained gain levels: ``quality`` goes from 0 to ``rate_levels - 1`` (0: one rate)."""
+        return len(self.lmbdas)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "lmbdas": list(self.lmbdas)}
 
 
 PRESETS = {
@@ -41,19 +71,27 @@ PRESETS = {
     "tiny": ModelSpec(preset="tiny", channels=32, kernel_size=3, latent_channels=32),
     # ~5M parameters: meant for a GPU.
     "default": ModelSpec(preset="default", channels=208, kernel_size=5, latent_channels=64),
+    # GDN transforms; a 192-channel latent so that high rates are not capped. Trains on 2 CPU cores
+    # (bf16 autocast where the CPU has AMX or AVX-512 BF16) in hours.
+    "gdn-small": ModelSpec(preset="gdn-small", channels=128, kernel_size=5, latent_channels=192,
+                           transform="gdn", hyper_channels=128),
+    # The width of the published high-rate mean-scale models (Minnen et al. 2018): meant for a GPU.
+    "gdn": ModelSpec(preset="gdn", channels=192, kernel_size=5, latent_channels=320, transform="gdn",
+                     hyper_channels=192),
 }
 
 
-ENTROPY_MODELS = ("none", "factorized", "hyperprior")
+ENTROPY_MODELS = ("none", "factorized", "hyperprior", "checkerboard")
 
 
 def spec_for(preset: str, latent_channels: int | None = None, attention: bool = False,
-             entropy: str = "none") -> ModelSpec:
-    """The preset's spec, with the latent width, attention flag and entropy model overridden when given."""
+             entropy: str = "none", lmbdas: tuple[float, ...] = ()) -> ModelSpec:
+    """The preset's spec, with the latent width, attention flag, entropy model and variable-rate
+    trade-offs overridden when given."""
     spec = PRESETS[preset]
     if latent_channels is not None:
         spec = replace(spec, latent_channels=latent_channels)
-    return replace(spec, attention=attention, entropy=entropy)
+    return replace(spec, attention=attention, entropy=entropy, lmbdas=tuple(lmbdas))
 
 
 class ChannelSpatialAttention(nn.Module):
@@ -88,31 +126,74 @@ def _up(in_channels: int, out_channels: int, kernel_size: int) -> nn.ConvTranspo
 
 class Autoencoder(nn.Module):
     """Encoder to a ``latent_channels`` x H/16 x W/16 latent and the decoder back, plus the
-    latent's learned prior (``prior``) when the spec asks for entropy coding."""
+    latent's learned prior (``prior``) when the spec asks for entropy coding, and the gain vectors
+    of a variable-rate model."""
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
         self.spec = spec
-        n, k = spec.channels, spec.kernel_size
-        encoder: list[nn.Module] = [_down(1, n, k), nn.GELU(), _down(n, n, k), nn.GELU(), _down(n, n, k), nn.GELU()]
-        decoder: list[nn.Module] = [_up(spec.latent_channels, n, k), nn.GELU()]
-        if spec.attention:
-            encoder.append(ChannelSpatialAttention(n))
-            decoder.append(ChannelSpatialAttention(n))
-        encoder.append(_down(n, spec.latent_channels, k))
-        if spec.entropy == "none":
-            encoder.append(nn.Tanh())  # bounded: the clip range is (-1, 1)
-        decoder += [_up(n, n, k), nn.GELU(), _up(n, n, k), nn.GELU(), _up(n, 1, k)]
-        self.encoder = nn.Sequential(*encoder)
-        self.decoder = nn.Sequential(*decoder)
+        builders = {"gelu": _gelu_transforms, "gdn": _gdn_transforms}
+        if spec.transform not in builders:
+            raise ValueError(f"transform {spec.transform!r}; accepted: {', '.join(builders)}")
+        self.encoder, self.decoder = builders[spec.transform](spec)
         self.prior = _prior(spec)
+        if spec.rate_levels:
+            initial = 0.5 * torch.log(torch.tensor(spec.lmbdas) / max(spec.lmbdas))[:, None]
+            self.log_gains = nn.Parameter(initial.repeat(1, spec.latent_channels))
+            self.log_inverse_gains = nn.Parameter(-initial.repeat(1, spec.latent_channels))
 
-    def encode(self, tiles: torch.Tensor) -> torch.Tensor:
-        """``(N, 1, H, W)`` with H, W multiples of 16 -> ``(N, C, H/16, W/16)``, values in (-1, 1)."""
-        return self.encoder(tiles)
+    def encode(self, tiles: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
+        """``(N, 1, H, W)`` with H, W multiples of 16 -> ``(N, C, H/16, W/16)``; a variable-rate model
+        scales it by the gains of each tile's ``quality`` (N,)."""
+        latent = self.encoder(tiles)
+        return latent if quality is None else latent * self.gains(self.log_gains, quality)
 
-    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+    def decode(self, latent: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
+        if quality is not None:
+            latent = latent * self.gains(self.log_inverse_gains, quality)
         return self.decoder(latent)
+
+    def gains(self, log_gains: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        """Per tile, the gain vector of its quality, interpolated geometrically between the two
+        nearest levels: (N, C, 1, 1)."""
+        position = quality.to(log_gains.device, torch.float32).clamp(0, self.spec.rate_levels - 1)
+        return torch.exp(_interpolate(log_gains, position))[:, :, None, None]
+
+    def lmbda(self, quality: torch.Tensor) -> torch.Tensor:
+        """The trade-off each quality was trained for, interpolated geometrically like the gains: (N,)."""
+        levels = torch.log(torch.tensor(self.spec.lmbdas, device=quality.device))
+        position = quality.float().clamp(0, self.spec.rate_levels - 1)
+        return torch.exp(_interpolate(levels, position))
+
+
+def _interpolate(values: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear interpolation of ``values`` (one row per integer position) at fractional positions."""
+    lower = position.floor().long().clamp(0, max(len(values) - 2, 0))
+    upper = (lower + 1).clamp(max=len(values) - 1)
+    weight = (position - lower).reshape(-1, *[1] * (values.dim() - 1))
+    return (1 - weight) * values[lower] + weight * values[upper]
+
+
+def _gelu_transforms(spec: ModelSpec) -> tuple[nn.Sequential, nn.Sequential]:
+    n, k = spec.channels, spec.kernel_size
+    encoder: list[nn.Module] = [_down(1, n, k), nn.GELU(), _down(n, n, k), nn.GELU(), _down(n, n, k), nn.GELU()]
+    decoder: list[nn.Module] = [_up(spec.latent_channels, n, k), nn.GELU()]
+    if spec.attention:
+        encoder.append(ChannelSpatialAttention(n))
+        decoder.append(ChannelSpatialAttention(n))
+    encoder.append(_down(n, spec.latent_channels, k))
+    if spec.entropy == "none":
+        encoder.append(nn.Tanh())  # bounded: the clip range is (-1, 1)
+    decoder += [_up(n, n, k), nn.GELU(), _up(n, n, k), nn.GELU(), _up(n, 1, k)]
+    return nn.Sequential(*encoder), nn.Sequential(*decoder)
+
+
+def _gdn_transforms(spec: ModelSpec) -> tuple[nn.Sequential, nn.Sequential]:
+    n, m, k = spec.channels, spec.latent_channels, spec.kernel_size
+    encoder = nn.Sequential(_down(1, n, k), GDN(n), _down(n, n, k), GDN(n), _down(n, n, k), GDN(n), _down(n, m, k))
+    decoder = nn.Sequential(_up(m, n, k), GDN(n, inverse=True), _up(n, n, k), GDN(n, inverse=True),
+                            _up(n, n, k), GDN(n, inverse=True), _up(n, 1, k))
+    return encoder, decoder
 
 
 def _prior(spec: ModelSpec) -> nn.Module | None:
@@ -120,6 +201,8 @@ def _prior(spec: ModelSpec) -> nn.Module | None:
         return FactorizedPrior(spec.latent_channels)
     if spec.entropy == "hyperprior":
         return HyperPrior(spec.latent_channels, spec.channels, spec.channels)
+    if spec.entropy == "checkerboard":
+        return CheckerboardPrior(spec.latent_channels, spec.hyper_channels or spec.channels)
     if spec.entropy != "none":
         raise ValueError(f"entropy model {spec.entropy!r}; accepted: {', '.join(ENTROPY_MODELS)}")
     return None

@@ -2,8 +2,9 @@
 
 This module turns options (flags, and a YAML file given with ``--options``
 whose values the flags given explicitly override) into validated
-``FitSettings``, builds the training split (checked against the benchmark's
-test tiles) and hands over to ``fit.Fitter``. Every bad option is one
+``FitSettings``, builds the training split (real rasters listed in a
+``--data`` file, or synthetic scenes; checked against the benchmark's test
+tiles either way) and hands over to ``fit.Fitter``. Every bad option is one
 ``UserError`` line.
 """
 
@@ -20,9 +21,11 @@ import yaml
 from harness_codecs._autoencoder.bitstream import MAX_BITS
 from harness_codecs._autoencoder.checkpoint import git_commit, read_checkpoint_file
 from harness_codecs._autoencoder.data import (
+    build_data_split,
     build_split,
     check_against_manifest,
     check_no_overlap,
+    load_training_data,
 )
 from harness_codecs._autoencoder.fit import (
     AMP_DTYPES,
@@ -40,20 +43,24 @@ from harness.manifest import read_manifest
 from harness.runner import load_tiles
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda", "bits", "patch_size", "batch_size",
-                     "lr", "msssim_weight", "seed", "config", "scenes", "validation_scenes", "scene_size")
+RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda", "lmbdas", "bits", "patch_size",
+                     "batch_size", "lr", "grad_clip", "msssim_weight", "seed", "config", "data", "scenes", "validation_scenes",
+                     "scene_size")
 CHOICES = {"preset": tuple(sorted(PRESETS)), "entropy": ENTROPY_MODELS, "device": ("auto", "cpu", "cuda"),
            "amp": ("none", *AMP_DTYPES)}
 # Types of the options whose default is None (the others' type is their default's).
-TYPES_OF_UNSET = {"latent_channels": int, "threads": int, "workers": int, "manifest": Path, "logdir": Path}
-TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path"}
+TYPES_OF_UNSET = {"latent_channels": int, "threads": int, "workers": int, "manifest": Path, "logdir": Path,
+                  "data": Path, "lmbdas": list}
+TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path",
+              list: "a list of numbers"}
 CUDA_WORKERS = 2
 
 
 class AutoencoderTrainer(Trainer):
     name = "autoencoder"
-    description = ("Train the autoencoder codec on synthetic Sentinel-1 scenes that never overlap the "
-                   "benchmark's test tiles; writes the best checkpoint (by validation loss) to --output.")
+    description = ("Train the autoencoder codec on Sentinel-1 rasters listed in a --data file (or on synthetic "
+                   "scenes) that never overlap the benchmark's test tiles; writes the best checkpoint (by "
+                   "validation loss) to --output.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--options", type=Path,
@@ -61,6 +68,9 @@ class AutoencoderTrainer(Trainer):
                                  "flags given on the command line override it")
         parser.add_argument("--config", default="benchmarks.yaml",
                             help="benchmark YAML whose test tiles are excluded and whose dB ranges are used")
+        parser.add_argument("--data", type=Path,
+                            help="training-data YAML: train: and validation:, each a list of dataset sections "
+                                 "(kind: geotiff, safe, ...) as in a benchmark config; default: synthetic scenes")
         parser.add_argument("--manifest", type=Path,
                             help="tiles.csv of a test set (a run folder's manifest): its scenes and tiles are "
                                  "excluded from training too")
@@ -72,19 +82,27 @@ class AutoencoderTrainer(Trainer):
                                  "range-coded under a learned prior, trained for lmbda * distortion + bpp")
         parser.add_argument("--lmbda", type=float, default=1000.0,
                             help="rate-distortion trade-off of entropy-coded models: larger spends more bits")
+        parser.add_argument("--lmbdas", type=_number_list, default=[],
+                            help="variable rate: comma-separated trade-offs, one gain level each (e.g. "
+                                 "64,256,1024,4096); the codec's quality option picks a level, or between two")
+        parser.add_argument("--fp16-weights", action="store_true",
+                            help="store the best checkpoint's weights as float16 (half the file)")
         parser.add_argument("--bits", type=int, default=4,
                             help="quantization bits per latent value (1-16) of fixed-length models")
         parser.add_argument("--patch-size", type=int, default=128, help="training patch side, a multiple of 16")
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--steps", type=int, default=2000)
         parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (warm-up, then cosine decay)")
+        parser.add_argument("--grad-clip", type=float, default=0.0,
+                            help="clip the gradient's norm to this (0: no clipping); 1 keeps GDN models stable")
         parser.add_argument("--msssim-weight", type=float, default=0.05, help="loss = MSE + w * (1 - MS-SSIM)")
         parser.add_argument("--scenes", type=int, default=4, help="training scenes to generate")
         parser.add_argument("--validation-scenes", type=int, default=1)
         parser.add_argument("--validation-patches", type=int, default=32)
         parser.add_argument("--scene-size", type=int, default=1024)
         parser.add_argument("--device", default="auto", choices=CHOICES["device"])
-        parser.add_argument("--amp", default="none", choices=CHOICES["amp"], help="mixed precision (CUDA only)")
+        parser.add_argument("--amp", default="none", choices=CHOICES["amp"],
+                            help="mixed precision: bf16 on CUDA or on a CPU with AMX / AVX-512 BF16; fp16 on CUDA")
         parser.add_argument("--compile", action="store_true", help="torch.compile the model")
         parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); "
                                                          "1 is fastest on cores shared with other jobs")
@@ -109,13 +127,22 @@ class AutoencoderTrainer(Trainer):
             torch.set_num_threads(args.threads)
         config, registry = load_config(args.config)
         settings = _with_normalization(settings, config.normalization)
-        _require(args.patch_size <= config.dataset.tile_size,
-                 f"--patch-size {args.patch_size}: larger than the {config.dataset.tile_size}px windows "
-                 f"of {args.config} that patches are cut from")
-        print(f"autoencoder: building the training split ({args.scenes} + {args.validation_scenes} scenes "
-              f"of {args.scene_size}px) and checking it against {args.config}", flush=True)
-        split = build_split(config, args.seed, args.scenes, args.validation_scenes, args.scene_size,
-                            args.patch_size, args.validation_patches)
+        if args.data:
+            data = load_training_data(args.data, registry)
+            print(f"autoencoder: reading the training data of {args.data} and checking it against {args.config}",
+                  flush=True)
+            split = build_data_split(data, config, registry, args.seed, args.patch_size, args.validation_patches,
+                                     STRIDE)
+        else:
+            _require(args.patch_size <= config.dataset.tile_size,
+                     f"--patch-size {args.patch_size}: larger than the {config.dataset.tile_size}px windows "
+                     f"of {args.config} that patches are cut from")
+            print(f"autoencoder: building the training split ({args.scenes} + {args.validation_scenes} scenes "
+                  f"of {args.scene_size}px) and checking it against {args.config}", flush=True)
+            split = build_split(config, args.seed, args.scenes, args.validation_scenes, args.scene_size,
+                                args.patch_size, args.validation_patches)
+        print(f"autoencoder: {len(split.train_tiles)} training tiles from {len(split.scenes)} scenes, "
+              f"{len(split.validation_patches)} validation patches", flush=True)
         check_no_overlap(split, config, load_tiles(config, registry))
         if args.manifest:
             check_against_manifest(split, read_manifest(args.manifest), str(args.manifest))
@@ -153,8 +180,10 @@ def read_options_file(path: Path, defaults: dict[str, Any]) -> dict[str, Any]:
 
 def _typed(key: str, value: Any, expected: type, path: Path) -> Any:
     """``value`` as an option of type ``expected`` (ints pass as floats, strings as paths), or a UserError."""
-    accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str,), Path: (str,)}[expected]
+    accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str,), Path: (str,), list: (list,)}[expected]
     valid = isinstance(value, accepted) and (expected is bool or not isinstance(value, bool))
+    if expected is list and valid:
+        valid = all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in value)
     _require(valid, f"--options {path}: {key}: expected {TYPE_NAMES[expected]}, got {value!r}")
     _require(value in CHOICES.get(key, (value,)),
              f"--options {path}: {key}: expected one of {', '.join(CHOICES.get(key, ()))}, got {value!r}")
@@ -167,7 +196,12 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
     _require(args.batch_size >= 1, f"--batch-size {args.batch_size}: expected at least 1")
     _require(args.lr > 0, f"--lr {args.lr}: expected a positive number")
     _require(args.lmbda > 0, f"--lmbda {args.lmbda}: expected a positive number")
+    lmbdas = [float(value) for value in args.lmbdas]
+    _require(not lmbdas or (len(lmbdas) >= 2 and all(0 < low < high for low, high in zip(lmbdas, lmbdas[1:]))),
+             f"--lmbdas {','.join(f'{value:g}' for value in lmbdas)}: expected two or more positive, increasing numbers")
+    _require(not lmbdas or args.entropy != "none", "--lmbdas: a variable-rate model needs an --entropy model")
     _require(args.msssim_weight >= 0, f"--msssim-weight {args.msssim_weight}: expected 0 or more")
+    _require(args.grad_clip >= 0, f"--grad-clip {args.grad_clip}: expected 0 or more")
     _require(1 <= args.bits <= MAX_BITS, f"--bits {args.bits}: expected an integer from 1 to {MAX_BITS}")
     _require(args.latent_channels is None or 1 <= args.latent_channels <= 65535,
              f"--latent-channels {args.latent_channels}: expected an integer from 1 to 65535")
@@ -181,15 +215,17 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
     _require(args.msssim_weight == 0 or msssim_window(args.patch_size) >= 3,
              f"--patch-size {args.patch_size}: MS-SSIM needs patches of at least 64 px; use --msssim-weight 0")
     device = _device(args.device)
-    _require(args.amp == "none" or device.type == "cuda", f"--amp {args.amp}: mixed precision needs --device cuda")
+    _require(args.amp in ("none", "bf16") or device.type == "cuda",
+             f"--amp {args.amp}: fp16 needs --device cuda; on the CPU use bf16")
     record = {key: str(value) if isinstance(value, Path) or value is None else value for key, value in vars(args).items()}
     return FitSettings(
-        spec=spec_for(args.preset, args.latent_channels, args.attention, args.entropy), bits=args.bits,
+        spec=spec_for(args.preset, args.latent_channels, args.attention, args.entropy, tuple(lmbdas)), bits=args.bits,
         patch_size=args.patch_size, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
         msssim_weight=args.msssim_weight, device=device, amp=args.amp, compile=args.compile, seed=args.seed,
         output=Path(args.output), checkpoint_every=args.checkpoint_every, normalization={},
         training_record=record, git_commit=git_commit(REPOSITORY), progress=not args.no_progress,
-        workers=_workers(args.workers, device), lmbda=args.lmbda,
+        workers=_workers(args.workers, device), lmbda=args.lmbda, fp16_weights=args.fp16_weights,
+        grad_clip=args.grad_clip,
     )
 
 
@@ -224,6 +260,14 @@ def _resume_state(settings: FitSettings) -> dict:
         raise UserError(f"--resume: {path} was trained with different {', '.join('--' + k.replace('_', '-') for k in changed)}; "
                         "resume with the same options or start a new --output")
     return state
+
+
+def _number_list(text: str) -> list[float]:
+    """``64,256,1024`` -> [64.0, 256.0, 1024.0], for ``--lmbdas``."""
+    try:
+        return [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def _require(condition: bool, message: str) -> None:

@@ -1,0 +1,119 @@
+"""The mean-scale hyperprior with a checkerboard context model (He et al. 2021), decodable in two passes.
+
+A hyperprior alone predicts each latent element's Gaussian from the side
+latent ``z``; a context model also looks at latent elements already decoded
+(Minnen et al. 2018). An autoregressive context decodes one position at a
+time; the checkerboard splits the latent into *anchors* (``(row + col)`` even)
+and *non-anchors*. Anchors are coded from the hyperprior alone; every
+non-anchor then sees the decoded anchors around it through a 5x5
+convolution. Decoding takes two parallel passes instead of ``h * w`` serial
+steps, at most of the autoregressive model's gain.
+
+Training (``coded``) follows the mixed quantization of Minnen & Singh (2020):
+the rate is estimated with additive uniform noise, while the decoder and the
+context model see the latent rounded around its predicted mean, with a
+straight-through gradient, so that they train on what the codec will give
+them. Validation and the codec round for real.
+
+``Checkerboard.gaussian`` is the one place where means and scales are formed;
+the codec runs it on a float64 CPU copy of these modules on both sides of the
+stream (``entropy_inference``), so encoder and decoder pick the same
+probability tables whatever device ran the transforms.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from harness_codecs._autoencoder.entropy_models import (
+    SCALE_FLOOR,
+    FactorizedDensity,
+    gaussian_likelihood,
+    noisy,
+)
+from torch import nn
+
+CONTEXT_KERNEL = 5
+
+
+def anchor_mask(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """True at the anchors, the positions whose ``row + col`` is even; shape (1, 1, height, width)."""
+    rows = torch.arange(height, device=device)[:, None]
+    cols = torch.arange(width, device=device)[None, :]
+    return ((rows + cols) % 2 == 0)[None, None]
+
+
+def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
+
+
+def _up(in_channels: int, out_channels: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(in_channels, out_channels, 5, stride=2, padding=2, output_padding=1)
+
+
+def round_straight_through(values: torch.Tensor) -> torch.Tensor:
+    """Rounded values whose gradient is the identity's."""
+    return values + (torch.round(values) - values).detach()
+
+
+class CheckerboardPrior(nn.Module):
+    """Hyper-encoder and -decoder (Minnen et al. 2018 layout), the checkerboard context, and the
+    1x1 network that turns hyper and context features into a mean and scale per latent element."""
+
+    def __init__(self, latent_channels: int, hyper_channels: int):
+        super().__init__()
+        m, n = latent_channels, hyper_channels
+        self.hyper_encoder = nn.Sequential(
+            _conv(m, n, 3), nn.LeakyReLU(),
+            _conv(n, n, 5, 2), nn.LeakyReLU(),
+            _conv(n, n, 5, 2),
+        )
+        self.hyper_decoder = nn.Sequential(
+            _up(n, m), nn.LeakyReLU(),
+            _up(m, m * 3 // 2), nn.LeakyReLU(),
+            _conv(m * 3 // 2, 2 * m, 3),
+        )
+        self.context = _conv(m, m, CONTEXT_KERNEL)
+        self.entropy_parameters = nn.Sequential(
+            nn.Conv2d(3 * m, m * 10 // 3, 1), nn.LeakyReLU(),
+            nn.Conv2d(m * 10 // 3, m * 8 // 3, 1), nn.LeakyReLU(),
+            nn.Conv2d(m * 8 // 3, 2 * m, 1),
+        )
+        self.side_density = FactorizedDensity(n)
+
+    def hyper(self, side: torch.Tensor, latent_shape: tuple[int, int]) -> torch.Tensor:
+        """Hyper-decoder features for a latent of ``latent_shape``, from the quantized side latent."""
+        height, width = latent_shape
+        return self.hyper_decoder(side)[..., :height, :width]
+
+    def gaussian(self, hyper: torch.Tensor, decoded_anchors: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Means and scales from hyper features and, for non-anchors, the decoded anchors (zero
+        elsewhere); ``None`` gives the anchors' parameters, which see no context."""
+        if decoded_anchors is None:
+            context = hyper.new_zeros(hyper.shape[0], self.context.out_channels, *hyper.shape[2:])
+        else:
+            context = self.context(decoded_anchors)
+        means, raw_scales = self.entropy_parameters(torch.cat([hyper, context], dim=1)).chunk(2, dim=1)
+        return means, SCALE_FLOOR + F.softplus(raw_scales)
+
+    def coded(self, latent: torch.Tensor, rounded: bool,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The latent as the decoder sees it and the likelihoods of ``y`` and ``z``.
+
+        ``rounded``: round as the codec does. Otherwise the likelihoods use
+        uniform noise and the returned latent is rounded with a straight-through
+        gradient (mixed quantization).
+        """
+        side = self.hyper_encoder(latent)
+        coded_side = torch.round(side) if rounded else noisy(side, generator)
+        hyper = self.hyper(coded_side, latent.shape[-2:])
+        anchors = anchor_mask(*latent.shape[-2:], device=latent.device)
+        quantize = torch.round if rounded else round_straight_through
+        anchor_means, anchor_scales = self.gaussian(hyper, None)
+        decoded_anchors = (quantize(latent - anchor_means) + anchor_means) * anchors
+        other_means, other_scales = self.gaussian(hyper, decoded_anchors)
+        means = torch.where(anchors, anchor_means, other_means)
+        scales = torch.where(anchors, anchor_scales, other_scales)
+        coded = quantize(latent - means) + means
+        rated = coded if rounded else noisy(latent, generator)
+        return coded, [gaussian_likelihood(rated, means, scales), self.side_density.likelihood(coded_side)]
