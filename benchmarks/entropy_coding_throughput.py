@@ -22,14 +22,15 @@ import numpy as np
 import torch
 from autoencoder_throughput import device_name
 from harness_codecs._autoencoder.checkpoint import load_checkpoint
-from harness_codecs.autoencoder_entropy import FactorizedAutoencoder, HyperpriorAutoencoder
+from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder, FactorizedAutoencoder, HyperpriorAutoencoder
 
 from harness.config import load_config
 from harness.runner import load_tiles
 from harness.timing import synchronizer_for, time_call
 
 ROOT = Path(__file__).resolve().parents[1]
-CODECS = {"factorized": FactorizedAutoencoder, "hyperprior": HyperpriorAutoencoder}
+CODECS = {"factorized": FactorizedAutoencoder, "hyperprior": HyperpriorAutoencoder,
+          "checkerboard": CheckerboardAutoencoder}
 
 
 def measure(path: Path, tiles: list[np.ndarray], device: str, batch_size: int, repeats: int) -> str:

@@ -1,13 +1,15 @@
-"""Codec plugins ``autoencoder_factorized`` and ``autoencoder_hyperprior``: the autoencoder with its
-latent rounded to integers and range-coded under a learned prior.
+"""Codec plugins ``autoencoder_factorized``, ``autoencoder_hyperprior`` and ``autoencoder_checkerboard``:
+the autoencoder with its latent rounded to integers and range-coded under a learned prior.
 
-Two codec names rather than one, so the report draws each entropy model as
-its own rate-distortion curve beside the fixed-length ``autoencoder``. One
-rate point is one checkpoint trained with ``python -m harness train
-autoencoder --entropy factorized|hyperprior --lmbda X``. The stream is a
-9-byte header and a ``constriction`` range-coder payload
-(``_autoencoder/entropy_stream.py``); each row also reports the prior's own
-rate estimate (``estimated_bpp``) beside the real one.
+One codec name per entropy model, so the report draws each as its own
+rate-distortion curve beside the fixed-length ``autoencoder``. A rate point is
+a checkpoint trained with ``python -m harness train autoencoder --entropy
+factorized|hyperprior|checkerboard --lmbda X``, or, for a variable-rate
+checkpoint (``--lmbdas``), a checkpoint and a ``quality``: 0 is its lowest
+trained level, ``levels - 1`` its highest, and fractions lie between. The
+stream is a 9-byte header (11 with the quality) and a ``constriction``
+range-coder payload (``_autoencoder/entropy_stream.py``); each row also
+reports the prior's own rate estimate (``estimated_bpp``) beside the real one.
 """
 
 from __future__ import annotations
@@ -16,9 +18,15 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from harness_codecs._autoencoder.checkpoint import TRAIN_COMMAND, build_model, load_checkpoint, model_id
+from harness_codecs._autoencoder.checkpoint import (
+    TRAIN_COMMAND,
+    Checkpoint,
+    build_model,
+    load_checkpoint,
+    model_id,
+)
 from harness_codecs._autoencoder.entropy_inference import EntropyLatentCoder
-from harness_codecs._autoencoder.entropy_stream import unavailable_reason
+from harness_codecs._autoencoder.entropy_stream import QUALITY_SCALE, unavailable_reason
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.options import (
     describe_device,
@@ -31,13 +39,14 @@ from harness.api import Codec, hookimpl
 
 
 class EntropyCodedAutoencoder(Codec):
-    """Options: ``checkpoint`` (path, relative to the config's folder), ``device`` (filled in by the
-    runner), ``precision`` (fp32, or bf16/fp16 on CUDA)."""
+    """Options: ``checkpoint`` (path, relative to the config's folder), ``quality`` (variable-rate
+    checkpoints only: from 0 to levels - 1, in steps of 0.001), ``device`` (filled in by the runner),
+    ``precision`` (fp32, or bf16/fp16 on CUDA)."""
 
     entropy: ClassVar[str]
     unavailable: ClassVar[str | None] = unavailable_reason()
 
-    def __init__(self, checkpoint: str, device: str = "cpu", precision: str = "fp32",
+    def __init__(self, checkpoint: str, quality: float | None = None, device: str = "cpu", precision: str = "fp32",
                  base_dir: str | Path | None = None):
         path = resolve_checkpoint(self.name, checkpoint, base_dir)
         loaded = load_checkpoint(path)
@@ -53,7 +62,7 @@ class EntropyCodedAutoencoder(Codec):
         torch_device = parse_device(self.name, device)
         self.precision = validated_precision(self.name, precision, torch_device)
         self.coder = EntropyLatentCoder(build_model(loaded, path), tables, model_id(loaded.state_dict),
-                                        torch_device, precision)
+                                        torch_device, precision, _validated_quality(self.name, quality, loaded, path))
         self.device = describe_device(torch_device)
 
     def encode(self, tile: np.ndarray) -> bytes:
@@ -72,6 +81,25 @@ class EntropyCodedAutoencoder(Codec):
         return self.coder.estimated_bpp(tiles)
 
 
+def _validated_quality(codec: str, quality: float | None, loaded: Checkpoint, path: Path) -> float | None:
+    """The quality of a variable-rate checkpoint (required, within its levels, in thousandths); None for others."""
+    levels = loaded.spec.rate_levels
+    if not levels:
+        if quality is not None:
+            raise ValueError(f"{codec} option quality={quality!r}: {path} is a single-rate model; leave quality out "
+                             "(each single-rate checkpoint is one rate point)")
+        return None
+    if quality is None:
+        raise ValueError(f"{codec}: {path} is a variable-rate model; give each point a quality from 0 to {levels - 1}")
+    if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not 0 <= quality <= levels - 1:
+        raise ValueError(f"{codec} option quality={quality!r}: expected a number from 0 to {levels - 1} "
+                         f"(the levels of {path})")
+    if abs(quality * QUALITY_SCALE - round(quality * QUALITY_SCALE)) > 1e-6:
+        raise ValueError(f"{codec} option quality={quality!r}: the stream stores the quality in steps of "
+                         f"{1 / QUALITY_SCALE:g}; round it")
+    return float(quality)
+
+
 class FactorizedAutoencoder(EntropyCodedAutoencoder):
     name: ClassVar[str] = "autoencoder_factorized"
     description: ClassVar[str] = ("autoencoder, integer latent range-coded under a learned per-channel density "
@@ -86,6 +114,13 @@ class HyperpriorAutoencoder(EntropyCodedAutoencoder):
     entropy: ClassVar[str] = "hyperprior"
 
 
+class CheckerboardAutoencoder(EntropyCodedAutoencoder):
+    name: ClassVar[str] = "autoencoder_checkerboard"
+    description: ClassVar[str] = ("autoencoder, mean-scale hyperprior plus a checkerboard context over decoded anchors "
+                                  "(He et al. 2021), two parallel decoding passes")
+    entropy: ClassVar[str] = "checkerboard"
+
+
 @hookimpl
 def harness_codecs() -> list[type[Codec]]:
-    return [FactorizedAutoencoder, HyperpriorAutoencoder]
+    return [FactorizedAutoencoder, HyperpriorAutoencoder, CheckerboardAutoencoder]

@@ -177,6 +177,13 @@ def bd_rate_table(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchor: s
     return pd.DataFrame(rows, columns=list(BD_COLUMNS))
 
 
+def bd_rate_tables(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchors: Sequence[str],
+                   references: Sequence[ReferenceCurve] = ()) -> pd.DataFrame:
+    """``bd_rate_table`` against each anchor in turn, one table (its ``anchor`` column tells them apart)."""
+    return pd.concat([bd_rate_table(summary, summary_by_pol, anchor, references) for anchor in anchors],
+                     ignore_index=True)
+
+
 def curve_from_summary(points: pd.DataFrame, metric: str) -> RDCurve:
     """A codec's mean curve for one metric, without its lossless points.
 

@@ -109,7 +109,7 @@ def run_command(args: argparse.Namespace) -> int:
     outcome = run_benchmark(config, registry, options)
     results = load_results(outcome.run_dir / RESULTS_FILE)
     references = tuple(read_compressai_json(Path(path)) for path in config.references)
-    write_report(results, outcome.run_dir, ReportSettings(anchor=config.anchor, references=references))
+    write_report(results, outcome.run_dir, ReportSettings(anchors=config.anchors, references=references))
     write_visual_comparisons(outcome.run_dir, results)
     write_html_report(outcome.run_dir)
     print(format_summary_table(summarize(results)))

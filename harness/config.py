@@ -74,7 +74,8 @@ class BenchmarkConfig:
     timing: TimingConfig
     path: Path
     text: str
-    anchor: str = DEFAULT_ANCHOR
+    anchors: tuple[str, ...] = (DEFAULT_ANCHOR,)
+    """The BD-rate reference codecs: every other codec is compared with each."""
     references: tuple[str, ...] = ()
 
     @property
@@ -163,7 +164,7 @@ def load_config(path: Path | str, registry: Registry | None = None) -> tuple[Ben
         timing=_timing(check, raw.get("timing", {})),
         path=path,
         text=text,
-        anchor=_anchor(check, raw, codecs),
+        anchors=_anchors(check, raw, codecs),
         references=_references(check, raw.get("references", []), path.parent),
     )
     return config, registry
@@ -303,15 +304,22 @@ def _check_options(check: _Checker, cls: type, options: dict, key: str, skip_fir
                                                 f"{', '.join(sorted(accepted)) or 'none'}")
 
 
-def _anchor(check: _Checker, raw: dict, codecs: tuple[CodecConfig, ...]) -> str:
-    """The BD-rate reference codec. The default may be absent (no BD-rate then); a named one must be configured."""
+def _anchors(check: _Checker, raw: dict, codecs: tuple[CodecConfig, ...]) -> tuple[str, ...]:
+    """The BD-rate reference codecs (``anchor: jpeg2000`` or ``anchor: [jpeg2000, avif]``). The default may be
+    absent (no BD-rate then); a named one must be configured."""
     if "anchor" not in raw:
-        return DEFAULT_ANCHOR
-    anchor = check.string(raw["anchor"], "anchor")
+        return (DEFAULT_ANCHOR,)
+    value = raw["anchor"]
+    entries = value if isinstance(value, list) else [value]
+    if not entries:
+        raise check.fail("anchor", "expected a codec name or a list of them, got an empty list")
+    anchors = tuple(check.string(entry, "anchor" if isinstance(value, str) else f"anchor[{index}]")
+                    for index, entry in enumerate(entries))
     configured = [codec.name for codec in codecs]
-    if anchor not in configured:
-        raise check.fail("anchor", f"{anchor!r} is not a configured codec; configured: {', '.join(configured)}")
-    return anchor
+    for anchor in anchors:
+        if anchor not in configured:
+            raise check.fail("anchor", f"{anchor!r} is not a configured codec; configured: {', '.join(configured)}")
+    return tuple(dict.fromkeys(anchors))
 
 
 def _references(check: _Checker, value: Any, base_dir: Path) -> tuple[str, ...]:

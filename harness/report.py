@@ -32,7 +32,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 from pandas.api.typing import DataFrameGroupBy
 
-from harness.bdrate import BD_METRICS, bd_rate_table
+from harness.bdrate import BD_METRICS, bd_rate_tables
 from harness.compressai_json import ReferenceCurve, curves_from_summary, read_compressai_json, write_compressai_json
 from harness.errors import UserError
 
@@ -120,9 +120,9 @@ RATE_AXIS_LABEL = "rate (bits per pixel)"
 
 @dataclass(frozen=True)
 class ReportSettings:
-    """What the report needs beyond ``results.csv``: the BD-rate anchor, reference curves, plot options."""
+    """What the report needs beyond ``results.csv``: the BD-rate anchors, reference curves, plot options."""
 
-    anchor: str = DEFAULT_ANCHOR
+    anchors: tuple[str, ...] = (DEFAULT_ANCHOR,)
     references: tuple[ReferenceCurve, ...] = ()
     log_rate: bool = False
 
@@ -164,22 +164,25 @@ def load_run_results(run_dir: Path) -> pd.DataFrame:
 def settings_from_run_dir(run_dir: Path, log_rate: bool = False) -> ReportSettings:
     """Rebuild a run's report settings from the folder alone, so a copied folder reports the same.
 
-    The anchor comes from the saved ``config.yaml`` (validated when the run
+    The anchors come from the saved ``config.yaml`` (validated when the run
     started); the reference curves from the copies ``write_report`` saved in
     ``references/``, because the config's own paths may not exist on this machine.
     """
     run_dir = Path(run_dir)
-    anchor = DEFAULT_ANCHOR
+    anchors: tuple[str, ...] = (DEFAULT_ANCHOR,)
     saved_config = run_dir / SAVED_CONFIG_FILE
     if saved_config.is_file():
         try:
             raw = yaml.safe_load(saved_config.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise UserError(f"{saved_config}: not valid YAML: {str(exc).splitlines()[0]}") from None
-        if isinstance(raw, dict) and isinstance(raw.get("anchor"), str):
-            anchor = raw["anchor"]
+        value = raw.get("anchor") if isinstance(raw, dict) else None
+        if isinstance(value, str):
+            anchors = (value,)
+        elif isinstance(value, list) and value and all(isinstance(anchor, str) for anchor in value):
+            anchors = tuple(dict.fromkeys(value))
     references = tuple(read_compressai_json(path) for path in sorted((run_dir / REFERENCES_DIR).glob("*.json")))
-    return ReportSettings(anchor=anchor, references=references, log_rate=log_rate)
+    return ReportSettings(anchors=anchors, references=references, log_rate=log_rate)
 
 
 def load_results(path: Path) -> pd.DataFrame:
@@ -338,7 +341,7 @@ def write_report(results: pd.DataFrame, run_dir: Path, settings: ReportSettings 
     summary = summarize(results)
     summary_by_pol = summarize_by_pol(results)
     references = tuple(sorted(settings.references, key=lambda reference: reference.name))
-    bd_table = bd_rate_table(summary, summary_by_pol, settings.anchor, references)
+    bd_table = bd_rate_tables(summary, summary_by_pol, settings.anchors, references)
     colors = codec_colors(results["codec"])
     files = ReportFiles(
         summary_csv=run_dir / "summary.csv",
@@ -354,7 +357,7 @@ def write_report(results: pd.DataFrame, run_dir: Path, settings: ReportSettings 
     summary_by_pol.to_csv(files.summary_by_pol_csv, index=False)
     bd_table.to_csv(files.bd_rate_csv, index=False)
     files.summary_md.write_text(
-        summary_markdown(results, summary, summary_by_pol, run_name, bd_table, settings.anchor), encoding="utf-8"
+        summary_markdown(results, summary, summary_by_pol, run_name, bd_table, settings.anchors), encoding="utf-8"
     )
     for plot, path in zip(RD_PLOTS, files.rd_plots):
         _save(rd_figure(summary, plot, colors, run_name, references, settings.log_rate), path)
@@ -387,10 +390,13 @@ def _save(figure: Figure, path: Path) -> None:
 
 
 def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_pol: pd.DataFrame, run_name: str,
-                     bd_table: pd.DataFrame | None = None, anchor: str = DEFAULT_ANCHOR) -> str:
-    """The human-readable report: header counts, both tables, the BD-rate table, notes and the errors."""
+                     bd_table: pd.DataFrame | None = None, anchors: tuple[str, ...] = (DEFAULT_ANCHOR,)) -> str:
+    """The human-readable report: header counts, both tables, a BD-rate table per anchor, notes and the errors."""
     if bd_table is None:
-        bd_table = bd_rate_table(summary, summary_by_pol, anchor)
+        bd_table = bd_rate_tables(summary, summary_by_pol, anchors)
+    bd_sections = []
+    for anchor in anchors:
+        bd_sections += [f"## BD-rate against `{anchor}`", bd_rate_markdown(bd_table[bd_table["anchor"] == anchor], anchor)]
     sections = [
         f"# Run `{run_name}`",
         _header_lines(results),
@@ -398,8 +404,7 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_po
         _markdown_table(summary, GROUP_KEYS),
         "## By codec, rate point and polarisation",
         _markdown_table(summary_by_pol, GROUP_KEYS_BY_POL),
-        f"## BD-rate against `{anchor}`",
-        bd_rate_markdown(bd_table, anchor),
+        *bd_sections,
         "## Notes",
         _notes(summary),
         "## Errors",

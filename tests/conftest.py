@@ -11,6 +11,8 @@ import rasterio
 from rasterio.transform import from_origin
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHIPPED_DATA = Path(__file__).resolve().parents[1] / "data"
+"""The real Sentinel-1 files shipped in the repository (data/README.md)."""
 NORMALIZATION = {"VV": (-25.0, 5.0), "VH": (-32.0, -2.0)}
 
 

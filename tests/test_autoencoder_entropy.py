@@ -3,13 +3,16 @@ probability tables, likelihoods against scipy, damaged streams and checkpoints."
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from harness_codecs._autoencoder.checkerboard import anchor_mask
 from harness_codecs._autoencoder.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from harness_codecs._autoencoder.entropy_models import (
     FactorizedDensity,
@@ -29,10 +32,15 @@ from harness_codecs._autoencoder.entropy_tables import (
 )
 from harness_codecs._autoencoder.model import Autoencoder, spec_for
 from harness_codecs.autoencoder import AutoencoderCodec
-from harness_codecs.autoencoder_entropy import FactorizedAutoencoder, HyperpriorAutoencoder
+from harness_codecs.autoencoder_entropy import (
+    CheckerboardAutoencoder,
+    FactorizedAutoencoder,
+    HyperpriorAutoencoder,
+)
 from scipy.stats import norm
 
-ENTROPY_CODECS = {"factorized": FactorizedAutoencoder, "hyperprior": HyperpriorAutoencoder}
+ENTROPY_CODECS = {"factorized": FactorizedAutoencoder, "hyperprior": HyperpriorAutoencoder,
+                  "checkerboard": CheckerboardAutoencoder}
 ODD_SHAPES = [(100, 77), (1, 1), (16, 16), (33, 250)]
 
 
@@ -55,9 +63,15 @@ def entropy(request) -> str:
     return request.param
 
 
+LATENT_SCALES = {"factorized": 100.0, "hyperprior": 100.0, "checkerboard": 30.0}
+"""Large enough for several integer levels, small enough that the untrained priors' tables hold every value
+(the checkerboard's context would otherwise see anchors clamped to their table's support)."""
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, entropy) -> Path:
-    return make_entropy_checkpoint(tmp_path_factory.mktemp("entropy") / f"{entropy}.pt", entropy)
+    return make_entropy_checkpoint(tmp_path_factory.mktemp("entropy") / f"{entropy}.pt", entropy,
+                                   latent_scale=LATENT_SCALES[entropy])
 
 
 @pytest.fixture(scope="module")
@@ -82,29 +96,27 @@ def test_decoded_tile_is_float32_in_0_1_of_the_tile_shape(codec, shape):
     assert decoded.min() >= 0.0 and decoded.max() <= 1.0
 
 
-def test_the_stream_holds_exactly_the_rounded_latent_the_encoder_coded(codec, entropy):
+def test_the_stream_holds_exactly_the_latent_its_prior_rounds_to(codec):
     tile = speckle_tile((100, 77))
     analysis = codec.coder.analyse([tile])[0]
+    exact_prior = copy.deepcopy(codec.coder.model.prior).double()
+    with torch.inference_mode():
+        expected, _ = exact_prior.coded(torch.from_numpy(analysis.latent[None]).double(), rounded=True)
 
-    read = codec.coder.read(codec.encode(tile), tile.shape)
+    read = codec.coder.read(codec.encode(tile), tile.shape).latent
 
-    if entropy == "factorized":
-        expected = np.round(analysis.latent)
-    else:
-        means, _ = codec.coder._conditionals(analysis.side, analysis.latent.shape[1:])
-        expected = np.round(analysis.latent - means) + means
     assert np.unique(read).size > 3
-    np.testing.assert_array_equal(read, expected.astype(np.float32))
+    np.testing.assert_array_equal(read, expected[0].numpy().astype(np.float32))
 
 
 def test_decoding_gives_exactly_the_decoder_output_on_the_latent_read_from_the_stream(codec):
     tile = speckle_tile((64, 48))
     stream = codec.encode(tile)
 
-    latent = codec.coder.read(stream, tile.shape)
+    reading = codec.coder.read(stream, tile.shape)
 
     np.testing.assert_array_equal(codec.decode(stream, tile.shape),
-                                  codec.coder.synthesize([latent], [tile.shape])[0])
+                                  codec.coder.synthesize([reading], [tile.shape])[0])
 
 
 def test_encoding_on_the_cpu_is_deterministic(codec):
@@ -277,7 +289,7 @@ def test_estimated_bits_sum_minus_log2_of_every_likelihood_per_batch_item():
     np.testing.assert_allclose(estimated_bits(likelihoods).numpy(), [3 * 16 + 2 * 4] * 2)
 
 
-def test_without_constriction_both_codecs_still_register_with_the_install_command():
+def test_without_constriction_every_entropy_coded_codec_still_registers_with_the_install_command():
     script = (
         "import sys; sys.modules['constriction'] = None\n"
         "from harness_codecs import autoencoder_entropy as plugin\n"
@@ -295,5 +307,91 @@ def test_a_stream_encoded_on_cuda_decodes_on_the_cpu_to_the_same_latent(checkpoi
     tile = speckle_tile((100, 77))
     stream = gpu.encode(tile)
 
-    np.testing.assert_array_equal(cpu.coder.read(stream, tile.shape), gpu.coder.read(stream, tile.shape))
+    np.testing.assert_array_equal(cpu.coder.read(stream, tile.shape).latent, gpu.coder.read(stream, tile.shape).latent)
     np.testing.assert_allclose(cpu.decode(stream, tile.shape), gpu.decode(stream, tile.shape), atol=1e-4)
+
+
+def test_checkerboard_non_anchors_are_coded_around_means_predicted_from_the_anchors_as_decoded(tmp_path):
+    # A strongly scaled latent, so that some anchors lie beyond their table's support and are clamped:
+    # the encoder must predict the non-anchors from those clamped anchors, as the decoder does.
+    codec = CheckerboardAutoencoder(checkpoint=str(make_entropy_checkpoint(tmp_path / "cb.pt", "checkerboard",
+                                                                           latent_scale=100.0)))
+    tile = speckle_tile((100, 77))
+    analysis = codec.coder.analyse([tile])[0]
+    decoded = codec.coder.read(codec.encode(tile), tile.shape).latent
+    exact = copy.deepcopy(codec.coder.model.prior).double()
+    anchors = anchor_mask(*decoded.shape[1:])
+    with torch.inference_mode():
+        hyper = exact.hyper(torch.from_numpy(analysis.side[None]).double(), decoded.shape[1:])
+        anchor_means, _ = exact.gaussian(hyper, None)
+        means, _ = exact.gaussian(hyper, torch.from_numpy(decoded[None]).double() * anchors)
+    latent = torch.from_numpy(analysis.latent[None]).double()
+    clamped = (torch.round(latent - anchor_means) + anchor_means - torch.from_numpy(decoded[None])).abs() > 1e-3
+
+    assert bool((clamped & anchors).any())
+    expected_others = (torch.round(latent - means) + means)[~anchors.expand_as(latent)]
+    np.testing.assert_allclose(decoded[None][~anchors.expand_as(latent).numpy()], expected_others.numpy(), atol=1e-5)
+
+
+VARIABLE_LMBDAS = (10.0, 40.0, 160.0)
+
+
+@pytest.fixture(scope="module")
+def variable_rate_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    spec = spec_for("tiny", 8, entropy="checkerboard", lmbdas=VARIABLE_LMBDAS)
+    model = Autoencoder(spec)
+    with torch.no_grad():
+        model.encoder[-1].weight.mul_(30.0)
+        model.encoder[-1].bias.mul_(30.0)
+    path = tmp_path_factory.mktemp("variable") / "variable.pt"
+    save_checkpoint(Checkpoint(spec=spec, bits=0, latent_range=(-1.0, 1.0), normalization={"VV": (-25.0, 5.0)},
+                               state_dict=model.state_dict(),
+                               entropy_tables=entropy_tables(model.prior).to_tensors()), path)
+    return path
+
+
+def test_a_variable_rate_checkpoint_spends_more_bits_at_a_higher_quality(variable_rate_checkpoint):
+    tile = speckle_tile((64, 64))
+    sizes = [len(CheckerboardAutoencoder(checkpoint=str(variable_rate_checkpoint), quality=quality).encode(tile))
+             for quality in (0, 1, 1.5, 2)]
+
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+
+def test_a_variable_rate_stream_carries_its_quality_so_any_point_of_the_model_decodes_it(variable_rate_checkpoint):
+    tile = speckle_tile((64, 48))
+    encoder = CheckerboardAutoencoder(checkpoint=str(variable_rate_checkpoint), quality=1.25)
+    other_point = CheckerboardAutoencoder(checkpoint=str(variable_rate_checkpoint), quality=0)
+    stream = encoder.encode(tile)
+
+    assert stream[0] == 2 and int.from_bytes(stream[HEADER_BYTES:HEADER_BYTES + 2], "big") == 1250
+    np.testing.assert_array_equal(other_point.decode(stream, tile.shape), encoder.decode(stream, tile.shape))
+
+
+@pytest.mark.parametrize(("quality", "message"), [
+    (None, "variable-rate model; give each point a quality from 0 to 2"),
+    (2.5, "expected a number from 0 to 2"),
+    ("high", "expected a number from 0 to 2"),
+    (0.0005, "steps of 0.001"),
+])
+def test_a_missing_or_bad_quality_of_a_variable_rate_checkpoint_is_refused(variable_rate_checkpoint, quality, message):
+    with pytest.raises(ValueError, match=message):
+        CheckerboardAutoencoder(checkpoint=str(variable_rate_checkpoint), quality=quality)
+
+
+def test_a_quality_for_a_single_rate_checkpoint_is_refused(checkpoint, entropy):
+    with pytest.raises(ValueError, match="single-rate model; leave quality out"):
+        ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), quality=1)
+
+
+def test_a_stream_claiming_a_quality_beyond_the_models_levels_is_refused(variable_rate_checkpoint):
+    codec = CheckerboardAutoencoder(checkpoint=str(variable_rate_checkpoint), quality=2)
+    stream = bytearray(codec.encode(speckle_tile((32, 32))))
+    body = bytes(stream[HEADER_BYTES:])
+    forged = (9000).to_bytes(2, "big") + body[2:]
+    stream[HEADER_BYTES:] = forged
+    stream[5:9] = zlib.crc32(forged).to_bytes(4, "big")
+
+    with pytest.raises(ValueError, match="claims quality 9.0, beyond this model's 2"):
+        codec.decode(bytes(stream), (32, 32))

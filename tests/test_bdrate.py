@@ -108,10 +108,25 @@ def test_the_table_is_empty_when_the_anchor_has_no_results():
 
 def test_the_anchor_defaults_to_jpeg2000(write_config):
     config, _ = load_config(write_config(MINIMAL_CONFIG))
-    assert config.anchor == "jpeg2000"
+    assert config.anchors == ("jpeg2000",)
 
 
 def test_an_anchor_that_is_not_a_configured_codec_is_a_one_line_error_naming_key_and_file(write_config):
     path = write_config(MINIMAL_CONFIG + "anchor: jpeg3000\n")
     with pytest.raises(UserError, match=rf"{path}: anchor: 'jpeg3000' is not a configured codec"):
+        load_config(path)
+
+
+def test_a_list_of_anchors_is_read_in_order(write_config):
+    config, _ = load_config(write_config(MINIMAL_CONFIG.replace("points: [{bits: 4}, {bits: 8}]",
+                                                                "points: [{bits: 4}, {bits: 8}]\n"
+                                                                "  - name: quantize_zlib\n"
+                                                                "    points: [{bits: 4}]")
+                                         + "anchor: [quantize_zlib, quantize]\n"))
+    assert config.anchors == ("quantize_zlib", "quantize")
+
+
+def test_an_unconfigured_codec_in_an_anchor_list_is_a_one_line_error(write_config):
+    path = write_config(MINIMAL_CONFIG + "anchor: [quantize, avif]\n")
+    with pytest.raises(UserError, match=rf"{path}: anchor: 'avif' is not a configured codec"):
         load_config(path)

@@ -51,22 +51,22 @@ def test_the_default_run_writes_every_report_file(default_run):
 def test_the_default_run_has_no_error_rows(default_run):
     results = pd.read_csv(default_run / "results.csv", keep_default_na=False)
     assert (results["error"] == "").all()
-    assert len(results) == 6 * (6 + 5 + 5 + 4 + 4 + 4)
+    assert len(results) == 6 * (6 + 5 + 5 + 4 + 4 + 4 + 5)
 
 
 @pytest.mark.parametrize("codec", ["jpeg2000", "quantize", "quantize_zlib", "autoencoder", "autoencoder_factorized",
-                                   "autoencoder_hyperprior"])
+                                   "autoencoder_hyperprior", "autoencoder_checkerboard"])
 def test_quality_rises_monotonically_with_rate(summary, codec):
     curve = summary[summary["codec"] == codec].sort_values("bpp_mean")
     psnr = curve["psnr_mean"].tolist()
     assert all(later > earlier for earlier, later in zip(psnr, psnr[1:]))
 
 
-@pytest.mark.parametrize("codec", ["autoencoder_factorized", "autoencoder_hyperprior"])
+@pytest.mark.parametrize("codec", ["autoencoder_factorized", "autoencoder_hyperprior", "autoencoder_checkerboard"])
 def test_entropy_coded_rates_are_within_five_percent_of_the_priors_estimate(summary, codec):
     points = summary[summary["codec"] == codec]
     gap = points["bpp_mean"] / points["estimated_bpp_mean"] - 1
-    assert len(points) == 4 and (gap.abs() < 0.05).all()
+    assert len(points) >= 4 and (gap.abs() < 0.05).all()
 
 
 @pytest.mark.parametrize("codec", ["autoencoder_factorized", "autoencoder_hyperprior"])

@@ -159,3 +159,70 @@ def test_a_glob_selects_scenes_of_different_sizes(tmp_path):
 def test_a_glob_matching_nothing_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match=r"pattern .*\*\.tif matches no \.tif/\.tiff file"):
         tiles_of(tmp_path, paths="nothing/*.tif")
+
+
+@pytest.fixture
+def per_polarisation_files(tmp_path: Path) -> dict[str, Path]:
+    """Two scenes stored one file per polarisation, as BigEarthNet and SSL4EO-S12 store them."""
+    rng = np.random.default_rng(11)
+    files = {}
+    for scene in ("S1A_tile_61_39", "S1A_tile_61_40"):
+        for pol, mean_db in (("VV", -11.0), ("VH", -18.0)):
+            files[f"{scene}_{pol}"] = write_geotiff(tmp_path / f"{scene}_{pol}.tif", [speckled_db(rng, (64, 64), mean_db)])
+    return files
+
+
+def test_per_polarisation_files_pair_into_dual_polarisation_scenes_named_without_the_token(tmp_path,
+                                                                                          per_polarisation_files):
+    tiles = tiles_of(tmp_path, paths=["*.tif"], per_polarisation=True, max_tiles=8)
+
+    assert {tile.scene for tile in tiles} == {"S1A_tile_61_39", "S1A_tile_61_40"}
+    assert all(sum(other.row == tile.row and other.col == tile.col and other.scene == tile.scene
+                   for other in tiles) == 2 for tile in tiles)
+    vh = next(tile for tile in tiles if tile.scene == "S1A_tile_61_40" and tile.pol == "VH")
+    with rasterio.open(per_polarisation_files["S1A_tile_61_40_VH"]) as raster:
+        db = raster.read(1, window=((vh.row, vh.row + 32), (vh.col, vh.col + 32)))
+    np.testing.assert_allclose(vh.data, normalize_db(db, NORMALIZATION["VH"]), atol=1e-6)
+
+
+def test_per_polarisation_files_of_unrequested_polarisations_are_left_out(tmp_path, per_polarisation_files):
+    tiles = tiles_of(tmp_path, paths=["*.tif"], per_polarisation=True, polarisations=("VH",))
+
+    assert {tile.pol for tile in tiles} == {"VH"}
+
+
+def test_a_polarisation_file_without_its_partner_is_a_user_error_naming_it(tmp_path, per_polarisation_files):
+    per_polarisation_files["S1A_tile_61_40_VH"].unlink()
+
+    with pytest.raises(UserError, match=r"S1A_tile_61_40_VV\.tif has no VH partner \(.*S1A_tile_61_40_VH\.tif"):
+        tiles_of(tmp_path, paths=["*.tif"], per_polarisation=True)
+
+
+def test_a_file_without_a_polarisation_in_its_name_is_a_user_error_with_per_polarisation(tmp_path):
+    write_geotiff(tmp_path / "scene.tif", [np.zeros((64, 64), dtype=np.float32)])
+
+    with pytest.raises(UserError, match=r"scene\.tif has no polarisation .* in its name"):
+        tiles_of(tmp_path, paths=["scene.tif"], per_polarisation=True)
+
+
+def test_bands_and_per_polarisation_together_are_a_user_error(tmp_path, per_polarisation_files):
+    with pytest.raises(UserError, match="dataset.bands: not used with per_polarisation"):
+        tiles_of(tmp_path, paths=["*.tif"], per_polarisation=True, bands={"VV": 1, "VH": 1})
+
+
+def test_polarisation_files_of_different_sizes_are_a_user_error(tmp_path):
+    write_geotiff(tmp_path / "a_VV.tif", [np.zeros((64, 64), dtype=np.float32)])
+    write_geotiff(tmp_path / "a_VH.tif", [np.zeros((64, 48), dtype=np.float32)])
+
+    with pytest.raises(UserError, match="polarisations of scene a differ in size"):
+        tiles_of(tmp_path, paths=["*.tif"], per_polarisation=True)
+
+
+def test_safe_style_names_pair_on_the_token_between_dashes(tmp_path):
+    for pol in ("vv", "vh"):
+        write_geotiff(tmp_path / f"s1a-iw-grd-{pol}-20220612t173329-002.tiff",
+                      [np.full((32, 32), -12.0, dtype=np.float32)])
+
+    tiles = tiles_of(tmp_path, paths=[str(tmp_path)], per_polarisation=True)
+
+    assert [tile.scene for tile in tiles] == ["s1a-iw-grd-20220612t173329-002"] * 2

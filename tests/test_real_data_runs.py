@@ -1,4 +1,4 @@
-"""Benchmarks over the real Sentinel-1 material in ../shared/data, end to end, when it is present."""
+"""Benchmarks over the real Sentinel-1 material shipped in data/, end to end."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHIPPED_DATA
 
-SAFE_PRODUCT = next(iter(sorted((SHARED_DATA / "s1_grd_safe").glob("*.SAFE"))), None) if SHARED_DATA.is_dir() else None
-FLOOD_CHIPS = SHARED_DATA / "sen1floods11"
+SAFE_PRODUCT = next(iter(sorted((SHIPPED_DATA / "train" / "s1_grd_safe").glob("*.SAFE"))))
+FLOOD_CHIPS = SHIPPED_DATA / "test" / "sen1floods11"
 
 REAL_CONFIG = """\
 name: real
@@ -38,14 +38,12 @@ def run_real(tmp_path: Path, dataset: str, polarisations: str) -> pd.DataFrame:
     return pd.read_csv(tmp_path / "run" / "results.csv", keep_default_na=False)
 
 
-@pytest.mark.skipif(SAFE_PRODUCT is None, reason="../shared/data/s1_grd_safe is absent")
 def test_a_benchmark_runs_on_the_real_calibrated_safe_product(tmp_path):
     with pytest.warns(UserWarning, match="reading it as a crop"):
         results = run_real(tmp_path, f"kind: safe\n  paths: [{SAFE_PRODUCT}]\n  calibration: sigma0", "[VH]")
     assert len(results) == 2 * 3 and (results["error"] == "").all()
 
 
-@pytest.mark.skipif(not FLOOD_CHIPS.is_dir(), reason="../shared/data/sen1floods11 is absent")
 def test_a_benchmark_runs_on_the_real_db_geotiff_chips(tmp_path):
     results = run_real(tmp_path, f"kind: geotiff\n  paths: [{FLOOD_CHIPS}]\n  units: db", "[VV, VH]")
     assert len(results) == 2 * 3 * 2 and (results["error"] == "").all()

@@ -309,7 +309,7 @@ def run_dir(tmp_path):
     results = _bd_ready_results()
     results.to_csv(folder / "results.csv", index=False)
     (folder / "config.yaml").write_text("name: unit\nanchor: quantize\n")
-    write_report(load_results(folder / "results.csv"), folder, ReportSettings(anchor="quantize", references=(REFERENCE,)))
+    write_report(load_results(folder / "results.csv"), folder, ReportSettings(anchors=("quantize",), references=(REFERENCE,)))
     return folder
 
 
@@ -385,3 +385,15 @@ def test_the_batch_size_column_is_not_summarized_as_a_metric():
     frame = pd.DataFrame({"codec": ["a"], "point": ["p"], "bpp": [1.0], "psnr": [30.0], "batch_size": [4],
                           "error": [""]})
     assert metric_columns(frame) == ["psnr"]
+
+
+def test_a_list_of_anchors_gives_every_codec_a_bd_rate_against_each(run_dir):
+    (run_dir / "config.yaml").write_text("name: unit\nanchor: [quantize, jpeg2000]\n")
+
+    assert main(["report", str(run_dir)]) == 0
+
+    table = pd.read_csv(run_dir / "bd_rate.csv", keep_default_na=False)
+    codecs = table[table["source"] == "codec"]
+    assert set(zip(codecs["anchor"], codecs["codec"])) == {("quantize", "jpeg2000"), ("jpeg2000", "quantize")}
+    text = (run_dir / "summary.md").read_text()
+    assert text.index("## BD-rate against `quantize`") < text.index("## BD-rate against `jpeg2000`")

@@ -17,7 +17,7 @@ from harness import DatasetSettings, UserError
 from harness.cli import main
 from harness.sar import denormalize_db
 from harness_datasets.safe import SafeDataset
-from tests.conftest import SHARED_DATA, dataset_settings, speckled_db, write_geotiff
+from tests.conftest import SHIPPED_DATA, dataset_settings, speckled_db, write_geotiff
 from tests.safe_fixtures import (
     BORDER_COLUMNS,
     PRODUCT_NAME,
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WIDE_RANGE = (-60.0, 20.0)
 """A normalization range no test value reaches, so tile values convert back to dB exactly."""
 WIDE = {"VV": WIDE_RANGE, "VH": WIDE_RANGE}
-REAL_SAFE = next(iter(sorted((SHARED_DATA / "s1_grd_safe").glob("*.SAFE"))), None) if SHARED_DATA.is_dir() else None
+REAL_SAFE = next(iter(sorted((SHIPPED_DATA / "train" / "s1_grd_safe").glob("*.SAFE"))))
 
 
 def settings(tmp_path: Path, **overrides) -> DatasetSettings:
@@ -239,8 +239,6 @@ def real_lut(calibration_xml: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 @pytest.fixture
 def real_vh_tiles(tmp_path):
-    if REAL_SAFE is None:
-        pytest.skip("../shared/data/s1_grd_safe is absent")
     dataset = SafeDataset(settings(tmp_path, polarisations=("VH",), tile_size=200, max_tiles=25), paths=str(REAL_SAFE))
     with pytest.warns(UserWarning, match=r"measurement is 1000x1000 but the annotation says 16683x26316"):
         return list(dataset.tiles())
@@ -276,8 +274,6 @@ def real_noise(noise_xml: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def test_the_real_product_denoised_matches_an_independent_noise_computation_and_lowers_vh(tmp_path):
-    if REAL_SAFE is None:
-        pytest.skip("../shared/data/s1_grd_safe is absent")
     options = dict(polarisations=("VH",), tile_size=200, max_tiles=25, min_valid_fraction=0.01)
     with pytest.warns(UserWarning, match=r"measurement is 1000x1000"):
         noisy = list(SafeDataset(settings(tmp_path, **options), paths=str(REAL_SAFE)).tiles())

@@ -5,74 +5,81 @@ The work splits into four steps that the throughput benchmark times apart:
 (entropy coding on the CPU), ``read`` (entropy decoding on the CPU) and
 ``synthesize`` (decoder network on the device).
 
-The hyper-decoder, whose output decides which probability table codes each
-element, runs on the CPU in float64 on both sides, from the integer side
-latent that both sides hold exactly; its float64 output is far from any
-table boundary except in the rarest cases, so the decoder picks the same
-tables as the encoder whatever device either ran its networks on. It is a
-small network at 1/64 of the tile's resolution, so this costs little.
+The networks that decide which probability table codes each element (the
+hyper-decoder, and the checkerboard's context and parameter networks) run on
+the CPU in float64 on both sides (``latent_layouts``), from values that both
+sides hold exactly; their float64 output is far from any table boundary
+except in the rarest cases, so the decoder picks the same tables as the
+encoder whatever device either ran its transforms on. They work at 1/16 or
+1/64 of the tile's resolution, so this costs little.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from harness_codecs._autoencoder.entropy_models import estimated_bits, prior_forward
 from harness_codecs._autoencoder.entropy_stream import (
-    SymbolCoder,
+    QUALITY_SCALE,
     new_decoder,
     new_encoder,
     pack_stream,
+    quality_code,
     unpack_stream,
 )
-from harness_codecs._autoencoder.entropy_tables import EntropyTables, scale_indexes
+from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.inference import autocast, group_by_shape, model_inputs
+from harness_codecs._autoencoder.latent_layouts import layout_for
 from harness_codecs._autoencoder.model import Autoencoder, latent_size
-
-if TYPE_CHECKING:
-    from constriction.stream.queue import RangeDecoder
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """One tile's latent ``y`` (float, C x h x w) and, for the hyperprior, its rounded side latent ``z``."""
+    """One tile's latent ``y`` (float, C x h x w) and, where the prior has one, its rounded side latent ``z``."""
 
     latent: np.ndarray
     side: np.ndarray | None
 
 
-def side_size(height: int, width: int) -> tuple[int, int]:
-    """The hyper-encoder halves the latent's size twice, rounding up."""
-    return -(-height // 4), -(-width // 4)
+@dataclass(frozen=True)
+class Reading:
+    """What a stream holds: the dequantized latent and the quality it was coded at (None: single-rate)."""
+
+    latent: np.ndarray
+    quality: float | None
 
 
 class EntropyLatentCoder:
-    """A model and its tables, ready to turn tiles into range-coded bytes and back."""
+    """A model and its tables, ready to turn tiles into range-coded bytes and back.
+
+    ``quality`` (variable-rate models only) is the level the encoder codes at;
+    the decoder reads each stream's own quality from its header.
+    """
 
     def __init__(self, model: Autoencoder, tables: EntropyTables, model_id: bytes, device: torch.device,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", quality: float | None = None):
         self.model = model.to(device, memory_format=torch.channels_last).eval()
-        self.hyperprior = model.spec.entropy == "hyperprior"
-        self.tables = tables
+        self.has_side = model.spec.entropy != "factorized"
+        self.variable_rate = model.spec.rate_levels > 0
+        self.layout = layout_for(model.prior, tables)
         self.model_id = model_id
         self.device = device
         self.precision = precision
-        self.latent_coder = SymbolCoder(tables.latent)
-        self.side_coder = SymbolCoder(tables.side) if self.hyperprior else None
-        self.exact_hyper_decoder = (copy.deepcopy(model.prior.hyper_decoder).double().cpu().eval()
-                                    if self.hyperprior else None)
+        self.quality = quality
+
+    def _qualities(self, values: list[float | None]) -> torch.Tensor | None:
+        return torch.tensor(values, device=self.device) if self.variable_rate else None
 
     def analyse(self, tiles: list[np.ndarray]) -> list[Analysis]:
         analyses: list[Analysis | None] = [None] * len(tiles)
         for indexes in group_by_shape([tile.shape for tile in tiles]).values():
+            inputs = model_inputs([tiles[index] for index in indexes], self.device)
             with torch.inference_mode(), autocast(self.device, self.precision):
-                latent = self.model.encode(model_inputs([tiles[index] for index in indexes], self.device))
-                side = torch.round(self.model.prior.hyper_encoder(latent).float()) if self.hyperprior else None
-            latent = latent.float().cpu().numpy()
+                latent = self.model.encode(inputs, self._qualities([self.quality] * len(indexes))).float()
+                side = torch.round(self.model.prior.hyper_encoder(latent).float()) if self.has_side else None
+            latent = latent.cpu().numpy()
             side = side.to(torch.int64).cpu().numpy() if side is not None else None
             for position, index in enumerate(indexes):
                 analyses[index] = Analysis(latent[position], side[position] if side is not None else None)
@@ -80,20 +87,11 @@ class EntropyLatentCoder:
 
     def write(self, analysis: Analysis) -> bytes:
         encoder = new_encoder()
-        if not self.hyperprior:
-            symbols = np.round(analysis.latent).astype(np.int64)
-            for channel, values in enumerate(symbols):
-                self.latent_coder.encode(encoder, values.ravel(), channel)
-            return pack_stream(self.model_id, encoder.get_compressed())
-        for channel, values in enumerate(analysis.side):
-            self.side_coder.encode(encoder, values.ravel(), channel)
-        means, tables = self._conditionals(analysis.side, analysis.latent.shape[1:])
-        symbols = np.round(analysis.latent - means).astype(np.int64)
-        for table in np.unique(tables):
-            self.latent_coder.encode(encoder, symbols[tables == table], int(table))
-        return pack_stream(self.model_id, encoder.get_compressed())
+        self.layout.write(encoder, analysis.latent, analysis.side)
+        code = quality_code(self.quality) if self.variable_rate else None
+        return pack_stream(self.model_id, encoder.get_compressed(), code)
 
-    def read(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+    def read(self, data: bytes, shape: tuple[int, int]) -> Reading:
         """The dequantized latent (float32, C x h x w) that ``data`` holds for a tile of ``shape``.
 
         The stream does not record the tile shape (the harness passes it). A
@@ -101,46 +99,28 @@ class EntropyLatentCoder:
         over; for a larger one, where the range decoder meets data its model
         cannot have written, which it usually but not always does.
         """
-        decoder = new_decoder(unpack_stream(data, self.model_id))
+        words, code = unpack_stream(data, self.model_id, self.variable_rate)
+        if code is not None and code > (self.model.spec.rate_levels - 1) * QUALITY_SCALE:
+            raise ValueError(f"entropy-coded autoencoder stream claims quality {code / QUALITY_SCALE}, beyond this "
+                             f"model's {self.model.spec.rate_levels - 1}")
+        decoder = new_decoder(words)
         try:
-            latent = self._decode_symbols(decoder, latent_size(*shape))
+            latent = self.layout.read(decoder, self.model.spec.latent_channels, latent_size(*shape))
         except AssertionError as exc:  # constriction's report of data its model cannot have written
             raise ValueError(f"entropy-coded autoencoder stream does not decode as a {shape[0]}x{shape[1]} tile "
                              f"({exc}); decode it with the tile shape it was encoded for") from exc
         if not decoder.maybe_exhausted():
             raise ValueError(f"entropy-coded autoencoder stream holds more than a {shape[0]}x{shape[1]} tile needs; "
                              "decode it with the tile shape it was encoded for")
-        return latent
+        return Reading(latent, None if code is None else code / QUALITY_SCALE)
 
-    def _decode_symbols(self, decoder: RangeDecoder, latent_shape: tuple[int, int]) -> np.ndarray:
-        channels, (height, width) = self.model.spec.latent_channels, latent_shape
-        if not self.hyperprior:
-            symbols = np.stack([self.latent_coder.decode(decoder, height * width, channel)
-                                for channel in range(channels)])
-            return symbols.reshape(channels, height, width).astype(np.float32)
-        side_channels, side_shape = len(self.tables.side), side_size(height, width)
-        side = np.stack([self.side_coder.decode(decoder, side_shape[0] * side_shape[1], channel)
-                         for channel in range(side_channels)]).reshape(side_channels, *side_shape)
-        means, tables = self._conditionals(side, (height, width))
-        symbols = np.empty(tables.shape, dtype=np.int64)
-        for table in np.unique(tables):
-            selected = tables == table
-            symbols[selected] = self.latent_coder.decode(decoder, int(selected.sum()), int(table))
-        return (symbols + means).astype(np.float32)
-
-    def _conditionals(self, side: np.ndarray, latent_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Means and table indexes of every latent element, from the integer side latent, in float64 on the CPU."""
-        with torch.inference_mode():
-            means, scales = self.model.prior.parameters_of(torch.from_numpy(side[None].astype(np.float64)),
-                                                           latent_shape, self.exact_hyper_decoder)
-        return means[0].numpy(), scale_indexes(scales[0].numpy(), self.tables.scales)
-
-    def synthesize(self, latents: list[np.ndarray], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
-        tiles: list[np.ndarray | None] = [None] * len(latents)
+    def synthesize(self, readings: list[Reading], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
+        tiles: list[np.ndarray | None] = [None] * len(readings)
         for (height, width), indexes in group_by_shape(shapes).items():
-            batch = torch.from_numpy(np.stack([latents[index] for index in indexes])).to(self.device)
+            batch = torch.from_numpy(np.stack([readings[index].latent for index in indexes])).to(self.device)
+            qualities = self._qualities([readings[index].quality for index in indexes])
             with torch.inference_mode(), autocast(self.device, self.precision):
-                decoded = self.model.decode(batch.contiguous(memory_format=torch.channels_last))
+                decoded = self.model.decode(batch.contiguous(memory_format=torch.channels_last), qualities)
             pixels = decoded[:, 0, :height, :width].float().clamp(0.0, 1.0).cpu().numpy()
             for position, index in enumerate(indexes):
                 tiles[index] = pixels[position]
@@ -158,7 +138,8 @@ class EntropyLatentCoder:
         estimates: list[float | None] = [None] * len(tiles)
         for indexes in group_by_shape([tile.shape for tile in tiles]).values():
             with torch.inference_mode():
-                latent = self.model.encode(model_inputs([tiles[index] for index in indexes], self.device)).float()
+                inputs = model_inputs([tiles[index] for index in indexes], self.device)
+                latent = self.model.encode(inputs, self._qualities([self.quality] * len(indexes))).float()
                 _, likelihoods = prior_forward(self.model.prior, latent, rounded=True)
                 bits = estimated_bits(likelihoods).cpu().numpy()
             for position, index in enumerate(indexes):

@@ -126,11 +126,9 @@ class HyperPrior(nn.Module):
         )
         self.side_density = FactorizedDensity(hyper_channels)
 
-    def parameters_of(self, side: torch.Tensor, latent_shape: tuple[int, int],
-                      hyper_decoder: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gaussian means and scales for a latent of ``latent_shape`` from the (quantized) side latent;
-        ``hyper_decoder`` replaces the module's own (the codec passes a float64 CPU copy)."""
-        means, raw_scales = (hyper_decoder or self.hyper_decoder)(side).chunk(2, dim=1)
+    def parameters_of(self, side: torch.Tensor, latent_shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gaussian means and scales for a latent of ``latent_shape`` from the (quantized) side latent."""
+        means, raw_scales = self.hyper_decoder(side).chunk(2, dim=1)
         height, width = latent_shape
         return means[..., :height, :width], (SCALE_FLOOR + F.softplus(raw_scales))[..., :height, :width]
 

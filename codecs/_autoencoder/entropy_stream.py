@@ -1,15 +1,20 @@
 """The entropy-coded autoencoder's byte format, and range coding of integer symbols with ``constriction``.
 
-Header (9 bytes, big-endian): format version (1 byte), model id (4 bytes, as
-in the fixed-length format), CRC-32 of the payload (4 bytes). The payload is
-one range-coder stream (``constriction.stream.queue``, 32-bit words stored
-little-endian) holding, in this order: the side latent ``z`` channel by
-channel (hyperprior only), then the latent ``y`` (channel by channel under
-the factorized prior; under the hyperprior, grouped by scale table in
-ascending order, each group in raster order). The latent shapes follow from
-the tile shape and the checkpoint, so they are not written. A range decoder
-reads garbage from damaged bytes without noticing; the CRC turns that into a
-clear error.
+Header (big-endian): format version (1 byte), model id (4 bytes, as in the
+fixed-length format), CRC-32 (4 bytes) of everything after it; then, in
+format version 2 only, the quality of a variable-rate model (2 bytes, in
+thousandths of a level: the decoder needs it to undo the encoder's gains).
+Single-rate models write version 1 (9 bytes of header), variable-rate models
+version 2 (11 bytes). The payload is one range-coder stream
+(``constriction.stream.queue``, 32-bit words stored little-endian) holding,
+in this order: the side latent ``z`` channel by channel (hyperprior and
+checkerboard only), then the latent ``y``: channel by channel under the
+factorized prior; under the hyperprior, grouped by scale table in ascending
+order, each group in raster order; under the checkerboard prior, the anchors
+so grouped, then the other positions so grouped. The latent shapes follow
+from the tile shape and the checkpoint, so they are not written. A range
+decoder reads garbage from damaged bytes without noticing; the CRC turns that
+into a clear error.
 """
 
 from __future__ import annotations
@@ -27,8 +32,15 @@ except ImportError:  # the plugin must still import, so `harness list` can say w
     constriction = None
 
 ENTROPY_FORMAT_VERSION = 1
+"""Streams of single-rate models."""
+VARIABLE_RATE_FORMAT_VERSION = 2
+"""Streams of variable-rate models: the header also holds the quality."""
 _HEADER = struct.Struct(f">B{MODEL_ID_BYTES}sI")
+_QUALITY = struct.Struct(">H")
 HEADER_BYTES = _HEADER.size
+QUALITY_SCALE = 1000
+"""The quality is stored in thousandths of a level."""
+MAX_QUALITY_CODE = 2**16 - 1
 WORD = np.dtype("<u4")
 INSTALL_HINT = "the constriction range coder is not installed: pip install constriction"
 
@@ -37,27 +49,40 @@ def unavailable_reason() -> str | None:
     return INSTALL_HINT if constriction is None else None
 
 
-def pack_stream(model_id: bytes, words: np.ndarray) -> bytes:
-    payload = np.asarray(words, dtype=np.uint32).astype(WORD).tobytes()
-    return _HEADER.pack(ENTROPY_FORMAT_VERSION, model_id, zlib.crc32(payload)) + payload
+def quality_code(quality: float) -> int:
+    """The quality as stored: thousandths of a level."""
+    return int(round(quality * QUALITY_SCALE))
 
 
-def unpack_stream(data: bytes, model_id: bytes) -> np.ndarray:
-    """The payload's 32-bit words, after checking version, model and checksum (``ValueError`` otherwise)."""
-    if len(data) < HEADER_BYTES:
+def pack_stream(model_id: bytes, words: np.ndarray, quality: int | None = None) -> bytes:
+    """Header and payload; ``quality`` (a ``quality_code``) is written for variable-rate models only."""
+    body = b"" if quality is None else _QUALITY.pack(quality)
+    body += np.asarray(words, dtype=np.uint32).astype(WORD).tobytes()
+    version = ENTROPY_FORMAT_VERSION if quality is None else VARIABLE_RATE_FORMAT_VERSION
+    return _HEADER.pack(version, model_id, zlib.crc32(body)) + body
+
+
+def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False) -> tuple[np.ndarray, int | None]:
+    """The payload's 32-bit words and the quality code (None for single-rate models), after checking
+    version, model and checksum (``ValueError`` otherwise)."""
+    expected = VARIABLE_RATE_FORMAT_VERSION if variable_rate else ENTROPY_FORMAT_VERSION
+    quality_bytes = _QUALITY.size if variable_rate else 0
+    header_bytes = HEADER_BYTES + quality_bytes
+    if len(data) < header_bytes:
         raise ValueError(f"entropy-coded autoencoder stream of {len(data)} bytes is shorter than its "
-                         f"{HEADER_BYTES}-byte header")
+                         f"{header_bytes}-byte header")
     version, stream_model, checksum = _HEADER.unpack_from(data)
-    if version != ENTROPY_FORMAT_VERSION:
+    if version != expected:
         raise ValueError(f"entropy-coded autoencoder stream has format version {version}; "
-                         f"this decoder reads version {ENTROPY_FORMAT_VERSION}")
+                         f"this decoder reads version {expected} for this checkpoint")
     if stream_model != model_id:
         raise ValueError(f"entropy-coded autoencoder stream was made by model {stream_model.hex()}, this checkpoint "
                          f"is model {model_id.hex()}: decode it with the checkpoint that encoded it")
-    payload = data[HEADER_BYTES:]
-    if len(payload) % WORD.itemsize or zlib.crc32(payload) != checksum:
+    body = data[HEADER_BYTES:]
+    if (len(body) - quality_bytes) % WORD.itemsize or zlib.crc32(body) != checksum:
         raise ValueError("entropy-coded autoencoder stream fails its CRC-32 check (truncated or corrupted stream)")
-    return np.frombuffer(payload, dtype=WORD).astype(np.uint32)
+    quality = _QUALITY.unpack_from(body)[0] if variable_rate else None
+    return np.frombuffer(body[quality_bytes:], dtype=WORD).astype(np.uint32), quality
 
 
 class SymbolCoder:
@@ -75,6 +100,12 @@ class SymbolCoder:
     def encode(self, encoder: constriction.stream.queue.RangeEncoder, values: np.ndarray, table: int) -> None:
         symbols = np.clip(values - self.tables.offsets[table], 0, self.tables.lengths[table] - 1)
         encoder.encode(symbols.astype(np.int32), self.models[table])
+
+    def representable(self, values: np.ndarray, tables: np.ndarray) -> np.ndarray:
+        """``values`` clamped, element by element, to the support of the table that codes each: what the
+        decoder will read back."""
+        low = self.tables.offsets[tables]
+        return np.clip(values, low, low + self.tables.lengths[tables] - 1)
 
     def decode(self, decoder: constriction.stream.queue.RangeDecoder, count: int, table: int) -> np.ndarray:
         symbols = decoder.decode(self.models[table], count)

@@ -1,0 +1,146 @@
+"""Specification of training on real rasters through the dataset plugins (`train autoencoder --data`),
+of variable-rate training, and of compact checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from harness_codecs._autoencoder.checkpoint import build_model, load_checkpoint
+from harness_codecs._autoencoder.entropy_tables import entropy_tables
+from harness_codecs._autoencoder.training import AutoencoderTrainer
+
+from harness import UserError
+from harness.cli import main
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+DATA = REPOSITORY / "data"
+
+TRAINING_DATA = f"""\
+train:
+  - kind: geotiff
+    paths: [{DATA}/train/s1_patches/bigearthnet]
+    per_polarisation: true
+    tile_size: 112
+validation:
+  - kind: geotiff
+    paths: [{DATA}/train/s1_patches/pyrosar]
+    polarisations: [VV]
+    bands: {{VV: 1}}
+    tile_size: 112
+"""
+
+REAL_BENCHMARK = f"""\
+name: real-small
+dataset:
+  kind: geotiff
+  paths: [{DATA}/test/sen1floods11]
+  bands: {{VV: 1, VH: 2}}
+  tile_size: 64
+  max_tiles: 2
+  min_valid_fraction: 1.0
+normalization:
+  VV: [-25, 5]
+  VH: [-32, -2]
+codecs:
+  - name: autoencoder_checkerboard
+    points: [{{checkpoint: model.pt, quality: 0}}, {{checkpoint: model.pt, quality: 1}}]
+timing: {{warmup: 0, repeats: 1}}
+"""
+
+FAST = ["--preset", "tiny", "--entropy", "checkerboard", "--lmbdas", "50,800", "--patch-size", "64",
+        "--batch-size", "2", "--validation-patches", "4", "--checkpoint-every", "2", "--msssim-weight", "0",
+        "--device", "cpu", "--no-progress"]
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def train(*flags: str) -> None:
+    trainer = AutoencoderTrainer()
+    parser = argparse.ArgumentParser()
+    trainer.add_arguments(parser)
+    trainer.train(parser.parse_args(list(flags)))
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory) -> Path:
+    """A variable-rate model trained for 2 steps on real BigEarthNet patches, next to a benchmark of the
+    real test chips that uses it."""
+    folder = tmp_path_factory.mktemp("real")
+    data = write(folder, "training.yaml", TRAINING_DATA)
+    config = write(folder, "bench.yaml", REAL_BENCHMARK)
+    train("--config", str(config), "--data", str(data), "--output", str(folder / "model.pt"), "--steps", "2",
+          "--fp16-weights", *FAST)
+    return folder
+
+
+def test_a_variable_rate_model_trained_on_real_patches_codes_the_real_test_chips(real_run):
+    assert main(["run", str(real_run / "bench.yaml"), "--output", str(real_run / "report"), "--no-progress"]) == 0
+
+    rows = pd.read_csv(real_run / "report" / "results.csv", keep_default_na=False)
+    assert len(rows) == 8 and (rows["error"] == "").all()
+    assert (rows["bpp"] == 8 * rows["bytes"] / (rows["height"] * rows["width"])).all()
+    assert (rows["estimated_bpp"].astype(float) > 0).all()
+
+
+def test_the_checkpoint_records_its_training_data_and_each_levels_validation(real_run):
+    checkpoint = load_checkpoint(real_run / "model.pt")
+
+    assert checkpoint.training["data"] == str(real_run / "training.yaml")
+    assert checkpoint.spec.lmbdas == (50.0, 800.0)
+    assert len(checkpoint.validation_levels) == 2
+    assert all(bpp > 0 and psnr > 0 for bpp, psnr in checkpoint.validation_levels)
+
+
+def test_fp16_weights_are_stored_as_float16_and_the_tables_fit_exactly_those_weights(real_run):
+    checkpoint = load_checkpoint(real_run / "model.pt")
+    floating = [tensor for tensor in checkpoint.state_dict.values() if tensor.is_floating_point()]
+    rebuilt = entropy_tables(build_model(checkpoint, real_run / "model.pt").prior).to_tensors()
+
+    assert all(tensor.dtype == torch.float16 for tensor in floating)
+    assert all(torch.equal(rebuilt[name], checkpoint.entropy_tables[name]) for name in rebuilt)
+
+
+def test_a_training_scene_that_the_benchmark_tests_on_is_refused(tmp_path, real_run):
+    data = write(tmp_path, "leaky.yaml", TRAINING_DATA.replace(f"{DATA}/train/s1_patches/bigearthnet",
+                                                                f"{DATA}/test/sen1floods11")
+                 .replace("per_polarisation: true", "bands: {VV: 1, VH: 2}"))
+
+    with pytest.raises(UserError, match="scene India_900498_S1Hand is a test scene of .*bench.yaml; remove it"):
+        train("--config", str(real_run / "bench.yaml"), "--data", str(data), "--output", str(tmp_path / "m.pt"),
+              "--steps", "1", *FAST)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("train: []\nvalidation: []\n", "train: expected a non-empty list of dataset sections"),
+    ("train:\n  - kind: nowhere\nvalidation:\n  - kind: geotiff\n", r"train\[0\]\.kind: unknown dataset 'nowhere'"),
+    ("train:\n  - kind: geotiff\n    bogus: 1\nvalidation:\n  - kind: geotiff\n", r"train\[0\]\.bogus: unknown option"),
+    ("tests: []\n", "expected a mapping with the keys train and validation"),
+])
+def test_a_bad_training_data_file_is_a_one_line_error_naming_the_file_and_key(tmp_path, real_run, content, message):
+    data = write(tmp_path, "data.yaml", content)
+
+    with pytest.raises(UserError, match=message) as error:
+        train("--config", str(real_run / "bench.yaml"), "--data", str(data), "--output", str(tmp_path / "m.pt"),
+              *FAST)
+    assert "data.yaml" in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("lmbdas", "extra", "message"), [
+    ("100", [], "expected two or more positive, increasing numbers"),
+    ("400,100", [], "expected two or more positive, increasing numbers"),
+    ("100,400", ["--entropy", "none"], "a variable-rate model needs an --entropy model"),
+])
+def test_bad_variable_rate_trade_offs_are_refused(tmp_path, real_run, lmbdas, extra, message):
+    flags = [*FAST, "--lmbdas", lmbdas, *extra]
+    with pytest.raises(UserError, match=message):
+        train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
+              str(tmp_path / "m.pt"), *flags)
