@@ -1,11 +1,12 @@
-"""Specification of the learned codec's building blocks: GDN, gain units for variable rate, the
-checkerboard split and the GDN presets."""
+"""Specification of the learned codec's building blocks: GDN, the DCT block transform, gain units for
+variable rate, the checkerboard split and the GDN presets."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from harness_codecs._autoencoder.block_transform import DCT_SCALE, dct_basis
 from harness_codecs._autoencoder.checkerboard import anchor_mask
 from harness_codecs._autoencoder.gdn import GDN
 from harness_codecs._autoencoder.model import Autoencoder, parameter_count, spec_for
@@ -116,9 +117,31 @@ def test_the_checkerboard_prior_sees_no_non_anchor_when_predicting_a_non_anchor(
     torch.testing.assert_close(scales, scales_changed)
 
 
-def test_the_gdn_presets_use_gdn_and_a_latent_wide_enough_for_high_rates():
-    small = Autoencoder(spec_for("gdn-small", entropy="checkerboard"))
+def test_the_gdn_dct_preset_has_gdn_networks_and_a_complete_block_transform():
+    small = Autoencoder(spec_for("gdn-dct-small", entropy="checkerboard"))
 
     assert sum(isinstance(layer, GDN) for layer in small.modules()) == 6
-    assert small.spec.latent_channels == 192
-    assert 8e6 < parameter_count(small) < 10e6
+    assert small.spec.latent_channels == 16 * 16
+    assert 12e6 < parameter_count(small) < 14e6
+
+
+def test_the_dct_basis_is_orthonormal_with_the_constant_block_first():
+    basis = dct_basis().double().reshape(256, 256)
+
+    torch.testing.assert_close(basis @ basis.T, torch.eye(256, dtype=torch.float64), atol=1e-6, rtol=0)
+    torch.testing.assert_close(basis[0], torch.full((256,), 1 / 16, dtype=torch.float64))
+
+
+def test_an_untrained_gdn_dct_model_is_a_block_dct_coder_that_inverts_itself_before_rounding():
+    torch.manual_seed(0)
+    model = Autoencoder(spec_for("gdn-dct-small", entropy="checkerboard"))
+    tiles = torch.rand(2, 1, 32, 48)
+
+    with torch.no_grad():
+        latent = model.encode(tiles)
+        decoded = model.decode(latent)
+
+    torch.testing.assert_close(decoded, tiles, atol=1e-5, rtol=0)
+    blocks = (tiles[0, 0, :16, :16] - 0.5).double().flatten()
+    torch.testing.assert_close(latent[0, :, 0, 0].double(), DCT_SCALE * dct_basis().double().reshape(256, 256) @ blocks,
+                               atol=1e-4, rtol=1e-5)

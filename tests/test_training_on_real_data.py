@@ -1,5 +1,5 @@
 """Specification of training on real rasters through the dataset plugins (`train autoencoder --data`),
-of variable-rate training, and of compact checkpoints."""
+of variable-rate training, of large patches and of compact checkpoints."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import argparse
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from harness_codecs._autoencoder.checkpoint import build_model, load_checkpoint
+from harness_codecs._autoencoder.data import CropPlan, PatchCutter
 from harness_codecs._autoencoder.entropy_tables import entropy_tables
 from harness_codecs._autoencoder.training import AutoencoderTrainer
 
@@ -138,9 +140,31 @@ def test_a_bad_training_data_file_is_a_one_line_error_naming_the_file_and_key(tm
     ("100", [], "expected two or more positive, increasing numbers"),
     ("400,100", [], "expected two or more positive, increasing numbers"),
     ("100,400", ["--entropy", "none"], "a variable-rate model needs an --entropy model"),
+    ("100,400", ["--preset", "gdn-dct-small", "--latent-channels", "300"], "at most 256"),
+    ("100,400", ["--preset", "gdn-dct-small", "--attention"], "--attention is for the tiny and default"),
 ])
 def test_bad_variable_rate_trade_offs_are_refused(tmp_path, real_run, lmbdas, extra, message):
     flags = [*FAST, "--lmbdas", lmbdas, *extra]
     with pytest.raises(UserError, match=message):
         train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
               str(tmp_path / "m.pt"), *flags)
+
+
+def test_a_share_of_the_steps_draws_patches_twice_as_wide_from_the_tiles_wide_enough():
+    plan = CropPlan([(64, 64), (256, 256)], 64, 8, torch.Generator().manual_seed(0), 0, 400, large_fraction=0.25)
+
+    batches = list(plan)
+    large = [batch for batch in batches if batch[0][5] == 128]
+
+    assert 70 < len(large) < 130
+    assert all(len(batch) == 2 and all(crop[0] == 1 for crop in batch) for batch in large)
+    small = [batch for batch in batches if batch not in large]
+    assert all(len(batch) == 8 and all(crop[5] == 64 for crop in batch) for batch in small)
+    cutter = PatchCutter([np.zeros((64, 64), np.float32), np.zeros((256, 256), np.float32)])
+    assert cutter[large[0]].shape == (2, 1, 128, 128) and cutter[small[0]].shape == (8, 1, 64, 64)
+
+
+def test_large_patches_without_a_tile_wide_enough_are_refused(tmp_path, real_run):
+    with pytest.raises(UserError, match="--large-patch-fraction 0.5: no training tile is 128px wide"):
+        train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
+              str(tmp_path / "m.pt"), "--large-patch-fraction", "0.5", *FAST)

@@ -194,22 +194,28 @@ def check_against_manifest(split: TrainingSplit, entries: list[ManifestEntry], m
                         f"training tiles (first: {shared_tiles[0]}); choose another --seed")
 
 
-Crop = tuple[int, int, int, int, int]
-"""One training patch: tile index, top, left, quarter turns, flip (odd = mirrored)."""
+Crop = tuple[int, int, int, int, int, int]
+"""One training patch: tile index, top, left, quarter turns, flip (odd = mirrored), side length."""
 
 
 def draw_crops(tile_shapes: list[tuple[int, int]], patch_size: int, batch_size: int,
                generator: torch.Generator) -> list[Crop]:
-    """A batch's random crops, drawn in the exact order of the original sampler so a seed keeps its weights."""
+    """A batch's random crops, drawn in the exact order of the original sampler so a seed keeps its weights;
+    only tiles at least ``patch_size`` on each side are drawn from."""
+    eligible = [index for index, shape in enumerate(tile_shapes) if min(shape) >= patch_size]
     crops = []
     for _ in range(batch_size):
-        index = int(torch.randint(len(tile_shapes), (1,), generator=generator))
+        index = eligible[int(torch.randint(len(eligible), (1,), generator=generator))]
         height, width = tile_shapes[index]
         top = int(torch.randint(height - patch_size + 1, (1,), generator=generator))
         left = int(torch.randint(width - patch_size + 1, (1,), generator=generator))
         rotation, flip = torch.randint(4, (2,), generator=generator).tolist()
-        crops.append((index, top, left, rotation, flip))
+        crops.append((index, top, left, rotation, flip, patch_size))
     return crops
+
+
+LARGE_PATCH_FACTOR = 2
+"""A large patch is twice as wide as ``--patch-size``, so its batch holds a quarter as many patches."""
 
 
 class CropPlan(torch.utils.data.Sampler):
@@ -218,22 +224,33 @@ class CropPlan(torch.utils.data.Sampler):
     Workers only cut and stack pixels (the costly part); the single generator
     stays here, and its state before each step is kept until that step is
     consumed, because the DataLoader draws a few steps ahead of training.
+
+    With ``large_fraction`` > 0, that share of the steps (drawn with the same
+    generator) uses patches ``LARGE_PATCH_FACTOR`` times wider in a batch with
+    as many pixels, so that a model also learns what lies far from a tile's
+    border: trained on 256 px patches only, a hyperprior predicted the inside
+    of a 512 px tile worse than its border and spent more bits on it.
     """
 
     def __init__(self, tile_shapes: list[tuple[int, int]], patch_size: int, batch_size: int,
-                 generator: torch.Generator, first_step: int, steps: int):
+                 generator: torch.Generator, first_step: int, steps: int, large_fraction: float = 0.0):
         self.tile_shapes = tile_shapes
         self.patch_size = patch_size
         self.batch_size = batch_size
         self.generator = generator
         self.first_step = first_step
         self.steps = steps
+        self.large_fraction = large_fraction
         self.states: dict[int, torch.Tensor] = {}
 
     def __iter__(self):
         for step in range(self.first_step, self.steps):
             self.states[step] = self.generator.get_state()
-            yield draw_crops(self.tile_shapes, self.patch_size, self.batch_size, self.generator)
+            if self.large_fraction and float(torch.rand(1, generator=self.generator)) < self.large_fraction:
+                batch = max(1, self.batch_size // LARGE_PATCH_FACTOR**2)
+                yield draw_crops(self.tile_shapes, LARGE_PATCH_FACTOR * self.patch_size, batch, self.generator)
+            else:
+                yield draw_crops(self.tile_shapes, self.patch_size, self.batch_size, self.generator)
 
     def __len__(self) -> int:
         return self.steps - self.first_step
@@ -248,16 +265,15 @@ class CropPlan(torch.utils.data.Sampler):
 class PatchCutter(torch.utils.data.Dataset):
     """Cuts a planned batch (N x 1 x P x P) out of the training tiles, with its rotations and flips."""
 
-    def __init__(self, tiles: list[np.ndarray], patch_size: int):
+    def __init__(self, tiles: list[np.ndarray]):
         self.tiles = tiles
-        self.patch_size = patch_size
 
     def __getitem__(self, crops: list[Crop]) -> torch.Tensor:
         return torch.stack([self.cut(crop) for crop in crops])[:, None]
 
     def cut(self, crop: Crop) -> torch.Tensor:
-        index, top, left, rotation, flip = crop
-        patch = torch.from_numpy(self.tiles[index][top:top + self.patch_size, left:left + self.patch_size].copy())
+        index, top, left, rotation, flip, size = crop
+        patch = torch.from_numpy(self.tiles[index][top:top + size, left:left + size].copy())
         patch = torch.rot90(patch, rotation)
         return patch.flip(-1) if flip % 2 else patch
 
@@ -271,6 +287,6 @@ def patch_loader(tiles: list[np.ndarray], plan: CropPlan, workers: int, pin_memo
     touches torch's global generator.
     """
     return torch.utils.data.DataLoader(
-        PatchCutter(tiles, plan.patch_size), batch_size=None, sampler=plan, num_workers=workers,
+        PatchCutter(tiles), batch_size=None, sampler=plan, num_workers=workers,
         pin_memory=pin_memory, persistent_workers=False, generator=torch.Generator().manual_seed(seed),
     )

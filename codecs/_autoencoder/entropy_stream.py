@@ -2,16 +2,18 @@
 
 Header (big-endian): format version (1 byte), model id (4 bytes, as in the
 fixed-length format), CRC-32 (4 bytes) of everything after it; then, in
-format version 2 only, the quality of a variable-rate model (2 bytes, in
+format version 4 only, the quality of a variable-rate model (2 bytes, in
 thousandths of a level: the decoder needs it to undo the encoder's gains).
-Single-rate models write version 1 (9 bytes of header), variable-rate models
-version 2 (11 bytes). The payload is one range-coder stream
+Single-rate models write version 3 (9 bytes of header), variable-rate models
+version 4 (11 bytes). The payload is one range-coder stream
 (``constriction.stream.queue``, 32-bit words stored little-endian) holding,
 in this order: the side latent ``z`` channel by channel (hyperprior and
 checkerboard only), then the latent ``y``: channel by channel under the
 factorized prior; under the hyperprior, grouped by scale table in ascending
 order, each group in raster order; under the checkerboard prior, the anchors
-so grouped, then the other positions so grouped. The latent shapes follow
+so grouped, then the other positions so grouped. Each group's symbols are
+followed by the overflow distances of its end symbols (``SymbolCoder``).
+The latent shapes follow
 from the tile shape and the checkpoint, so they are not written. A range
 decoder reads garbage from damaged bytes without noticing; the CRC turns that
 into a clear error.
@@ -31,9 +33,9 @@ try:
 except ImportError:  # the plugin must still import, so `harness list` can say what is missing
     constriction = None
 
-ENTROPY_FORMAT_VERSION = 1
-"""Streams of single-rate models."""
-VARIABLE_RATE_FORMAT_VERSION = 2
+ENTROPY_FORMAT_VERSION = 3
+"""Streams of single-rate models (versions 1 and 2 clamped values beyond a table's ends)."""
+VARIABLE_RATE_FORMAT_VERSION = 4
 """Streams of variable-rate models: the header also holds the quality."""
 _HEADER = struct.Struct(f">B{MODEL_ID_BYTES}sI")
 _QUALITY = struct.Struct(">H")
@@ -85,31 +87,60 @@ def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False) -> 
     return np.frombuffer(body[quality_bytes:], dtype=WORD).astype(np.uint32), quality
 
 
+OVERFLOW_LIMIT = 2**16
+"""How many zigzag-mapped distances beyond a table's end the format can code: |distance| < 2**15. A trained
+latent never comes near; a farther value is refused rather than clamped."""
+
+
+def _overflow_probabilities() -> np.ndarray:
+    """P(z) proportional to 1 / (z + 1)^2: z = 0 (a value exactly at the table's end) costs 0.7 bits,
+    a distance of 100 about 14 bits."""
+    weights = 1.0 / np.arange(1, OVERFLOW_LIMIT + 1, dtype=np.float64) ** 2
+    return weights / weights.sum()
+
+
 class SymbolCoder:
     """Range-codes integer values under one of several tabulated distributions.
 
-    The ``constriction`` models are built once from the tables; values beyond
-    a table's ends are clamped to its end symbols (which carry the tails).
+    The ``constriction`` models are built once from the tables. A table spans
+    its distribution's likely values only (``entropy_tables``), and its end
+    symbols stand for everything beyond; every value coded with an end symbol
+    is followed by its signed distance from that end (zigzag-mapped, under a
+    fixed heavy-tailed distribution), so any value round-trips exactly. A
+    value far outside its predicted distribution (a sharp edge the model did
+    not expect) then costs bits rather than pixels. Clamping it to the end
+    symbol, as format versions 1 and 2 did, left a real test tile with
+    clipped water at 32.2 dB where exact coding reaches 39.3 dB, with the same
+    model and quality.
     """
 
     def __init__(self, tables: ProbabilityTables):
         self.tables = tables
         self.models = [constriction.stream.model.Categorical(tables.table(index), perfect=False)
                        for index in range(len(tables))]
+        self.overflow_model = constriction.stream.model.Categorical(_overflow_probabilities(), perfect=False)
 
     def encode(self, encoder: constriction.stream.queue.RangeEncoder, values: np.ndarray, table: int) -> None:
-        symbols = np.clip(values - self.tables.offsets[table], 0, self.tables.lengths[table] - 1)
+        """The symbols of ``values``, then the distances of those coded with an end symbol."""
+        offset, last = self.tables.offsets[table], self.tables.lengths[table] - 1
+        symbols = np.clip(values - offset, 0, last)
         encoder.encode(symbols.astype(np.int32), self.models[table])
-
-    def representable(self, values: np.ndarray, tables: np.ndarray) -> np.ndarray:
-        """``values`` clamped, element by element, to the support of the table that codes each: what the
-        decoder will read back."""
-        low = self.tables.offsets[tables]
-        return np.clip(values, low, low + self.tables.lengths[tables] - 1)
+        at_end = (symbols == 0) | (symbols == last)
+        distances = values[at_end] - offset - symbols[at_end]
+        zigzag = np.where(distances >= 0, 2 * distances, -2 * distances - 1)
+        if zigzag.size and zigzag.max() >= OVERFLOW_LIMIT:
+            raise ValueError(f"latent value {int(values[at_end][zigzag.argmax()])} lies {OVERFLOW_LIMIT // 2} or more "
+                             "beyond its probability table: the stream format cannot hold it")
+        encoder.encode(zigzag.astype(np.int32), self.overflow_model)
 
     def decode(self, decoder: constriction.stream.queue.RangeDecoder, count: int, table: int) -> np.ndarray:
-        symbols = decoder.decode(self.models[table], count)
-        return symbols.astype(np.int64) + self.tables.offsets[table]
+        offset, last = self.tables.offsets[table], self.tables.lengths[table] - 1
+        symbols = decoder.decode(self.models[table], count).astype(np.int64)
+        at_end = (symbols == 0) | (symbols == last)
+        zigzag = decoder.decode(self.overflow_model, int(at_end.sum())).astype(np.int64)
+        values = symbols + offset
+        values[at_end] += np.where(zigzag % 2 == 0, zigzag // 2, -(zigzag + 1) // 2)
+        return values
 
 
 def new_encoder() -> constriction.stream.queue.RangeEncoder:

@@ -11,7 +11,8 @@ on a CPU machine.
 
 * Factorized density: one table per channel over the integers from the
   ``TAIL_MASS / 2`` quantile to the ``1 - TAIL_MASS / 2`` quantile; a value
-  outside is clamped to the end symbol, which carries the tail's mass.
+  outside is coded as the end symbol, which carries the tail's mass,
+  followed by its distance beyond it (``entropy_stream.SymbolCoder``).
 * Gaussian conditional: one table per scale of a fixed log-spaced
   ``SCALE_TABLE`` (as in CompressAI); an element is coded with the table of
   the smallest tabulated scale at least as large as its predicted scale.

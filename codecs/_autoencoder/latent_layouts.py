@@ -111,7 +111,7 @@ class CheckerboardLayout(_SideLayout):
         anchors = np.broadcast_to(anchor_mask(*latent.shape[1:])[0].numpy(), latent.shape)
         means, scales = self._gaussian(hyper, None)
         tables = self.table_indexes(scales)
-        symbols = self.latent_coder.representable(np.round(latent - means).astype(np.int64), tables)
+        symbols = np.round(latent - means).astype(np.int64)
         self.write_grouped(encoder, symbols[anchors], tables[anchors])
         decoded_anchors = np.where(anchors, symbols + means, 0.0)
         means, scales = self._gaussian(hyper, decoded_anchors)

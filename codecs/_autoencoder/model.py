@@ -7,8 +7,10 @@ and the decoder's output is cropped back, so the codec accepts e.g. 100x77.
 
 Two transform families share that layout. ``gelu`` (the ``tiny`` and
 ``default`` presets) is the original network, with GELU and optional
-attention. ``gdn`` (the ``gdn-*`` presets) is the Ballé/Minnen codec
-transform: 5x5 convolutions with GDN in the encoder and IGDN in the decoder.
+attention. ``gdn-dct`` (the ``gdn-dct*`` presets) is the Ballé/Minnen codec
+transform, 5x5 convolutions with GDN in the encoder and IGDN in the decoder,
+beside a DCT-initialised linear block transform (``block_transform``), so
+that training starts from a working transform coder.
 
 A *variable-rate* model (``lmbdas`` in its spec) is trained for several
 rate-distortion trade-offs at once, with the gain units of Cui et al. (2021):
@@ -25,6 +27,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
+from harness_codecs._autoencoder.block_transform import BlockAnalysis, BlockSynthesis
 from harness_codecs._autoencoder.checkerboard import CheckerboardPrior
 from harness_codecs._autoencoder.entropy_models import FactorizedPrior, HyperPrior
 from harness_codecs._autoencoder.gdn import GDN
@@ -48,7 +51,8 @@ class ModelSpec:
     ``checkerboard``: unbounded latent rounded to integers and entropy-coded under a learned prior
     (``entropy_models``, ``checkerboard``)."""
     transform: str = "gelu"
-    """``gelu`` (the original network) or ``gdn`` (5x5 convolutions with GDN/IGDN)."""
+    """``gelu`` (the original network) or ``gdn-dct`` (5x5 convolutions with GDN/IGDN beside a linear 16x16
+    block transform that starts as the DCT)."""
     hyper_channels: int = 0
     """Width of the side latent ``z`` of the checkerboard prior (0: ``channels``)."""
     lmbdas: tuple[float, ...] = ()
@@ -71,13 +75,13 @@ PRESETS = {
     "tiny": ModelSpec(preset="tiny", channels=32, kernel_size=3, latent_channels=32),
     # ~5M parameters: meant for a GPU.
     "default": ModelSpec(preset="default", channels=208, kernel_size=5, latent_channels=64),
-    # GDN transforms; a 192-channel latent so that high rates are not capped. Trains on 2 CPU cores
-    # (bf16 autocast where the CPU has AMX or AVX-512 BF16) in hours.
-    "gdn-small": ModelSpec(preset="gdn-small", channels=128, kernel_size=5, latent_channels=192,
-                           transform="gdn", hyper_channels=128),
-    # The width of the published high-rate mean-scale models (Minnen et al. 2018): meant for a GPU.
-    "gdn": ModelSpec(preset="gdn", channels=192, kernel_size=5, latent_channels=320, transform="gdn",
-                     hyper_channels=192),
+    # GDN networks beside a complete 16x16 block transform that starts as the DCT (256 latent channels):
+    # trains on 2 CPU cores (bf16 autocast where the CPU has AMX or AVX-512 BF16) in hours.
+    "gdn-dct-small": ModelSpec(preset="gdn-dct-small", channels=128, kernel_size=5, latent_channels=256,
+                               transform="gdn-dct", hyper_channels=128),
+    # The same with the GDN width of the published high-rate models (Minnen et al. 2018): meant for a GPU.
+    "gdn-dct": ModelSpec(preset="gdn-dct", channels=192, kernel_size=5, latent_channels=256, transform="gdn-dct",
+                         hyper_channels=192),
 }
 
 
@@ -132,7 +136,7 @@ class Autoencoder(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
         self.spec = spec
-        builders = {"gelu": _gelu_transforms, "gdn": _gdn_transforms}
+        builders = {"gelu": _gelu_transforms, "gdn-dct": _gdn_dct_transforms}
         if spec.transform not in builders:
             raise ValueError(f"transform {spec.transform!r}; accepted: {', '.join(builders)}")
         self.encoder, self.decoder = builders[spec.transform](spec)
@@ -188,12 +192,12 @@ def _gelu_transforms(spec: ModelSpec) -> tuple[nn.Sequential, nn.Sequential]:
     return nn.Sequential(*encoder), nn.Sequential(*decoder)
 
 
-def _gdn_transforms(spec: ModelSpec) -> tuple[nn.Sequential, nn.Sequential]:
+def _gdn_dct_transforms(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
     n, m, k = spec.channels, spec.latent_channels, spec.kernel_size
     encoder = nn.Sequential(_down(1, n, k), GDN(n), _down(n, n, k), GDN(n), _down(n, n, k), GDN(n), _down(n, m, k))
     decoder = nn.Sequential(_up(m, n, k), GDN(n, inverse=True), _up(n, n, k), GDN(n, inverse=True),
                             _up(n, n, k), GDN(n, inverse=True), _up(n, 1, k))
-    return encoder, decoder
+    return BlockAnalysis(encoder, m), BlockSynthesis(decoder, m)
 
 
 def _prior(spec: ModelSpec) -> nn.Module | None:

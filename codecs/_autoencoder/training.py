@@ -19,8 +19,10 @@ from typing import Any
 import torch
 import yaml
 from harness_codecs._autoencoder.bitstream import MAX_BITS
+from harness_codecs._autoencoder.block_transform import BLOCK
 from harness_codecs._autoencoder.checkpoint import git_commit, read_checkpoint_file
 from harness_codecs._autoencoder.data import (
+    LARGE_PATCH_FACTOR,
     build_data_split,
     build_split,
     check_against_manifest,
@@ -44,8 +46,8 @@ from harness.runner import load_tiles
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda", "lmbdas", "bits", "patch_size",
-                     "batch_size", "lr", "grad_clip", "msssim_weight", "seed", "config", "data", "scenes", "validation_scenes",
-                     "scene_size")
+                     "large_patch_fraction", "batch_size", "lr", "grad_clip", "msssim_weight", "seed", "config", "data",
+                     "scenes", "validation_scenes", "scene_size")
 CHOICES = {"preset": tuple(sorted(PRESETS)), "entropy": ENTROPY_MODELS, "device": ("auto", "cpu", "cuda"),
            "amp": ("none", *AMP_DTYPES)}
 # Types of the options whose default is None (the others' type is their default's).
@@ -78,8 +80,9 @@ class AutoencoderTrainer(Trainer):
         parser.add_argument("--latent-channels", type=int, help="latent width (default: the preset's)")
         parser.add_argument("--attention", action="store_true", help="add CBAM attention blocks")
         parser.add_argument("--entropy", default="none", choices=CHOICES["entropy"],
-                            help="none: fixed-length codes of --bits each; factorized or hyperprior: integer latent "
-                                 "range-coded under a learned prior, trained for lmbda * distortion + bpp")
+                            help="none: fixed-length codes of --bits each; factorized, hyperprior or checkerboard: "
+                                 "integer latent range-coded under a learned prior, trained for lmbda * distortion "
+                                 "+ bpp")
         parser.add_argument("--lmbda", type=float, default=1000.0,
                             help="rate-distortion trade-off of entropy-coded models: larger spends more bits")
         parser.add_argument("--lmbdas", type=_number_list, default=[],
@@ -91,6 +94,9 @@ class AutoencoderTrainer(Trainer):
                             help="quantization bits per latent value (1-16) of fixed-length models")
         parser.add_argument("--patch-size", type=int, default=128, help="training patch side, a multiple of 16")
         parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument("--large-patch-fraction", type=float, default=0.0,
+                            help="share of the steps that train on patches twice as wide (a quarter of the batch), "
+                                 "so that the model learns the inside of large tiles too")
         parser.add_argument("--steps", type=int, default=2000)
         parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (warm-up, then cosine decay)")
         parser.add_argument("--grad-clip", type=float, default=0.0,
@@ -141,6 +147,10 @@ class AutoencoderTrainer(Trainer):
                   f"of {args.scene_size}px) and checking it against {args.config}", flush=True)
             split = build_split(config, args.seed, args.scenes, args.validation_scenes, args.scene_size,
                                 args.patch_size, args.validation_patches)
+        large = LARGE_PATCH_FACTOR * args.patch_size
+        _require(not args.large_patch_fraction or any(min(tile.shape) >= large for tile in split.train_tiles),
+                 f"--large-patch-fraction {args.large_patch_fraction}: no training tile is {large}px wide; raise the "
+                 "training windows' tile_size or set it to 0")
         print(f"autoencoder: {len(split.train_tiles)} training tiles from {len(split.scenes)} scenes, "
               f"{len(split.validation_patches)} validation patches", flush=True)
         check_no_overlap(split, config, load_tiles(config, registry))
@@ -200,8 +210,16 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
     _require(not lmbdas or (len(lmbdas) >= 2 and all(0 < low < high for low, high in zip(lmbdas, lmbdas[1:]))),
              f"--lmbdas {','.join(f'{value:g}' for value in lmbdas)}: expected two or more positive, increasing numbers")
     _require(not lmbdas or args.entropy != "none", "--lmbdas: a variable-rate model needs an --entropy model")
+    spec = spec_for(args.preset, args.latent_channels, args.attention, args.entropy, tuple(lmbdas))
+    if spec.transform == "gdn-dct":
+        _require(spec.entropy != "none", f"--preset {args.preset}: its latent is unbounded; choose an --entropy model")
+        _require(not spec.attention, f"--preset {args.preset}: --attention is for the tiny and default presets")
+        _require(spec.latent_channels <= BLOCK * BLOCK, f"--latent-channels {spec.latent_channels}: the "
+                 f"{args.preset} block transform has at most {BLOCK * BLOCK} ({BLOCK}x{BLOCK} DCT coefficients)")
     _require(args.msssim_weight >= 0, f"--msssim-weight {args.msssim_weight}: expected 0 or more")
     _require(args.grad_clip >= 0, f"--grad-clip {args.grad_clip}: expected 0 or more")
+    _require(0 <= args.large_patch_fraction <= 1,
+             f"--large-patch-fraction {args.large_patch_fraction}: expected a number from 0 to 1")
     _require(1 <= args.bits <= MAX_BITS, f"--bits {args.bits}: expected an integer from 1 to {MAX_BITS}")
     _require(args.latent_channels is None or 1 <= args.latent_channels <= 65535,
              f"--latent-channels {args.latent_channels}: expected an integer from 1 to 65535")
@@ -219,13 +237,13 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
              f"--amp {args.amp}: fp16 needs --device cuda; on the CPU use bf16")
     record = {key: str(value) if isinstance(value, Path) or value is None else value for key, value in vars(args).items()}
     return FitSettings(
-        spec=spec_for(args.preset, args.latent_channels, args.attention, args.entropy, tuple(lmbdas)), bits=args.bits,
+        spec=spec, bits=args.bits,
         patch_size=args.patch_size, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
         msssim_weight=args.msssim_weight, device=device, amp=args.amp, compile=args.compile, seed=args.seed,
         output=Path(args.output), checkpoint_every=args.checkpoint_every, normalization={},
         training_record=record, git_commit=git_commit(REPOSITORY), progress=not args.no_progress,
         workers=_workers(args.workers, device), lmbda=args.lmbda, fp16_weights=args.fp16_weights,
-        grad_clip=args.grad_clip,
+        grad_clip=args.grad_clip, large_patch_fraction=args.large_patch_fraction,
     )
 
 

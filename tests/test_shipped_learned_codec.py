@@ -1,0 +1,65 @@
+"""Specification of the shipped variable-rate checkpoint on the real test chips: what it was trained on,
+that its rate does not depend on how the same pixels are tiled, and that quality buys bits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from harness_codecs._autoencoder.checkpoint import load_checkpoint
+from harness_codecs._autoencoder.data import build_data_split, check_no_overlap, load_training_data
+from harness_codecs._autoencoder.model import STRIDE
+from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
+
+from harness.config import load_config
+from harness.runner import load_tiles
+from harness.sar import normalize_db
+from tests.conftest import NORMALIZATION, SHIPPED_DATA
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+CHECKPOINT = REPOSITORY / "checkpoints" / "autoencoder-gdn-dct-small-checkerboard.pt"
+TEST_CHIP = SHIPPED_DATA / "test" / "sen1floods11" / "USA_905409_S1Hand.tif"
+
+
+@pytest.fixture(scope="module")
+def chip() -> np.ndarray:
+    """The VV band of a real 512x512 test chip, normalized as the benchmark does."""
+    with rasterio.open(TEST_CHIP) as raster:
+        return normalize_db(raster.read(1).astype(np.float64), NORMALIZATION["VV"]).astype(np.float32)
+
+
+def bpp_when_tiled(codec: CheckerboardAutoencoder, image: np.ndarray, size: int) -> float:
+    tiles = [image[row:row + size, col:col + size] for row in range(0, image.shape[0], size)
+             for col in range(0, image.shape[1], size)]
+    return 8 * sum(len(stream) for stream in codec.encode_batch(tiles)) / image.size
+
+
+@pytest.mark.parametrize("quality", [1, 6])
+def test_the_same_pixels_cost_about_the_same_rate_whatever_the_tile_size(chip, quality):
+    codec = CheckerboardAutoencoder(checkpoint=str(CHECKPOINT), quality=quality)
+
+    rates = {size: bpp_when_tiled(codec, chip, size) for size in (128, 256, 512)}
+
+    assert rates[512] <= rates[256] * 1.03 and rates[256] <= rates[128] * 1.03  # larger tiles never cost much more
+    assert rates[128] <= rates[512] * 1.15                                   # and smaller ones not much more either
+
+
+def test_a_higher_quality_spends_more_bits_on_real_pixels(chip):
+    rates = [bpp_when_tiled(CheckerboardAutoencoder(checkpoint=str(CHECKPOINT), quality=quality), chip[:256, :256], 256)
+             for quality in (0, 2.5, 5, 8)]
+
+    assert rates == sorted(rates) and rates[-1] > 4 * rates[0]
+
+
+def test_the_shipped_model_was_trained_on_real_data_that_the_real_test_set_does_not_hold():
+    checkpoint = load_checkpoint(CHECKPOINT)
+    config, registry = load_config(REPOSITORY / checkpoint.training["config"])
+    data = load_training_data(REPOSITORY / checkpoint.training["data"], registry)
+    split = build_data_split(data, config, registry, checkpoint.training["seed"], checkpoint.training["patch_size"],
+                             checkpoint.training["validation_patches"], STRIDE)
+
+    assert config.path.name == "benchmarks-real.yaml" and data.path.name == "training.yaml"
+    check_no_overlap(split, config, load_tiles(config, registry))  # raises on a shared scene or tile
+    assert not {tile.scene for tile in load_tiles(config, registry)} & split.scenes
