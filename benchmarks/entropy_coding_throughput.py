@@ -10,7 +10,7 @@ depends on the symbols' statistics. The rate columns give real bpp (bytes
 of the streams) beside the prior's estimate.
 
     .venv/bin/python benchmarks/entropy_coding_throughput.py [--device cpu|cuda] [--config benchmarks.yaml]
-        [--batch-size 8] [--repeats 3] [CHECKPOINT ...]
+        [--batch-size 8] [--repeats 3] [--qualities 0,4,8] [CHECKPOINT ...]
 """
 
 from __future__ import annotations
@@ -33,8 +33,17 @@ CODECS = {"factorized": FactorizedAutoencoder, "hyperprior": HyperpriorAutoencod
           "checkerboard": CheckerboardAutoencoder}
 
 
-def measure(path: Path, tiles: list[np.ndarray], device: str, batch_size: int, repeats: int) -> str:
-    codec = CODECS[load_checkpoint(path).spec.entropy](checkpoint=str(path), device=device)
+def measure(path: Path, tiles: list[np.ndarray], device: str, batch_size: int, repeats: int,
+            qualities: list[float]) -> list[str]:
+    """One line per quality of a variable-rate checkpoint, one line for a single-rate one."""
+    levels = load_checkpoint(path).spec.rate_levels
+    return [measure_point(path, tiles, device, batch_size, repeats, quality)
+            for quality in ([quality for quality in qualities if quality <= levels - 1] if levels else [None])]
+
+
+def measure_point(path: Path, tiles: list[np.ndarray], device: str, batch_size: int, repeats: int,
+                  quality: float | None) -> str:
+    codec = CODECS[load_checkpoint(path).spec.entropy](checkpoint=str(path), quality=quality, device=device)
     coder = codec.coder
     synchronize = synchronizer_for(device)
     batches = [tiles[start:start + batch_size] for start in range(0, len(tiles), batch_size)]
@@ -53,7 +62,8 @@ def measure(path: Path, tiles: list[np.ndarray], device: str, batch_size: int, r
     real = np.mean([8 * len(data) / tile.size for data, tile in zip(streams, tiles)])
     estimated = np.mean(codec.estimated_bpp(tiles))
     speeds = " ".join(f"{megapixels / second:10.1f}" for second in seconds)
-    return f"{path.name:42} {speeds} {real:8.4f} {estimated:8.4f} {real / estimated - 1:+7.2%}"
+    name = path.name if quality is None else f"{path.name} q={quality:g}"
+    return f"{name:48} {speeds} {real:8.4f} {estimated:8.4f} {real / estimated - 1:+7.2%}"
 
 
 def main() -> None:
@@ -63,17 +73,22 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "benchmarks.yaml")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--qualities", default="0,4,8",
+                        help="comma-separated qualities at which variable-rate checkpoints are measured")
     args = parser.parse_args()
-    checkpoints = args.checkpoints or sorted(path for path in (ROOT / "checkpoints").glob("autoencoder-tiny-*-l*.pt")
-                                             if not path.name.endswith(".last.pt"))
+    checkpoints = args.checkpoints or [path for path in sorted((ROOT / "checkpoints").glob("autoencoder-*.pt"))
+                                       if not path.name.endswith((".last.pt", "-stage1.pt"))
+                                       and load_checkpoint(path).spec.entropy in CODECS]
     config, registry = load_config(args.config)
     tiles = [tile.data for tile in load_tiles(config, registry)]
     print(f"device: {device_name(torch.device(args.device))}; torch {torch.__version__}; "
           f"{len(tiles)} tiles of {args.config.name}; batch {args.batch_size}")
-    print(f"{'checkpoint':42} {'analysis':>10} {'ent. enc':>10} {'ent. dec':>10} {'synthesis':>10} "
+    qualities = [float(value) for value in args.qualities.split(",")]
+    print(f"{'checkpoint':48} {'analysis':>10} {'ent. enc':>10} {'ent. dec':>10} {'synthesis':>10} "
           f"{'bpp':>8} {'est. bpp':>8} {'gap':>7}   (MPix/s)")
     for path in checkpoints:
-        print(measure(path, tiles, args.device, args.batch_size, args.repeats), flush=True)
+        for line in measure(path, tiles, args.device, args.batch_size, args.repeats, qualities):
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -168,3 +168,19 @@ def test_large_patches_without_a_tile_wide_enough_are_refused(tmp_path, real_run
     with pytest.raises(UserError, match="--large-patch-fraction 0.5: no training tile is 128px wide"):
         train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
               str(tmp_path / "m.pt"), "--large-patch-fraction", "0.5", *FAST)
+
+
+def test_fine_tuning_starts_from_the_init_checkpoints_weights(tmp_path, real_run):
+    output = tmp_path / "tuned.pt"
+    train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output", str(output),
+          "--init", str(real_run / "model.pt"), "--steps", "1", "--lr", "1e-30", "--density-lr-factor", "10", *FAST)
+
+    start = load_checkpoint(real_run / "model.pt").state_dict
+    tuned = torch.load(output.with_name("tuned.last.pt"), weights_only=True)["state_dict"]
+    assert all(torch.equal(tuned[name].half(), start[name]) for name in start if start[name].is_floating_point())
+
+
+def test_fine_tuning_a_checkpoint_of_another_model_is_refused(tmp_path, real_run):
+    with pytest.raises(UserError, match=r"--init .*model.pt: it holds a tiny model with other options \(lmbdas"):
+        train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
+              str(tmp_path / "m.pt"), "--init", str(real_run / "model.pt"), *FAST, "--lmbdas", "50,900")

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.data import CropPlan, TrainingSplit, patch_loader
-from harness_codecs._autoencoder.entropy_models import estimated_bits, prior_forward
+from harness_codecs._autoencoder.entropy_models import FactorizedDensity, estimated_bits, prior_forward
 from harness_codecs._autoencoder.entropy_tables import entropy_tables
 from harness_codecs._autoencoder.model import Autoencoder, ModelSpec
 from harness_codecs._autoencoder.quantization import dequantize, noisy_latent, quantize
@@ -77,6 +77,13 @@ class FitSettings:
     git_commit: str
     progress: bool = True
     workers: int = 0
+    density_lr_factor: float = 1.0
+    """The learned densities' learning rate, in multiples of ``lr`` (``FactorizedDensity`` parameters). They
+    start wide (Ballé's initial scale of 10) and, at the learning rate of the networks, stay so for thousands
+    of steps: after 2,500 steps the side latent of a checkerboard model cost 2.85 bits per value where it was
+    all zeros, the table giving 0 a probability of 0.14."""
+    initial_state: dict | None = None
+    """Weights to start from (``--init``) instead of a random initialisation."""
     large_patch_fraction: float = 0.0
     """Share of the steps whose patches are twice as wide (``data.CropPlan``)."""
     grad_clip: float = 0.0
@@ -119,11 +126,18 @@ class Fitter:
         torch.manual_seed(settings.seed)
         # Channels-last is oneDNN's native layout: on a CPU it halves the step time of the GDN presets.
         self.model = Autoencoder(settings.spec).to(settings.device, memory_format=torch.channels_last)
+        if settings.initial_state is not None:
+            self.model.load_state_dict(settings.initial_state)
         # Compile the halves, not the module: the loop calls encoder and decoder separately, and the
         # compiled wrappers share the model's parameters, so its state dict keeps its plain names.
         self.encode = torch.compile(self.model.encoder) if settings.compile else self.model.encoder
         self.decode = torch.compile(self.model.decoder) if settings.compile else self.model.decoder
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
+        densities = {id(parameter) for module in self.model.modules() if isinstance(module, FactorizedDensity)
+                     for parameter in module.parameters()}
+        groups = [{"params": [p for p in self.model.parameters() if id(p) not in densities], "lr_factor": 1.0},
+                  {"params": [p for p in self.model.parameters() if id(p) in densities],
+                   "lr_factor": settings.density_lr_factor}]
+        self.optimizer = torch.optim.Adam([group for group in groups if group["params"]], lr=settings.lr)
         self.data_generator = torch.Generator().manual_seed(settings.seed)
         self.noise_generator = torch.Generator(settings.device).manual_seed(settings.seed + 1)
         self.scaler = torch.amp.GradScaler(settings.device.type, enabled=settings.amp == "fp16")
@@ -190,7 +204,7 @@ class Fitter:
 
     def train_step(self, batch: torch.Tensor) -> float:
         for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(self.settings, self.step)
+            group["lr"] = group["lr_factor"] * learning_rate(self.settings, self.step)
         quality = self._qualities(len(batch))
         with self._autocast():
             latent = self._encode(batch, quality)

@@ -20,7 +20,7 @@ import torch
 import yaml
 from harness_codecs._autoencoder.bitstream import MAX_BITS
 from harness_codecs._autoencoder.block_transform import BLOCK
-from harness_codecs._autoencoder.checkpoint import git_commit, read_checkpoint_file
+from harness_codecs._autoencoder.checkpoint import git_commit, load_checkpoint, read_checkpoint_file
 from harness_codecs._autoencoder.data import (
     LARGE_PATCH_FACTOR,
     build_data_split,
@@ -36,7 +36,7 @@ from harness_codecs._autoencoder.fit import (
     msssim_window,
     resume_path,
 )
-from harness_codecs._autoencoder.model import ENTROPY_MODELS, PRESETS, STRIDE, spec_for
+from harness_codecs._autoencoder.model import ENTROPY_MODELS, PRESETS, STRIDE, ModelSpec, spec_for
 from harness_codecs._autoencoder.tb_log import open_log
 
 from harness import Trainer, UserError
@@ -46,13 +46,13 @@ from harness.runner import load_tiles
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda", "lmbdas", "bits", "patch_size",
-                     "large_patch_fraction", "batch_size", "lr", "grad_clip", "msssim_weight", "seed", "config", "data",
-                     "scenes", "validation_scenes", "scene_size")
+                     "large_patch_fraction", "batch_size", "lr", "density_lr_factor", "init", "grad_clip",
+                     "msssim_weight", "seed", "config", "data", "scenes", "validation_scenes", "scene_size")
 CHOICES = {"preset": tuple(sorted(PRESETS)), "entropy": ENTROPY_MODELS, "device": ("auto", "cpu", "cuda"),
            "amp": ("none", *AMP_DTYPES)}
 # Types of the options whose default is None (the others' type is their default's).
 TYPES_OF_UNSET = {"latent_channels": int, "threads": int, "workers": int, "manifest": Path, "logdir": Path,
-                  "data": Path, "lmbdas": list}
+                  "data": Path, "lmbdas": list, "init": Path}
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path",
               list: "a list of numbers"}
 CUDA_WORKERS = 2
@@ -99,6 +99,12 @@ class AutoencoderTrainer(Trainer):
                                  "so that the model learns the inside of large tiles too")
         parser.add_argument("--steps", type=int, default=2000)
         parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (warm-up, then cosine decay)")
+        parser.add_argument("--density-lr-factor", type=float, default=1.0,
+                            help="learning rate of the learned densities, in multiples of --lr (10 lets a side "
+                                 "latent's density narrow within hundreds of steps)")
+        parser.add_argument("--init", type=Path,
+                            help="start from this checkpoint's weights (same model options; a new optimizer and "
+                                 "schedule): fine-tuning")
         parser.add_argument("--grad-clip", type=float, default=0.0,
                             help="clip the gradient's norm to this (0: no clipping); 1 keeps GDN models stable")
         parser.add_argument("--msssim-weight", type=float, default=0.05, help="loss = MSE + w * (1 - MS-SSIM)")
@@ -218,6 +224,7 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
                  f"{args.preset} block transform has at most {BLOCK * BLOCK} ({BLOCK}x{BLOCK} DCT coefficients)")
     _require(args.msssim_weight >= 0, f"--msssim-weight {args.msssim_weight}: expected 0 or more")
     _require(args.grad_clip >= 0, f"--grad-clip {args.grad_clip}: expected 0 or more")
+    _require(args.density_lr_factor > 0, f"--density-lr-factor {args.density_lr_factor}: expected a positive number")
     _require(0 <= args.large_patch_fraction <= 1,
              f"--large-patch-fraction {args.large_patch_fraction}: expected a number from 0 to 1")
     _require(1 <= args.bits <= MAX_BITS, f"--bits {args.bits}: expected an integer from 1 to {MAX_BITS}")
@@ -244,6 +251,7 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
         training_record=record, git_commit=git_commit(REPOSITORY), progress=not args.no_progress,
         workers=_workers(args.workers, device), lmbda=args.lmbda, fp16_weights=args.fp16_weights,
         grad_clip=args.grad_clip, large_patch_fraction=args.large_patch_fraction,
+        density_lr_factor=args.density_lr_factor, initial_state=_initial_state(args.init, spec),
     )
 
 
@@ -264,6 +272,25 @@ def _device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
+
+
+def _initial_state(path: Path | None, spec: ModelSpec) -> dict | None:
+    """The weights of ``--init``, refused unless they are of the model being trained."""
+    if path is None:
+        return None
+    try:
+        checkpoint = load_checkpoint(path)
+    except ValueError as exc:
+        raise UserError(f"train autoencoder: --init {exc}") from exc
+    _require(checkpoint.spec == spec, f"--init {path}: it holds a {checkpoint.spec.preset} model with other options "
+                                      f"({_spec_difference(checkpoint.spec, spec)}); fine-tune with the same --preset, "
+                                      "--latent-channels, --entropy and --lmbdas")
+    return checkpoint.state_dict
+
+
+def _spec_difference(stored: ModelSpec, wanted: ModelSpec) -> str:
+    changed = [name for name in stored.to_dict() if getattr(stored, name) != getattr(wanted, name)]
+    return ", ".join(f"{name} {getattr(stored, name)!r} here, {getattr(wanted, name)!r} asked" for name in changed)
 
 
 def _resume_state(settings: FitSettings) -> dict:
