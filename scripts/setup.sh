@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 
-if ! ldconfig -p 2>/dev/null | grep -q 'libopenjp2\.so'; then
+# grep without -q reads all of ldconfig's output: with -q it may exit first, and under pipefail the
+# SIGPIPE that ldconfig then gets would read as "missing".
+if ! ldconfig -p 2>/dev/null | grep 'libopenjp2\.so' >/dev/null; then
     echo "setup: installing libopenjp2-7 (OpenJPEG, needed by glymur)"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
