@@ -141,6 +141,7 @@ def window_tiles(scene: str, candidate: Candidate, layers: Layers, settings: Dat
             data=data.astype(np.float32),
             mask=mask,
             db_range=db_range,
+            original_db=np.where(mask, db, np.nan).astype(np.float32),
         )
 
 

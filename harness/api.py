@@ -18,6 +18,9 @@ PROJECT_NAME = "harness"
 
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
+CLIPPED_COLUMNS = ("clipped_below", "clipped_above")
+"""The results columns of ``Tile.clipped_fractions``, in its order."""
+
 
 @dataclass(frozen=True, eq=False)
 class Tile:
@@ -28,6 +31,11 @@ class Tile:
     the config, never derived from the tile, so no side information escapes
     the bitstream. No-data pixels are ``False`` in ``mask`` and hold 0.0 in
     ``data``; metrics ignore them.
+
+    ``original_db`` keeps the dB values as read, before clipping (NaN at
+    no-data), so that clipping is seen: the dB metrics score against it and
+    the results record the clipped fractions. A dataset plugin that leaves it
+    ``None`` gets dB metrics against the clipped original and no clipping.
     """
 
     tile_id: str
@@ -38,6 +46,7 @@ class Tile:
     data: np.ndarray
     mask: np.ndarray
     db_range: tuple[float, float]
+    original_db: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -46,6 +55,15 @@ class Tile:
     @property
     def valid_pixels(self) -> int:
         return int(self.mask.sum())
+
+    @property
+    def clipped_fractions(self) -> tuple[float, float]:
+        """Fractions of the valid pixels below and above ``db_range``, which every codec sees at its bounds."""
+        if self.original_db is None or not self.mask.any():
+            return 0.0, 0.0
+        valid = self.original_db[self.mask]
+        low, high = self.db_range
+        return float(np.mean(valid < low)), float(np.mean(valid > high))
 
 
 @dataclass(frozen=True)
@@ -70,12 +88,17 @@ class DatasetSettings:
 
 @dataclass(frozen=True, eq=False)
 class MetricInput:
-    """What a metric function sees: the original and decoded tile, both normalized."""
+    """What a metric function sees: the original and decoded tile, both normalized.
+
+    ``original_db`` is the original in dB before clipping to ``db_range``
+    (``Tile.original_db``), or ``None`` where no such values exist.
+    """
 
     original: np.ndarray
     reconstructed: np.ndarray
     mask: np.ndarray
     db_range: tuple[float, float]
+    original_db: np.ndarray | None = None
 
 
 class Codec:

@@ -36,6 +36,8 @@ def harness_datasets() -> list[type]:
     where ``options`` are the remaining keys of the YAML ``dataset`` section,
     and yields ``harness.Tile`` objects from ``tiles()``, deterministically for
     a given seed. It raises ``harness.UserError`` for bad options or files.
+    A tile that also carries ``original_db`` (its dB before clipping) gets
+    its clipped shares recorded and its dB metrics scored against it.
     """
 
 

@@ -21,11 +21,13 @@ import pandas as pd
 
 from harness.report import (
     BD_RATE_EXPLANATION,
+    CLIPPING_EXPLANATION,
     COLUMN_STYLES,
     DEFAULT_DECIMALS,
     RD_PLOTS,
     RESULTS_FILE,
     SAVED_CONFIG_FILE,
+    clipping_table,
     load_results,
 )
 
@@ -72,6 +74,7 @@ def build_html(run_dir: Path) -> str:
     sections = [
         _section("Configuration", _config_body(run_dir)),
         _section("Environment", _environment_body(run_dir)),
+        _section("Clipping to the dB range", _clipping_body(results)),
         _section("Summary by codec and rate point", _summary_body(run_dir)),
         _section("BD-rate", _bd_rate_body(run_dir)),
         _section("Figures", _figures_body(run_dir)),
@@ -169,6 +172,13 @@ def _summary_body(run_dir: Path) -> str:
         return _paragraph("No results.")
     note = _paragraph("Means and standard deviations over the tiles without error; speeds are medians.")
     return note + "\n" + _html_table(summary)
+
+
+def _clipping_body(results: pd.DataFrame) -> str:
+    table = clipping_table(results)
+    if table.empty:
+        return _paragraph("Not recorded in these results.")
+    return _paragraph(CLIPPING_EXPLANATION) + "\n" + _html_table(table)
 
 
 def _bd_rate_body(run_dir: Path) -> str:

@@ -30,6 +30,7 @@ MS_SSIM_MIN_SIDE = (SSIM_WINDOW_SIZE - 1) * 2 ** (MS_SSIM_SCALES - 1)
 ENL_BLOCK_SIZE = 16
 ENL_HOMOGENEOUS_FRACTION = 0.1
 EPI_NEIGHBOURHOOD = 3
+BORDER_WIDTH = 2
 
 _SSIM_WINDOW = _fspecial_gauss_1d(SSIM_WINDOW_SIZE, SSIM_WINDOW_SIGMA).reshape(1, 1, 1, -1)
 
@@ -155,13 +156,33 @@ def db_error(pair: MetricInput) -> dict[str, float]:
     """RMSE and bias in dB, the unit SAR users threshold and calibrate in.
 
     The bias is reconstructed minus original: positive means the codec
-    brightened the scene, a radiometric shift PSNR cannot reveal.
+    brightened the scene, a radiometric shift PSNR cannot reveal. The
+    original is the one before clipping to the dB range where the tile
+    has it, so that what clipping loses (dark water below the range, bright
+    targets above it) counts as the error it is for a user of the dB values.
     """
     original_db, reconstructed_db = _db_pair(pair)
+    if pair.original_db is not None:
+        original_db = pair.original_db.astype(np.float64)
     error = reconstructed_db[pair.mask] - original_db[pair.mask]
     if error.size == 0:
         return {"rmse_db": math.nan, "bias_db": math.nan}
     return {"rmse_db": float(np.sqrt(np.mean(error**2))), "bias_db": float(np.mean(error))}
+
+
+def border_bias(pair: MetricInput) -> dict[str, float]:
+    """Mean dB bias (reconstructed − original) of the valid pixels within 2 px of no-data.
+
+    What a codec fills no-data with, or what the dataset filled it with, can
+    bleed into the valid pixels beside a swath border; the tile's mean bias
+    hides it among all the others. Measured against the clipped original, so
+    that it is the codec's doing alone. NaN on a tile without no-data.
+    """
+    beside_no_data = pair.mask & ndimage.binary_dilation(~pair.mask, iterations=BORDER_WIDTH)
+    if not beside_no_data.any():
+        return {"border_bias_db": math.nan}
+    original_db, reconstructed_db = _db_pair(pair)
+    return {"border_bias_db": float(np.mean(reconstructed_db[beside_no_data] - original_db[beside_no_data]))}
 
 
 def equivalent_number_of_looks(intensity_blocks: np.ndarray) -> np.ndarray:
@@ -245,4 +266,4 @@ def epi(pair: MetricInput) -> dict[str, float]:
 
 @hookimpl
 def harness_metrics() -> list[Callable[[MetricInput], dict[str, float]]]:
-    return [psnr, ssim, ms_ssim, db_error, enl_ratio, epi]
+    return [psnr, ssim, ms_ssim, db_error, border_bias, enl_ratio, epi]

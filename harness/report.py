@@ -32,6 +32,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 from pandas.api.typing import DataFrameGroupBy
 
+from harness.api import CLIPPED_COLUMNS
 from harness.bdrate import BD_METRICS, bd_rate_tables
 from harness.compressai_json import ReferenceCurve, curves_from_summary, read_compressai_json, write_compressai_json
 from harness.errors import UserError
@@ -42,10 +43,10 @@ TEXT_COLUMNS = (
 )
 NON_METRIC_COLUMNS = frozenset(
     TEXT_COLUMNS
-    + ("height", "width", "valid_pixels", "bytes", "bpp", "estimated_bpp", "compression_ratio")
+    + ("height", "width", "valid_pixels", *CLIPPED_COLUMNS, "bytes", "bpp", "estimated_bpp", "compression_ratio")
     + ("encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "batch_size")
 )
-KNOWN_METRICS = ("psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "enl_ratio", "epi")
+KNOWN_METRICS = ("psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "border_bias_db", "enl_ratio", "epi")
 SPEED_COLUMNS = ("encode_mpix_s", "decode_mpix_s")
 HEADLINE_METRICS = ("psnr", "ms_ssim", "enl_ratio")
 LABEL_COLUMNS = ("run", "codec", "point", "pol", "device", "precision", "error")
@@ -87,6 +88,7 @@ COLUMN_STYLES = {
     "ms_ssim": ColumnStyle("MS-SSIM", 4),
     "rmse_db": ColumnStyle("RMSE (dB)", 3),
     "bias_db": ColumnStyle("bias (dB)", 3),
+    "border_bias_db": ColumnStyle("border bias (dB)", 3),
     "enl_ratio": ColumnStyle("ENL ratio", 3),
     "epi": ColumnStyle("EPI", 3),
     "encode_mpix_s": ColumnStyle("encode MPix/s", 2),
@@ -400,6 +402,8 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_po
     sections = [
         f"# Run `{run_name}`",
         _header_lines(results),
+        "## Clipping to the dB range",
+        clipping_markdown(results),
         "## By codec and rate point",
         _markdown_table(summary, GROUP_KEYS),
         "## By codec, rate point and polarisation",
@@ -413,9 +417,14 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_po
     return "\n\n".join(sections) + "\n"
 
 
-def _header_lines(results: pd.DataFrame) -> str:
+def distinct_tiles(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per tile (the first of its rows), whatever codecs and points coded it."""
     tile_keys = [column for column in ("dataset", "scene", "tile_id", "pol") if column in results.columns]
-    tiles = len(results[tile_keys].drop_duplicates())
+    return results.drop_duplicates(tile_keys)
+
+
+def _header_lines(results: pd.DataFrame) -> str:
+    tiles = len(distinct_tiles(results))
     errors = int((results["error"] != "").sum())
     codecs = ", ".join(dict.fromkeys(results["codec"])) or "none"
     return "\n".join(
@@ -428,12 +437,51 @@ def _header_lines(results: pd.DataFrame) -> str:
     )
 
 
+CLIPPING_EXPLANATION = (
+    "Share of each tile's valid pixels whose dB value lies below or above the normalization range. Every codec "
+    "sees them at the range's bounds, and the dB metrics (RMSE, bias) count the difference as error; widen the "
+    "range in `normalization` to keep them."
+)
+
+
+def clipping_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per polarisation, over the distinct tiles: how many were clipped, and the mean and largest shares clipped.
+
+    Empty for results written before these columns existed.
+    """
+    if not set(CLIPPED_COLUMNS) <= set(results.columns) or results.empty:
+        return pd.DataFrame()
+    tiles = distinct_tiles(results)
+    below, above = (pd.to_numeric(tiles[column]) for column in CLIPPED_COLUMNS)
+    per_pol = pd.DataFrame({"pol": tiles["pol"], "below": 100 * below, "above": 100 * above,
+                            "clipped": (below > 0) | (above > 0)}).groupby("pol", sort=False)
+    return pd.DataFrame({
+        "tiles": per_pol.size(),
+        "tiles with clipping": per_pol["clipped"].sum(),
+        "below: mean %": per_pol["below"].mean(),
+        "below: max %": per_pol["below"].max(),
+        "above: mean %": per_pol["above"].mean(),
+        "above: max %": per_pol["above"].max(),
+    }).reset_index()
+
+
+def clipping_markdown(results: pd.DataFrame) -> str:
+    table = clipping_table(results)
+    if table.empty:
+        return "Not recorded in these results."
+    return CLIPPING_EXPLANATION + "\n\n" + table.to_markdown(index=False, floatfmt=".2f")
+
+
 def _notes(summary: pd.DataFrame) -> str:
     lines = [
         "- Cells are mean ± std over the tiles without error; NaN values are skipped "
         "and `n` columns appear where a metric is missing on some tiles.",
         "- Speeds are medians over tiles.",
     ]
+    undefined = [COLUMN_STYLES.get(value, ColumnStyle(value, DEFAULT_DECIMALS)).label
+                 for value in _undefined_metrics(summary)]
+    if undefined and not summary.empty:
+        lines.append(f"- Not shown, as no tile of this run has a value: {', '.join(undefined)}.")
     if "psnr_mean" in summary.columns and np.isposinf(summary["psnr_mean"]).any():
         lines.append(
             "- PSNR `inf`: at least one tile was reconstructed exactly (lossless), "
@@ -546,7 +594,18 @@ def _display_table(summary: pd.DataFrame, keys: tuple[str, ...], with_spread: bo
 
 
 def _summarized_values(summary: pd.DataFrame) -> list[str]:
+    """The values the tables show: every summarized one that some tile of the table has."""
+    return [value for value in _all_summarized_values(summary) if value not in _undefined_metrics(summary)]
+
+
+def _all_summarized_values(summary: pd.DataFrame) -> list[str]:
     return [column.removesuffix("_mean") for column in summary.columns if column.endswith("_mean")]
+
+
+def _undefined_metrics(summary: pd.DataFrame) -> list[str]:
+    """Metrics with a value on no tile (border bias where no tile has no-data): a column of blanks says nothing."""
+    return [value for value in _all_summarized_values(summary)
+            if f"{value}_count" in summary.columns and not summary[f"{value}_count"].any()]
 
 
 def _has_missing_values(summary: pd.DataFrame, value: str) -> bool:

@@ -12,6 +12,7 @@ import csv
 import inspect
 import json
 import math
+import os
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from harness.api import Codec, DatasetSettings, MetricInput, Tile
+from harness.api import CLIPPED_COLUMNS, Codec, DatasetSettings, MetricInput, Tile
 from harness.config import BenchmarkConfig, CodecConfig, CodecPoint, DatasetConfig
 from harness.environment import collect_environment
 from harness.errors import UserError
@@ -37,7 +38,7 @@ from harness.reconstructions import save_original, save_reconstruction
 from harness.timing import synchronizer_for, time_call
 
 LEADING_COLUMNS = [
-    "run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels",
+    "run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels", *CLIPPED_COLUMNS,
     "codec", "point", "options", "bytes", "bpp", "estimated_bpp", "compression_ratio",
 ]
 TRAILING_COLUMNS = ["encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "device", "precision", "batch_size",
@@ -155,15 +156,23 @@ def _prepare_run_dir(config: BenchmarkConfig, options: RunOptions, results_path:
 
 
 def drop_error_rows(results_path: Path) -> set[tuple[str, str, str]]:
-    """Keep the good rows of an earlier run and forget its error rows, so resuming retries them."""
+    """Keep the good rows of an earlier run and forget its error rows, so resuming retries them.
+
+    The kept rows go to a temporary file that then replaces the results in one step: rewriting the file
+    in place lost most finished rows when the process was killed during the rewrite.
+    """
     with results_path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         fieldnames = reader.fieldnames or []
         good = [row for row in reader if not row.get("error")]
-    with results_path.open("w", newline="", encoding="utf-8") as handle:
+    rewritten = results_path.with_name(results_path.name + ".tmp")
+    with rewritten.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fieldnames)
         writer.writeheader()
         writer.writerows(good)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(rewritten, results_path)
     return {(row["codec"], row["point"], row["tile_id"]) for row in good}
 
 
@@ -252,7 +261,7 @@ def probe_metric_columns(registry: Registry, tile: Tile) -> list[str]:
     The CSV header must be written before the first row, and metric plugins
     declare their columns only through what they return.
     """
-    pair = MetricInput(tile.data, tile.data, tile.mask, tile.db_range)
+    pair = MetricInput(tile.data, tile.data, tile.mask, tile.db_range, tile.original_db)
     columns: list[str] = []
     for metric in registry.metric_functions():
         columns.extend(name for name in metric(pair) if name not in columns)
@@ -300,7 +309,7 @@ def measure_batch(
         megapixels = tile.data.size / 1e6
         row = identity_columns(prepared, tile, config, batch_size=len(tiles))
         row.update(rate_columns(len(stream), tile.shape), estimated_bpp="" if estimate is None else estimate)
-        row.update(score(registry, MetricInput(tile.data, reconstruction, tile.mask, tile.db_range)))
+        row.update(score(registry, MetricInput(tile.data, reconstruction, tile.mask, tile.db_range, tile.original_db)))
         row.update(encode_s=encode_s, decode_s=decode_s,
                    encode_mpix_s=megapixels / encode_s, decode_mpix_s=megapixels / decode_s)
         rows.append(row)
@@ -358,6 +367,7 @@ def identity_columns(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfi
     return {
         "run": config.name, "dataset": config.dataset.kind, "scene": tile.scene, "tile_id": tile.tile_id,
         "pol": tile.pol, "height": height, "width": width, "valid_pixels": tile.valid_pixels,
+        **dict(zip(CLIPPED_COLUMNS, tile.clipped_fractions)),
         "codec": prepared.codec_name, "point": prepared.point.label,
         "options": json.dumps(prepared.point.options, sort_keys=True),
         "device": prepared.codec.device, "precision": prepared.codec.precision, "batch_size": batch_size,

@@ -120,7 +120,7 @@ def test_the_page_loads_nothing_from_the_network(page_text):
 
 
 def test_the_summary_and_bd_rate_tables_are_shown_with_rounded_numbers(run_dir, page_text):
-    assert Page(page_text).tables == 3  # environment, summary, BD-rate
+    assert Page(page_text).tables == 4  # environment, clipping, summary, BD-rate
     first_bpp = pd.read_csv(run_dir / "summary.csv")["bpp_mean"].iloc[0]
     assert f"<td>{first_bpp:.3f}</td>" in page_text and repr(first_bpp) not in page_text
 
@@ -158,7 +158,7 @@ def test_a_folder_missing_optional_files_still_gives_a_page(run_copy):
     for path in [run_copy / "bd_rate.csv", *run_copy.glob("visual_*.png")]:
         path.unlink()
     page = Page(write_html_report(run_copy).read_text(encoding="utf-8"))
-    assert "tiny" in page.title and page.tables == 2
+    assert "tiny" in page.title and page.tables == 3
     assert not any("visual" in (image["alt"] or "").lower() for image in page.images)
 
 

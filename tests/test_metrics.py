@@ -19,6 +19,7 @@ from harness.api import MetricInput
 from harness.metrics import (
     ENL_BLOCK_SIZE,
     MS_SSIM_MIN_SIDE,
+    border_bias,
     db_error,
     enl_ratio,
     epi,
@@ -97,7 +98,7 @@ def skimage_ssim(original: np.ndarray, reconstructed: np.ndarray) -> float:
     )
 
 
-def test_hook_registers_six_metrics_with_the_result_columns():
+def test_hook_registers_seven_metrics_with_the_result_columns():
     original = speckled_scene()
     columns = {metric.__name__: set(metric(pair(original, noisy(original)))) for metric in harness_metrics()}
     assert columns == {
@@ -105,6 +106,7 @@ def test_hook_registers_six_metrics_with_the_result_columns():
         "ssim": {"ssim"},
         "ms_ssim": {"ms_ssim"},
         "db_error": {"rmse_db", "bias_db"},
+        "border_bias": {"border_bias_db"},
         "enl_ratio": {"enl_ratio"},
         "epi": {"epi"},
     }
@@ -328,3 +330,34 @@ def test_epi_with_a_nodata_strip_equals_epi_of_the_valid_part_alone():
 def test_epi_is_nan_for_a_constant_image():
     flat = np.full((64, 64), 0.5, dtype=np.float32)
     assert math.isnan(epi(pair(flat, flat.copy()))["epi"])
+
+
+def test_db_error_scores_against_the_original_before_clipping_so_clipping_costs_what_it_costs():
+    original_db = denormalize_db(0.1 + 0.8 * speckled_scene(), DB_RANGE)
+    original_db[:8] = DB_RANGE[0] - 6.0  # dark water 6 dB below the range, on 8 of the rows
+    clipped = normalize_db(original_db, DB_RANGE)
+    scored = MetricInput(original=clipped, reconstructed=clipped, mask=fully_valid(clipped), db_range=DB_RANGE,
+                         original_db=original_db.astype(np.float32))
+
+    errors = db_error(scored)
+
+    share = 8 / original_db.shape[0]
+    assert errors["bias_db"] == pytest.approx(6.0 * share, abs=1e-4)
+    assert errors["rmse_db"] == pytest.approx(np.sqrt(36.0 * share), abs=1e-4)
+    assert db_error(pair(clipped, clipped))["rmse_db"] == pytest.approx(0.0, abs=1e-9)  # without it: clipped original
+
+
+def test_border_bias_is_the_mean_db_shift_of_the_valid_pixels_beside_no_data():
+    original = 0.1 + 0.8 * speckled_scene()
+    mask = nodata_strip(original)
+    reconstructed = original.copy()
+    beside = slice(NODATA_COLUMNS, NODATA_COLUMNS + 2)
+    reconstructed[:, beside] -= 3.0 / (DB_RANGE[1] - DB_RANGE[0])  # a fill that bled 3 dB darker into 2 columns
+    reconstructed[:, NODATA_COLUMNS + 2:] += 0.5 / (DB_RANGE[1] - DB_RANGE[0])  # and the rest 0.5 dB brighter
+
+    assert border_bias(pair(original, reconstructed, mask))["border_bias_db"] == pytest.approx(-3.0, abs=1e-4)
+
+
+def test_border_bias_is_nan_on_a_tile_without_no_data():
+    original = speckled_scene()
+    assert math.isnan(border_bias(pair(original, noisy(original)))["border_bias_db"])

@@ -32,6 +32,7 @@ CODEC_POINTS = {
 TILES = ["t0", "t1", "t2", "t3"]
 POLS = ["VV", "VH"]
 ERROR_MESSAGE = "ValueError: tile too small for 5 levels"
+CLIPPED_BELOW = {("t0", "VH"): 0.125, ("t2", "VH"): 0.025}
 METRICS = ["psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "enl_ratio", "epi"]
 
 
@@ -47,6 +48,8 @@ def _good_row(rng: np.random.Generator, codec: str, point: str, tile: str, pol: 
         "height": 64,
         "width": 64,
         "valid_pixels": 4096,
+        "clipped_below": CLIPPED_BELOW.get((tile, pol), 0.0),
+        "clipped_above": 0.0,
         "codec": codec,
         "point": point,
         "options": json.dumps({"point": point}),
@@ -72,7 +75,8 @@ def _good_row(rng: np.random.Generator, codec: str, point: str, tile: str, pol: 
 
 def _as_error_row(row: dict) -> dict:
     """An error row keeps its identity but has every measured value empty, as the runner writes it."""
-    identity = {"run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels"}
+    identity = {"run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels", "clipped_below",
+                "clipped_above"}
     identity |= {"codec", "point", "options", "device", "precision"}
     return {key: (value if key in identity else np.nan) for key, value in row.items()} | {"error": ERROR_MESSAGE}
 
@@ -248,6 +252,17 @@ def test_summary_md_names_the_run_and_counts_tiles_and_errors(report):
     assert "- error rows: 1" in text
 
 
+def test_summary_md_tells_per_polarisation_how_many_tiles_were_clipped_and_by_how_much(report):
+    text = report.summary_md.read_text()
+    vh_row = next(line for line in text.split("## Clipping to the dB range")[1].splitlines() if line.startswith("| VH"))
+    assert [cell.strip() for cell in vh_row.strip("|").split("|")] == ["VH", "4", "2", "3.75", "12.50", "0.00", "0.00"]
+
+
+def test_results_written_before_clipping_was_recorded_say_so_instead_of_a_table(tmp_path):
+    files = write_report(make_results().drop(columns=["clipped_below", "clipped_above"]), tmp_path)
+    assert "## Clipping to the dB range\n\nNot recorded in these results." in files.summary_md.read_text()
+
+
 def test_summary_md_renders_lossless_psnr_as_inf(report):
     lossless_row = next(line for line in report.summary_md.read_text().splitlines() if "| lossless" in line)
     cells = [cell.strip() for cell in lossless_row.split("|")]
@@ -397,3 +412,10 @@ def test_a_list_of_anchors_gives_every_codec_a_bd_rate_against_each(run_dir):
     assert set(zip(codecs["anchor"], codecs["codec"])) == {("quantize", "jpeg2000"), ("jpeg2000", "quantize")}
     text = (run_dir / "summary.md").read_text()
     assert text.index("## BD-rate against `quantize`") < text.index("## BD-rate against `jpeg2000`")
+
+
+def test_a_metric_that_no_tile_has_is_named_in_the_notes_instead_of_a_blank_column(tmp_path):
+    files = write_report(make_results().assign(border_bias_db=np.nan), tmp_path)
+    text = files.summary_md.read_text()
+    assert "| border bias (dB)" not in text
+    assert "- Not shown, as no tile of this run has a value: border bias (dB)." in text

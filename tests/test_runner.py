@@ -129,7 +129,8 @@ def test_one_row_per_codec_point_and_tile_with_rate_from_real_bytes(tmp_path, be
 
 def test_results_have_the_documented_columns(tmp_path, bench):
     _, rows = run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
-    expected = ("run dataset scene tile_id pol height width valid_pixels codec point options bytes bpp "
+    expected = ("run dataset scene tile_id pol height width valid_pixels clipped_below clipped_above codec point "
+                "options bytes bpp "
                 "estimated_bpp compression_ratio psnr ssim ms_ssim rmse_db bias_db enl_ratio epi encode_s decode_s "
                 "encode_mpix_s decode_mpix_s device precision error").split()
     assert set(expected) <= set(rows[0])
@@ -180,6 +181,20 @@ def test_resume_retries_error_rows(tmp_path, bench):
     outcome, rows = run(config, tmp_path / "run", resume=True)
     assert outcome.rows_written == 1 and outcome.rows_skipped == 5
     assert len(rows) == 6 and not any(row["error"] for row in rows)
+
+
+def test_a_resume_killed_while_it_drops_the_error_rows_leaves_the_finished_rows_intact(tmp_path, bench, monkeypatch):
+    config = bench("- name: flaky\n  points: [{fail_on_call: 2}]\n")
+    run(config, tmp_path / "run")
+    before = (tmp_path / "run" / "results.csv").read_bytes()
+
+    def killed(self, rows):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(csv.DictWriter, "writerows", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tmp_path / "run", resume=True)
+
+    assert (tmp_path / "run" / "results.csv").read_bytes() == before
 
 
 def test_an_existing_run_is_not_overwritten_without_a_flag(tmp_path, bench):

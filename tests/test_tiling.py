@@ -12,7 +12,7 @@ from harness import UserError
 from harness_datasets._tiling import Candidate, grid_candidates, select_windows
 from harness_datasets.geotiff import GeoTiffDataset
 from harness_datasets.safe import SafeDataset
-from tests.conftest import dataset_settings, speckled_db, write_geotiff
+from tests.conftest import NORMALIZATION, dataset_settings, speckled_db, write_geotiff
 from tests.safe_fixtures import build_safe_product
 
 VALID = {"VV": np.zeros((4, 4)), "VH": np.zeros((4, 4))}
@@ -139,3 +139,17 @@ def test_safe_stride_and_cap_are_honoured(tmp_path):
 def test_a_bad_stride_or_cap_is_a_one_line_user_error_naming_the_option(tmp_path, dataset, option, value):
     with pytest.raises(UserError, match=rf"^dataset\.{option}: expected a positive integer, got {value!r}$".replace("(", r"\(")):
         dataset(dataset_settings(tmp_path), paths="anything", **{option: value})
+
+
+def test_a_tile_records_the_share_of_its_valid_pixels_clipped_at_each_end_of_the_db_range(tmp_path):
+    low, high = NORMALIZATION["VV"]
+    vv = np.full((32, 32), (low + high) / 2, dtype=np.float32)
+    vv[:, :8] = np.nan              # no-data: not counted
+    vv[:6, 8:] = low - 10.0         # 6 x 24 of the 24 x 32 valid pixels below the range
+    vv[6:9, 8:] = high + 1.0        # 3 x 24 above it
+    write_geotiff(tmp_path / "clipped.tif", [vv, vv - 7.0], nodata=float("nan"))
+
+    tile = next(t for t in geotiff_tiles(tmp_path, ["clipped.tif"], max_tiles=1) if t.pol == "VV")
+
+    assert tile.clipped_fractions == pytest.approx((6 / 32, 3 / 32))
+    assert np.nanmin(tile.original_db) == pytest.approx(low - 10.0) and tile.data.min() == 0.0
