@@ -266,6 +266,20 @@ def test_factorized_table_holds_the_densitys_bin_masses_and_its_tails_in_the_end
         assert table[0] >= bins[0].item() - 1e-6 and table[-1] >= bins[-1].item() - 1e-6
 
 
+def test_a_density_trained_onto_a_single_integer_still_gives_a_codable_table():
+    density = FactorizedDensity(1)
+    with torch.no_grad():
+        for factor in density.matrices:
+            factor.mul_(0).add_(30.0)  # a step at the origin: all the mass on 0
+    tables = factorized_tables(density)
+    coder = SymbolCoder(tables)
+
+    encoder = new_encoder()
+    coder.encode(encoder, np.array([0, 0, 1, 0]), 0)
+    assert tables.lengths[0] >= 2
+    assert list(coder.decode(new_decoder(encoder.get_compressed()), 4, 0)) == [0, 0, 1, 0]
+
+
 def test_scale_index_picks_the_smallest_tabulated_scale_at_least_as_large():
     predicted = np.array([0.0, SCALE_TABLE[0], SCALE_TABLE[5] * 1.0001, SCALE_TABLE[-1] * 10])
     np.testing.assert_array_equal(scale_indexes(predicted, SCALE_TABLE), [0, 0, 6, len(SCALE_TABLE) - 1])

@@ -80,7 +80,9 @@ def factorized_tables(density: FactorizedDensity) -> ProbabilityTables:
     tables, offsets = [], []
     for channel in range(exact.channels):
         low = _first(below[channel] > TAIL_MASS / 2, default=0)
-        high = max(_first(above[channel] < TAIL_MASS / 2, default=len(values) - 1), low)
+        # At least two symbols: a density trained to sit all on one integer would give a one-symbol table,
+        # which the range coder cannot model (constriction refuses it as not normalizable).
+        high = max(_first(above[channel] < TAIL_MASS / 2, default=len(values) - 1), low + 1)
         cumulative = np.concatenate([[0.0], below[channel, low:high], [1.0]])
         tables.append(np.maximum(np.diff(cumulative), 0.0))
         offsets.append(int(values[low]))
