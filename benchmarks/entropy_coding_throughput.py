@@ -16,12 +16,14 @@ of the streams) beside the prior's estimate.
 from __future__ import annotations
 
 import argparse
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
 import torch
 from autoencoder_throughput import device_name
 from harness_codecs._autoencoder.checkpoint import load_checkpoint
+from harness_codecs._autoencoder.model import ModelSpec
 from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder, FactorizedAutoencoder, HyperpriorAutoencoder
 
 from harness.config import load_config
@@ -33,17 +35,17 @@ CODECS = {"factorized": FactorizedAutoencoder, "hyperprior": HyperpriorAutoencod
           "checkerboard": CheckerboardAutoencoder}
 
 
-def measure(path: Path, tiles: list[np.ndarray], device: str, batch_size: int, repeats: int,
+def measure(path: Path, spec: ModelSpec, tiles: list[np.ndarray], device: str, batch_size: int, repeats: int,
             qualities: list[float]) -> list[str]:
     """One line per quality of a variable-rate checkpoint, one line for a single-rate one."""
-    levels = load_checkpoint(path).spec.rate_levels
-    return [measure_point(path, tiles, device, batch_size, repeats, quality)
+    levels = spec.rate_levels
+    return [measure_point(path, CODECS[spec.entropy], tiles, device, batch_size, repeats, quality)
             for quality in ([quality for quality in qualities if quality <= levels - 1] if levels else [None])]
 
 
-def measure_point(path: Path, tiles: list[np.ndarray], device: str, batch_size: int, repeats: int,
-                  quality: float | None) -> str:
-    codec = CODECS[load_checkpoint(path).spec.entropy](checkpoint=str(path), quality=quality, device=device)
+def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device: str, batch_size: int,
+                  repeats: int, quality: float | None) -> str:
+    codec = codec_class(checkpoint=str(path), quality=quality, device=device)
     coder = codec.coder
     synchronize = synchronizer_for(device)
     batches = [tiles[start:start + batch_size] for start in range(0, len(tiles), batch_size)]
@@ -76,9 +78,12 @@ def main() -> None:
     parser.add_argument("--qualities", default="0,4,8",
                         help="comma-separated qualities at which variable-rate checkpoints are measured")
     args = parser.parse_args()
-    checkpoints = args.checkpoints or [path for path in sorted((ROOT / "checkpoints").glob("autoencoder-*.pt"))
-                                       if not path.name.endswith((".last.pt", "-stage1.pt"))
-                                       and load_checkpoint(path).spec.entropy in CODECS]
+    # Every shipped entropy-coded checkpoint; resume states and the intermediate training stages (both
+    # git-ignored) are not shipped models.
+    paths = args.checkpoints or [path for path in sorted((ROOT / "checkpoints").glob("autoencoder-*.pt"))
+                                 if not path.name.endswith(".last.pt") and not fnmatch(path.name, "*-stage?.pt")]
+    specs = {path: load_checkpoint(path).spec for path in paths}
+    checkpoints = {path: spec for path, spec in specs.items() if args.checkpoints or spec.entropy in CODECS}
     config, registry = load_config(args.config)
     tiles = [tile.data for tile in load_tiles(config, registry)]
     print(f"device: {device_name(torch.device(args.device))}; torch {torch.__version__}; "
@@ -86,8 +91,8 @@ def main() -> None:
     qualities = [float(value) for value in args.qualities.split(",")]
     print(f"{'checkpoint':48} {'analysis':>10} {'ent. enc':>10} {'ent. dec':>10} {'synthesis':>10} "
           f"{'bpp':>8} {'est. bpp':>8} {'gap':>7}   (MPix/s)")
-    for path in checkpoints:
-        for line in measure(path, tiles, args.device, args.batch_size, args.repeats, qualities):
+    for path, spec in checkpoints.items():
+        for line in measure(path, spec, tiles, args.device, args.batch_size, args.repeats, qualities):
             print(line, flush=True)
 
 
