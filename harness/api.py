@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
@@ -56,9 +57,10 @@ class Tile:
     def valid_pixels(self) -> int:
         return int(self.mask.sum())
 
-    @property
+    @cached_property
     def clipped_fractions(self) -> tuple[float, float]:
-        """Fractions of the valid pixels below and above ``db_range``, which every codec sees at its bounds."""
+        """Fractions of the valid pixels below and above ``db_range``, which every codec sees at its bounds;
+        computed once per tile, though every codec's row of the tile records them."""
         if self.original_db is None or not self.mask.any():
             return 0.0, 0.0
         valid = self.original_db[self.mask]
