@@ -7,7 +7,7 @@ without the metrics. Reported per point: the median over tiles of MPix/s,
 and the mean rate, so speed can be read against what each point buys.
 Codecs that are unavailable on this machine are listed and skipped.
 
-    .venv/bin/python benchmarks/codec_throughput.py [benchmarks-all.yaml] [--codecs a,b]
+    .venv/bin/python benchmarks/codec_throughput.py [benchmarks.yaml] [--codecs a,b]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def point_throughput(prepared: PreparedPoint, tiles, device: str) -> tuple[float
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", nargs="?", default="benchmarks-all.yaml")
+    parser.add_argument("config", nargs="?", default="benchmarks.yaml")
     parser.add_argument("--codecs", help="comma-separated codec names (default: every codec of the config)")
     args = parser.parse_args(argv)
     config, registry = load_config(args.config)

@@ -14,10 +14,13 @@ reports the prior's own rate estimate (``estimated_bpp``) beside the real one.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import torch
 from harness_codecs._autoencoder.checkpoint import (
     TRAIN_COMMAND,
     Checkpoint,
@@ -35,7 +38,7 @@ from harness_codecs._autoencoder.options import (
     validated_precision,
 )
 
-from harness.api import Codec, hookimpl
+from harness.api import Codec, RateKnob, hookimpl
 
 
 class EntropyCodedAutoencoder(Codec):
@@ -45,25 +48,21 @@ class EntropyCodedAutoencoder(Codec):
 
     entropy: ClassVar[str]
     unavailable: ClassVar[str | None] = unavailable_reason()
+    # Variable-rate checkpoints only; each instance sets the top to its checkpoint's highest level.
+    rate_knob = RateKnob("quality", low=0, high=0, more_bits_when_higher=True, step=1 / QUALITY_SCALE)
 
     def __init__(self, checkpoint: str, quality: float | None = None, device: str = "cpu", precision: str = "fp32",
                  base_dir: str | Path | None = None):
         path = resolve_checkpoint(self.name, checkpoint, base_dir)
-        loaded = load_checkpoint(path)
-        if loaded.spec.entropy != self.entropy:
-            codec = "autoencoder" if loaded.spec.entropy == "none" else f"autoencoder_{loaded.spec.entropy}"
-            raise ValueError(f"{path} holds a model with entropy model {loaded.spec.entropy!r}; use codec {codec} "
-                             f"for it, or train one with `{TRAIN_COMMAND} --entropy {self.entropy}`")
-        try:
-            tables = EntropyTables.from_tensors(loaded.entropy_tables)
-        except (KeyError, AttributeError) as exc:
-            raise ValueError(f"{path}: checkpoint lacks its entropy tables ({exc}); "
-                             f"make a new one with `{TRAIN_COMMAND} --entropy {self.entropy}`") from exc
         torch_device = parse_device(self.name, device)
         self.precision = validated_precision(self.name, precision, torch_device)
-        self.coder = EntropyLatentCoder(build_model(loaded, path), tables, model_id(loaded.state_dict),
-                                        torch_device, precision, _validated_quality(self.name, quality, loaded, path))
+        status = path.stat()
+        loaded, coder = _loaded_coder(path, (status.st_ino, status.st_size, status.st_mtime_ns), self.entropy,
+                                      str(torch_device), precision)
+        self.coder = coder.at_quality(_validated_quality(self.name, quality, loaded, path))
         self.device = describe_device(torch_device)
+        levels = loaded.spec.rate_levels
+        self.rate_knob = replace(type(self).rate_knob, high=levels - 1) if levels else None
 
     def encode(self, tile: np.ndarray) -> bytes:
         return self.encode_batch([tile])[0]
@@ -79,6 +78,27 @@ class EntropyCodedAutoencoder(Codec):
 
     def estimated_bpp(self, tiles: list[np.ndarray]) -> list[float]:
         return self.coder.estimated_bpp(tiles)
+
+
+@functools.lru_cache(maxsize=4)
+def _loaded_coder(path: Path, version: tuple[int, int, int], entropy: str, device: str,
+                  precision: str) -> tuple[Checkpoint, EntropyLatentCoder]:
+    """The checkpoint and a coder of it, built once per file version, device and precision: a ``match_bpp``
+    search builds the codec at many qualities, and loading, hashing and preparing 26 MB of weights each time
+    would cost more than the coding."""
+    loaded = load_checkpoint(path)
+    if loaded.spec.entropy != entropy:
+        codec = "autoencoder" if loaded.spec.entropy == "none" else f"autoencoder_{loaded.spec.entropy}"
+        raise ValueError(f"{path} holds a model with entropy model {loaded.spec.entropy!r}; use codec {codec} "
+                         f"for it, or train one with `{TRAIN_COMMAND} --entropy {entropy}`")
+    try:
+        tables = EntropyTables.from_tensors(loaded.entropy_tables)
+    except (KeyError, AttributeError) as exc:
+        raise ValueError(f"{path}: checkpoint lacks its entropy tables ({exc}); "
+                         f"make a new one with `{TRAIN_COMMAND} --entropy {entropy}`") from exc
+    coder = EntropyLatentCoder(build_model(loaded, path), tables, model_id(loaded.state_dict), torch.device(device),
+                               precision)
+    return loaded, coder
 
 
 def _validated_quality(codec: str, quality: float | None, loaded: Checkpoint, path: Path) -> float | None:

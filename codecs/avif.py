@@ -29,7 +29,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.api import Codec, hookimpl
+from harness.api import Codec, RateKnob, hookimpl
 from harness_codecs._imagecodecs import library, unavailable_reason
 from harness_codecs._samples import from_samples, to_samples
 
@@ -47,6 +47,7 @@ class Avif(Codec):
     name: ClassVar[str] = "avif"
     description: ClassVar[str] = "AVIF (libavif/libaom via imagecodecs), 10/12-bit monochrome 4:0:0"
     unavailable: ClassVar[str | None] = unavailable_reason("AVIF")
+    rate_knob = RateKnob("quality", low=0, high=LOSSLESS_QUALITY - 1, more_bits_when_higher=True, step=1)
 
     def __init__(self, quality: int, bits: int = 12, speed: int = DEFAULT_SPEED):
         self.quality = _validated_integer("quality", quality, 0, LOSSLESS_QUALITY,

@@ -37,7 +37,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import ndtr
 
-from harness.api import Codec, hookimpl
+from harness.api import Codec, RateKnob, hookimpl
 
 BITS_CHOICES = (2, 3, 4, 5)
 MIN_BLOCK, MAX_BLOCK = 2, 65535
@@ -77,6 +77,7 @@ class BlockAdaptiveQuantizer(Codec):
 
     name: ClassVar[str] = "baq"
     description: ClassVar[str] = "block-adaptive quantization: float16 block mean/std + Gaussian Lloyd-Max codes"
+    rate_knob = RateKnob("bits", low=min(BITS_CHOICES), high=max(BITS_CHOICES), more_bits_when_higher=True, step=1)
 
     def __init__(self, bits: int, block: int = 32):
         self.bits = _validated_int("bits", bits, BITS_CHOICES)

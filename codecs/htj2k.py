@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.api import Codec, hookimpl
+from harness.api import Codec, RateKnob, hookimpl
 from harness_codecs._imagecodecs import library, unavailable_reason
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
@@ -29,6 +29,7 @@ class Htj2k(Codec):
     name: ClassVar[str] = "htj2k"
     description: ClassVar[str] = "HTJ2K (OpenJPH via imagecodecs), 16-bit samples, raw codestream"
     unavailable: ClassVar[str | None] = unavailable_reason("HTJ2K")
+    rate_knob = RateKnob("qstep", low=1e-5, high=0.9, more_bits_when_higher=False, geometric=True)
 
     def __init__(self, qstep: float | None = None, lossless: bool = False):
         self.qstep = _validated_rate_point(qstep, lossless)

@@ -29,7 +29,7 @@ import numpy as np
 from glymur.jp2box import InvalidJp2kError
 from glymur.lib.openjp2 import OpenJPEGLibraryError
 
-from harness.api import Codec, hookimpl
+from harness.api import Codec, RateKnob, hookimpl
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
 SCRATCH_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
@@ -53,6 +53,8 @@ class Jpeg2000(Codec):
     name: ClassVar[str] = "jpeg2000"
     description: ClassVar[str] = "JPEG 2000 (OpenJPEG via glymur), 16-bit samples, raw codestream"
     min_tile_size: ClassVar[int] = 2 ** (RESOLUTIONS - 1)
+    # The achieved rate stays at or under the target bpp, so a search over the target matches a rate closely.
+    rate_knob = RateKnob("bpp", low=0.01, high=SAMPLE_BITS - 0.01, more_bits_when_higher=True, geometric=True)
 
     def __init__(self, bpp: float | None = None, lossless: bool = False, bits: int = SAMPLE_BITS):
         self.bits = _validated_bits(bits)

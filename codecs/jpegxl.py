@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.api import Codec, hookimpl
+from harness.api import Codec, RateKnob, hookimpl
 from harness_codecs._imagecodecs import library, unavailable_reason
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
@@ -33,6 +33,7 @@ class JpegXl(Codec):
     name: ClassVar[str] = "jpegxl"
     description: ClassVar[str] = "JPEG XL (libjxl via imagecodecs), 16-bit samples, bare codestream"
     unavailable: ClassVar[str | None] = unavailable_reason("JPEGXL")
+    rate_knob = RateKnob("distance", low=0.05, high=MAX_DISTANCE, more_bits_when_higher=False, geometric=True)
 
     def __init__(self, distance: float):
         self.distance = _validated_distance(distance)

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.api import Codec, hookimpl
+from harness.api import Codec, RateKnob, hookimpl
 from harness_codecs._imagecodecs import library, unavailable_reason
 
 
@@ -25,6 +25,7 @@ class Lerc(Codec):
     name: ClassVar[str] = "lerc"
     description: ClassVar[str] = "LERC (imagecodecs), float32 samples, max_error bound in the normalized domain"
     unavailable: ClassVar[str | None] = unavailable_reason("LERC")
+    rate_knob = RateKnob("max_error", low=1e-5, high=0.5, more_bits_when_higher=False, geometric=True)
 
     def __init__(self, max_error: float):
         self.max_error = _validated_max_error(max_error)

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.api import Codec, hookimpl
+from harness.api import Codec, RateKnob, hookimpl
 
 MIN_BITS = 1
 MAX_BITS = 16
@@ -29,6 +29,7 @@ class UniformQuantizer(Codec):
 
     name: ClassVar[str] = "quantize"
     description: ClassVar[str] = "uniform scalar quantization of normalized dB, bit-packed"
+    rate_knob = RateKnob("bits", low=MIN_BITS, high=MAX_BITS, more_bits_when_higher=True, step=1)
 
     def __init__(self, bits: int):
         self.bits = _validated_bits(bits)

@@ -29,7 +29,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.api import Codec, hookimpl
+from harness.api import Codec, RateKnob, hookimpl
 from harness_codecs._imagecodecs import library, unavailable_reason
 
 CHECKSUM = struct.Struct(">I")
@@ -41,6 +41,7 @@ class Sz3(Codec):
     name: ClassVar[str] = "sz3"
     description: ClassVar[str] = "SZ3 error-bounded compressor (imagecodecs), float32, absolute tolerance"
     unavailable: ClassVar[str | None] = unavailable_reason("SZ3")
+    rate_knob = RateKnob("tolerance", low=1e-5, high=0.5, more_bits_when_higher=False, geometric=True)
 
     def __init__(self, tolerance: float):
         self.tolerance = _validated_tolerance(tolerance)

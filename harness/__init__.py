@@ -1,10 +1,10 @@
 """SAR codec benchmark harness.
 
 Plugin authors need only what this module exports: the ``hookimpl`` marker,
-the ``Codec`` base class and the ``Tile`` / ``MetricInput`` records.
+the ``Codec`` base class (with ``RateKnob``) and the ``Tile`` / ``MetricInput`` records.
 """
 
-from harness.api import Codec, DatasetSettings, MetricInput, Tile, Trainer, hookimpl
+from harness.api import Codec, DatasetSettings, MetricInput, RateKnob, Tile, Trainer, hookimpl
 from harness.errors import UserError
 
-__all__ = ["Codec", "DatasetSettings", "MetricInput", "Tile", "Trainer", "UserError", "hookimpl"]
+__all__ = ["Codec", "DatasetSettings", "MetricInput", "RateKnob", "Tile", "Trainer", "UserError", "hookimpl"]

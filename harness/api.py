@@ -103,6 +103,30 @@ class MetricInput:
     original_db: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class RateKnob:
+    """The one numeric option that sets a codec's rate, so that a point can ask for a rate instead.
+
+    A point ``{match_bpp: 0.5}`` makes the harness search ``option`` between
+    ``low`` and ``high``, per tile and with real encodes, for the value that
+    spends the most bits without exceeding 0.5 bpp (``harness.rate_matching``).
+    ``more_bits_when_higher`` says which way the rate moves (a quality rises
+    with it; a step, distance or error bound falls). ``step`` is the knob's
+    granularity (1 for integers; 0 for a continuous one), and ``geometric``
+    searches values spanning decades on a log scale. ``low`` must be a valid
+    value for every instance, since the harness constructs the codec there
+    first; an instance may narrow ``high`` to what it loaded (a checkpoint's
+    levels) by setting its own ``rate_knob``.
+    """
+
+    option: str
+    low: float
+    high: float
+    more_bits_when_higher: bool
+    step: float = 0.0
+    geometric: bool = False
+
+
 class Codec:
     """Base class for codec plugins: one instance is one rate point.
 
@@ -117,6 +141,10 @@ class Codec:
     resolved ``cpu``/``cuda``) and ``base_dir`` (the config file's folder, to
     resolve relative paths such as checkpoints).
 
+    A codec whose rate is set by one monotone numeric option declares it as
+    ``rate_knob`` (a ``RateKnob``); points may then give ``match_bpp`` instead
+    of that option.
+
     A plugin whose library is missing still registers its class, with
     ``unavailable`` set to the reason and the install command: ``list`` shows
     it, and a config asking for it fails with that message, while every other
@@ -127,6 +155,7 @@ class Codec:
     description: ClassVar[str] = ""
     min_tile_size: ClassVar[int] = 1
     unavailable: ClassVar[str | None] = None
+    rate_knob: RateKnob | None = None
     device: str = "cpu"
     precision: str = ""
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from harness.compressai_json import ReferenceCurve, lossless_points
+from harness.rate_matching import matched_points
 
 MIN_POINTS = 4
 INTERPOLATION = "pchip"
@@ -51,6 +52,8 @@ BD_METRICS = (
     QualityMetric("psnr", "PSNR (dB)", higher_is_better=True),
     QualityMetric("ms_ssim", "MS-SSIM", higher_is_better=True),
     QualityMetric("rmse_db", "RMSE (dB)", higher_is_better=False),
+    QualityMetric("water_iou", "water IoU", higher_is_better=True),
+    QualityMetric("cfar_f1", "CFAR F1", higher_is_better=True),
 )
 
 
@@ -152,6 +155,7 @@ def bd_rate_table(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchor: s
 
     Overall rows use the means over all tiles; a reference curve has no
     polarisation, so it is compared with the anchor's overall curve only.
+    ``match_bpp`` points are left out (``rate_matching.matched_points``).
     Returns an empty table with the ``BD_COLUMNS`` when the anchor has no results.
     """
     rows = []
@@ -159,6 +163,8 @@ def bd_rate_table(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchor: s
     if "pol" in summary_by_pol.columns:
         groups += [(str(pol), part) for pol, part in summary_by_pol.groupby("pol", sort=False)]
     for pol, table in groups:
+        # match_bpp points are compared in the matched-rate table; a codec with no other point has no curve here.
+        table = table[~matched_points(table)]
         by_codec = {str(codec): points for codec, points in table.groupby("codec", sort=False)}
         if anchor not in by_codec:
             continue

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
+from harness.rate_matching import matched_points
 
 # Our column name -> CompressAI's key, where they differ.
 EXPORT_KEYS = {"ms_ssim": "ms-ssim"}
@@ -50,12 +51,13 @@ def lossless_points(points: pd.DataFrame) -> pd.Series:
 def curves_from_summary(summary: pd.DataFrame, run_name: str) -> list[ReferenceCurve]:
     """One curve per codec: mean bpp and mean metrics per point, sorted by bpp, lossless points left out.
 
-    Lossless points sit far from any lossy rate, and their PSNR may be +inf, which JSON cannot hold.
+    Lossless points sit far from any lossy rate, and their PSNR may be +inf, which JSON cannot hold;
+    ``match_bpp`` points are left out as from every curve (``rate_matching.matched_points``).
     """
     metrics = [column.removesuffix("_mean") for column in summary.columns
                if column.endswith("_mean") and column != "bpp_mean"]
     curves = []
-    for codec, points in summary.groupby("codec", sort=False):
+    for codec, points in summary[~matched_points(summary)].groupby("codec", sort=False):
         lossless = lossless_points(points)
         lossy = points[~lossless].sort_values("bpp_mean", kind="stable")
         description = f"{codec} in run {run_name}: means over the tiles without error, one value per rate point"

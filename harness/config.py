@@ -19,6 +19,7 @@ import yaml
 from harness.compressai_json import read_compressai_json
 from harness.errors import UserError
 from harness.plugins import Registry, build_registry
+from harness.rate_matching import MATCH_OPTION
 
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_ANCHOR = "jpeg2000"
@@ -281,13 +282,31 @@ def _codecs(check: _Checker, value: Any, registry: Registry, tile_size: int) -> 
         points = check.sequence(entry.get("points", [{}]), f"{key}.points")
         for point_index, point in enumerate(points):
             point_key = f"{key}.points[{point_index}]"
-            _check_options(check, codec_class, check.mapping(point, point_key), point_key, skip_first=False)
+            options = _without_rate_target(check, codec_class, check.mapping(point, point_key), point_key)
+            _check_options(check, codec_class, options, point_key, skip_first=False)
         codecs.append(CodecConfig(name, tuple(CodecPoint(dict(point)) for point in points)))
     names = [codec.name for codec in codecs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise check.fail("codecs", f"codec {duplicates[0]!r} is listed twice; merge its points into one entry")
     return tuple(codecs)
+
+
+def _without_rate_target(check: _Checker, codec_class: type, point: dict, key: str) -> dict:
+    """Check a ``match_bpp`` target (a positive rate, for a codec with a rate knob, instead of the knob) and
+    return the point's other options."""
+    if MATCH_OPTION not in point:
+        return point
+    knob = codec_class.rate_knob
+    if knob is None:
+        raise check.fail(f"{key}.{MATCH_OPTION}", f"codec {codec_class.name!r} has no single rate knob to search; "
+                                                  "give its own rate options instead")
+    if knob.option in point:
+        raise check.fail(f"{key}.{knob.option}", f"give either {MATCH_OPTION} or {knob.option}, not both: "
+                                                 f"{MATCH_OPTION} searches {knob.option} per tile")
+    if check.number(point[MATCH_OPTION], f"{key}.{MATCH_OPTION}") <= 0:
+        raise check.fail(f"{key}.{MATCH_OPTION}", f"expected a rate in bits per pixel above 0, got {point[MATCH_OPTION]!r}")
+    return {option: value for option, value in point.items() if option != MATCH_OPTION}
 
 
 def _check_options(check: _Checker, cls: type, options: dict, key: str, skip_first: bool) -> None:

@@ -23,7 +23,9 @@ def harness_codecs() -> list[type[Codec]]:
 
     Each class needs a unique ``name``: the YAML refers to it and the result
     tables are keyed by it. A class is instantiated once per rate point with
-    that point's options as keyword arguments.
+    that point's options as keyword arguments. A class that declares its
+    ``rate_knob`` (a ``harness.RateKnob``) also accepts ``match_bpp`` points:
+    the runner then builds it at the knob values its per-tile search tries.
     """
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.matched_rates import EXPLANATION as MATCHED_RATE_EXPLANATION
+from harness.matched_rates import matched_rate_table
 from harness.report import (
     BD_RATE_EXPLANATION,
     CLIPPING_EXPLANATION,
@@ -76,6 +78,7 @@ def build_html(run_dir: Path) -> str:
         _section("Environment", _environment_body(run_dir)),
         _section("Clipping to the dB range", _clipping_body(results)),
         _section("Summary by codec and rate point", _summary_body(run_dir)),
+        *_matched_rate_sections(results),
         _section("BD-rate", _bd_rate_body(run_dir)),
         _section("Figures", _figures_body(run_dir)),
         _section("Errors", _errors_body(results)),
@@ -179,6 +182,14 @@ def _clipping_body(results: pd.DataFrame) -> str:
     if table.empty:
         return _paragraph("Not recorded in these results.")
     return _paragraph(CLIPPING_EXPLANATION) + "\n" + _html_table(table)
+
+
+def _matched_rate_sections(results: pd.DataFrame) -> list[str]:
+    """The matched-rate table when the run has ``match_bpp`` points; no section otherwise."""
+    table = matched_rate_table(results)
+    if table.empty:
+        return []
+    return [_section("At matched rates", _paragraph(MATCHED_RATE_EXPLANATION) + "\n" + _html_table(table))]
 
 
 def _bd_rate_body(run_dir: Path) -> str:

@@ -29,6 +29,8 @@ MS_SSIM_SCALES = 5
 MS_SSIM_MIN_SIDE = (SSIM_WINDOW_SIZE - 1) * 2 ** (MS_SSIM_SCALES - 1)
 ENL_BLOCK_SIZE = 16
 ENL_HOMOGENEOUS_FRACTION = 0.1
+FLAT_VARIATION = 1e-6
+"""Coefficient of variation below which a block counts as constant (speckle has 0.2 to 1)."""
 EPI_NEIGHBOURHOOD = 3
 BORDER_WIDTH = 2
 
@@ -161,9 +163,11 @@ def db_error(pair: MetricInput) -> dict[str, float]:
     has it, so that what clipping loses (dark water below the range, bright
     targets above it) counts as the error it is for a user of the dB values.
     """
-    original_db, reconstructed_db = _db_pair(pair)
-    if pair.original_db is not None:
+    if pair.original_db is None:
+        original_db, reconstructed_db = _db_pair(pair)
+    else:
         original_db = pair.original_db.astype(np.float64)
+        reconstructed_db = denormalize_db(_in_domain(pair.reconstructed, pair.mask), pair.db_range)
     error = reconstructed_db[pair.mask] - original_db[pair.mask]
     if error.size == 0:
         return {"rmse_db": math.nan, "bias_db": math.nan}
@@ -189,10 +193,16 @@ def equivalent_number_of_looks(intensity_blocks: np.ndarray) -> np.ndarray:
     """mean² / variance of linear intensity along the last axis, per block.
 
     L-look speckle is Gamma distributed with variance mean² / L, so on a
-    homogeneous area this estimates L. A constant block gives +inf.
+    homogeneous area this estimates L. A constant block gives +inf: float
+    rounding leaves a flat block a variance of about 1e-30 of its mean², which
+    would read as 1e30 looks, so a coefficient of variation below
+    ``FLAT_VARIATION`` (far below any speckle's, 1/sqrt(L)) counts as flat.
     """
+    mean_squared = intensity_blocks.mean(axis=-1) ** 2
+    variance = intensity_blocks.var(axis=-1)
+    flat = variance <= FLAT_VARIATION**2 * mean_squared
     with np.errstate(divide="ignore", invalid="ignore"):
-        return intensity_blocks.mean(axis=-1) ** 2 / intensity_blocks.var(axis=-1)
+        return np.where(flat, np.inf, mean_squared / np.where(flat, 1.0, variance))
 
 
 def _blocks(image: np.ndarray, size: int) -> np.ndarray:
@@ -227,16 +237,23 @@ def enl_ratio(pair: MetricInput) -> dict[str, float]:
     non-constant block exists; +inf when the reconstruction is flat on a
     chosen block (all speckle removed).
     """
+    original_blocks, reconstructed_blocks = homogeneous_blocks(pair)
+    if not len(original_blocks):
+        return {"enl_ratio": math.nan}
+    original_enl = equivalent_number_of_looks(original_blocks).mean()
+    reconstructed_enl = equivalent_number_of_looks(reconstructed_blocks).mean()
+    return {"enl_ratio": float(reconstructed_enl / original_enl)}
+
+
+def homogeneous_blocks(pair: MetricInput) -> Pair:
+    """Linear intensity of original and reconstruction on the original's most homogeneous fully valid blocks
+    (one row per block, ``ENL_BLOCK_SIZE``² pixels): the "distributed targets" of speckle and level statistics.
+    Empty when no fully valid, non-constant block exists."""
     original, reconstructed = _linear_pair(pair)
     valid = _blocks(pair.mask, ENL_BLOCK_SIZE).all(axis=-1)
     original_blocks = _blocks(original, ENL_BLOCK_SIZE)[valid]
     chosen = _most_homogeneous(original_blocks)
-    if chosen.size == 0:
-        return {"enl_ratio": math.nan}
-    reconstructed_blocks = _blocks(reconstructed, ENL_BLOCK_SIZE)[valid]
-    original_enl = equivalent_number_of_looks(original_blocks[chosen]).mean()
-    reconstructed_enl = equivalent_number_of_looks(reconstructed_blocks[chosen]).mean()
-    return {"enl_ratio": float(reconstructed_enl / original_enl)}
+    return original_blocks[chosen], _blocks(reconstructed, ENL_BLOCK_SIZE)[valid][chosen]
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:

@@ -27,7 +27,7 @@ from harness.api import PROJECT_NAME
 from harness.errors import UserError
 
 BUILTIN_PACKAGES = ("harness_codecs", "harness_datasets")
-BUILTIN_MODULES = ("harness.metrics",)
+BUILTIN_MODULES = ("harness.metrics", "harness.task_metrics")
 ENTRY_POINT_GROUP = PROJECT_NAME
 
 

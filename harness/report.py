@@ -36,6 +36,8 @@ from harness.api import CLIPPED_COLUMNS
 from harness.bdrate import BD_METRICS, bd_rate_tables
 from harness.compressai_json import ReferenceCurve, curves_from_summary, read_compressai_json, write_compressai_json
 from harness.errors import UserError
+from harness.matched_rates import matched_rate_markdown
+from harness.rate_matching import matched_points
 
 TEXT_COLUMNS = (
     ("run", "dataset", "scene", "tile_id", "pol")
@@ -46,7 +48,8 @@ NON_METRIC_COLUMNS = frozenset(
     + ("height", "width", "valid_pixels", *CLIPPED_COLUMNS, "bytes", "bpp", "estimated_bpp", "compression_ratio")
     + ("encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "batch_size")
 )
-KNOWN_METRICS = ("psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "border_bias_db", "enl_ratio", "epi")
+KNOWN_METRICS = ("psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "border_bias_db", "enl_ratio", "epi",
+                 "water_iou", "water_flipped", "cfar_f1", "cfar_peak_change_db", "distributed_bias_db")
 SPEED_COLUMNS = ("encode_mpix_s", "decode_mpix_s")
 HEADLINE_METRICS = ("psnr", "ms_ssim", "enl_ratio")
 LABEL_COLUMNS = ("run", "codec", "point", "pol", "device", "precision", "error")
@@ -91,6 +94,11 @@ COLUMN_STYLES = {
     "border_bias_db": ColumnStyle("border bias (dB)", 3),
     "enl_ratio": ColumnStyle("ENL ratio", 3),
     "epi": ColumnStyle("EPI", 3),
+    "water_iou": ColumnStyle("water IoU", 3),
+    "water_flipped": ColumnStyle("water flipped", 4),
+    "cfar_f1": ColumnStyle("CFAR F1", 3),
+    "cfar_peak_change_db": ColumnStyle("CFAR peak change (dB)", 2),
+    "distributed_bias_db": ColumnStyle("distributed bias (dB)", 3),
     "encode_mpix_s": ColumnStyle("encode MPix/s", 2),
     "decode_mpix_s": ColumnStyle("decode MPix/s", 2),
 }
@@ -116,6 +124,8 @@ RD_PLOTS = (
     RDPlot("ms_ssim", "MS-SSIM", "MS-SSIM (1 = identical)"),
     RDPlot("enl_ratio", "ENL ratio (speckle statistics)", "ENL ratio, reconstructed / original", ideal=1.0),
     RDPlot("rmse_db", "RMSE of backscatter", "RMSE of backscatter (dB)"),
+    RDPlot("water_iou", "Water-mask IoU", "IoU of the Otsu water mask, decoded vs original", ideal=1.0),
+    RDPlot("cfar_f1", "CFAR detection F1", "F1 of CA-CFAR detections, decoded vs original", ideal=1.0),
 )
 RATE_AXIS_LABEL = "rate (bits per pixel)"
 
@@ -408,6 +418,7 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_po
         _markdown_table(summary, GROUP_KEYS),
         "## By codec, rate point and polarisation",
         _markdown_table(summary_by_pol, GROUP_KEYS_BY_POL),
+        *_matched_rate_section(results),
         *bd_sections,
         "## Notes",
         _notes(summary),
@@ -415,6 +426,12 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_po
         _errors_section(results),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _matched_rate_section(results: pd.DataFrame) -> list[str]:
+    """The heading and table of the ``match_bpp`` points; nothing for a run without them."""
+    table = matched_rate_markdown(results)
+    return [] if table is None else ["## At matched rates", table]
 
 
 def distinct_tiles(results: pd.DataFrame) -> pd.DataFrame:
@@ -646,8 +663,10 @@ def rd_figure(summary: pd.DataFrame, plot: RDPlot, colors: dict[str, Color], run
     When the run spans rates above ``LOW_RATE_BPP`` and has several points
     below, a second panel zooms on the low rates: that is where learned codecs
     and most of the literature's comparisons live, and a lossless point at 14
-    bpp would otherwise squeeze them into a corner.
+    bpp would otherwise squeeze them into a corner. ``match_bpp`` points are
+    not drawn: the matched-rate table compares them.
     """
+    summary = summary[~matched_points(summary)]
     rates = summary["bpp_mean"] if "bpp_mean" in summary.columns else pd.Series(dtype=float)
     zoom = bool((rates > LOW_RATE_BPP).any() and (rates <= LOW_RATE_BPP).sum() >= 2)
     figure = Figure(figsize=(FIGURE_SIZE[0] * (2 if zoom else 1), FIGURE_SIZE[1]), layout="constrained")

@@ -9,6 +9,7 @@ bad tile must not cost the user the other codecs' results.
 from __future__ import annotations
 
 import csv
+import functools
 import inspect
 import json
 import math
@@ -33,6 +34,7 @@ from harness.manifest import (
     write_manifest,
 )
 from harness.plugins import Registry
+from harness.rate_matching import MATCH_OPTION, knob_value, match_rate
 from harness.reconstructions import FOLDER as RECONSTRUCTIONS_FOLDER
 from harness.reconstructions import save_original, save_reconstruction
 from harness.timing import synchronizer_for, time_call
@@ -71,9 +73,16 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class PreparedPoint:
+    """A constructed rate point; a ``match_bpp`` point also knows how to build its codec at any knob value."""
+
     codec_name: str
     point: CodecPoint
     codec: Codec
+    at_knob: Callable[[float], Codec] | None = None
+
+    @property
+    def target_bpp(self) -> float | None:
+        return self.point.options.get(MATCH_OPTION)
 
 
 def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptions) -> RunOutcome:
@@ -98,8 +107,10 @@ def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptio
             pending = [tile for tile in tiles if (prepared.codec_name, prepared.point.label, tile.tile_id) not in done]
             skipped += len(tiles) - len(pending)
             progress.update(len(tiles) - len(pending))
-            for batch in batches(pending, config.timing.batch_size):
-                for row in measure_batch(prepared, batch, config, registry, keep):
+            groups = ([tile] for tile in pending) if prepared.target_bpp else batches(pending, config.timing.batch_size)
+            for batch in groups:
+                measure = measure_matched if prepared.target_bpp else measure_batch
+                for row in measure(prepared, batch, config, registry, keep):
                     writer.write(row)
                     written += 1
                     errors += bool(row["error"])
@@ -240,13 +251,24 @@ def prepare_points(
         codec_class = registry.codec(codec_config.name)
         for point_index, point in enumerate(codec_config.points):
             options = with_context(codec_class, point.options, device=device, base_dir=config.base_dir)
+            at_knob = None
+            if MATCH_OPTION in options:
+                # The search starts from the knob's low end, valid for every instance by the RateKnob contract.
+                knob = codec_class.rate_knob
+                options = {key: value for key, value in options.items() if key != MATCH_OPTION}
+                at_knob = functools.partial(_construct_at, codec_class, options, knob.option)
+                options = {**options, knob.option: knob_value(knob, 0.0 if knob.more_bits_when_higher else 1.0)}
             try:
                 codec = codec_class(**options)
             except (ValueError, TypeError) as exc:
                 raise UserError(f"{config.path}: codecs[{index}].points[{point_index}] "
                                 f"({codec_config.name} {point.label}): {exc}") from exc
-            prepared.append(PreparedPoint(codec_config.name, point, codec))
+            prepared.append(PreparedPoint(codec_config.name, point, codec, at_knob))
     return prepared
+
+
+def _construct_at(codec_class: type[Codec], options: dict[str, Any], option: str, value: float) -> Codec:
+    return codec_class(**options, **{option: value})
 
 
 def with_context(codec_class: type[Codec], options: dict[str, Any], **context: Any) -> dict[str, Any]:
@@ -316,6 +338,36 @@ def measure_batch(
         if keep:
             keep(prepared, tile, reconstruction)
     return rows
+
+
+def measure_matched(
+    prepared: PreparedPoint,
+    tiles: list[Tile],
+    config: BenchmarkConfig,
+    registry: Registry,
+    keep: Callable[[PreparedPoint, Tile, np.ndarray], None] | None = None,
+) -> list[dict[str, Any]]:
+    """A ``match_bpp`` point on one tile: search the knob with untimed encodes, then measure the value found.
+
+    The row's ``options`` records the knob value the tile got; its ``point`` stays the target, the key that
+    resume and the report group by.
+    """
+    (tile,) = tiles
+    knob = prepared.codec.rate_knob
+    try:
+        matched = match_rate(lambda value: _bpp(prepared.at_knob(value), tile), knob, prepared.target_bpp)
+        tuned = replace(prepared, codec=prepared.at_knob(matched.value))
+    except Exception as exc:  # the codec is third-party code: record it and carry on
+        return [_error_row(prepared, tile, config, exc)]
+    rows = measure_batch(tuned, [tile], config, registry, keep)
+    for row in rows:
+        row["options"] = json.dumps({**prepared.point.options, knob.option: matched.value}, sort_keys=True)
+    return rows
+
+
+def _bpp(codec: Codec, tile: Tile) -> float:
+    (stream,) = codec.encode_batch([tile.data])
+    return 8 * len(check_stream(stream)) / tile.data.size
 
 
 @dataclass(frozen=True)

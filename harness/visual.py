@@ -2,8 +2,9 @@
 
 Numbers hide how a codec fails: JPEG 2000 blurs speckle into smooth blobs,
 a coarse quantizer posterizes dark water. One figure per kept tile shows the
-original and each codec's reconstruction at the rate point closest to a
-chosen bpp, all in dB with the same colour limits, a zoomed crop where
+original and each codec's reconstruction at a chosen bpp (its ``match_bpp``
+point for that rate, matched per tile, where the run has one; else the rate
+point closest to it), all in dB with the same colour limits, a zoomed crop where
 speckle is visible, and the error in dB.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harness.rate_matching import matched_target
 from harness.reconstructions import KeptTile, load_kept_tiles, slug
 from harness.report import codec_colors
 from harness.sar import denormalize_db
@@ -55,7 +57,8 @@ def write_visual_comparisons(run_dir: Path, results: pd.DataFrame, target_bpp: f
 
 
 def matched_panels(kept: KeptTile, results: pd.DataFrame, target_bpp: float, colors: dict) -> list[Panel]:
-    """The original, then per codec the kept point whose bpp on this tile is closest to the target."""
+    """The original, then per codec its ``match_bpp`` point for the target when the run has one (the rate
+    matched on this very tile), else the kept point whose bpp on this tile is closest to the target."""
     original_db = _masked_db(kept.original, kept)
     panels = [Panel(f"original ({kept.pol})", original_db, "black")]
     rows = results[(results["tile_id"] == kept.tile_id) & (results["error"] == "")]
@@ -63,6 +66,9 @@ def matched_panels(kept: KeptTile, results: pd.DataFrame, target_bpp: float, col
         candidates = codec_rows[[(codec, point) in kept.reconstructions for point in codec_rows["point"]]]
         if candidates.empty:
             continue
+        matched = candidates[[matched_target(point) == target_bpp for point in candidates["point"]]]
+        if not matched.empty:
+            candidates = matched
         best = candidates.loc[(candidates["bpp"] - target_bpp).abs().idxmin()]
         reconstruction = kept.reconstructions[(codec, best["point"])]
         title = f"{codec}\n{short_label(best['point'])}\n{best['bpp']:.3f} bpp, PSNR {best['psnr']:.2f} dB"
@@ -113,5 +119,6 @@ def draw_comparison(kept: KeptTile, panels: list[Panel], target_bpp: float) -> F
     axes[2, 0].set_ylabel("error (dB)")
     figure.colorbar(image, ax=axes[:2, -1], shrink=0.8, label="sigma0 (dB)")
     figure.colorbar(difference, ax=axes[2, -1], shrink=0.8, label="reconstructed − original (dB)")
-    figure.suptitle(f"{kept.tile_id}: each codec at the rate point closest to {target_bpp:g} bpp", fontsize=9)
+    figure.suptitle(f"{kept.tile_id}: each codec matched to {target_bpp:g} bpp on this tile (match_bpp), or at its "
+                    "rate point closest to it", fontsize=9)
     return figure

@@ -101,6 +101,14 @@ def test_a_lossless_point_asked_for_is_left_out_even_with_a_finite_psnr():
     assert table["anchor_points"].iloc[0] == 5
 
 
+def test_a_match_bpp_point_on_the_rate_of_a_native_point_stays_out_of_the_curve():
+    """A 2-bit quantizer matched to 2 bpp is its bits=2 point again: two points at one rate break PCHIP."""
+    summary = _summary({"anchor": (ANCHOR_RATES, ANCHOR_PSNR), "same": (ANCHOR_RATES, ANCHOR_PSNR)})
+    duplicate = summary[summary["codec"] == "same"].iloc[[1]].assign(point="match_bpp=0.5")
+    table = bd_rate_table(pd.concat([summary, duplicate], ignore_index=True), pd.DataFrame(), "anchor")
+    assert table["test_points"].iloc[0] == 5 and table["bd_rate_percent"].iloc[0] == pytest.approx(0.0, abs=1e-6)
+
+
 def test_the_table_is_empty_when_the_anchor_has_no_results():
     summary = _summary({"other": (ANCHOR_RATES, ANCHOR_PSNR)})
     assert bd_rate_table(summary, pd.DataFrame(), "jpeg2000").empty

@@ -43,6 +43,12 @@ def test_lossless_points_are_left_out_of_the_export_and_named_in_the_description
     assert "lossless point(s) excluded: lossless=True" in curve.description
 
 
+def test_match_bpp_points_are_left_out_of_the_export():
+    summary = pd.concat([_summary(), pd.DataFrame({"codec": ["j2k"], "point": ["match_bpp=0.75"], "bpp_mean": [0.74],
+                                                   "psnr_mean": [28.5], "ms_ssim_mean": [0.97]})])
+    assert curves_from_summary(summary, "unit")[0].results["bpp"] == (0.5, 1.0)
+
+
 def test_a_written_curve_reads_back_the_same(tmp_path):
     curve = ReferenceCurve("mine", "d", {"bpp": (0.5, 1.0), "psnr": (27.0, 30.0), "ms_ssim": (math.nan, 0.98)})
     write_compressai_json(curve, tmp_path / "c.json")

@@ -277,6 +277,15 @@ def test_enl_ratio_exceeds_one_when_the_codec_smooths_speckle():
     assert enl_ratio(pair(original, speckle_smoothed(original)))["enl_ratio"] > 2.0
 
 
+def test_enl_ratio_is_infinite_when_the_codec_flattens_a_homogeneous_block():
+    """A coarse quantizer maps a calm area to one level: all speckle is gone, whatever float rounding says."""
+    original = speckled_scene()
+    reconstructed = original.copy()
+    reconstructed[:, :] = np.float32(0.4123)
+
+    assert enl_ratio(pair(original, reconstructed))["enl_ratio"] == math.inf
+
+
 def test_enl_ratio_judges_only_the_homogeneous_blocks():
     """Smoothing a busy texture is not speckle loss: only calm areas measure ENL."""
     calm = speckled_scene(region=32)

@@ -214,3 +214,18 @@ def test_a_config_asking_for_an_unavailable_codec_fails_with_the_reason(tmp_path
         """)
     assert main(["run", str(config)]) == 2
     assert "codec 'missing' is unavailable: the library superzip is not installed" in capsys.readouterr().err
+
+
+def test_every_column_of_every_built_in_metric_is_documented_in_the_readme():
+    import numpy as np
+
+    from harness import MetricInput
+    from harness.plugins import build_registry
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tile = np.random.default_rng(0).random((256, 256), dtype=np.float32)
+    pair = MetricInput(tile, tile, np.ones(tile.shape, dtype=bool), (-25.0, 5.0))
+    columns = [column for entry in build_registry().metrics.values() if entry.origin.startswith("harness/")
+               for column in entry.obj(pair)]
+    assert "cfar_f1" in columns
+    assert [column for column in columns if f"`{column}`" not in readme] == []

@@ -219,6 +219,8 @@ def test_write_report_writes_every_listed_file(report):
         "rd_ms_ssim.png",
         "rd_enl_ratio.png",
         "rd_rmse_db.png",
+        "rd_water_iou.png",
+        "rd_cfar_f1.png",
         "timing.png",
         "bd_rate.csv",
         "quantize.json",

@@ -63,6 +63,20 @@ def test_each_codec_is_shown_at_the_point_closest_to_the_target_rate(tmp_path, m
     assert shown[0][1].startswith("quantize\nbits=4")
 
 
+def test_a_codecs_point_matched_to_the_target_rate_is_shown_even_when_another_point_lands_closer(
+        tmp_path, monkeypatch):
+    tile = make_tile()
+    save_original(tmp_path, tile)
+    for point in ("quality=50", "match_bpp=1.0"):
+        save_reconstruction(tmp_path, tile, "avif", point, tile.data)
+    results = results_for(tile, [("avif", "quality=50", 1.0, 32.0), ("avif", "match_bpp=1.0", 0.97, 31.8)])
+    shown = []
+    monkeypatch.setattr("harness.visual.draw_comparison",
+                        lambda kept, panels, target: shown.append([panel.title for panel in panels]) or _figure())
+    write_visual_comparisons(tmp_path, results, target_bpp=1.0)
+    assert shown[0][1].startswith("avif\nmatch_bpp=1.0")
+
+
 def test_the_visual_comparison_is_a_png_per_kept_tile(tmp_path):
     tile = make_tile()
     save_original(tmp_path, tile)

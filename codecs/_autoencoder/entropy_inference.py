@@ -16,6 +16,7 @@ encoder whatever device either ran its transforms on. They work at 1/16 or
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,12 @@ class EntropyLatentCoder:
         self.device = device
         self.precision = precision
         self.quality = quality
+
+    def at_quality(self, quality: float | None) -> EntropyLatentCoder:
+        """The same coder (sharing model, tables and layout) encoding at another quality."""
+        coder = copy.copy(self)
+        coder.quality = quality
+        return coder
 
     def _qualities(self, values: list[float | None]) -> torch.Tensor | None:
         return torch.tensor(values, device=self.device) if self.variable_rate else None

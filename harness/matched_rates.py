@@ -1,0 +1,71 @@
+"""The report's table of every codec at the same rates: its ``match_bpp`` points, target by target.
+
+An RD curve answers "how much better per bit on average"; a reader choosing a
+codec for a fixed budget asks "at 0.5 bpp, which keeps the data best". Each
+row is one codec at one target: how close its tiles came (the share within
+``CLOSE_ENOUGH`` under the target, and the share over it, where the codec
+cannot go that low), and the headline metrics, best PSNR first among the
+codecs that kept every tile within the budget, then the others.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.rate_matching import CLOSE_ENOUGH, matched_target
+
+METRICS = {"psnr": ("PSNR (dB)", 2), "ms_ssim": ("MS-SSIM", 4), "rmse_db": ("RMSE (dB)", 3),
+           "enl_ratio": ("ENL ratio", 3)}
+EXPLANATION = (
+    "Every codec's `match_bpp` points: per tile, the harness searched the codec's rate knob with real encodes "
+    f"for the highest rate at or under the target. \"within {CLOSE_ENOUGH:.0%}\": share of tiles whose rate "
+    f"lies between {1 - CLOSE_ENOUGH:.2f}x the target and the target (a knob's granularity, or a codec's header, "
+    "can keep a tile further under); \"over\": share above it, where even the knob's lowest setting spends more. "
+    "Means over the tiles without error; best PSNR first, codecs over the target on some tiles last."
+)
+
+
+def matched_rate_table(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per codec and target, for the good rows of ``match_bpp`` points; empty when there are none."""
+    good = results[results["error"] == ""].copy()
+    good["target"] = good["point"].astype(str).map(matched_target)
+    good = good[good["target"].notna()]
+    if good.empty:
+        return pd.DataFrame()
+    rows = []
+    for (target, codec), tiles in good.groupby(["target", "codec"], sort=False):
+        rates = pd.to_numeric(tiles["bpp"])
+        row = {"target bpp": target, "codec": codec, "tiles": len(tiles), "bpp": rates.mean(),
+               f"within {CLOSE_ENOUGH:.0%} (%)": 100 * rates.between((1 - CLOSE_ENOUGH) * target, target).mean(),
+               "over (%)": 100 * (rates > target).mean()}
+        for column, (label, _) in METRICS.items():
+            if column in tiles.columns:
+                row[label] = pd.to_numeric(tiles[column]).mean()
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    # A codec that spent more than the target on some tiles is not competing on the same budget: it comes last.
+    ranking = table.assign(_over=table["over (%)"] > 0)
+    order = ["target bpp", "_over"] + ([METRICS["psnr"][0]] if METRICS["psnr"][0] in table.columns else [])
+    ranking = ranking.sort_values(order, ascending=[True, True, False][: len(order)], kind="stable")
+    return ranking.drop(columns="_over").reset_index(drop=True)
+
+
+def matched_rate_markdown(results: pd.DataFrame) -> str | None:
+    """The table with its explanation, or None when the run has no ``match_bpp`` point."""
+    table = matched_rate_table(results)
+    if table.empty:
+        return None
+    decimals = {"target bpp": 3, "bpp": 3, **{label: places for label, places in METRICS.values()}}
+    text = table.copy()
+    for column in text.columns:
+        if column in decimals:
+            text[column] = text[column].map(lambda value, places=decimals[column]: _number(value, places))
+        elif column.endswith("(%)"):
+            text[column] = text[column].map(lambda value: _number(value, 0))
+    alignment = ["left" if column == "codec" else "right" for column in text.columns]
+    return EXPLANATION + "\n\n" + text.to_markdown(index=False, disable_numparse=True, colalign=alignment)
+
+
+def _number(value: float, places: int) -> str:
+    """Blank where no tile had the metric (MS-SSIM of small tiles), ``inf`` as the word."""
+    return "" if pd.isna(value) else f"{value:.{places}f}"
