@@ -62,8 +62,8 @@ class ZlibQuantizer(UniformQuantizer):
         return zlib.compress(symbols.astype(_symbol_dtype(bits)).tobytes(), ZLIB_LEVEL)
 
     def _payload_to_symbols(self, payload: bytes, bits: int, pixel_count: int) -> np.ndarray:
-        raw = _inflate_whole(payload)
         dtype = _symbol_dtype(bits)
+        raw = _inflate_whole(payload, pixel_count * dtype.itemsize)
         if len(raw) != pixel_count * dtype.itemsize:
             raise ValueError(
                 f"quantize_zlib: {bits}-bit symbols for {pixel_count} pixels need "
@@ -120,14 +120,21 @@ def _symbol_dtype(bits: int) -> np.dtype:
     return np.dtype(np.uint8) if bits <= 8 else np.dtype(">u2")
 
 
-def _inflate_whole(payload: bytes) -> bytes:
-    """Every byte must belong to the zlib stream: the rate counts them all, so the decoder reads them all."""
+def _inflate_whole(payload: bytes, expected_size: int) -> bytes:
+    """Every byte must belong to the zlib stream: the rate counts them all, so the decoder reads them all.
+
+    Inflating stops one byte past what the tile's symbols take, so a stream that claims more (a
+    decompression bomb: 3 MB can inflate to 3 GB) costs that much memory, not what it claims.
+    """
     inflater = zlib.decompressobj()
     try:
-        raw = inflater.decompress(payload)
+        raw = inflater.decompress(payload, expected_size + 1)
     except zlib.error as error:
         raise ValueError(f"quantize_zlib: the payload does not inflate: {error}") from error
-    if not inflater.eof or inflater.unused_data:
+    if len(raw) > expected_size:
+        raise ValueError(f"quantize_zlib: the payload inflates to more than the {expected_size} bytes of the "
+                         "tile's symbols")
+    if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
         raise ValueError("quantize_zlib: the payload is truncated or followed by stray bytes")
     return raw
 

@@ -22,7 +22,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from harness import DatasetSettings, Tile, UserError
-from harness.sar import normalize_db
+from harness.sar import fill_no_data, normalize_db
 
 Layers = dict[str, np.ndarray]
 """dB values per polarisation for one window, NaN where there is no data."""
@@ -131,7 +131,7 @@ def window_tiles(scene: str, candidate: Candidate, layers: Layers, settings: Dat
     for pol, db in layers.items():
         mask = np.isfinite(db)
         db_range = settings.normalization[pol]
-        data = np.where(mask, normalize_db(np.nan_to_num(db, nan=db_range[0]), db_range), 0.0)
+        data = fill_no_data(normalize_db(np.nan_to_num(db, nan=db_range[0]), db_range), mask)
         yield Tile(
             tile_id=f"{scene}:{pol}:r{candidate.row}:c{candidate.col}:{size}",
             scene=scene,

@@ -10,6 +10,7 @@ own ``plugins:`` are loaded.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,6 +254,8 @@ def _normalization(check: _Checker, value: Any, polarisations: tuple[str, ...]) 
         if len(bounds) != 2:
             raise check.fail(f"normalization.{pol}", f"expected [low_db, high_db], got {bounds!r}")
         low, high = (check.number(bound, f"normalization.{pol}") for bound in bounds)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise check.fail(f"normalization.{pol}", f"expected finite dB bounds, got [{low}, {high}]")
         if not low < high:
             raise check.fail(f"normalization.{pol}", f"low ({low}) must be below high ({high})")
         ranges[pol] = (low, high)
@@ -280,10 +283,16 @@ def _codecs(check: _Checker, value: Any, registry: Registry, tile_size: int) -> 
             raise check.fail("dataset.tile_size", f"{tile_size} is smaller than codec {name!r} needs "
                                                   f"({codec_class.min_tile_size} px); raise tile_size or drop the codec")
         points = check.sequence(entry.get("points", [{}]), f"{key}.points")
+        if not points:
+            raise check.fail(f"{key}.points", "empty; list at least one rate point, or leave points out for the "
+                                              "codec's defaults")
         for point_index, point in enumerate(points):
             point_key = f"{key}.points[{point_index}]"
             options = _without_rate_target(check, codec_class, check.mapping(point, point_key), point_key)
             _check_options(check, codec_class, options, point_key, skip_first=False)
+            if point in points[:point_index]:
+                raise check.fail(point_key, f"repeats points[{points.index(point)}] ({CodecPoint(point).label}); "
+                                            "each rate point is measured once")
         codecs.append(CodecConfig(name, tuple(CodecPoint(dict(point)) for point in points)))
     names = [codec.name for codec in codecs]
     duplicates = sorted({name for name in names if names.count(name) > 1})

@@ -434,12 +434,27 @@ def rate_columns(byte_count: int, shape: tuple[int, int]) -> dict[str, float]:
             "compression_ratio": REFERENCE_BITS_PER_PIXEL / bpp if bpp else math.inf}
 
 
+RECONSTRUCTION_BOUNDS = (-1.0, 2.0)
+"""Decoded values outside these are no reconstruction of a [0, 1] tile. Inside them a lossy codec may
+overshoot [0, 1] (an error-bounded one by up to its bound) and the metrics read such values as the
+nearest end of the range."""
+
+
 def check_reconstruction(decoded: Any, shape: tuple[int, int]) -> np.ndarray:
+    """The decoded tile as float32, or an error: scoring NaN or values of 1e6 would give numbers, not a verdict."""
     array = np.asarray(decoded)
     if array.shape != tuple(shape):
         raise ValueError(f"decode returned shape {array.shape}, expected {tuple(shape)}")
     if not np.issubdtype(array.dtype, np.floating):
         raise TypeError(f"decode returned dtype {array.dtype}, expected float in [0, 1]")
+    non_finite = np.count_nonzero(~np.isfinite(array))
+    if non_finite:
+        raise ValueError(f"decode returned {non_finite} non-finite values (NaN or inf); expected floats in [0, 1]")
+    low, high = RECONSTRUCTION_BOUNDS
+    if array.min(initial=0.0) < low:
+        raise ValueError(f"decode returned values down to {array.min():g}; expected floats in [0, 1]")
+    if array.max(initial=0.0) > high:
+        raise ValueError(f"decode returned values up to {array.max():g}; expected floats in [0, 1]")
     return array.astype(np.float32, copy=False)
 
 

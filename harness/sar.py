@@ -10,6 +10,7 @@ bitstream.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 UNITS = ("db", "linear", "dn")
 
@@ -55,3 +56,29 @@ def denormalize_db(normalized: np.ndarray, db_range: tuple[float, float]) -> np.
     """Inverse of ``normalize_db`` for values inside the range."""
     low, high = db_range
     return np.asarray(normalized, dtype=np.float64) * (high - low) + low
+
+
+NO_DATA_FILL_SIGMA = 8.0
+"""Width (pixels) of the Gaussian that averages the valid pixels around a no-data pixel."""
+_NO_DATA_FILL_MIN_WEIGHT = 1e-3
+
+
+def fill_no_data(data: np.ndarray, mask: np.ndarray, sigma: float = NO_DATA_FILL_SIGMA) -> np.ndarray:
+    """``data`` with its no-data pixels (``mask`` False) set to the local mean of the valid pixels nearby.
+
+    A codec codes the whole tile, no-data included, and a transform codec
+    spreads a step at a swath border into the valid pixels beside it: filling
+    no-data with the range minimum (dark as the darkest water) biased the
+    learned codecs' valid border pixels by -3.4 to -3.7 dB. The local mean
+    (a Gaussian-weighted average of the valid pixels, normalized by the weight
+    of valid pixels in reach) continues the scene's level across the border
+    without a step; pixels beyond the Gaussian's reach take the mean of the
+    whole tile's valid pixels. Valid pixels are returned unchanged.
+    """
+    if mask.all() or not mask.any():
+        return np.where(mask, data, 0.0).astype(data.dtype)
+    values = np.where(mask, data, 0.0).astype(np.float64)
+    weight = ndimage.gaussian_filter(mask.astype(np.float64), sigma)
+    local = ndimage.gaussian_filter(values, sigma) / np.maximum(weight, _NO_DATA_FILL_MIN_WEIGHT)
+    filled = np.where(weight >= _NO_DATA_FILL_MIN_WEIGHT, local, values[mask].mean())
+    return np.where(mask, data, filled).astype(data.dtype)

@@ -154,3 +154,17 @@ def test_plugin_registers_both_codecs_under_their_names():
     registered = {codec.name: codec for batch in manager.hook.harness_codecs() for codec in batch}
 
     assert registered == {"quantize": UniformQuantizer, "quantize_zlib": ZlibQuantizer}
+
+
+def test_a_zlib_bomb_is_refused_without_inflating_what_it_claims():
+    """100 MB of zeros deflate to 100 kB; the decoder must stop one byte past the tile's 527 symbols."""
+    import tracemalloc
+
+    deflater, megabyte = zlib.compressobj(9), bytes(1_000_000)
+    bomb = bytes([8]) + b"".join(deflater.compress(megabyte) for _ in range(100)) + deflater.flush()
+    tracemalloc.start()
+    with pytest.raises(ValueError, match="more than the 527 bytes"):
+        ZlibQuantizer(bits=8).decode(bomb, (17, 31))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 10_000_000

@@ -61,6 +61,10 @@ def test_the_default_benchmark_runs_every_built_in_codec_trained_on_real_data_or
     (MINIMAL_CONFIG.replace("VV: [-25, 5]", "VV: [5, -25]"), r"normalization\.VV: low \(5\.0\) must be below high"),
     (MINIMAL_CONFIG.replace("kind: geotiff", "kind: sentinel9"), r"dataset\.kind: unknown dataset 'sentinel9'"),
     (MINIMAL_CONFIG.replace("name: unit", "name: a/b"), r"name: 'a/b' must be a plain folder name"),
+    (MINIMAL_CONFIG.replace("[{bits: 4}, {bits: 8}]", "[]"), r"codecs\[0\]\.points: empty; list at least one"),
+    (MINIMAL_CONFIG.replace("VV: [-25, 5]", "VV: [-.inf, 5]"), r"normalization\.VV: expected finite dB bounds"),
+    (MINIMAL_CONFIG.replace("[{bits: 4}, {bits: 8}]", "[{bits: 4}, {bits: 8}, {bits: 4}]"),
+     r"codecs\[0\]\.points\[2\]: repeats points\[0\] \(bits=4\)"),
     (MINIMAL_CONFIG.replace("  paths: [scene.tif]\n", "  colour: red\n"), r"dataset\.colour: unknown option for 'geotiff'"),
     ("- just\n- a list\n", r"expected a mapping, got list"),
 ])

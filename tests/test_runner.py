@@ -66,6 +66,20 @@ class WrongShape(Codec):
         return np.zeros((shape[0] + 1, shape[1]), dtype=np.float32)
 
 
+class Constant(Codec):
+    """Decodes every tile to one value: what a corrupt stream can make a decoder do."""
+    name = "constant"
+
+    def __init__(self, value="nan"):
+        self.value = float(value)
+
+    def encode(self, tile):
+        return b"x"
+
+    def decode(self, data, shape):
+        return np.full(shape, self.value, dtype=np.float32)
+
+
 class Scribbler(Codec):
     name = "scribbler"
 
@@ -92,7 +106,7 @@ class Estimating(Flaky):
 
 @hookimpl
 def harness_codecs():
-    return [Flaky, Picky, WrongShape, Scribbler, Estimating]
+    return [Flaky, Picky, WrongShape, Constant, Scribbler, Estimating]
 '''
 
 
@@ -162,6 +176,20 @@ def test_a_codec_that_raises_on_one_tile_gives_an_error_row_and_the_run_goes_on(
 def test_a_decoder_returning_the_wrong_shape_gives_error_rows(tmp_path, bench):
     _, rows = run(bench("- name: wrong_shape\n"), tmp_path / "run")
     assert all("decode returned shape (33, 32), expected (32, 32)" in row["error"] for row in rows)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("nan", "decode returned 1024 non-finite values"), ("inf", "decode returned 1024 non-finite values"),
+    ("7.5", "decode returned values up to 7.5"), ("-3", "decode returned values down to -3"),
+])
+def test_a_decoded_tile_that_is_no_reconstruction_gives_error_rows_not_scores(tmp_path, bench, value, message):
+    _, rows = run(bench(f"- name: constant\n  points: [{{value: '{value}'}}]\n"), tmp_path / "run")
+    assert all(message in row["error"] and row["psnr"] == "" for row in rows)
+
+
+def test_a_lossy_decoder_may_overshoot_the_domain_a_little(tmp_path, bench):
+    _, rows = run(bench("- name: constant\n  points: [{value: '1.2'}, {value: '-0.2'}]\n"), tmp_path / "run")
+    assert all(row["error"] == "" for row in rows)
 
 
 def test_an_interrupted_run_keeps_its_rows_and_resume_completes_it_without_duplicates(tmp_path, bench):

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from harness.sar import db_to_linear, denormalize_db, dn_to_linear, linear_to_db, normalize_db, to_db
+from harness.sar import (
+    db_to_linear,
+    denormalize_db,
+    dn_to_linear,
+    fill_no_data,
+    linear_to_db,
+    normalize_db,
+    to_db,
+)
 
 
 def test_dn_to_linear_divides_squared_amplitude_by_squared_calibration_constant():
@@ -41,3 +49,45 @@ def test_normalize_and_denormalize_round_trip_inside_the_range():
 
 def test_nan_stays_nan_through_normalization():
     assert np.isnan(normalize_db(np.array([np.nan]), (-25.0, 5.0))[0])
+
+
+def swath_border_tile() -> tuple[np.ndarray, np.ndarray]:
+    """A speckled level of 0.6 with its first 20 columns no-data, as beside a GRD swath edge."""
+    data = (0.6 + 0.05 * np.random.default_rng(0).standard_normal((64, 64))).astype(np.float32)
+    mask = np.ones(data.shape, dtype=bool)
+    mask[:, :20] = False
+    return data, mask
+
+
+def test_no_data_is_filled_with_the_level_of_the_valid_pixels_beside_it_not_the_range_minimum():
+    data, mask = swath_border_tile()
+    filled = fill_no_data(np.where(mask, data, 0.0).astype(np.float32), mask)
+    assert filled[:, 15:20].mean() == pytest.approx(0.6, abs=0.02)
+    assert filled[:, 0].mean() == pytest.approx(0.6, abs=0.02)  # beyond the Gaussian's reach: the tile's mean
+
+
+def test_filling_no_data_leaves_the_valid_pixels_unchanged():
+    data, mask = swath_border_tile()
+    filled = fill_no_data(data, mask)
+    np.testing.assert_array_equal(filled[mask], data[mask])
+    assert filled.dtype == np.float32
+
+
+def test_a_tile_without_valid_pixels_is_filled_with_zeros():
+    data = np.full((8, 8), np.nan, dtype=np.float32)
+    assert not fill_no_data(data, np.zeros(data.shape, dtype=bool)).any()
+
+
+def test_a_transform_codec_no_longer_darkens_the_valid_pixels_beside_a_swath_border():
+    """JPEG 2000 at 0.25 bpp: a step down to 0 at the border pulled the border pixels down; the fill removes it."""
+    from harness_codecs.jpeg2000 import Jpeg2000
+
+    data, mask = swath_border_tile()
+    codec = Jpeg2000(bpp=0.25)
+    border = np.s_[:, 20:23]
+
+    def border_bias(tile: np.ndarray) -> float:
+        return float((codec.decode(codec.encode(tile), tile.shape)[border] - data[border]).mean())
+
+    zero_filled, local_mean_filled = np.where(mask, data, 0.0).astype(np.float32), fill_no_data(data, mask)
+    assert abs(border_bias(local_mean_filled)) < 0.2 * abs(border_bias(zero_filled))
