@@ -72,6 +72,11 @@ class Avif(Codec):
         if data[4:12] != FILE_TYPE:
             raise ValueError("avif: not an AVIF file (no 'ftyp' box with brand 'avif' at the start)")
         bits = _bit_depth(data)
+        claimed = _image_size(data)
+        if claimed != tuple(shape):
+            # libavif would allocate what the file claims first: 7 kB claiming 16384 x 16384 cost 981 MB.
+            raise ValueError(f"avif: the file claims a {claimed[0]}x{claimed[1]} image, the tile is "
+                             f"{shape[0]}x{shape[1]}")
         try:
             samples = library().avif_decode(data)
         except (library().AvifError, RuntimeError) as error:
@@ -105,6 +110,18 @@ def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int]:
         if found == kind:
             return payload, stop
     raise ValueError(f"avif: no {kind.decode()} box, so the bit depth is unknown")
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    """(height, width) from the image spatial extents property (meta/iprp/ipco/ispe)."""
+    meta, meta_end = _child(data, 0, len(data), b"meta")
+    iprp, iprp_end = _child(data, meta + 4, meta_end, b"iprp")
+    ipco, ipco_end = _child(data, iprp, iprp_end, b"ipco")
+    ispe, ispe_end = _child(data, ipco, ipco_end, b"ispe")
+    if ispe_end - ispe < 12:
+        raise ValueError("avif: the ispe box is truncated")
+    width, height = struct.unpack_from(">II", data, ispe + 4)  # a full box: 4 bytes of version and flags first
+    return height, width
 
 
 def _bit_depth(data: bytes) -> int:

@@ -18,9 +18,9 @@ import numpy as np
 
 from harness.api import Codec, RateKnob, hookimpl
 from harness_codecs._imagecodecs import library, unavailable_reason
+from harness_codecs._j2k_codestream import check_codestream_size
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
-START_OF_CODESTREAM = b"\xff\x4f"
 
 
 class Htj2k(Codec):
@@ -40,8 +40,7 @@ class Htj2k(Codec):
         return bytes(library().htj2k_encode(samples, level=self.qstep))
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
-        if not data.startswith(START_OF_CODESTREAM):
-            raise ValueError("htj2k: not a raw JPEG 2000 codestream (no SOC marker at the start)")
+        check_codestream_size(data, shape, self.name)
         try:
             samples = library().htj2k_decode(data)
         except (library().Htj2kError, RuntimeError) as error:

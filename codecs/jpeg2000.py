@@ -30,6 +30,7 @@ from glymur.jp2box import InvalidJp2kError
 from glymur.lib.openjp2 import OpenJPEGLibraryError
 
 from harness.api import Codec, RateKnob, hookimpl
+from harness_codecs._j2k_codestream import START_OF_CODESTREAM, check_codestream_size
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
 SCRATCH_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
@@ -42,7 +43,6 @@ side shorter than ``2 ** (RESOLUTIONS - 1)``, and below that side the ~100
 bytes of main header alone exceed the budget of every usual rate point, so
 smaller tiles are refused rather than coded with fewer levels."""
 
-START_OF_CODESTREAM = b"\xff\x4f"
 START_OF_TILE_PART = b"\xff\x90"
 COMMENT = b"\xff\x64"
 
@@ -70,8 +70,7 @@ class Jpeg2000(Codec):
         return _without_comments(codestream)
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
-        if not data.startswith(START_OF_CODESTREAM):
-            raise ValueError("jpeg2000: not a raw JPEG 2000 codestream (no SOC marker at the start)")
+        check_codestream_size(data, shape, self.name)
         with _scratch_file() as path:
             path.write_bytes(data)
             samples = _read_codestream(path)

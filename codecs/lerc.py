@@ -11,6 +11,8 @@ bytes alone decode; the tile is coded as float32, as the harness hands it.
 
 from __future__ import annotations
 
+import struct
+
 from typing import ClassVar
 
 import numpy as np
@@ -35,6 +37,11 @@ class Lerc(Codec):
         return bytes(library().lerc_encode(np.ascontiguousarray(tile, dtype=np.float32), level=self.max_error))
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        claimed = _blob_size(data)
+        if claimed != (*shape, 1):
+            # LERC allocates what its header claims: damaged headers asked for 16 GiB to 407 TiB.
+            raise ValueError(f"lerc: the blob claims {claimed[0]}x{claimed[1]} pixels of depth {claimed[2]}, the "
+                             f"tile is {shape[0]}x{shape[1]}")
         try:
             decoded = library().lerc_decode(data)
         except library().LercError as error:
@@ -42,6 +49,23 @@ class Lerc(Codec):
         if decoded.shape != tuple(shape):
             raise ValueError(f"lerc: decoded shape {decoded.shape} differs from the tile shape {tuple(shape)}")
         return decoded.astype(np.float32, copy=False)
+
+
+LERC2_KEY = b"Lerc2 "
+
+
+def _blob_size(data: bytes) -> tuple[int, int, int]:
+    """(rows, columns, depth) from a Lerc2 header: the key, the version, a checksum from version 3, then the
+    rows, the columns and, from version 4, the depth (values per pixel), all little-endian."""
+    if not data.startswith(LERC2_KEY) or len(data) < len(LERC2_KEY) + 4:
+        raise ValueError("lerc: not a Lerc2 blob (no 'Lerc2 ' key at the start)")
+    (version,) = struct.unpack_from("<i", data, len(LERC2_KEY))
+    offset = len(LERC2_KEY) + 4 + (4 if version >= 3 else 0)
+    fields = 3 if version >= 4 else 2
+    if len(data) < offset + 4 * fields:
+        raise ValueError("lerc: the blob's header is truncated")
+    rows, columns, *depth = struct.unpack_from(f"<{fields}i", data, offset)
+    return rows, columns, depth[0] if depth else 1
 
 
 def _validated_max_error(max_error: float) -> float:

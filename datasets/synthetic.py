@@ -28,6 +28,11 @@ PIXEL_SPACING_M = 10.0
 UTM_31N = CRS.from_epsg(32631)
 
 
+MAX_SCENE_SIZE = 8192
+"""The generator builds each scene whole, so memory grows with the square of its side: 65536 px asked for 64 GiB,
+which puts 8192 px near 1 GiB."""
+
+
 class SyntheticDataset:
     """Sentinel-1 IW GRDH-like dual-polarisation scenes, cached as GeoTIFFs."""
 
@@ -41,6 +46,9 @@ class SyntheticDataset:
             raise UserError(f"dataset.scenes: expected a positive integer, got {scenes!r}")
         if isinstance(scene_size, bool) or not isinstance(scene_size, int) or scene_size < settings.tile_size:
             raise UserError(f"dataset.scene_size: expected an integer >= tile_size ({settings.tile_size}), got {scene_size!r}")
+        if scene_size > MAX_SCENE_SIZE:
+            raise UserError(f"dataset.scene_size: {scene_size} is larger than the {MAX_SCENE_SIZE} px the generator "
+                            "holds in memory; for full-scene sizes use real products (kind: safe or geotiff)")
         self.settings = settings
         self.scenes = scenes
         self.scene_size = scene_size

@@ -136,12 +136,34 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}" if value is not None else "nothing"
 
 
+class UniqueKeySafeLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, except that a key given twice in one mapping is an error.
+
+    Plain YAML lets the last one win silently, so a config with two ``points:`` under one codec would
+    measure only the second and say nothing.
+    """
+
+
+def _unique_mapping(loader: UniqueKeySafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}; give each key once",
+                                                    key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+UniqueKeySafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_config(path: Path | str, registry: Registry | None = None) -> tuple[BenchmarkConfig, Registry]:
     """Read, parse and validate a benchmark config; also returns the plugin registry it resolved against."""
     path = Path(path)
     text = _read_text(path)
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=UniqueKeySafeLoader)  # noqa: S506 - a SafeLoader: plain data only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

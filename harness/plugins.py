@@ -23,7 +23,7 @@ from typing import Any, Callable
 import pluggy
 
 from harness import hookspecs
-from harness.api import PROJECT_NAME
+from harness.api import PROJECT_NAME, Codec, Trainer
 from harness.errors import UserError
 
 BUILTIN_PACKAGES = ("harness_codecs", "harness_datasets")
@@ -75,11 +75,27 @@ def build_registry(extra_plugins: list[str] | tuple[str, ...] = (), base_dir: Pa
         module = _import_config_plugin(entry, base_dir or Path.cwd())
         _register(manager, module, f"config plugin {entry}", origins)
     return Registry(
-        codecs=_collect(manager, "harness_codecs", "codec", origins, lambda cls: cls.name),
-        datasets=_collect(manager, "harness_datasets", "dataset", origins, lambda cls: cls.name),
+        codecs=_collect(manager, "harness_codecs", "codec", origins, _subclass_name(Codec, "harness.Codec")),
+        datasets=_collect(manager, "harness_datasets", "dataset", origins, _declared_name),
         metrics=_collect(manager, "harness_metrics", "metric", origins, lambda fn: fn.__name__),
-        trainers=_collect(manager, "harness_trainers", "trainer", origins, lambda cls: cls.name),
+        trainers=_collect(manager, "harness_trainers", "trainer", origins, _subclass_name(Trainer, "harness.Trainer")),
     )
+
+
+def _declared_name(plugin: Any) -> str:
+    """A plugin class's ``name``; without one its hook broke the contract, which ``_collect`` reports."""
+    name = getattr(plugin, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{plugin!r} has no name (a non-empty string class attribute)")
+    return name
+
+
+def _subclass_name(base: type, base_name: str) -> Callable[[Any], str]:
+    def name_of(plugin: Any) -> str:
+        if not (isinstance(plugin, type) and issubclass(plugin, base)):
+            raise TypeError(f"{plugin!r} is not a subclass of {base_name}")
+        return _declared_name(plugin)
+    return name_of
 
 
 def _register(manager: pluggy.PluginManager, module: object, origin: str, origins: dict[str, str]) -> None:
@@ -164,7 +180,11 @@ def _collect(
     for implementation in getattr(manager.hook, hook_name).get_hookimpls():
         origin = origins.get(implementation.plugin_name, implementation.plugin_name)
         for obj in implementation.function() or []:
-            name = name_of(obj)
+            try:
+                name = name_of(obj)
+            except TypeError as exc:
+                raise UserError(f"{kind} plugin from {origin}: {exc}; see harness/hookspecs.py for the contract") \
+                    from None
             if name in collected:
                 raise UserError(
                     f"duplicate {kind} name {name!r}: provided by {collected[name].origin} and by {origin}; "

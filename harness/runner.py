@@ -8,7 +8,10 @@ bad tile must not cost the user the other codecs' results.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
+import io
 import functools
 import inspect
 import json
@@ -17,7 +20,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import yaml
@@ -46,6 +49,9 @@ LEADING_COLUMNS = [
 TRAILING_COLUMNS = ["encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "device", "precision", "batch_size",
                     "error"]
 RESULTS_FILE = "results.csv"
+PREVIOUS_RESULTS_FILE = "results.previous.csv"
+"""Where --overwrite moves the old results until the new run has finished."""
+LOCK_FILE = ".lock"
 REFERENCE_BITS_PER_PIXEL = 16
 
 
@@ -93,6 +99,25 @@ def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptio
     tiles = load_tiles(config, registry)
     if options.manifest:
         tiles = restrict_to_manifest(tiles, read_manifest(options.manifest), options.manifest)
+    options.run_dir.mkdir(parents=True, exist_ok=True)
+    with _run_folder_lock(options.run_dir):
+        return _run_locked(config, registry, options, points, tiles, device)
+
+
+@contextlib.contextmanager
+def _run_folder_lock(run_dir: Path) -> Iterator[None]:
+    """Only one run at a time may write into a folder: two would interleave rows and delete each other's files."""
+    with (run_dir / LOCK_FILE).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{run_dir}: another run is writing into this folder; wait for it to finish, "
+                            "or pass --output for another folder") from None
+        yield
+
+
+def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions, points: list[PreparedPoint],
+                tiles: list[Tile], device: str) -> RunOutcome:
     results_path = options.run_dir / RESULTS_FILE
     done = _prepare_run_dir(config, options, results_path)
     write_manifest(tiles, options.run_dir / MANIFEST_FILE)
@@ -116,6 +141,7 @@ def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptio
                     errors += bool(row["error"])
                 progress.update(len(batch))
         progress.close()
+    (options.run_dir / PREVIOUS_RESULTS_FILE).unlink(missing_ok=True)
     return RunOutcome(options.run_dir, written, skipped, errors)
 
 
@@ -158,8 +184,9 @@ def _prepare_run_dir(config: BenchmarkConfig, options: RunOptions, results_path:
             raise UserError(f"{config.path} differs from the config of the run in {options.run_dir}; "
                             "resume with the same config, or --overwrite")
         return drop_error_rows(results_path)
-    options.run_dir.mkdir(parents=True, exist_ok=True)
-    results_path.unlink(missing_ok=True)
+    if results_path.exists():
+        # Kept until this run finishes: a run that crashes on its first tile must not cost the old results.
+        os.replace(results_path, results_path.with_name(PREVIOUS_RESULTS_FILE))
     shutil.rmtree(options.run_dir / RECONSTRUCTIONS_FOLDER, ignore_errors=True)
     saved_config.write_text(config.text, encoding="utf-8")
     (options.run_dir / "config.resolved.yaml").write_text(resolved_config_yaml(config), encoding="utf-8")
@@ -169,13 +196,19 @@ def _prepare_run_dir(config: BenchmarkConfig, options: RunOptions, results_path:
 def drop_error_rows(results_path: Path) -> set[tuple[str, str, str]]:
     """Keep the good rows of an earlier run and forget its error rows, so resuming retries them.
 
-    The kept rows go to a temporary file that then replaces the results in one step: rewriting the file
-    in place lost most finished rows when the process was killed during the rewrite.
+    A row cut short (the process killed, or the disk full, in the middle of writing it) is dropped too,
+    and measured again: only lines that end in a newline and hold every column count as finished. A
+    header cut short leaves no row at all. The kept rows go to a temporary file that then replaces the
+    results in one step: rewriting the file in place lost most finished rows when the process was
+    killed during the rewrite.
     """
-    with results_path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        fieldnames = reader.fieldnames or []
-        good = [row for row in reader if not row.get("error")]
+    text = results_path.read_text(encoding="utf-8")
+    reader = csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1], newline=""))
+    fieldnames = reader.fieldnames or []
+    if not fieldnames:
+        results_path.unlink()
+        return set()
+    good = [row for row in reader if not row.get("error") and None not in row and None not in row.values()]
     rewritten = results_path.with_name(results_path.name + ".tmp")
     with rewritten.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fieldnames)
@@ -263,6 +296,9 @@ def prepare_points(
             except (ValueError, TypeError) as exc:
                 raise UserError(f"{config.path}: codecs[{index}].points[{point_index}] "
                                 f"({codec_config.name} {point.label}): {exc}") from exc
+            except Exception as exc:  # the contract asks for ValueError; a plugin's other failures still get a line
+                raise UserError(f"{config.path}: codecs[{index}].points[{point_index}] ({codec_config.name} "
+                                f"{point.label}): the codec failed to start: {type(exc).__name__}: {exc}") from exc
             prepared.append(PreparedPoint(codec_config.name, point, codec, at_knob))
     return prepared
 
@@ -473,6 +509,7 @@ class ResultsWriter:
         if existing is not None and existing != columns:
             raise UserError(f"{path}: its columns differ from this run's ({', '.join(sorted(set(existing) ^ set(columns)))}); "
                             "resume with the same plugins, or --overwrite")
+        self.path = path
         self.handle = path.open("a", newline="", encoding="utf-8")
         self.writer = csv.DictWriter(self.handle, fieldnames=columns)
         if existing is None:
@@ -480,8 +517,12 @@ class ResultsWriter:
             self.handle.flush()
 
     def write(self, row: dict[str, Any]) -> None:
-        self.writer.writerow(row)
-        self.handle.flush()
+        try:
+            self.writer.writerow(row)
+            self.handle.flush()
+        except OSError as exc:  # a full disk: the rows written so far stay, and resume drops the one cut short
+            raise UserError(f"{self.path}: cannot write a result row ({exc.strerror or exc}); make room, then "
+                            "rerun with --resume") from exc
 
     def __enter__(self) -> "ResultsWriter":
         return self

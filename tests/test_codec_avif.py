@@ -117,8 +117,17 @@ def test_corrupt_or_truncated_stream_raises_value_error(case):
 def test_stream_of_another_shape_raises_value_error():
     stream = Avif(quality=60).encode(noise_tile((17, 31)))
 
-    with pytest.raises(ValueError, match="the tile needs uint16"):
+    with pytest.raises(ValueError, match="the file claims a 17x31 image, the tile is 31x17"):
         Avif(quality=60).decode(stream, (31, 17))
+
+
+def test_a_file_claiming_a_huge_image_is_refused_before_decoding():
+    """A 7 kB file claiming 16384 x 16384 cost 981 MB in libavif; its ispe box says so before any decoding."""
+    stream = Avif(quality=60).encode(noise_tile((17, 31)))
+    extents = stream.find(b"ispe") + 8
+    bomb = stream[:extents] + (16384).to_bytes(4, "big") * 2 + stream[extents + 8:]
+    with pytest.raises(ValueError, match="claims a 16384x16384 image"):
+        Avif(quality=60).decode(bomb, (17, 31))
 
 
 @pytest.mark.parametrize("quality", [-1, 101, 50.5, True, "50", None])

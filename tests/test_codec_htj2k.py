@@ -71,6 +71,15 @@ def test_bad_options_raise_value_error_naming_them(options, message):
         Htj2k(**options)
 
 
+def test_a_header_claiming_a_huge_image_is_refused_before_decoding():
+    """Fuzzing found a 65 kB stream claiming 30000 x 30000 pixels that cost 1.8 GB before the shape check."""
+    tile = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    stream = Htj2k(qstep=0.1).encode(tile)
+    bomb = stream[:8] + (30000).to_bytes(4, "big") * 2 + stream[16:]
+    with pytest.raises(ValueError, match="claims a 30000x30000 image, the tile is 64x64"):
+        Htj2k(qstep=0.1).decode(bomb, (64, 64))
+
+
 def test_a_stream_that_is_not_a_codestream_is_refused():
     with pytest.raises(ValueError, match="not a raw JPEG 2000 codestream"):
         Htj2k(qstep=0.1).decode(b"garbage", (8, 8))

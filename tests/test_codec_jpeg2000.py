@@ -139,8 +139,15 @@ def test_tile_smaller_than_the_minimum_raises_naming_the_minimum():
 
 
 def test_decode_rejects_a_shape_other_than_the_stream_holds(tile, streams):
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match="claims a 256x256 image, the tile is 128x512"):
         Jpeg2000(bpp=1.0).decode(streams[1.0], (128, 512))
+
+
+def test_a_header_claiming_a_huge_image_is_refused_before_decoding(streams):
+    """Xsiz and Ysiz at bytes 8-15: a damaged header must not make OpenJPEG allocate 30000 x 30000 pixels."""
+    bomb = streams[1.0][:8] + (30000).to_bytes(4, "big") * 2 + streams[1.0][16:]
+    with pytest.raises(ValueError, match="claims a 30000x30000 image"):
+        Jpeg2000(bpp=1.0).decode(bomb, (256, 256))
 
 
 @pytest.mark.parametrize(

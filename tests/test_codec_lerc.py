@@ -60,8 +60,17 @@ def test_corrupt_blob_raises_value_error():
 def test_blob_of_another_shape_raises_value_error():
     stream = Lerc(max_error=0.01).encode(noise_tile((8, 8)))
 
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match="claims 8x8 pixels of depth 1, the tile is 4x16"):
         Lerc(max_error=0.01).decode(stream, (4, 16))
+
+
+@pytest.mark.parametrize("field, value", [(14, 1_000_000), (22, 65_536)], ids=["rows", "depth"])
+def test_a_header_claiming_a_huge_raster_is_refused_before_decoding(field, value):
+    """Damaged LERC headers asked for 16 GiB to 407 TiB: rows at byte 14, depth at byte 22 of a version 4 blob."""
+    stream = Lerc(max_error=0.01).encode(noise_tile((8, 8)))
+    bomb = stream[:field] + value.to_bytes(4, "little") + stream[field + 4:]
+    with pytest.raises(ValueError, match="the blob claims"):
+        Lerc(max_error=0.01).decode(bomb, (8, 8))
 
 
 @pytest.mark.parametrize("max_error", [0, -0.1, 1.5, True, "0.01", None])

@@ -62,6 +62,7 @@ def test_the_default_benchmark_runs_every_built_in_codec_trained_on_real_data_or
     (MINIMAL_CONFIG.replace("kind: geotiff", "kind: sentinel9"), r"dataset\.kind: unknown dataset 'sentinel9'"),
     (MINIMAL_CONFIG.replace("name: unit", "name: a/b"), r"name: 'a/b' must be a plain folder name"),
     (MINIMAL_CONFIG.replace("[{bits: 4}, {bits: 8}]", "[]"), r"codecs\[0\]\.points: empty; list at least one"),
+    (MINIMAL_CONFIG + "seed: 1\nseed: 2\n", r"not valid YAML at line \d+, column 1: duplicate key 'seed'"),
     (MINIMAL_CONFIG.replace("VV: [-25, 5]", "VV: [-.inf, 5]"), r"normalization\.VV: expected finite dB bounds"),
     (MINIMAL_CONFIG.replace("[{bits: 4}, {bits: 8}]", "[{bits: 4}, {bits: 8}, {bits: 4}]"),
      r"codecs\[0\]\.points\[2\]: repeats points\[0\] \(bits=4\)"),
@@ -94,6 +95,16 @@ def test_the_cli_prints_one_error_line_and_exits_2_without_traceback(write_confi
     assert error.startswith("error: ") and str(path) in error
     assert len(error.strip().splitlines()) == 1
     assert "Traceback" not in error
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_error_line_naming_it(tmp_path, write_config,
+                                                                             dual_pol_geotiff, capsys):
+    path = write_config(MINIMAL_CONFIG)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["run", str(path), "--output", str(blocker / "run"), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {blocker / 'run'}: ") and len(error.strip().splitlines()) == 1
 
 
 def test_debug_flag_shows_the_traceback(write_config, capsys):

@@ -229,3 +229,29 @@ def test_every_column_of_every_built_in_metric_is_documented_in_the_readme():
                for column in entry.obj(pair)]
     assert "cfar_f1" in columns
     assert [column for column in columns if f"`{column}`" not in readme] == []
+
+
+@pytest.mark.parametrize("body, message", [
+    ("class NotACodec:\n    name = 'plain'\n", r"is not a subclass of harness\.Codec"),
+    ("from harness import Codec\nclass Nameless(Codec):\n    pass\n", r"has no name"),
+])
+def test_a_codec_plugin_breaking_the_contract_is_one_line_naming_its_file(tmp_path, body, message):
+    cls = body.split("class ")[1].split("(")[0].split(":")[0]
+    (tmp_path / "broken.py").write_text(f"from harness import hookimpl\n{body}\n@hookimpl\n"
+                                        f"def harness_codecs():\n    return [{cls}]\n")
+    with pytest.raises(UserError, match=rf"codec plugin from config plugin broken\.py: .*{message}"):
+        build_registry(["broken.py"], tmp_path)
+
+
+def test_a_codec_whose_constructor_fails_unexpectedly_is_one_line(tmp_path, write_config, dual_pol_geotiff, capsys):
+    (tmp_path / "grumpy.py").write_text(
+        "from harness import Codec, hookimpl\n"
+        "class Grumpy(Codec):\n    name = 'grumpy'\n"
+        "    def __init__(self):\n        raise RuntimeError('no licence server')\n"
+        "@hookimpl\ndef harness_codecs():\n    return [Grumpy]\n")
+    config = write_config("name: unit\ndataset:\n  kind: geotiff\n  paths: [scene.tif]\n  tile_size: 32\n"
+                          "normalization:\n  VV: [-25, 5]\n  VH: [-32, -2]\ncodecs:\n  - name: grumpy\n"
+                          "plugins: [grumpy.py]\n")
+    assert main(["run", str(config), "--output", str(tmp_path / "run"), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "the codec failed to start: RuntimeError: no licence server" in error and "Traceback" not in error

@@ -225,6 +225,73 @@ def test_a_resume_killed_while_it_drops_the_error_rows_leaves_the_finished_rows_
     assert (tmp_path / "run" / "results.csv").read_bytes() == before
 
 
+def test_a_row_cut_short_is_measured_again_on_resume(tmp_path, bench):
+    config = bench("- name: quantize\n  points: [{bits: 4}]\n")
+    run(config, tmp_path / "run")
+    results = tmp_path / "run" / "results.csv"
+    lines = results.read_text().splitlines(keepends=True)
+    results.write_text("".join(lines[:4]) + lines[4][:25])  # killed, or the disk full, in the middle of a row
+
+    outcome, rows = run(config, tmp_path / "run", resume=True)
+
+    assert outcome.rows_skipped == 3 and outcome.rows_written == 3
+    assert len(rows) == 6 and all(row["codec"] == "quantize" and row["psnr"] for row in rows)
+
+
+def test_a_header_cut_short_starts_the_run_again(tmp_path, bench):
+    config = bench("- name: quantize\n  points: [{bits: 4}]\n")
+    run(config, tmp_path / "run")
+    (tmp_path / "run" / "results.csv").write_text("run,dataset,sce")
+
+    outcome, rows = run(config, tmp_path / "run", resume=True)
+
+    assert outcome.rows_written == 6 and len(rows) == 6
+
+
+def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_rows_written(tmp_path, bench, monkeypatch):
+    config = bench("- name: quantize\n  points: [{bits: 4}]\n")
+    written = []
+
+    def write_until_full(self, row):
+        if len(written) == 2:
+            raise OSError(28, "No space left on device")
+        written.append(row)
+        return original(self, row)
+    original = csv.DictWriter.writerow
+    monkeypatch.setattr(csv.DictWriter, "writerow", write_until_full)
+
+    with pytest.raises(UserError, match=r"results\.csv: cannot write a result row \(No space left on device\); "
+                                        r"make room, then rerun with --resume"):
+        run(config, tmp_path / "run")
+    monkeypatch.undo()
+    outcome, _ = run(config, tmp_path / "run", resume=True)
+    assert outcome.rows_skipped == 1 and outcome.rows_written == 5  # the header and one row were written
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path, bench):
+    import fcntl
+
+    config = bench("- name: quantize\n  points: [{bits: 4}]\n")
+    (tmp_path / "run").mkdir()
+    with (tmp_path / "run" / ".lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(UserError, match="another run is writing into this folder"):
+            run(config, tmp_path / "run")
+
+
+def test_overwrite_keeps_the_old_results_until_the_new_run_has_finished(tmp_path, bench):
+    run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
+    old = (tmp_path / "run" / "results.csv").read_text()
+    crashing = bench("- name: flaky\n  points: [{fail_on_call: 1, exception: KeyboardInterrupt}]\n")
+
+    with pytest.raises(KeyboardInterrupt):
+        run(crashing, tmp_path / "run", overwrite=True)
+    assert (tmp_path / "run" / "results.previous.csv").read_text() == old
+
+    run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run", overwrite=True)
+    assert not (tmp_path / "run" / "results.previous.csv").exists()
+
+
 def test_an_existing_run_is_not_overwritten_without_a_flag(tmp_path, bench):
     config = bench("- name: quantize\n  points: [{bits: 4}]\n")
     run(config, tmp_path / "run")

@@ -153,3 +153,10 @@ def test_a_tile_records_the_share_of_its_valid_pixels_clipped_at_each_end_of_the
 
     assert tile.clipped_fractions == pytest.approx((6 / 32, 3 / 32))
     assert np.nanmin(tile.original_db) == pytest.approx(low - 10.0) and tile.data[tile.mask].min() == 0.0
+
+
+def test_a_synthetic_scene_too_large_to_generate_in_memory_is_refused_before_generating(tmp_path):
+    from harness_datasets.synthetic import MAX_SCENE_SIZE, SyntheticDataset
+
+    with pytest.raises(UserError, match=rf"dataset\.scene_size: {4 * MAX_SCENE_SIZE} is larger than"):
+        SyntheticDataset(dataset_settings(tmp_path), scenes=1, scene_size=4 * MAX_SCENE_SIZE)
