@@ -63,6 +63,8 @@ class GeoTiffDataset:
             raise UserError("dataset.paths: missing; list GeoTIFF files or folders (relative to the config file)")
         if units not in UNITS:
             raise UserError(f"dataset.units: {units!r} is not one of {', '.join(UNITS)}")
+        if nodata is not None and (isinstance(nodata, bool) or not isinstance(nodata, (int, float))):
+            raise UserError(f"dataset.nodata: expected a number (the pixel value that marks no-data), got {nodata!r}")
         if not isinstance(per_polarisation, bool):
             raise UserError(f"dataset.per_polarisation: expected true or false, got {per_polarisation!r}")
         if per_polarisation and bands is not None:
@@ -177,6 +179,10 @@ def band_index(raster: rasterio.DatasetReader, path: Path, band: int | str) -> i
         descriptions = [description or "" for description in raster.descriptions]
         if band not in descriptions:
             raise UserError(f"{path}: no band named {band!r} (bands: {descriptions}); fix dataset.bands")
+        if descriptions.count(band) > 1:
+            indexes = [index + 1 for index, description in enumerate(descriptions) if description == band]
+            raise UserError(f"{path}: bands {indexes} are all named {band!r}; give dataset.bands by index, "
+                            f"e.g. {{{band}: {indexes[0]}}}")
         return descriptions.index(band) + 1
     if isinstance(band, bool) or not isinstance(band, int) or not 1 <= band <= raster.count:
         raise UserError(f"{path}: band {band!r} does not exist (the file has {raster.count}); fix dataset.bands")

@@ -17,6 +17,7 @@ from harness.compressai_json import read_compressai_json
 from harness.config import load_config
 from harness.errors import UserError
 from harness.html_report import write_html_report
+from harness.manifest import manifest_differences
 from harness.plugins import Registry, build_registry
 from harness.report import (
     ReportSettings,
@@ -57,8 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Dispatch to the trainer plugin named NAME; "
                                             "`python -m harness train NAME --help` lists its options.",
                                 add_help=False)
+    train.add_argument("-h", "--help", action="help", help="show this help (NAME --help: the trainer's options)")
     train.add_argument("trainer", metavar="NAME", help="trainer name (see `python -m harness list`)")
-    train.add_argument("options", nargs=argparse.REMAINDER, help="the trainer's own options")
+    trainer_options = train.add_argument("options", nargs=argparse.REMAINDER, metavar="...",
+                                         help="the trainer's own options")
+    trainer_options.required = False  # argparse counts a REMAINDER as required; a trainer may need no option
 
     plugins = commands.add_parser("list", help="list registered codecs, datasets, metrics and trainers with their origin",
                                   description="List every registered plugin and where it came from.")
@@ -137,6 +141,9 @@ def report_command(args: argparse.Namespace) -> int:
 def compare_command(args: argparse.Namespace) -> int:
     comparison = compare_runs(load_run_results(args.run_a), load_run_results(args.run_b))
     print(f"B - A with A = {args.run_a}, B = {args.run_b}\n")
+    different_tiles = manifest_differences(args.run_a, args.run_b)
+    if different_tiles:
+        print(f"warning: {different_tiles}\n")
     print(comparison.to_text())
     if args.output:
         comparison.table.to_csv(args.output, index=False)

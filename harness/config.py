@@ -65,6 +65,15 @@ class TimingConfig:
 
 
 @dataclass(frozen=True)
+class IsolationConfig:
+    """``process``: codecs run in a worker process (``harness.isolation``); a call that takes longer than
+    ``timeout_s`` seconds, or a crash, is an error row and the run goes on."""
+
+    process: bool = False
+    timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
 class BenchmarkConfig:
     name: str
     seed: int
@@ -79,6 +88,7 @@ class BenchmarkConfig:
     anchors: tuple[str, ...] = (DEFAULT_ANCHOR,)
     """The BD-rate reference codecs: every other codec is compared with each."""
     references: tuple[str, ...] = ()
+    isolation: IsolationConfig = IsolationConfig()
 
     @property
     def base_dir(self) -> Path:
@@ -86,7 +96,7 @@ class BenchmarkConfig:
 
 
 TOP_LEVEL_KEYS = {"name", "seed", "device", "dataset", "normalization", "codecs", "plugins", "timing",
-                  "anchor", "references"}
+                  "anchor", "references", "isolation"}
 DATASET_KEYS = {"kind", "tile_size", "max_tiles", "polarisations", "min_valid_fraction", "cache_dir"}
 
 
@@ -190,6 +200,7 @@ def load_config(path: Path | str, registry: Registry | None = None) -> tuple[Ben
         text=text,
         anchors=_anchors(check, raw, codecs),
         references=_references(check, raw.get("references", []), path.parent),
+        isolation=_isolation(check, raw.get("isolation", {})),
     )
     return config, registry
 
@@ -387,6 +398,17 @@ def _references(check: _Checker, value: Any, base_dir: Path) -> tuple[str, ...]:
         names[name] = entry
         paths.append(str(path))
     return tuple(paths)
+
+
+def _isolation(check: _Checker, value: Any) -> IsolationConfig:
+    section = check.mapping(value, "isolation", {"process", "timeout_s"})
+    process = section.get("process", IsolationConfig.process)
+    if not isinstance(process, bool):
+        raise check.fail("isolation.process", f"expected true or false, got {process!r}")
+    timeout = check.number(section.get("timeout_s", IsolationConfig.timeout_s), "isolation.timeout_s")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise check.fail("isolation.timeout_s", f"expected a number of seconds above 0, got {timeout!r}")
+    return IsolationConfig(process=process, timeout_s=timeout)
 
 
 def _timing(check: _Checker, value: Any) -> TimingConfig:

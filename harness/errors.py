@@ -1,4 +1,4 @@
-"""The one exception type that means "the user asked for something wrong"."""
+"""Exception types that carry a meaning for the user: a mistake in the input, and a codec failure told in full."""
 
 
 class UserError(Exception):
@@ -8,3 +8,8 @@ class UserError(Exception):
     without a traceback, so the message must name the file, key or value at
     fault and say what to do about it.
     """
+
+
+class CodecFailure(Exception):
+    """A codec's failure already described in full (where it ran and what happened): an error row holds its
+    message as it is, where other exceptions get their type name in front."""

@@ -88,3 +88,22 @@ def restrict_to_manifest(tiles: list[Tile], entries: list[ManifestEntry], path: 
                             "(changed file, normalization or reader); the runs would not be comparable")
         selected.append(tile)
     return selected
+
+
+def manifest_differences(first: Path, second: Path) -> str | None:
+    """How the tiles of two run folders' manifests differ, in words, or None when they are the same tiles.
+
+    ``compare`` prints it: differences between runs on different pixels mix data with codec changes.
+    None too when either folder has no manifest (nothing to check against).
+    """
+    if not all((folder / MANIFEST_FILE).is_file() for folder in (first, second)):
+        return None
+    a = {entry.tile_id: entry.sha256 for entry in read_manifest(first / MANIFEST_FILE)}
+    b = {entry.tile_id: entry.sha256 for entry in read_manifest(second / MANIFEST_FILE)}
+    only_a, only_b = len(a.keys() - b.keys()), len(b.keys() - a.keys())
+    changed = sum(a[tile] != b[tile] for tile in a.keys() & b.keys())
+    if not (only_a or only_b or changed):
+        return None
+    return (f"the runs coded different tiles ({only_a} only in A, {only_b} only in B, {changed} with other pixels); "
+            "their differences mix data with codec changes (run B with --manifest A/tiles.csv to compare like "
+            "with like)")

@@ -18,7 +18,7 @@ import json
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -27,9 +27,9 @@ import yaml
 from tqdm import tqdm
 
 from harness.api import CLIPPED_COLUMNS, Codec, DatasetSettings, MetricInput, Tile
-from harness.config import BenchmarkConfig, CodecConfig, CodecPoint, DatasetConfig
+from harness.config import BenchmarkConfig, CodecConfig, CodecPoint, DatasetConfig, TimingConfig
 from harness.environment import collect_environment
-from harness.errors import UserError
+from harness.errors import CodecFailure, UserError
 from harness.manifest import (
     MANIFEST_FILE,
     read_manifest,
@@ -85,6 +85,9 @@ class PreparedPoint:
     point: CodecPoint
     codec: Codec
     at_knob: Callable[[float], Codec] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """The constructor keywords ``codec`` was built with (the knob left out for a ``match_bpp`` point), so that a
+    worker process can build the same codec."""
 
     @property
     def target_bpp(self) -> float | None:
@@ -125,7 +128,7 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
     columns = LEADING_COLUMNS + probe_metric_columns(registry, tiles[0]) + TRAILING_COLUMNS
     _write_environment(config, options.run_dir, device)
     written = skipped = errors = 0
-    with ResultsWriter(results_path, columns) as writer:
+    with ResultsWriter(results_path, columns) as writer, _codec_calls(config) as calls:
         progress = tqdm(total=len(points) * len(tiles), disable=not options.progress, unit="tile", dynamic_ncols=True)
         for prepared in points:
             progress.set_description(f"{prepared.codec_name} {prepared.point.label}")
@@ -135,7 +138,7 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
             groups = ([tile] for tile in pending) if prepared.target_bpp else batches(pending, config.timing.batch_size)
             for batch in groups:
                 measure = measure_matched if prepared.target_bpp else measure_batch
-                for row in measure(prepared, batch, config, registry, keep):
+                for row in measure(prepared, batch, config, registry, keep, calls):
                     writer.write(row)
                     written += 1
                     errors += bool(row["error"])
@@ -284,22 +287,22 @@ def prepare_points(
         codec_class = registry.codec(codec_config.name)
         for point_index, point in enumerate(codec_config.points):
             options = with_context(codec_class, point.options, device=device, base_dir=config.base_dir)
-            at_knob = None
+            at_knob, constructed = None, options
             if MATCH_OPTION in options:
                 # The search starts from the knob's low end, valid for every instance by the RateKnob contract.
                 knob = codec_class.rate_knob
                 options = {key: value for key, value in options.items() if key != MATCH_OPTION}
                 at_knob = functools.partial(_construct_at, codec_class, options, knob.option)
-                options = {**options, knob.option: knob_value(knob, 0.0 if knob.more_bits_when_higher else 1.0)}
+                constructed = {**options, knob.option: knob_value(knob, 0.0 if knob.more_bits_when_higher else 1.0)}
             try:
-                codec = codec_class(**options)
+                codec = codec_class(**constructed)
             except (ValueError, TypeError) as exc:
                 raise UserError(f"{config.path}: codecs[{index}].points[{point_index}] "
                                 f"({codec_config.name} {point.label}): {exc}") from exc
             except Exception as exc:  # the contract asks for ValueError; a plugin's other failures still get a line
                 raise UserError(f"{config.path}: codecs[{index}].points[{point_index}] ({codec_config.name} "
                                 f"{point.label}): the codec failed to start: {type(exc).__name__}: {exc}") from exc
-            prepared.append(PreparedPoint(codec_config.name, point, codec, at_knob))
+            prepared.append(PreparedPoint(codec_config.name, point, codec, at_knob, options))
     return prepared
 
 
@@ -346,6 +349,7 @@ def measure_batch(
     config: BenchmarkConfig,
     registry: Registry,
     keep: Callable[[PreparedPoint, Tile, np.ndarray], None] | None = None,
+    calls: CodecCalls | None = None,
 ) -> list[dict[str, Any]]:
     """Encode, decode and score tiles as one batch; a failing batch is retried tile by tile.
 
@@ -353,11 +357,12 @@ def measure_batch(
     pixels, so MPix/s is the batch's throughput. Retrying a failed batch one
     tile at a time pins the error row on the tile that caused it.
     """
+    calls = calls or IN_PROCESS
     try:
-        coded = _code_batch(prepared.codec, tiles, config)
+        coded = calls.code(prepared, [tile.data for tile in tiles], config.timing)
     except Exception as exc:  # the codec is third-party code: record it and carry on
         if len(tiles) > 1:
-            return [row for tile in tiles for row in measure_batch(prepared, [tile], config, registry, keep)]
+            return [row for tile in tiles for row in measure_batch(prepared, [tile], config, registry, keep, calls)]
         return [_error_row(prepared, tiles[0], config, exc)]
     total_pixels = sum(tile.data.size for tile in tiles)
     rows = []
@@ -382,6 +387,7 @@ def measure_matched(
     config: BenchmarkConfig,
     registry: Registry,
     keep: Callable[[PreparedPoint, Tile, np.ndarray], None] | None = None,
+    calls: CodecCalls | None = None,
 ) -> list[dict[str, Any]]:
     """A ``match_bpp`` point on one tile: search the knob with untimed encodes, then measure the value found.
 
@@ -389,21 +395,49 @@ def measure_matched(
     resume and the report group by.
     """
     (tile,) = tiles
+    calls = calls or IN_PROCESS
     knob = prepared.codec.rate_knob
     try:
-        matched = match_rate(lambda value: _bpp(prepared.at_knob(value), tile), knob, prepared.target_bpp)
-        tuned = replace(prepared, codec=prepared.at_knob(matched.value))
+        matched = match_rate(lambda value: calls.bpp(prepared, value, tile.data), knob, prepared.target_bpp)
+        tuned = replace(prepared, codec=prepared.at_knob(matched.value),
+                        options={**prepared.options, knob.option: matched.value})
     except Exception as exc:  # the codec is third-party code: record it and carry on
         return [_error_row(prepared, tile, config, exc)]
-    rows = measure_batch(tuned, [tile], config, registry, keep)
+    rows = measure_batch(tuned, [tile], config, registry, keep, calls)
     for row in rows:
         row["options"] = json.dumps({**prepared.point.options, knob.option: matched.value}, sort_keys=True)
     return rows
 
 
-def _bpp(codec: Codec, tile: Tile) -> float:
-    (stream,) = codec.encode_batch([tile.data])
-    return 8 * len(check_stream(stream)) / tile.data.size
+def bpp_of(codec: Codec, array: np.ndarray) -> float:
+    """The rate of one untimed encode: what the ``match_bpp`` search probes."""
+    (stream,) = codec.encode_batch([array])
+    return 8 * len(check_stream(stream)) / array.size
+
+
+@contextlib.contextmanager
+def _codec_calls(config: BenchmarkConfig) -> Iterator[CodecCalls]:
+    """In this process, or in a worker process when the config asks for isolation."""
+    if not config.isolation.process:
+        yield IN_PROCESS
+        return
+    from harness.isolation import worker_calls  # it builds on this module
+
+    with worker_calls(config.plugins, config.base_dir, config.isolation.timeout_s) as calls:
+        yield calls
+
+
+class CodecCalls:
+    """Where codec work runs: in this process (the default), or in a worker (``harness.isolation``)."""
+
+    def code(self, prepared: PreparedPoint, arrays: list[np.ndarray], timing: TimingConfig) -> CodedBatch:
+        return code_arrays(prepared.codec, arrays, timing)
+
+    def bpp(self, prepared: PreparedPoint, value: float, array: np.ndarray) -> float:
+        return bpp_of(prepared.at_knob(value), array)
+
+
+IN_PROCESS = CodecCalls()
 
 
 @dataclass(frozen=True)
@@ -415,22 +449,21 @@ class CodedBatch:
     estimates: list[float | None]
 
 
-def _code_batch(codec: Codec, tiles: list[Tile], config: BenchmarkConfig) -> CodedBatch:
+def code_arrays(codec: Codec, arrays: list[np.ndarray], timing: TimingConfig) -> CodedBatch:
+    """Encode and decode a batch, each timed (warm-up, median of repeats), and the codec's rate estimates."""
     synchronize = synchronizer_for(codec.device)
-    timing = config.timing
-    arrays = [tile.data for tile in tiles]
-    shapes = [tile.shape for tile in tiles]
+    shapes = [array.shape for array in arrays]
     encoded = time_call(lambda: codec.encode_batch(arrays), timing.warmup, timing.repeats, synchronize)
     streams = [check_stream(stream) for stream in encoded.result]
-    if len(streams) != len(tiles):
-        raise ValueError(f"encode_batch returned {len(streams)} streams for {len(tiles)} tiles")
+    if len(streams) != len(arrays):
+        raise ValueError(f"encode_batch returned {len(streams)} streams for {len(arrays)} tiles")
     decoded = time_call(lambda: codec.decode_batch(streams, shapes), timing.warmup, timing.repeats, synchronize)
     reconstructions = [check_reconstruction(array, shape) for array, shape in zip(decoded.result, shapes)]
     estimates = codec.estimated_bpp(arrays)
     if estimates is None:
-        estimates = [None] * len(tiles)
-    elif len(estimates) != len(tiles):
-        raise ValueError(f"estimated_bpp returned {len(estimates)} values for {len(tiles)} tiles")
+        estimates = [None] * len(arrays)
+    elif len(estimates) != len(arrays):
+        raise ValueError(f"estimated_bpp returned {len(estimates)} values for {len(arrays)} tiles")
     return CodedBatch(streams, reconstructions, encoded.seconds, decoded.seconds, [*map(_optional_float, estimates)])
 
 
@@ -440,7 +473,8 @@ def _optional_float(value: float | None) -> float | None:
 
 def _error_row(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfig, exc: Exception) -> dict[str, Any]:
     row = identity_columns(prepared, tile, config, batch_size=1)
-    row["error"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    message = str(exc) if isinstance(exc, CodecFailure) else f"{type(exc).__name__}: {exc}"
+    row["error"] = message.replace("\n", " ")
     return row
 
 

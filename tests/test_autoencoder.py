@@ -169,6 +169,20 @@ def test_checkpoint_whose_weights_do_not_fit_its_spec_is_refused(tmp_path, check
         AutoencoderCodec(checkpoint=str(tmp_path / "mismatch.pt"))
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("latent_channels", 100_000_000, "weights do not fit|does not describe a network"),
+    ("kernel_size", -3, "does not describe a network"),
+])
+def test_a_damaged_spec_is_refused_without_allocating_the_network_it_claims(tmp_path, checkpoint, field, value,
+                                                                              message):
+    """latent_channels 1e8 once asked for 115 GB (this test would die of it): the spec is checked on the meta
+    device, which allocates nothing."""
+    raw = torch.load(checkpoint, weights_only=True)
+    torch.save({**raw, "model": {**raw["model"], field: value}}, tmp_path / "damaged.pt")
+    with pytest.raises(ValueError, match=message):
+        AutoencoderCodec(checkpoint=str(tmp_path / "damaged.pt"))
+
+
 def test_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     (tmp_path / "notes.pt").write_text("not a checkpoint")
 

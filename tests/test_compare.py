@@ -48,3 +48,22 @@ def test_compare_prints_the_table_and_writes_csv_with_output(tmp_path, capsys):
 def test_compare_with_a_folder_without_results_is_a_one_line_error(tmp_path, capsys):
     assert main(["compare", str(tmp_path), str(tmp_path)]) == 2
     assert "no results.csv" in capsys.readouterr().err
+
+
+def _manifest(folder, tiles: dict[str, str]) -> None:
+    rows = [f"{tile},scene,VV,0,0,32,32,{sha}" for tile, sha in tiles.items()]
+    (folder / "tiles.csv").write_text("tile_id,scene,pol,row,col,height,width,sha256\n" + "\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("tiles_b, warned", [
+    ({"t1": "aa", "t2": "bb"}, False),
+    ({"t1": "aa", "t2": "cc"}, True),
+    ({"t1": "aa", "t3": "bb"}, True),
+])
+def test_compare_warns_when_the_runs_coded_different_tiles(tmp_path, capsys, tiles_b, warned):
+    for name, tiles in (("a", {"t1": "aa", "t2": "bb"}), ("b", tiles_b)):
+        (tmp_path / name).mkdir()
+        make_results().to_csv(tmp_path / name / "results.csv", index=False)
+        _manifest(tmp_path / name, tiles)
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert ("warning: the runs coded different tiles" in capsys.readouterr().out) == warned

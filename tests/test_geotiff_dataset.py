@@ -226,3 +226,17 @@ def test_safe_style_names_pair_on_the_token_between_dashes(tmp_path):
     tiles = tiles_of(tmp_path, paths=[str(tmp_path)], per_polarisation=True)
 
     assert [tile.scene for tile in tiles] == ["s1a-iw-grd-20220612t173329-002"] * 2
+
+
+@pytest.mark.parametrize("nodata", ["abc", True, [0]])
+def test_a_nodata_value_that_is_not_a_number_is_one_line(tmp_path, dual_pol_geotiff, nodata):
+    with pytest.raises(UserError, match=r"^dataset\.nodata: expected a number"):
+        tiles_of(tmp_path, paths=["scene.tif"], nodata=nodata)
+
+
+def test_a_band_name_that_two_bands_share_is_one_line_asking_for_an_index(tmp_path):
+    rng = np.random.default_rng(0)
+    band = speckled_db(rng, (64, 64), -11.0)
+    write_geotiff(tmp_path / "twins.tif", [band, band - 7.0], descriptions=("VV", "VV"))
+    with pytest.raises(UserError, match=r"twins\.tif: bands \[1, 2\] are all named 'VV'; give dataset\.bands by index"):
+        tiles_of(tmp_path, paths=["twins.tif"], bands={"VV": "VV", "VH": 2})

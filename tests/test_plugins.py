@@ -255,3 +255,12 @@ def test_a_codec_whose_constructor_fails_unexpectedly_is_one_line(tmp_path, writ
     assert main(["run", str(config), "--output", str(tmp_path / "run"), "--no-progress"]) == 2
     error = capsys.readouterr().err
     assert "the codec failed to start: RuntimeError: no licence server" in error and "Traceback" not in error
+
+
+def test_train_help_describes_the_command_and_asks_only_for_a_trainer_name(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0 and "NAME --help" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train"])
+    assert capsys.readouterr().err.strip().endswith("the following arguments are required: NAME")

@@ -109,7 +109,13 @@ def load_checkpoint(path: Path) -> Checkpoint:
 
 
 def build_model(checkpoint: Checkpoint, path: Path) -> Autoencoder:
-    """The network with the checkpoint's weights, in eval mode on the CPU."""
+    """The network with the checkpoint's weights, in eval mode on the CPU.
+
+    The model the spec describes is first built on the ``meta`` device, which allocates nothing, and its
+    tensor shapes compared with the stored weights: a damaged spec (``latent_channels: 1e8`` asked for
+    115 GB) is refused before any memory is spent on it.
+    """
+    _check_spec_matches_weights(checkpoint, path)
     model = Autoencoder(checkpoint.spec)
     try:
         model.load_state_dict(checkpoint.state_dict)
@@ -117,6 +123,20 @@ def build_model(checkpoint: Checkpoint, path: Path) -> Autoencoder:
         raise ValueError(f"{path}: weights do not fit the {checkpoint.spec.preset!r} model they claim "
                          f"({str(exc).splitlines()[0]}); make a new one with `{TRAIN_COMMAND}`") from exc
     return model.eval()
+
+
+def _check_spec_matches_weights(checkpoint: Checkpoint, path: Path) -> None:
+    try:
+        with torch.device("meta"):
+            expected = {name: tuple(tensor.shape) for name, tensor in Autoencoder(checkpoint.spec).state_dict().items()}
+    except Exception as exc:  # any nonsense in the spec (negative sizes, wrong types) fails in the constructors
+        raise ValueError(f"{path}: its model spec does not describe a network ({type(exc).__name__}: {exc}); "
+                         f"make a new one with `{TRAIN_COMMAND}`") from exc
+    stored = {name: tuple(getattr(tensor, "shape", ())) for name, tensor in checkpoint.state_dict.items()}
+    if expected != stored:
+        differing = sorted(set(expected.items()) ^ set(stored.items()))[0][0]
+        raise ValueError(f"{path}: weights do not fit the {checkpoint.spec.preset!r} model its spec describes "
+                         f"(first difference: {differing}); make a new one with `{TRAIN_COMMAND}`")
 
 
 def model_id(state_dict: dict[str, torch.Tensor]) -> bytes:

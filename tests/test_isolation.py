@@ -1,0 +1,109 @@
+"""Codecs in a worker process (``isolation: {process: true}``): hangs and crashes become error rows."""
+
+from __future__ import annotations
+
+import csv
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import UserError
+from harness.config import load_config
+from harness.runner import RunOptions, run_benchmark
+from tests.conftest import MINIMAL_CONFIG
+
+HAZARDS = '''
+import os
+import signal
+import time
+
+import numpy as np
+from harness import Codec, hookimpl
+
+
+class Hazard(Codec):
+    """8-bit bytes, or on decode: hang, crash the process, or raise, as asked."""
+    name = "hazard"
+
+    def __init__(self, does="nothing"):
+        self.does = does
+
+    def encode(self, tile):
+        return (tile * 255).round().astype(np.uint8).tobytes()
+
+    def decode(self, data, shape):
+        if self.does == "hang":
+            time.sleep(3600)
+        if self.does == "crash":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if self.does == "raise":
+            raise ValueError("corrupt stream")
+        return np.frombuffer(data, dtype=np.uint8).reshape(shape) / np.float32(255)
+
+
+@hookimpl
+def harness_codecs():
+    return [Hazard]
+'''
+
+
+@pytest.fixture
+def bench(tmp_path, dual_pol_geotiff, write_config):
+    """A config with the given codecs section, the hazard codec as a plugin, and process isolation."""
+    (tmp_path / "hazards.py").write_text(HAZARDS)
+
+    def make(codecs: str, isolation: str = "{process: true, timeout_s: 2}") -> Path:
+        text = MINIMAL_CONFIG.split("codecs:")[0].replace("max_tiles: 3", "max_tiles: 1")  # 2 tiles: workers are slow
+        text += "codecs:\n" + textwrap.indent(textwrap.dedent(codecs), "  ")
+        return write_config(text + f"plugins: [hazards.py]\nisolation: {isolation}\n"
+                                   "timing: {warmup: 0, repeats: 1}\n")
+
+    return make
+
+
+def run(config_path: Path, run_dir: Path) -> list[dict[str, str]]:
+    config, registry = load_config(config_path)
+    run_benchmark(config, registry, RunOptions(run_dir=run_dir, progress=False))
+    with (run_dir / "results.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def measured(row: dict[str, str]) -> dict[str, str]:
+    """A row without its timing columns, which differ from run to run."""
+    return {key: value for key, value in row.items() if not key.startswith(("encode_", "decode_"))}
+
+
+def test_an_isolated_run_gives_the_rows_of_an_in_process_run(tmp_path, bench):
+    codecs = "- name: quantize\n  points: [{bits: 4}]\n- name: hazard\n"
+    isolated = run(bench(codecs), tmp_path / "isolated")
+    in_process = run(bench(codecs, isolation="{process: false}"), tmp_path / "in_process")
+    assert [measured(row) for row in isolated] == [measured(row) for row in in_process]
+
+
+@pytest.mark.parametrize("does, message", [
+    ("hang", "no answer within 2 s; the codec's worker process was stopped"),
+    ("crash", "the codec's worker process died (signal SIGSEGV)"),
+    ("raise", "ValueError: corrupt stream"),
+])
+def test_a_codec_that_hangs_crashes_or_raises_gives_error_rows_and_the_run_goes_on(tmp_path, bench, does, message):
+    rows = run(bench(f"- name: hazard\n  points: [{{does: {does}}}, {{does: nothing}}]\n"), tmp_path / "run")
+
+    failed = [row for row in rows if row["point"] == f"does={does}"]
+    assert len(failed) == 2 and all(row["error"] == message for row in failed)
+    assert all(row["error"] == "" and row["psnr"] for row in rows if row["point"] == "does=nothing")
+
+
+def test_match_bpp_searches_in_the_worker_too(tmp_path, bench):
+    rows = run(bench("- name: quantize\n  points: [{match_bpp: 4.5}]\n"), tmp_path / "run")
+    assert len(rows) == 2 and all(row["error"] == "" and float(row["bpp"]) <= 4.5 for row in rows)
+
+
+@pytest.mark.parametrize("isolation, message", [
+    ("{process: yes please}", r"isolation\.process: expected true or false"),
+    ("{process: true, timeout_s: 0}", r"isolation\.timeout_s: expected a number of seconds above 0"),
+    ("{processes: 4}", r"isolation\.processes: unknown key"),
+])
+def test_a_bad_isolation_section_is_one_line(bench, isolation, message):
+    with pytest.raises(UserError, match=message):
+        load_config(bench("- name: quantize\n  points: [{bits: 4}]\n", isolation=isolation))
