@@ -101,3 +101,16 @@ codecs:
     points: [{bits: 4}, {bits: 8}]
 timing: {warmup: 0, repeats: 1}
 """
+
+
+def run_rows(config_path: Path, run_dir: Path) -> list[dict[str, str]]:
+    """Run a config into ``run_dir`` (no progress bar) and return its results rows as text."""
+    import csv
+
+    from harness.config import load_config
+    from harness.runner import RunOptions, run_benchmark
+
+    config, registry = load_config(config_path)
+    run_benchmark(config, registry, RunOptions(run_dir=run_dir, progress=False))
+    with (run_dir / "results.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import textwrap
 from pathlib import Path
 
@@ -10,8 +9,7 @@ import pytest
 
 from harness import UserError
 from harness.config import load_config
-from harness.runner import RunOptions, run_benchmark
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import MINIMAL_CONFIG, run_rows
 
 HAZARDS = '''
 import os
@@ -62,13 +60,6 @@ def bench(tmp_path, dual_pol_geotiff, write_config):
     return make
 
 
-def run(config_path: Path, run_dir: Path) -> list[dict[str, str]]:
-    config, registry = load_config(config_path)
-    run_benchmark(config, registry, RunOptions(run_dir=run_dir, progress=False))
-    with (run_dir / "results.csv").open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def measured(row: dict[str, str]) -> dict[str, str]:
     """A row without its timing columns, which differ from run to run."""
     return {key: value for key, value in row.items() if not key.startswith(("encode_", "decode_"))}
@@ -76,8 +67,8 @@ def measured(row: dict[str, str]) -> dict[str, str]:
 
 def test_an_isolated_run_gives_the_rows_of_an_in_process_run(tmp_path, bench):
     codecs = "- name: quantize\n  points: [{bits: 4}]\n- name: hazard\n"
-    isolated = run(bench(codecs), tmp_path / "isolated")
-    in_process = run(bench(codecs, isolation="{process: false}"), tmp_path / "in_process")
+    isolated = run_rows(bench(codecs), tmp_path / "isolated")
+    in_process = run_rows(bench(codecs, isolation="{process: false}"), tmp_path / "in_process")
     assert [measured(row) for row in isolated] == [measured(row) for row in in_process]
 
 
@@ -87,7 +78,7 @@ def test_an_isolated_run_gives_the_rows_of_an_in_process_run(tmp_path, bench):
     ("raise", "ValueError: corrupt stream"),
 ])
 def test_a_codec_that_hangs_crashes_or_raises_gives_error_rows_and_the_run_goes_on(tmp_path, bench, does, message):
-    rows = run(bench(f"- name: hazard\n  points: [{{does: {does}}}, {{does: nothing}}]\n"), tmp_path / "run")
+    rows = run_rows(bench(f"- name: hazard\n  points: [{{does: {does}}}, {{does: nothing}}]\n"), tmp_path / "run")
 
     failed = [row for row in rows if row["point"] == f"does={does}"]
     assert len(failed) == 2 and all(row["error"] == message for row in failed)
@@ -95,7 +86,7 @@ def test_a_codec_that_hangs_crashes_or_raises_gives_error_rows_and_the_run_goes_
 
 
 def test_match_bpp_searches_in_the_worker_too(tmp_path, bench):
-    rows = run(bench("- name: quantize\n  points: [{match_bpp: 4.5}]\n"), tmp_path / "run")
+    rows = run_rows(bench("- name: quantize\n  points: [{match_bpp: 4.5}]\n"), tmp_path / "run")
     assert len(rows) == 2 and all(row["error"] == "" and float(row["bpp"]) <= 4.5 for row in rows)
 
 

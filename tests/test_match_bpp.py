@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import textwrap
 from pathlib import Path
@@ -11,8 +10,7 @@ import pytest
 
 from harness import UserError
 from harness.config import load_config
-from harness.runner import RunOptions, run_benchmark
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import MINIMAL_CONFIG, run_rows
 
 KNOBBED_CODECS = '''
 import numpy as np
@@ -60,15 +58,8 @@ def bench(tmp_path, dual_pol_geotiff, write_config):
     return make
 
 
-def run(config_path: Path, run_dir: Path) -> list[dict[str, str]]:
-    config, registry = load_config(config_path)
-    run_benchmark(config, registry, RunOptions(run_dir=run_dir, progress=False))
-    with (run_dir / "results.csv").open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def test_an_integer_knob_gets_per_tile_the_highest_value_not_over_the_target(tmp_path, bench):
-    rows = run(bench("- name: quantize\n  points: [{match_bpp: 4.5}]\n"), tmp_path / "run")
+    rows = run_rows(bench("- name: quantize\n  points: [{match_bpp: 4.5}]\n"), tmp_path / "run")
 
     assert len(rows) == 6 and all(row["error"] == "" for row in rows)
     assert {row["point"] for row in rows} == {"match_bpp=4.5"}
@@ -78,7 +69,7 @@ def test_an_integer_knob_gets_per_tile_the_highest_value_not_over_the_target(tmp
 
 @pytest.mark.parametrize("codec, target", [("jpeg2000", 1.0), ("quantize_zlib", 2.0)])
 def test_matched_rates_never_exceed_the_target_and_record_the_knob_each_tile_got(tmp_path, bench, codec, target):
-    rows = run(bench(f"- name: {codec}\n  points: [{{match_bpp: {target}}}]\n", tile_size=64), tmp_path / "run")
+    rows = run_rows(bench(f"- name: {codec}\n  points: [{{match_bpp: {target}}}]\n", tile_size=64), tmp_path / "run")
 
     assert all(row["error"] == "" and float(row["bpp"]) <= target for row in rows)
     knob = {"jpeg2000": "bpp", "quantize_zlib": "bits"}[codec]
@@ -86,7 +77,7 @@ def test_matched_rates_never_exceed_the_target_and_record_the_knob_each_tile_got
 
 
 def test_jpeg2000_matched_to_a_rate_comes_at_least_as_close_as_its_own_rate_control(tmp_path, bench):
-    rows = run(bench("- name: jpeg2000\n  points: [{bpp: 2.0}, {match_bpp: 2.0}]\n", tile_size=64), tmp_path / "run")
+    rows = run_rows(bench("- name: jpeg2000\n  points: [{bpp: 2.0}, {match_bpp: 2.0}]\n", tile_size=64), tmp_path / "run")
 
     rates = {(row["point"], row["tile_id"]): float(row["bpp"]) for row in rows}
     tiles = {row["tile_id"] for row in rows}
@@ -94,13 +85,13 @@ def test_jpeg2000_matched_to_a_rate_comes_at_least_as_close_as_its_own_rate_cont
 
 
 def test_a_target_below_what_a_codec_can_reach_gets_its_lowest_rate_and_the_row_shows_it_is_over(tmp_path, bench):
-    rows = run(bench("- name: jpeg2000\n  points: [{match_bpp: 0.2}]\n"), tmp_path / "run")  # headers alone: ~1 bpp
+    rows = run_rows(bench("- name: jpeg2000\n  points: [{match_bpp: 0.2}]\n"), tmp_path / "run")  # headers alone: ~1 bpp
 
     assert all(json.loads(row["options"])["bpp"] == 0.01 and float(row["bpp"]) > 0.2 for row in rows)
 
 
 def test_a_codec_failing_during_the_search_gives_an_error_row_per_tile_and_the_run_goes_on(tmp_path, bench):
-    rows = run(bench("""\
+    rows = run_rows(bench("""\
         - name: brittle
           points: [{match_bpp: 20, breaks_above: 3}, {copies: 1}]
         """), tmp_path / "run")
