@@ -52,6 +52,7 @@ class Avif(Codec):
     def __init__(self, quality: int, bits: int = 12, speed: int = DEFAULT_SPEED):
         self.quality = _validated_integer("quality", quality, 0, LOSSLESS_QUALITY,
                                           "an integer from 0 to 100 (lossless)")
+        self.lossless = self.quality == LOSSLESS_QUALITY
         if isinstance(bits, bool) or not isinstance(bits, int) or bits not in BITS:
             raise ValueError(f"avif option bits={bits!r}; accepted: 10 or 12")
         self.bits = int(bits)

@@ -33,6 +33,7 @@ class Htj2k(Codec):
 
     def __init__(self, qstep: float | None = None, lossless: bool = False):
         self.qstep = _validated_rate_point(qstep, lossless)
+        self.lossless = self.qstep is None
         self.precision = f"uint{SAMPLE_BITS}"
 
     def encode(self, tile: np.ndarray) -> bytes:

@@ -37,6 +37,7 @@ class JpegXl(Codec):
 
     def __init__(self, distance: float):
         self.distance = _validated_distance(distance)
+        self.lossless = self.distance == 0
         self.precision = f"uint{SAMPLE_BITS}"
 
     def encode(self, tile: np.ndarray) -> bytes:

@@ -143,6 +143,11 @@ class Codec:
     resolved ``cpu``/``cuda``) and ``base_dir`` (the config file's folder, to
     resolve relative paths such as checkpoints).
 
+    A point that reconstructs its input samples exactly sets ``lossless``
+    (JPEG 2000's reversible mode, JPEG XL at distance 0): the results record
+    it, and the report keeps such points out of RD curves and BD-rates,
+    whatever their PSNR (exact on 16-bit samples is 107 dB, not infinite).
+
     A codec whose rate is set by one monotone numeric option declares it as
     ``rate_knob`` (a ``RateKnob``); points may then give ``match_bpp`` instead
     of that option.
@@ -158,6 +163,7 @@ class Codec:
     min_tile_size: ClassVar[int] = 1
     unavailable: ClassVar[str | None] = None
     rate_knob: RateKnob | None = None
+    lossless: bool = False
     device: str = "cpu"
     precision: str = ""
 

@@ -36,13 +36,22 @@ class ReferenceCurve:
     results: dict[str, tuple[float, ...]]
 
 
-def lossless_points(points: pd.DataFrame) -> pd.Series:
-    """Which summary rows are lossless points: asked for (``lossless=True`` in the label) or measured (PSNR +inf).
+def is_true(values: pd.Series) -> pd.Series:
+    """A boolean column as written to CSV and read back (bools, or the text True/False)."""
+    return values.astype(str).str.lower().eq("true")
 
-    Both are needed: JPEG 2000's lossless mode is exact on its uint16 samples
-    but not on the float input, so its PSNR is high yet finite.
+
+def lossless_points(points: pd.DataFrame) -> pd.Series:
+    """Which summary rows are lossless points: declared by the codec (the ``lossless`` column), asked for
+    (``lossless=True`` in the label, for results from before the column) or measured (PSNR +inf).
+
+    A PSNR test alone is not enough: JPEG 2000's lossless mode, or JPEG XL at
+    distance 0, is exact on its uint16 samples but not on the float input, so
+    its PSNR is high (107 dB) yet finite.
     """
     asked = points["point"].astype(str).str.split(",").map(lambda options: LOSSLESS_OPTION in options)
+    if "lossless" in points.columns:
+        asked = asked | is_true(points["lossless"])
     if "psnr_mean" not in points.columns:
         return asked
     return asked | np.isposinf(points["psnr_mean"].astype(float))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import pkgutil
 import sys
 import warnings
@@ -29,6 +30,7 @@ from harness.errors import UserError
 BUILTIN_PACKAGES = ("harness_codecs", "harness_datasets")
 BUILTIN_MODULES = ("harness.metrics", "harness.task_metrics")
 ENTRY_POINT_GROUP = PROJECT_NAME
+LOAD_ENTRY_POINTS_VARIABLE = "HARNESS_LOAD_ENTRY_POINTS"
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,14 @@ def display_path(path: Path) -> str:
 
 
 def _entry_point_plugins() -> list[tuple[object, str]]:
-    """Installed packages' plugins; one that fails to import is reported and skipped, not fatal."""
+    """Installed packages' plugins; one that fails to import is reported and skipped, not fatal.
+
+    None when ``HARNESS_LOAD_ENTRY_POINTS=0``: the tests set it, so that an unrelated installed plugin
+    cannot change what they measure (as llm's ``LLM_LOAD_PLUGINS`` and datasette's test mode do), and a
+    user can rule installed plugins out when a run behaves oddly.
+    """
+    if os.environ.get(LOAD_ENTRY_POINTS_VARIABLE, "1") == "0":
+        return []
     plugins = []
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         distribution = entry_point.dist.name if entry_point.dist else "unknown distribution"

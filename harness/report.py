@@ -34,7 +34,13 @@ from pandas.api.typing import DataFrameGroupBy
 
 from harness.api import CLIPPED_COLUMNS
 from harness.bdrate import BD_METRICS, bd_rate_tables
-from harness.compressai_json import ReferenceCurve, curves_from_summary, read_compressai_json, write_compressai_json
+from harness.compressai_json import (
+    ReferenceCurve,
+    curves_from_summary,
+    is_true,
+    read_compressai_json,
+    write_compressai_json,
+)
 from harness.errors import UserError
 from harness.matched_rates import matched_rate_markdown
 from harness.rate_matching import matched_points
@@ -45,7 +51,8 @@ TEXT_COLUMNS = (
 )
 NON_METRIC_COLUMNS = frozenset(
     TEXT_COLUMNS
-    + ("height", "width", "valid_pixels", *CLIPPED_COLUMNS, "bytes", "bpp", "estimated_bpp", "compression_ratio")
+    + ("height", "width", "valid_pixels", *CLIPPED_COLUMNS, "lossless", "bytes", "bpp", "estimated_bpp",
+       "compression_ratio")
     + ("encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "batch_size")
 )
 KNOWN_METRICS = ("psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "border_bias_db", "enl_ratio", "epi",
@@ -263,6 +270,8 @@ def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
         *(good_rows[column].median().rename(f"{column}_median") for column in SPEED_COLUMNS),
         all_rows["device"].agg(_distinct_text).rename("device"),
         all_rows["precision"].agg(_distinct_text).rename("precision"),
+        *([all_rows["lossless"].agg(lambda values: bool(is_true(values).any())).rename("lossless")]
+          if "lossless" in results.columns else []),
     ]
     summary = pd.concat(parts, axis=1).reindex(all_rows.size().index).reset_index()
     return _in_first_appearance_order(_counts_as_integers(summary), results, keys)

@@ -44,7 +44,7 @@ from harness.timing import synchronizer_for, time_call
 
 LEADING_COLUMNS = [
     "run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels", *CLIPPED_COLUMNS,
-    "codec", "point", "options", "bytes", "bpp", "estimated_bpp", "compression_ratio",
+    "codec", "point", "options", "lossless", "bytes", "bpp", "estimated_bpp", "compression_ratio",
 ]
 TRAILING_COLUMNS = ["encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "device", "precision", "batch_size",
                     "error"]
@@ -491,7 +491,7 @@ def identity_columns(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfi
         "pol": tile.pol, "height": height, "width": width, "valid_pixels": tile.valid_pixels,
         **dict(zip(CLIPPED_COLUMNS, tile.clipped_fractions)),
         "codec": prepared.codec_name, "point": prepared.point.label,
-        "options": json.dumps(prepared.point.options, sort_keys=True),
+        "options": json.dumps(prepared.point.options, sort_keys=True), "lossless": prepared.codec.lossless,
         "device": prepared.codec.device, "precision": prepared.codec.precision, "batch_size": batch_size,
         "error": "",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
+
+# Hermetic tests: an unrelated package's installed entry point must not change what the tests measure.
+# (test_plugins.py turns entry points back on where it tests them.)
+os.environ["HARNESS_LOAD_ENTRY_POINTS"] = "0"
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHIPPED_DATA = Path(__file__).resolve().parents[1] / "data"

@@ -97,3 +97,11 @@ def test_a_malformed_reference_file_fails_when_the_config_loads(write_config, tm
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(UserError, match=r"bad.json: not valid JSON"):
         load_config(write_config(MINIMAL_CONFIG + "references: [bad.json]\n"))
+
+
+def test_a_point_its_codec_declares_lossless_is_left_out_even_with_a_finite_psnr():
+    """JPEG XL at distance 0 is exact on 16-bit samples: 107 dB, not inf, and no label says lossless."""
+    summary = pd.DataFrame({"codec": ["jxl"] * 3, "point": ["distance=1", "distance=0", "distance=2"],
+                            "bpp_mean": [2.3, 13.0, 1.4], "psnr_mean": [38.2, 107.2, 33.1],
+                            "lossless": [False, True, False]})
+    assert curves_from_summary(summary, "unit")[0].results["bpp"] == (1.4, 2.3)

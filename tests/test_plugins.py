@@ -71,7 +71,12 @@ def test_a_module_dropped_into_the_codecs_folder_is_registered(tmp_path, monkeyp
     assert registry.codecs["dropin"].origin.endswith("harness_codecs/dropin_codec.py")
 
 
-def test_an_installed_package_entry_point_adds_a_codec(tmp_path, monkeypatch):
+@pytest.fixture
+def entry_points_on(monkeypatch):
+    monkeypatch.setenv("HARNESS_LOAD_ENTRY_POINTS", "1")
+
+
+def test_an_installed_package_entry_point_adds_a_codec(tmp_path, monkeypatch, entry_points_on):
     write_codec_plugin(tmp_path / "thirdparty_codec.py", "thirdparty")
     monkeypatch.syspath_prepend(str(tmp_path))
     entry_point = importlib.metadata.EntryPoint(name="thirdparty", value="thirdparty_codec", group="harness")
@@ -81,12 +86,21 @@ def test_an_installed_package_entry_point_adds_a_codec(tmp_path, monkeypatch):
     assert registry.codecs["thirdparty"].origin.startswith("entry point thirdparty")
 
 
-def test_an_entry_point_that_fails_to_import_is_skipped_with_a_warning(monkeypatch):
+def test_an_entry_point_that_fails_to_import_is_skipped_with_a_warning(monkeypatch, entry_points_on):
     broken = importlib.metadata.EntryPoint(name="broken", value="no_such_module_xyz", group="harness")
     monkeypatch.setattr(plugin_module.importlib.metadata, "entry_points", lambda group: [broken])
     with pytest.warns(UserWarning, match="skipping plugin entry point 'broken'"):
         registry = build_registry()
     assert "jpeg2000" in registry.codecs
+
+
+def test_entry_points_are_not_loaded_when_the_environment_says_so(tmp_path, monkeypatch):
+    write_codec_plugin(tmp_path / "thirdparty_codec.py", "thirdparty")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry_point = importlib.metadata.EntryPoint(name="thirdparty", value="thirdparty_codec", group="harness")
+    monkeypatch.setattr(plugin_module.importlib.metadata, "entry_points", lambda group: [entry_point])
+    monkeypatch.setenv("HARNESS_LOAD_ENTRY_POINTS", "0")
+    assert "thirdparty" not in build_registry().codecs
 
 
 def test_duplicate_codec_names_are_an_error_naming_both_origins(tmp_path):

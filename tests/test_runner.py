@@ -409,3 +409,20 @@ def test_a_manifest_naming_a_tile_the_dataset_does_not_produce_is_an_error(tmp_p
     manifest.write_text(manifest.read_text().replace("scene:VV:", "other:VV:", 1))
     with pytest.raises(UserError, match="tile other:VV:.* is not produced by this config's dataset"):
         run(config, tmp_path / "second", manifest=manifest)
+
+
+@pytest.mark.parametrize("codec, options, lossless", [
+    ("jpeg2000", {"lossless": True}, True), ("jpeg2000", {"bpp": 1.0}, False),
+    ("htj2k", {"lossless": True}, True), ("htj2k", {"qstep": 0.1}, False),
+    ("jpegxl", {"distance": 0}, True), ("jpegxl", {"distance": 1}, False),
+    ("avif", {"quality": 100}, True), ("avif", {"quality": 90}, False),
+])
+def test_codecs_declare_which_of_their_points_are_lossless(codec, options, lossless):
+    from harness.plugins import build_registry
+
+    assert build_registry().codec(codec)(**options).lossless is lossless
+
+
+def test_the_results_record_whether_a_point_is_lossless(tmp_path, bench):
+    _, rows = run(bench("- name: jpeg2000\n  points: [{lossless: true}, {bpp: 4.0}]\n"), tmp_path / "run")
+    assert {(row["point"], row["lossless"]) for row in rows} == {("lossless=True", "True"), ("bpp=4.0", "False")}
