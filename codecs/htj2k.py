@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.api import Codec, RateKnob, hookimpl
 from harness_codecs._imagecodecs import library, unavailable_reason
-from harness_codecs._j2k_codestream import check_codestream_size
+from harness_codecs._j2k_codestream import check_codestream
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
 
@@ -41,7 +41,7 @@ class Htj2k(Codec):
         return bytes(library().htj2k_encode(samples, level=self.qstep))
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
-        check_codestream_size(data, shape, self.name)
+        check_codestream(data, shape, self.name)
         try:
             samples = library().htj2k_decode(data)
         except (library().Htj2kError, RuntimeError) as error:

@@ -30,7 +30,7 @@ from glymur.jp2box import InvalidJp2kError
 from glymur.lib.openjp2 import OpenJPEGLibraryError
 
 from harness.api import Codec, RateKnob, hookimpl
-from harness_codecs._j2k_codestream import START_OF_CODESTREAM, check_codestream_size
+from harness_codecs._j2k_codestream import START_OF_CODESTREAM, check_codestream
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
 SCRATCH_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
@@ -70,7 +70,7 @@ class Jpeg2000(Codec):
         return _without_comments(codestream)
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
-        check_codestream_size(data, shape, self.name)
+        check_codestream(data, shape, self.name)
         with _scratch_file() as path:
             path.write_bytes(data)
             samples = _read_codestream(path)
