@@ -18,6 +18,7 @@ import json
 import math
 import os
 import shutil
+import signal
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -216,6 +217,8 @@ def drop_error_rows(results_path: Path) -> set[tuple[str, str, str]]:
     with rewritten.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fieldnames)
         writer.writeheader()
+        if _at_kill_point("rewrite"):
+            _die_after(handle, "".join(f"{row['tile_id']}\n" for row in good[: len(good) // 2]))
         writer.writerows(good)
         handle.flush()
         os.fsync(handle.fileno())
@@ -543,16 +546,21 @@ class ResultsWriter:
         if existing is not None and existing != columns:
             raise UserError(f"{path}: its columns differ from this run's ({', '.join(sorted(set(existing) ^ set(columns)))}); "
                             "resume with the same plugins, or --overwrite")
-        self.path = path
+        self.path, self.columns, self.rows = path, columns, 0
         self.handle = path.open("a", newline="", encoding="utf-8")
-        self.writer = csv.DictWriter(self.handle, fieldnames=columns)
         if existing is None:
-            self.writer.writeheader()
+            csv.DictWriter(self.handle, fieldnames=columns).writeheader()
             self.handle.flush()
 
     def write(self, row: dict[str, Any]) -> None:
+        self.rows += 1
         try:
-            self.writer.writerow(row)
+            line = io.StringIO()
+            csv.DictWriter(line, fieldnames=self.columns).writerow(row)
+            text = line.getvalue()
+            if _at_kill_point(f"row:{self.rows}"):
+                _die_after(self.handle, text[: len(text) // 2])  # killed in the middle of the row
+            self.handle.write(text)
             self.handle.flush()
         except OSError as exc:  # a full disk: the rows written so far stay, and resume drops the one cut short
             raise UserError(f"{self.path}: cannot write a result row ({exc.strerror or exc}); make room, then "
@@ -563,6 +571,22 @@ class ResultsWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.handle.close()
+
+
+KILL_POINT_VARIABLE = "HARNESS_TEST_KILL_AT"
+"""For the crash tests only: ``row:N`` kills the process (SIGKILL) halfway through writing result row N,
+``rewrite`` halfway through the rewrite that drops error rows on resume; so that "no finished row is ever
+lost" is tested with real kills at the worst moments, not argued."""
+
+
+def _at_kill_point(name: str) -> bool:
+    return os.environ.get(KILL_POINT_VARIABLE) == name
+
+
+def _die_after(handle: Any, partial: str) -> None:
+    handle.write(partial)
+    handle.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _existing_header(path: Path) -> list[str] | None:
