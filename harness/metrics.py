@@ -55,14 +55,15 @@ def _normalized_pair(pair: MetricInput) -> Pair:
     return _in_domain(pair.original, pair.mask), _in_domain(pair.reconstructed, pair.mask)
 
 
-def _db_pair(pair: MetricInput) -> Pair:
+def db_pair(pair: MetricInput) -> Pair:
+    """Original and reconstruction in dB, as the codec saw them: clipped to the range, no-data at its low end."""
     original, reconstructed = _normalized_pair(pair)
     return denormalize_db(original, pair.db_range), denormalize_db(reconstructed, pair.db_range)
 
 
-def _linear_pair(pair: MetricInput) -> Pair:
+def linear_pair(pair: MetricInput) -> Pair:
     """Linear intensity, where speckle is multiplicative and ENL is defined."""
-    original_db, reconstructed_db = _db_pair(pair)
+    original_db, reconstructed_db = db_pair(pair)
     return db_to_linear(original_db), db_to_linear(reconstructed_db)
 
 
@@ -164,7 +165,7 @@ def db_error(pair: MetricInput) -> dict[str, float]:
     targets above it) counts as the error it is for a user of the dB values.
     """
     if pair.original_db is None:
-        original_db, reconstructed_db = _db_pair(pair)
+        original_db, reconstructed_db = db_pair(pair)
     else:
         original_db = pair.original_db.astype(np.float64)
         reconstructed_db = denormalize_db(_in_domain(pair.reconstructed, pair.mask), pair.db_range)
@@ -185,7 +186,7 @@ def border_bias(pair: MetricInput) -> dict[str, float]:
     beside_no_data = pair.mask & ndimage.binary_dilation(~pair.mask, iterations=BORDER_WIDTH)
     if not beside_no_data.any():
         return {"border_bias_db": math.nan}
-    original_db, reconstructed_db = _db_pair(pair)
+    original_db, reconstructed_db = db_pair(pair)
     return {"border_bias_db": float(np.mean(reconstructed_db[beside_no_data] - original_db[beside_no_data]))}
 
 
@@ -249,7 +250,7 @@ def homogeneous_blocks(pair: MetricInput) -> Pair:
     """Linear intensity of original and reconstruction on the original's most homogeneous fully valid blocks
     (one row per block, ``ENL_BLOCK_SIZE``² pixels): the "distributed targets" of speckle and level statistics.
     Empty when no fully valid, non-constant block exists."""
-    original, reconstructed = _linear_pair(pair)
+    original, reconstructed = linear_pair(pair)
     valid = _blocks(pair.mask, ENL_BLOCK_SIZE).all(axis=-1)
     original_blocks = _blocks(original, ENL_BLOCK_SIZE)[valid]
     chosen = _most_homogeneous(original_blocks)
@@ -274,7 +275,7 @@ def epi(pair: MetricInput) -> dict[str, float]:
     no-data. NaN when either Laplacian is constant there (a flat image has
     no edges) or fewer than two such pixels exist.
     """
-    original_db, reconstructed_db = _db_pair(pair)
+    original_db, reconstructed_db = db_pair(pair)
     inside = _fully_valid_neighbourhood(pair.mask, EPI_NEIGHBOURHOOD)
     original_edges = ndimage.laplace(original_db)[inside]
     reconstructed_edges = ndimage.laplace(reconstructed_db)[inside]

@@ -136,9 +136,11 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
             pending = [tile for tile in tiles if (prepared.codec_name, prepared.point.label, tile.tile_id) not in done]
             skipped += len(tiles) - len(pending)
             progress.update(len(tiles) - len(pending))
-            groups = ([tile] for tile in pending) if prepared.target_bpp else batches(pending, config.timing.batch_size)
+            if prepared.target_bpp:  # each tile gets its own knob value, so matched points go one tile at a time
+                measure, groups = measure_matched, batches(pending, 1)
+            else:
+                measure, groups = measure_batch, batches(pending, config.timing.batch_size)
             for batch in groups:
-                measure = measure_matched if prepared.target_bpp else measure_batch
                 for row in measure(prepared, batch, config, registry, keep, calls):
                     writer.write(row)
                     written += 1
@@ -218,7 +220,8 @@ def drop_error_rows(results_path: Path) -> set[tuple[str, str, str]]:
         writer = csv.DictWriter(handle, fieldnames=fieldnames)
         writer.writeheader()
         if _at_kill_point("rewrite"):
-            _die_after(handle, "".join(f"{row['tile_id']}\n" for row in good[: len(good) // 2]))
+            writer.writerows(good[: len(good) // 2])
+            _die_after(handle, "")
         writer.writerows(good)
         handle.flush()
         os.fsync(handle.fileno())

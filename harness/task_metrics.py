@@ -38,8 +38,7 @@ from scipy import ndimage, stats
 from skimage.filters import threshold_otsu
 
 from harness.api import MetricInput, hookimpl
-from harness.metrics import homogeneous_blocks
-from harness.sar import db_to_linear, denormalize_db
+from harness.metrics import db_pair, homogeneous_blocks, linear_pair
 
 CFAR_GUARD = 9
 """Side of the guard window, in pixels, which a target up to about 90 m (ships, buildings) fits in."""
@@ -51,17 +50,9 @@ CFAR_LOOKS = 4.4
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
-def _db_images(pair: MetricInput) -> tuple[np.ndarray, np.ndarray]:
-    """Original and reconstruction in dB, both in the codec's domain (the reconstruction clipped to it)."""
-    original = denormalize_db(np.clip(pair.original, 0.0, 1.0).astype(np.float64), pair.db_range)
-    reconstructed = denormalize_db(np.clip(np.nan_to_num(pair.reconstructed, nan=0.0), 0.0, 1.0).astype(np.float64),
-                                   pair.db_range)
-    return original, reconstructed
-
-
 def water_mapping(pair: MetricInput) -> dict[str, float]:
     """IoU of the dark (water) class under the original's Otsu threshold, and the share of flipped pixels."""
-    original, reconstructed = _db_images(pair)
+    original, reconstructed = db_pair(pair)
     values = original[pair.mask]
     if values.size < 2 or np.ptp(values) == 0:
         return {"water_iou": math.nan, "water_flipped": math.nan}
@@ -97,8 +88,7 @@ def cfar_detections(intensity: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def point_targets(pair: MetricInput) -> dict[str, float]:
     """F1 of the decoded tile's CFAR detections against the original's, and the peak change at the targets."""
-    original_db, decoded_db = _db_images(pair)
-    original, decoded = db_to_linear(original_db), db_to_linear(decoded_db)
+    original, decoded = linear_pair(pair)
     targets, target_count = ndimage.label(cfar_detections(original, pair.mask), EIGHT_CONNECTED)
     found, found_count = ndimage.label(cfar_detections(decoded, pair.mask), EIGHT_CONNECTED)
     if target_count == 0:
