@@ -22,6 +22,8 @@ class BlockMean(Codec):
         return bytes([f]) + np.round(means * 255).astype(np.uint8).tobytes()  # the factor travels in the bytes
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        if not data or data[0] == 0:  # a damaged stream is a ValueError: the runner makes it an error row
+            raise ValueError("blockmean: not a blockmean stream")
         f = data[0]
         rows, cols = -(-shape[0] // f), -(-shape[1] // f)
         means = np.frombuffer(data, dtype=np.uint8, offset=1).reshape(rows, cols) / np.float32(255)

@@ -6,23 +6,12 @@ import math
 
 import numpy as np
 
-from harness.sar import db_to_linear, linear_to_db, normalize_db
-
-LOOKS = 4.4
-VV_RANGE_DB = (-25.0, 5.0)
+from harness import testing
 
 
 def speckled_tile(size: int = 256, seed: int = 0) -> np.ndarray:
-    """Piecewise-constant backscatter under 4.4-look speckle, normalized as the harness does.
-
-    Region means stay well inside the dB range so that almost no pixel is
-    clipped: a clipped pixel is exact, which would flatter the PSNR.
-    """
-    rng = np.random.default_rng(seed)
-    region_db = rng.uniform(-18.0, -4.0, size=(8, 8))
-    mean_db = np.kron(region_db, np.ones((size // 8, size // 8)))
-    intensity = db_to_linear(mean_db) * rng.gamma(LOOKS, 1.0 / LOOKS, size=mean_db.shape)
-    return normalize_db(linear_to_db(intensity), VV_RANGE_DB)
+    """A square SAR-like tile (``harness.testing.speckled_tile``)."""
+    return testing.speckled_tile((size, size), seed)
 
 
 def noise_tile(shape: tuple[int, int], seed: int = 0) -> np.ndarray:

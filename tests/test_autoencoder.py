@@ -18,6 +18,7 @@ from harness_codecs._autoencoder.model import (
     parameter_count,
     spec_for,
 )
+from harness_codecs._autoencoder.options import resolve_checkpoint, shipped_checkpoint
 from harness_codecs._autoencoder.quantization import dequantize, noisy_latent
 from harness_codecs._autoencoder.training import AutoencoderTrainer
 from harness_codecs.autoencoder import AutoencoderCodec
@@ -151,6 +152,24 @@ def test_relative_checkpoint_path_resolves_against_the_config_folder(checkpoint)
     codec = AutoencoderCodec(checkpoint=checkpoint.name, base_dir=checkpoint.parent)
 
     assert codec.bits == 4
+
+
+def test_a_bare_file_name_missing_beside_the_config_names_a_shipped_checkpoint(tmp_path):
+    path = resolve_checkpoint("autoencoder", "autoencoder-tiny-c16-b4.pt", tmp_path)
+
+    assert path == shipped_checkpoint("autoencoder-tiny-c16-b4.pt") and path.is_file()
+
+
+def test_a_checkpoint_beside_the_config_wins_over_a_shipped_one_of_the_same_name(tmp_path):
+    (tmp_path / "autoencoder-tiny-c16-b4.pt").write_bytes(b"mine")
+
+    assert resolve_checkpoint("autoencoder", "autoencoder-tiny-c16-b4.pt", tmp_path) == \
+        tmp_path / "autoencoder-tiny-c16-b4.pt"
+
+
+def test_a_path_with_folders_is_never_looked_up_among_the_shipped_checkpoints(tmp_path):
+    assert resolve_checkpoint("autoencoder", "elsewhere/autoencoder-tiny-c16-b4.pt", tmp_path) == \
+        tmp_path / "elsewhere" / "autoencoder-tiny-c16-b4.pt"
 
 
 def test_checkpoint_of_another_format_version_is_refused(tmp_path, checkpoint):

@@ -80,6 +80,15 @@ def test_a_header_claiming_a_huge_image_is_refused_before_decoding():
         Htj2k(qstep=0.1).decode(bomb, (64, 64))
 
 
+@pytest.mark.parametrize("field, offset", [("tile width", 24), ("tile height", 28)])
+def test_a_header_giving_tiles_of_size_zero_is_refused_before_decoding(field, offset):
+    """The conformance fuzzing found OpenJPH dying of SIGFPE (a division by the tile size) on such a stream."""
+    stream = Htj2k(qstep=0.1).encode(np.random.default_rng(0).random((64, 64), dtype=np.float32))
+    damaged = stream[:offset] + bytes(4) + stream[offset + 4:]
+    with pytest.raises(ValueError, match="tiling is impossible"):
+        Htj2k(qstep=0.1).decode(damaged, (64, 64))
+
+
 def test_a_stream_that_is_not_a_codestream_is_refused():
     with pytest.raises(ValueError, match="not a raw JPEG 2000 codestream"):
         Htj2k(qstep=0.1).decode(b"garbage", (8, 8))

@@ -160,11 +160,6 @@ def test_garbage_bytes_raise_value_error(garbage):
         Jpeg2000(bpp=1.0).decode(garbage, (256, 256))
 
 
-def test_truncated_codestream_raises_value_error(tile, streams):
-    with pytest.raises(ValueError):
-        Jpeg2000(bpp=1.0).decode(streams[1.0][: len(streams[1.0]) // 2], tile.shape)
-
-
 def test_jp2_file_format_is_rejected_as_not_a_raw_codestream(tile, tmp_path):
     path = tmp_path / "boxed.jp2"
     glymur.Jp2k(path, data=np.round(tile * MAX_SAMPLE).astype(np.uint16))

@@ -1,4 +1,4 @@
-"""The README's codec plugin example is complete, shown verbatim, and runs."""
+"""The README's codec plugin example is complete, shown verbatim, runs, and passes the codec conformance checks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from examples.blockmean_codec import BlockMean
 from harness.cli import main
+from harness.testing import CodecConformance
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "blockmean_codec.py"
@@ -28,3 +30,8 @@ def test_the_example_config_runs_the_plugin_beside_jpeg2000(tmp_path):
     header_bits = 8 / (128 * 128)
     rates = blockmean.groupby("point")["bpp"].first()
     assert rates["factor=2"] == 8 / 4 + header_bits and rates["factor=4"] == 8 / 16 + header_bits
+
+
+class TestTheExampleCodecConformsAsTheReadmeShows(CodecConformance):
+    codec_class = BlockMean
+    options = {"factor": 2}

@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import torch
 from harness_codecs._autoencoder.inference import PRECISIONS
 
 
+SHIPPED_CHECKPOINTS = "harness_checkpoints"
+"""The package that installs the trained checkpoints of ``checkpoints/`` with the project."""
+
+
 def resolve_checkpoint(codec: str, checkpoint: str, base_dir: str | Path | None) -> Path:
-    """Relative paths are relative to the config file's folder, like every path in a config."""
+    """Relative paths are relative to the config file's folder, like every path in a config.
+
+    A bare file name that is not there names a shipped checkpoint, so that a config works
+    from an installed wheel too, where ``checkpoints/`` is not beside it.
+    """
     if not isinstance(checkpoint, (str, Path)) or not str(checkpoint):
         raise ValueError(f"{codec} option checkpoint={checkpoint!r}; expected a file path")
     path = Path(checkpoint).expanduser()
-    return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
+    if path.is_absolute() or base_dir is None:
+        return path
+    beside_config = Path(base_dir) / path
+    if beside_config.exists() or len(path.parts) > 1:
+        return beside_config
+    shipped = shipped_checkpoint(path.name)
+    return shipped if shipped is not None else beside_config
+
+
+def shipped_checkpoint(name: str) -> Path | None:
+    """The installed checkpoint of that file name, if the project ships one."""
+    candidate = files(SHIPPED_CHECKPOINTS) / name
+    return Path(str(candidate)) if candidate.is_file() else None
 
 
 def parse_device(codec: str, device: str) -> torch.device:
