@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        for problem in str(exc).splitlines():  # a config with several mistakes gives one line for each
+            print(f"error: {problem}", file=sys.stderr)
         return USER_ERROR_EXIT
     except OSError as exc:  # the machine, not the code: an unwritable or full output folder, a vanished file
         if args.debug:

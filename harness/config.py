@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,20 +58,18 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class TimingConfig:
-    """``batch_size`` tiles go through ``encode_batch``/``decode_batch`` at once (GPU codecs gain from it)."""
+    """How codec calls are made and timed.
+
+    ``batch_size`` tiles go through ``encode_batch``/``decode_batch`` at once (GPU codecs gain from it).
+    ``isolate``: the calls run in a worker process (``harness.isolation``), where a call that takes longer
+    than ``timeout_s`` seconds, or a crash, is an error row and the run goes on.
+    """
 
     warmup: int
     repeats: int
     batch_size: int = 1
-
-
-@dataclass(frozen=True)
-class IsolationConfig:
-    """``process``: codecs run in a worker process (``harness.isolation``); a call that takes longer than
-    ``timeout_s`` seconds, or a crash, is an error row and the run goes on."""
-
-    process: bool = False
-    timeout_s: float = 600.0
+    isolate: bool = False
+    timeout_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,6 @@ class BenchmarkConfig:
     anchors: tuple[str, ...] = (DEFAULT_ANCHOR,)
     """The BD-rate reference codecs: every other codec is compared with each."""
     references: tuple[str, ...] = ()
-    isolation: IsolationConfig = IsolationConfig()
 
     @property
     def base_dir(self) -> Path:
@@ -96,7 +94,7 @@ class BenchmarkConfig:
 
 
 TOP_LEVEL_KEYS = {"name", "seed", "device", "dataset", "normalization", "codecs", "plugins", "timing",
-                  "anchor", "references", "isolation"}
+                  "anchor", "references"}
 DATASET_KEYS = {"kind", "tile_size", "max_tiles", "polarisations", "min_valid_fraction", "cache_dir"}
 
 
@@ -185,24 +183,56 @@ def load_config(path: Path | str, registry: Registry | None = None) -> tuple[Ben
                     for index, entry in enumerate(check.sequence(raw.get("plugins", []), "plugins")))
     if registry is None:
         registry = build_registry(plugins, path.parent)
-    dataset = _dataset(check, raw.get("dataset"), registry)
-    codecs = _codecs(check, raw.get("codecs"), registry, dataset.tile_size)
-    config = BenchmarkConfig(
-        name=_run_name(check, raw.get("name")),
-        seed=check.integer(raw.get("seed", 0), "seed", 0),
-        device=_device(check, raw.get("device", "auto")),
-        dataset=dataset,
-        normalization=_normalization(check, raw.get("normalization"), dataset.polarisations),
-        codecs=codecs,
-        plugins=plugins,
-        timing=_timing(check, raw.get("timing", {})),
-        path=path,
-        text=text,
-        anchors=_anchors(check, raw, codecs),
-        references=_references(check, raw.get("references", []), path.parent),
-        isolation=_isolation(check, raw.get("isolation", {})),
+    problems = _Problems()
+    dataset = problems.attempt(_dataset, check, raw.get("dataset"), registry)
+    codecs = _codecs(check, raw.get("codecs"), registry, dataset.tile_size if dataset else None, problems)
+    polarisations = dataset.polarisations if dataset else _readable_polarisations(check, raw.get("dataset"))
+    sections = dict(
+        name=problems.attempt(_run_name, check, raw.get("name")),
+        seed=problems.attempt(check.integer, raw.get("seed", 0), "seed", 0),
+        device=problems.attempt(_device, check, raw.get("device", "auto")),
+        normalization=problems.attempt(_normalization, check, raw.get("normalization"), polarisations)
+        if polarisations else None,
+        timing=problems.attempt(_timing, check, raw.get("timing", {})),
+        anchors=problems.attempt(_anchors, check, raw, codecs) if codecs is not None else None,
+        references=problems.attempt(_references, check, raw.get("references", []), path.parent),
     )
-    return config, registry
+    problems.raise_if_any()
+    return BenchmarkConfig(dataset=dataset, codecs=codecs, plugins=plugins, path=path, text=text, **sections), registry
+
+
+def _readable_polarisations(check: _Checker, section: Any) -> tuple[str, ...] | None:
+    """The polarisations of a dataset section with mistakes elsewhere, so that the normalization is checked too."""
+    try:
+        return _polarisations(check, check.mapping(section, "dataset"), "dataset", DATASET_DEFAULTS)
+    except UserError:
+        return None
+
+
+class _Problems:
+    """Every error of a config, so that a user fixes them in one round instead of one per run.
+
+    Sections are checked independently; one that depends on a broken one (the codecs' tile size on the
+    dataset, say) skips that part of its check.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def attempt(self, parse: Callable[..., Any], *arguments: Any) -> Any:
+        """``parse(*arguments)``, or None after noting its error."""
+        try:
+            return parse(*arguments)
+        except UserError as exc:
+            self.messages.append(str(exc))
+            return None
+
+    def note(self, error: UserError) -> None:
+        self.messages.append(str(error))
+
+    def raise_if_any(self) -> None:
+        if self.messages:
+            raise UserError("\n".join(self.messages))
 
 
 def _read_text(path: Path) -> str:
@@ -255,9 +285,6 @@ def _dataset_section(check: _Checker, value: Any, registry: Registry, key: str,
         raise check.fail(f"{key}.kind", f"unknown dataset {kind!r}; registered: {', '.join(registry.datasets)}")
     options = {name: item for name, item in section.items() if name not in DATASET_KEYS}
     _check_options(check, registry.dataset(kind), options, key, skip_first=True)
-    polarisations = check.sequence(section.get("polarisations", defaults["polarisations"]), f"{key}.polarisations")
-    if not polarisations:
-        raise check.fail(f"{key}.polarisations", "must name at least one polarisation")
     fraction = check.number(section.get("min_valid_fraction", defaults["min_valid_fraction"]),
                             f"{key}.min_valid_fraction")
     if not 0 < fraction <= 1:
@@ -267,12 +294,18 @@ def _dataset_section(check: _Checker, value: Any, registry: Registry, key: str,
         kind=kind,
         tile_size=check.integer(section.get("tile_size", defaults["tile_size"]), f"{key}.tile_size", 8),
         max_tiles=check.integer(section.get("max_tiles", defaults["max_tiles"]), f"{key}.max_tiles", 1),
-        polarisations=tuple(check.string(pol, f"{key}.polarisations[{index}]").upper()
-                            for index, pol in enumerate(polarisations)),
+        polarisations=_polarisations(check, section, key, defaults),
         min_valid_fraction=fraction,
         cache_dir=Path(cache_dir).expanduser(),
         options=options,
     )
+
+
+def _polarisations(check: _Checker, section: dict, key: str, defaults: dict[str, Any]) -> tuple[str, ...]:
+    polarisations = check.sequence(section.get("polarisations", defaults["polarisations"]), f"{key}.polarisations")
+    if not polarisations:
+        raise check.fail(f"{key}.polarisations", "must name at least one polarisation")
+    return tuple(check.string(pol, f"{key}.polarisations[{index}]").upper() for index, pol in enumerate(polarisations))
 
 
 def _normalization(check: _Checker, value: Any, polarisations: tuple[str, ...]) -> dict[str, tuple[float, float]]:
@@ -295,43 +328,59 @@ def _normalization(check: _Checker, value: Any, polarisations: tuple[str, ...]) 
     return ranges
 
 
-def _codecs(check: _Checker, value: Any, registry: Registry, tile_size: int) -> tuple[CodecConfig, ...]:
+def _codecs(check: _Checker, value: Any, registry: Registry, tile_size: int | None,
+            problems: _Problems) -> tuple[CodecConfig, ...] | None:
+    """The codec entries, each checked on its own (and each of its points); None when any is wrong."""
     if value is None:
-        raise check.fail("codecs", "missing; list at least one codec with its rate points")
-    entries = check.sequence(value, "codecs")
+        problems.note(check.fail("codecs", "missing; list at least one codec with its rate points"))
+        return None
+    entries = problems.attempt(check.sequence, value, "codecs")
     if not entries:
-        raise check.fail("codecs", "empty; list at least one codec with its rate points")
-    codecs = []
-    for index, entry in enumerate(entries):
-        key = f"codecs[{index}]"
-        entry = check.mapping(entry, key, {"name", "points"})
-        name = check.string(entry.get("name"), f"{key}.name")
-        if name not in registry.codecs:
-            raise check.fail(f"{key}.name", f"unknown codec {name!r}; registered: {', '.join(registry.codecs)}"
-                                            " (run `python -m harness list`)")
-        codec_class = registry.codec(name)
-        if codec_class.unavailable:
-            raise check.fail(f"{key}.name", f"codec {name!r} is unavailable: {codec_class.unavailable}")
-        if tile_size < codec_class.min_tile_size:
-            raise check.fail("dataset.tile_size", f"{tile_size} is smaller than codec {name!r} needs "
-                                                  f"({codec_class.min_tile_size} px); raise tile_size or drop the codec")
-        points = check.sequence(entry.get("points", [{}]), f"{key}.points")
-        if not points:
-            raise check.fail(f"{key}.points", "empty; list at least one rate point, or leave points out for the "
-                                              "codec's defaults")
-        for point_index, point in enumerate(points):
-            point_key = f"{key}.points[{point_index}]"
-            options = _without_rate_target(check, codec_class, check.mapping(point, point_key), point_key)
-            _check_options(check, codec_class, options, point_key, skip_first=False)
-            if point in points[:point_index]:
-                raise check.fail(point_key, f"repeats points[{points.index(point)}] ({CodecPoint(point).label}); "
-                                            "each rate point is measured once")
-        codecs.append(CodecConfig(name, tuple(CodecPoint(dict(point)) for point in points)))
-    names = [codec.name for codec in codecs]
+        if entries is not None:
+            problems.note(check.fail("codecs", "empty; list at least one codec with its rate points"))
+        return None
+    found = len(problems.messages)
+    codecs = [problems.attempt(_codec_entry, check, entry, f"codecs[{index}]", registry, tile_size, problems)
+              for index, entry in enumerate(entries)]
+    names = [codec.name for codec in codecs if codec is not None]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise check.fail("codecs", f"codec {duplicates[0]!r} is listed twice; merge its points into one entry")
-    return tuple(codecs)
+        problems.note(check.fail("codecs", f"codec {duplicates[0]!r} is listed twice; merge its points into one entry"))
+    return tuple(codecs) if len(problems.messages) == found else None
+
+
+def _codec_entry(check: _Checker, entry: Any, key: str, registry: Registry, tile_size: int | None,
+                 problems: _Problems) -> CodecConfig | None:
+    entry = check.mapping(entry, key, {"name", "points"})
+    name = check.string(entry.get("name"), f"{key}.name")
+    if name not in registry.codecs:
+        raise check.fail(f"{key}.name", f"unknown codec {name!r}; registered: {', '.join(registry.codecs)}"
+                                        " (run `python -m harness list`)")
+    codec_class = registry.codec(name)
+    if codec_class.unavailable:
+        raise check.fail(f"{key}.name", f"codec {name!r} is unavailable: {codec_class.unavailable}")
+    if tile_size is not None and tile_size < codec_class.min_tile_size:
+        raise check.fail("dataset.tile_size", f"{tile_size} is smaller than codec {name!r} needs "
+                                              f"({codec_class.min_tile_size} px); raise tile_size or drop the codec")
+    points = check.sequence(entry.get("points", [{}]), f"{key}.points")
+    if not points:
+        raise check.fail(f"{key}.points", "empty; list at least one rate point, or leave points out for the "
+                                          "codec's defaults")
+    found = len(problems.messages)
+    for point_index, point in enumerate(points):
+        problems.attempt(_point, check, codec_class, points, point_index, f"{key}.points[{point_index}]")
+    if len(problems.messages) > found:
+        return None
+    return CodecConfig(name, tuple(CodecPoint(dict(point)) for point in points))
+
+
+def _point(check: _Checker, codec_class: type, points: list, index: int, key: str) -> None:
+    point = points[index]
+    options = _without_rate_target(check, codec_class, check.mapping(point, key), key)
+    _check_options(check, codec_class, options, key, skip_first=False)
+    if point in points[:index]:
+        raise check.fail(key, f"repeats points[{points.index(point)}] ({CodecPoint(point).label}); "
+                              "each rate point is measured once")
 
 
 def _without_rate_target(check: _Checker, codec_class: type, point: dict, key: str) -> dict:
@@ -400,21 +449,18 @@ def _references(check: _Checker, value: Any, base_dir: Path) -> tuple[str, ...]:
     return tuple(paths)
 
 
-def _isolation(check: _Checker, value: Any) -> IsolationConfig:
-    section = check.mapping(value, "isolation", {"process", "timeout_s"})
-    process = section.get("process", IsolationConfig.process)
-    if not isinstance(process, bool):
-        raise check.fail("isolation.process", f"expected true or false, got {process!r}")
-    timeout = check.number(section.get("timeout_s", IsolationConfig.timeout_s), "isolation.timeout_s")
-    if not (math.isfinite(timeout) and timeout > 0):
-        raise check.fail("isolation.timeout_s", f"expected a number of seconds above 0, got {timeout!r}")
-    return IsolationConfig(process=process, timeout_s=timeout)
-
-
 def _timing(check: _Checker, value: Any) -> TimingConfig:
-    section = check.mapping(value, "timing", {"warmup", "repeats", "batch_size"})
+    section = check.mapping(value, "timing", {"warmup", "repeats", "batch_size", "isolate", "timeout_s"})
+    isolate = section.get("isolate", TimingConfig.isolate)
+    if not isinstance(isolate, bool):
+        raise check.fail("timing.isolate", f"expected true or false, got {isolate!r}")
+    timeout = check.number(section.get("timeout_s", TimingConfig.timeout_s), "timing.timeout_s")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise check.fail("timing.timeout_s", f"expected a number of seconds above 0, got {timeout!r}")
     return TimingConfig(
         warmup=check.integer(section.get("warmup", 1), "timing.warmup", 0),
         repeats=check.integer(section.get("repeats", 3), "timing.repeats", 1),
         batch_size=check.integer(section.get("batch_size", 1), "timing.batch_size", 1),
+        isolate=isolate,
+        timeout_s=timeout,
     )

@@ -6,7 +6,8 @@ class UserError(Exception):
 
     The CLI prints its message as a single line and exits with status 2,
     without a traceback, so the message must name the file, key or value at
-    fault and say what to do about it.
+    fault and say what to do about it. A message of several lines (a config
+    with several mistakes) is one such line per mistake.
     """
 
 

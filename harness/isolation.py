@@ -3,7 +3,7 @@
 Codec libraries are native code, and fuzzing found some that never return
 (OpenJPH on 3 of 400 mutated HTJ2K streams) or abort the whole process (SZ3 on
 crafted streams): in-process, either ends the run, the second without a word.
-With ``isolation: {process: true}`` the runner sends each batch to one worker
+With ``timing: {isolate: true}`` the runner sends each batch to one worker
 process, which builds the codec from the same registry and options and codes
 and times the batch there; the parent scores the result. A call that does not
 answer within ``timeout_s``, or a worker that dies, becomes an error row

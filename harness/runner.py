@@ -424,12 +424,12 @@ def bpp_of(codec: Codec, array: np.ndarray) -> float:
 @contextlib.contextmanager
 def _codec_calls(config: BenchmarkConfig) -> Iterator[CodecCalls]:
     """In this process, or in a worker process when the config asks for isolation."""
-    if not config.isolation.process:
+    if not config.timing.isolate:
         yield IN_PROCESS
         return
     from harness.isolation import worker_calls  # it builds on this module
 
-    with worker_calls(config.plugins, config.base_dir, config.isolation.timeout_s) as calls:
+    with worker_calls(config.plugins, config.base_dir, config.timing.timeout_s) as calls:
         yield calls
 
 

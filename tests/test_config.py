@@ -19,6 +19,7 @@ def test_a_valid_config_loads_into_typed_objects_with_defaults(write_config):
     assert config.normalization["VH"] == (-32.0, -2.0)
     assert [point.label for point in config.codecs[0].points] == ["bits=4", "bits=8"]
     assert config.timing.repeats == 1
+    assert not config.timing.isolate and config.timing.timeout_s == 120
 
 
 def test_the_shipped_default_benchmark_is_valid_and_real():
@@ -95,6 +96,28 @@ def test_the_cli_prints_one_error_line_and_exits_2_without_traceback(write_confi
     assert error.startswith("error: ") and str(path) in error
     assert len(error.strip().splitlines()) == 1
     assert "Traceback" not in error
+
+
+def test_every_mistake_of_a_config_is_reported_in_one_round_one_line_each(write_config, capsys):
+    text = (MINIMAL_CONFIG.replace("max_tiles: 3", "max_tiles: three").replace("VH: [-32, -2]", "VH: [-2, -32]")
+            .replace("{bits: 4}, {bits: 8}", "{bitz: 4}, {bits: 8}, {bits: 8}").replace("repeats: 1", "repeats: 0"))
+    path = write_config(text)
+
+    assert main(["run", str(path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(": ")[2] for line in lines] == [
+        "dataset.max_tiles", "codecs[0].points[0].bitz", "codecs[0].points[2]", "normalization.VH", "timing.repeats"]
+    assert all(line.startswith(f"error: {path}: ") for line in lines)
+
+
+def test_the_codecs_are_still_checked_when_the_dataset_section_is_wrong(write_config):
+    text = MINIMAL_CONFIG.replace("kind: geotiff", "kind: nosuchkind").replace("name: quantize", "name: jpeg3000")
+
+    with pytest.raises(UserError) as raised:
+        load_config(write_config(text))
+
+    assert "dataset.kind: unknown dataset" in str(raised.value)
+    assert "codecs[0].name: unknown codec 'jpeg3000'" in str(raised.value)
 
 
 def test_an_output_folder_that_cannot_be_written_is_one_error_line_naming_it(tmp_path, write_config,

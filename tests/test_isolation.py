@@ -1,4 +1,4 @@
-"""Codecs in a worker process (``isolation: {process: true}``): hangs and crashes become error rows."""
+"""Codecs in a worker process (``timing: {isolate: true}``): hangs and crashes become error rows."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from harness.config import load_config
 from tests.conftest import MINIMAL_CONFIG, run_rows
 
 HAZARDS = '''
+import ctypes
 import os
 import signal
 import time
@@ -37,6 +38,14 @@ class Hazard(Codec):
             os.kill(os.getpid(), signal.SIGSEGV)
         if self.does == "raise":
             raise ValueError("corrupt stream")
+        if self.does == "hang in native code":
+            ctypes.CDLL(None).pause()  # blocks in libc, where no Python signal handler runs
+        if self.does == "abort":
+            os.abort()
+        if self.does == "return nan":
+            return np.full(shape, np.nan, dtype=np.float32)
+        if self.does == "return 7.5":
+            return np.full(shape, 7.5, dtype=np.float32)
         return np.frombuffer(data, dtype=np.uint8).reshape(shape) / np.float32(255)
 
 
@@ -51,11 +60,10 @@ def bench(tmp_path, dual_pol_geotiff, write_config):
     """A config with the given codecs section, the hazard codec as a plugin, and process isolation."""
     (tmp_path / "hazards.py").write_text(HAZARDS)
 
-    def make(codecs: str, isolation: str = "{process: true, timeout_s: 2}") -> Path:
+    def make(codecs: str, isolation: str = "isolate: true, timeout_s: 2") -> Path:
         text = MINIMAL_CONFIG.split("codecs:")[0].replace("max_tiles: 3", "max_tiles: 1")  # 2 tiles: workers are slow
         text += "codecs:\n" + textwrap.indent(textwrap.dedent(codecs), "  ")
-        return write_config(text + f"plugins: [hazards.py]\nisolation: {isolation}\n"
-                                   "timing: {warmup: 0, repeats: 1}\n")
+        return write_config(text + f"plugins: [hazards.py]\ntiming: {{warmup: 0, repeats: 1, {isolation}}}\n")
 
     return make
 
@@ -68,7 +76,7 @@ def measured(row: dict[str, str]) -> dict[str, str]:
 def test_an_isolated_run_gives_the_rows_of_an_in_process_run(tmp_path, bench):
     codecs = "- name: quantize\n  points: [{bits: 4}]\n- name: hazard\n"
     isolated = run_rows(bench(codecs), tmp_path / "isolated")
-    in_process = run_rows(bench(codecs, isolation="{process: false}"), tmp_path / "in_process")
+    in_process = run_rows(bench(codecs, isolation="isolate: false"), tmp_path / "in_process")
     assert [measured(row) for row in isolated] == [measured(row) for row in in_process]
 
 
@@ -85,16 +93,32 @@ def test_a_codec_that_hangs_crashes_or_raises_gives_error_rows_and_the_run_goes_
     assert all(row["error"] == "" and row["psnr"] for row in rows if row["point"] == "does=nothing")
 
 
+def test_a_run_with_a_native_hang_an_abort_nan_and_7_5_finishes_with_an_error_row_for_each(tmp_path, bench):
+    hazards = ["hang in native code", "abort", "return nan", "return 7.5"]
+    points = ", ".join(f"{{does: {does}}}" for does in hazards)
+    rows = run_rows(bench(f"- name: quantize\n  points: [{{bits: 4}}]\n- name: hazard\n  points: [{points}]\n"),
+                    tmp_path / "run")
+
+    errors = {row["point"]: row["error"] for row in rows if row["codec"] == "hazard"}
+    assert errors == {
+        "does=hang in native code": "no answer within 2 s; the codec's worker process was stopped",
+        "does=abort": "the codec's worker process died (signal SIGABRT)",
+        "does=return nan": "ValueError: decode returned 1024 non-finite values (NaN or inf); expected floats in [0, 1]",
+        "does=return 7.5": "ValueError: decode returned values up to 7.5; expected floats in [0, 1]",
+    }
+    assert [row["error"] for row in rows if row["codec"] == "quantize"] == ["", ""]
+
+
 def test_match_bpp_searches_in_the_worker_too(tmp_path, bench):
     rows = run_rows(bench("- name: quantize\n  points: [{match_bpp: 4.5}]\n"), tmp_path / "run")
     assert len(rows) == 2 and all(row["error"] == "" and float(row["bpp"]) <= 4.5 for row in rows)
 
 
 @pytest.mark.parametrize("isolation, message", [
-    ("{process: yes please}", r"isolation\.process: expected true or false"),
-    ("{process: true, timeout_s: 0}", r"isolation\.timeout_s: expected a number of seconds above 0"),
-    ("{processes: 4}", r"isolation\.processes: unknown key"),
+    ("isolate: yes please", r"timing\.isolate: expected true or false"),
+    ("isolate: true, timeout_s: 0", r"timing\.timeout_s: expected a number of seconds above 0"),
+    ("processes: 4", r"timing\.processes: unknown key"),
 ])
-def test_a_bad_isolation_section_is_one_line(bench, isolation, message):
+def test_a_bad_isolation_setting_is_one_line(bench, isolation, message):
     with pytest.raises(UserError, match=message):
         load_config(bench("- name: quantize\n  points: [{bits: 4}]\n", isolation=isolation))
