@@ -12,6 +12,9 @@ irreversible wavelet's quantization step ``qstep`` (in units of the full
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import numpy as np
@@ -43,10 +46,30 @@ class Htj2k(Codec):
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
         check_codestream(data, shape, self.name)
         try:
-            samples = library().htj2k_decode(data)
+            with _ignored_errors() as ignored:
+                samples = library().htj2k_decode(data)
         except (library().Htj2kError, RuntimeError) as error:
             raise ValueError(f"htj2k: the codestream cannot be decoded: {error}") from error
+        if ignored:
+            raise ValueError(f"htj2k: OpenJPH reported {len(ignored)} error(s) while decoding the codestream "
+                             f"({ignored[0].exc_value}); the image it returned is not trusted")
         return from_samples(samples, shape, "htj2k")
+
+
+@contextmanager
+def _ignored_errors() -> Iterator[list]:
+    """The exceptions that imagecodecs' OpenJPH callbacks raise but cannot propagate.
+
+    Python hands such "Exception ignored in ..." errors to ``sys.unraisablehook``,
+    which by default only prints them, and the decode returns a degraded image:
+    catching them there turns OpenJPH's errors into a refusal.
+    """
+    caught: list = []
+    previous, sys.unraisablehook = sys.unraisablehook, caught.append
+    try:
+        yield caught
+    finally:
+        sys.unraisablehook = previous
 
 
 def _validated_rate_point(qstep: float | None, lossless: bool) -> float | None:
