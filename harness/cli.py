@@ -125,6 +125,8 @@ def run_command(args: argparse.Namespace) -> int:
     write_html_report(outcome.run_dir)
     print(format_summary_table(summarize(results)))
     print(f"\n{outcome.rows_written} rows measured, {outcome.rows_skipped} resumed, {outcome.error_rows} errors")
+    for warning in outcome.timing_warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"report: {outcome.run_dir.resolve()}")
     return 0
 

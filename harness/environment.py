@@ -35,6 +35,9 @@ PACKAGES = (
     "constriction",
 )
 GIT_TIMEOUT_S = 5
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+WIDE_SPREAD = 0.5
+"""A codec whose timed repeats differ, at the median row, by more than this share of their median is flagged."""
 
 
 def collect_environment(config_text: str, device: str, project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
@@ -46,6 +49,8 @@ def collect_environment(config_text: str, device: str, project_dir: Path = PROJE
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
+        "load_average_start": load_average(),
+        "threads": thread_settings(),
         "memory_total_gib": total_memory_gib(),
         "packages": package_versions(PACKAGES),
         "gdal": _module_attribute("rasterio", "__gdal_version__"),
@@ -68,6 +73,44 @@ def cpu_model() -> str | None:
     except OSError:
         pass
     return platform.processor() or None
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages: above the core count, other work competed with the timed calls."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def thread_settings() -> dict[str, Any]:
+    """The thread counts the timed calls ran with: torch's pools and the OpenMP/BLAS variables (unset: None)."""
+    settings: dict[str, Any] = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    try:
+        import torch
+    except ImportError:
+        return settings
+    return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+            **settings}
+
+
+def timing_warnings(environment: dict[str, Any], spreads: dict[str, list[float]]) -> list[str]:
+    """Why a run's speeds may not be trustworthy: the machine was loaded, or a codec's repeats spread widely.
+
+    ``spreads`` holds, per codec, each good row's larger repeat spread (``harness.timing.Timed.spread``).
+    """
+    warnings = []
+    cores = environment.get("logical_cores")
+    loads = [load[0] for load in (environment.get("load_average_start"), environment.get("load_average_end")) if load]
+    if cores and loads and max(loads) > cores:
+        warnings.append(f"the load average reached {max(loads):g} on {cores} cores: other work competed with the "
+                        "timed calls, so the speeds are not trustworthy; rerun on an idle machine")
+    for codec, values in spreads.items():
+        median = sorted(values)[len(values) // 2] if values else 0.0
+        if median > WIDE_SPREAD:
+            warnings.append(f"{codec}: the timed repeats of a call differ by {median:.0%} of their median at the "
+                            "median row, so its speeds are not trustworthy; raise timing.repeats or rerun idle")
+    return warnings
 
 
 def total_memory_gib() -> float | None:

@@ -44,6 +44,7 @@ from harness.compressai_json import (
 from harness.errors import UserError
 from harness.matched_rates import matched_rate_markdown
 from harness.rate_matching import matched_points
+from harness.timing import SPREAD_COLUMNS
 
 TEXT_COLUMNS = (
     ("run", "dataset", "scene", "tile_id", "pol")
@@ -53,11 +54,13 @@ NON_METRIC_COLUMNS = frozenset(
     TEXT_COLUMNS
     + ("height", "width", "valid_pixels", *CLIPPED_COLUMNS, "lossless", "bytes", "bpp", "estimated_bpp",
        "compression_ratio")
-    + ("encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "batch_size")
+    + ("encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", *SPREAD_COLUMNS, "batch_size")
 )
 KNOWN_METRICS = ("psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "border_bias_db", "enl_ratio", "epi",
                  "water_iou", "water_flipped", "cfar_f1", "cfar_peak_change_db", "distributed_bias_db")
 SPEED_COLUMNS = ("encode_mpix_s", "decode_mpix_s")
+SPEED_BAND = (0.1, 0.9)
+"""The quantiles of per-tile speed that the summary and the timing plot give beside the median."""
 HEADLINE_METRICS = ("psnr", "ms_ssim", "enl_ratio")
 LABEL_COLUMNS = ("run", "codec", "point", "pol", "device", "precision", "error")
 NUMERIC_NA_STRINGS = ["", "nan", "NaN", "NA", "null"]
@@ -246,7 +249,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     ``errors``, ``bpp_mean``/``bpp_std`` (and ``estimated_bpp_mean``/``_std``
     when a codec estimates its rate), for each metric ``<m>_mean``,
     ``<m>_std`` and ``<m>_count``, ``encode_mpix_s_median``,
-    ``decode_mpix_s_median``, ``device`` and ``precision``.
+    ``decode_mpix_s_median`` with their ``_p10`` and ``_p90`` over the tiles, ``device`` and ``precision``.
     """
     return _summarize_by(results, GROUP_KEYS)
 
@@ -268,6 +271,8 @@ def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
         *(_mean_std(good_rows, column) for column in _estimate_columns(results)),
         *(_mean_std_count(good_rows, metric) for metric in metric_columns(results)),
         *(good_rows[column].median().rename(f"{column}_median") for column in SPEED_COLUMNS),
+        *(good_rows[column].quantile(q).rename(f"{column}_p{round(100 * q)}") for column in SPEED_COLUMNS
+          for q in SPEED_BAND),
         all_rows["device"].agg(_distinct_text).rename("device"),
         all_rows["precision"].agg(_distinct_text).rename("precision"),
         *([all_rows["lossless"].agg(lambda values: bool(is_true(values).any())).rename("lossless")]
@@ -762,7 +767,8 @@ def _draw_reference_line(axes: Axes, reference: ReferenceCurve, metric: str, col
 
 
 def _timing_figure(results: pd.DataFrame, colors: dict[str, Color], run_name: str) -> Figure:
-    """Median encode and decode MPix/s per codec on a log axis, device in the label."""
+    """Median encode and decode MPix/s per codec on a log axis, device in the label, and the p10–p90 band of the
+    per-tile speeds as a whisker: a wide one says the speeds are not to be trusted to one figure."""
     speeds = _median_speed_per_codec(results)
     figure = Figure(figsize=(FIGURE_SIZE[0], 1.6 + 0.6 * max(len(speeds), 1)), layout="constrained")
     axes = figure.add_subplot()
@@ -770,8 +776,8 @@ def _timing_figure(results: pd.DataFrame, colors: dict[str, Color], run_name: st
         _empty_note(axes, "no successful rows to time")
     else:
         _draw_speed_bars(axes, speeds, colors)
-        _set_log_speed_axis(axes, speeds[["encode", "decode"]].stack())
-    axes.set_xlabel("median throughput (MPix/s, log scale)")
+        _set_log_speed_axis(axes, speeds[["encode", "decode", "encode_p90", "decode_p90"]].stack())
+    axes.set_xlabel("median throughput, p10–p90 whiskers (MPix/s, log scale)")
     axes.set_title(f"{run_name}: encode and decode speed", fontsize=10)
     axes.grid(True, axis="x", which="both", alpha=0.3)
     return figure
@@ -789,12 +795,18 @@ def _set_log_speed_axis(axes: Axes, speeds: pd.Series) -> None:
 def _median_speed_per_codec(results: pd.DataFrame) -> pd.DataFrame:
     """Median speed over all points and tiles of each codec; non-positive speeds cannot sit on a log axis."""
     good = results[results["error"] == ""]
+    low, high = SPEED_BAND
     speeds = good.groupby("codec", sort=False).agg(
         encode=("encode_mpix_s", "median"),
         decode=("decode_mpix_s", "median"),
+        encode_p10=("encode_mpix_s", lambda values: values.quantile(low)),
+        encode_p90=("encode_mpix_s", lambda values: values.quantile(high)),
+        decode_p10=("decode_mpix_s", lambda values: values.quantile(low)),
+        decode_p90=("decode_mpix_s", lambda values: values.quantile(high)),
         device=("device", _distinct_text),
     )
-    speeds[["encode", "decode"]] = speeds[["encode", "decode"]].where(speeds[["encode", "decode"]] > 0)
+    speed_columns = [column for column in speeds.columns if column != "device"]
+    speeds[speed_columns] = speeds[speed_columns].where(speeds[speed_columns] > 0)
     return speeds.dropna(subset=["encode", "decode"], how="all")
 
 
@@ -804,7 +816,10 @@ def _draw_speed_bars(axes: Axes, speeds: pd.DataFrame, colors: dict[str, Color])
     bar_colors = [colors[codec] for codec in speeds.index]
     for offset, column, style in ((-height / 2, "encode", {}), (height / 2, "decode", DECODE_BAR_STYLE)):
         values = speeds[column]
-        bars = axes.barh(positions + offset, values.fillna(0), height, color=bar_colors, **style)
+        whiskers = np.vstack([values - speeds[f"{column}_p10"], speeds[f"{column}_p90"] - values]).clip(min=0)
+        bars = axes.barh(positions + offset, values.fillna(0), height, color=bar_colors,
+                         xerr=np.nan_to_num(whiskers), error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "0.25"},
+                         **style)
         axes.bar_label(bars, labels=[_speed_label(value) for value in values], padding=2, fontsize=7)
     axes.set_yticks(positions, [f"{codec} ({device or 'unknown'})" for codec, device in speeds["device"].items()])
     axes.invert_yaxis()

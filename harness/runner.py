@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from harness.api import CLIPPED_COLUMNS, Codec, DatasetSettings, MetricInput, Tile
 from harness.config import BenchmarkConfig, CodecConfig, CodecPoint, DatasetConfig, TimingConfig
-from harness.environment import collect_environment
+from harness.environment import collect_environment, load_average, timing_warnings
 from harness.errors import CodecFailure, UserError
 from harness.manifest import (
     MANIFEST_FILE,
@@ -41,14 +41,14 @@ from harness.plugins import Registry
 from harness.rate_matching import MATCH_OPTION, knob_value, match_rate
 from harness.reconstructions import FOLDER as RECONSTRUCTIONS_FOLDER
 from harness.reconstructions import save_original, save_reconstruction
-from harness.timing import synchronizer_for, time_call
+from harness.timing import SPREAD_COLUMNS, synchronizer_for, time_call
 
 LEADING_COLUMNS = [
     "run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels", *CLIPPED_COLUMNS,
     "codec", "point", "options", "lossless", "bytes", "bpp", "estimated_bpp", "compression_ratio",
 ]
-TRAILING_COLUMNS = ["encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", "device", "precision", "batch_size",
-                    "error"]
+TRAILING_COLUMNS = ["encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", *SPREAD_COLUMNS, "device", "precision",
+                    "batch_size", "error"]
 RESULTS_FILE = "results.csv"
 PREVIOUS_RESULTS_FILE = "results.previous.csv"
 """Where --overwrite moves the old results until the new run has finished."""
@@ -76,6 +76,7 @@ class RunOutcome:
     rows_written: int
     rows_skipped: int
     error_rows: int
+    timing_warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,10 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
     write_manifest(tiles, options.run_dir / MANIFEST_FILE)
     keep = ReconstructionKeeper(options.run_dir, tiles[: options.visual_tiles])
     columns = LEADING_COLUMNS + probe_metric_columns(registry, tiles[0]) + TRAILING_COLUMNS
-    _write_environment(config, options.run_dir, device)
+    environment = collect_environment(config.text, device)
+    _write_environment(environment, options.run_dir)
     written = skipped = errors = 0
+    spreads: dict[str, list[float]] = {}
     with ResultsWriter(results_path, columns) as writer, _codec_calls(config) as calls:
         progress = tqdm(total=len(points) * len(tiles), disable=not options.progress, unit="tile", dynamic_ncols=True)
         for prepared in points:
@@ -145,10 +148,15 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
                     writer.write(row)
                     written += 1
                     errors += bool(row["error"])
+                    if not row["error"]:
+                        spreads.setdefault(prepared.codec_name, []).append(max(row[c] for c in SPREAD_COLUMNS))
                 progress.update(len(batch))
         progress.close()
     (options.run_dir / PREVIOUS_RESULTS_FILE).unlink(missing_ok=True)
-    return RunOutcome(options.run_dir, written, skipped, errors)
+    environment["load_average_end"] = load_average()
+    environment["timing_warnings"] = timing_warnings(environment, spreads)
+    _write_environment(environment, options.run_dir)
+    return RunOutcome(options.run_dir, written, skipped, errors, tuple(environment["timing_warnings"]))
 
 
 def batches(tiles: list[Tile], size: int) -> Iterable[list[Tile]]:
@@ -380,7 +388,8 @@ def measure_batch(
         row.update(rate_columns(len(stream), tile.shape), estimated_bpp="" if estimate is None else estimate)
         row.update(score(registry, MetricInput(tile.data, reconstruction, tile.mask, tile.db_range, tile.original_db)))
         row.update(encode_s=encode_s, decode_s=decode_s,
-                   encode_mpix_s=megapixels / encode_s, decode_mpix_s=megapixels / decode_s)
+                   encode_mpix_s=megapixels / encode_s, decode_mpix_s=megapixels / decode_s,
+                   encode_spread=coded.encode_spread, decode_spread=coded.decode_spread)
         rows.append(row)
         if keep:
             keep(prepared, tile, reconstruction)
@@ -453,6 +462,8 @@ class CodedBatch:
     encode_s: float
     decode_s: float
     estimates: list[float | None]
+    encode_spread: float = 0.0
+    decode_spread: float = 0.0
 
 
 def code_arrays(codec: Codec, arrays: list[np.ndarray], timing: TimingConfig) -> CodedBatch:
@@ -470,7 +481,8 @@ def code_arrays(codec: Codec, arrays: list[np.ndarray], timing: TimingConfig) ->
         estimates = [None] * len(arrays)
     elif len(estimates) != len(arrays):
         raise ValueError(f"estimated_bpp returned {len(estimates)} values for {len(arrays)} tiles")
-    return CodedBatch(streams, reconstructions, encoded.seconds, decoded.seconds, [*map(_optional_float, estimates)])
+    return CodedBatch(streams, reconstructions, encoded.seconds, decoded.seconds, [*map(_optional_float, estimates)],
+                      encoded.spread, decoded.spread)
 
 
 def _optional_float(value: float | None) -> float | None:
@@ -599,6 +611,5 @@ def _existing_header(path: Path) -> list[str] | None:
         return next(csv.reader(handle), None)
 
 
-def _write_environment(config: BenchmarkConfig, run_dir: Path, device: str) -> None:
-    environment = collect_environment(config.text, device)
+def _write_environment(environment: dict[str, Any], run_dir: Path) -> None:
     (run_dir / "environment.json").write_text(json.dumps(environment, indent=2), encoding="utf-8")

@@ -18,10 +18,21 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 
+SPREAD_COLUMNS = ("encode_spread", "decode_spread")
+"""Per results row: ``Timed.spread`` of the encode and of the decode."""
+
+
 @dataclass(frozen=True)
 class Timed:
+    """The last call's result, the median of the timed repeats, and their spread: (slowest − fastest) / median.
+
+    A wide spread says the machine disturbed the timing (other load, frequency changes), which a median
+    alone would hide.
+    """
+
     result: Any
     seconds: float
+    spread: float = 0.0
 
 
 def synchronizer_for(device: str) -> Callable[[], None] | None:
@@ -52,4 +63,5 @@ def time_call(
         if synchronize:
             synchronize()
         durations.append(time.perf_counter() - start)
-    return Timed(result, statistics.median(durations))
+    median = statistics.median(durations)
+    return Timed(result, median, (max(durations) - min(durations)) / median if median > 0 else 0.0)

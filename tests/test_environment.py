@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from harness.environment import collect_environment, git_state, package_versions
+from harness.environment import collect_environment, git_state, package_versions, timing_warnings
 
 CONFIG_TEXT = "name: default\nseed: 0\ndevice: auto\n"
 EXPECTED_KEYS = {
@@ -19,6 +19,8 @@ EXPECTED_KEYS = {
     "platform",
     "cpu",
     "logical_cores",
+    "load_average_start",
+    "threads",
     "memory_total_gib",
     "packages",
     "gdal",
@@ -103,3 +105,27 @@ def test_git_state_flags_uncommitted_changes_as_dirty(committed_checkout):
 def test_git_state_is_none_when_git_cannot_run(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert git_state(tmp_path) == (None, None)
+
+
+def test_the_thread_counts_the_calls_ran_with_are_recorded(environment):
+    import torch
+
+    assert environment["threads"]["torch_threads"] == torch.get_num_threads()
+    assert set(environment["threads"]) >= {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"}
+
+
+def test_no_timing_warning_on_an_idle_machine_with_steady_repeats():
+    idle = {"logical_cores": 2, "load_average_start": [0.5, 0.5, 0.5], "load_average_end": [1.0, 0.8, 0.6]}
+    assert timing_warnings(idle, {"jpeg2000": [0.05, 0.1, 0.2]}) == []
+
+
+def test_a_load_above_the_core_count_warns_that_speeds_are_not_trustworthy():
+    loaded = {"logical_cores": 2, "load_average_start": [0.5, 0.5, 0.5], "load_average_end": [3.5, 2.0, 1.0]}
+    (warning,) = timing_warnings(loaded, {})
+    assert "load average reached 3.5 on 2 cores" in warning and "not trustworthy" in warning
+
+
+def test_a_codec_whose_repeats_spread_widely_is_named_in_a_warning():
+    idle = {"logical_cores": 2, "load_average_start": [0.5, 0.5, 0.5], "load_average_end": [0.5, 0.5, 0.5]}
+    (warning,) = timing_warnings(idle, {"jpeg2000": [0.1, 0.1, 0.1], "avif": [0.9, 1.2, 0.2]})
+    assert warning.startswith("avif: the timed repeats of a call differ by 90% of their median")

@@ -17,6 +17,7 @@ from harness.report import (
     codec_colors,
     format_summary_table,
     load_results,
+    metric_columns,
     rd_figure,
     summarize,
     summarize_by_pol,
@@ -168,6 +169,18 @@ def test_speed_is_the_median_over_good_rows(results):
     row = _row(summarize(results), "quantize", "bits=8")
     assert row["encode_mpix_s_median"] == pytest.approx(good["encode_mpix_s"].median())
     assert row["device"] == "cpu"
+
+
+def test_speed_comes_with_its_p10_to_p90_band_over_the_tiles(results):
+    good = results[(results["codec"] == "quantize") & (results["point"] == "bits=8")]
+    row = _row(summarize(results), "quantize", "bits=8")
+    assert row["decode_mpix_s_p10"] == pytest.approx(good["decode_mpix_s"].quantile(0.1))
+    assert row["decode_mpix_s_p90"] == pytest.approx(good["decode_mpix_s"].quantile(0.9))
+
+
+def test_repeat_spreads_are_not_taken_for_metrics(results):
+    results = results.assign(encode_spread=0.1, decode_spread=0.2)
+    assert not {"encode_spread", "decode_spread"} & set(metric_columns(results))
 
 
 def test_extra_numeric_column_is_summarized_as_a_metric(results):
