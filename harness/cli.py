@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--codecs", help="comma-separated subset of the configured codecs to run")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    cluster = run.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=_positive_integer, metavar="N",
+                         help="measure on a local Dask cluster of N single-threaded worker processes")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="measure on a running Dask cluster, e.g. tcp://10.0.0.5:8786 (shared files needed)")
     run.add_argument("--visual-tiles", type=int, default=2, metavar="N",
                      help="keep the reconstructions of the first N tiles for the visual comparison (default 2)")
 
@@ -104,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _positive_integer(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of workers of at least 1, got {text!r}")
+    return int(text)
+
+
 def run_command(args: argparse.Namespace) -> int:
     config, registry = load_config(args.config)
     codec_names = tuple(name.strip() for name in args.codecs.split(",") if name.strip()) if args.codecs else None
@@ -116,6 +127,8 @@ def run_command(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         visual_tiles=args.visual_tiles,
+        workers=args.workers,
+        scheduler=args.scheduler,
     )
     outcome = run_benchmark(config, registry, options)
     results = load_results(outcome.run_dir / RESULTS_FILE)

@@ -33,6 +33,7 @@ PACKAGES = (
     "pluggy",
     "imagecodecs",
     "constriction",
+    "distributed",
 )
 GIT_TIMEOUT_S = 5
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")

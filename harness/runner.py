@@ -68,6 +68,10 @@ class RunOptions:
     device: str | None = None
     progress: bool = True
     visual_tiles: int = 2
+    workers: int | None = None
+    """Measure on a local Dask cluster of this many single-threaded worker processes (``harness.distributed``)."""
+    scheduler: str | None = None
+    """Measure on the Dask cluster whose scheduler listens at this address."""
 
 
 @dataclass(frozen=True)
@@ -126,37 +130,88 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
     results_path = options.run_dir / RESULTS_FILE
     done = _prepare_run_dir(config, options, results_path)
     write_manifest(tiles, options.run_dir / MANIFEST_FILE)
-    keep = ReconstructionKeeper(options.run_dir, tiles[: options.visual_tiles])
+    visual_tiles = tiles[: options.visual_tiles]
+    for tile in visual_tiles:
+        save_original(options.run_dir, tile)
+    keep = ReconstructionKeeper(options.run_dir, {tile.tile_id for tile in visual_tiles})
     columns = LEADING_COLUMNS + probe_metric_columns(registry, tiles[0]) + TRAILING_COLUMNS
     environment = collect_environment(config.text, device)
+    environment["execution"] = _execution(options)
     _write_environment(environment, options.run_dir)
-    written = skipped = errors = 0
+    units = work_units(points, tiles, done, config.timing.batch_size)
+    skipped = len(points) * len(tiles) - sum(len(unit.tiles) for unit in units)
+    written = errors = 0
     spreads: dict[str, list[float]] = {}
-    with ResultsWriter(results_path, columns) as writer, _codec_calls(config) as calls:
-        progress = tqdm(total=len(points) * len(tiles), disable=not options.progress, unit="tile", dynamic_ncols=True)
-        for prepared in points:
-            progress.set_description(f"{prepared.codec_name} {prepared.point.label}")
-            pending = [tile for tile in tiles if (prepared.codec_name, prepared.point.label, tile.tile_id) not in done]
-            skipped += len(tiles) - len(pending)
-            progress.update(len(tiles) - len(pending))
-            if prepared.target_bpp:  # each tile gets its own knob value, so matched points go one tile at a time
-                measure, groups = measure_matched, batches(pending, 1)
-            else:
-                measure, groups = measure_batch, batches(pending, config.timing.batch_size)
-            for batch in groups:
-                for row in measure(prepared, batch, config, registry, keep, calls):
-                    writer.write(row)
-                    written += 1
-                    errors += bool(row["error"])
-                    if not row["error"]:
-                        spreads.setdefault(prepared.codec_name, []).append(max(row[c] for c in SPREAD_COLUMNS))
-                progress.update(len(batch))
+    with ResultsWriter(results_path, columns) as writer, _executor(config, registry, options, keep, device) as measure:
+        progress = tqdm(total=len(points) * len(tiles), initial=skipped, disable=not options.progress, unit="tile",
+                        dynamic_ncols=True)
+        for unit, rows in measure(units):
+            progress.set_description(f"{unit.prepared.codec_name} {unit.prepared.point.label}")
+            for row in rows:
+                writer.write(row)
+                written += 1
+                errors += bool(row["error"])
+                if not row["error"]:
+                    spreads.setdefault(unit.prepared.codec_name, []).append(max(row[c] for c in SPREAD_COLUMNS))
+            progress.update(len(unit.tiles))
         progress.close()
     (options.run_dir / PREVIOUS_RESULTS_FILE).unlink(missing_ok=True)
     environment["load_average_end"] = load_average()
     environment["timing_warnings"] = timing_warnings(environment, spreads)
     _write_environment(environment, options.run_dir)
     return RunOutcome(options.run_dir, written, skipped, errors, tuple(environment["timing_warnings"]))
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One rate point on one batch of tiles: what the runner measures at a time, here or on a cluster worker."""
+
+    prepared: PreparedPoint
+    tiles: list[Tile]
+
+
+def work_units(points: list[PreparedPoint], tiles: list[Tile], done: set[tuple[str, str, str]],
+               batch_size: int) -> list[WorkUnit]:
+    """Every unit still to measure, in the order the results are written: point by point, tiles in order."""
+    units = []
+    for prepared in points:
+        pending = [tile for tile in tiles if (prepared.codec_name, prepared.point.label, tile.tile_id) not in done]
+        # each tile of a match_bpp point gets its own knob value, so such points go one tile at a time
+        size = 1 if prepared.target_bpp else batch_size
+        units.extend(WorkUnit(prepared, batch) for batch in batches(pending, size))
+    return units
+
+
+def measure_unit(unit: WorkUnit, config: BenchmarkConfig, registry: Registry,
+                 keep: Callable[[PreparedPoint, Tile, np.ndarray], None] | None = None,
+                 calls: CodecCalls | None = None) -> list[dict[str, Any]]:
+    measure = measure_matched if unit.prepared.target_bpp else measure_batch
+    return measure(unit.prepared, unit.tiles, config, registry, keep, calls)
+
+
+MeasureAll = Callable[[list[WorkUnit]], Iterator[tuple[WorkUnit, list[dict[str, Any]]]]]
+
+
+@contextlib.contextmanager
+def _executor(config: BenchmarkConfig, registry: Registry, options: RunOptions, keep: ReconstructionKeeper,
+              device: str) -> Iterator[MeasureAll]:
+    """What measures the units and hands back their rows in order: this process, or a Dask cluster."""
+    if options.workers or options.scheduler:
+        from harness.distributed import cluster_executor  # it builds on this module
+
+        with cluster_executor(config, options, keep.tile_ids, device) as measure_all:
+            yield measure_all
+        return
+    with codec_calls(config) as calls:
+        yield lambda units: ((unit, measure_unit(unit, config, registry, keep, calls)) for unit in units)
+
+
+def _execution(options: RunOptions) -> dict[str, Any]:
+    if options.scheduler:
+        return {"mode": "dask", "scheduler": options.scheduler}
+    if options.workers:
+        return {"mode": "dask", "workers": options.workers, "threads_per_worker": 1}
+    return {"mode": "in-process"}
 
 
 def batches(tiles: list[Tile], size: int) -> Iterable[list[Tile]]:
@@ -344,13 +399,12 @@ def probe_metric_columns(registry: Registry, tile: Tile) -> list[str]:
 
 
 class ReconstructionKeeper:
-    """Saves the reconstructions of the first few tiles for the visual comparison."""
+    """Saves the reconstructions of the first few tiles for the visual comparison (their originals are saved once,
+    by the run)."""
 
-    def __init__(self, run_dir: Path, tiles: list[Tile]):
+    def __init__(self, run_dir: Path, tile_ids: set[str]):
         self.run_dir = run_dir
-        self.tile_ids = {tile.tile_id for tile in tiles}
-        for tile in tiles:
-            save_original(run_dir, tile)
+        self.tile_ids = tile_ids
 
     def __call__(self, prepared: PreparedPoint, tile: Tile, reconstruction: np.ndarray) -> None:
         if tile.tile_id in self.tile_ids:
@@ -377,7 +431,7 @@ def measure_batch(
     except Exception as exc:  # the codec is third-party code: record it and carry on
         if len(tiles) > 1:
             return [row for tile in tiles for row in measure_batch(prepared, [tile], config, registry, keep, calls)]
-        return [_error_row(prepared, tiles[0], config, exc)]
+        return [error_row(prepared, tiles[0], config, exc)]
     total_pixels = sum(tile.data.size for tile in tiles)
     rows = []
     for tile, stream, reconstruction, estimate in zip(tiles, coded.streams, coded.reconstructions, coded.estimates):
@@ -417,7 +471,7 @@ def measure_matched(
         tuned = replace(prepared, codec=prepared.at_knob(matched.value),
                         options={**prepared.options, knob.option: matched.value})
     except Exception as exc:  # the codec is third-party code: record it and carry on
-        return [_error_row(prepared, tile, config, exc)]
+        return [error_row(prepared, tile, config, exc)]
     rows = measure_batch(tuned, [tile], config, registry, keep, calls)
     for row in rows:
         row["options"] = json.dumps({**prepared.point.options, knob.option: matched.value}, sort_keys=True)
@@ -431,7 +485,7 @@ def bpp_of(codec: Codec, array: np.ndarray) -> float:
 
 
 @contextlib.contextmanager
-def _codec_calls(config: BenchmarkConfig) -> Iterator[CodecCalls]:
+def codec_calls(config: BenchmarkConfig) -> Iterator[CodecCalls]:
     """In this process, or in a worker process when the config asks for isolation."""
     if not config.timing.isolate:
         yield IN_PROCESS
@@ -489,7 +543,7 @@ def _optional_float(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _error_row(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfig, exc: Exception) -> dict[str, Any]:
+def error_row(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfig, exc: Exception) -> dict[str, Any]:
     row = identity_columns(prepared, tile, config, batch_size=1)
     message = str(exc) if isinstance(exc, CodecFailure) else f"{type(exc).__name__}: {exc}"
     row["error"] = message.replace("\n", " ")

@@ -1,0 +1,137 @@
+"""Measuring on a Dask cluster: single-threaded worker processes that read their own tiles.
+
+``harness run CONFIG --workers N`` starts a ``distributed.LocalCluster`` of N worker processes of one
+thread each (Dask's nanny sets ``OMP_NUM_THREADS=1`` and friends, so torch and BLAS use one thread too,
+and the timed calls do not fight over cores); ``--scheduler ADDRESS`` uses a cluster that is already
+running. The unit of work is one rate point on one batch of tiles (``runner.WorkUnit``). A worker gets
+the config's path and the tile ids, never pixels: it loads the config and its plugins, reads the dataset
+itself once, and keeps both for the units that follow. The client writes each unit's rows to
+``results.csv`` in the serial run's order as soon as every unit before it is done, so ``--resume``, error
+rows and the progress bar behave as in-process, and the file equals the serial run's but for timing.
+
+A unit whose worker dies (a codec crashing the process) is not retried: its tiles become error rows
+naming the lost worker, and the nanny starts a fresh worker. Client and workers must see the same files:
+on one machine they do; across machines, put the config, its data and the run folder on a shared
+filesystem (see the README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask
+from distributed import Client, LocalCluster, as_completed
+
+from harness.api import Tile
+from harness.config import BenchmarkConfig, CodecConfig, CodecPoint, load_config
+from harness.plugins import Registry
+from harness.runner import (
+    CodecCalls,
+    MeasureAll,
+    PreparedPoint,
+    ReconstructionKeeper,
+    RunOptions,
+    WorkUnit,
+    codec_calls,
+    error_row,
+    load_tiles,
+    measure_unit,
+    prepare_points,
+)
+
+
+@contextlib.contextmanager
+def cluster_executor(config: BenchmarkConfig, options: RunOptions, visual_tile_ids: set[str],
+                     device: str) -> Iterator[MeasureAll]:
+    """Measure units on the cluster the options name, yielding (unit, rows) in the units' order."""
+    job = _Job(str(config.path.resolve()), device, str(options.run_dir.resolve()), frozenset(visual_tile_ids))
+    with _client(options) as client:
+        def measure_all(units: list[WorkUnit]) -> Iterator[tuple[WorkUnit, list[dict[str, Any]]]]:
+            futures = [client.submit(_measure_on_worker, job, unit.prepared.codec_name, unit.prepared.point.options,
+                                     [tile.tile_id for tile in unit.tiles], pure=False) for unit in units]
+            position = {future.key: index for index, future in enumerate(futures)}
+            finished: dict[int, list[dict[str, Any]]] = {}
+            next_to_write = 0
+            for future in as_completed(futures):
+                index = position[future.key]
+                finished[index] = _rows(future, units[index], config)
+                future.release()
+                while next_to_write in finished:
+                    yield units[next_to_write], finished.pop(next_to_write)
+                    next_to_write += 1
+
+        yield measure_all
+
+
+@contextlib.contextmanager
+def _client(options: RunOptions) -> Iterator[Client]:
+    # A unit that kills its worker is an error row, not a unit to retry on the next worker it would kill; and
+    # workers are not daemons, so that `timing: {isolate: true}` can start its codec process inside them.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
+        if options.scheduler:
+            with Client(options.scheduler) as client:
+                yield client
+            return
+        with LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+            yield client
+
+
+def _rows(future: Any, unit: WorkUnit, config: BenchmarkConfig) -> list[dict[str, Any]]:
+    """The unit's rows, or an error row per tile when the worker could not give them (it died, say)."""
+    try:
+        return future.result()
+    except Exception as exc:  # the worker's or the cluster's failure: record it and carry on
+        return [error_row(unit.prepared, tile, config, exc) for tile in unit.tiles]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every unit of a run shares, sent to the workers instead of pixels."""
+
+    config_path: str
+    device: str
+    run_dir: str
+    visual_tile_ids: frozenset[str]
+
+
+@dataclass
+class _WorkerState:
+    """A worker's config, plugins, tiles and rate points for one run, kept across that run's units."""
+
+    config: BenchmarkConfig
+    registry: Registry
+    tiles: dict[str, Tile]
+    calls: CodecCalls
+    points: dict[str, PreparedPoint]
+    keep: ReconstructionKeeper
+
+
+_STATES: dict[_Job, _WorkerState] = {}
+_CLOSE_AT_EXIT = contextlib.ExitStack()
+
+
+def _measure_on_worker(job: _Job, codec_name: str, point_options: dict[str, Any],
+                       tile_ids: list[str]) -> list[dict[str, Any]]:
+    if job not in _STATES:
+        _STATES[job] = _load(job)
+    state = _STATES[job]
+    key = repr((codec_name, sorted(point_options.items())))
+    if key not in state.points:
+        codec = CodecConfig(codec_name, (CodecPoint(dict(point_options)),))
+        state.points[key] = prepare_points(state.config, [codec], state.registry, job.device)[0]
+    unit = WorkUnit(state.points[key], [state.tiles[tile_id] for tile_id in tile_ids])
+    return measure_unit(unit, state.config, state.registry, state.keep, state.calls)
+
+
+def _load(job: _Job) -> _WorkerState:
+    config, registry = load_config(job.config_path)
+    tiles = {tile.tile_id: tile for tile in load_tiles(config, registry)}
+    calls = _CLOSE_AT_EXIT.enter_context(codec_calls(config))
+    keep = ReconstructionKeeper(Path(job.run_dir), set(job.visual_tile_ids))
+    return _WorkerState(config, registry, tiles, calls, {}, keep)

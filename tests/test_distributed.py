@@ -1,0 +1,111 @@
+"""Runs on a Dask cluster (``--workers N``) give the serial run's results, survive a killed client, and turn a
+dead worker into error rows."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from tests.conftest import MINIMAL_CONFIG
+
+CRASHER = '''
+import os
+import signal
+
+import numpy as np
+from harness import Codec, hookimpl
+
+
+class Crasher(Codec):
+    """8-bit bytes; decoding kills the process, as a native crash would, on tiles whose first pixel is bright
+    (3 of the 6 test tiles)."""
+    name = "crasher"
+
+    def encode(self, tile):
+        return bytes([int(tile[0, 0] > 0.6)]) + (tile * 255).round().astype(np.uint8).tobytes()
+
+    def decode(self, data, shape):
+        if data[0]:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return np.frombuffer(data, dtype=np.uint8, offset=1).reshape(shape) / np.float32(255)
+
+
+@hookimpl
+def harness_codecs():
+    return [Crasher]
+'''
+CODECS = """\
+  - name: quantize
+    points: [{bits: 4}, {bits: 8}]
+  - name: jpeg2000
+    points: [{bpp: 1.0}]
+  - name: quantize_zlib
+    points: [{match_bpp: 3.0}]
+"""
+
+
+@pytest.fixture
+def config(tmp_path, dual_pol_geotiff, write_config) -> Path:
+    (tmp_path / "crasher.py").write_text(CRASHER)
+    return write_config(MINIMAL_CONFIG.split("codecs:")[0] + "codecs:\n" + CODECS + "plugins: [crasher.py]\n"
+                        "timing: {warmup: 0, repeats: 1}\n")
+
+
+def harness(config: Path, run_dir: Path, *flags: str, **environment: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "harness", "run", str(config), "--output", str(run_dir), "--no-progress", *flags]
+    return subprocess.run(command, env={**os.environ, **environment}, capture_output=True, text=True, timeout=600)
+
+
+def measured(run_dir: Path) -> list[dict[str, str]]:
+    """The rows in file order, without the timing columns, which differ from run to run."""
+    with (run_dir / "results.csv").open(newline="") as handle:
+        return [{key: value for key, value in row.items() if not key.startswith(("encode_", "decode_"))}
+                for row in csv.DictReader(handle)]
+
+
+def test_two_workers_write_the_serial_runs_rows_in_its_order(tmp_path, config):
+    assert harness(config, tmp_path / "serial").returncode == 0
+    assert harness(config, tmp_path / "cluster", "--workers", "2").returncode == 0
+
+    serial, cluster = measured(tmp_path / "serial"), measured(tmp_path / "cluster")
+    assert len(serial) == 4 * 6 and cluster == serial
+
+
+def test_a_client_killed_mid_run_resumes_on_workers_to_the_uninterrupted_result(tmp_path, config):
+    assert harness(config, tmp_path / "whole", "--workers", "2").returncode == 0
+    killed = harness(config, tmp_path / "run", "--workers", "2", HARNESS_TEST_KILL_AT="row:7")
+    assert killed.returncode == -signal.SIGKILL
+
+    assert harness(config, tmp_path / "run", "--workers", "2", "--resume").returncode == 0
+
+    assert measured(tmp_path / "run") == measured(tmp_path / "whole")
+
+
+def test_a_worker_that_dies_on_a_unit_gives_its_tiles_error_rows_and_the_run_goes_on(tmp_path, config):
+    text = config.read_text().replace("  - name: quantize\n", "  - name: crasher\n  - name: quantize\n", 1)
+    config.write_text(text)
+
+    assert harness(config, tmp_path / "run", "--workers", "2").returncode == 0
+
+    rows = measured(tmp_path / "run")
+    crashed = [row for row in rows if row["codec"] == "crasher" and row["error"]]
+    assert crashed and all("KilledWorker" in row["error"] for row in crashed)
+    assert any(row["codec"] == "crasher" and not row["error"] for row in rows)
+    assert all(not row["error"] for row in rows if row["codec"] != "crasher")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--workers", "0"], "expected a whole number of workers of at least 1, got '0'"),
+    (["--workers", "2", "--scheduler", "tcp://localhost:8786"], "not allowed with argument"),
+])
+def test_bad_cluster_flags_are_one_line(config, capsys, flags, message):
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(config), *flags])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
