@@ -4,8 +4,7 @@
 thread each (Dask's nanny sets ``OMP_NUM_THREADS=1`` and friends, so torch and BLAS use one thread too,
 and the timed calls do not fight over cores); ``--scheduler ADDRESS`` uses a cluster that is already
 running. The unit of work is one rate point on one batch of tiles (``runner.WorkUnit``). A worker gets
-the config's path and the tile ids, never pixels: it loads the config and its plugins, reads the dataset
-itself once, and keeps both for the units that follow. The client writes each unit's rows to
+the config and the tile ids, never pixels: it loads the config's plugins, reads the dataset itself once, and keeps both for the units that follow. The client writes each unit's rows to
 ``results.csv`` in the serial run's order as soon as every unit before it is done, so ``--resume``, error
 rows and the progress bar behave as in-process, and the file equals the serial run's but for timing.
 
@@ -19,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +28,8 @@ import dask
 from distributed import Client, LocalCluster, as_completed
 
 from harness.api import Tile
-from harness.config import BenchmarkConfig, CodecConfig, CodecPoint, load_config
-from harness.plugins import Registry
+from harness.config import BenchmarkConfig, CodecConfig, CodecPoint
+from harness.plugins import Registry, build_registry
 from harness.runner import (
     CodecCalls,
     MeasureAll,
@@ -49,7 +49,7 @@ from harness.runner import (
 def cluster_executor(config: BenchmarkConfig, options: RunOptions, visual_tile_ids: set[str],
                      device: str) -> Iterator[MeasureAll]:
     """Measure units on the cluster the options name, yielding (unit, rows) in the units' order."""
-    job = _Job(str(config.path.resolve()), device, str(options.run_dir.resolve()), frozenset(visual_tile_ids))
+    job = _Job(uuid.uuid4().hex, config, device, str(options.run_dir.resolve()), frozenset(visual_tile_ids))
     with _client(options) as client:
         def measure_all(units: list[WorkUnit]) -> Iterator[tuple[WorkUnit, list[dict[str, Any]]]]:
             futures = [client.submit(_measure_on_worker, job, unit.prepared.codec_name, unit.prepared.point.options,
@@ -72,7 +72,8 @@ def cluster_executor(config: BenchmarkConfig, options: RunOptions, visual_tile_i
 def _client(options: RunOptions) -> Iterator[Client]:
     # A unit that kills its worker is an error row, not a unit to retry on the next worker it would kill; and
     # workers are not daemons, so that `timing: {isolate: true}` can start its codec process inside them.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
+                          "distributed.worker.profile.enabled": False}):
         if options.scheduler:
             with Client(options.scheduler) as client:
                 yield client
@@ -92,9 +93,10 @@ def _rows(future: Any, unit: WorkUnit, config: BenchmarkConfig) -> list[dict[str
 
 @dataclass(frozen=True)
 class _Job:
-    """What every unit of a run shares, sent to the workers instead of pixels."""
+    """What every unit of a run shares, sent to the workers instead of pixels; ``key`` tells runs apart."""
 
-    config_path: str
+    key: str
+    config: BenchmarkConfig
     device: str
     run_dir: str
     visual_tile_ids: frozenset[str]
@@ -110,17 +112,21 @@ class _WorkerState:
     calls: CodecCalls
     points: dict[str, PreparedPoint]
     keep: ReconstructionKeeper
+    resources: contextlib.ExitStack
+    """What to close when the worker moves on to another run (the codec process of ``timing.isolate``)."""
 
 
-_STATES: dict[_Job, _WorkerState] = {}
-_CLOSE_AT_EXIT = contextlib.ExitStack()
+_STATES: dict[str, _WorkerState] = {}
 
 
 def _measure_on_worker(job: _Job, codec_name: str, point_options: dict[str, Any],
                        tile_ids: list[str]) -> list[dict[str, Any]]:
-    if job not in _STATES:
-        _STATES[job] = _load(job)
-    state = _STATES[job]
+    if job.key not in _STATES:
+        for previous in _STATES.values():  # a worker of a long-lived cluster keeps only the run it serves now
+            previous.resources.close()
+        _STATES.clear()
+        _STATES[job.key] = _load(job)
+    state = _STATES[job.key]
     key = repr((codec_name, sorted(point_options.items())))
     if key not in state.points:
         codec = CodecConfig(codec_name, (CodecPoint(dict(point_options)),))
@@ -130,8 +136,9 @@ def _measure_on_worker(job: _Job, codec_name: str, point_options: dict[str, Any]
 
 
 def _load(job: _Job) -> _WorkerState:
-    config, registry = load_config(job.config_path)
+    config, registry = job.config, build_registry(job.config.plugins, job.config.base_dir)
     tiles = {tile.tile_id: tile for tile in load_tiles(config, registry)}
-    calls = _CLOSE_AT_EXIT.enter_context(codec_calls(config))
+    resources = contextlib.ExitStack()
+    calls = resources.enter_context(codec_calls(config))
     keep = ReconstructionKeeper(Path(job.run_dir), set(job.visual_tile_ids))
-    return _WorkerState(config, registry, tiles, calls, {}, keep)
+    return _WorkerState(config, registry, tiles, calls, {}, keep, resources)

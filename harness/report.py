@@ -74,6 +74,7 @@ REFERENCES_DIR = "references"
 
 GROUP_KEYS = ("codec", "point")
 GROUP_KEYS_BY_POL = ("codec", "point", "pol")
+GROUP_KEYS_BY_SCENE = ("codec", "point", "scene")
 
 PALETTE = matplotlib.colormaps["tab10"].colors
 REFERENCE_PALETTE = matplotlib.colormaps["Dark2"].colors
@@ -155,6 +156,7 @@ class ReportFiles:
 
     summary_csv: Path
     summary_by_pol_csv: Path
+    summary_by_scene_csv: Path
     summary_md: Path
     bd_rate_csv: Path
     rd_plots: tuple[Path, ...]
@@ -163,7 +165,7 @@ class ReportFiles:
     references_json: tuple[Path, ...]
 
     def paths(self) -> tuple[Path, ...]:
-        return (self.summary_csv, self.summary_by_pol_csv, self.summary_md, self.bd_rate_csv, *self.rd_plots,
+        return (self.summary_csv, self.summary_by_pol_csv, self.summary_by_scene_csv, self.summary_md, self.bd_rate_csv, *self.rd_plots,
                 self.timing_png, *self.compressai_json, *self.references_json)
 
 
@@ -257,6 +259,12 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
 def summarize_by_pol(results: pd.DataFrame) -> pd.DataFrame:
     """As ``summarize``, split by polarisation: VH is darker and noisier, so codecs fare differently."""
     return _summarize_by(results, GROUP_KEYS_BY_POL)
+
+
+def summarize_by_scene(results: pd.DataFrame) -> pd.DataFrame:
+    """As ``summarize``, split by scene (product or file): a flood scene and a city scene code differently, and a
+    study of whole products reads its results per product."""
+    return _summarize_by(results, GROUP_KEYS_BY_SCENE)
 
 
 def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
@@ -372,6 +380,7 @@ def write_report(results: pd.DataFrame, run_dir: Path, settings: ReportSettings 
     files = ReportFiles(
         summary_csv=run_dir / "summary.csv",
         summary_by_pol_csv=run_dir / "summary_by_pol.csv",
+        summary_by_scene_csv=run_dir / "summary_by_scene.csv",
         summary_md=run_dir / "summary.md",
         bd_rate_csv=run_dir / "bd_rate.csv",
         rd_plots=tuple(run_dir / plot.filename for plot in RD_PLOTS),
@@ -381,6 +390,7 @@ def write_report(results: pd.DataFrame, run_dir: Path, settings: ReportSettings 
     )
     summary.to_csv(files.summary_csv, index=False)
     summary_by_pol.to_csv(files.summary_by_pol_csv, index=False)
+    summarize_by_scene(results).to_csv(files.summary_by_scene_csv, index=False)
     bd_table.to_csv(files.bd_rate_csv, index=False)
     files.summary_md.write_text(
         summary_markdown(results, summary, summary_by_pol, run_name, bd_table, settings.anchors), encoding="utf-8"

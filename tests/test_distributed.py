@@ -4,6 +4,7 @@ dead worker into error rows."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import signal
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.config import load_config
+from harness.runner import RunOptions, run_benchmark
 from tests.conftest import MINIMAL_CONFIG
 
 CRASHER = '''
@@ -99,6 +102,16 @@ def test_a_worker_that_dies_on_a_unit_gives_its_tiles_error_rows_and_the_run_goe
     assert crashed and all("KilledWorker" in row["error"] for row in crashed)
     assert any(row["codec"] == "crasher" and not row["error"] for row in rows)
     assert all(not row["error"] for row in rows if row["codec"] != "crasher")
+
+
+def test_the_workers_measure_the_config_the_caller_passes_not_the_file_it_came_from(tmp_path, config):
+    loaded, registry = load_config(config)
+    renamed = dataclasses.replace(loaded, name="renamed-in-code", codecs=loaded.codecs[:1])
+
+    run_benchmark(renamed, registry, RunOptions(run_dir=tmp_path / "run", progress=False, workers=2))
+
+    rows = measured(tmp_path / "run")
+    assert len(rows) == 2 * 6 and {row["run"] for row in rows} == {"renamed-in-code"}
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -15,7 +15,7 @@ from harness.cli import main
 from harness.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORT_FILES = ("results.csv", "summary.csv", "summary.md", "summary_by_pol.csv", "rd_psnr.png",
+REPORT_FILES = ("results.csv", "summary.csv", "summary.md", "summary_by_pol.csv", "summary_by_scene.csv", "rd_psnr.png",
                 "rd_ms_ssim.png", "rd_enl_ratio.png", "timing.png", "bd_rate.csv", "environment.json",
                 "config.yaml", "config.resolved.yaml")
 CLASSICAL_CODECS = ("htj2k", "avif", "jpegxl", "sz3", "lerc", "baq", "quantize", "quantize_zlib")

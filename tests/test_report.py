@@ -21,6 +21,7 @@ from harness.report import (
     rd_figure,
     summarize,
     summarize_by_pol,
+    summarize_by_scene,
     write_report,
 )
 
@@ -205,6 +206,13 @@ def test_runs_without_any_rate_estimate_have_no_estimate_column(results):
     assert "estimated_bpp_mean" not in summary.columns
 
 
+def test_summary_by_scene_has_one_row_per_codec_point_and_scene(results):
+    two_scenes = results.assign(scene=np.where(results["pol"] == results["pol"].iloc[0], "s0", "s1"))
+    by_scene = summarize_by_scene(two_scenes)
+    assert len(by_scene) == 2 * 3 * 2 and set(by_scene["scene"]) == {"s0", "s1"}
+    assert by_scene["tiles"].sum() == len(results)
+
+
 def test_summary_by_pol_has_one_row_per_codec_point_and_pol(results):
     by_pol = summarize_by_pol(results)
     assert len(by_pol) == 2 * 3 * 2
@@ -227,6 +235,7 @@ def test_write_report_writes_every_listed_file(report):
     assert names == {
         "summary.csv",
         "summary_by_pol.csv",
+        "summary_by_scene.csv",
         "summary.md",
         "rd_psnr.png",
         "rd_ms_ssim.png",
@@ -314,7 +323,7 @@ def test_format_summary_table_shows_every_codec_point_and_headline_metric(result
     assert "SSIM" not in table.replace("MS-SSIM", "")
 
 
-REBUILT_TABLES = ("summary.csv", "summary_by_pol.csv", "bd_rate.csv", "summary.md")
+REBUILT_TABLES = ("summary.csv", "summary_by_pol.csv", "summary_by_scene.csv", "bd_rate.csv", "summary.md")
 REFERENCE = ReferenceCurve("published-codec", "from a paper", {"bpp": (0.5, 1.0, 2.0, 4.0), "psnr": (26.0, 29.0, 33.0, 40.0)})
 
 
