@@ -22,6 +22,7 @@ import pandas as pd
 
 from harness.config import load_config
 from harness.runner import RunOptions, run_benchmark
+from harness.timing import TIMING_COLUMNS
 
 SPEEDS = ("encode_mpix_s", "decode_mpix_s")
 
@@ -52,7 +53,7 @@ def main() -> None:
                 wall, rows = run_once(args.config, isolate, codecs, Path(scratch) / f"{round_index}-{isolate}")
                 walls[isolate].append(wall)
                 speeds[isolate].append(rows.groupby("codec")[list(SPEEDS)].median())
-                measured = rows.drop(columns=[c for c in rows.columns if c.startswith(("encode_", "decode_"))])
+                measured = rows.drop(columns=list(TIMING_COLUMNS))
                 if reference is None:
                     reference = measured
                 assert measured.equals(reference), "an isolated run's rows differ from the in-process run's"

@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.config import load_config
 from harness.runner import RunOptions, run_benchmark
+from harness.timing import TIMING_COLUMNS
 
 
 def run_once(config_path: Path, workers: int | None, run_dir: Path,
@@ -28,7 +29,7 @@ def run_once(config_path: Path, workers: int | None, run_dir: Path,
     run_benchmark(config, registry, RunOptions(run_dir=run_dir, progress=False, workers=workers, codec_names=codecs))
     wall = time.perf_counter() - started
     rows = pd.read_csv(run_dir / "results.csv", keep_default_na=False, dtype=str)
-    return wall, rows.drop(columns=[c for c in rows.columns if c.startswith(("encode_", "decode_"))])
+    return wall, rows.drop(columns=list(TIMING_COLUMNS))
 
 
 def main() -> None:

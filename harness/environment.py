@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import os
 import platform
+import statistics
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
@@ -107,7 +108,7 @@ def timing_warnings(environment: dict[str, Any], spreads: dict[str, list[float]]
         warnings.append(f"the load average reached {max(loads):g} on {cores} cores: other work competed with the "
                         "timed calls, so the speeds are not trustworthy; rerun on an idle machine")
     for codec, values in spreads.items():
-        median = sorted(values)[len(values) // 2] if values else 0.0
+        median = statistics.median(values) if values else 0.0
         if median > WIDE_SPREAD:
             warnings.append(f"{codec}: the timed repeats of a call differ by {median:.0%} of their median at the "
                             "median row, so its speeds are not trustworthy; raise timing.repeats or rerun idle")

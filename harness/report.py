@@ -44,7 +44,7 @@ from harness.compressai_json import (
 from harness.errors import UserError
 from harness.matched_rates import matched_rate_markdown
 from harness.rate_matching import matched_points
-from harness.timing import SPREAD_COLUMNS
+from harness.timing import TIMING_COLUMNS
 
 TEXT_COLUMNS = (
     ("run", "dataset", "scene", "tile_id", "pol")
@@ -54,7 +54,7 @@ NON_METRIC_COLUMNS = frozenset(
     TEXT_COLUMNS
     + ("height", "width", "valid_pixels", *CLIPPED_COLUMNS, "lossless", "bytes", "bpp", "estimated_bpp",
        "compression_ratio")
-    + ("encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", *SPREAD_COLUMNS, "batch_size")
+    + (*TIMING_COLUMNS, "batch_size")
 )
 KNOWN_METRICS = ("psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "border_bias_db", "enl_ratio", "epi",
                  "water_iou", "water_flipped", "cfar_f1", "cfar_peak_change_db", "distributed_bias_db")

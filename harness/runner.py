@@ -42,14 +42,13 @@ from harness.plugins import Registry
 from harness.rate_matching import MATCH_OPTION, knob_value, match_rate
 from harness.reconstructions import FOLDER as RECONSTRUCTIONS_FOLDER
 from harness.reconstructions import save_original, save_reconstruction
-from harness.timing import SPREAD_COLUMNS, synchronizer_for, time_call
+from harness.timing import SPREAD_COLUMNS, TIMING_COLUMNS, synchronizer_for, time_call
 
 LEADING_COLUMNS = [
     "run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels", *CLIPPED_COLUMNS,
     "codec", "point", "options", "lossless", "bytes", "bpp", "estimated_bpp", "compression_ratio",
 ]
-TRAILING_COLUMNS = ["encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", *SPREAD_COLUMNS, "device", "precision",
-                    "batch_size", "error"]
+TRAILING_COLUMNS = [*TIMING_COLUMNS, "device", "precision", "batch_size", "error"]
 RESULTS_FILE = "results.csv"
 PREVIOUS_RESULTS_FILE = "results.previous.csv"
 """Where --overwrite moves the old results until the new run has finished."""

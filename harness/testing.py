@@ -27,7 +27,6 @@ import multiprocessing
 import os
 import resource
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -35,6 +34,7 @@ import pytest
 
 from harness.api import Codec
 from harness.sar import db_to_linear, linear_to_db, normalize_db
+from harness.rate_matching import knob_value
 from harness.runner import check_reconstruction
 
 FUZZ_CASES = 200
@@ -43,6 +43,8 @@ FUZZ_MEMORY_LIMIT_BYTES = 2 << 30
 """Address space a decode may add to the fuzzing process: far above any real 64x64 tile, far below a bomb."""
 FUZZ_SEED = 0
 ODD_SHAPES = ((61, 47), (33, 64))
+KNOB_POSITIONS = (0.0, 0.3, 0.6, 1.0)
+"""Where the rate check sets the rate knob, from fewest bits (0) to most (1)."""
 SPECKLE_LOOKS = 4.4
 TILE_RANGE_DB = (-25.0, 5.0)
 CONTEXT = multiprocessing.get_context("spawn")
@@ -263,9 +265,8 @@ class CodecConformance:
         if knob is None:
             pytest.skip(f"{codec.name} declares no rate_knob")
         codec_class, options = codec_under_test
-        sizes = [len(codec_class(**{**options, knob.option: value}).encode(tile)) for value in _knob_values(knob)]
-        if not knob.more_bits_when_higher:
-            sizes.reverse()
+        sizes = [len(codec_class(**{**options, knob.option: knob_value(knob, position)}).encode(tile))
+                 for position in KNOB_POSITIONS]
         assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
 
     def test_mutated_streams_are_refused_or_decoded_within_the_call_limits(self, coded, codec_under_test):
@@ -274,12 +275,3 @@ class CodecConformance:
         problems = fuzz_decoder(codec_class, options, tile.shape, mutated_streams(stream))
         assert problems == [], f"{len(problems)} of {FUZZ_CASES} mutated streams:\n" + "\n".join(problems[:20])
 
-
-def _knob_values(knob) -> Iterator[float]:
-    """Four values across the knob's range, in increasing order, on its step and scale."""
-    for fraction in (0.0, 0.3, 0.6, 1.0):
-        if knob.geometric:
-            value = knob.low * (knob.high / knob.low) ** fraction
-        else:
-            value = knob.low + (knob.high - knob.low) * fraction
-        yield round(value / knob.step) * knob.step if knob.step else value

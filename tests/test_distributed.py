@@ -16,6 +16,7 @@ import pytest
 from harness.cli import main
 from harness.config import load_config
 from harness.runner import RunOptions, run_benchmark
+from harness.timing import TIMING_COLUMNS
 from tests.conftest import MINIMAL_CONFIG
 
 CRASHER = '''
@@ -69,7 +70,7 @@ def harness(config: Path, run_dir: Path, *flags: str, **environment: str) -> sub
 def measured(run_dir: Path) -> list[dict[str, str]]:
     """The rows in file order, without the timing columns, which differ from run to run."""
     with (run_dir / "results.csv").open(newline="") as handle:
-        return [{key: value for key, value in row.items() if not key.startswith(("encode_", "decode_"))}
+        return [{key: value for key, value in row.items() if key not in TIMING_COLUMNS}
                 for row in csv.DictReader(handle)]
 
 
