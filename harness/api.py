@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 import pluggy
@@ -103,6 +103,76 @@ class MetricInput:
     mask: np.ndarray
     db_range: tuple[float, float]
     original_db: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class MetricColumn:
+    """One result column a metric writes, described so that tables, figures and BD-rates need no list of names.
+
+    ``label`` and ``unit`` make the table header (``PSNR (dB)``), ``decimals`` its rounding. A column whose
+    direction is known sets ``higher_is_better``; one with none (a bias, best at 0) leaves it None. ``rd_plot``
+    asks for a rate-distortion figure, whose quality axis reads ``axis`` (the label when empty) and shows
+    ``ideal`` as a line; ``bd_rate`` for BD-rate rows against the anchor, which need a direction;
+    ``headline`` for the short table the command line prints after a run.
+    """
+
+    name: str
+    label: str
+    unit: str = ""
+    decimals: int = 4
+    higher_is_better: bool | None = None
+    rd_plot: bool = False
+    axis: str = ""
+    ideal: float | None = None
+    bd_rate: bool = False
+    headline: bool = False
+
+    def __post_init__(self) -> None:
+        if self.bd_rate and self.higher_is_better is None:
+            raise ValueError(f"metric column {self.name!r}: a BD-rate needs higher_is_better (True or False)")
+
+    @property
+    def header(self) -> str:
+        """The column's name in tables: its label, with the unit in brackets when it has one."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    @property
+    def axis_label(self) -> str:
+        """The quality axis of its RD figure."""
+        text = self.axis or self.label
+        return f"{text} ({self.unit})" if self.unit else text
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric plugin: a function of a ``MetricInput`` returning one value per declared column.
+
+    Build one with the ``metric`` decorator. Calling it calls the function.
+    """
+
+    name: str
+    function: Callable[[MetricInput], dict[str, float]]
+    columns: tuple[MetricColumn, ...]
+
+    def __call__(self, pair: MetricInput) -> dict[str, float]:
+        return self.function(pair)
+
+
+def metric(*columns: MetricColumn) -> Callable[[Callable[[MetricInput], dict[str, float]]], Metric]:
+    """Declare a function as a metric writing ``columns`` (registered under the function's name)::
+
+        @metric(MetricColumn("speckle_ratio", "speckle ratio", decimals=3, higher_is_better=False,
+                             rd_plot=True, bd_rate=True))
+        def speckle(pair: MetricInput) -> dict[str, float]:
+            return {"speckle_ratio": ...}
+    """
+    if not columns:
+        raise ValueError("metric(): declare at least one MetricColumn")
+
+    def declare(function: Callable[[MetricInput], dict[str, float]]) -> Metric:
+        return Metric(function.__name__, function, tuple(columns))
+
+    return declare
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import bjontegaard
 import numpy as np
 import pandas as pd
 
+from harness.api import MetricColumn
 from harness.compressai_json import ReferenceCurve, lossless_points
 from harness.rate_matching import matched_points
 
@@ -36,24 +37,6 @@ ALL_POLARISATIONS = "all"
 BD_COLUMNS = (
     "codec", "source", "pol", "metric", "better", "anchor", "anchor_points", "test_points",
     "rate_low", "rate_high", "quality_low", "quality_high", "bd_rate_percent", "bd_quality", "note",
-)
-
-
-@dataclass(frozen=True)
-class QualityMetric:
-    """A metric BD-quality is computed for, and which direction is better."""
-
-    column: str
-    label: str
-    higher_is_better: bool
-
-
-BD_METRICS = (
-    QualityMetric("psnr", "PSNR (dB)", higher_is_better=True),
-    QualityMetric("ms_ssim", "MS-SSIM", higher_is_better=True),
-    QualityMetric("rmse_db", "RMSE (dB)", higher_is_better=False),
-    QualityMetric("water_iou", "water IoU", higher_is_better=True),
-    QualityMetric("cfar_f1", "CFAR F1", higher_is_better=True),
 )
 
 
@@ -149,9 +132,11 @@ def _delta(function: Callable[..., float], rate_anchor: tuple[float, ...], quali
                               method=INTERPOLATION, require_matching_points=False, min_overlap=0))
 
 
-def bd_rate_table(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchor: str,
+def bd_rate_table(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchor: str, metrics: Sequence[MetricColumn],
                   references: Sequence[ReferenceCurve] = ()) -> pd.DataFrame:
     """Every codec (and reference curve) against the anchor, per metric, overall and per polarisation.
+
+    ``metrics`` are the columns to compare (those whose metric asks for BD-rate rows), with their direction.
 
     Overall rows use the means over all tiles; a reference curve has no
     polarisation, so it is compared with the anchor's overall curve only.
@@ -169,24 +154,24 @@ def bd_rate_table(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchor: s
         if anchor not in by_codec:
             continue
         tests = [(codec, "codec", points) for codec, points in by_codec.items() if codec != anchor]
-        for metric in BD_METRICS:
-            if f"{metric.column}_mean" not in table.columns:
+        for metric in metrics:
+            if f"{metric.name}_mean" not in table.columns:
                 continue
-            anchor_curve = curve_from_summary(by_codec[anchor], metric.column)
+            anchor_curve = curve_from_summary(by_codec[anchor], metric.name)
             for codec, source, points in tests:
                 rows.append(_row(codec, source, pol, metric, anchor, anchor_curve,
-                                 curve_from_summary(points, metric.column)))
+                                 curve_from_summary(points, metric.name)))
             if pol == ALL_POLARISATIONS:
                 rows.extend(_row(reference.name, "reference", pol, metric, anchor, anchor_curve,
-                                 RDCurve(reference.results["bpp"], reference.results[metric.column]))
-                            for reference in references if metric.column in reference.results)
+                                 RDCurve(reference.results["bpp"], reference.results[metric.name]))
+                            for reference in references if metric.name in reference.results)
     return pd.DataFrame(rows, columns=list(BD_COLUMNS))
 
 
 def bd_rate_tables(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchors: Sequence[str],
-                   references: Sequence[ReferenceCurve] = ()) -> pd.DataFrame:
+                   metrics: Sequence[MetricColumn], references: Sequence[ReferenceCurve] = ()) -> pd.DataFrame:
     """``bd_rate_table`` against each anchor in turn, one table (its ``anchor`` column tells them apart)."""
-    return pd.concat([bd_rate_table(summary, summary_by_pol, anchor, references) for anchor in anchors],
+    return pd.concat([bd_rate_table(summary, summary_by_pol, anchor, metrics, references) for anchor in anchors],
                      ignore_index=True)
 
 
@@ -200,13 +185,13 @@ def curve_from_summary(points: pd.DataFrame, metric: str) -> RDCurve:
     return RDCurve(tuple(lossy["bpp_mean"].astype(float)), tuple(lossy[f"{metric}_mean"].astype(float)))
 
 
-def _row(codec: str, source: str, pol: str, metric: QualityMetric, anchor: str,
+def _row(codec: str, source: str, pol: str, metric: MetricColumn, anchor: str,
          anchor_curve: RDCurve, test_curve: RDCurve) -> dict:
     result = bd_compare(anchor_curve, test_curve, metric.higher_is_better)
     rate_low, rate_high = result.rate_overlap or (np.nan, np.nan)
     quality_low, quality_high = result.quality_overlap or (np.nan, np.nan)
     return {
-        "codec": codec, "source": source, "pol": pol, "metric": metric.column,
+        "codec": codec, "source": source, "pol": pol, "metric": metric.name,
         "better": "higher" if metric.higher_is_better else "lower", "anchor": anchor,
         "anchor_points": len(anchor_curve.finite().rates), "test_points": len(test_curve.finite().rates),
         "rate_low": rate_low, "rate_high": rate_high, "quality_low": quality_low, "quality_high": quality_high,

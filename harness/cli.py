@@ -13,23 +13,14 @@ import traceback
 from pathlib import Path
 
 from harness.compare import compare_runs
-from harness.compressai_json import read_compressai_json
 from harness.config import load_config
 from harness.errors import UserError
-from harness.html_report import write_html_report
 from harness.manifest import manifest_differences
 from harness.plugins import Registry, build_registry
-from harness.report import (
-    ReportSettings,
-    format_summary_table,
-    load_results,
-    load_run_results,
-    settings_from_run_dir,
-    summarize,
-    write_report,
-)
-from harness.runner import RESULTS_FILE, RunOptions, run_benchmark
-from harness.visual import write_visual_comparisons
+from harness.report import run_metric_descriptions, settings_from_run_dir
+from harness.reporting import build_report
+from harness.results import RunFolder
+from harness.runner import RunOptions, run_benchmark
 
 USER_ERROR_EXIT = 2
 
@@ -131,12 +122,7 @@ def run_command(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
     )
     outcome = run_benchmark(config, registry, options)
-    results = load_results(outcome.run_dir / RESULTS_FILE)
-    references = tuple(read_compressai_json(Path(path)) for path in config.references)
-    write_report(results, outcome.run_dir, ReportSettings(anchors=config.anchors, references=references))
-    write_visual_comparisons(outcome.run_dir, results)
-    write_html_report(outcome.run_dir)
-    print(format_summary_table(summarize(results)))
+    print(outcome.report.summary_table)
     print(f"\n{outcome.rows_written} rows measured, {outcome.rows_skipped} resumed, {outcome.error_rows} errors")
     for warning in outcome.timing_warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -145,17 +131,17 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    results = load_run_results(args.run_dir)
-    files = write_report(results, args.run_dir, settings_from_run_dir(args.run_dir, log_rate=args.log_rate))
-    visuals = write_visual_comparisons(args.run_dir, results)
-    page = write_html_report(args.run_dir)
-    print(format_summary_table(summarize(results)))
-    print(f"\nrebuilt {len([*files.paths(), *visuals, page])} files in {args.run_dir.resolve()}")
+    folder = RunFolder(args.run_dir)
+    folder.read_results()  # a folder without readable results is one line, before any settings are read
+    built = build_report(folder, settings_from_run_dir(folder.path, log_rate=args.log_rate))
+    print(built.summary_table)
+    print(f"\nrebuilt {len(built.paths)} files in {folder.path.resolve()}")
     return 0
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    comparison = compare_runs(load_run_results(args.run_a), load_run_results(args.run_b))
+    run_a, run_b = RunFolder(args.run_a), RunFolder(args.run_b)
+    comparison = compare_runs(run_a.read_results(), run_b.read_results(), run_metric_descriptions(run_a).headline())
     print(f"B - A with A = {args.run_a}, B = {args.run_b}\n")
     different_tiles = manifest_differences(args.run_a, args.run_b)
     if different_tiles:

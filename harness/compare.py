@@ -7,23 +7,18 @@ than dropped, because a silently missing point reads like "no change".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from harness.report import summarize
+from harness.api import MetricColumn
+from harness.report import RATE_AND_SPEED_STYLES, summarize
 
-COMPARED_VALUES = (
-    ("bpp_mean", "bpp"),
-    ("psnr_mean", "PSNR (dB)"),
-    ("ms_ssim_mean", "MS-SSIM"),
-    ("enl_ratio_mean", "ENL ratio"),
-    ("encode_mpix_s_median", "encode MPix/s"),
-    ("decode_mpix_s_median", "decode MPix/s"),
-)
 KEYS = ["codec", "point"]
 BOTH = "both"
+DIFFERENCE_PREFIX = "Δ "
 
 
 @dataclass(frozen=True)
@@ -37,23 +32,31 @@ class RunComparison:
         if self.table.empty:
             return "No rate points in either run."
         shown = self.table.copy()
-        for _, label in COMPARED_VALUES:
-            column = f"Δ {label}"
-            shown[column] = [_signed(value) for value in shown[column]]
+        for column in shown.columns:
+            if column.startswith(DIFFERENCE_PREFIX):
+                shown[column] = [_signed(value) for value in shown[column]]
         return shown.to_markdown(index=False, tablefmt="simple", disable_numparse=True)
 
 
-def compare_runs(results_a: pd.DataFrame, results_b: pd.DataFrame) -> RunComparison:
-    """Match the two runs' summaries on (codec, point) and take ``B - A``; order: A's points, then B's new ones."""
+def compare_runs(results_a: pd.DataFrame, results_b: pd.DataFrame, headline: Sequence[MetricColumn]) -> RunComparison:
+    """Match the two runs' summaries on (codec, point) and take ``B - A`` of the rate, the ``headline`` metrics and
+    the speeds; order: A's points, then B's new ones."""
     summary_a = summarize(results_a)
     summary_b = summarize(results_b)
     merged = summary_a.merge(summary_b, on=KEYS, how="outer", suffixes=("_a", "_b"), indicator=True, sort=False)
     merged = _in_run_order(merged, summary_a, summary_b)
     table = merged[KEYS].copy()
     table["present"] = merged["_merge"].astype(str).map({"both": BOTH, "left_only": "only in A", "right_only": "only in B"})
-    for column, label in COMPARED_VALUES:
-        table[f"Δ {label}"] = _difference(merged, column)
+    for column, label in _compared_values(headline):
+        table[f"{DIFFERENCE_PREFIX}{label}"] = _difference(merged, column)
     return RunComparison(table.reset_index(drop=True))
+
+
+def _compared_values(headline: Sequence[MetricColumn]) -> list[tuple[str, str]]:
+    """(summary column, label) of what is compared: mean rate, mean headline metrics, median speeds."""
+    return [("bpp_mean", RATE_AND_SPEED_STYLES["bpp"].label),
+            *((f"{metric.name}_mean", metric.header) for metric in headline),
+            *((f"{column}_median", RATE_AND_SPEED_STYLES[column].label) for column in ("encode_mpix_s", "decode_mpix_s"))]
 
 
 def _in_run_order(merged: pd.DataFrame, summary_a: pd.DataFrame, summary_b: pd.DataFrame) -> pd.DataFrame:

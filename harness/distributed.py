@@ -30,6 +30,7 @@ from distributed import Client, LocalCluster, as_completed
 from harness.api import Tile
 from harness.config import BenchmarkConfig, CodecConfig, CodecPoint
 from harness.plugins import Registry, build_registry
+from harness.results import RunFolder
 from harness.runner import (
     CodecCalls,
     MeasureAll,
@@ -140,5 +141,5 @@ def _load(job: _Job) -> _WorkerState:
     tiles = {tile.tile_id: tile for tile in load_tiles(config, registry)}
     resources = contextlib.ExitStack()
     calls = resources.enter_context(codec_calls(config))
-    keep = ReconstructionKeeper(Path(job.run_dir), set(job.visual_tile_ids))
+    keep = ReconstructionKeeper(RunFolder(Path(job.run_dir)).reconstructions, set(job.visual_tile_ids))
     return _WorkerState(config, registry, tiles, calls, {}, keep, resources)

@@ -8,11 +8,9 @@ duplicate names.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import pluggy
 
-from harness.api import PROJECT_NAME, Codec, MetricInput, Trainer
+from harness.api import PROJECT_NAME, Codec, Metric, Trainer
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -44,14 +42,18 @@ def harness_datasets() -> list[type]:
 
 
 @hookspec
-def harness_metrics() -> list[Callable[[MetricInput], dict[str, float]]]:
-    """Return metric functions.
+def harness_metrics() -> list[Metric]:
+    """Return metrics: functions declared with ``@harness.metric(MetricColumn(...), ...)``.
 
-    A metric is registered under its function ``__name__``. It takes a
+    A metric is registered under its function's name. It takes a
     ``harness.MetricInput`` and returns a mapping of result-column name to
-    value, evaluated on the valid mask only. It returns NaN for a value it
-    cannot compute on that tile (and documents when that happens) rather
-    than raising.
+    value, evaluated on the valid mask only: exactly the columns it declares
+    (checked on the first tile of every run), none declared by another metric.
+    It returns NaN for a value it cannot compute on that tile (and documents
+    when that happens) rather than raising. Each ``harness.MetricColumn`` says
+    how people read the column (label, unit, decimals), which way is better,
+    and whether the report draws its RD figure, computes its BD-rate rows and
+    prints it after a run; the run saves these descriptions in its folder.
     """
 
 

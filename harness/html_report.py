@@ -12,35 +12,25 @@ time-dependent is written, so rebuilding an unchanged folder gives the same byte
 from __future__ import annotations
 
 import base64
-import json
 from html import escape
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from harness.formatting import format_number
 from harness.matched_rates import EXPLANATION as MATCHED_RATE_EXPLANATION
 from harness.matched_rates import matched_rate_table
 from harness.report import (
     BD_RATE_EXPLANATION,
     CLIPPING_EXPLANATION,
-    COLUMN_STYLES,
-    DEFAULT_DECIMALS,
-    RD_PLOTS,
-    RESULTS_FILE,
-    SAVED_CONFIG_FILE,
     clipping_table,
-    load_results,
+    column_style,
+    run_metric_descriptions,
 )
+from harness.results import MetricDescriptions, RunFolder, load_results
 
-HTML_FILE = "report.html"
-ENVIRONMENT_FILE = "environment.json"
-SUMMARY_FILE = "summary.csv"
-BD_RATE_FILE = "bd_rate.csv"
-TIMING_FILE = "timing.png"
 ERROR_COLUMNS = ("codec", "point", "tile_id", "error")
-RD_ORDER = {plot.filename: rank for rank, plot in enumerate(RD_PLOTS)}
-RD_TITLES = {plot.filename: plot.title for plot in RD_PLOTS}
 STATISTIC_SUFFIXES = ("_mean", "_std", "_median")
 BD_DECIMALS = {"rate_low": 3, "rate_high": 3, "bd_rate_percent": 2}
 BD_MISSING_TEXT = {"bd_rate_percent": "not comparable", "bd_quality": "not comparable"}
@@ -64,24 +54,25 @@ figcaption { font-size: .85em; color: #555; }
 
 def write_html_report(run_dir: Path) -> Path:
     """Write ``report.html`` into ``run_dir`` and return its path."""
-    path = Path(run_dir) / HTML_FILE
-    path.write_bytes(build_html(Path(run_dir)).encode("utf-8"))
-    return path
+    folder = RunFolder(run_dir)
+    folder.html.write_bytes(build_html(folder).encode("utf-8"))
+    return folder.html
 
 
-def build_html(run_dir: Path) -> str:
+def build_html(folder: RunFolder) -> str:
     """The whole page as text; every section copes with its file missing, so partial folders still report."""
-    results = _results(run_dir)
-    name = _run_name(results, run_dir)
+    results = _results(folder)
+    metrics = run_metric_descriptions(folder)
+    name = _run_name(results, folder.path)
     sections = [
-        _section("Configuration", _config_body(run_dir)),
-        _section("Environment", _environment_body(run_dir)),
-        _section("Clipping to the dB range", _clipping_body(results)),
-        _section("Summary by codec and rate point", _summary_body(run_dir)),
-        *_matched_rate_sections(results),
-        _section("BD-rate", _bd_rate_body(run_dir)),
-        _section("Figures", _figures_body(run_dir)),
-        _section("Errors", _errors_body(results)),
+        _section("Configuration", _config_body(folder)),
+        _section("Environment", _environment_body(folder)),
+        _section("Clipping to the dB range", _clipping_body(results, metrics)),
+        _section("Summary by codec and rate point", _summary_body(folder, metrics)),
+        *_matched_rate_sections(results, metrics),
+        _section("BD-rate", _bd_rate_body(folder, metrics)),
+        _section("Figures", _figures_body(folder, metrics)),
+        _section("Errors", _errors_body(results, metrics)),
     ]
     return "\n".join([
         "<!DOCTYPE html>",
@@ -101,10 +92,9 @@ def build_html(run_dir: Path) -> str:
     ])
 
 
-def _results(run_dir: Path) -> pd.DataFrame:
+def _results(folder: RunFolder) -> pd.DataFrame:
     """The run's rows read as ``harness report`` reads them (text stays text); empty when there is no file."""
-    path = run_dir / RESULTS_FILE
-    return load_results(path) if path.is_file() else pd.DataFrame(columns=["run", *ERROR_COLUMNS])
+    return load_results(folder.results) if folder.results.is_file() else pd.DataFrame(columns=["run", *ERROR_COLUMNS])
 
 
 def _run_name(results: pd.DataFrame, run_dir: Path) -> str:
@@ -121,19 +111,19 @@ def _paragraph(text: str) -> str:
     return f"<p>{escape(text)}</p>"
 
 
-def _config_body(run_dir: Path) -> str:
+def _config_body(folder: RunFolder) -> str:
     """The config exactly as the user wrote it, comments included: it is what they will edit to rerun."""
-    path = run_dir / SAVED_CONFIG_FILE
+    path = folder.config
     if not path.is_file():
-        return _paragraph(f"No {SAVED_CONFIG_FILE} in this run folder.")
+        return _paragraph(f"No {path.name} in this run folder.")
     return f"<pre>{escape(path.read_text(encoding='utf-8'))}</pre>"
 
 
-def _environment_body(run_dir: Path) -> str:
-    path = run_dir / ENVIRONMENT_FILE
-    if not path.is_file():
-        return _paragraph(f"No {ENVIRONMENT_FILE} in this run folder.")
-    rows = environment_rows(json.loads(path.read_text(encoding="utf-8")))
+def _environment_body(folder: RunFolder) -> str:
+    environment = folder.read_environment()
+    if environment is None:
+        return _paragraph(f"No readable {folder.environment.name} in this run folder.")
+    rows = environment_rows(environment)
     cells = "\n".join(f"<tr><th>{escape(label)}</th><td>{escape(value)}</td></tr>" for label, value in rows)
     return f'<table class="environment">\n{cells}\n</table>'
 
@@ -170,116 +160,115 @@ def _text(value: object) -> str:
     return "unknown" if value is None else str(value)
 
 
-def _summary_body(run_dir: Path) -> str:
-    path = run_dir / SUMMARY_FILE
+def _summary_body(folder: RunFolder, metrics: MetricDescriptions) -> str:
+    path = folder.summary
     if not path.is_file():
-        return _paragraph(f"No {SUMMARY_FILE} in this run folder.")
+        return _paragraph(f"No {path.name} in this run folder.")
     summary = load_results(path)
     if summary.empty:
         return _paragraph("No results.")
     note = _paragraph("Means and standard deviations over the tiles without error; speeds are medians.")
-    return note + "\n" + _html_table(summary)
+    return note + "\n" + _html_table(summary, metrics)
 
 
-def _clipping_body(results: pd.DataFrame) -> str:
+def _clipping_body(results: pd.DataFrame, metrics: MetricDescriptions) -> str:
     table = clipping_table(results)
     if table.empty:
         return _paragraph("Not recorded in these results.")
-    return _paragraph(CLIPPING_EXPLANATION) + "\n" + _html_table(table)
+    return _paragraph(CLIPPING_EXPLANATION) + "\n" + _html_table(table, metrics)
 
 
-def _matched_rate_sections(results: pd.DataFrame) -> list[str]:
+def _matched_rate_sections(results: pd.DataFrame, metrics: MetricDescriptions) -> list[str]:
     """The matched-rate table when the run has ``match_bpp`` points; no section otherwise."""
-    table = matched_rate_table(results)
+    table = matched_rate_table(results, metrics.headline())
     if table.empty:
         return []
-    return [_section("At matched rates", _paragraph(MATCHED_RATE_EXPLANATION) + "\n" + _html_table(table))]
+    return [_section("At matched rates", _paragraph(MATCHED_RATE_EXPLANATION) + "\n" + _html_table(table, metrics))]
 
 
-def _bd_rate_body(run_dir: Path) -> str:
-    path = run_dir / BD_RATE_FILE
+def _bd_rate_body(folder: RunFolder, metrics: MetricDescriptions) -> str:
+    path = folder.bd_rate
     if not path.is_file():
-        return _paragraph(f"No {BD_RATE_FILE} in this run folder.")
+        return _paragraph(f"No {path.name} in this run folder.")
     table = load_results(path)
     if table.empty:
         return _paragraph("No BD-rate: the anchor codec has no results in this run, or no other codec to compare.")
-    return _paragraph(BD_RATE_EXPLANATION) + "\n" + _html_table(table, BD_MISSING_TEXT)
+    return _paragraph(BD_RATE_EXPLANATION) + "\n" + _html_table(table, metrics, BD_MISSING_TEXT)
 
 
-def _html_table(frame: pd.DataFrame, missing_text: dict[str, str] | None = None) -> str:
+def _html_table(frame: pd.DataFrame, metrics: MetricDescriptions, missing_text: dict[str, str] | None = None) -> str:
     """A table of text cells, wrapped so a wide table scrolls instead of widening the page.
 
     Cells and headers are escaped with ``html.escape`` like all other text of
     the page (quotes included), so pandas is told not to escape them again.
     """
-    cells = _text_cells(frame, missing_text or {})
+    cells = _text_cells(frame, metrics, missing_text or {})
     return f'<div class="scroll">\n{cells.to_html(index=False, border=0, escape=False)}\n</div>'
 
 
-def _text_cells(frame: pd.DataFrame, missing_text: dict[str, str]) -> pd.DataFrame:
+def _text_cells(frame: pd.DataFrame, metrics: MetricDescriptions, missing_text: dict[str, str]) -> pd.DataFrame:
     """Every cell as escaped text, numbers rounded per column: CSV precision (17 digits) buries the signal."""
     return pd.DataFrame({
-        escape(column): [escape(_cell(value, _decimals(column), missing_text.get(column, "")))
+        escape(column): [escape(_cell(value, _decimals(column, metrics), missing_text.get(column, "")))
                          for value in frame[column]]
         for column in frame.columns
     })
 
 
-def _decimals(column: str) -> int:
+def _decimals(column: str, metrics: MetricDescriptions) -> int:
     """Decimals of the summary (``psnr_mean`` like PSNR) and of the BD-rate columns; 4 when unknown."""
     if column in BD_DECIMALS:
         return BD_DECIMALS[column]
     base = next((column.removesuffix(suffix) for suffix in STATISTIC_SUFFIXES if column.endswith(suffix)), column)
-    style = COLUMN_STYLES.get(base)
-    return style.decimals if style else DEFAULT_DECIMALS
+    return column_style(base, metrics).decimals
 
 
 def _cell(value: object, decimals: int, missing: str) -> str:
-    """Integers as they are, floats rounded, ``inf`` spelled out (a lossless PSNR), missing as ``missing``."""
+    """Text as it is, integers whole, other numbers as every table of the report writes them."""
     if isinstance(value, str):
         return value
-    if pd.isna(value):
-        return missing
     if isinstance(value, (int, np.integer)):
         return str(value)
-    if np.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.{decimals}f}"
+    return format_number(value, decimals, missing)
 
 
-def _figures_body(run_dir: Path) -> str:
-    figures = figure_paths(run_dir)
+def _figures_body(folder: RunFolder, metrics: MetricDescriptions) -> str:
+    figures = figure_paths(folder, metrics)
     if not figures:
         return _paragraph("No figures in this run folder.")
-    return "\n".join(_figure(path) for path in figures)
+    return "\n".join(_figure(path, alt_text(path, folder, metrics)) for path in figures)
 
 
-def figure_paths(run_dir: Path) -> list[Path]:
-    """RD plots in the report's order, then timing, then the visual comparisons by tile."""
-    rd_plots = sorted(run_dir.glob("rd_*.png"), key=lambda path: (RD_ORDER.get(path.name, len(RD_ORDER)), path.name))
-    timing = [run_dir / TIMING_FILE] if (run_dir / TIMING_FILE).is_file() else []
-    return [*rd_plots, *timing, *sorted(run_dir.glob("visual_*.png"))]
+def figure_paths(folder: RunFolder, metrics: MetricDescriptions) -> list[Path]:
+    """RD plots in the order the metrics are declared, then timing, then the visual comparisons by tile."""
+    order = {folder.rd_plot(metric.name): rank for rank, metric in enumerate(metrics.rd_plots())}
+    rd_plots = sorted(folder.rd_plots(), key=lambda path: (order.get(path, len(order)), path.name))
+    timing = [folder.timing_plot] if folder.timing_plot.is_file() else []
+    return [*rd_plots, *timing, *folder.visuals()]
 
 
-def _figure(path: Path) -> str:
-    alt = escape(alt_text(path))
+def _figure(path: Path, alt_text: str) -> str:
+    alt = escape(alt_text)
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return (f'<figure>\n<img src="data:image/png;base64,{data}" alt="{alt}">\n'
             f"<figcaption>{alt} ({escape(path.name)})</figcaption>\n</figure>")
 
 
-def alt_text(path: Path) -> str:
+def alt_text(path: Path, folder: RunFolder, metrics: MetricDescriptions) -> str:
     """What the figure shows, for screen readers and for a page whose images are blocked."""
-    if path.name.startswith("rd_"):
-        return f"Rate-distortion curves: {RD_TITLES.get(path.name, path.stem.removeprefix('rd_'))} against rate"
-    if path.name == TIMING_FILE:
+    for metric in metrics.rd_plots():
+        if path == folder.rd_plot(metric.name):
+            return f"Rate-distortion curves: {metric.label} against rate"
+    if path == folder.timing_plot:
         return "Encode and decode speed per codec"
-    return f"Matched-rate visual comparison, tile {path.stem.removeprefix('visual_')}"
+    if path in folder.visuals():
+        return f"Matched-rate visual comparison, tile {folder.visual_tile(path)}"
+    return f"Rate-distortion curves: {folder.rd_plot_metric(path)} against rate"
 
 
-def _errors_body(results: pd.DataFrame) -> str:
+def _errors_body(results: pd.DataFrame, metrics: MetricDescriptions) -> str:
     errors = results[results["error"] != ""] if "error" in results.columns else results.iloc[0:0]
     if errors.empty:
         return _paragraph("No errors: every codec ran on every tile.")
     columns = [column for column in ERROR_COLUMNS if column in errors.columns]
-    return _html_table(errors[columns])
+    return _html_table(errors[columns], metrics)

@@ -15,9 +15,7 @@ from pathlib import Path
 
 from harness.api import Tile
 from harness.errors import UserError
-
-MANIFEST_FILE = "tiles.csv"
-
+from harness.results import RunFolder
 
 @dataclass(frozen=True)
 class ManifestEntry:
@@ -96,10 +94,10 @@ def manifest_differences(first: Path, second: Path) -> str | None:
     ``compare`` prints it: differences between runs on different pixels mix data with codec changes.
     None too when either folder has no manifest (nothing to check against).
     """
-    if not all((folder / MANIFEST_FILE).is_file() for folder in (first, second)):
+    manifests = [RunFolder(folder).manifest for folder in (first, second)]
+    if not all(path.is_file() for path in manifests):
         return None
-    a = {entry.tile_id: entry.sha256 for entry in read_manifest(first / MANIFEST_FILE)}
-    b = {entry.tile_id: entry.sha256 for entry in read_manifest(second / MANIFEST_FILE)}
+    a, b = ({entry.tile_id: entry.sha256 for entry in read_manifest(path)} for path in manifests)
     only_a, only_b = len(a.keys() - b.keys()), len(b.keys() - a.keys())
     changed = sum(a[tile] != b[tile] for tile in a.keys() & b.keys())
     if not (only_a or only_b or changed):

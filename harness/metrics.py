@@ -10,7 +10,6 @@ measure in the decoded data.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import pytorch_msssim
@@ -18,7 +17,7 @@ import torch
 from pytorch_msssim.ssim import _fspecial_gauss_1d, gaussian_filter
 from scipy import ndimage
 
-from harness.api import MetricInput, hookimpl
+from harness.api import Metric, MetricColumn, MetricInput, hookimpl, metric
 from harness.sar import db_to_linear, denormalize_db
 
 DATA_RANGE = 1.0
@@ -106,6 +105,8 @@ def _fully_valid_windows(mask: np.ndarray) -> np.ndarray:
     return valid_centres[radius : mask.shape[0] - radius, radius : mask.shape[1] - radius]
 
 
+@metric(MetricColumn("psnr", "PSNR", unit="dB", decimals=2, higher_is_better=True, rd_plot=True,
+                     axis="PSNR, normalized dB domain", bd_rate=True, headline=True))
 def psnr(pair: MetricInput) -> dict[str, float]:
     """Peak 1, the full span of the normalized domain; +inf for an exact reconstruction."""
     original, reconstructed = _normalized_pair(pair)
@@ -116,6 +117,7 @@ def psnr(pair: MetricInput) -> dict[str, float]:
         return {"psnr": float(10.0 * np.log10(DATA_RANGE**2 / np.mean(error**2)))}
 
 
+@metric(MetricColumn("ssim", "SSIM", decimals=4, higher_is_better=True))
 def ssim(pair: MetricInput) -> dict[str, float]:
     """Mean SSIM over the windows whose whole support is valid.
 
@@ -132,6 +134,8 @@ def ssim(pair: MetricInput) -> dict[str, float]:
         return {"ssim": float(ssim_map[torch.from_numpy(windows)].mean())}
 
 
+@metric(MetricColumn("ms_ssim", "MS-SSIM", decimals=4, higher_is_better=True, rd_plot=True,
+                     axis="MS-SSIM (1 = identical)", bd_rate=True, headline=True))
 def ms_ssim(pair: MetricInput) -> dict[str, float]:
     """MS-SSIM (five scales, 11-px window); NaN unless the tile is fully valid and each side > 160 px.
 
@@ -155,6 +159,9 @@ def ms_ssim(pair: MetricInput) -> dict[str, float]:
     return {"ms_ssim": float(value)}
 
 
+@metric(MetricColumn("rmse_db", "RMSE", unit="dB", decimals=3, higher_is_better=False, rd_plot=True,
+                     axis="RMSE of backscatter", bd_rate=True),
+        MetricColumn("bias_db", "bias", unit="dB", decimals=3))
 def db_error(pair: MetricInput) -> dict[str, float]:
     """RMSE and bias in dB, the unit SAR users threshold and calibrate in.
 
@@ -175,6 +182,7 @@ def db_error(pair: MetricInput) -> dict[str, float]:
     return {"rmse_db": float(np.sqrt(np.mean(error**2))), "bias_db": float(np.mean(error))}
 
 
+@metric(MetricColumn("border_bias_db", "border bias", unit="dB", decimals=3))
 def border_bias(pair: MetricInput) -> dict[str, float]:
     """Mean dB bias (reconstructed − original) of the valid pixels within 2 px of no-data.
 
@@ -226,6 +234,8 @@ def _most_homogeneous(original_blocks: np.ndarray) -> np.ndarray:
     return candidates[np.argsort(variation[candidates], kind="stable")[:count]]
 
 
+@metric(MetricColumn("enl_ratio", "ENL ratio", decimals=3, rd_plot=True, axis="ENL ratio, reconstructed / original",
+                     ideal=1.0, headline=True))
 def enl_ratio(pair: MetricInput) -> dict[str, float]:
     """ENL of the reconstruction over ENL of the original, on the original's most homogeneous blocks.
 
@@ -266,6 +276,7 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum(a * b)) / denominator if denominator > 0 else math.nan
 
 
+@metric(MetricColumn("epi", "EPI", decimals=3, higher_is_better=True))
 def epi(pair: MetricInput) -> dict[str, float]:
     """Edge preservation index (Sattar et al. 1997): 1 when edges are kept exactly.
 
@@ -283,5 +294,5 @@ def epi(pair: MetricInput) -> dict[str, float]:
 
 
 @hookimpl
-def harness_metrics() -> list[Callable[[MetricInput], dict[str, float]]]:
+def harness_metrics() -> list[Metric]:
     return [psnr, ssim, ms_ssim, db_error, border_bias, enl_ratio, epi]

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import pluggy
 
 from harness import hookspecs
-from harness.api import PROJECT_NAME, Codec, Trainer
+from harness.api import PROJECT_NAME, Codec, Metric, MetricColumn, Trainer
 from harness.errors import UserError
 
 BUILTIN_PACKAGES = ("harness_codecs", "harness_datasets")
@@ -56,8 +56,21 @@ class Registry:
     def dataset(self, name: str) -> Any:
         return self.datasets[name].obj
 
-    def metric_functions(self) -> list[Callable]:
+    def metric_functions(self) -> list[Metric]:
         return [entry.obj for entry in self.metrics.values()]
+
+    def metric_columns(self) -> tuple[MetricColumn, ...]:
+        """Every metric's declared columns, in registration order; two metrics may not write one column."""
+        owners: dict[str, str] = {}
+        columns = []
+        for name, entry in self.metrics.items():
+            for column in entry.obj.columns:
+                if column.name in owners:
+                    raise UserError(f"metric column {column.name!r} is declared by metric {owners[column.name]!r} "
+                                    f"and by metric {name!r} ({entry.origin}); rename one of them")
+                owners[column.name] = name
+                columns.append(column)
+        return tuple(columns)
 
 
 def build_registry(extra_plugins: list[str] | tuple[str, ...] = (), base_dir: Path | None = None) -> Registry:
@@ -79,7 +92,7 @@ def build_registry(extra_plugins: list[str] | tuple[str, ...] = (), base_dir: Pa
     return Registry(
         codecs=_collect(manager, "harness_codecs", "codec", origins, _subclass_name(Codec, "harness.Codec")),
         datasets=_collect(manager, "harness_datasets", "dataset", origins, _declared_name),
-        metrics=_collect(manager, "harness_metrics", "metric", origins, lambda fn: fn.__name__),
+        metrics=_collect(manager, "harness_metrics", "metric", origins, _metric_name),
         trainers=_collect(manager, "harness_trainers", "trainer", origins, _subclass_name(Trainer, "harness.Trainer")),
     )
 
@@ -90,6 +103,12 @@ def _declared_name(plugin: Any) -> str:
     if not isinstance(name, str) or not name:
         raise TypeError(f"{plugin!r} has no name (a non-empty string class attribute)")
     return name
+
+
+def _metric_name(plugin: Any) -> str:
+    if not isinstance(plugin, Metric):
+        raise TypeError(f"{plugin!r} is not a harness.Metric (declare its columns with @harness.metric(...))")
+    return plugin.name
 
 
 def _subclass_name(base: type, base_name: str) -> Callable[[Any], str]:

@@ -16,7 +16,6 @@ import numpy as np
 
 from harness.api import Tile
 
-FOLDER = "reconstructions"
 ORIGINAL = "original.npy"
 MASK = "mask.npy"
 META = "tile.json"
@@ -39,13 +38,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", text)
 
 
-def tile_folder(run_dir: Path, tile: Tile) -> Path:
-    return run_dir / FOLDER / slug(tile.tile_id)
+def tile_folder(root: Path, tile: Tile) -> Path:
+    return root / slug(tile.tile_id)
 
 
-def save_original(run_dir: Path, tile: Tile) -> None:
-    """Start a kept tile's folder; a resumed run keeps the reconstructions it already has."""
-    folder = tile_folder(run_dir, tile)
+def save_original(root: Path, tile: Tile) -> None:
+    """Start a kept tile's folder under ``root`` (a run folder's ``reconstructions``); a resumed run keeps the
+    reconstructions it already has."""
+    folder = tile_folder(root, tile)
     if (folder / META).is_file():
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,9 +55,9 @@ def save_original(run_dir: Path, tile: Tile) -> None:
     (folder / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
 
-def save_reconstruction(run_dir: Path, tile: Tile, codec: str, point: str, reconstruction: np.ndarray) -> None:
+def save_reconstruction(root: Path, tile: Tile, codec: str, point: str, reconstruction: np.ndarray) -> None:
     """Write one reconstruction and register its (codec, point) in the tile's index."""
-    folder = tile_folder(run_dir, tile)
+    folder = tile_folder(root, tile)
     filename = f"{slug(codec)}__{slug(point)}.npy"
     np.save(folder / filename, reconstruction.astype(np.float16))
     meta_path = folder / META
@@ -66,9 +66,9 @@ def save_reconstruction(run_dir: Path, tile: Tile, codec: str, point: str, recon
     meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
 
-def load_kept_tiles(run_dir: Path) -> list[KeptTile]:
-    """Every kept tile of a run, in tile-id order; an empty list when the run kept none."""
-    root = run_dir / FOLDER
+def load_kept_tiles(root: Path) -> list[KeptTile]:
+    """Every kept tile under ``root`` (a run folder's ``reconstructions``), in tile-id order; an empty list when
+    the run kept none."""
     if not root.is_dir():
         return []
     return [_load(folder) for folder in sorted(root.iterdir()) if (folder / META).is_file()]

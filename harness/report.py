@@ -32,8 +32,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 from pandas.api.typing import DataFrameGroupBy
 
-from harness.api import CLIPPED_COLUMNS
-from harness.bdrate import BD_METRICS, bd_rate_tables
+from harness.api import CLIPPED_COLUMNS, MetricColumn
+from harness.bdrate import bd_rate_tables
 from harness.compressai_json import (
     ReferenceCurve,
     curves_from_summary,
@@ -42,35 +42,16 @@ from harness.compressai_json import (
     write_compressai_json,
 )
 from harness.errors import UserError
+from harness.formatting import format_number
 from harness.matched_rates import matched_rate_markdown
 from harness.rate_matching import matched_points
-from harness.timing import TIMING_COLUMNS
+from harness.results import NON_METRIC_COLUMNS, TEXT_COLUMNS, MetricDescriptions, RunFolder
 
-TEXT_COLUMNS = (
-    ("run", "dataset", "scene", "tile_id", "pol")
-    + ("codec", "point", "options", "device", "precision", "error")
-)
-NON_METRIC_COLUMNS = frozenset(
-    TEXT_COLUMNS
-    + ("height", "width", "valid_pixels", *CLIPPED_COLUMNS, "lossless", "bytes", "bpp", "estimated_bpp",
-       "compression_ratio")
-    + (*TIMING_COLUMNS, "batch_size")
-)
-KNOWN_METRICS = ("psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "border_bias_db", "enl_ratio", "epi",
-                 "water_iou", "water_flipped", "cfar_f1", "cfar_peak_change_db", "distributed_bias_db")
 SPEED_COLUMNS = ("encode_mpix_s", "decode_mpix_s")
 SPEED_BAND = (0.1, 0.9)
 """The quantiles of per-tile speed that the summary and the timing plot give beside the median."""
-HEADLINE_METRICS = ("psnr", "ms_ssim", "enl_ratio")
 LABEL_COLUMNS = ("run", "codec", "point", "pol", "device", "precision", "error")
-NUMERIC_NA_STRINGS = ["", "nan", "NaN", "NA", "null"]
-
-REQUIRED_COLUMNS = ("codec", "point", "pol", "bpp", "encode_mpix_s", "decode_mpix_s", "error")
-RESULTS_FILE = "results.csv"
-SAVED_CONFIG_FILE = "config.yaml"
 DEFAULT_ANCHOR = "jpeg2000"
-COMPRESSAI_DIR = "compressai"
-REFERENCES_DIR = "references"
 
 GROUP_KEYS = ("codec", "point")
 GROUP_KEYS_BY_POL = ("codec", "point", "pol")
@@ -94,60 +75,34 @@ class ColumnStyle:
     decimals: int
 
 
-COLUMN_STYLES = {
+RATE_AND_SPEED_STYLES = {
     "bpp": ColumnStyle("bpp", 3),
     "estimated_bpp": ColumnStyle("estimated bpp", 3),
-    "psnr": ColumnStyle("PSNR (dB)", 2),
-    "ssim": ColumnStyle("SSIM", 4),
-    "ms_ssim": ColumnStyle("MS-SSIM", 4),
-    "rmse_db": ColumnStyle("RMSE (dB)", 3),
-    "bias_db": ColumnStyle("bias (dB)", 3),
-    "border_bias_db": ColumnStyle("border bias (dB)", 3),
-    "enl_ratio": ColumnStyle("ENL ratio", 3),
-    "epi": ColumnStyle("EPI", 3),
-    "water_iou": ColumnStyle("water IoU", 3),
-    "water_flipped": ColumnStyle("water flipped", 4),
-    "cfar_f1": ColumnStyle("CFAR F1", 3),
-    "cfar_peak_change_db": ColumnStyle("CFAR peak change (dB)", 2),
-    "distributed_bias_db": ColumnStyle("distributed bias (dB)", 3),
     "encode_mpix_s": ColumnStyle("encode MPix/s", 2),
     "decode_mpix_s": ColumnStyle("decode MPix/s", 2),
 }
-DEFAULT_DECIMALS = 4
+"""The summarized values that are not metrics; the metrics describe themselves (``harness.MetricColumn``)."""
 
 
-@dataclass(frozen=True)
-class RDPlot:
-    """One rate-distortion figure: which metric, its axis label, and an optional ideal value."""
-
-    metric: str
-    title: str
-    axis_label: str
-    ideal: float | None = None
-
-    @property
-    def filename(self) -> str:
-        return f"rd_{self.metric}.png"
+def column_style(name: str, metrics: MetricDescriptions) -> ColumnStyle:
+    if name in RATE_AND_SPEED_STYLES:
+        return RATE_AND_SPEED_STYLES[name]
+    column = metrics.of(name)
+    return ColumnStyle(column.header, column.decimals)
 
 
-RD_PLOTS = (
-    RDPlot("psnr", "PSNR", "PSNR, normalized dB domain (dB)"),
-    RDPlot("ms_ssim", "MS-SSIM", "MS-SSIM (1 = identical)"),
-    RDPlot("enl_ratio", "ENL ratio (speckle statistics)", "ENL ratio, reconstructed / original", ideal=1.0),
-    RDPlot("rmse_db", "RMSE of backscatter", "RMSE of backscatter (dB)"),
-    RDPlot("water_iou", "Water-mask IoU", "IoU of the Otsu water mask, decoded vs original", ideal=1.0),
-    RDPlot("cfar_f1", "CFAR detection F1", "F1 of CA-CFAR detections, decoded vs original", ideal=1.0),
-)
 RATE_AXIS_LABEL = "rate (bits per pixel)"
 
 
 @dataclass(frozen=True)
 class ReportSettings:
-    """What the report needs beyond ``results.csv``: the BD-rate anchors, reference curves, plot options."""
+    """What the report needs beyond ``results.csv``: the BD-rate anchors, reference curves, plot options, and
+    the descriptions of the metric columns (None: those of the installed metric plugins)."""
 
     anchors: tuple[str, ...] = (DEFAULT_ANCHOR,)
     references: tuple[ReferenceCurve, ...] = ()
     log_rate: bool = False
+    metrics: MetricDescriptions | None = None
 
 
 @dataclass(frozen=True)
@@ -165,24 +120,21 @@ class ReportFiles:
     references_json: tuple[Path, ...]
 
     def paths(self) -> tuple[Path, ...]:
-        return (self.summary_csv, self.summary_by_pol_csv, self.summary_by_scene_csv, self.summary_md, self.bd_rate_csv, *self.rd_plots,
-                self.timing_png, *self.compressai_json, *self.references_json)
+        return (self.summary_csv, self.summary_by_pol_csv, self.summary_by_scene_csv, self.summary_md,
+                self.bd_rate_csv, *self.rd_plots, self.timing_png, *self.compressai_json, *self.references_json)
 
 
-def load_run_results(run_dir: Path) -> pd.DataFrame:
-    """The results of a run folder, checked for the columns the report needs; problems are one line."""
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise UserError(f"{run_dir}: no {RESULTS_FILE}; pass a run folder written by `python -m harness run`")
-    try:
-        results = load_results(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0]}") from None
-    missing = [column for column in REQUIRED_COLUMNS if column not in results.columns]
-    if missing:
-        raise UserError(f"{path}: missing required column {missing[0]!r} "
-                        f"(needs {', '.join(REQUIRED_COLUMNS)})")
-    return results
+def installed_metric_descriptions() -> MetricDescriptions:
+    """The descriptions the installed metric plugins declare: for results from before runs saved theirs."""
+    from harness.plugins import build_registry  # the plugins import codecs and torch; a report rarely needs them
+
+    return MetricDescriptions(build_registry().metric_columns())
+
+
+def run_metric_descriptions(folder: RunFolder) -> MetricDescriptions:
+    """The descriptions the run saved, or the installed plugins' for a run from before they were saved."""
+    saved = folder.read_metric_columns()
+    return MetricDescriptions(saved) if saved is not None else installed_metric_descriptions()
 
 
 def settings_from_run_dir(run_dir: Path, log_rate: bool = False) -> ReportSettings:
@@ -190,58 +142,38 @@ def settings_from_run_dir(run_dir: Path, log_rate: bool = False) -> ReportSettin
 
     The anchors come from the saved ``config.yaml`` (validated when the run
     started); the reference curves from the copies ``write_report`` saved in
-    ``references/``, because the config's own paths may not exist on this machine.
+    ``references/``, because the config's own paths may not exist on this machine;
+    the metric descriptions from ``metrics.json``.
     """
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     anchors: tuple[str, ...] = (DEFAULT_ANCHOR,)
-    saved_config = run_dir / SAVED_CONFIG_FILE
-    if saved_config.is_file():
+    if folder.config.is_file():
         try:
-            raw = yaml.safe_load(saved_config.read_text(encoding="utf-8"))
+            raw = yaml.safe_load(folder.config.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise UserError(f"{saved_config}: not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise UserError(f"{folder.config}: not valid YAML: {str(exc).splitlines()[0]}") from None
         value = raw.get("anchor") if isinstance(raw, dict) else None
         if isinstance(value, str):
             anchors = (value,)
         elif isinstance(value, list) and value and all(isinstance(anchor, str) for anchor in value):
             anchors = tuple(dict.fromkeys(value))
-    references = tuple(read_compressai_json(path) for path in sorted((run_dir / REFERENCES_DIR).glob("*.json")))
-    return ReportSettings(anchors=anchors, references=references, log_rate=log_rate)
-
-
-def load_results(path: Path) -> pd.DataFrame:
-    """Read ``results.csv`` so that text stays text and numbers stay numbers.
-
-    Only numeric columns treat ``nan``/empty as missing: an empty ``error``
-    means a good row and must read as ``""``, and an error message or tile id
-    must never be turned into NaN or a number.
-    """
-    header = pd.read_csv(path, nrows=0).columns
-    text_columns = [column for column in header if column in TEXT_COLUMNS]
-    na_values = {column: NUMERIC_NA_STRINGS for column in header if column not in TEXT_COLUMNS}
-    return pd.read_csv(
-        path,
-        dtype={column: str for column in text_columns},
-        keep_default_na=False,
-        na_values=na_values,
-    )
+    references = tuple(read_compressai_json(path) for path in folder.reference_curves())
+    return ReportSettings(anchors=anchors, references=references, log_rate=log_rate,
+                          metrics=run_metric_descriptions(folder))
 
 
 def metric_columns(results: pd.DataFrame) -> list[str]:
-    """The known metrics present, then any other numeric column (a metric plugin's).
+    """Every numeric column outside the declared schema, in the file's order (the metrics' declared order).
 
     ``compression_ratio`` is not a metric: it restates the rate that ``bpp`` already summarizes.
     """
-    known = [column for column in KNOWN_METRICS if column in results.columns]
-    extra = [
+    return [
         column
         for column in results.columns
         if column not in NON_METRIC_COLUMNS
-        and column not in KNOWN_METRICS
         and pd.api.types.is_numeric_dtype(results[column])
         and not pd.api.types.is_bool_dtype(results[column])
     ]
-    return known + extra
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
@@ -319,8 +251,8 @@ def _normalized_columns(results: pd.DataFrame) -> pd.DataFrame:
     for column in ("bpp", *SPEED_COLUMNS):
         if column not in results.columns:
             results[column] = np.nan
-    for column in ("bpp", "estimated_bpp", *KNOWN_METRICS, *SPEED_COLUMNS):
-        if column in results.columns:
+    for column in results.columns:
+        if column not in TEXT_COLUMNS and not pd.api.types.is_bool_dtype(results[column]):
             results[column] = pd.to_numeric(results[column], errors="coerce")
     return results
 
@@ -368,35 +300,40 @@ def codec_colors(codecs: Iterable[str]) -> dict[str, Color]:
 
 def write_report(results: pd.DataFrame, run_dir: Path, settings: ReportSettings = ReportSettings()) -> ReportFiles:
     """Write the summary tables, BD-rate table, CompressAI JSON files and figures of one run into ``run_dir``."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(run_dir)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    metrics = settings.metrics if settings.metrics is not None else installed_metric_descriptions()
     results = _normalized_columns(results)
-    run_name = _run_name(results, run_dir)
+    run_name = _run_name(results, folder.path)
     summary = summarize(results)
     summary_by_pol = summarize_by_pol(results)
     references = tuple(sorted(settings.references, key=lambda reference: reference.name))
-    bd_table = bd_rate_tables(summary, summary_by_pol, settings.anchors, references)
+    bd_table = bd_rate_tables(summary, summary_by_pol, settings.anchors, metrics.bd_rate(), references)
     colors = codec_colors(results["codec"])
+    rd_plots = metrics.rd_plots()
     files = ReportFiles(
-        summary_csv=run_dir / "summary.csv",
-        summary_by_pol_csv=run_dir / "summary_by_pol.csv",
-        summary_by_scene_csv=run_dir / "summary_by_scene.csv",
-        summary_md=run_dir / "summary.md",
-        bd_rate_csv=run_dir / "bd_rate.csv",
-        rd_plots=tuple(run_dir / plot.filename for plot in RD_PLOTS),
-        timing_png=run_dir / "timing.png",
-        compressai_json=_write_curves(curves_from_summary(summary, run_name), run_dir / COMPRESSAI_DIR),
-        references_json=_write_curves(references, run_dir / REFERENCES_DIR),
+        summary_csv=folder.summary,
+        summary_by_pol_csv=folder.summary_by_pol,
+        summary_by_scene_csv=folder.summary_by_scene,
+        summary_md=folder.summary_markdown,
+        bd_rate_csv=folder.bd_rate,
+        rd_plots=tuple(folder.rd_plot(metric.name) for metric in rd_plots),
+        timing_png=folder.timing_plot,
+        compressai_json=_write_curves(curves_from_summary(summary, run_name), folder.compressai),
+        references_json=_write_curves(references, folder.references),
     )
+    for stale in set(folder.rd_plots()) - set(files.rd_plots):  # a metric this run no longer plots
+        stale.unlink()
     summary.to_csv(files.summary_csv, index=False)
     summary_by_pol.to_csv(files.summary_by_pol_csv, index=False)
     summarize_by_scene(results).to_csv(files.summary_by_scene_csv, index=False)
     bd_table.to_csv(files.bd_rate_csv, index=False)
     files.summary_md.write_text(
-        summary_markdown(results, summary, summary_by_pol, run_name, bd_table, settings.anchors), encoding="utf-8"
+        summary_markdown(results, summary, summary_by_pol, run_name, bd_table, settings.anchors, metrics),
+        encoding="utf-8",
     )
-    for plot, path in zip(RD_PLOTS, files.rd_plots):
-        _save(rd_figure(summary, plot, colors, run_name, references, settings.log_rate), path)
+    for metric, path in zip(rd_plots, files.rd_plots):
+        _save(rd_figure(summary, metric, colors, run_name, references, settings.log_rate), path)
     _save(_timing_figure(results, colors, run_name), files.timing_png)
     return files
 
@@ -426,35 +363,34 @@ def _save(figure: Figure, path: Path) -> None:
 
 
 def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_pol: pd.DataFrame, run_name: str,
-                     bd_table: pd.DataFrame | None = None, anchors: tuple[str, ...] = (DEFAULT_ANCHOR,)) -> str:
+                     bd_table: pd.DataFrame, anchors: tuple[str, ...], metrics: MetricDescriptions) -> str:
     """The human-readable report: header counts, both tables, a BD-rate table per anchor, notes and the errors."""
-    if bd_table is None:
-        bd_table = bd_rate_tables(summary, summary_by_pol, anchors)
     bd_sections = []
     for anchor in anchors:
-        bd_sections += [f"## BD-rate against `{anchor}`", bd_rate_markdown(bd_table[bd_table["anchor"] == anchor], anchor)]
+        bd_sections += [f"## BD-rate against `{anchor}`",
+                        bd_rate_markdown(bd_table[bd_table["anchor"] == anchor], anchor, metrics)]
     sections = [
         f"# Run `{run_name}`",
         _header_lines(results),
         "## Clipping to the dB range",
         clipping_markdown(results),
         "## By codec and rate point",
-        _markdown_table(summary, GROUP_KEYS),
+        _markdown_table(summary, GROUP_KEYS, metrics),
         "## By codec, rate point and polarisation",
-        _markdown_table(summary_by_pol, GROUP_KEYS_BY_POL),
-        *_matched_rate_section(results),
+        _markdown_table(summary_by_pol, GROUP_KEYS_BY_POL, metrics),
+        *_matched_rate_section(results, metrics),
         *bd_sections,
         "## Notes",
-        _notes(summary),
+        _notes(summary, metrics),
         "## Errors",
         _errors_section(results),
     ]
     return "\n\n".join(sections) + "\n"
 
 
-def _matched_rate_section(results: pd.DataFrame) -> list[str]:
+def _matched_rate_section(results: pd.DataFrame, metrics: MetricDescriptions) -> list[str]:
     """The heading and table of the ``match_bpp`` points; nothing for a run without them."""
-    table = matched_rate_markdown(results)
+    table = matched_rate_markdown(results, metrics.headline())
     return [] if table is None else ["## At matched rates", table]
 
 
@@ -513,21 +449,19 @@ def clipping_markdown(results: pd.DataFrame) -> str:
     return CLIPPING_EXPLANATION + "\n\n" + table.to_markdown(index=False, floatfmt=".2f")
 
 
-def _notes(summary: pd.DataFrame) -> str:
+def _notes(summary: pd.DataFrame, metrics: MetricDescriptions) -> str:
     lines = [
         "- Cells are mean ± std over the tiles without error; NaN values are skipped "
         "and `n` columns appear where a metric is missing on some tiles.",
         "- Speeds are medians over tiles.",
     ]
-    undefined = [COLUMN_STYLES.get(value, ColumnStyle(value, DEFAULT_DECIMALS)).label
-                 for value in _undefined_metrics(summary)]
+    undefined = [column_style(value, metrics).label for value in _undefined_metrics(summary)]
     if undefined and not summary.empty:
         lines.append(f"- Not shown, as no tile of this run has a value: {', '.join(undefined)}.")
-    if "psnr_mean" in summary.columns and np.isposinf(summary["psnr_mean"]).any():
-        lines.append(
-            "- PSNR `inf`: at least one tile was reconstructed exactly (lossless), "
-            "so the mean is infinite and the std is left blank."
-        )
+    for value in _all_summarized_values(summary):
+        if np.isposinf(summary[f"{value}_mean"].astype(float)).any():
+            lines.append(f"- {column_style(value, metrics).label} `inf`: at least one tile was reconstructed exactly "
+                         "(lossless), so the mean is infinite and the std is left blank.")
     return "\n".join(lines)
 
 
@@ -540,7 +474,7 @@ BD_RATE_EXPLANATION = (
 )
 
 
-def bd_rate_markdown(bd_table: pd.DataFrame, anchor: str) -> str:
+def bd_rate_markdown(bd_table: pd.DataFrame, anchor: str, metrics: MetricDescriptions) -> str:
     """The BD-rate table for people: one line per codec, polarisation and metric, "not comparable" spelled out."""
     if bd_table.empty:
         return f"No BD-rate: the anchor codec `{anchor}` has no results in this run, or no other codec to compare."
@@ -548,12 +482,12 @@ def bd_rate_markdown(bd_table: pd.DataFrame, anchor: str) -> str:
         "codec": [f"{codec} (reference)" if source == "reference" else codec
                   for codec, source in zip(bd_table["codec"], bd_table["source"])],
         "pol": bd_table["pol"],
-        "metric": [_BD_LABELS[metric] for metric in bd_table["metric"]],
+        "metric": [metrics.of(metric).header for metric in bd_table["metric"]],
         "BD-rate (%)": [_bd_cell(value, 2) for value in bd_table["bd_rate_percent"]],
-        "BD-quality": [_bd_cell(value, COLUMN_STYLES[metric].decimals + 1)
+        "BD-quality": [_bd_cell(value, metrics.of(metric).decimals + 1)
                        for value, metric in zip(bd_table["bd_quality"], bd_table["metric"])],
         "rate overlap (bpp)": [_range_cell(low, high, 3) for low, high in zip(bd_table["rate_low"], bd_table["rate_high"])],
-        "quality overlap": [_range_cell(low, high, COLUMN_STYLES[metric].decimals)
+        "quality overlap": [_range_cell(low, high, metrics.of(metric).decimals)
                             for low, high, metric in zip(bd_table["quality_low"], bd_table["quality_high"],
                                                          bd_table["metric"])],
         "points (anchor/test)": [f"{anchor_points}/{test_points}" for anchor_points, test_points
@@ -562,9 +496,6 @@ def bd_rate_markdown(bd_table: pd.DataFrame, anchor: str) -> str:
     })
     alignment = ["left", "left", "left", "right", "right", "right", "right", "right", "left"]
     return BD_RATE_EXPLANATION + "\n\n" + table.to_markdown(index=False, disable_numparse=True, colalign=alignment)
-
-
-_BD_LABELS = {metric.column: metric.label for metric in BD_METRICS}
 
 
 def _bd_cell(value: float, decimals: int) -> str:
@@ -584,25 +515,23 @@ def _errors_section(results: pd.DataFrame) -> str:
     return table.to_markdown(index=False)
 
 
-def _markdown_table(summary: pd.DataFrame, keys: tuple[str, ...]) -> str:
+def _markdown_table(summary: pd.DataFrame, keys: tuple[str, ...], metrics: MetricDescriptions) -> str:
     if summary.empty:
         return "No results."
-    table = _display_table(summary, keys, with_spread=True)
+    table = _display_table(summary, keys, metrics, with_spread=True)
     return table.to_markdown(index=False, disable_numparse=True, colalign=_column_alignment(table, keys))
 
 
-def format_summary_table(summary: pd.DataFrame) -> str:
+def format_summary_table(summary: pd.DataFrame, metrics: MetricDescriptions) -> str:
     """The short table the CLI prints after a run: means only, the headline metrics."""
     if summary.empty:
         return "No results."
+    shown = {"bpp", *(metric.name for metric in metrics.headline())}
     headline = summary.drop(
-        columns=[
-            column
-            for column in summary.columns
-            if column.endswith("_mean") and column.removesuffix("_mean") not in ("bpp", *HEADLINE_METRICS)
-        ]
+        columns=[column for column in summary.columns
+                 if column.endswith("_mean") and column.removesuffix("_mean") not in shown]
     )
-    table = _display_table(headline, GROUP_KEYS, with_spread=False)
+    table = _display_table(headline, GROUP_KEYS, metrics, with_spread=False)
     return table.to_markdown(
         index=False, tablefmt="simple", disable_numparse=True, colalign=_column_alignment(table, GROUP_KEYS)
     )
@@ -614,19 +543,20 @@ def _column_alignment(table: pd.DataFrame, keys: tuple[str, ...]) -> list[str]:
     return ["left" if column in labels else "right" for column in table.columns]
 
 
-def _display_table(summary: pd.DataFrame, keys: tuple[str, ...], with_spread: bool) -> pd.DataFrame:
+def _display_table(summary: pd.DataFrame, keys: tuple[str, ...], metrics: MetricDescriptions,
+                   with_spread: bool) -> pd.DataFrame:
     """Turn the numeric summary into text cells with readable headers and rounding."""
     table = summary[list(keys)].copy()
     table["tiles"] = summary["tiles"].astype(str)
     table["errors"] = summary["errors"].astype(str)
     for value in _summarized_values(summary):
-        style = COLUMN_STYLES.get(value, ColumnStyle(value, DEFAULT_DECIMALS))
+        style = column_style(value, metrics)
         table[style.label] = _cells(summary, value, style.decimals, with_spread)
         if with_spread and _has_missing_values(summary, value):
             table[f"{style.label} n"] = summary[f"{value}_count"].astype(int).astype(str)
     for column in SPEED_COLUMNS:
-        style = COLUMN_STYLES[column]
-        table[style.label] = [_format_number(value, style.decimals) for value in summary[f"{column}_median"]]
+        style = RATE_AND_SPEED_STYLES[column]
+        table[style.label] = [format_number(value, style.decimals) for value in summary[f"{column}_median"]]
     table["device"] = summary["device"].fillna("").astype(str)
     precision = summary["precision"].fillna("").astype(str)
     if precision.astype(bool).any():
@@ -660,27 +590,18 @@ def _has_missing_values(summary: pd.DataFrame, value: str) -> bool:
 def _cells(summary: pd.DataFrame, value: str, decimals: int, with_spread: bool) -> list[str]:
     means = summary[f"{value}_mean"]
     if not with_spread:
-        return [_format_number(mean, decimals) for mean in means]
+        return [format_number(mean, decimals) for mean in means]
     stds = summary[f"{value}_std"]
     return [_mean_plus_minus_std(mean, std, decimals) for mean, std in zip(means, stds)]
 
 
 def _mean_plus_minus_std(mean: float, std: float, decimals: int) -> str:
     if not np.isfinite(mean) or not np.isfinite(std):
-        return _format_number(mean, decimals)
-    return f"{_format_number(mean, decimals)} ± {_format_number(std, decimals)}"
+        return format_number(mean, decimals)
+    return f"{format_number(mean, decimals)} ± {format_number(std, decimals)}"
 
 
-def _format_number(value: float, decimals: int) -> str:
-    """NaN becomes blank and +inf the word ``inf`` (a lossless PSNR), the rest is rounded."""
-    if pd.isna(value):
-        return ""
-    if np.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.{decimals}f}"
-
-
-def rd_figure(summary: pd.DataFrame, plot: RDPlot, colors: dict[str, Color], run_name: str,
+def rd_figure(summary: pd.DataFrame, plot: MetricColumn, colors: dict[str, Color], run_name: str,
               references: Sequence[ReferenceCurve] = (), log_rate: bool = False) -> Figure:
     """Mean metric against mean bpp per point, one line per codec, ±1 std error bars; references dashed.
 
@@ -697,28 +618,28 @@ def rd_figure(summary: pd.DataFrame, plot: RDPlot, colors: dict[str, Color], run
     panels = figure.subplots(1, 2 if zoom else 1, squeeze=False)[0]
     for axes, rate_limit in zip(panels, (None, LOW_RATE_BPP)):
         _draw_rd_panel(axes, summary, plot, colors, references, log_rate, rate_limit)
-    figure.suptitle(f"{run_name}: {plot.title} vs rate (bars: ±1 std over tiles)", fontsize=10)
+    figure.suptitle(f"{run_name}: {plot.label} vs rate (bars: ±1 std over tiles)", fontsize=10)
     return figure
 
 
-def _draw_rd_panel(axes: Axes, summary: pd.DataFrame, plot: RDPlot, colors: dict[str, Color],
+def _draw_rd_panel(axes: Axes, summary: pd.DataFrame, plot: MetricColumn, colors: dict[str, Color],
                    references: Sequence[ReferenceCurve], log_rate: bool, rate_limit: float | None) -> None:
     plotted = 0
-    if f"{plot.metric}_mean" in summary.columns:
+    if f"{plot.name}_mean" in summary.columns:
         for codec, points in summary.groupby("codec", sort=False):
-            plotted += _draw_rd_line(axes, points, plot.metric, codec, colors[codec])
+            plotted += _draw_rd_line(axes, points, plot.name, codec, colors[codec])
     for index, reference in enumerate(references):
         color = REFERENCE_PALETTE[index % len(REFERENCE_PALETTE)]
-        plotted += _draw_reference_line(axes, reference, plot.metric, color)
+        plotted += _draw_reference_line(axes, reference, plot.name, color)
     if log_rate:
         axes.set_xscale("log")
         axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     if plot.ideal is not None:
         axes.axhline(plot.ideal, color="0.4", linestyle="--", linewidth=1, label=f"ideal ({plot.ideal:g})")
     if not plotted:
-        _empty_note(axes, f"no finite {plot.metric} values to plot")
+        _empty_note(axes, f"no finite {plot.name} values to plot")
     if rate_limit is not None:
-        _zoom_on_rates_up_to(axes, summary, plot.metric, rate_limit)
+        _zoom_on_rates_up_to(axes, summary, plot.name, rate_limit)
     axes.set_xlabel(f"{RATE_AXIS_LABEL}, log scale" if log_rate else RATE_AXIS_LABEL)
     axes.set_ylabel(plot.axis_label)
     axes.set_title("all rates" if rate_limit is None else f"up to {rate_limit:g} bpp", fontsize=9)

@@ -9,16 +9,12 @@ bad tile must not cost the user the other codecs' results.
 from __future__ import annotations
 
 import contextlib
-import csv
-import fcntl
-import io
 import functools
 import inspect
 import json
 import math
 import os
 import shutil
-import signal
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -28,31 +24,20 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from harness.api import CLIPPED_COLUMNS, Codec, DatasetSettings, MetricInput, Tile
+from harness.api import CLIPPED_COLUMNS, Codec, DatasetSettings, MetricColumn, MetricInput, Tile
 from harness.config import BenchmarkConfig, CodecConfig, CodecPoint, DatasetConfig, TimingConfig
 from harness.environment import collect_environment, load_average, timing_warnings
 from harness.errors import CodecFailure, UserError
-from harness.manifest import (
-    MANIFEST_FILE,
-    read_manifest,
-    restrict_to_manifest,
-    write_manifest,
-)
+from harness.manifest import read_manifest, restrict_to_manifest, write_manifest
 from harness.plugins import Registry
 from harness.rate_matching import MATCH_OPTION, knob_value, match_rate
-from harness.reconstructions import FOLDER as RECONSTRUCTIONS_FOLDER
+from harness.compressai_json import read_compressai_json
 from harness.reconstructions import save_original, save_reconstruction
-from harness.timing import SPREAD_COLUMNS, TIMING_COLUMNS, synchronizer_for, time_call
+from harness.report import ReportSettings
+from harness.reporting import BuiltReport, build_report
+from harness.results import ResultsWriter, RunFolder, drop_error_rows, results_columns
+from harness.timing import SPREAD_COLUMNS, synchronizer_for, time_call
 
-LEADING_COLUMNS = [
-    "run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels", *CLIPPED_COLUMNS,
-    "codec", "point", "options", "lossless", "bytes", "bpp", "estimated_bpp", "compression_ratio",
-]
-TRAILING_COLUMNS = [*TIMING_COLUMNS, "device", "precision", "batch_size", "error"]
-RESULTS_FILE = "results.csv"
-PREVIOUS_RESULTS_FILE = "results.previous.csv"
-"""Where --overwrite moves the old results until the new run has finished."""
-LOCK_FILE = ".lock"
 REFERENCE_BITS_PER_PIXEL = 16
 
 
@@ -72,6 +57,8 @@ class RunOptions:
     """Measure on a local Dask cluster of this many single-threaded worker processes (``harness.distributed``)."""
     scheduler: str | None = None
     """Measure on the Dask cluster whose scheduler listens at this address."""
+    report: bool = True
+    """Write the report (``harness.reporting.build_report``) when the run has finished."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +68,8 @@ class RunOutcome:
     rows_skipped: int
     error_rows: int
     timing_warnings: tuple[str, ...] = ()
+    report: BuiltReport | None = None
+    """None when ``RunOptions.report`` is off."""
 
 
 @dataclass(frozen=True)
@@ -108,41 +97,31 @@ def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptio
     tiles = load_tiles(config, registry)
     if options.manifest:
         tiles = restrict_to_manifest(tiles, read_manifest(options.manifest), options.manifest)
-    options.run_dir.mkdir(parents=True, exist_ok=True)
-    with _run_folder_lock(options.run_dir):
-        return _run_locked(config, registry, options, points, tiles, device)
-
-
-@contextlib.contextmanager
-def _run_folder_lock(run_dir: Path) -> Iterator[None]:
-    """Only one run at a time may write into a folder: two would interleave rows and delete each other's files."""
-    with (run_dir / LOCK_FILE).open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"{run_dir}: another run is writing into this folder; wait for it to finish, "
-                            "or pass --output for another folder") from None
-        yield
+    metric_columns = checked_metric_columns(registry, tiles[0])
+    folder = RunFolder(options.run_dir)
+    with folder.locked():
+        return _run_locked(config, registry, options, points, tiles, device, folder, metric_columns)
 
 
 def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions, points: list[PreparedPoint],
-                tiles: list[Tile], device: str) -> RunOutcome:
-    results_path = options.run_dir / RESULTS_FILE
-    done = _prepare_run_dir(config, options, results_path)
-    write_manifest(tiles, options.run_dir / MANIFEST_FILE)
+                tiles: list[Tile], device: str, folder: RunFolder,
+                metric_columns: tuple[MetricColumn, ...]) -> RunOutcome:
+    done = _prepare_run_dir(config, options, folder)
+    write_manifest(tiles, folder.manifest)
+    folder.write_metric_columns(metric_columns)
     visual_tiles = tiles[: options.visual_tiles]
     for tile in visual_tiles:
-        save_original(options.run_dir, tile)
-    keep = ReconstructionKeeper(options.run_dir, {tile.tile_id for tile in visual_tiles})
-    columns = LEADING_COLUMNS + probe_metric_columns(registry, tiles[0]) + TRAILING_COLUMNS
+        save_original(folder.reconstructions, tile)
+    keep = ReconstructionKeeper(folder.reconstructions, {tile.tile_id for tile in visual_tiles})
+    columns = results_columns([column.name for column in metric_columns])
     environment = collect_environment(config.text, device)
     environment["execution"] = _execution(options)
-    _write_environment(environment, options.run_dir)
+    folder.write_environment(environment)
     units = work_units(points, tiles, done, config.timing.batch_size)
     skipped = len(points) * len(tiles) - sum(len(unit.tiles) for unit in units)
     written = errors = 0
     spreads: dict[str, list[float]] = {}
-    with ResultsWriter(results_path, columns) as writer, _executor(config, registry, options, keep, device) as measure:
+    with ResultsWriter(folder.results, columns) as writer, _executor(config, registry, options, keep, device) as measure:
         progress = tqdm(total=len(points) * len(tiles), initial=skipped, disable=not options.progress, unit="tile",
                         dynamic_ncols=True)
         for unit, rows in measure(units):
@@ -155,11 +134,15 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
                     spreads.setdefault(unit.prepared.codec_name, []).append(max(row[c] for c in SPREAD_COLUMNS))
             progress.update(len(unit.tiles))
         progress.close()
-    (options.run_dir / PREVIOUS_RESULTS_FILE).unlink(missing_ok=True)
+    folder.previous_results.unlink(missing_ok=True)
     environment["load_average_end"] = load_average()
     environment["timing_warnings"] = timing_warnings(environment, spreads)
-    _write_environment(environment, options.run_dir)
-    return RunOutcome(options.run_dir, written, skipped, errors, tuple(environment["timing_warnings"]))
+    folder.write_environment(environment)
+    report = None
+    if options.report:
+        references = tuple(read_compressai_json(Path(path)) for path in config.references)
+        report = build_report(folder, ReportSettings(anchors=config.anchors, references=references))
+    return RunOutcome(options.run_dir, written, skipped, errors, tuple(environment["timing_warnings"]), report)
 
 
 @dataclass(frozen=True)
@@ -240,54 +223,23 @@ def select_codecs(codecs: tuple[CodecConfig, ...], names: tuple[str, ...] | None
     return tuple(codec for codec in codecs if codec.name in names)
 
 
-def _prepare_run_dir(config: BenchmarkConfig, options: RunOptions, results_path: Path) -> set[tuple[str, str, str]]:
-    """Create the run folder; on resume return the finished (codec, point, tile) keys."""
-    saved_config = options.run_dir / "config.yaml"
-    if results_path.exists() and not (options.resume or options.overwrite):
-        raise UserError(f"{results_path} already exists; pass --resume to continue that run, "
+def _prepare_run_dir(config: BenchmarkConfig, options: RunOptions, folder: RunFolder) -> set[tuple[str, str, str]]:
+    """Start the run folder; on resume return the finished (codec, point, tile) keys."""
+    if folder.results.exists() and not (options.resume or options.overwrite):
+        raise UserError(f"{folder.results} already exists; pass --resume to continue that run, "
                         "--overwrite to start again, or --output for a new folder")
-    if options.resume and results_path.exists():
-        if saved_config.exists() and saved_config.read_text(encoding="utf-8") != config.text:
-            raise UserError(f"{config.path} differs from the config of the run in {options.run_dir}; "
+    if options.resume and folder.results.exists():
+        if folder.config.exists() and folder.config.read_text(encoding="utf-8") != config.text:
+            raise UserError(f"{config.path} differs from the config of the run in {folder.path}; "
                             "resume with the same config, or --overwrite")
-        return drop_error_rows(results_path)
-    if results_path.exists():
+        return drop_error_rows(folder.results)
+    if folder.results.exists():
         # Kept until this run finishes: a run that crashes on its first tile must not cost the old results.
-        os.replace(results_path, results_path.with_name(PREVIOUS_RESULTS_FILE))
-    shutil.rmtree(options.run_dir / RECONSTRUCTIONS_FOLDER, ignore_errors=True)
-    saved_config.write_text(config.text, encoding="utf-8")
-    (options.run_dir / "config.resolved.yaml").write_text(resolved_config_yaml(config), encoding="utf-8")
+        os.replace(folder.results, folder.previous_results)
+    shutil.rmtree(folder.reconstructions, ignore_errors=True)
+    folder.config.write_text(config.text, encoding="utf-8")
+    folder.resolved_config.write_text(resolved_config_yaml(config), encoding="utf-8")
     return set()
-
-
-def drop_error_rows(results_path: Path) -> set[tuple[str, str, str]]:
-    """Keep the good rows of an earlier run and forget its error rows, so resuming retries them.
-
-    A row cut short (the process killed, or the disk full, in the middle of writing it) is dropped too,
-    and measured again: only lines that end in a newline and hold every column count as finished. A
-    header cut short leaves no row at all. The kept rows go to a temporary file that then replaces the
-    results in one step: rewriting the file in place lost most finished rows when the process was
-    killed during the rewrite.
-    """
-    text = results_path.read_text(encoding="utf-8")
-    reader = csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1], newline=""))
-    fieldnames = reader.fieldnames or []
-    if not fieldnames:
-        results_path.unlink()
-        return set()
-    good = [row for row in reader if not row.get("error") and None not in row and None not in row.values()]
-    rewritten = results_path.with_name(results_path.name + ".tmp")
-    with rewritten.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fieldnames)
-        writer.writeheader()
-        if _at_kill_point("rewrite"):
-            writer.writerows(good[: len(good) // 2])
-            _die_after(handle, "")
-        writer.writerows(good)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(rewritten, results_path)
-    return {(row["codec"], row["point"], row["tile_id"]) for row in good}
 
 
 def resolved_config_yaml(config: BenchmarkConfig) -> str:
@@ -383,30 +335,31 @@ def with_context(codec_class: type[Codec], options: dict[str, Any], **context: A
     return {**{key: value for key, value in context.items() if key in accepted}, **options}
 
 
-def probe_metric_columns(registry: Registry, tile: Tile) -> list[str]:
-    """Learn the metric plugins' column names by scoring one tile against itself.
-
-    The CSV header must be written before the first row, and metric plugins
-    declare their columns only through what they return.
-    """
+def checked_metric_columns(registry: Registry, tile: Tile) -> tuple[MetricColumn, ...]:
+    """The metrics' declared columns, after checking on one tile (scored against itself) that each metric
+    returns exactly the columns it declares: a mismatch found after hours of coding would cost the run."""
     pair = MetricInput(tile.data, tile.data, tile.mask, tile.db_range, tile.original_db)
-    columns: list[str] = []
-    for metric in registry.metric_functions():
-        columns.extend(name for name in metric(pair) if name not in columns)
-    return columns
+    with _torch_threads(METRIC_THREADS):
+        for metric in registry.metric_functions():
+            returned, declared = set(metric(pair)), {column.name for column in metric.columns}
+            if returned != declared:
+                raise UserError(f"metric {metric.name!r} ({registry.metrics[metric.name].origin}) returned the "
+                                f"columns {sorted(returned)} but declares {sorted(declared)}; declare every column "
+                                "it returns in its @harness.metric(...)")
+    return registry.metric_columns()
 
 
 class ReconstructionKeeper:
     """Saves the reconstructions of the first few tiles for the visual comparison (their originals are saved once,
     by the run)."""
 
-    def __init__(self, run_dir: Path, tile_ids: set[str]):
-        self.run_dir = run_dir
+    def __init__(self, root: Path, tile_ids: set[str]):
+        self.root = root
         self.tile_ids = tile_ids
 
     def __call__(self, prepared: PreparedPoint, tile: Tile, reconstruction: np.ndarray) -> None:
         if tile.tile_id in self.tile_ids:
-            save_reconstruction(self.run_dir, tile, prepared.codec_name, prepared.point.label, reconstruction)
+            save_reconstruction(self.root, tile, prepared.codec_name, prepared.point.label, reconstruction)
 
 
 def measure_batch(
@@ -621,65 +574,3 @@ def _torch_threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-class ResultsWriter:
-    """Appends rows and flushes each one, so the file on disk is always complete up to the last row."""
-
-    def __init__(self, path: Path, columns: list[str]):
-        existing = _existing_header(path)
-        if existing is not None and existing != columns:
-            raise UserError(f"{path}: its columns differ from this run's ({', '.join(sorted(set(existing) ^ set(columns)))}); "
-                            "resume with the same plugins, or --overwrite")
-        self.path, self.columns, self.rows = path, columns, 0
-        self.handle = path.open("a", newline="", encoding="utf-8")
-        if existing is None:
-            csv.DictWriter(self.handle, fieldnames=columns).writeheader()
-            self.handle.flush()
-
-    def write(self, row: dict[str, Any]) -> None:
-        self.rows += 1
-        try:
-            line = io.StringIO()
-            csv.DictWriter(line, fieldnames=self.columns).writerow(row)
-            text = line.getvalue()
-            if _at_kill_point(f"row:{self.rows}"):
-                _die_after(self.handle, text[: len(text) // 2])  # killed in the middle of the row
-            self.handle.write(text)
-            self.handle.flush()
-        except OSError as exc:  # a full disk: the rows written so far stay, and resume drops the one cut short
-            raise UserError(f"{self.path}: cannot write a result row ({exc.strerror or exc}); make room, then "
-                            "rerun with --resume") from exc
-
-    def __enter__(self) -> "ResultsWriter":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.handle.close()
-
-
-KILL_POINT_VARIABLE = "HARNESS_TEST_KILL_AT"
-"""For the crash tests only: ``row:N`` kills the process (SIGKILL) halfway through writing result row N,
-``rewrite`` halfway through the rewrite that drops error rows on resume; so that "no finished row is ever
-lost" is tested with real kills at the worst moments, not argued."""
-
-
-def _at_kill_point(name: str) -> bool:
-    return os.environ.get(KILL_POINT_VARIABLE) == name
-
-
-def _die_after(handle: Any, partial: str) -> None:
-    handle.write(partial)
-    handle.flush()
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _existing_header(path: Path) -> list[str] | None:
-    if not path.exists() or path.stat().st_size == 0:
-        return None
-    with path.open(newline="", encoding="utf-8") as handle:
-        return next(csv.reader(handle), None)
-
-
-def _write_environment(environment: dict[str, Any], run_dir: Path) -> None:
-    (run_dir / "environment.json").write_text(json.dumps(environment, indent=2), encoding="utf-8")

@@ -31,13 +31,12 @@ report what clipping adds.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage, stats
 from skimage.filters import threshold_otsu
 
-from harness.api import MetricInput, hookimpl
+from harness.api import Metric, MetricColumn, MetricInput, hookimpl, metric
 from harness.metrics import db_pair, homogeneous_blocks, linear_pair
 
 CFAR_GUARD = 9
@@ -50,6 +49,9 @@ CFAR_LOOKS = 4.4
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
+@metric(MetricColumn("water_iou", "water IoU", decimals=3, higher_is_better=True, rd_plot=True,
+                     axis="IoU of the Otsu water mask, decoded vs original", ideal=1.0, bd_rate=True),
+        MetricColumn("water_flipped", "water flipped", decimals=4, higher_is_better=False))
 def water_mapping(pair: MetricInput) -> dict[str, float]:
     """IoU of the dark (water) class under the original's Otsu threshold, and the share of flipped pixels."""
     original, reconstructed = db_pair(pair)
@@ -86,6 +88,9 @@ def cfar_detections(intensity: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return usable & (intensity > cfar_threshold_factor(training_cells) * training_sum / training_cells)
 
 
+@metric(MetricColumn("cfar_f1", "CFAR F1", decimals=3, higher_is_better=True, rd_plot=True,
+                     axis="F1 of CA-CFAR detections, decoded vs original", ideal=1.0, bd_rate=True),
+        MetricColumn("cfar_peak_change_db", "CFAR peak change", unit="dB", decimals=2))
 def point_targets(pair: MetricInput) -> dict[str, float]:
     """F1 of the decoded tile's CFAR detections against the original's, and the peak change at the targets."""
     original, decoded = linear_pair(pair)
@@ -105,6 +110,7 @@ def point_targets(pair: MetricInput) -> dict[str, float]:
     return {"cfar_f1": float(f1), "cfar_peak_change_db": float(np.mean(change))}
 
 
+@metric(MetricColumn("distributed_bias_db", "distributed bias", unit="dB", decimals=3))
 def distributed_bias(pair: MetricInput) -> dict[str, float]:
     """Mean over the homogeneous blocks of 10 log10(decoded mean intensity / original mean intensity)."""
     original_blocks, decoded_blocks = homogeneous_blocks(pair)
@@ -115,5 +121,5 @@ def distributed_bias(pair: MetricInput) -> dict[str, float]:
 
 
 @hookimpl
-def harness_metrics() -> list[Callable[[MetricInput], dict[str, float]]]:
+def harness_metrics() -> list[Metric]:
     return [water_mapping, point_targets, distributed_bias]

@@ -10,6 +10,8 @@ speckle is visible, and the error in dB.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +19,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harness.api import MetricColumn
 from harness.rate_matching import matched_target
 from harness.reconstructions import KeptTile, load_kept_tiles, slug
+from harness.results import RunFolder
 from harness.report import codec_colors
 from harness.sar import denormalize_db
 
@@ -36,29 +40,33 @@ class Panel:
     color: tuple | str
 
 
-def write_visual_comparisons(run_dir: Path, results: pd.DataFrame, target_bpp: float = DEFAULT_TARGET_BPP) -> list[Path]:
+def write_visual_comparisons(run_dir: Path, results: pd.DataFrame, caption_metric: MetricColumn,
+                             target_bpp: float = DEFAULT_TARGET_BPP) -> list[Path]:
     """One ``visual_<tile>.png`` per kept tile; returns the files written.
 
     Figures of an earlier run in the same folder are removed first: they may
     show tiles this run no longer keeps.
     """
-    for stale in run_dir.glob("visual_*.png"):
+    folder = RunFolder(run_dir)
+    for stale in folder.visuals():
         stale.unlink()
     colors = codec_colors(results["codec"].unique())
     written = []
-    for kept in load_kept_tiles(run_dir):
-        panels = matched_panels(kept, results, target_bpp, colors)
+    for kept in load_kept_tiles(folder.reconstructions):
+        panels = matched_panels(kept, results, target_bpp, colors, caption_metric)
         if len(panels) < 2:
             continue
-        path = run_dir / f"visual_{slug(kept.tile_id)}.png"
+        path = folder.visual(slug(kept.tile_id))
         draw_comparison(kept, panels, target_bpp).savefig(path, dpi=DPI)
         written.append(path)
     return written
 
 
-def matched_panels(kept: KeptTile, results: pd.DataFrame, target_bpp: float, colors: dict) -> list[Panel]:
+def matched_panels(kept: KeptTile, results: pd.DataFrame, target_bpp: float, colors: dict,
+                   caption_metric: MetricColumn) -> list[Panel]:
     """The original, then per codec its ``match_bpp`` point for the target when the run has one (the rate
-    matched on this very tile), else the kept point whose bpp on this tile is closest to the target."""
+    matched on this very tile), else the kept point whose bpp on this tile is closest to the target; each
+    captioned with its options, its rate and ``caption_metric`` on this tile."""
     original_db = _masked_db(kept.original, kept)
     panels = [Panel(f"original ({kept.pol})", original_db, "black")]
     rows = results[(results["tile_id"] == kept.tile_id) & (results["error"] == "")]
@@ -71,17 +79,23 @@ def matched_panels(kept: KeptTile, results: pd.DataFrame, target_bpp: float, col
             candidates = matched
         best = candidates.loc[(candidates["bpp"] - target_bpp).abs().idxmin()]
         reconstruction = kept.reconstructions[(codec, best["point"])]
-        title = f"{codec}\n{short_label(best['point'])}\n{best['bpp']:.3f} bpp, PSNR {best['psnr']:.2f} dB"
+        title = f"{codec}\n{options_caption(best['options'])}\n{best['bpp']:.3f} bpp, " + _metric_caption(
+            caption_metric, best.get(caption_metric.name, math.nan))
         panels.append(Panel(title, _masked_db(reconstruction, kept), colors[codec]))
     return panels
 
 
-def short_label(point: str) -> str:
-    """A point label fit for a narrow panel: option values that are paths keep only the file name."""
-    return ",".join(
-        f"{key}={Path(value).name}" if "/" in value else f"{key}={value}"
-        for key, _, value in (option.partition("=") for option in point.split(","))
-    )
+def options_caption(options_json: str) -> str:
+    """A rate point's options (the row's JSON) fit for a narrow panel: values that are paths keep only the file
+    name. A ``match_bpp`` row's options include the knob value the tile got."""
+    options = json.loads(options_json)
+    return ",".join(f"{key}={Path(value).name}" if isinstance(value, str) and "/" in value else f"{key}={value}"
+                    for key, value in options.items())
+
+
+def _metric_caption(metric: MetricColumn, value: float) -> str:
+    number = "n/a" if pd.isna(value) else f"{value:.{metric.decimals}f}"
+    return f"{metric.label} {number}" + (f" {metric.unit}" if metric.unit else "")
 
 
 def _masked_db(normalized: np.ndarray, kept: KeptTile) -> np.ndarray:

@@ -8,6 +8,7 @@ import pytest
 
 from harness import UserError
 from harness.bdrate import RDCurve, bd_compare, bd_rate_table
+from harness.report import installed_metric_descriptions
 from harness.compressai_json import ReferenceCurve
 from harness.config import load_config
 from tests.conftest import MINIMAL_CONFIG
@@ -15,6 +16,8 @@ from tests.conftest import MINIMAL_CONFIG
 ANCHOR_RATES = (0.25, 0.5, 1.0, 2.0, 4.0)
 ANCHOR_PSNR = (24.0, 27.0, 30.5, 36.0, 44.0)
 ANCHOR = RDCurve(ANCHOR_RATES, ANCHOR_PSNR)
+
+BD_METRICS = installed_metric_descriptions().bd_rate()
 
 
 def test_a_curve_needing_80_percent_of_the_anchor_rate_has_bd_rate_minus_20_percent():
@@ -85,7 +88,7 @@ def test_the_table_compares_every_other_codec_and_every_reference_with_the_ancho
     summary = _summary({"anchor": (ANCHOR_RATES, ANCHOR_PSNR),
                         "better": (tuple(0.8 * rate for rate in ANCHOR_RATES), ANCHOR_PSNR)})
     reference = ReferenceCurve("published", "", {"bpp": ANCHOR_RATES, "psnr": tuple(p + 1 for p in ANCHOR_PSNR)})
-    table = bd_rate_table(summary, pd.DataFrame(), "anchor", [reference])
+    table = bd_rate_table(summary, pd.DataFrame(), "anchor", BD_METRICS, [reference])
     assert list(zip(table["codec"], table["source"], table["pol"])) == [
         ("better", "codec", "all"), ("published", "reference", "all")]
     assert table["bd_rate_percent"].iloc[0] == pytest.approx(-20.0, abs=0.1)
@@ -96,7 +99,7 @@ def test_a_lossless_point_asked_for_is_left_out_even_with_a_finite_psnr():
     rates, psnrs = ANCHOR_RATES + (14.0,), ANCHOR_PSNR + (107.0,)
     summary = _summary({"anchor": (rates, psnrs), "same": (rates, psnrs)})
     summary.loc[summary["bpp_mean"] == 14.0, "point"] = "lossless=True"
-    table = bd_rate_table(summary, pd.DataFrame(), "anchor")
+    table = bd_rate_table(summary, pd.DataFrame(), "anchor", BD_METRICS)
     assert table["rate_high"].iloc[0] == 4.0
     assert table["anchor_points"].iloc[0] == 5
 
@@ -105,13 +108,13 @@ def test_a_match_bpp_point_on_the_rate_of_a_native_point_stays_out_of_the_curve(
     """A 2-bit quantizer matched to 2 bpp is its bits=2 point again: two points at one rate break PCHIP."""
     summary = _summary({"anchor": (ANCHOR_RATES, ANCHOR_PSNR), "same": (ANCHOR_RATES, ANCHOR_PSNR)})
     duplicate = summary[summary["codec"] == "same"].iloc[[1]].assign(point="match_bpp=0.5")
-    table = bd_rate_table(pd.concat([summary, duplicate], ignore_index=True), pd.DataFrame(), "anchor")
+    table = bd_rate_table(pd.concat([summary, duplicate], ignore_index=True), pd.DataFrame(), "anchor", BD_METRICS)
     assert table["test_points"].iloc[0] == 5 and table["bd_rate_percent"].iloc[0] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_the_table_is_empty_when_the_anchor_has_no_results():
     summary = _summary({"other": (ANCHOR_RATES, ANCHOR_PSNR)})
-    assert bd_rate_table(summary, pd.DataFrame(), "jpeg2000").empty
+    assert bd_rate_table(summary, pd.DataFrame(), "jpeg2000", BD_METRICS).empty
 
 
 def test_the_anchor_defaults_to_jpeg2000(write_config):

@@ -7,7 +7,10 @@ import pytest
 
 from harness.cli import main
 from harness.compare import compare_runs
+from harness.report import installed_metric_descriptions
 from tests.test_report import make_results
+
+HEADLINE = installed_metric_descriptions().headline()
 
 
 def _row(comparison, codec: str, point: str) -> pd.Series:
@@ -16,7 +19,7 @@ def _row(comparison, codec: str, point: str) -> pd.Series:
 
 def test_a_run_compared_with_itself_differs_by_zero_everywhere():
     results = make_results()
-    table = compare_runs(results, results).table
+    table = compare_runs(results, results, HEADLINE).table
     assert set(table["present"]) == {"both"}
     assert (table.filter(like="Δ") == 0).all().all()
 
@@ -24,13 +27,13 @@ def test_a_run_compared_with_itself_differs_by_zero_everywhere():
 def test_differences_are_b_minus_a():
     before = make_results()
     after = before.assign(psnr=before["psnr"] + 1.5)
-    assert _row(compare_runs(before, after), "quantize", "bits=8")["Δ PSNR (dB)"] == pytest.approx(1.5)
+    assert _row(compare_runs(before, after, HEADLINE), "quantize", "bits=8")["Δ PSNR (dB)"] == pytest.approx(1.5)
 
 
 def test_points_in_one_run_only_are_listed_as_such_without_differences():
     before = make_results()
     after = before[before["point"] != "bits=2"]
-    row = _row(compare_runs(before, after), "quantize", "bits=2")
+    row = _row(compare_runs(before, after, HEADLINE), "quantize", "bits=2")
     assert row["present"] == "only in A"
     assert pd.isna(row["Δ bpp"])
 

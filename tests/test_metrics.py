@@ -100,7 +100,7 @@ def skimage_ssim(original: np.ndarray, reconstructed: np.ndarray) -> float:
 
 def test_hook_registers_seven_metrics_with_the_result_columns():
     original = speckled_scene()
-    columns = {metric.__name__: set(metric(pair(original, noisy(original)))) for metric in harness_metrics()}
+    columns = {metric.name: set(metric(pair(original, noisy(original)))) for metric in harness_metrics()}
     assert columns == {
         "psnr": {"psnr"},
         "ssim": {"ssim"},
@@ -112,7 +112,7 @@ def test_hook_registers_seven_metrics_with_the_result_columns():
     }
 
 
-@pytest.mark.parametrize("metric", harness_metrics(), ids=lambda metric: metric.__name__)
+@pytest.mark.parametrize("metric", harness_metrics(), ids=lambda metric: metric.name)
 def test_masked_pixels_of_either_image_do_not_change_the_metric(metric):
     original = speckled_scene()
     reconstructed = noisy(original)
@@ -128,7 +128,7 @@ def test_masked_pixels_of_either_image_do_not_change_the_metric(metric):
     )
 
 
-@pytest.mark.parametrize("metric", harness_metrics(), ids=lambda metric: metric.__name__)
+@pytest.mark.parametrize("metric", harness_metrics(), ids=lambda metric: metric.name)
 def test_every_value_is_nan_on_a_tile_without_valid_pixels(metric):
     original = speckled_scene()
     values = metric(pair(original, noisy(original), np.zeros(original.shape, dtype=bool)))

@@ -10,13 +10,13 @@ import pytest
 
 from harness.cli import main
 from harness.compressai_json import ReferenceCurve
+from harness.metrics import psnr
 from harness.report import (
-    RD_PLOTS,
     ReportFiles,
     ReportSettings,
     codec_colors,
     format_summary_table,
-    load_results,
+    installed_metric_descriptions,
     metric_columns,
     rd_figure,
     summarize,
@@ -24,6 +24,7 @@ from harness.report import (
     summarize_by_scene,
     write_report,
 )
+from harness.results import load_results
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Deliberately neither alphabetical nor sorted by rate, as a config may list them.
@@ -36,6 +37,7 @@ POLS = ["VV", "VH"]
 ERROR_MESSAGE = "ValueError: tile too small for 5 levels"
 CLIPPED_BELOW = {("t0", "VH"): 0.125, ("t2", "VH"): 0.025}
 METRICS = ["psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "enl_ratio", "epi"]
+(PSNR,) = psnr.columns
 
 
 def _good_row(rng: np.random.Generator, codec: str, point: str, tile: str, pol: str) -> dict:
@@ -317,7 +319,7 @@ def test_codec_colors_are_distinct_for_up_to_ten_codecs():
 
 
 def test_format_summary_table_shows_every_codec_point_and_headline_metric(results):
-    table = format_summary_table(summarize(results))
+    table = format_summary_table(summarize(results), installed_metric_descriptions())
     assert all(point in table for points in CODEC_POINTS.values() for point in points)
     assert "PSNR (dB)" in table and "ENL ratio" in table
     assert "SSIM" not in table.replace("MS-SSIM", "")
@@ -390,13 +392,13 @@ def test_report_on_results_missing_a_required_column_names_the_column(tmp_path, 
 
 def test_log_rate_puts_the_rate_axis_on_a_log_scale(results):
     summary = summarize(results)
-    figure = rd_figure(summary, RD_PLOTS[0], codec_colors(summary["codec"]), "unit", log_rate=True)
+    figure = rd_figure(summary, PSNR, codec_colors(summary["codec"]), "unit", log_rate=True)
     assert figure.axes[0].get_xscale() == "log"
 
 
 def test_a_run_spanning_high_rates_gets_a_second_panel_zoomed_on_the_low_rates(results):
     summary = summarize(results)
-    figure = rd_figure(summary, RD_PLOTS[0], codec_colors(summary["codec"]), "unit")
+    figure = rd_figure(summary, PSNR, codec_colors(summary["codec"]), "unit")
 
     full, zoomed = figure.axes
     low = summary[summary["bpp_mean"] <= 1.0]
@@ -408,12 +410,12 @@ def test_a_run_spanning_high_rates_gets_a_second_panel_zoomed_on_the_low_rates(r
 def test_a_run_with_only_low_rates_gets_one_panel(results):
     summary = summarize(results)
     low = summary[summary["bpp_mean"] <= 1.0]
-    assert len(rd_figure(low, RD_PLOTS[0], codec_colors(low["codec"]), "unit").axes) == 1
+    assert len(rd_figure(low, PSNR, codec_colors(low["codec"]), "unit").axes) == 1
 
 
 def test_reference_curves_are_drawn_dashed_and_labelled_with_their_name(results):
     summary = summarize(results)
-    figure = rd_figure(summary, RD_PLOTS[0], codec_colors(summary["codec"]), "unit", references=(REFERENCE,))
+    figure = rd_figure(summary, PSNR, codec_colors(summary["codec"]), "unit", references=(REFERENCE,))
     dashed = [line for line in figure.axes[0].get_lines() if line.get_linestyle() == "--"]
     assert [line.get_label() for line in dashed] == ["published-codec (reference)"]
 

@@ -124,7 +124,9 @@ def bench(tmp_path, dual_pol_geotiff, write_config):
 
 
 def run(config_path: Path, run_dir: Path, **options) -> tuple:
+    """Measure only: the report of these runs is tested where reports are (test_report, test_cli)."""
     config, registry = load_config(config_path)
+    options.setdefault("report", False)
     outcome = run_benchmark(config, registry, RunOptions(run_dir=run_dir, progress=False, **options))
     with (run_dir / "results.csv").open(newline="") as handle:
         return outcome, list(csv.DictReader(handle))
