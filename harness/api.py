@@ -10,10 +10,16 @@ import argparse
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import numpy as np
 import pluggy
+
+if TYPE_CHECKING:  # the report's types; a codec or dataset plugin need not import pandas
+    import pandas as pd
+
+    from harness.reporting.compressai import ReferenceCurve
+    from harness.results import MetricDescriptions, RunFolder
 
 PROJECT_NAME = "harness"
 
@@ -258,6 +264,27 @@ class Codec:
         visible. Called outside the timed calls. None: no estimate.
         """
         return None
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """What a report writer gets: the run folder, its rows, and what every built-in output draws on, computed once.
+
+    ``results`` has text columns as text and the others numeric; ``summary`` and ``summary_by_pol`` are the
+    per-point (and per-polarisation) means, spreads and counts of ``harness.reporting.summaries``; ``bd_rate``
+    the BD-rate table against each of ``anchors``; ``metrics`` the descriptions of the metric columns.
+    """
+
+    folder: RunFolder
+    run_name: str
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    summary_by_pol: pd.DataFrame
+    bd_rate: pd.DataFrame
+    metrics: MetricDescriptions
+    anchors: tuple[str, ...]
+    references: tuple[ReferenceCurve, ...]
+    log_rate: bool
 
 
 class Trainer:

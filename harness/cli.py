@@ -17,8 +17,8 @@ from harness.config import load_config
 from harness.errors import UserError
 from harness.manifest import manifest_differences
 from harness.plugins import Registry, build_registry
-from harness.report import run_metric_descriptions, settings_from_run_dir
 from harness.reporting import build_report
+from harness.reporting.settings import run_metric_descriptions, settings_from_run_dir
 from harness.results import RunFolder
 from harness.runner import RunOptions, run_benchmark
 
@@ -133,7 +133,7 @@ def run_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     folder = RunFolder(args.run_dir)
     folder.read_results()  # a folder without readable results is one line, before any settings are read
-    built = build_report(folder, settings_from_run_dir(folder.path, log_rate=args.log_rate))
+    built = build_report(folder, settings_from_run_dir(folder.path, log_rate=args.log_rate), build_registry())
     print(built.summary_table)
     print(f"\nrebuilt {len(built.paths)} files in {folder.path.resolve()}")
     return 0
@@ -176,7 +176,7 @@ def list_command(args: argparse.Namespace) -> int:
 
 def format_registry(registry: Registry) -> str:
     sections = (("codecs", registry.codecs), ("datasets", registry.datasets), ("metrics", registry.metrics),
-                ("trainers", registry.trainers))
+                ("trainers", registry.trainers), ("report writers", registry.report_writers))
     lines = []
     for title, entries in sections:
         lines.append(f"{title}:")

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from harness.api import MetricColumn
-from harness.report import RATE_AND_SPEED_STYLES, summarize
+from harness.reporting.summaries import normalized_columns, summarize
+from harness.reporting.tables import RATE_AND_SPEED_STYLES
 
 KEYS = ["codec", "point"]
 BOTH = "both"

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from harness.compressai_json import read_compressai_json
+from harness.reporting.compressai import read_compressai_json
 from harness.errors import UserError
 from harness.plugins import Registry, build_registry
 from harness.rate_matching import MATCH_OPTION

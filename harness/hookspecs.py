@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import pluggy
 
-from harness.api import PROJECT_NAME, Codec, Metric, Trainer
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from harness.api import PROJECT_NAME, Codec, Metric, ReportInput, Trainer
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -64,4 +67,18 @@ def harness_trainers() -> list[type[Trainer]]:
     ``python -m harness train NAME`` dispatches to the trainer whose ``name``
     is NAME; a codec plugin that learns from data ships its trainer this way,
     so training needs no change to the core.
+    """
+
+
+@hookspec
+def harness_report_writers() -> list[Callable[[ReportInput], Iterable[Path]]]:
+    """Return report writers: functions of a ``harness.ReportInput`` that write files into its run folder.
+
+    A writer is registered under its function's name and returns the paths it
+    wrote. Every run's report, and every ``harness report``, calls each writer
+    once with the same input (the results, their summaries, the BD-rate table,
+    the metric descriptions); the built-in tables, figures, CompressAI curves
+    and visual comparisons are writers too. A writer that raises does not stop
+    the others; the failure is reported after them. Write only into
+    ``ReportInput.folder.path`` and under names no other writer uses.
     """

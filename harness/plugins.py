@@ -1,7 +1,7 @@
 """Build the plugin manager and the registry of codecs, datasets and metrics.
 
-Built-in plugins (the modules in ``codecs/`` and ``datasets/``, and
-``harness.metrics``) are registered through the same path as third-party ones,
+Built-in plugins (the modules in ``codecs/`` and ``datasets/``, the metrics
+and the report writers) are registered through the same path as third-party ones,
 so the built-ins prove the public API is sufficient. Every registered name
 remembers where it came from, because "which plugin gave me this codec?" is
 the first question when two plugins disagree.
@@ -28,7 +28,8 @@ from harness.api import PROJECT_NAME, Codec, Metric, MetricColumn, Trainer
 from harness.errors import UserError
 
 BUILTIN_PACKAGES = ("harness_codecs", "harness_datasets")
-BUILTIN_MODULES = ("harness.metrics", "harness.task_metrics")
+BUILTIN_MODULES = ("harness.metrics", "harness.task_metrics", "harness.reporting.tables", "harness.reporting.figures",
+                   "harness.reporting.compressai", "harness.reporting.visual")
 ENTRY_POINT_GROUP = PROJECT_NAME
 LOAD_ENTRY_POINTS_VARIABLE = "HARNESS_LOAD_ENTRY_POINTS"
 
@@ -49,6 +50,7 @@ class Registry:
     datasets: dict[str, Registered] = field(default_factory=dict)
     metrics: dict[str, Registered] = field(default_factory=dict)
     trainers: dict[str, Registered] = field(default_factory=dict)
+    report_writers: dict[str, Registered] = field(default_factory=dict)
 
     def codec(self, name: str) -> Any:
         return self.codecs[name].obj
@@ -58,6 +60,9 @@ class Registry:
 
     def metric_functions(self) -> list[Metric]:
         return [entry.obj for entry in self.metrics.values()]
+
+    def report_writer_functions(self) -> list[Callable]:
+        return [entry.obj for entry in self.report_writers.values()]
 
     def metric_columns(self) -> tuple[MetricColumn, ...]:
         """Every metric's declared columns, in registration order; two metrics may not write one column."""
@@ -94,6 +99,7 @@ def build_registry(extra_plugins: list[str] | tuple[str, ...] = (), base_dir: Pa
         datasets=_collect(manager, "harness_datasets", "dataset", origins, _declared_name),
         metrics=_collect(manager, "harness_metrics", "metric", origins, _metric_name),
         trainers=_collect(manager, "harness_trainers", "trainer", origins, _subclass_name(Trainer, "harness.Trainer")),
+        report_writers=_collect(manager, "harness_report_writers", "report writer", origins, _function_name),
     )
 
 
@@ -103,6 +109,12 @@ def _declared_name(plugin: Any) -> str:
     if not isinstance(name, str) or not name:
         raise TypeError(f"{plugin!r} has no name (a non-empty string class attribute)")
     return name
+
+
+def _function_name(plugin: Any) -> str:
+    if not callable(plugin) or not getattr(plugin, "__name__", None):
+        raise TypeError(f"{plugin!r} is not a function")
+    return plugin.__name__
 
 
 def _metric_name(plugin: Any) -> str:

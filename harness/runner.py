@@ -31,10 +31,10 @@ from harness.errors import CodecFailure, UserError
 from harness.manifest import read_manifest, restrict_to_manifest, write_manifest
 from harness.plugins import Registry
 from harness.rate_matching import MATCH_OPTION, knob_value, match_rate
-from harness.compressai_json import read_compressai_json
 from harness.reconstructions import save_original, save_reconstruction
-from harness.report import ReportSettings
 from harness.reporting import BuiltReport, build_report
+from harness.reporting.compressai import read_compressai_json
+from harness.reporting.settings import ReportSettings
 from harness.results import ResultsWriter, RunFolder, drop_error_rows, results_columns
 from harness.timing import SPREAD_COLUMNS, synchronizer_for, time_call
 
@@ -141,7 +141,7 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
     report = None
     if options.report:
         references = tuple(read_compressai_json(Path(path)) for path in config.references)
-        report = build_report(folder, ReportSettings(anchors=config.anchors, references=references))
+        report = build_report(folder, ReportSettings(anchors=config.anchors, references=references), registry)
     return RunOutcome(options.run_dir, written, skipped, errors, tuple(environment["timing_warnings"]), report)
 
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from harness import UserError
-from harness.bdrate import RDCurve, bd_compare, bd_rate_table
-from harness.report import installed_metric_descriptions
-from harness.compressai_json import ReferenceCurve
+from harness.reporting.bdrate import RDCurve, bd_compare, bd_rate_table
+from harness.reporting.compressai import ReferenceCurve
+from harness.reporting.settings import installed_metric_descriptions
 from harness.config import load_config
 from tests.conftest import MINIMAL_CONFIG
 

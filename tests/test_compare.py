@@ -7,7 +7,7 @@ import pytest
 
 from harness.cli import main
 from harness.compare import compare_runs
-from harness.report import installed_metric_descriptions
+from harness.reporting.settings import installed_metric_descriptions
 from tests.test_report import make_results
 
 HEADLINE = installed_metric_descriptions().headline()

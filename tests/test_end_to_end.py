@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness.bdrate import bd_compare, curve_from_summary
+from harness.reporting.bdrate import bd_compare, curve_from_summary
 from harness.cli import main
 from harness.config import load_config
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.html_report import write_html_report
+from harness.reporting.html import write_html_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DATA_PNG = "data:image/png;base64,"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from harness.matched_rates import matched_rate_markdown, matched_rate_table
+from harness.reporting.matched_rates import matched_rate_markdown, matched_rate_table
 from harness.metrics import psnr
 
 PSNR_ONLY = psnr.columns

@@ -60,6 +60,51 @@ def test_a_plugin_file_named_in_the_config_adds_a_codec(tmp_path):
     assert registry.codecs["bytes8"].origin == "config plugin my_codec.py"
 
 
+RAMP_DATASET_PLUGIN = """
+import numpy as np
+from harness import Tile, hookimpl
+
+
+class Ramp:
+    \"\"\"Horizontal ramps in the normalized domain, one per window and polarisation.\"\"\"
+
+    name = "ramp"
+
+    def __init__(self, settings, windows=2):
+        self.settings, self.windows = settings, windows
+
+    def tiles(self):
+        side = self.settings.tile_size
+        for window in range(self.windows):
+            for pol in self.settings.polarisations:
+                data = np.tile(np.linspace(0, 1, side, dtype=np.float32), (side, 1))
+                yield Tile(f"ramp_{window}_{pol}", "ramp", pol, 0, window * side, data,
+                           np.ones((side, side), dtype=bool), tuple(self.settings.normalization[pol]))
+
+
+@hookimpl
+def harness_datasets():
+    return [Ramp]
+"""
+
+
+def test_a_dataset_plugin_file_named_in_the_config_supplies_the_tiles(tmp_path, write_config):
+    (tmp_path / "ramp_dataset.py").write_text(RAMP_DATASET_PLUGIN)
+    config = write_config("""\
+        name: ramps
+        dataset: {kind: ramp, windows: 3, tile_size: 32, polarisations: [VV]}
+        normalization: {VV: [-25, 5]}
+        codecs:
+          - name: quantize
+            points: [{bits: 8}]
+        timing: {warmup: 0, repeats: 1}
+        plugins: [ramp_dataset.py]
+        """)
+    assert main(["run", str(config), "--output", str(tmp_path / "run"), "--no-progress"]) == 0
+    rows = (tmp_path / "run" / "results.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[3] for row in rows] == ["ramp_0_VV", "ramp_1_VV", "ramp_2_VV"]
+
+
 def test_a_module_dropped_into_the_codecs_folder_is_registered(tmp_path, monkeypatch):
     # The codecs folder is the namespace package harness_codecs: another portion of it on
     # sys.path is exactly "a module in codecs/", without writing into the source tree.
@@ -187,6 +232,15 @@ def test_every_hook_has_a_contract_docstring_and_is_documented_in_the_readme():
     for name in hooks:
         assert len((getattr(hookspecs, name).__doc__ or "").strip()) > 40, name
         assert f"`{name}`" in readme, name
+
+
+def test_every_hook_is_implemented_by_a_plugin_written_in_a_test():
+    """As datasette's meta-tests: a hook that no test-local plugin uses is a contract nobody has tried."""
+    from harness import hookspecs
+
+    tests = "\n".join(path.read_text(encoding="utf-8") for path in Path(__file__).resolve().parent.glob("test_*.py"))
+    untried = [name for name in dir(hookspecs) if name.startswith("harness_") and f"def {name}(" not in tests]
+    assert untried == []
 
 
 UNAVAILABLE_PLUGIN = """

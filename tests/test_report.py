@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.compressai_json import ReferenceCurve
 from harness.metrics import psnr
-from harness.report import (
-    ReportFiles,
-    ReportSettings,
-    codec_colors,
-    format_summary_table,
-    installed_metric_descriptions,
-    metric_columns,
-    rd_figure,
-    summarize,
-    summarize_by_pol,
-    summarize_by_scene,
-    write_report,
-)
-from harness.results import load_results
+from harness.plugins import build_registry
+from harness.reporting import write_report
+from harness.reporting.compressai import ReferenceCurve
+from harness.reporting.figures import codec_colors, rd_figure
+from harness.reporting.settings import ReportSettings, installed_metric_descriptions
+from harness.reporting.summaries import metric_columns, summarize, summarize_by_pol, summarize_by_scene
+from harness.reporting.tables import format_summary_table
+from harness.results import RunFolder, load_results
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Deliberately neither alphabetical nor sorted by rate, as a config may list them.
@@ -38,6 +33,19 @@ ERROR_MESSAGE = "ValueError: tile too small for 5 levels"
 CLIPPED_BELOW = {("t0", "VH"): 0.125, ("t2", "VH"): 0.025}
 METRICS = ["psnr", "ssim", "ms_ssim", "rmse_db", "bias_db", "enl_ratio", "epi"]
 (PSNR,) = psnr.columns
+
+
+@dataclass(frozen=True)
+class Written:
+    """A report written by the built-in writers: its folder, and the paths the writers returned."""
+
+    folder: RunFolder
+    paths: list[Path]
+
+
+def written_report(results: pd.DataFrame, run_dir: Path, settings: ReportSettings = ReportSettings()) -> Written:
+    return Written(RunFolder(run_dir), write_report(results, run_dir, settings,
+                                                    build_registry().report_writer_functions()))
 
 
 def _good_row(rng: np.random.Generator, codec: str, point: str, tile: str, pol: str) -> dict:
@@ -116,8 +124,8 @@ def results() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, results) -> ReportFiles:
-    return write_report(results, tmp_path_factory.mktemp("run"))
+def report(tmp_path_factory, results) -> Written:
+    return written_report(results, tmp_path_factory.mktemp("run"))
 
 
 def _row(summary: pd.DataFrame, codec: str, point: str) -> pd.Series:
@@ -233,7 +241,7 @@ def test_load_results_keeps_text_as_text_and_inf_as_inf(tmp_path, results):
 
 
 def test_write_report_writes_every_listed_file(report):
-    names = {path.name for path in report.paths()}
+    names = {path.name for path in report.paths}
     assert names == {
         "summary.csv",
         "summary_by_pol.csv",
@@ -250,63 +258,63 @@ def test_write_report_writes_every_listed_file(report):
         "quantize.json",
         "jpeg2000.json",
     }
-    assert all(path.is_file() and path.stat().st_size > 0 for path in report.paths())
+    assert all(path.is_file() and path.stat().st_size > 0 for path in report.paths)
 
 
 def test_every_figure_is_a_small_valid_png(report):
-    for path in (*report.rd_plots, report.timing_png):
+    for path in (*report.folder.rd_plots(), report.folder.timing_plot):
         data = path.read_bytes()
         assert data.startswith(PNG_MAGIC), path.name
         assert 5_000 < len(data) < 200_000, path.name
 
 
 def test_summary_csv_round_trips_the_summary(report, results):
-    written = pd.read_csv(report.summary_csv)
+    written = pd.read_csv(report.folder.summary)
     assert list(written["point"]) == list(summarize(results)["point"])
 
 
 def test_summary_md_lists_the_error_message(report):
-    text = report.summary_md.read_text()
+    text = report.folder.summary_markdown.read_text()
     assert "## Errors" in text
     assert ERROR_MESSAGE in text
 
 
 def test_summary_md_names_the_run_and_counts_tiles_and_errors(report):
-    text = report.summary_md.read_text()
+    text = report.folder.summary_markdown.read_text()
     assert "# Run `unit`" in text
     assert "- tiles: 8" in text
     assert "- error rows: 1" in text
 
 
 def test_summary_md_tells_per_polarisation_how_many_tiles_were_clipped_and_by_how_much(report):
-    text = report.summary_md.read_text()
+    text = report.folder.summary_markdown.read_text()
     vh_row = next(line for line in text.split("## Clipping to the dB range")[1].splitlines() if line.startswith("| VH"))
     assert [cell.strip() for cell in vh_row.strip("|").split("|")] == ["VH", "4", "2", "3.75", "12.50", "0.00", "0.00"]
 
 
 def test_results_written_before_clipping_was_recorded_say_so_instead_of_a_table(tmp_path):
-    files = write_report(make_results().drop(columns=["clipped_below", "clipped_above"]), tmp_path)
-    assert "## Clipping to the dB range\n\nNot recorded in these results." in files.summary_md.read_text()
+    files = written_report(make_results().drop(columns=["clipped_below", "clipped_above"]), tmp_path)
+    assert "## Clipping to the dB range\n\nNot recorded in these results." in files.folder.summary_markdown.read_text()
 
 
 def test_summary_md_renders_lossless_psnr_as_inf(report):
-    lossless_row = next(line for line in report.summary_md.read_text().splitlines() if "| lossless" in line)
+    lossless_row = next(line for line in report.folder.summary_markdown.read_text().splitlines() if "| lossless" in line)
     cells = [cell.strip() for cell in lossless_row.split("|")]
     assert "inf" in cells
 
 
 def test_results_with_only_error_rows_still_write_the_summaries(tmp_path):
-    files = write_report(error_only_results(), tmp_path)
-    summary = pd.read_csv(files.summary_csv)
+    files = written_report(error_only_results(), tmp_path)
+    summary = pd.read_csv(files.folder.summary)
     assert summary["errors"].eq(summary["tiles"]).all()
     assert summary["psnr_mean"].isna().all()
-    assert all(path.is_file() for path in files.paths())
+    assert all(path.is_file() for path in files.paths)
 
 
 def test_empty_results_still_write_the_summaries(tmp_path):
-    files = write_report(make_results().iloc[0:0], tmp_path / "empty")
-    assert "No results." in files.summary_md.read_text()
-    assert all(path.is_file() for path in files.paths())
+    files = written_report(make_results().iloc[0:0], tmp_path / "empty")
+    assert "No results." in files.folder.summary_markdown.read_text()
+    assert all(path.is_file() for path in files.paths)
 
 
 def test_codec_colors_do_not_depend_on_order_or_repetition():
@@ -350,7 +358,7 @@ def run_dir(tmp_path):
     results = _bd_ready_results()
     results.to_csv(folder / "results.csv", index=False)
     (folder / "config.yaml").write_text("name: unit\nanchor: quantize\n")
-    write_report(load_results(folder / "results.csv"), folder, ReportSettings(anchors=("quantize",), references=(REFERENCE,)))
+    written_report(load_results(folder / "results.csv"), folder, ReportSettings(anchors=("quantize",), references=(REFERENCE,)))
     return folder
 
 
@@ -421,8 +429,6 @@ def test_reference_curves_are_drawn_dashed_and_labelled_with_their_name(results)
 
 
 def test_the_batch_size_column_is_not_summarized_as_a_metric():
-    from harness.report import metric_columns
-
     frame = pd.DataFrame({"codec": ["a"], "point": ["p"], "bpp": [1.0], "psnr": [30.0], "batch_size": [4],
                           "error": [""]})
     assert metric_columns(frame) == ["psnr"]
@@ -441,7 +447,7 @@ def test_a_list_of_anchors_gives_every_codec_a_bd_rate_against_each(run_dir):
 
 
 def test_a_metric_that_no_tile_has_is_named_in_the_notes_instead_of_a_blank_column(tmp_path):
-    files = write_report(make_results().assign(border_bias_db=np.nan), tmp_path)
-    text = files.summary_md.read_text()
+    files = written_report(make_results().assign(border_bias_db=np.nan), tmp_path)
+    text = files.folder.summary_markdown.read_text()
     assert "| border bias (dB)" not in text
     assert "- Not shown, as no tile of this run has a value: border bias (dB)." in text

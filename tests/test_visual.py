@@ -12,7 +12,7 @@ from harness import Tile
 from harness.metrics import psnr
 from harness.reconstructions import load_kept_tiles, save_original, save_reconstruction
 from harness.results import RunFolder
-from harness.visual import crop_window, options_caption, write_visual_comparisons
+from harness.reporting.visual import crop_window, options_caption, write_visual_comparisons
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -64,7 +64,7 @@ def test_each_codec_is_shown_at_the_point_closest_to_the_target_rate(tmp_path, m
         save_reconstruction(RunFolder(tmp_path).reconstructions, tile, "quantize", point, tile.data)
     results = results_for(tile, [("quantize", "bits=2", 2.0, 20.0), ("quantize", "bits=4", 4.0, 34.0)])
     shown = []
-    monkeypatch.setattr("harness.visual.draw_comparison",
+    monkeypatch.setattr("harness.reporting.visual.draw_comparison",
                         lambda kept, panels, target: shown.append([panel.title for panel in panels]) or _figure())
     write_visual_comparisons(tmp_path, results, PSNR, target_bpp=3.5)
     assert shown[0][1].startswith("quantize\nbits=4")
@@ -78,7 +78,7 @@ def test_a_codecs_point_matched_to_the_target_rate_is_shown_even_when_another_po
         save_reconstruction(RunFolder(tmp_path).reconstructions, tile, "avif", point, tile.data)
     results = results_for(tile, [("avif", "quality=50", 1.0, 32.0), ("avif", "match_bpp=1.0", 0.97, 31.8)])
     shown = []
-    monkeypatch.setattr("harness.visual.draw_comparison",
+    monkeypatch.setattr("harness.reporting.visual.draw_comparison",
                         lambda kept, panels, target: shown.append([panel.title for panel in panels]) or _figure())
     write_visual_comparisons(tmp_path, results, PSNR, target_bpp=1.0)
     assert shown[0][1].startswith("avif\nmatch_bpp=1.0")

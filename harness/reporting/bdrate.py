@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from harness.api import MetricColumn
-from harness.compressai_json import ReferenceCurve, lossless_points
+from harness.reporting.compressai import ReferenceCurve, lossless_points
 from harness.rate_matching import matched_points
 
 MIN_POINTS = 4

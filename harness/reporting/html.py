@@ -18,16 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.formatting import format_number
-from harness.matched_rates import EXPLANATION as MATCHED_RATE_EXPLANATION
-from harness.matched_rates import matched_rate_table
-from harness.report import (
-    BD_RATE_EXPLANATION,
-    CLIPPING_EXPLANATION,
-    clipping_table,
-    column_style,
-    run_metric_descriptions,
-)
+from harness.reporting.formatting import format_number
+from harness.reporting.matched_rates import EXPLANATION as MATCHED_RATE_EXPLANATION
+from harness.reporting.matched_rates import matched_rate_table
+from harness.reporting.settings import run_metric_descriptions
+from harness.reporting.summaries import clipping_table
+from harness.reporting.tables import BD_RATE_EXPLANATION, CLIPPING_EXPLANATION, column_style
 from harness.results import MetricDescriptions, RunFolder, load_results
 
 ERROR_COLUMNS = ("codec", "point", "tile_id", "error")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from harness.api import MetricColumn
-from harness.formatting import format_number
+from harness.reporting.formatting import format_number
 from harness.rate_matching import CLOSE_ENOUGH, matched_target
 EXPLANATION = (
     "Every codec's `match_bpp` points: per tile, the harness searched the codec's rate knob with real encodes "

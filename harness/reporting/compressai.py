@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from harness.api import ReportInput, hookimpl
 from harness.errors import UserError
 from harness.rate_matching import matched_points
 
@@ -127,3 +129,29 @@ def _numbers(path: Path, key: str, values: object) -> tuple[float, ...]:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise UserError(f"{path}: {key}[{index}]: expected a number, got {value!r}")
     return tuple(math.nan if value is None else float(value) for value in values)
+
+
+def write_curves(report: ReportInput) -> list[Path]:
+    """One CompressAI JSON file per codec of the run (``compressai/``), and a copy of each reference curve
+    (``references/``), so that the report rebuilds where the config's paths do not exist."""
+    return [*_write_curve_files(curves_from_summary(report.summary, report.run_name), report.folder.compressai),
+            *_write_curve_files(report.references, report.folder.references)]
+
+
+def _write_curve_files(curves: Sequence[ReferenceCurve], folder: Path) -> list[Path]:
+    """One file per curve, named after it; no folder when there is nothing to write."""
+    if curves:
+        folder.mkdir(exist_ok=True)
+    paths = [folder / f"{_file_stem(curve.name)}.json" for curve in curves]
+    for curve, path in zip(curves, paths):
+        write_compressai_json(curve, path)
+    return paths
+
+
+def _file_stem(name: str) -> str:
+    return "".join(character if character.isalnum() or character in "-_." else "_" for character in name)
+
+
+@hookimpl
+def harness_report_writers() -> list:
+    return [write_curves]

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from harness.api import MetricColumn
+from harness.api import MetricColumn, ReportInput, hookimpl
 from harness.rate_matching import matched_target
 from harness.reconstructions import KeptTile, load_kept_tiles, slug
 from harness.results import RunFolder
-from harness.report import codec_colors
+from harness.reporting.figures import codec_colors
 from harness.sar import denormalize_db
 
 DEFAULT_TARGET_BPP = 1.0
@@ -136,3 +136,14 @@ def draw_comparison(kept: KeptTile, panels: list[Panel], target_bpp: float) -> F
     figure.suptitle(f"{kept.tile_id}: each codec matched to {target_bpp:g} bpp on this tile (match_bpp), or at its "
                     "rate point closest to it", fontsize=9)
     return figure
+
+
+def write_visuals(report: ReportInput) -> list[Path]:
+    """The visual comparisons, captioned with the first headline metric; none when no metric is a headline."""
+    headline = report.metrics.headline()
+    return write_visual_comparisons(report.folder.path, report.results, headline[0]) if headline else []
+
+
+@hookimpl
+def harness_report_writers() -> list:
+    return [write_visuals]
