@@ -34,7 +34,7 @@ from harness_codecs._autoencoder.options import (
 )
 from harness_codecs._autoencoder.training import AutoencoderTrainer
 
-from harness.api import Codec, hookimpl
+from harness import Codec, hookimpl
 
 
 class AutoencoderCodec(Codec):

@@ -38,7 +38,7 @@ from harness_codecs._autoencoder.options import (
     validated_precision,
 )
 
-from harness.api import Codec, RateKnob, hookimpl
+from harness import Codec, RateKnob, hookimpl
 
 
 class EntropyCodedAutoencoder(Codec):

@@ -37,7 +37,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import ndtr
 
-from harness.api import Codec, RateKnob, hookimpl
+from harness import Codec, RateKnob, hookimpl
 
 BITS_CHOICES = (2, 3, 4, 5)
 MIN_BLOCK, MAX_BLOCK = 2, 65535

@@ -29,7 +29,7 @@ import numpy as np
 from glymur.jp2box import InvalidJp2kError
 from glymur.lib.openjp2 import OpenJPEGLibraryError
 
-from harness.api import Codec, RateKnob, hookimpl
+from harness import Codec, RateKnob, hookimpl
 from harness_codecs._j2k_codestream import START_OF_CODESTREAM, check_codestream
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.api import Codec, RateKnob, hookimpl
+from harness import Codec, RateKnob, hookimpl
 
 MIN_BITS = 1
 MAX_BITS = 16

@@ -29,7 +29,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.api import Codec, RateKnob, hookimpl
+from harness import Codec, RateKnob, hookimpl
 from harness_codecs._imagecodecs import library, unavailable_reason
 
 CHECKSUM = struct.Struct(">I")

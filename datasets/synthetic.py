@@ -53,6 +53,11 @@ class SyntheticDataset:
         self.scenes = scenes
         self.scene_size = scene_size
 
+    def scene_seeds(self) -> frozenset[int]:
+        """The seeds of the scenes this dataset generates: a trainer proves with them that it never trains on a
+        scene a benchmark tests on."""
+        return frozenset(scene_seed(self.settings.seed, index) for index in range(self.scenes))
+
     def tiles(self) -> Iterator[Tile]:
         files = [self._cached_scene(index) for index in range(self.scenes)]
         reader = GeoTiffDataset(self.settings, paths=[str(path) for path in files], units="db",

@@ -1,23 +1,46 @@
 """SAR codec benchmark harness.
 
-Plugin authors need only what this module exports: the ``hookimpl`` marker,
-the ``Codec`` base class (with ``RateKnob``), the ``metric`` decorator with its
-``MetricColumn`` descriptions, and the ``Tile`` / ``MetricInput`` records.
+Plugin authors need only what this module exports, and the SAR helpers of
+``harness.sar``: the ``hookimpl`` marker, the ``Codec`` base class (with
+``RateKnob``), the ``Dataset`` protocol with ``DatasetSettings`` and ``Tile``,
+the ``metric`` decorator with its ``MetricColumn`` descriptions and
+``MetricInput``, ``ReportInput`` for report writers, the ``Trainer`` base class
+with the ``BenchmarkContext`` a trainer works in, and the test-set manifest
+helpers (``tile_checksum``, ``read_manifest``). A test fails when a built-in
+plugin imports anything else from ``harness``.
 """
+
+from typing import Any
 
 from harness.api import (
     Codec,
+    Dataset,
     DatasetSettings,
     Metric,
     MetricColumn,
     MetricInput,
     RateKnob,
+    ReportInput,
     Tile,
     Trainer,
     hookimpl,
     metric,
 )
 from harness.errors import UserError
+from harness.manifest import ManifestEntry, read_manifest, tile_checksum
 
-__all__ = ["Codec", "DatasetSettings", "Metric", "MetricColumn", "MetricInput", "RateKnob", "Tile", "Trainer",
-           "UserError", "hookimpl", "metric"]
+__all__ = ["BenchmarkContext", "Codec", "Dataset", "DatasetSettings", "ManifestEntry", "Metric", "MetricColumn",
+           "MetricInput", "RateKnob", "ReportInput", "Tile", "Trainer", "UserError", "hookimpl", "metric",
+           "read_manifest", "tile_checksum"]
+PUBLIC_MODULES = ("harness", "harness.sar")
+"""What plugins may import: this package's exports and the SAR helpers."""
+
+
+def __getattr__(name: str) -> Any:
+    """``BenchmarkContext`` is imported when first asked for: it brings the runner (and torch), which a dataset
+    plugin importing ``harness`` should not pay for."""
+    if name == "BenchmarkContext":
+        from harness.context import BenchmarkContext
+
+        return BenchmarkContext
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")

@@ -10,7 +10,8 @@ import argparse
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ClassVar
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Callable, ClassVar, Protocol
 
 import numpy as np
 import pluggy
@@ -94,6 +95,18 @@ class DatasetSettings:
     min_valid_fraction: float
     base_dir: Path
     cache_dir: Path
+
+
+class Dataset(Protocol):
+    """What a dataset plugin class provides (``harness_datasets``): a unique ``name`` (the YAML ``dataset.kind``),
+    construction as ``cls(settings, **options)`` with the section's other keys as options (a bad one raises
+    ``harness.UserError``), and ``tiles()``, the same tiles in the same order for the same settings."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: DatasetSettings, **options: object) -> None: ...
+
+    def tiles(self) -> Iterator[Tile]: ...
 
 
 @dataclass(frozen=True, eq=False)

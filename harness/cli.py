@@ -143,7 +143,7 @@ def compare_command(args: argparse.Namespace) -> int:
     run_a, run_b = RunFolder(args.run_a), RunFolder(args.run_b)
     comparison = compare_runs(run_a.read_results(), run_b.read_results(), run_metric_descriptions(run_a).headline())
     print(f"B - A with A = {args.run_a}, B = {args.run_b}\n")
-    different_tiles = manifest_differences(args.run_a, args.run_b)
+    different_tiles = manifest_differences(run_a.manifest, run_b.manifest)
     if different_tiles:
         print(f"warning: {different_tiles}\n")
     print(comparison.to_text())

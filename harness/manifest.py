@@ -15,7 +15,6 @@ from pathlib import Path
 
 from harness.api import Tile
 from harness.errors import UserError
-from harness.results import RunFolder
 
 @dataclass(frozen=True)
 class ManifestEntry:
@@ -89,12 +88,12 @@ def restrict_to_manifest(tiles: list[Tile], entries: list[ManifestEntry], path: 
 
 
 def manifest_differences(first: Path, second: Path) -> str | None:
-    """How the tiles of two run folders' manifests differ, in words, or None when they are the same tiles.
+    """How the tiles of two runs' manifests differ, in words, or None when they are the same tiles.
 
     ``compare`` prints it: differences between runs on different pixels mix data with codec changes.
-    None too when either folder has no manifest (nothing to check against).
+    None too when either manifest is missing (nothing to check against).
     """
-    manifests = [RunFolder(folder).manifest for folder in (first, second)]
+    manifests = (first, second)
     if not all(path.is_file() for path in manifests):
         return None
     a, b = ({entry.tile_id: entry.sha256 for entry in read_manifest(path)} for path in manifests)

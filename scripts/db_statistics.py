@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 from harness_codecs._autoencoder.data import load_training_data
 
-from harness.config import load_config
-from harness.runner import read_dataset, settings_for
+from harness import BenchmarkContext
 
 ROOT = Path(__file__).resolve().parents[1]
 PERCENTILES = (0.1, 1, 5, 50, 95, 99, 99.9)
@@ -29,19 +28,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "training.yaml")
     parser.add_argument("--config", type=Path, default=ROOT / "benchmarks.yaml")
     args = parser.parse_args()
-    config, registry = load_config(args.config)
-    data = load_training_data(args.data, registry)
+    context = BenchmarkContext.load(args.config)
+    data = load_training_data(args.data, context)
     values: dict[str, list[np.ndarray]] = {}
     for section in (*data.train, *data.validation):
-        settings = settings_for(section, config.normalization, config.seed, data.path.parent)
-        for tile in read_dataset(section, settings, registry):
+        for tile in context.read_dataset(section, data.path.parent, context.config.seed):
             values.setdefault(tile.pol, []).append(tile.original_db[tile.mask])
     print(f"valid pixels of {args.data.name} (before clipping); ranges of {args.config.name}")
     print(f"{'pol':4} {'pixels':>9} " + " ".join(f"{'p' + format(p, 'g'):>7}" for p in PERCENTILES)
           + f" {'range':>12} {'below %':>8} {'above %':>8}")
     for pol, parts in sorted(values.items(), reverse=True):
         db = np.concatenate(parts)
-        low, high = config.normalization[pol]
+        low, high = context.normalization[pol]
         percentiles = " ".join(f"{value:7.1f}" for value in np.percentile(db, PERCENTILES))
         print(f"{pol:4} {db.size:9d} {percentiles} {f'[{low:g}, {high:g}]':>12} "
               f"{100 * np.mean(db < low):8.2f} {100 * np.mean(db > high):8.2f}")

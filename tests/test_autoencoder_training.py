@@ -21,11 +21,9 @@ from harness_codecs._autoencoder.fit import resume_path
 from harness_codecs._autoencoder.tb_log import open_log
 from harness_codecs._autoencoder.training import AutoencoderTrainer, resolve_options
 
-from harness import UserError
+from harness import BenchmarkContext, UserError
 from harness.cli import main
-from harness.config import load_config
 from harness.manifest import manifest_entry, tile_checksum
-from harness.runner import load_tiles
 
 EXAMPLE_OPTIONS = Path(__file__).resolve().parents[1] / "examples" / "train_autoencoder.yaml"
 
@@ -163,13 +161,13 @@ def test_a_benchmark_seeded_in_the_training_namespace_is_refused_as_overlap(work
 
 
 def test_a_benchmark_tile_identical_to_a_training_tile_is_refused_as_overlap(workspace):
-    config, registry = load_config(write_benchmark(workspace))
-    tiles = load_tiles(config, registry)
+    context = BenchmarkContext.load(write_benchmark(workspace))
+    tiles = context.test_tiles()
     split = TrainingSplit(train_tiles=[], validation_patches=torch.zeros(0), scene_seeds=frozenset(),
                           checksums=frozenset({tile_checksum(tiles[1])}))
 
     with pytest.raises(UserError, match=f"1 benchmark tile.*{tiles[1].tile_id}"):
-        check_no_overlap(split, config, tiles)
+        check_no_overlap(split, context, tiles)
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
@@ -197,8 +195,7 @@ def test_validation_psnr_is_recorded_in_the_checkpoint(trained):
 
 
 def test_a_training_scene_named_in_the_test_manifest_is_refused(workspace):
-    config, registry = load_config(write_benchmark(workspace))
-    tiles = load_tiles(config, registry)
+    tiles = BenchmarkContext.load(write_benchmark(workspace)).test_tiles()
     split = TrainingSplit(train_tiles=[], validation_patches=torch.zeros(0), scene_seeds=frozenset(),
                           checksums=frozenset(), scenes=frozenset({tiles[0].scene}))
 
@@ -207,8 +204,7 @@ def test_a_training_scene_named_in_the_test_manifest_is_refused(workspace):
 
 
 def test_a_training_tile_listed_in_the_test_manifest_is_refused(workspace):
-    config, registry = load_config(write_benchmark(workspace))
-    tiles = load_tiles(config, registry)
+    tiles = BenchmarkContext.load(write_benchmark(workspace)).test_tiles()
     split = TrainingSplit(train_tiles=[], validation_patches=torch.zeros(0), scene_seeds=frozenset(),
                           checksums=frozenset({tile_checksum(tiles[0])}), scenes=frozenset({"elsewhere"}))
 

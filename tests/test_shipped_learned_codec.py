@@ -13,8 +13,7 @@ from harness_codecs._autoencoder.data import build_data_split, check_no_overlap,
 from harness_codecs._autoencoder.model import STRIDE
 from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
 
-from harness.config import load_config
-from harness.runner import load_tiles
+from harness import BenchmarkContext
 from harness.sar import normalize_db
 from tests.conftest import NORMALIZATION, SHIPPED_DATA
 
@@ -57,16 +56,16 @@ def test_a_higher_quality_spends_more_bits_on_real_pixels(chip):
 def training_split():
     """The shipped model's training and validation data, rebuilt from the provenance its checkpoint records."""
     checkpoint = load_checkpoint(CHECKPOINT)
-    config, registry = load_config(REPOSITORY / checkpoint.training["config"])
-    data = load_training_data(REPOSITORY / checkpoint.training["data"], registry)
-    assert config.path.name == "benchmarks-real.yaml" and data.path.name == "training.yaml"
-    return build_data_split(data, config, registry, checkpoint.training["seed"], checkpoint.training["patch_size"],
+    context = BenchmarkContext.load(REPOSITORY / checkpoint.training["config"])
+    data = load_training_data(REPOSITORY / checkpoint.training["data"], context)
+    assert context.path.name == "benchmarks-real.yaml" and data.path.name == "training.yaml"
+    return build_data_split(data, context, checkpoint.training["seed"], checkpoint.training["patch_size"],
                             checkpoint.training["validation_patches"], STRIDE)
 
 
 @pytest.mark.parametrize("benchmark", ["benchmarks-real.yaml", "benchmarks.yaml"])
 def test_the_shipped_model_was_trained_on_real_data_that_the_real_test_sets_do_not_hold(training_split, benchmark):
-    config, registry = load_config(REPOSITORY / benchmark)
-    tiles = load_tiles(config, registry)
-    check_no_overlap(training_split, config, tiles)  # raises on a shared scene or tile
+    context = BenchmarkContext.load(REPOSITORY / benchmark)
+    tiles = context.test_tiles()
+    check_no_overlap(training_split, context, tiles)  # raises on a shared scene or tile
     assert not {tile.scene for tile in tiles} & training_split.scenes

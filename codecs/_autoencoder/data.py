@@ -15,26 +15,24 @@ seed`` and validation scenes ``VALIDATION_SEED_BASE + seed``, which no
 ordinary config seed reaches. Because "cannot coincide" is a claim about
 someone else's config, it is also checked: a training tile whose scene seed
 or pixel checksum matches a benchmark tile stops training with a
-``UserError``. Scenes are read through the ``synthetic`` dataset plugin, cut
+``UserError``. Scenes are read through the ``synthetic`` dataset plugin (found
+in the benchmark's registry, like any dataset a user adds), cut
 on the benchmark's tile grid and normalized with the benchmark's dB ranges,
 so identical scenes give identical tiles and the checksum check is exact.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+
+from typing import Any
 
 import numpy as np
 import torch
 import yaml
-from harness_datasets.synthetic import SyntheticDataset, scene_seed
 
-from harness import DatasetSettings, Tile, UserError
-from harness.config import BenchmarkConfig, DatasetConfig, parse_dataset_section
-from harness.manifest import ManifestEntry, tile_checksum
-from harness.plugins import Registry
-from harness.runner import dataset_settings, read_dataset, settings_for
+from harness import BenchmarkContext, ManifestEntry, Tile, UserError, tile_checksum
 
 TRAINING_SEED_BASE = 2**40
 VALIDATION_SEED_BASE = 2**41
@@ -42,6 +40,7 @@ ALL_WINDOWS = 1_000_000
 TRAINING_DATA_KEYS = ("train", "validation")
 TRAINING_DATASET_DEFAULTS = {"max_tiles": ALL_WINDOWS, "min_valid_fraction": 1.0}
 """A training-data section takes every fully valid window unless it says otherwise."""
+SYNTHETIC_KIND = "synthetic"
 
 
 @dataclass(frozen=True)
@@ -56,27 +55,23 @@ class TrainingSplit:
     scenes: frozenset[str] = frozenset()
 
 
-def synthetic_settings(config: BenchmarkConfig, seed: int) -> DatasetSettings:
-    """The benchmark's tile size, ranges and cache, a namespaced seed, and every fully valid window."""
-    return replace(dataset_settings(config), seed=seed, max_tiles=ALL_WINDOWS, min_valid_fraction=1.0)
+def synthetic_scenes(context: BenchmarkContext, seed: int, scenes: int, scene_size: int) -> Any:
+    """The synthetic dataset at a namespaced seed, on the benchmark's tile grid and dB ranges, every fully valid
+    window."""
+    settings = context.test_dataset_settings(seed=seed, max_tiles=ALL_WINDOWS, min_valid_fraction=1.0)
+    return context.dataset(SYNTHETIC_KIND)(settings, scenes=scenes, scene_size=scene_size)
 
 
-def synthetic_tiles(settings: DatasetSettings, scenes: int, scene_size: int) -> list[Tile]:
-    return list(SyntheticDataset(settings, scenes=scenes, scene_size=scene_size).tiles())
-
-
-def build_split(config: BenchmarkConfig, seed: int, scenes: int, validation_scenes: int, scene_size: int,
+def build_split(context: BenchmarkContext, seed: int, scenes: int, validation_scenes: int, scene_size: int,
                 patch_size: int, validation_patches: int) -> TrainingSplit:
-    train_settings = synthetic_settings(config, TRAINING_SEED_BASE + seed)
-    validation_settings = synthetic_settings(config, VALIDATION_SEED_BASE + seed)
-    train = synthetic_tiles(train_settings, scenes, scene_size)
-    validation = synthetic_tiles(validation_settings, validation_scenes, scene_size)
+    train_scenes = synthetic_scenes(context, TRAINING_SEED_BASE + seed, scenes, scene_size)
+    validation_scenes_ = synthetic_scenes(context, VALIDATION_SEED_BASE + seed, validation_scenes, scene_size)
+    train, validation = list(train_scenes.tiles()), list(validation_scenes_.tiles())
     if not train or not validation:
         raise UserError(f"autoencoder training: scenes of {scene_size}px hold no fully valid "
-                        f"{config.dataset.tile_size}px window; raise --scene-size")
+                        f"{context.config.dataset.tile_size}px window; raise --scene-size")
     crops = [center_crop(tile.data, patch_size) for tile in validation[:validation_patches]]
-    seeds = frozenset(scene_seed(train_settings.seed, index) for index in range(scenes))
-    seeds |= frozenset(scene_seed(validation_settings.seed, index) for index in range(validation_scenes))
+    seeds = train_scenes.scene_seeds() | validation_scenes_.scene_seeds()
     checksums = frozenset(tile_checksum(tile) for tile in train + validation)
     scenes = frozenset(tile.scene for tile in train + validation)
     return TrainingSplit([np.array(tile.data) for tile in train], torch.from_numpy(np.stack(crops)[:, None]),
@@ -92,7 +87,7 @@ class TrainingData:
     validation: tuple[DatasetConfig, ...]
 
 
-def load_training_data(path: Path, registry: Registry) -> TrainingData:
+def load_training_data(path: Path, context: BenchmarkContext) -> TrainingData:
     """Read and validate a training-data YAML file: ``train:`` and ``validation:``, each a list of
     dataset sections as in a benchmark config (paths relative to the file's folder)."""
     try:
@@ -107,25 +102,25 @@ def load_training_data(path: Path, registry: Registry) -> TrainingData:
         entries = raw.get(key)
         if not isinstance(entries, list) or not entries:
             raise UserError(f"{path}: {key}: expected a non-empty list of dataset sections (kind: geotiff, ...)")
-        sections[key] = tuple(parse_dataset_section(path, entry, f"{key}[{index}]", registry, TRAINING_DATASET_DEFAULTS)
+        sections[key] = tuple(context.parse_dataset_section(path, entry, f"{key}[{index}]", TRAINING_DATASET_DEFAULTS)
                               for index, entry in enumerate(entries))
     return TrainingData(Path(path), sections["train"], sections["validation"])
 
 
-def read_training_tiles(data: TrainingData, sections: tuple[DatasetConfig, ...], config: BenchmarkConfig,
-                        registry: Registry, seed: int) -> list[Tile]:
+def read_training_tiles(data: TrainingData, sections: tuple[Any, ...], context: BenchmarkContext,
+                        seed: int) -> list[Tile]:
     """Every tile of ``sections``, normalized with the benchmark's dB ranges (the model codes its tiles)."""
     tiles = []
     for section in sections:
-        missing = [pol for pol in section.polarisations if pol not in config.normalization]
+        missing = [pol for pol in section.polarisations if pol not in context.normalization]
         if missing:
-            raise UserError(f"{data.path}: polarisation {missing[0]} has no dB range in {config.path}'s normalization; "
-                            "train on the polarisations the benchmark codes")
-        tiles += read_dataset(section, settings_for(section, config.normalization, seed, data.path.parent), registry)
+            raise UserError(f"{data.path}: polarisation {missing[0]} has no dB range in {context.path}'s "
+                            "normalization; train on the polarisations the benchmark codes")
+        tiles += context.read_dataset(section, data.path.parent, seed)
     return tiles
 
 
-def build_data_split(data: TrainingData, config: BenchmarkConfig, registry: Registry, seed: int, patch_size: int,
+def build_data_split(data: TrainingData, context: BenchmarkContext, seed: int, patch_size: int,
                      validation_patches: int, multiple: int) -> TrainingSplit:
     """Training tiles and validation patches from a training-data file.
 
@@ -136,8 +131,8 @@ def build_data_split(data: TrainingData, config: BenchmarkConfig, registry: Regi
     that small held-out patches (BigEarthNet's 120 px) can validate a model
     trained on larger ones.
     """
-    train = read_training_tiles(data, data.train, config, registry, seed)
-    validation = read_training_tiles(data, data.validation, config, registry, seed)
+    train = read_training_tiles(data, data.train, context, seed)
+    validation = read_training_tiles(data, data.validation, context, seed)
     usable = [tile for tile in train if min(tile.shape) >= patch_size]
     if not usable:
         raise UserError(f"{data.path}: no train tile is at least {patch_size}px on each side; lower --patch-size "
@@ -158,27 +153,27 @@ def center_crop(tile: np.ndarray, size: int) -> np.ndarray:
     return np.array(tile[top:top + size, left:left + size], dtype=np.float32)
 
 
-def benchmark_scene_seeds(config: BenchmarkConfig) -> frozenset[int]:
+def benchmark_scene_seeds(context: BenchmarkContext) -> frozenset[int]:
     """Seeds of the benchmark's synthetic scenes (none when its dataset is not synthetic)."""
-    if config.dataset.kind != SyntheticDataset.name:
+    dataset = context.config.dataset
+    if dataset.kind != SYNTHETIC_KIND:
         return frozenset()
-    scenes = config.dataset.options.get("scenes", 2)
-    return frozenset(scene_seed(config.seed, index) for index in range(scenes))
+    return context.dataset(SYNTHETIC_KIND)(context.test_dataset_settings(), **dataset.options).scene_seeds()
 
 
-def check_no_overlap(split: TrainingSplit, config: BenchmarkConfig, benchmark_tiles: list[Tile]) -> None:
+def check_no_overlap(split: TrainingSplit, context: BenchmarkContext, benchmark_tiles: list[Tile]) -> None:
     """Refuse to train on anything the benchmark tests on: same scene (seed or name), or a byte-identical tile."""
-    shared_seeds = split.scene_seeds & benchmark_scene_seeds(config)
+    shared_seeds = split.scene_seeds & benchmark_scene_seeds(context)
     if shared_seeds:
         raise UserError(f"autoencoder training: training scenes share seed(s) {sorted(shared_seeds)} with the "
-                        f"benchmark in {config.path}; choose another --seed")
+                        f"benchmark in {context.path}; choose another --seed")
     shared_scenes = sorted(split.scenes & {tile.scene for tile in benchmark_tiles})
     if shared_scenes:
-        raise UserError(f"autoencoder training: scene {shared_scenes[0]} is a test scene of {config.path}; "
+        raise UserError(f"autoencoder training: scene {shared_scenes[0]} is a test scene of {context.path}; "
                         "remove it from the training data")
     overlapping = [tile.tile_id for tile in benchmark_tiles if tile_checksum(tile) in split.checksums]
     if overlapping:
-        raise UserError(f"autoencoder training: {len(overlapping)} benchmark tile(s) of {config.path} are also "
+        raise UserError(f"autoencoder training: {len(overlapping)} benchmark tile(s) of {context.path} are also "
                         f"training tiles (first: {overlapping[0]}); choose another --seed")
 
 

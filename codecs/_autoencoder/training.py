@@ -39,10 +39,7 @@ from harness_codecs._autoencoder.fit import (
 from harness_codecs._autoencoder.model import ENTROPY_MODELS, PRESETS, STRIDE, ModelSpec, spec_for
 from harness_codecs._autoencoder.tb_log import open_log
 
-from harness import Trainer, UserError
-from harness.config import load_config
-from harness.manifest import read_manifest
-from harness.runner import load_tiles
+from harness import BenchmarkContext, Trainer, UserError, read_manifest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda", "lmbdas", "bits", "patch_size",
@@ -137,21 +134,21 @@ class AutoencoderTrainer(Trainer):
         settings = fit_settings(args)
         if args.threads:
             torch.set_num_threads(args.threads)
-        config, registry = load_config(args.config)
-        settings = _with_normalization(settings, config.normalization)
+        context = BenchmarkContext.load(args.config)
+        config = context.config
+        settings = _with_normalization(settings, context.normalization)
         if args.data:
-            data = load_training_data(args.data, registry)
+            data = load_training_data(args.data, context)
             print(f"autoencoder: reading the training data of {args.data} and checking it against {args.config}",
                   flush=True)
-            split = build_data_split(data, config, registry, args.seed, args.patch_size, args.validation_patches,
-                                     STRIDE)
+            split = build_data_split(data, context, args.seed, args.patch_size, args.validation_patches, STRIDE)
         else:
             _require(args.patch_size <= config.dataset.tile_size,
                      f"--patch-size {args.patch_size}: larger than the {config.dataset.tile_size}px windows "
                      f"of {args.config} that patches are cut from")
             print(f"autoencoder: building the training split ({args.scenes} + {args.validation_scenes} scenes "
                   f"of {args.scene_size}px) and checking it against {args.config}", flush=True)
-            split = build_split(config, args.seed, args.scenes, args.validation_scenes, args.scene_size,
+            split = build_split(context, args.seed, args.scenes, args.validation_scenes, args.scene_size,
                                 args.patch_size, args.validation_patches)
         large = LARGE_PATCH_FACTOR * args.patch_size
         _require(not args.large_patch_fraction or any(min(tile.shape) >= large for tile in split.train_tiles),
@@ -159,7 +156,7 @@ class AutoencoderTrainer(Trainer):
                  "training windows' tile_size or set it to 0")
         print(f"autoencoder: {len(split.train_tiles)} training tiles from {len(split.scenes)} scenes, "
               f"{len(split.validation_patches)} validation patches", flush=True)
-        check_no_overlap(split, config, load_tiles(config, registry))
+        check_no_overlap(split, context, context.test_tiles())
         if args.manifest:
             check_against_manifest(split, read_manifest(args.manifest), str(args.manifest))
         fitter = Fitter(settings, split, open_log(args.logdir, settings.output))
