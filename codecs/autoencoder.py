@@ -29,6 +29,7 @@ from harness_codecs._autoencoder.inference import LatentCoder
 from harness_codecs._autoencoder.options import (
     describe_device,
     parse_device,
+    preferred_batch_size,
     resolve_checkpoint,
     validated_precision,
 )
@@ -57,6 +58,7 @@ class AutoencoderCodec(Codec):
         self.model_id = model_id(loaded.state_dict)
         self.coder = LatentCoder(build_model(loaded, path), self.bits, loaded.latent_range, torch_device, precision)
         self.device = describe_device(torch_device)
+        self.preferred_batch_size = preferred_batch_size(torch_device)
         self.precision = precision
 
     def encode(self, tile: np.ndarray) -> bytes:

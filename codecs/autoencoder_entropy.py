@@ -34,6 +34,7 @@ from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.options import (
     describe_device,
     parse_device,
+    preferred_batch_size,
     resolve_checkpoint,
     validated_precision,
 )
@@ -61,6 +62,7 @@ class EntropyCodedAutoencoder(Codec):
                                       str(torch_device), precision)
         self.coder = coder.at_quality(_validated_quality(self.name, quality, loaded, path))
         self.device = describe_device(torch_device)
+        self.preferred_batch_size = preferred_batch_size(torch_device)
         levels = loaded.spec.rate_levels
         self.rate_knob = replace(type(self).rate_knob, high=levels - 1) if levels else None
 

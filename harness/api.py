@@ -156,6 +156,12 @@ class Codec:
     ``unavailable`` set to the reason and the install command: ``list`` shows
     it, and a config asking for it fails with that message, while every other
     codec keeps working.
+
+    ``preferred_batch_size`` is how many tiles the runner hands ``encode_batch``
+    and ``decode_batch`` at once when the config leaves ``timing.batch_size``
+    out. Codecs that code tile by tile keep 1; a codec that runs a network on
+    a device sets the size its device runs fastest at (per instance, since it
+    depends on the device), and the rows record the batch size they ran at.
     """
 
     name: ClassVar[str]
@@ -166,6 +172,7 @@ class Codec:
     lossless: bool = False
     device: str = "cpu"
     precision: str = ""
+    preferred_batch_size: int = 1
 
     def encode(self, tile: np.ndarray) -> bytes:
         raise NotImplementedError

@@ -25,7 +25,7 @@ from harness_codecs._autoencoder.model import (
     parameter_count,
     spec_for,
 )
-from harness_codecs._autoencoder.options import resolve_checkpoint, shipped_checkpoint
+from harness_codecs._autoencoder.options import PREFERRED_BATCH_SIZES, resolve_checkpoint, shipped_checkpoint
 from harness_codecs._autoencoder.quantization import dequantize, noisy_latent, quantize
 from harness_codecs._autoencoder.training import AutoencoderTrainer
 from harness_codecs.autoencoder import AutoencoderCodec
@@ -108,6 +108,10 @@ def test_batched_coding_of_mixed_shapes_matches_tile_by_tile_coding(codec):
     assert streams == [codec.encode(tile) for tile in tiles]
     for batched, tile, shape in zip(decoded, tiles, shapes):
         assert np.allclose(batched, codec.decode(codec.encode(tile), shape), atol=1e-6)
+
+
+def test_on_the_cpu_the_codec_asks_the_runner_for_batches_of_the_cpu_size(codec):
+    assert codec.preferred_batch_size == PREFERRED_BATCH_SIZES["cpu"] > 1
 
 
 def test_rows_report_the_cpu_and_fp32(codec):
