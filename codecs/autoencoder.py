@@ -25,6 +25,7 @@ from harness_codecs._autoencoder.checkpoint import (
     load_checkpoint,
     model_id,
 )
+from harness_codecs._autoencoder.complexity import codec_complexity
 from harness_codecs._autoencoder.inference import LatentCoder
 from harness_codecs._autoencoder.options import (
     describe_device,
@@ -81,6 +82,10 @@ class AutoencoderCodec(Codec):
             payloads.append(payload)
             bits.append(header.bits)
         return self.coder.decode_payloads(payloads, bits, [tuple(shape) for shape in shapes])
+
+    def complexity(self) -> dict[str, float | int]:
+        """MACs per pixel of encode and decode, counted on a real encode and decode, and the parameters."""
+        return codec_complexity(self, self.coder.model)
 
     def _check_fits(self, header: LatentHeader, shape: tuple[int, int]) -> None:
         if header.model_id != self.model_id:

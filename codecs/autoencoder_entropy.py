@@ -28,6 +28,7 @@ from harness_codecs._autoencoder.checkpoint import (
     load_checkpoint,
     model_id,
 )
+from harness_codecs._autoencoder.complexity import codec_complexity
 from harness_codecs._autoencoder.entropy_inference import EntropyLatentCoder
 from harness_codecs._autoencoder.entropy_stream import QUALITY_SCALE, unavailable_reason
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
@@ -80,6 +81,10 @@ class EntropyCodedAutoencoder(Codec):
 
     def estimated_bpp(self, tiles: list[np.ndarray]) -> list[float]:
         return self.coder.estimated_bpp(tiles)
+
+    def complexity(self) -> dict[str, float | int]:
+        """MACs per pixel of encode and decode, counted on a real encode and decode, and the parameters."""
+        return codec_complexity(self, self.coder.model)
 
 
 @functools.lru_cache(maxsize=4)

@@ -196,6 +196,14 @@ class Codec:
         """
         return None
 
+    def complexity(self) -> dict[str, float | int] | None:
+        """The codec's arithmetic, which unlike its speed does not depend on the machine: a dict of
+        ``encode_macs_per_pixel`` and ``decode_macs_per_pixel`` (multiply-accumulates per pixel of a
+        256x256 tile) and ``parameters`` (of its model), where it has a network to count. Called outside
+        the timed calls. None: not counted.
+        """
+        return None
+
 
 class Trainer:
     """Base class for trainer plugins: ``python -m harness train NAME [options]``.
