@@ -20,7 +20,8 @@ Weights are randomly initialised: the work per pixel does not depend on their
 values. On CUDA the peak memory allocated is reported too.
 
     .venv/bin/python benchmarks/autoencoder_throughput.py [--device cpu|cuda] [--presets tiny,default]
-        [--batch-sizes 1,8,32] [--bits 4] [--precision fp32|bf16|fp16] [--repeats 5] [--single-thread-batch 8]
+        [--batch-sizes 1,8,32] [--bits 4] [--precision fp32|bf16|fp16] [--repeats 5] [--threads N]
+        [--single-thread-batch 8]
 """
 
 from __future__ import annotations
@@ -149,9 +150,13 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="autocast precision of the networks (bf16/fp16 on CUDA only)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the side-by-side timing (default: torch's, one per core)")
     parser.add_argument("--single-thread-batch", type=int, default=PREFERRED_BATCH_SIZES["cpu"],
                         help="batch size of the single-thread CPU decode (0: skip it)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     presets = args.presets.split(",")
     print(run_header(device))

@@ -365,4 +365,5 @@ def test_stream_encoded_on_the_cpu_decodes_on_cuda(checkpoint):
     tile = noise_tile((100, 77))
     stream = cpu.encode(tile)
 
-    assert np.abs(gpu.decode(stream, tile.shape) - cpu.decode(stream, tile.shape)).max() < 1e-3
+    # the same codes; only the arithmetic differs (cuDNN may use TF32 for float32 convolutions)
+    assert np.abs(gpu.decode(stream, tile.shape) - cpu.decode(stream, tile.shape)).max() < 0.01

@@ -67,7 +67,7 @@ class LatentCoder:
         for (height, width, depth), indexes in groups.items():
             latent_shape = self.expected_latent_shape((height, width))
             rows = host_buffer((len(indexes), payload_bytes(math.prod(latent_shape), depth)), torch.uint8, self.device)
-            for row, index in zip(rows, indexes):
+            for row, index in zip(rows.numpy(), indexes):
                 row[:] = np.frombuffer(payloads[index], dtype=np.uint8)
             with torch.inference_mode():
                 codes = unpack_code_rows(to_device(rows, self.device), depth, math.prod(latent_shape))
@@ -94,22 +94,21 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 def model_inputs(tiles: list[np.ndarray], device: torch.device) -> torch.Tensor:
     """Tiles of one shape as an ``(N, 1, H, W)`` channels-last batch on ``device``, padded to the stride."""
     batch = host_buffer((len(tiles), 1, *padded_size(*tiles[0].shape)), torch.float32, device)
-    for slot, tile in zip(batch[:, 0], tiles):
+    for slot, tile in zip(batch.numpy()[:, 0], tiles):
         slot[:] = pad_to_stride(np.asarray(tile, dtype=np.float32))
-    # one channel: the (N, 1, H, W) array is channels-last already, so this makes no copy
+    # one channel: the (N, 1, H, W) batch is channels-last already, so this makes no copy
     return to_device(batch, device).contiguous(memory_format=torch.channels_last)
 
 
-def host_buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> np.ndarray:
-    """An empty host array to fill for ``to_device``: in pinned memory for CUDA, so that the copy to the GPU
-    is a direct DMA and can be non-blocking."""
-    return torch.empty(shape, dtype=dtype, pin_memory=device.type == "cuda").numpy()
+def host_buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An empty host tensor to fill (through its ``numpy()`` view) and hand to ``to_device``: in pinned memory
+    for CUDA, so that the copy to the GPU is a direct DMA and can be non-blocking."""
+    return torch.empty(shape, dtype=dtype, pin_memory=device.type == "cuda")
 
 
-def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """``array`` (from ``host_buffer``) as a tensor on ``device``: the array itself on the CPU, a
-    non-blocking copy on CUDA (kernels queued after it on the stream wait for it)."""
-    tensor = torch.from_numpy(array)
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A ``host_buffer`` tensor on ``device``: itself on the CPU, a non-blocking copy on CUDA (kernels queued
+    after it on the stream wait for it, and the pinned allocator keeps the buffer until the copy is done)."""
     return tensor.to(device, non_blocking=True) if device.type == "cuda" else tensor
 
 
