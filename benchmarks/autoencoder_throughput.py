@@ -9,7 +9,9 @@ Two things are timed side by side on the same 256x256 tiles, in one run:
   ``decode_batch`` (bytes in, numpy tiles out), padding, host/device copies,
   quantization, bit-packing and headers included.
 
-The four calls take turns within each repeat (after one warm-up each), so a
+Each timed call goes through ``--tiles`` distinct tiles in batches, as the
+runner goes through a test set: single calls of a few milliseconds spread
+too widely on a shared machine. The four calls take turns within each repeat (after one warm-up each), so a
 change in the machine's load hits them alike; each figure gives the slowest,
 median and fastest repeat in MPix/s, and ``ratio`` is the harness path's
 median over the network's. The header records the torch thread count and the
@@ -20,7 +22,7 @@ Weights are randomly initialised: the work per pixel does not depend on their
 values. On CUDA the peak memory allocated is reported too.
 
     .venv/bin/python benchmarks/autoencoder_throughput.py [--device cpu|cuda] [--presets tiny,default]
-        [--batch-sizes 1,8,32] [--bits 4] [--precision fp32|bf16|fp16] [--repeats 5] [--threads N]
+        [--batch-sizes 1,8,32] [--bits 4] [--precision fp32|bf16|fp16] [--repeats 5] [--tiles 32] [--threads N]
         [--single-thread-batch 8]
 """
 
@@ -90,30 +92,36 @@ def tiles_of(batch_size: int) -> list[np.ndarray]:
     return list(np.random.default_rng(0).random((batch_size, TILE_SIDE, TILE_SIDE), dtype=np.float32))
 
 
-def measure(codec: AutoencoderCodec, batch_size: int, repeats: int) -> dict[str, Speeds]:
-    """Network alone and harness path, encode and decode, at one batch size."""
+def measure(codec: AutoencoderCodec, batch_size: int, tile_count: int, repeats: int) -> dict[str, Speeds]:
+    """Network alone and harness path, encode and decode, each timed call going through ``tile_count``
+    distinct tiles (at least one batch) in batches of ``batch_size``, as the runner goes through a test set."""
     coder, device = codec.coder, codec.coder.device
-    tiles = tiles_of(batch_size)
-    shapes = [tile.shape for tile in tiles]
-    streams = codec.encode_batch(tiles)
-    inputs = model_inputs(tiles, device)
+    batches = batched(tiles_of(max(tile_count, batch_size)), batch_size)
+    shapes = [[tile.shape for tile in batch] for batch in batches]
+    streams = [codec.encode_batch(batch) for batch in batches]
+    inputs = [model_inputs(batch, device) for batch in batches]
     with torch.inference_mode():
         with autocast(device, codec.precision):
-            latent = coder.model.encode(inputs)
-        codes = quantize(latent, coder.latent_range, coder.bits)
-        decoder_input = dequantize(codes, coder.latent_range, coder.bits).contiguous(memory_format=torch.channels_last)
+            latents = [coder.model.encode(batch) for batch in inputs]
+        decoder_inputs = [dequantize(quantize(latent, coder.latent_range, coder.bits), coder.latent_range, coder.bits)
+                          .contiguous(memory_format=torch.channels_last) for latent in latents]
 
-    def network(function: Callable[[torch.Tensor], torch.Tensor], argument: torch.Tensor) -> Callable[[], object]:
+    def network(function: Callable[[torch.Tensor], torch.Tensor], arguments: list[torch.Tensor]) -> Callable[[], object]:
         def call() -> object:
             with torch.inference_mode(), autocast(device, codec.precision):
-                return function(argument)
+                return [function(argument) for argument in arguments]
         return call
 
     calls = {"network encode": network(coder.model.encode, inputs),
-             "harness encode": lambda: codec.encode_batch(tiles),
-             "network decode": network(coder.model.decode, decoder_input),
-             "harness decode": lambda: codec.decode_batch(streams, shapes)}
-    return interleaved(calls, batch_size * TILE_SIDE**2 / 1e6, repeats, synchronizer_for(device.type))
+             "harness encode": lambda: [codec.encode_batch(batch) for batch in batches],
+             "network decode": network(coder.model.decode, decoder_inputs),
+             "harness decode": lambda: [codec.decode_batch(*pair) for pair in zip(streams, shapes)]}
+    megapixels = sum(len(batch) for batch in batches) * TILE_SIDE**2 / 1e6
+    return interleaved(calls, megapixels, repeats, synchronizer_for(device.type))
+
+
+def batched(tiles: list[np.ndarray], batch_size: int) -> list[list[np.ndarray]]:
+    return [tiles[start:start + batch_size] for start in range(0, len(tiles), batch_size)]
 
 
 def single_thread_decode(codec: AutoencoderCodec, batch_size: int, repeats: int) -> Speeds:
@@ -150,6 +158,8 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="autocast precision of the networks (bf16/fp16 on CUDA only)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tiles", type=int, default=32,
+                        help="distinct tiles each timed call goes through, in batches (at least one batch)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the side-by-side timing (default: torch's, one per core)")
     parser.add_argument("--single-thread-batch", type=int, default=PREFERRED_BATCH_SIZES["cpu"],
@@ -160,7 +170,7 @@ def main() -> None:
     device = torch.device(args.device)
     presets = args.presets.split(",")
     print(run_header(device))
-    print(f"tiles {TILE_SIDE}x{TILE_SIDE}; bits {args.bits}; precision {args.precision}; {args.repeats} repeats; "
+    print(f"{args.tiles} tiles of {TILE_SIDE}x{TILE_SIDE} per timed call; bits {args.bits}; precision {args.precision}; {args.repeats} repeats; "
           "MPix/s as slowest median fastest repeat; ratio = harness median / network median")
     print(f"{'preset':8} {'params':>7} {'batch':>5} | {'network encode':^23} | {'harness encode':^23} | {'ratio':>5} "
           f"| {'network decode':^23} | {'harness decode':^23} | {'ratio':>5} | {'peak MiB':>8}")
@@ -172,7 +182,7 @@ def main() -> None:
             for batch_size in (int(size) for size in args.batch_sizes.split(",")):
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                speeds = measure(codec, batch_size, args.repeats)
+                speeds = measure(codec, batch_size, args.tiles, args.repeats)
                 peak = f"{torch.cuda.max_memory_allocated(device) / 2**20:8.0f}" if device.type == "cuda" else f"{'-':>8}"
                 encode_ratio = speeds["harness encode"].median / speeds["network encode"].median
                 decode_ratio = speeds["harness decode"].median / speeds["network decode"].median
