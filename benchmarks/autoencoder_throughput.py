@@ -62,7 +62,7 @@ class Speeds:
         return statistics.median(self.repeats)
 
     def cell(self) -> str:
-        return f"{min(self.repeats):7.1f} {self.median:7.1f} {max(self.repeats):7.1f}"
+        return f"{min(self.repeats):7.3g} {self.median:7.3g} {max(self.repeats):7.3g}"
 
 
 def interleaved(calls: dict[str, Callable[[], object]], megapixels: float, repeats: int,
