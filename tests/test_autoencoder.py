@@ -331,11 +331,19 @@ def test_plugin_registers_the_codec_and_the_trainer_under_autoencoder():
     assert AutoencoderCodec.name == AutoencoderTrainer.name == "autoencoder"
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_stream_encoded_on_cuda_decodes_on_the_cpu(checkpoint):
-    gpu = AutoencoderCodec(checkpoint=str(checkpoint), device="cuda")
-    cpu = AutoencoderCodec(checkpoint=str(checkpoint), device="cpu")
+def needs_cuda(test):
+    return pytest.mark.gpu(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")(test))
+
+
+@pytest.fixture
+def cpu_and_cuda(checkpoint) -> tuple[AutoencoderCodec, AutoencoderCodec]:
+    return AutoencoderCodec(checkpoint=str(checkpoint), device="cpu"), AutoencoderCodec(checkpoint=str(checkpoint),
+                                                                                       device="cuda")
+
+
+@needs_cuda
+def test_stream_encoded_on_cuda_decodes_on_the_cpu(cpu_and_cuda):
+    cpu, gpu = cpu_and_cuda
     tile = noise_tile((100, 77))
 
     decoded = cpu.decode(gpu.encode(tile), tile.shape)
@@ -345,8 +353,7 @@ def test_stream_encoded_on_cuda_decodes_on_the_cpu(checkpoint):
     assert np.abs(decoded - cpu.decode(cpu.encode(tile), tile.shape)).max() < 0.05
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@needs_cuda
 @pytest.mark.parametrize("bits", [1, 4, 6, 11, 16])
 def test_packing_on_cuda_writes_the_bytes_of_the_reference_packer(bits):
     codes = np.random.default_rng(bits).integers(0, 2**bits, size=(3, 1001))
@@ -357,11 +364,9 @@ def test_packing_on_cuda_writes_the_bytes_of_the_reference_packer(bits):
     assert torch.equal(unpack_code_rows(packed.cuda(), bits, 1001).cpu(), torch.from_numpy(codes).to(torch.int32))
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_stream_encoded_on_the_cpu_decodes_on_cuda(checkpoint):
-    gpu = AutoencoderCodec(checkpoint=str(checkpoint), device="cuda")
-    cpu = AutoencoderCodec(checkpoint=str(checkpoint), device="cpu")
+@needs_cuda
+def test_stream_encoded_on_the_cpu_decodes_on_cuda(cpu_and_cuda):
+    cpu, gpu = cpu_and_cuda
     tile = noise_tile((100, 77))
     stream = cpu.encode(tile)
 
