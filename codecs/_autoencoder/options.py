@@ -40,9 +40,9 @@ def shipped_checkpoint(name: str) -> Path | None:
 PREFERRED_BATCH_SIZES = {"cpu": 4, "cuda": 32}
 """Tiles per ``encode_batch``/``decode_batch`` call of the learned codecs when the config leaves
 ``timing.batch_size`` out (``Codec.preferred_batch_size``). On a 2-core Xeon VM the shipped tiny models code
-256x256 tiles fastest 4 at a time: 1.5x the speed of single tiles, while at 8 and more the activations outgrow
-the CPU's caches and the speed falls below that of single tiles (README, Performance). A GPU needs larger
-batches to fill its cores."""
+256x256 tiles fastest 4 at a time: 1.2 to 1.6 times the speed of single tiles, while at 8 and more the
+activations outgrow the CPU's caches and the speed falls below that of single tiles (README, Performance). A GPU
+needs larger batches to fill its cores; 32 is a first choice, not yet measured on one."""
 
 
 def preferred_batch_size(device: torch.device) -> int:
