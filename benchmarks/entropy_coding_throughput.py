@@ -1,16 +1,24 @@
-"""Entropy-coded autoencoder throughput: networks and range coding timed apart, on the default tiles.
+"""Entropy-coded autoencoder throughput: the harness path beside the network alone, and where the time goes.
 
-For each checkpoint, four steps are timed separately (median of repeats
-after a warm-up, CUDA synchronised around every timed call): the analysis
-networks (encoder, and hyper-encoder) on the device; entropy encoding on the
-CPU (for the hyperprior this includes its float64 CPU hyper-decoder pass,
-which picks the probability tables); entropy decoding (idem); the decoder
-network on the device. Trained checkpoints are used, since the coding time
-depends on the symbols' statistics. The rate columns give real bpp (bytes
-of the streams) beside the prior's estimate.
+For each checkpoint, on the tiles of a config cut into batches:
+
+- the **network alone** (the transforms on tensors already on the device:
+  encoder and hyper-encoder for encoding, decoder for decoding) beside the
+  **harness path** exactly as the runner calls it (the codec's
+  ``encode_batch`` / ``decode_batch``: numpy tiles in, bytes out, and back),
+  taking turns within each repeat after a warm-up, as slowest/median/fastest
+  MPix/s over the repeats, with ``ratio`` = harness median / network median;
+- four steps timed apart (medians): the analysis networks on the device
+  including the copies to the host; entropy encoding on the CPU (for the
+  hyperprior this includes its float64 CPU hyper-decoder pass, which picks
+  the probability tables); entropy decoding (idem); the decoder network.
+
+Trained checkpoints are used, since the coding time depends on the symbols'
+statistics. The rate columns give real bpp (bytes of the streams) beside the
+prior's estimate. CUDA is synchronised around every timed call.
 
     .venv/bin/python benchmarks/entropy_coding_throughput.py [--device cpu|cuda] [--config benchmarks.yaml]
-        [--batch-size 8] [--repeats 3] [--qualities 0,4,8] [CHECKPOINT ...]
+        [--batch-size N] [--repeats 3] [--qualities 0,4,8] [CHECKPOINT ...]
 """
 
 from __future__ import annotations
@@ -21,12 +29,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from autoencoder_throughput import device_name
+from autoencoder_throughput import interleaved, run_header
 from harness_codecs._autoencoder.checkpoint import load_checkpoint
+from harness_codecs._autoencoder.inference import autocast, model_inputs
 from harness_codecs._autoencoder.model import ModelSpec
-from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder, FactorizedAutoencoder, HyperpriorAutoencoder
+from harness_codecs._autoencoder.options import PREFERRED_BATCH_SIZES
+from harness_codecs.autoencoder_entropy import (
+    CheckerboardAutoencoder,
+    EntropyCodedAutoencoder,
+    FactorizedAutoencoder,
+    HyperpriorAutoencoder,
+)
 
 from harness.config import load_config
+from harness.environment import load_average
 from harness.runner import load_tiles
 from harness.timing import synchronizer_for, time_call
 
@@ -63,9 +79,53 @@ def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device
     streams = [data for timed in written for data in timed.result]
     real = np.mean([8 * len(data) / tile.size for data, tile in zip(streams, tiles)])
     estimated = np.mean(codec.estimated_bpp(tiles))
-    speeds = " ".join(f"{megapixels / second:10.1f}" for second in seconds)
+    side_by_side = network_and_harness(codec, batches, [timed.result for timed in written], shapes, megapixels,
+                                       repeats, synchronize)
+    steps = " ".join(f"{megapixels / second:9.1f}" for second in seconds)
     name = path.name if quality is None else f"{path.name} q={quality:g}"
-    return f"{name:48} {speeds} {real:8.4f} {estimated:8.4f} {real / estimated - 1:+7.2%}"
+    return f"{name:48} {side_by_side} | {steps} | {real:7.4f} {estimated:7.4f} {real / estimated - 1:+7.2%}"
+
+
+def network_and_harness(codec: EntropyCodedAutoencoder, batches: list[list[np.ndarray]],
+                        streams: list[list[bytes]], shapes: list[list[tuple[int, int]]], megapixels: float,
+                        repeats: int, synchronize) -> str:
+    """The network alone and the harness path, encode and decode, over all batches, as table cells."""
+    coder = codec.coder
+    qualities = [torch.tensor([coder.quality] * len(batch), device=coder.device) if coder.variable_rate else None
+                 for batch in batches]
+    inputs = [model_inputs(batch, coder.device) for batch in batches]
+    with torch.inference_mode():
+        latents = [analysis_network(coder, batch, quality) for batch, quality in zip(inputs, qualities)]
+    latents = [latent.contiguous(memory_format=torch.channels_last) for latent in latents]
+
+    def network_encode() -> object:
+        with torch.inference_mode():
+            return [analysis_network(coder, batch, quality) for batch, quality in zip(inputs, qualities)]
+
+    def network_decode() -> object:
+        with torch.inference_mode(), autocast(coder.device, coder.precision):
+            return [coder.model.decode(latent, quality) for latent, quality in zip(latents, qualities)]
+
+    calls = {"network encode": network_encode,
+             "harness encode": lambda: [codec.encode_batch(batch) for batch in batches],
+             "network decode": network_decode,
+             "harness decode": lambda: [codec.decode_batch(batch_streams, batch_shapes)
+                                        for batch_streams, batch_shapes in zip(streams, shapes)]}
+    speeds = interleaved(calls, megapixels, repeats, synchronize)
+    cells = []
+    for direction in ("encode", "decode"):
+        network, harness = speeds[f"network {direction}"], speeds[f"harness {direction}"]
+        cells.append(f"{network.cell()} | {harness.cell()} | {harness.median / network.median:5.2f}")
+    return " | ".join(cells)
+
+
+def analysis_network(coder, inputs: torch.Tensor, quality: torch.Tensor | None) -> torch.Tensor:
+    """The encoder, and the hyper-encoder where the prior has one, on a device batch; returns the latent."""
+    with autocast(coder.device, coder.precision):
+        latent = coder.model.encode(inputs, quality)
+        if coder.has_side:
+            coder.model.prior.hyper_encoder(latent)
+    return latent
 
 
 def main() -> None:
@@ -73,7 +133,8 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="*", type=Path)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     parser.add_argument("--config", type=Path, default=ROOT / "benchmarks.yaml")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="tiles per encode_batch/decode_batch call (default: what the codecs ask for on the device)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--qualities", default="0,4,8",
                         help="comma-separated qualities at which variable-rate checkpoints are measured")
@@ -85,15 +146,20 @@ def main() -> None:
     specs = {path: load_checkpoint(path).spec for path in paths}
     checkpoints = {path: spec for path, spec in specs.items() if args.checkpoints or spec.entropy in CODECS}
     config, registry = load_config(args.config)
+    batch_size = args.batch_size or PREFERRED_BATCH_SIZES[args.device]
     tiles = [tile.data for tile in load_tiles(config, registry)]
-    print(f"device: {device_name(torch.device(args.device))}; torch {torch.__version__}; "
-          f"{len(tiles)} tiles of {args.config.name}; batch {args.batch_size}")
+    print(run_header(torch.device(args.device)))
+    print(f"{len(tiles)} tiles of {args.config.name}; batch {batch_size}; {args.repeats} repeats; MPix/s as "
+          "slowest median fastest repeat; ratio = harness median / network median; then the median MPix/s of "
+          "the analysis, entropy encoding, entropy decoding and synthesis steps")
     qualities = [float(value) for value in args.qualities.split(",")]
-    print(f"{'checkpoint':48} {'analysis':>10} {'ent. enc':>10} {'ent. dec':>10} {'synthesis':>10} "
-          f"{'bpp':>8} {'est. bpp':>8} {'gap':>7}   (MPix/s)")
+    print(f"{'checkpoint':48} {'network encode':^23} | {'harness encode':^23} | {'ratio':>5} | "
+          f"{'network decode':^23} | {'harness decode':^23} | {'ratio':>5} | "
+          f"{'analysis':>9} {'ent. enc':>9} {'ent. dec':>9} {'synthesis':>9} | {'bpp':>7} {'est. bpp':>7} {'gap':>7}")
     for path, spec in checkpoints.items():
-        for line in measure(path, spec, tiles, args.device, args.batch_size, args.repeats, qualities):
+        for line in measure(path, spec, tiles, args.device, batch_size, args.repeats, qualities):
             print(line, flush=True)
+    print(f"load average at the end {load_average()}")
 
 
 if __name__ == "__main__":

@@ -25,10 +25,12 @@ from harness_codecs._autoencoder.checkpoint import (
     load_checkpoint,
     model_id,
 )
+from harness_codecs._autoencoder.complexity import codec_complexity
 from harness_codecs._autoencoder.inference import LatentCoder
 from harness_codecs._autoencoder.options import (
     describe_device,
     parse_device,
+    preferred_batch_size,
     resolve_checkpoint,
     validated_precision,
 )
@@ -57,6 +59,7 @@ class AutoencoderCodec(Codec):
         self.model_id = model_id(loaded.state_dict)
         self.coder = LatentCoder(build_model(loaded, path), self.bits, loaded.latent_range, torch_device, precision)
         self.device = describe_device(torch_device)
+        self.preferred_batch_size = preferred_batch_size(torch_device)
         self.precision = precision
 
     def encode(self, tile: np.ndarray) -> bytes:
@@ -66,20 +69,23 @@ class AutoencoderCodec(Codec):
         return self.decode_batch([data], [shape])[0]
 
     def encode_batch(self, tiles: list[np.ndarray]) -> list[bytes]:
-        streams = []
-        for codes in self.coder.encode_latents(tiles):
-            header = LatentHeader(self.model_id, self.bits, *codes.shape)
-            streams.append(write_stream(header, codes))
-        return streams
+        payloads = self.coder.encode_payloads(tiles)
+        return [write_stream(LatentHeader(self.model_id, self.bits, *self.coder.expected_latent_shape(tile.shape)),
+                             payload.data)
+                for tile, payload in zip(tiles, payloads)]
 
     def decode_batch(self, streams: list[bytes], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
-        codes, bits = [], []
+        payloads, bits = [], []
         for data, shape in zip(streams, shapes):
-            header, stream_codes = read_stream(data)
+            header, payload = read_stream(data)
             self._check_fits(header, tuple(shape))
-            codes.append(stream_codes)
+            payloads.append(payload)
             bits.append(header.bits)
-        return self.coder.decode_latents(codes, bits, [tuple(shape) for shape in shapes])
+        return self.coder.decode_payloads(payloads, bits, [tuple(shape) for shape in shapes])
+
+    def complexity(self) -> dict[str, float | int]:
+        """MACs per pixel of encode and decode, counted on a real encode and decode, and the parameters."""
+        return codec_complexity(self, self.coder.model)
 
     def _check_fits(self, header: LatentHeader, shape: tuple[int, int]) -> None:
         if header.model_id != self.model_id:

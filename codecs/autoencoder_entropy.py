@@ -28,12 +28,14 @@ from harness_codecs._autoencoder.checkpoint import (
     load_checkpoint,
     model_id,
 )
+from harness_codecs._autoencoder.complexity import codec_complexity
 from harness_codecs._autoencoder.entropy_inference import EntropyLatentCoder
 from harness_codecs._autoencoder.entropy_stream import QUALITY_SCALE, unavailable_reason
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.options import (
     describe_device,
     parse_device,
+    preferred_batch_size,
     resolve_checkpoint,
     validated_precision,
 )
@@ -61,6 +63,7 @@ class EntropyCodedAutoencoder(Codec):
                                       str(torch_device), precision)
         self.coder = coder.at_quality(_validated_quality(self.name, quality, loaded, path))
         self.device = describe_device(torch_device)
+        self.preferred_batch_size = preferred_batch_size(torch_device)
         levels = loaded.spec.rate_levels
         self.rate_knob = replace(type(self).rate_knob, high=levels - 1) if levels else None
 
@@ -78,6 +81,10 @@ class EntropyCodedAutoencoder(Codec):
 
     def estimated_bpp(self, tiles: list[np.ndarray]) -> list[float]:
         return self.coder.estimated_bpp(tiles)
+
+    def complexity(self) -> dict[str, float | int]:
+        """MACs per pixel of encode and decode, counted on a real encode and decode, and the parameters."""
+        return codec_complexity(self, self.coder.model)
 
 
 @functools.lru_cache(maxsize=4)

@@ -245,6 +245,12 @@ class Codec:
     ``unavailable`` set to the reason and the install command: ``list`` shows
     it, and a config asking for it fails with that message, while every other
     codec keeps working.
+
+    ``preferred_batch_size`` is how many tiles the runner hands ``encode_batch``
+    and ``decode_batch`` at once when the config leaves ``timing.batch_size``
+    out. Codecs that code tile by tile keep 1; a codec that runs a network on
+    a device sets the size its device runs fastest at (per instance, since it
+    depends on the device), and the rows record the batch size they ran at.
     """
 
     name: ClassVar[str]
@@ -255,6 +261,7 @@ class Codec:
     lossless: bool = False
     device: str = "cpu"
     precision: str = ""
+    preferred_batch_size: int = 1
 
     def encode(self, tile: np.ndarray) -> bytes:
         raise NotImplementedError
@@ -275,6 +282,14 @@ class Codec:
         Never used as the rate: the report shows it in ``estimated_bpp`` beside
         the real ``bpp`` so that the gap between model and bitstream is
         visible. Called outside the timed calls. None: no estimate.
+        """
+        return None
+
+    def complexity(self) -> dict[str, float | int] | None:
+        """The codec's arithmetic, which unlike its speed does not depend on the machine: a dict of
+        ``encode_macs_per_pixel`` and ``decode_macs_per_pixel`` (multiply-accumulates per pixel of a
+        256x256 tile) and ``parameters`` (of its model), where it has a network to count. Called outside
+        the timed calls. None: not counted.
         """
         return None
 

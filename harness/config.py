@@ -60,14 +60,15 @@ class DatasetConfig:
 class TimingConfig:
     """How codec calls are made and timed.
 
-    ``batch_size`` tiles go through ``encode_batch``/``decode_batch`` at once (GPU codecs gain from it).
+    ``batch_size`` tiles go through ``encode_batch``/``decode_batch`` at once (GPU codecs gain from it);
+    None (the key left out) lets each codec choose: its ``Codec.preferred_batch_size`` on its device.
     ``isolate``: the calls run in a worker process (``harness.isolation``), where a call that takes longer
     than ``timeout_s`` seconds, or a crash, is an error row and the run goes on.
     """
 
     warmup: int
     repeats: int
-    batch_size: int = 1
+    batch_size: int | None = None
     isolate: bool = False
     timeout_s: float = 120.0
 
@@ -460,7 +461,7 @@ def _timing(check: _Checker, value: Any) -> TimingConfig:
     return TimingConfig(
         warmup=check.integer(section.get("warmup", 1), "timing.warmup", 0),
         repeats=check.integer(section.get("repeats", 3), "timing.repeats", 1),
-        batch_size=check.integer(section.get("batch_size", 1), "timing.batch_size", 1),
+        batch_size=None if "batch_size" not in section else check.integer(section["batch_size"], "timing.batch_size", 1),
         isolate=isolate,
         timeout_s=timeout,
     )

@@ -154,13 +154,14 @@ class WorkUnit:
 
 
 def work_units(points: list[PreparedPoint], tiles: list[Tile], done: set[tuple[str, str, str]],
-               batch_size: int) -> list[WorkUnit]:
-    """Every unit still to measure, in the order the results are written: point by point, tiles in order."""
+               batch_size: int | None) -> list[WorkUnit]:
+    """Every unit still to measure, in the order the results are written: point by point, tiles in order;
+    ``batch_size`` tiles a unit, or None for each codec's ``preferred_batch_size``."""
     units = []
     for prepared in points:
         pending = [tile for tile in tiles if (prepared.codec_name, prepared.point.label, tile.tile_id) not in done]
         # each tile of a match_bpp point gets its own knob value, so such points go one tile at a time
-        size = 1 if prepared.target_bpp else batch_size
+        size = 1 if prepared.target_bpp else batch_size or prepared.codec.preferred_batch_size
         units.extend(WorkUnit(prepared, batch) for batch in batches(pending, size))
     return units
 

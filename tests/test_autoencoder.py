@@ -10,16 +10,23 @@ import pluggy
 import pytest
 import torch
 from harness_codecs import autoencoder
-from harness_codecs._autoencoder.bitstream import HEADER_BYTES, pack_codes, unpack_codes
+from harness_codecs._autoencoder.bitstream import (
+    HEADER_BYTES,
+    pack_code_rows,
+    pack_codes,
+    unpack_code_rows,
+    unpack_codes,
+)
 from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.model import (
     STRIDE,
     Autoencoder,
+    pad_to_stride,
     parameter_count,
     spec_for,
 )
-from harness_codecs._autoencoder.options import resolve_checkpoint, shipped_checkpoint
-from harness_codecs._autoencoder.quantization import dequantize, noisy_latent
+from harness_codecs._autoencoder.options import PREFERRED_BATCH_SIZES, resolve_checkpoint, shipped_checkpoint
+from harness_codecs._autoencoder.quantization import dequantize, noisy_latent, quantize
 from harness_codecs._autoencoder.training import AutoencoderTrainer
 from harness_codecs.autoencoder import AutoencoderCodec
 
@@ -75,13 +82,14 @@ def test_stream_is_the_header_plus_the_latent_codes_at_bits_each_rounded_up(chec
 
 def test_decoding_gives_exactly_the_decoder_output_on_the_dequantized_latent(codec):
     tile = noise_tile((64, 48))
-    codes = codec.coder.encode_latents([tile])[0]
+    stream = codec.encode(tile)
+    codes = unpack_codes(stream[HEADER_BYTES:], codec.bits, 8 * 4 * 3).reshape(8, 4, 3)
 
     latent = dequantize(torch.from_numpy(codes.astype(np.int32))[None], (-1.0, 1.0), codec.bits)
     with torch.inference_mode():
         expected = codec.coder.model.decode(latent)[0, 0].clamp(0.0, 1.0).numpy()
 
-    assert np.array_equal(codec.decode(codec.encode(tile), tile.shape), expected)
+    assert np.array_equal(codec.decode(stream, tile.shape), expected)
 
 
 def test_encoding_on_the_cpu_is_deterministic(codec):
@@ -100,6 +108,10 @@ def test_batched_coding_of_mixed_shapes_matches_tile_by_tile_coding(codec):
     assert streams == [codec.encode(tile) for tile in tiles]
     for batched, tile, shape in zip(decoded, tiles, shapes):
         assert np.allclose(batched, codec.decode(codec.encode(tile), shape), atol=1e-6)
+
+
+def test_on_the_cpu_the_codec_asks_the_runner_for_batches_of_the_cpu_size(codec):
+    assert codec.preferred_batch_size == PREFERRED_BATCH_SIZES["cpu"] > 1
 
 
 def test_rows_report_the_cpu_and_fp32(codec):
@@ -247,6 +259,54 @@ def test_bit_packing_round_trips_every_code_width(bits):
     assert np.array_equal(unpack_codes(packed, bits, 101), codes)
 
 
+def reference_pack(codes: np.ndarray, bits: int) -> bytes:
+    """The format as the first packer wrote it (numpy, one stream at a time): each code's bits MSB first,
+    concatenated, zero-padded to a whole byte. Streams written by it must stay readable."""
+    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint32)
+    bit_matrix = (codes.astype(np.uint32)[:, None] >> shifts) & 1
+    return np.packbits(bit_matrix.astype(np.uint8).ravel()).tobytes()
+
+
+@pytest.mark.parametrize("bits", [1, 3, 4, 6, 7, 8, 11, 16])
+@pytest.mark.parametrize("count", [1, 8, 101, 4096])
+def test_batched_torch_packer_writes_the_bytes_of_the_reference_packer(bits, count):
+    codes = np.random.default_rng(bits * count).integers(0, 2**bits, size=(3, count))
+
+    packed = pack_code_rows(torch.from_numpy(codes), bits)
+
+    assert [row.numpy().tobytes() for row in packed] == [reference_pack(row, bits) for row in codes]
+
+
+@pytest.mark.parametrize("bits", [1, 5, 9, 16])
+def test_batched_unpacking_reads_back_every_row_of_reference_packed_codes(bits):
+    codes = np.random.default_rng(bits).integers(0, 2**bits, size=(4, 99))
+    payloads = torch.from_numpy(np.stack([np.frombuffer(reference_pack(row, bits), np.uint8) for row in codes]))
+
+    assert np.array_equal(unpack_code_rows(payloads, bits, 99).numpy(), codes)
+
+
+def test_a_cpu_encoded_stream_is_the_header_and_the_reference_packing_of_the_quantized_latent(codec):
+    tile = noise_tile((100, 77))
+    with torch.inference_mode():
+        latent = codec.coder.model.encode(torch.from_numpy(pad_to_stride(tile))[None, None])
+    codes = quantize(latent, (-1.0, 1.0), codec.bits)[0].numpy()
+
+    stream = codec.encode(tile)
+
+    assert stream[HEADER_BYTES:] == reference_pack(codes.ravel(), codec.bits)
+
+
+def test_a_reference_packed_stream_decodes_to_the_decoder_output_on_its_codes(codec):
+    codes = np.random.default_rng(5).integers(0, 2**codec.bits, size=(8, 7, 5))
+    stream = codec.encode(noise_tile((100, 77)))[:HEADER_BYTES] + reference_pack(codes.ravel(), codec.bits)
+
+    latent = dequantize(torch.from_numpy(codes)[None], (-1.0, 1.0), codec.bits)
+    with torch.inference_mode():
+        expected = codec.coder.model.decode(latent)[0, 0, :100, :77].clamp(0.0, 1.0).numpy()
+
+    assert np.array_equal(codec.decode(stream, (100, 77)), expected)
+
+
 def test_default_preset_has_about_5_million_parameters():
     assert 4.5e6 <= parameter_count(Autoencoder(spec_for("default"))) <= 5.5e6
 
@@ -271,11 +331,19 @@ def test_plugin_registers_the_codec_and_the_trainer_under_autoencoder():
     assert AutoencoderCodec.name == AutoencoderTrainer.name == "autoencoder"
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_stream_encoded_on_cuda_decodes_on_the_cpu(checkpoint):
-    gpu = AutoencoderCodec(checkpoint=str(checkpoint), device="cuda")
-    cpu = AutoencoderCodec(checkpoint=str(checkpoint), device="cpu")
+def needs_cuda(test):
+    return pytest.mark.gpu(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")(test))
+
+
+@pytest.fixture
+def cpu_and_cuda(checkpoint) -> tuple[AutoencoderCodec, AutoencoderCodec]:
+    return AutoencoderCodec(checkpoint=str(checkpoint), device="cpu"), AutoencoderCodec(checkpoint=str(checkpoint),
+                                                                                       device="cuda")
+
+
+@needs_cuda
+def test_stream_encoded_on_cuda_decodes_on_the_cpu(cpu_and_cuda):
+    cpu, gpu = cpu_and_cuda
     tile = noise_tile((100, 77))
 
     decoded = cpu.decode(gpu.encode(tile), tile.shape)
@@ -283,3 +351,24 @@ def test_stream_encoded_on_cuda_decodes_on_the_cpu(checkpoint):
     assert gpu.device.startswith("cuda:0 (")
     assert decoded.shape == tile.shape
     assert np.abs(decoded - cpu.decode(cpu.encode(tile), tile.shape)).max() < 0.05
+
+
+@needs_cuda
+@pytest.mark.parametrize("bits", [1, 4, 6, 11, 16])
+def test_packing_on_cuda_writes_the_bytes_of_the_reference_packer(bits):
+    codes = np.random.default_rng(bits).integers(0, 2**bits, size=(3, 1001))
+
+    packed = pack_code_rows(torch.from_numpy(codes).cuda(), bits).cpu()
+
+    assert [row.numpy().tobytes() for row in packed] == [reference_pack(row, bits) for row in codes]
+    assert torch.equal(unpack_code_rows(packed.cuda(), bits, 1001).cpu(), torch.from_numpy(codes).to(torch.int32))
+
+
+@needs_cuda
+def test_stream_encoded_on_the_cpu_decodes_on_cuda(cpu_and_cuda):
+    cpu, gpu = cpu_and_cuda
+    tile = noise_tile((100, 77))
+    stream = cpu.encode(tile)
+
+    # the same codes; only the arithmetic differs (cuDNN may use TF32 for float32 convolutions)
+    assert np.abs(gpu.decode(stream, tile.shape) - cpu.decode(stream, tile.shape)).max() < 0.01

@@ -104,9 +104,15 @@ class Estimating(Flaky):
         return [8.0 * self.factor] * (len(tiles) if self.count is None else self.count)
 
 
+class Batching(Flaky):
+    """A codec that prefers batches of 4 tiles, as a device codec does."""
+    name = "batching"
+    preferred_batch_size = 4
+
+
 @hookimpl
 def harness_codecs():
-    return [Flaky, Picky, WrongShape, Constant, Scribbler, Estimating]
+    return [Flaky, Picky, WrongShape, Constant, Scribbler, Estimating, Batching]
 '''
 
 
@@ -115,9 +121,11 @@ def bench(tmp_path, dual_pol_geotiff, write_config):
     """Write the test codecs and return a function making a config with the given codecs section."""
     (tmp_path / "test_codecs.py").write_text(TEST_CODECS)
 
-    def make(codecs: str, batch_size: int = 1) -> Path:
+    def make(codecs: str, batch_size: int | None = 1) -> Path:
+        """``batch_size`` None leaves the key out of the config."""
         text = MINIMAL_CONFIG.split("codecs:")[0] + "codecs:\n" + textwrap.indent(textwrap.dedent(codecs), "  ")
-        timing = f"timing: {{warmup: 0, repeats: 1, batch_size: {batch_size}}}\n"
+        batching = "" if batch_size is None else f", batch_size: {batch_size}"
+        timing = f"timing: {{warmup: 0, repeats: 1{batching}}}\n"
         return write_config(text + "plugins: [test_codecs.py]\n" + timing)
 
     return make
@@ -371,6 +379,18 @@ def test_batches_share_their_time_among_their_tiles(tmp_path, bench):
     _, rows = run(bench("- name: quantize\n  points: [{bits: 4}]\n", batch_size=4), tmp_path / "run")
     assert [row["batch_size"] for row in rows] == ["4"] * 4 + ["2"] * 2
     assert all(row["error"] == "" and float(row["encode_s"]) > 0 for row in rows)
+
+
+def test_without_a_configured_batch_size_each_codec_runs_at_its_preferred_one(tmp_path, bench):
+    _, rows = run(bench("- name: batching\n  points: [{}]\n- name: quantize\n  points: [{bits: 4}]\n",
+                        batch_size=None), tmp_path / "run")
+    assert [row["batch_size"] for row in rows if row["codec"] == "batching"] == ["4"] * 4 + ["2"] * 2
+    assert [row["batch_size"] for row in rows if row["codec"] == "quantize"] == ["1"] * 6
+
+
+def test_a_configured_batch_size_overrides_the_preferred_one(tmp_path, bench):
+    _, rows = run(bench("- name: batching\n  points: [{}]\n", batch_size=1), tmp_path / "run")
+    assert [row["batch_size"] for row in rows] == ["1"] * 6
 
 
 def test_a_failing_batch_is_retried_tile_by_tile_so_only_the_bad_tile_is_an_error(tmp_path, bench):

@@ -1,9 +1,12 @@
-"""Running a trained autoencoder on tiles: network work on the device, bit-packing on the CPU.
+"""Running a trained autoencoder on tiles: network, quantization and bit-packing on the device.
 
-The network half (``encode_latents`` / ``decode_latents``) and the byte half
-(``write_stream`` / ``read_stream``) are separate functions so the throughput
-benchmark can time them apart. Tiles are batched per shape: one forward pass
-per distinct tile size.
+Tiles go to the device as one float32 batch per shape, and only packed
+payload bytes come back (``encode_payloads``); on decoding, only payload
+bytes go to the device (``decode_payloads``). Quantization and bit-packing
+are torch operations (``bitstream.pack_code_rows``), so on a GPU the host
+never sees the latent. On CUDA the host side of each copy is pinned memory
+and the copies are non-blocking; on the CPU the tensors are the numpy
+arrays themselves, without a copy.
 
 Determinism: on the CPU the same tile always gives the same bytes. On a GPU
 (and under bf16/fp16 autocast) convolution kernels sum in a different order,
@@ -15,11 +18,13 @@ because the decoder needs only the bytes and any stream decodes on any device.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from harness_codecs._autoencoder.model import Autoencoder, latent_size, pad_to_stride
+from harness_codecs._autoencoder.bitstream import pack_code_rows, payload_bytes, unpack_code_rows
+from harness_codecs._autoencoder.model import Autoencoder, latent_size, pad_to_stride, padded_size
 from harness_codecs._autoencoder.quantization import dequantize, quantize
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -38,28 +43,38 @@ class LatentCoder:
     def __post_init__(self) -> None:
         self.model = self.model.to(self.device, memory_format=torch.channels_last).eval()
 
-    def encode_latents(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
-        """Integer codes (C x h x w, uint16) for each tile; tiles of equal shape share a forward pass."""
-        codes: list[np.ndarray | None] = [None] * len(tiles)
+    def encode_payloads(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
+        """Each tile's packed latent codes (uint8, ``bitstream.payload_bytes`` long); tiles of equal shape
+        share a forward pass."""
+        payloads: list[np.ndarray | None] = [None] * len(tiles)
         for indexes in group_by_shape([tile.shape for tile in tiles]).values():
             inputs = model_inputs([tiles[index] for index in indexes], self.device)
-            with torch.inference_mode(), autocast(self.device, self.precision):
-                latent = self.model.encode(inputs)
-            batch_codes = quantize(latent, self.latent_range, self.bits).to(torch.int32).cpu().numpy()
+            with torch.inference_mode():
+                with autocast(self.device, self.precision):
+                    latent = self.model.encode(inputs)
+                codes = quantize(latent, self.latent_range, self.bits)
+                packed = to_host(pack_code_rows(codes.flatten(1), self.bits))
             for position, index in enumerate(indexes):
-                codes[index] = batch_codes[position].astype(np.uint16)
-        return codes
+                payloads[index] = packed[position]
+        return payloads
 
-    def decode_latents(self, codes: list[np.ndarray], bits: list[int], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
-        """Reconstructed float32 tiles in [0, 1], cropped to ``shapes``."""
-        tiles: list[np.ndarray | None] = [None] * len(codes)
+    def decode_payloads(self, payloads: list[bytes | memoryview], bits: list[int],
+                        shapes: list[tuple[int, int]]) -> list[np.ndarray]:
+        """Reconstructed float32 tiles in [0, 1], cropped to ``shapes``, from payloads already checked to
+        hold the latent of their shape at their ``bits``."""
+        tiles: list[np.ndarray | None] = [None] * len(payloads)
         groups = group_by_shape([(*shape, depth) for shape, depth in zip(shapes, bits)])
         for (height, width, depth), indexes in groups.items():
-            batch = torch.from_numpy(np.stack([codes[index].astype(np.int32) for index in indexes])).to(self.device)
-            latent = dequantize(batch, self.latent_range, depth).contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), autocast(self.device, self.precision):
-                decoded = self.model.decode(latent)
-            pixels = decoded[:, 0, :height, :width].float().clamp(0.0, 1.0).cpu().numpy()
+            latent_shape = self.expected_latent_shape((height, width))
+            rows = host_buffer((len(indexes), payload_bytes(math.prod(latent_shape), depth)), torch.uint8, self.device)
+            for row, index in zip(rows.numpy(), indexes):
+                row[:] = np.frombuffer(payloads[index], dtype=np.uint8)
+            with torch.inference_mode():
+                codes = unpack_code_rows(to_device(rows, self.device), depth, math.prod(latent_shape))
+                latent = dequantize(codes.view(len(indexes), *latent_shape), self.latent_range, depth)
+                with autocast(self.device, self.precision):
+                    decoded = self.model.decode(latent.contiguous(memory_format=torch.channels_last))
+                pixels = to_host(decoded[:, 0, :height, :width].float().clamp(0.0, 1.0))
             for position, index in enumerate(indexes):
                 tiles[index] = pixels[position]
         return tiles
@@ -78,8 +93,34 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 def model_inputs(tiles: list[np.ndarray], device: torch.device) -> torch.Tensor:
     """Tiles of one shape as an ``(N, 1, H, W)`` channels-last batch on ``device``, padded to the stride."""
-    batch = np.stack([pad_to_stride(np.asarray(tile, dtype=np.float32)) for tile in tiles])
-    return torch.from_numpy(batch[:, None]).to(device).contiguous(memory_format=torch.channels_last)
+    batch = host_buffer((len(tiles), 1, *padded_size(*tiles[0].shape)), torch.float32, device)
+    for slot, tile in zip(batch.numpy()[:, 0], tiles):
+        slot[:] = pad_to_stride(np.asarray(tile, dtype=np.float32))
+    # one channel: the (N, 1, H, W) batch is channels-last already, so this makes no copy
+    return to_device(batch, device).contiguous(memory_format=torch.channels_last)
+
+
+def host_buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An empty host tensor to fill (through its ``numpy()`` view) and hand to ``to_device``: in pinned memory
+    for CUDA, so that the copy to the GPU is a direct DMA and can be non-blocking."""
+    return torch.empty(shape, dtype=dtype, pin_memory=device.type == "cuda")
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A ``host_buffer`` tensor on ``device``: itself on the CPU, a non-blocking copy on CUDA (kernels queued
+    after it on the stream wait for it, and the pinned allocator keeps the buffer until the copy is done)."""
+    return tensor.to(device, non_blocking=True) if device.type == "cuda" else tensor
+
+
+def to_host(tensor: torch.Tensor) -> np.ndarray:
+    """``tensor`` as a numpy array: the tensor's own memory on the CPU; on CUDA a non-blocking copy into
+    pinned memory, waited for before the array is returned."""
+    if tensor.device.type != "cuda":
+        return tensor.numpy()
+    pinned = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+    pinned.copy_(tensor, non_blocking=True)
+    torch.cuda.current_stream(tensor.device).synchronize()
+    return pinned.numpy()
 
 
 def group_by_shape(shapes: list[tuple]) -> dict[tuple, list[int]]:

@@ -220,7 +220,15 @@ def latent_size(height: int, width: int) -> tuple[int, int]:
     return -(-height // STRIDE), -(-width // STRIDE)
 
 
+def padded_size(height: int, width: int) -> tuple[int, int]:
+    """The tile's size once ``pad_to_stride`` has padded it."""
+    return height + -height % STRIDE, width + -width % STRIDE
+
+
 def pad_to_stride(tile: np.ndarray) -> np.ndarray:
-    """Reflect-pad bottom and right to a multiple of 16; numpy's reflect copes with pads wider than the tile."""
+    """Reflect-pad bottom and right to a multiple of 16; numpy's reflect copes with pads wider than the tile.
+    A tile of such a size already is returned as it is (no copy)."""
     height, width = tile.shape
+    if (height, width) == padded_size(height, width):
+        return tile
     return np.pad(tile, ((0, -height % STRIDE), (0, -width % STRIDE)), mode="reflect" if min(height, width) > 1 else "edge")

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The GPU checks of the learned codecs in one go, for a session that is lent a GPU for a few minutes.
+#
+#   benchmarks/gpu_check.sh          on CUDA: the `gpu` tests, autoencoder_throughput.py for the `default`
+#                                    preset at batch 32 and 128 in fp32 and bf16, entropy_coding_throughput.py
+#                                    on every shipped entropy-coded checkpoint at batch 32
+#   benchmarks/gpu_check.sh cpu      a dry run of the same steps, small, on the CPU: checks the script and the
+#                                    arguments it passes (the gpu tests skip there)
+#
+# Outputs go to $OUT (default reports/gpu_check/): one text file per step, and steps.txt with each step's exit
+# status and seconds. Every step has a time limit, so the whole script ends within 8 minutes on CUDA
+# even if one step hangs; a failing step does not stop the others. Run from the repository root; PYTHON
+# (default: .venv/bin/python if present, else python) runs the Python steps.
+set -u
+device=${1:-cuda}
+out=${OUT:-reports/gpu_check}
+python=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}
+mkdir -p "$out"
+
+if [ "$device" = cuda ]; then
+    presets=default batches=32,128 precisions="fp32 bf16" repeats=5 entropy_batch=32 entropy_checkpoints=()
+else
+    presets=tiny batches=2 precisions=fp32 repeats=1 entropy_batch=2
+    entropy_checkpoints=(checkpoints/autoencoder-tiny-factorized-l60.pt)
+fi
+
+step() {  # step NAME LIMIT_S COMMAND...: run COMMAND into $out/NAME.txt, log its status and duration
+    local name=$1 limit=$2
+    shift 2
+    local start=$SECONDS
+    timeout "$limit" "$@" >"$out/$name.txt" 2>&1
+    local status=$?
+    echo "$name: exit $status, $((SECONDS - start)) s" | tee -a "$out/steps.txt"
+}
+
+: >"$out/steps.txt"
+step environment 30 bash -c "nvidia-smi; $python -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available())'"
+step gpu_tests 120 "$python" -m pytest -q -p no:cacheprovider -m gpu tests/
+for precision in $precisions; do
+    step "autoencoder_throughput_$precision" 90 "$python" benchmarks/autoencoder_throughput.py --device "$device" \
+        --presets "$presets" --batch-sizes "$batches" --precision "$precision" --repeats "$repeats"
+done
+step entropy_coding_throughput 150 "$python" benchmarks/entropy_coding_throughput.py --device "$device" \
+    --batch-size "$entropy_batch" --repeats 3 "${entropy_checkpoints[@]}"
