@@ -37,12 +37,16 @@ POINT_COLUMNS = ("codec", "point", "options", "lossless")
 point's options as JSON (sorted keys), ``lossless`` what the codec declares."""
 RATE_COLUMNS = ("bytes", "bpp", "estimated_bpp", "compression_ratio")
 """``bpp`` is ``8 * bytes / pixels``; ``estimated_bpp`` the codec's own model of its rate, when it has one."""
+COMPLEXITY_COLUMNS = ("encode_macs_per_pixel", "decode_macs_per_pixel", "parameters")
+"""What the codec's ``complexity()`` counts (multiply-accumulates per pixel, model parameters); empty for a codec
+that counts none. Unlike speed, it does not depend on the machine."""
 EXECUTION_COLUMNS = ("device", "precision", "batch_size", "error")
 """How the codec ran; ``error`` is empty on a good row and the message on an error row."""
 TEXT_COLUMNS = ("run", "dataset", "scene", "tile_id", "pol", "codec", "point", "options", "device", "precision",
                 "error")
 """Read as text whatever they hold: a tile id ``"001"`` or an error message must never become a number."""
-NON_METRIC_COLUMNS = frozenset((*TILE_COLUMNS, *POINT_COLUMNS, *RATE_COLUMNS, *TIMING_COLUMNS, *EXECUTION_COLUMNS))
+NON_METRIC_COLUMNS = frozenset((*TILE_COLUMNS, *POINT_COLUMNS, *RATE_COLUMNS, *TIMING_COLUMNS, *COMPLEXITY_COLUMNS,
+                                *EXECUTION_COLUMNS))
 REQUIRED_COLUMNS = ("codec", "point", "pol", "bpp", "encode_mpix_s", "decode_mpix_s", "error")
 """What a report cannot do without; results from older versions may lack the others."""
 NUMERIC_NA_STRINGS = ["", "nan", "NaN", "NA", "null"]
@@ -52,7 +56,8 @@ VISUAL_PREFIX = "visual_"
 
 def results_columns(metric_columns: Sequence[str]) -> list[str]:
     """The header of ``results.csv`` for a run whose metrics write ``metric_columns``."""
-    return [*TILE_COLUMNS, *POINT_COLUMNS, *RATE_COLUMNS, *metric_columns, *TIMING_COLUMNS, *EXECUTION_COLUMNS]
+    return [*TILE_COLUMNS, *POINT_COLUMNS, *RATE_COLUMNS, *metric_columns, *TIMING_COLUMNS, *COMPLEXITY_COLUMNS,
+            *EXECUTION_COLUMNS]
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from harness.reconstructions import save_original, save_reconstruction
 from harness.reporting import BuiltReport, build_report
 from harness.reporting.compressai import read_compressai_json
 from harness.reporting.settings import ReportSettings
-from harness.results import ResultsWriter, RunFolder, drop_error_rows, results_columns
+from harness.results import COMPLEXITY_COLUMNS, ResultsWriter, RunFolder, drop_error_rows, results_columns
 from harness.timing import SPREAD_COLUMNS, synchronizer_for, time_call
 
 REFERENCE_BITS_PER_PIXEL = 16
@@ -83,6 +83,8 @@ class PreparedPoint:
     options: dict[str, Any] = field(default_factory=dict)
     """The constructor keywords ``codec`` was built with (the knob left out for a ``match_bpp`` point), so that a
     worker process can build the same codec."""
+    complexity: dict[str, float] = field(default_factory=dict)
+    """What ``codec.complexity()`` counted, keyed by ``COMPLEXITY_COLUMNS``; empty when it counts nothing."""
 
     @property
     def target_bpp(self) -> float | None:
@@ -322,8 +324,18 @@ def prepare_points(
             except Exception as exc:  # the contract asks for ValueError; a plugin's other failures still get a line
                 raise UserError(f"{config.path}: codecs[{index}].points[{point_index}] ({codec_config.name} "
                                 f"{point.label}): the codec failed to start: {type(exc).__name__}: {exc}") from exc
-            prepared.append(PreparedPoint(codec_config.name, point, codec, at_knob, options))
+            prepared.append(PreparedPoint(codec_config.name, point, codec, at_knob, options, complexity_of(codec)))
     return prepared
+
+
+def complexity_of(codec: Codec) -> dict[str, float]:
+    """The codec's counted complexity, or nothing: a count that fails or answers in other terms costs the run no
+    row, only the column (the counts are a description of the codec, not a measurement of this run)."""
+    try:
+        counted = codec.complexity() or {}
+    except Exception:  # third-party code; the rows will show the codec's own error if it is really broken
+        return {}
+    return {column: float(counted[column]) for column in COMPLEXITY_COLUMNS if column in counted}
 
 
 def _construct_at(codec_class: type[Codec], options: dict[str, Any], option: str, value: float) -> Codec:
@@ -516,6 +528,7 @@ def identity_columns(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfi
         **dict(zip(CLIPPED_COLUMNS, tile.clipped_fractions)),
         "codec": prepared.codec_name, "point": prepared.point.label,
         "options": json.dumps(prepared.point.options, sort_keys=True), "lossless": prepared.codec.lossless,
+        **{column: prepared.complexity.get(column, "") for column in COMPLEXITY_COLUMNS},
         "device": prepared.codec.device, "precision": prepared.codec.precision, "batch_size": batch_size,
         "error": "",
     }

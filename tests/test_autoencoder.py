@@ -10,13 +10,7 @@ import pluggy
 import pytest
 import torch
 from harness_codecs import autoencoder
-from harness_codecs._autoencoder.bitstream import (
-    HEADER_BYTES,
-    pack_code_rows,
-    pack_codes,
-    unpack_code_rows,
-    unpack_codes,
-)
+from harness_codecs._autoencoder.bitstream import HEADER_BYTES, pack_code_rows, unpack_code_rows
 from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.model import (
     STRIDE,
@@ -34,6 +28,17 @@ from harness import hookspecs
 from harness.api import PROJECT_NAME
 
 ODD_SHAPES = [(100, 77), (1, 1), (16, 16), (33, 250)]
+
+
+def pack_codes(codes: np.ndarray, bits: int) -> bytes:
+    """One stream's payload, through the batched packer the codec uses."""
+    return pack_code_rows(torch.from_numpy(codes.astype(np.int32).reshape(1, -1)), bits)[0].numpy().tobytes()
+
+
+def unpack_codes(payload: bytes, bits: int, count: int) -> np.ndarray:
+    """The ``count`` codes of one payload, through the batched unpacker the codec uses."""
+    packed = torch.frombuffer(bytearray(payload), dtype=torch.uint8)[None]
+    return unpack_code_rows(packed, bits, count)[0].numpy().astype(np.uint16)
 
 
 def make_checkpoint(path: Path, seed: int = 0, bits: int = 4, latent_channels: int = 8) -> Path:

@@ -297,6 +297,24 @@ def test_results_written_before_clipping_was_recorded_say_so_instead_of_a_table(
     assert "## Clipping to the dB range\n\nNot recorded in these results." in files.folder.summary_markdown.read_text()
 
 
+def test_summary_md_gives_the_counted_complexity_of_the_points_that_have_one(tmp_path):
+    results = make_results()
+    learned = results["codec"] == "quantize"
+    results["encode_macs_per_pixel"] = np.where(learned, 864.0, np.nan)
+    results["decode_macs_per_pixel"] = np.where(learned, 810.0, np.nan)
+    results["parameters"] = np.where(learned, 77313.0, np.nan)
+
+    text = written_report(results, tmp_path).folder.summary_markdown.read_text()
+
+    section = text.split("## Complexity")[1].split("##")[0]
+    assert "| quantize | bits=8  |             864 |             810 |       77,313 |" in section
+    assert "jpeg2000" not in section
+
+
+def test_summary_md_has_no_complexity_section_when_no_codec_counts_it(report):
+    assert "## Complexity" not in report.folder.summary_markdown.read_text()
+
+
 def test_summary_md_renders_lossless_psnr_as_inf(report):
     lossless_row = next(line for line in report.folder.summary_markdown.read_text().splitlines() if "| lossless" in line)
     cells = [cell.strip() for cell in lossless_row.split("|")]

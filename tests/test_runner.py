@@ -56,6 +56,20 @@ class Picky(Flaky):
         return (tile * 255).round().astype(np.uint8).tobytes()
 
 
+class Counted(Flaky):
+    """Counts its complexity, or fails to when asked to."""
+    name = "counted"
+
+    def __init__(self, broken_count=False):
+        super().__init__()
+        self.broken_count = broken_count
+
+    def complexity(self):
+        if self.broken_count:
+            raise RuntimeError("cannot count")
+        return {"encode_macs_per_pixel": 12.5, "decode_macs_per_pixel": 7, "parameters": 321}
+
+
 class WrongShape(Codec):
     name = "wrong_shape"
 
@@ -112,7 +126,7 @@ class Batching(Flaky):
 
 @hookimpl
 def harness_codecs():
-    return [Flaky, Picky, WrongShape, Constant, Scribbler, Estimating, Batching]
+    return [Flaky, Picky, Counted, WrongShape, Constant, Scribbler, Estimating, Batching]
 '''
 
 
@@ -448,3 +462,14 @@ def test_codecs_declare_which_of_their_points_are_lossless(codec, options, lossl
 def test_the_results_record_whether_a_point_is_lossless(tmp_path, bench):
     _, rows = run(bench("- name: jpeg2000\n  points: [{lossless: true}, {bpp: 4.0}]\n"), tmp_path / "run")
     assert {(row["point"], row["lossless"]) for row in rows} == {("lossless=True", "True"), ("bpp=4.0", "False")}
+
+
+def test_rows_record_the_complexity_a_codec_counts(tmp_path, bench):
+    _, rows = run(bench("- name: counted\n  points: [{}]\n"), tmp_path / "run")
+    assert {(row["encode_macs_per_pixel"], row["decode_macs_per_pixel"], row["parameters"]) for row in rows} == {
+        ("12.5", "7.0", "321.0")}
+
+
+def test_a_codec_that_cannot_count_its_complexity_still_gets_its_rows(tmp_path, bench):
+    _, rows = run(bench("- name: counted\n  points: [{broken_count: true}]\n"), tmp_path / "run")
+    assert rows and all(row["error"] == "" and row["parameters"] == "" for row in rows)

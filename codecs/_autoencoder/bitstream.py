@@ -22,7 +22,6 @@ import functools
 import struct
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -124,14 +123,3 @@ def unpack_code_rows(payloads: torch.Tensor, bits: int, count: int) -> torch.Ten
         codes[code] |= _shifted(by_byte[byte], -right)
     codes &= (1 << bits) - 1
     return codes.permute(1, 2, 0).reshape(rows, -1)[:, :count]
-
-
-def pack_codes(codes: np.ndarray, bits: int) -> bytes:
-    """One payload: unsigned integers at ``bits`` bits each, MSB first, zero-padded to a whole byte."""
-    return pack_code_rows(torch.from_numpy(codes.astype(np.int32).reshape(1, -1)), bits)[0].numpy().tobytes()
-
-
-def unpack_codes(payload: bytes, bits: int, count: int) -> np.ndarray:
-    """The ``count`` codes of one payload, as uint16."""
-    packed = torch.frombuffer(bytearray(payload), dtype=torch.uint8)[None]
-    return unpack_code_rows(packed, bits, count)[0].numpy().astype(np.uint16)

@@ -29,7 +29,7 @@ from harness_codecs._autoencoder.model import parameter_count
 from torch import nn
 
 if TYPE_CHECKING:
-    from harness.api import Codec
+    from harness import Codec
 
 REFERENCE_TILE = (256, 256)
 """The tile the MACs are counted on: the default tile size, a multiple of 64, so no padding is counted."""

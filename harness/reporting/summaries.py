@@ -22,7 +22,7 @@ from pandas.api.typing import DataFrameGroupBy
 
 from harness.api import CLIPPED_COLUMNS
 from harness.reporting.compressai import is_true
-from harness.results import NON_METRIC_COLUMNS, TEXT_COLUMNS
+from harness.results import COMPLEXITY_COLUMNS, NON_METRIC_COLUMNS, TEXT_COLUMNS
 
 SPEED_COLUMNS = ("encode_mpix_s", "decode_mpix_s")
 
@@ -64,7 +64,9 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     ``errors``, ``bpp_mean``/``bpp_std`` (and ``estimated_bpp_mean``/``_std``
     when a codec estimates its rate), for each metric ``<m>_mean``,
     ``<m>_std`` and ``<m>_count``, ``encode_mpix_s_median``,
-    ``decode_mpix_s_median`` with their ``_p10`` and ``_p90`` over the tiles, ``device`` and ``precision``.
+    ``decode_mpix_s_median`` with their ``_p10`` and ``_p90`` over the tiles, the codec's counted complexity
+    (``encode_macs_per_pixel``, ``decode_macs_per_pixel``, ``parameters``) where the results have it,
+    ``device`` and ``precision``.
     """
     return _summarize_by(results, GROUP_KEYS)
 
@@ -94,6 +96,7 @@ def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
         *(good_rows[column].median().rename(f"{column}_median") for column in SPEED_COLUMNS),
         *(good_rows[column].quantile(q).rename(f"{column}_p{round(100 * q)}") for column in SPEED_COLUMNS
           for q in SPEED_BAND),
+        *(all_rows[column].first().rename(column) for column in COMPLEXITY_COLUMNS if column in results.columns),
         all_rows["device"].agg(distinct_text).rename("device"),
         all_rows["precision"].agg(distinct_text).rename("precision"),
         *([all_rows["lossless"].agg(lambda values: bool(is_true(values).any())).rename("lossless")]

@@ -23,7 +23,7 @@ from harness.reporting.summaries import (
     distinct_tiles,
     summarize_by_scene,
 )
-from harness.results import MetricDescriptions
+from harness.results import COMPLEXITY_COLUMNS, MetricDescriptions
 
 @dataclass(frozen=True)
 class ColumnStyle:
@@ -65,6 +65,7 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_po
         _markdown_table(summary, GROUP_KEYS, metrics),
         "## By codec, rate point and polarisation",
         _markdown_table(summary_by_pol, GROUP_KEYS_BY_POL, metrics),
+        *_complexity_section(summary),
         *_matched_rate_section(results, metrics),
         *bd_sections,
         "## Notes",
@@ -73,6 +74,34 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_po
         _errors_section(results),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+COMPLEXITY_EXPLANATION = (
+    "Multiply-accumulates per pixel of one encode and one decode of a 256x256 tile, and model parameters, counted "
+    "from the layers the codec runs (`Codec.complexity()`): unlike speed, they do not depend on the machine."
+)
+
+
+def complexity_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Codec, point and counted complexity of the points whose codec counts it; empty when none does."""
+    if not set(COMPLEXITY_COLUMNS) <= set(summary.columns):
+        return pd.DataFrame()
+    counted = summary[summary[list(COMPLEXITY_COLUMNS)].notna().any(axis=1)]
+    return pd.DataFrame({
+        "codec": counted["codec"], "point": counted["point"],
+        "encode MAC/px": [format_number(value, 0) for value in counted["encode_macs_per_pixel"]],
+        "decode MAC/px": [format_number(value, 0) for value in counted["decode_macs_per_pixel"]],
+        "parameters": ["" if pd.isna(value) else f"{int(value):,}" for value in counted["parameters"]],
+    })
+
+
+def _complexity_section(summary: pd.DataFrame) -> list[str]:
+    table = complexity_table(summary)
+    if table.empty:
+        return []
+    alignment = ["left", "left", "right", "right", "right"]
+    return ["## Complexity", COMPLEXITY_EXPLANATION + "\n\n" +
+            table.to_markdown(index=False, disable_numparse=True, colalign=alignment)]
 
 
 def _matched_rate_section(results: pd.DataFrame, metrics: MetricDescriptions) -> list[str]:
