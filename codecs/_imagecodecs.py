@@ -16,6 +16,9 @@ except ImportError:
     imagecodecs = None
 
 INSTALL_HINT = "imagecodecs is not installed: pip install imagecodecs"
+LIBRARY_THREADS = 1
+"""Threads each library codes with (libjxl's and libavif's ``numthreads``; OpenJPH's codec in imagecodecs has one):
+one, fixed, so that a speed means the same on every machine and parallel runs split the cores between workers."""
 
 
 def unavailable_reason(feature: str) -> str | None:

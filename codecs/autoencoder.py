@@ -28,6 +28,7 @@ from harness_codecs._autoencoder.checkpoint import (
 from harness_codecs._autoencoder.complexity import codec_complexity
 from harness_codecs._autoencoder.inference import LatentCoder
 from harness_codecs._autoencoder.options import (
+    cpu_threads,
     describe_device,
     parse_device,
     preferred_batch_size,
@@ -45,6 +46,10 @@ class AutoencoderCodec(Codec):
 
     name: ClassVar[str] = "autoencoder"
     description: ClassVar[str] = "convolutional autoencoder, latent at 1/16 resolution, uniformly quantized and bit-packed"
+
+    @property
+    def threads(self) -> int | None:
+        return cpu_threads(self.device)
 
     def __init__(self, checkpoint: str, bits: int | None = None, device: str = "cpu",
                  precision: str = "fp32", base_dir: str | Path | None = None):

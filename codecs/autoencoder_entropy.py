@@ -33,6 +33,7 @@ from harness_codecs._autoencoder.entropy_inference import EntropyLatentCoder
 from harness_codecs._autoencoder.entropy_stream import QUALITY_SCALE, unavailable_reason
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.options import (
+    cpu_threads,
     describe_device,
     parse_device,
     preferred_batch_size,
@@ -52,6 +53,10 @@ class EntropyCodedAutoencoder(Codec):
     unavailable: ClassVar[str | None] = unavailable_reason()
     # Variable-rate checkpoints only; each instance sets the top to its checkpoint's highest level.
     rate_knob = RateKnob("quality", low=0, high=0, more_bits_when_higher=True, step=1 / QUALITY_SCALE)
+
+    @property
+    def threads(self) -> int | None:
+        return cpu_threads(self.device)
 
     def __init__(self, checkpoint: str, quality: float | None = None, device: str = "cpu", precision: str = "fp32",
                  base_dir: str | Path | None = None):

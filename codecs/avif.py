@@ -30,7 +30,7 @@ from typing import ClassVar
 import numpy as np
 
 from harness import Codec, RateKnob, hookimpl
-from harness_codecs._imagecodecs import library, unavailable_reason
+from harness_codecs._imagecodecs import LIBRARY_THREADS, library, unavailable_reason
 from harness_codecs._samples import from_samples, to_samples
 
 BITS = (10, 12)
@@ -58,6 +58,7 @@ class Avif(Codec):
         self.bits = int(bits)
         self.speed = _validated_integer("speed", speed, 0, MAX_SPEED, "an integer from 0 (slowest) to 10 (fastest)")
         self.precision = f"uint{self.bits}"
+        self.threads = LIBRARY_THREADS
 
     def encode(self, tile: np.ndarray) -> bytes:
         samples = to_samples(tile, self.bits)
@@ -66,7 +67,8 @@ class Avif(Codec):
         else:
             image, pixelformat = np.repeat(samples[..., np.newaxis], 3, axis=2), library().AVIF.PIXEL_FORMAT.YUV400
         return bytes(library().avif_encode(
-            image, level=self.quality, speed=self.speed, bitspersample=self.bits, pixelformat=pixelformat
+            image, level=self.quality, speed=self.speed, bitspersample=self.bits, pixelformat=pixelformat,
+            numthreads=self.threads,
         ))
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
@@ -79,7 +81,7 @@ class Avif(Codec):
             raise ValueError(f"avif: the file claims a {claimed[0]}x{claimed[1]} image, the tile is "
                              f"{shape[0]}x{shape[1]}")
         try:
-            samples = library().avif_decode(data)
+            samples = library().avif_decode(data, numthreads=self.threads)
         except (library().AvifError, RuntimeError) as error:
             raise ValueError(f"avif: the file cannot be decoded: {error}") from error
         return from_samples(samples, shape, "avif", bits)

@@ -77,6 +77,7 @@ class BlockAdaptiveQuantizer(Codec):
 
     name: ClassVar[str] = "baq"
     description: ClassVar[str] = "block-adaptive quantization: float16 block mean/std + Gaussian Lloyd-Max codes"
+    threads = 1  # numpy codes on one thread
     rate_knob = RateKnob("bits", low=min(BITS_CHOICES), high=max(BITS_CHOICES), more_bits_when_higher=True, step=1)
 
     def __init__(self, bits: int, block: int = 32):

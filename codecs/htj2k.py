@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from harness import Codec, RateKnob, hookimpl
-from harness_codecs._imagecodecs import library, unavailable_reason
+from harness_codecs._imagecodecs import LIBRARY_THREADS, library, unavailable_reason
 from harness_codecs._j2k_codestream import check_codestream
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
@@ -38,6 +38,7 @@ class Htj2k(Codec):
         self.qstep = _validated_rate_point(qstep, lossless)
         self.lossless = self.qstep is None
         self.precision = f"uint{SAMPLE_BITS}"
+        self.threads = LIBRARY_THREADS  # imagecodecs gives OpenJPH no thread option: it codes on one
 
     def encode(self, tile: np.ndarray) -> bytes:
         samples = to_samples(tile)

@@ -43,6 +43,10 @@ side shorter than ``2 ** (RESOLUTIONS - 1)``, and below that side the ~100
 bytes of main header alone exceed the budget of every usual rate point, so
 smaller tiles are refused rather than coded with fewer levels."""
 
+OPENJPEG_THREADS = 1
+"""OpenJPEG's threads (glymur's ``lib.num_threads``, a process-wide option set by every instance): one, fixed, so a
+speed means the same on every machine and parallel runs split the cores between workers."""
+
 START_OF_TILE_PART = b"\xff\x90"
 COMMENT = b"\xff\x64"
 
@@ -61,6 +65,8 @@ class Jpeg2000(Codec):
         self.bpp = _validated_rate_point(bpp, lossless, self.bits)
         self.lossless = lossless
         self.precision = f"uint{self.bits}"
+        self.threads = OPENJPEG_THREADS
+        glymur.set_option("lib.num_threads", OPENJPEG_THREADS)
 
     def encode(self, tile: np.ndarray) -> bytes:
         samples = self._quantized(tile)

@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from harness import Codec, RateKnob, hookimpl
-from harness_codecs._imagecodecs import library, unavailable_reason
+from harness_codecs._imagecodecs import LIBRARY_THREADS, library, unavailable_reason
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
 MAX_DISTANCE = 25.0
@@ -39,18 +39,20 @@ class JpegXl(Codec):
         self.distance = _validated_distance(distance)
         self.lossless = self.distance == 0
         self.precision = f"uint{SAMPLE_BITS}"
+        self.threads = LIBRARY_THREADS
 
     def encode(self, tile: np.ndarray) -> bytes:
         samples = to_samples(tile)
         if self.distance == 0:
-            return bytes(library().jpegxl_encode(samples, lossless=True))
-        return bytes(library().jpegxl_encode(samples, distance=self.distance, usecontainer=False))
+            return bytes(library().jpegxl_encode(samples, lossless=True, numthreads=self.threads))
+        return bytes(library().jpegxl_encode(samples, distance=self.distance, usecontainer=False,
+                                             numthreads=self.threads))
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
         if not data.startswith(SIGNATURES):
             raise ValueError("jpegxl: not a JPEG XL stream (neither codestream nor container signature)")
         try:
-            samples = library().jpegxl_decode(data)
+            samples = library().jpegxl_decode(data, numthreads=self.threads)
         except (library().JpegxlError, RuntimeError) as error:
             raise ValueError(f"jpegxl: the codestream cannot be decoded: {error}") from error
         return from_samples(samples, shape, "jpegxl")

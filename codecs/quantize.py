@@ -29,6 +29,7 @@ class UniformQuantizer(Codec):
 
     name: ClassVar[str] = "quantize"
     description: ClassVar[str] = "uniform scalar quantization of normalized dB, bit-packed"
+    threads = 1  # numpy (and zlib) code on one thread
     rate_knob = RateKnob("bits", low=MIN_BITS, high=MAX_BITS, more_bits_when_higher=True, step=1)
 
     def __init__(self, bits: int):

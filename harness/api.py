@@ -246,6 +246,11 @@ class Codec:
     it, and a config asking for it fails with that message, while every other
     codec keeps working.
 
+    ``threads`` is how many threads the codec's library codes with. A plugin
+    fixes it, so that a timing means the same on every machine and the cores
+    stay the runner's to share out (one per Dask worker); every row records it.
+    None: the codec does not control or know it.
+
     ``preferred_batch_size`` is how many tiles the runner hands ``encode_batch``
     and ``decode_batch`` at once when the config leaves ``timing.batch_size``
     out. Codecs that code tile by tile keep 1; a codec that runs a network on
@@ -261,6 +266,7 @@ class Codec:
     lossless: bool = False
     device: str = "cpu"
     precision: str = ""
+    threads: int | None = None
     preferred_batch_size: int = 1
 
     def encode(self, tile: np.ndarray) -> bytes:

@@ -40,8 +40,9 @@ RATE_COLUMNS = ("bytes", "bpp", "estimated_bpp", "compression_ratio")
 COMPLEXITY_COLUMNS = ("encode_macs_per_pixel", "decode_macs_per_pixel", "parameters")
 """What the codec's ``complexity()`` counts (multiply-accumulates per pixel, model parameters); empty for a codec
 that counts none. Unlike speed, it does not depend on the machine."""
-EXECUTION_COLUMNS = ("device", "precision", "batch_size", "error")
-"""How the codec ran; ``error`` is empty on a good row and the message on an error row."""
+EXECUTION_COLUMNS = ("device", "precision", "threads", "batch_size", "error")
+"""How the codec ran (``threads``: its library's threads, ``Codec.threads``); ``error`` is empty on a good row and
+the message on an error row."""
 TEXT_COLUMNS = ("run", "dataset", "scene", "tile_id", "pol", "codec", "point", "options", "device", "precision",
                 "error")
 """Read as text whatever they hold: a tile id ``"001"`` or an error message must never become a number."""

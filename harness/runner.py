@@ -529,7 +529,8 @@ def identity_columns(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfi
         "codec": prepared.codec_name, "point": prepared.point.label,
         "options": json.dumps(prepared.point.options, sort_keys=True), "lossless": prepared.codec.lossless,
         **{column: prepared.complexity.get(column, "") for column in COMPLEXITY_COLUMNS},
-        "device": prepared.codec.device, "precision": prepared.codec.precision, "batch_size": batch_size,
+        "device": prepared.codec.device, "precision": prepared.codec.precision,
+        "threads": "" if prepared.codec.threads is None else prepared.codec.threads, "batch_size": batch_size,
         "error": "",
     }
 

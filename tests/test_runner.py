@@ -473,3 +473,8 @@ def test_rows_record_the_complexity_a_codec_counts(tmp_path, bench):
 def test_a_codec_that_cannot_count_its_complexity_still_gets_its_rows(tmp_path, bench):
     _, rows = run(bench("- name: counted\n  points: [{broken_count: true}]\n"), tmp_path / "run")
     assert rows and all(row["error"] == "" and row["parameters"] == "" for row in rows)
+
+
+def test_rows_record_the_library_threads_a_codec_declares_and_leave_them_empty_otherwise(tmp_path, bench):
+    _, rows = run(bench("- name: quantize\n  points: [{bits: 4}]\n- name: flaky\n  points: [{}]\n"), tmp_path / "run")
+    assert {(row["codec"], row["threads"]) for row in rows} == {("quantize", "1"), ("flaky", "")}

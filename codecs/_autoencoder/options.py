@@ -65,6 +65,12 @@ def describe_device(device: torch.device) -> str:
     return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
+def cpu_threads(device: str) -> int | None:
+    """The threads a learned codec's network runs with: torch's on the CPU (the runner leaves torch's setting, which
+    environment.json records), None on a GPU."""
+    return torch.get_num_threads() if device == "cpu" else None
+
+
 def validated_precision(codec: str, precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"{codec} option precision={precision!r}; accepted: {', '.join(PRECISIONS)}")
