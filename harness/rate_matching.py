@@ -122,23 +122,3 @@ def _untried(knob: RateKnob, position: float, low: float, high: float, rates: di
         if low < candidate < high and knob_value(knob, candidate) not in rates:
             return candidate
     return None
-
-
-def matched_target(label: str) -> float | None:
-    """The target of a ``match_bpp`` point from its label (``match_bpp=0.5``, maybe among other options)."""
-    for option in label.split(","):
-        key, _, value = option.partition("=")
-        if key == MATCH_OPTION:
-            return float(value)
-    return None
-
-
-def matched_points(points: pd.DataFrame) -> pd.Series:
-    """Which summary or results rows belong to ``match_bpp`` points.
-
-    The RD curves, BD-rates and CompressAI curves leave them out: a codec's
-    native points already trace its curve, a matched point can land on one of
-    them (a 2-bit quantizer matched to 2 bpp), and two points at one rate break
-    the interpolation. They are compared in the matched-rate table instead.
-    """
-    return points["point"].astype(str).map(lambda label: matched_target(label) is not None).astype(bool)

@@ -32,9 +32,12 @@ from harness.timing import TIMING_COLUMNS
 
 TILE_COLUMNS = ("run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels", *CLIPPED_COLUMNS)
 """Which tile a row is about (``run``: the config's name)."""
-POINT_COLUMNS = ("codec", "point", "options", "lossless")
+TARGET_BPP = "target_bpp"
+POINT_COLUMNS = ("codec", "point", "options", "lossless", TARGET_BPP)
 """Which rate point coded it: ``point`` is the label that resume and the report key on, ``options`` the
-point's options as JSON (sorted keys), ``lossless`` what the codec declares."""
+point's options as JSON (sorted keys; a ``match_bpp`` row's include the knob value its tile got), ``lossless``
+what the codec declares, ``target_bpp`` the rate a ``match_bpp`` point asked for (empty for the others): the
+report tells matched points from native ones by it, never by reading the label."""
 RATE_COLUMNS = ("bytes", "bpp", "estimated_bpp", "compression_ratio")
 """``bpp`` is ``8 * bytes / pixels``; ``estimated_bpp`` the codec's own model of its rate, when it has one."""
 COMPLEXITY_COLUMNS = ("encode_macs_per_pixel", "decode_macs_per_pixel", "parameters")

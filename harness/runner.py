@@ -528,6 +528,7 @@ def identity_columns(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfi
         **dict(zip(CLIPPED_COLUMNS, tile.clipped_fractions)),
         "codec": prepared.codec_name, "point": prepared.point.label,
         "options": json.dumps(prepared.point.options, sort_keys=True), "lossless": prepared.codec.lossless,
+        "target_bpp": "" if prepared.target_bpp is None else prepared.target_bpp,
         **{column: prepared.complexity.get(column, "") for column in COMPLEXITY_COLUMNS},
         "device": prepared.codec.device, "precision": prepared.codec.precision,
         "threads": "" if prepared.codec.threads is None else prepared.codec.threads, "batch_size": batch_size,

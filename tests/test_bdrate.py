@@ -95,10 +95,10 @@ def test_the_table_compares_every_other_codec_and_every_reference_with_the_ancho
     assert table["bd_quality"].iloc[1] == pytest.approx(1.0)
 
 
-def test_a_lossless_point_asked_for_is_left_out_even_with_a_finite_psnr():
+def test_a_point_the_codec_declares_lossless_is_left_out_even_with_a_finite_psnr():
     rates, psnrs = ANCHOR_RATES + (14.0,), ANCHOR_PSNR + (107.0,)
     summary = _summary({"anchor": (rates, psnrs), "same": (rates, psnrs)})
-    summary.loc[summary["bpp_mean"] == 14.0, "point"] = "lossless=True"
+    summary["lossless"] = summary["bpp_mean"] == 14.0
     table = bd_rate_table(summary, pd.DataFrame(), "anchor", BD_METRICS)
     assert table["rate_high"].iloc[0] == 4.0
     assert table["anchor_points"].iloc[0] == 5
@@ -107,7 +107,7 @@ def test_a_lossless_point_asked_for_is_left_out_even_with_a_finite_psnr():
 def test_a_match_bpp_point_on_the_rate_of_a_native_point_stays_out_of_the_curve():
     """A 2-bit quantizer matched to 2 bpp is its bits=2 point again: two points at one rate break PCHIP."""
     summary = _summary({"anchor": (ANCHOR_RATES, ANCHOR_PSNR), "same": (ANCHOR_RATES, ANCHOR_PSNR)})
-    duplicate = summary[summary["codec"] == "same"].iloc[[1]].assign(point="match_bpp=0.5")
+    duplicate = summary[summary["codec"] == "same"].iloc[[1]].assign(point="match_bpp=0.5", target_bpp=0.5)
     table = bd_rate_table(pd.concat([summary, duplicate], ignore_index=True), pd.DataFrame(), "anchor", BD_METRICS)
     assert table["test_points"].iloc[0] == 5 and table["bd_rate_percent"].iloc[0] == pytest.approx(0.0, abs=1e-6)
 

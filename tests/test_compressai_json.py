@@ -21,6 +21,7 @@ def _summary() -> pd.DataFrame:
     return pd.DataFrame({
         "codec": ["j2k", "j2k", "j2k"],
         "point": ["bpp=1.0", "lossless=True", "bpp=0.5"],
+        "lossless": [False, True, False],
         "bpp_mean": [1.0, 14.0, 0.5],
         "psnr_mean": [30.0, np.inf, 27.0],
         "ms_ssim_mean": [0.98, 1.0, np.nan],
@@ -44,7 +45,7 @@ def test_lossless_points_are_left_out_of_the_export_and_named_in_the_description
 
 
 def test_match_bpp_points_are_left_out_of_the_export():
-    summary = pd.concat([_summary(), pd.DataFrame({"codec": ["j2k"], "point": ["match_bpp=0.75"], "bpp_mean": [0.74],
+    summary = pd.concat([_summary(), pd.DataFrame({"codec": ["j2k"], "point": ["match_bpp=0.75"], "target_bpp": [0.75], "bpp_mean": [0.74],
                                                    "psnr_mean": [28.5], "ms_ssim_mean": [0.97]})])
     assert curves_from_summary(summary, "unit")[0].results["bpp"] == (0.5, 1.0)
 

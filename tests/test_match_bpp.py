@@ -118,3 +118,8 @@ def test_match_bpp_on_a_codec_without_a_rate_knob_is_refused_in_one_line(bench, 
 def test_a_bad_match_bpp_point_is_refused_in_one_line(bench, point, message):
     with pytest.raises(UserError, match=message):
         load_config(bench(f"- name: brittle\n  points: [{point}]\n"))
+
+
+def test_rows_record_the_target_of_a_match_bpp_point_and_leave_it_empty_for_native_points(tmp_path, bench):
+    rows = run_rows(bench("- name: quantize\n  points: [{bits: 4}, {match_bpp: 4.5}]\n"), tmp_path / "run")
+    assert {(row["point"], row["target_bpp"]) for row in rows} == {("bits=4", ""), ("match_bpp=4.5", "4.5")}

@@ -12,8 +12,13 @@ PSNR_ONLY = psnr.columns
 
 
 def results(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"codec": codec, "point": point, "bpp": bpp, "psnr": psnr, "error": ""}
-                         for codec, point, bpp, psnr in rows])
+    """Rows as the runner writes them: a point labelled ``match_bpp=X`` has the target X."""
+    return pd.DataFrame([{"codec": codec, "point": point, "target_bpp": _target(point), "bpp": bpp, "psnr": psnr,
+                          "error": ""} for codec, point, bpp, psnr in rows])
+
+
+def _target(point: str) -> float:
+    return float(point.removeprefix("match_bpp=")) if point.startswith("match_bpp=") else float("nan")
 
 
 def test_each_codec_and_target_gets_one_row_best_psnr_first():

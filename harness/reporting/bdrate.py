@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from harness.api import MetricColumn
-from harness.reporting.compressai import ReferenceCurve, lossless_points
-from harness.rate_matching import matched_points
+from harness.reporting.compressai import ReferenceCurve
+from harness.reporting.summaries import lossless_points, matched_points
 
 MIN_POINTS = 4
 INTERPOLATION = "pchip"
@@ -140,7 +140,7 @@ def bd_rate_table(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchor: s
 
     Overall rows use the means over all tiles; a reference curve has no
     polarisation, so it is compared with the anchor's overall curve only.
-    ``match_bpp`` points are left out (``rate_matching.matched_points``).
+    ``match_bpp`` points are left out (``summaries.matched_points``).
     Returns an empty table with the ``BD_COLUMNS`` when the anchor has no results.
     """
     rows = []

@@ -20,13 +20,12 @@ import pandas as pd
 
 from harness.api import ReportInput, hookimpl
 from harness.errors import UserError
-from harness.rate_matching import matched_points
+from harness.reporting.summaries import lossless_points, matched_points
 
 # Our column name -> CompressAI's key, where they differ.
 EXPORT_KEYS = {"ms_ssim": "ms-ssim"}
 # CompressAI's keys (including its RGB variants) -> our column name.
 IMPORT_ALIASES = {"ms-ssim": "ms_ssim", "ms-ssim-rgb": "ms_ssim", "psnr-rgb": "psnr"}
-LOSSLESS_OPTION = "lossless=True"
 
 
 @dataclass(frozen=True)
@@ -38,32 +37,11 @@ class ReferenceCurve:
     results: dict[str, tuple[float, ...]]
 
 
-def is_true(values: pd.Series) -> pd.Series:
-    """A boolean column as written to CSV and read back (bools, or the text True/False)."""
-    return values.astype(str).str.lower().eq("true")
-
-
-def lossless_points(points: pd.DataFrame) -> pd.Series:
-    """Which summary rows are lossless points: declared by the codec (the ``lossless`` column), asked for
-    (``lossless=True`` in the label, for results from before the column) or measured (PSNR +inf).
-
-    A PSNR test alone is not enough: JPEG 2000's lossless mode, or JPEG XL at
-    distance 0, is exact on its uint16 samples but not on the float input, so
-    its PSNR is high (107 dB) yet finite.
-    """
-    asked = points["point"].astype(str).str.split(",").map(lambda options: LOSSLESS_OPTION in options)
-    if "lossless" in points.columns:
-        asked = asked | is_true(points["lossless"])
-    if "psnr_mean" not in points.columns:
-        return asked
-    return asked | np.isposinf(points["psnr_mean"].astype(float))
-
-
 def curves_from_summary(summary: pd.DataFrame, run_name: str) -> list[ReferenceCurve]:
     """One curve per codec: mean bpp and mean metrics per point, sorted by bpp, lossless points left out.
 
     Lossless points sit far from any lossy rate, and their PSNR may be +inf, which JSON cannot hold;
-    ``match_bpp`` points are left out as from every curve (``rate_matching.matched_points``).
+    ``match_bpp`` points are left out as from every curve (``summaries.matched_points``).
     """
     metrics = [column.removesuffix("_mean") for column in summary.columns
                if column.endswith("_mean") and column != "bpp_mean"]

@@ -17,9 +17,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from harness.api import MetricColumn, ReportInput, hookimpl
-from harness.rate_matching import matched_points
 from harness.reporting.compressai import ReferenceCurve
-from harness.reporting.summaries import SPEED_BAND, distinct_text
+from harness.reporting.summaries import SPEED_BAND, distinct_text, matched_points
 
 PALETTE = matplotlib.colormaps["tab10"].colors
 

@@ -17,7 +17,9 @@ import pandas as pd
 
 from harness.api import MetricColumn
 from harness.reporting.formatting import format_number
-from harness.rate_matching import CLOSE_ENOUGH, matched_target
+from harness.rate_matching import CLOSE_ENOUGH
+from harness.reporting.summaries import matched_points
+from harness.results import TARGET_BPP
 EXPLANATION = (
     "Every codec's `match_bpp` points: per tile, the harness searched the codec's rate knob with real encodes "
     f"for the highest rate at or under the target. \"within {CLOSE_ENOUGH:.0%}\": share of tiles whose rate "
@@ -30,11 +32,10 @@ EXPLANATION = (
 def matched_rate_table(results: pd.DataFrame, metrics: Sequence[MetricColumn]) -> pd.DataFrame:
     """One row per codec and target, for the good rows of ``match_bpp`` points, with the mean of each of
     ``metrics``; empty when there are none."""
-    good = results[results["error"] == ""].copy()
-    good["target"] = good["point"].astype(str).map(matched_target)
-    good = good[good["target"].notna()]
+    good = results[(results["error"] == "") & matched_points(results)].copy()
     if good.empty:
         return pd.DataFrame()
+    good["target"] = pd.to_numeric(good[TARGET_BPP])
     rows = []
     for (target, codec), tiles in good.groupby(["target", "codec"], sort=False):
         rates = pd.to_numeric(tiles["bpp"])

@@ -21,8 +21,7 @@ import pandas as pd
 from pandas.api.typing import DataFrameGroupBy
 
 from harness.api import CLIPPED_COLUMNS
-from harness.reporting.compressai import is_true
-from harness.results import COMPLEXITY_COLUMNS, NON_METRIC_COLUMNS, TEXT_COLUMNS
+from harness.results import COMPLEXITY_COLUMNS, NON_METRIC_COLUMNS, TARGET_BPP, TEXT_COLUMNS
 
 SPEED_COLUMNS = ("encode_mpix_s", "decode_mpix_s")
 
@@ -55,6 +54,39 @@ def metric_columns(results: pd.DataFrame) -> list[str]:
         and pd.api.types.is_numeric_dtype(results[column])
         and not pd.api.types.is_bool_dtype(results[column])
     ]
+
+
+def is_true(values: pd.Series) -> pd.Series:
+    """A boolean column as written to CSV and read back (bools, or the text True/False)."""
+    return values.astype(str).str.lower().eq("true")
+
+
+def lossless_points(points: pd.DataFrame) -> pd.Series:
+    """Which summary rows are lossless points: declared by the codec (the ``lossless`` column) or measured (PSNR
+    +inf, which only an exact reconstruction gives).
+
+    A PSNR test alone is not enough: JPEG 2000's lossless mode, or JPEG XL at
+    distance 0, is exact on its uint16 samples but not on the float input, so
+    its PSNR is high (107 dB) yet finite.
+    """
+    declared = is_true(points["lossless"]) if "lossless" in points.columns else pd.Series(False, index=points.index)
+    if "psnr_mean" not in points.columns:
+        return declared
+    return declared | np.isposinf(points["psnr_mean"].astype(float))
+
+
+def matched_points(points: pd.DataFrame) -> pd.Series:
+    """Which summary or results rows belong to ``match_bpp`` points (a ``target_bpp``).
+
+    The RD curves, BD-rates and CompressAI curves leave them out: a codec's
+    native points already trace its curve, a matched point can land on one of
+    them (a 2-bit quantizer matched to 2 bpp), and two points at one rate break
+    the interpolation. They are compared in the matched-rate table instead.
+    Results from before the column have none.
+    """
+    if TARGET_BPP not in points.columns:
+        return pd.Series(False, index=points.index)
+    return pd.to_numeric(points[TARGET_BPP], errors="coerce").notna()
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
@@ -96,7 +128,8 @@ def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
         *(good_rows[column].median().rename(f"{column}_median") for column in SPEED_COLUMNS),
         *(good_rows[column].quantile(q).rename(f"{column}_p{round(100 * q)}") for column in SPEED_COLUMNS
           for q in SPEED_BAND),
-        *(all_rows[column].first().rename(column) for column in COMPLEXITY_COLUMNS if column in results.columns),
+        *(all_rows[column].first().rename(column) for column in (TARGET_BPP, *COMPLEXITY_COLUMNS)
+          if column in results.columns),
         all_rows["device"].agg(distinct_text).rename("device"),
         all_rows["precision"].agg(distinct_text).rename("precision"),
         *([all_rows["lossless"].agg(lambda values: bool(is_true(values).any())).rename("lossless")]

@@ -20,10 +20,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness.api import MetricColumn, ReportInput, hookimpl
-from harness.rate_matching import matched_target
 from harness.reconstructions import KeptTile, load_kept_tiles, slug
-from harness.results import RunFolder
 from harness.reporting.figures import codec_colors
+from harness.reporting.summaries import matched_points
+from harness.results import TARGET_BPP, RunFolder
 from harness.sar import denormalize_db
 
 DEFAULT_TARGET_BPP = 1.0
@@ -74,7 +74,9 @@ def matched_panels(kept: KeptTile, results: pd.DataFrame, target_bpp: float, col
         candidates = codec_rows[[(codec, point) in kept.reconstructions for point in codec_rows["point"]]]
         if candidates.empty:
             continue
-        matched = candidates[[matched_target(point) == target_bpp for point in candidates["point"]]]
+        matched = candidates[matched_points(candidates)]
+        if not matched.empty:
+            matched = matched[pd.to_numeric(matched[TARGET_BPP]) == target_bpp]
         if not matched.empty:
             candidates = matched
         best = candidates.loc[(candidates["bpp"] - target_bpp).abs().idxmin()]
