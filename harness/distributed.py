@@ -20,7 +20,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,8 @@ def cluster_executor(config: BenchmarkConfig, options: RunOptions, visual_tile_i
     with _client(options) as client:
         def measure_all(units: list[WorkUnit]) -> Iterator[tuple[WorkUnit, list[dict[str, Any]]]]:
             futures = [client.submit(_measure_on_worker, job, unit.prepared.codec_name, unit.prepared.point.options,
-                                     [tile.tile_id for tile in unit.tiles], pure=False) for unit in units]
+                                     unit.prepared.complexity, [tile.tile_id for tile in unit.tiles], pure=False)
+                       for unit in units]
             position = {future.key: index for index, future in enumerate(futures)}
             finished: dict[int, list[dict[str, Any]]] = {}
             next_to_write = 0
@@ -120,7 +121,7 @@ class _WorkerState:
 _STATES: dict[str, _WorkerState] = {}
 
 
-def _measure_on_worker(job: _Job, codec_name: str, point_options: dict[str, Any],
+def _measure_on_worker(job: _Job, codec_name: str, point_options: dict[str, Any], complexity: dict[str, float],
                        tile_ids: list[str]) -> list[dict[str, Any]]:
     if job.key not in _STATES:
         for previous in _STATES.values():  # a worker of a long-lived cluster keeps only the run it serves now
@@ -131,7 +132,8 @@ def _measure_on_worker(job: _Job, codec_name: str, point_options: dict[str, Any]
     key = repr((codec_name, sorted(point_options.items())))
     if key not in state.points:
         codec = CodecConfig(codec_name, (CodecPoint(dict(point_options)),))
-        state.points[key] = prepare_points(state.config, [codec], state.registry, job.device)[0]
+        prepared = prepare_points(state.config, [codec], state.registry, job.device)[0]
+        state.points[key] = replace(prepared, complexity=complexity)
     unit = WorkUnit(state.points[key], [state.tiles[tile_id] for tile_id in tile_ids])
     return measure_unit(unit, state.config, state.registry, state.keep, state.calls)
 

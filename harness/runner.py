@@ -95,7 +95,9 @@ def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptio
     """Run every selected codec point on every tile, appending rows to ``results.csv``."""
     device = resolve_device(options.device or config.device)
     codecs = select_codecs(config.codecs, options.codec_names)
-    points = prepare_points(config, codecs, registry, device)
+    # Counted once per point here; Dask workers get the counts with each unit instead of counting again.
+    points = [replace(point, complexity=complexity_of(point.codec))
+              for point in prepare_points(config, codecs, registry, device)]
     tiles = load_tiles(config, registry)
     if options.manifest:
         tiles = restrict_to_manifest(tiles, read_manifest(options.manifest), options.manifest)
@@ -324,7 +326,7 @@ def prepare_points(
             except Exception as exc:  # the contract asks for ValueError; a plugin's other failures still get a line
                 raise UserError(f"{config.path}: codecs[{index}].points[{point_index}] ({codec_config.name} "
                                 f"{point.label}): the codec failed to start: {type(exc).__name__}: {exc}") from exc
-            prepared.append(PreparedPoint(codec_config.name, point, codec, at_knob, options, complexity_of(codec)))
+            prepared.append(PreparedPoint(codec_config.name, point, codec, at_knob, options))
     return prepared
 
 

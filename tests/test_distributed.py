@@ -41,9 +41,20 @@ class Crasher(Codec):
         return np.frombuffer(data, dtype=np.uint8, offset=1).reshape(shape) / np.float32(255)
 
 
+class Counted(Crasher):
+    """Never crashes; counts its complexity, which the client counts and the workers' rows carry."""
+    name = "counted"
+
+    def encode(self, tile):
+        return bytes([0]) + (tile * 255).round().astype(np.uint8).tobytes()
+
+    def complexity(self):
+        return {"encode_macs_per_pixel": 12.5, "decode_macs_per_pixel": 7, "parameters": 321}
+
+
 @hookimpl
 def harness_codecs():
-    return [Crasher]
+    return [Crasher, Counted]
 '''
 CODECS = """\
   - name: quantize
@@ -52,6 +63,8 @@ CODECS = """\
     points: [{bpp: 1.0}]
   - name: quantize_zlib
     points: [{match_bpp: 3.0}]
+  - name: counted
+    points: [{}]
 """
 
 
@@ -79,7 +92,8 @@ def test_two_workers_write_the_serial_runs_rows_in_its_order(tmp_path, config):
     assert harness(config, tmp_path / "cluster", "--workers", "2").returncode == 0
 
     serial, cluster = measured(tmp_path / "serial"), measured(tmp_path / "cluster")
-    assert len(serial) == 4 * 6 and cluster == serial
+    assert len(serial) == 5 * 6 and cluster == serial
+    assert {row["parameters"] for row in cluster if row["codec"] == "counted"} == {"321.0"}
 
 
 def test_a_client_killed_mid_run_resumes_on_workers_to_the_uninterrupted_result(tmp_path, config):

@@ -58,7 +58,7 @@ def test_a_failing_report_writer_is_one_line_and_the_other_outputs_are_written(t
     assert status == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "report writer 'broken_output' failed: RuntimeError: no space left for my output" in line
-    assert (run_dir / "summary.md").is_file() and (run_dir / "rd_psnr.png").is_file()
+    assert all((run_dir / name).is_file() for name in ("summary.md", "rd_psnr.png", "report.html"))
 
 
 def test_list_shows_the_built_in_report_writers(capsys):

@@ -40,30 +40,40 @@ class BuiltReport:
 
 def build_report(folder: RunFolder, settings: ReportSettings, registry: Registry) -> BuiltReport:
     """(Re)write every report file of ``folder`` from its ``results.csv`` with the registry's report writers, then
-    the HTML page. Metric descriptions not given in ``settings`` come from the folder's ``metrics.json`` (or the
-    installed plugins for an older run)."""
+    the HTML page, which embeds what they drew; a writer's failure is raised after both. Metric descriptions not
+    given in ``settings`` come from the folder's ``metrics.json`` (or the installed plugins for an older run)."""
     if settings.metrics is None:
         settings = replace(settings, metrics=run_metric_descriptions(folder))
-    results = folder.read_results()
-    paths = write_report(results, folder.path, settings, registry.report_writer_functions())
+    report = report_input(folder.read_results(), folder, settings)
+    paths, failures = run_writers(report, registry.report_writer_functions())
     page = write_html_report(folder.path)
-    return BuiltReport((*paths, page), format_summary_table(summarize(normalized_columns(results)), settings.metrics))
+    _raise_failures(failures)
+    return BuiltReport((*paths, page), format_summary_table(report.summary, report.metrics))
 
 
 def write_report(results: pd.DataFrame, run_dir: Path, settings: ReportSettings,
                  writers: Sequence[ReportWriter]) -> list[Path]:
     """Summarize ``results`` once and hand the same ``ReportInput`` to every writer in turn; returns what they
     wrote. A writer that fails does not stop the others; the failures are reported together at the end."""
-    report = report_input(results, RunFolder(run_dir), settings)
+    paths, failures = run_writers(report_input(results, RunFolder(run_dir), settings), writers)
+    _raise_failures(failures)
+    return paths
+
+
+def run_writers(report: ReportInput, writers: Sequence[ReportWriter]) -> tuple[list[Path], list[str]]:
+    """Every writer in turn on the same input: the paths they wrote, and a line per writer that failed."""
     written, failures = [], []
     for writer in writers:
         try:
             written.extend(writer(report))
         except Exception as exc:  # a third-party writer must not cost the user the other outputs
             failures.append(f"report writer {getattr(writer, '__name__', writer)!r} failed: {type(exc).__name__}: {exc}")
+    return written, failures
+
+
+def _raise_failures(failures: list[str]) -> None:
     if failures:
         raise UserError("; ".join(failures) + "; the other outputs were written")
-    return written
 
 
 def report_input(results: pd.DataFrame, folder: RunFolder, settings: ReportSettings) -> ReportInput:

@@ -157,14 +157,8 @@ def _text(value: object) -> str:
 
 
 def _summary_body(folder: RunFolder, metrics: MetricDescriptions) -> str:
-    path = folder.summary
-    if not path.is_file():
-        return _paragraph(f"No {path.name} in this run folder.")
-    summary = load_results(path)
-    if summary.empty:
-        return _paragraph("No results.")
-    note = _paragraph("Means and standard deviations over the tiles without error; speeds are medians.")
-    return note + "\n" + _html_table(summary, metrics)
+    return _table_file_body(folder.summary, metrics, "No results.",
+                            "Means and standard deviations over the tiles without error; speeds are medians.")
 
 
 def _clipping_body(results: pd.DataFrame, metrics: MetricDescriptions) -> str:
@@ -183,13 +177,20 @@ def _matched_rate_sections(results: pd.DataFrame, metrics: MetricDescriptions) -
 
 
 def _bd_rate_body(folder: RunFolder, metrics: MetricDescriptions) -> str:
-    path = folder.bd_rate
+    return _table_file_body(folder.bd_rate, metrics,
+                            "No BD-rate: the anchor codec has no results in this run, or no other codec to compare.",
+                            BD_RATE_EXPLANATION, BD_MISSING_TEXT)
+
+
+def _table_file_body(path: Path, metrics: MetricDescriptions, when_empty: str, explanation: str,
+                     missing_text: dict[str, str] | None = None) -> str:
+    """A table the report wrote as CSV, under its explanation; a line saying so when the file is missing or empty."""
     if not path.is_file():
         return _paragraph(f"No {path.name} in this run folder.")
     table = load_results(path)
     if table.empty:
-        return _paragraph("No BD-rate: the anchor codec has no results in this run, or no other codec to compare.")
-    return _paragraph(BD_RATE_EXPLANATION) + "\n" + _html_table(table, metrics, BD_MISSING_TEXT)
+        return _paragraph(when_empty)
+    return _paragraph(explanation) + "\n" + _html_table(table, metrics, missing_text)
 
 
 def _html_table(frame: pd.DataFrame, metrics: MetricDescriptions, missing_text: dict[str, str] | None = None) -> str:
