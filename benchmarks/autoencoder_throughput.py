@@ -178,7 +178,7 @@ def main() -> None:
         codecs = {preset: random_codec(preset, args.bits, Path(folder), args.device, args.precision)
                   for preset in presets}
         for preset, codec in codecs.items():
-            parameters = codec.complexity()["parameters"]
+            parameters = codec.complexity().parameters
             for batch_size in (int(size) for size in args.batch_sizes.split(",")):
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)

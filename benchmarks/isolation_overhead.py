@@ -21,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.config import load_config
+from harness.results import TIMING_COLUMNS
 from harness.runner import RunOptions, run_benchmark
-from harness.timing import TIMING_COLUMNS
 
 SPEEDS = ("encode_mpix_s", "decode_mpix_s")
 

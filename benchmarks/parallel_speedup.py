@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.config import load_config
+from harness.results import TIMING_COLUMNS
 from harness.runner import RunOptions, run_benchmark
-from harness.timing import TIMING_COLUMNS
 
 
 def run_once(config_path: Path, workers: int | None, run_dir: Path,

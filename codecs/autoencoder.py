@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-import torch
 from harness_codecs._autoencoder.bitstream import (
     MAX_BITS,
     LatentHeader,
@@ -37,7 +36,7 @@ from harness_codecs._autoencoder.options import (
 )
 from harness_codecs._autoencoder.training import AutoencoderTrainer
 
-from harness import Codec, hookimpl
+from harness import Codec, Complexity, hookimpl
 
 
 class AutoencoderCodec(Codec):
@@ -88,7 +87,7 @@ class AutoencoderCodec(Codec):
             bits.append(header.bits)
         return self.coder.decode_payloads(payloads, bits, [tuple(shape) for shape in shapes])
 
-    def complexity(self) -> dict[str, float | int]:
+    def complexity(self) -> Complexity:
         """MACs per pixel of encode and decode, counted on a real encode and decode, and the parameters."""
         return codec_complexity(self, self.coder.model)
 

@@ -41,7 +41,7 @@ from harness_codecs._autoencoder.options import (
     validated_precision,
 )
 
-from harness import Codec, RateKnob, hookimpl
+from harness import Codec, Complexity, RateKnob, hookimpl
 
 
 class EntropyCodedAutoencoder(Codec):
@@ -87,7 +87,7 @@ class EntropyCodedAutoencoder(Codec):
     def estimated_bpp(self, tiles: list[np.ndarray]) -> list[float]:
         return self.coder.estimated_bpp(tiles)
 
-    def complexity(self) -> dict[str, float | int]:
+    def complexity(self) -> Complexity:
         """MACs per pixel of encode and decode, counted on a real encode and decode, and the parameters."""
         return codec_complexity(self, self.coder.model)
 

@@ -2,7 +2,7 @@
 
 Plugin authors need only what this module exports, and the SAR helpers of
 ``harness.sar``: the ``hookimpl`` marker, the ``Codec`` base class (with
-``RateKnob``), the ``Dataset`` protocol with ``DatasetSettings`` and ``Tile``,
+``RateKnob`` and the ``Complexity`` it may count), the ``Dataset`` protocol with ``DatasetSettings`` and ``Tile``,
 the ``metric`` decorator with its ``MetricColumn`` descriptions and
 ``MetricInput``, ``ReportInput`` for report writers, the ``Trainer`` base class
 with the ``BenchmarkContext`` a trainer works in, and the test-set manifest
@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.api import (
     Codec,
+    Complexity,
     Dataset,
     DatasetSettings,
     Metric,
@@ -29,7 +30,7 @@ from harness.api import (
 from harness.errors import UserError
 from harness.manifest import ManifestEntry, read_manifest, tile_checksum
 
-__all__ = ["BenchmarkContext", "Codec", "Dataset", "DatasetSettings", "ManifestEntry", "Metric", "MetricColumn",
+__all__ = ["BenchmarkContext", "Codec", "Complexity", "Dataset", "DatasetSettings", "ManifestEntry", "Metric", "MetricColumn",
            "MetricInput", "RateKnob", "ReportInput", "Tile", "Trainer", "UserError", "hookimpl", "metric",
            "read_manifest", "tile_checksum"]
 PUBLIC_MODULES = ("harness", "harness.sar")

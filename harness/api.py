@@ -26,10 +26,6 @@ PROJECT_NAME = "harness"
 
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
-CLIPPED_COLUMNS = ("clipped_below", "clipped_above")
-"""The results columns of ``Tile.clipped_fractions``, in its order."""
-
-
 @dataclass(frozen=True, eq=False)
 class Tile:
     """One polarisation of one window of one scene, ready for a codec.
@@ -195,6 +191,16 @@ def metric(*columns: MetricColumn) -> Callable[[Callable[[MetricInput], dict[str
 
 
 @dataclass(frozen=True)
+class Complexity:
+    """A codec's arithmetic, which unlike its speed does not depend on the machine: multiply-accumulates per
+    pixel of a 256x256 tile for encode and decode, and its model's parameters. Each field is a results column."""
+
+    encode_macs_per_pixel: float
+    decode_macs_per_pixel: float
+    parameters: int
+
+
+@dataclass(frozen=True)
 class RateKnob:
     """The one numeric option that sets a codec's rate, so that a point can ask for a rate instead.
 
@@ -291,12 +297,9 @@ class Codec:
         """
         return None
 
-    def complexity(self) -> dict[str, float | int] | None:
-        """The codec's arithmetic, which unlike its speed does not depend on the machine: a dict of
-        ``encode_macs_per_pixel`` and ``decode_macs_per_pixel`` (multiply-accumulates per pixel of a
-        256x256 tile) and ``parameters`` (of its model), where it has a network to count. Called outside
-        the timed calls. None: not counted.
-        """
+    def complexity(self) -> Complexity | None:
+        """The codec's arithmetic, where it has a network to count. Called outside the timed calls. None: not
+        counted."""
         return None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -465,3 +465,23 @@ def _timing(check: _Checker, value: Any) -> TimingConfig:
         isolate=isolate,
         timeout_s=timeout,
     )
+
+
+def resolved_config_yaml(config: BenchmarkConfig) -> str:
+    """The config with every default filled in, as the run actually used it."""
+    resolved = asdict(replace(config, text=""))
+    resolved.pop("text")
+    resolved["path"] = str(config.path)
+    resolved["dataset"]["cache_dir"] = str(config.dataset.cache_dir)
+    resolved["normalization"] = {pol: list(bounds) for pol, bounds in config.normalization.items()}
+    resolved["codecs"] = [{"name": codec.name, "points": [point.options for point in codec.points]}
+                          for codec in config.codecs]
+    return yaml.safe_dump(_plain(resolved), sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.api import Tile
 from harness.errors import UserError
+from harness.results import HEIGHT, POL, SCENE, TILE_ID, WIDTH
 
 @dataclass(frozen=True)
 class ManifestEntry:
@@ -66,8 +67,8 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
 
 def _entry(row: dict[str, str]) -> ManifestEntry:
     return ManifestEntry(
-        tile_id=row["tile_id"], scene=row["scene"], pol=row["pol"], row=int(row["row"]), col=int(row["col"]),
-        height=int(row["height"]), width=int(row["width"]), sha256=row["sha256"],
+        tile_id=row[TILE_ID], scene=row[SCENE], pol=row[POL], row=int(row["row"]), col=int(row["col"]),
+        height=int(row[HEIGHT]), width=int(row[WIDTH]), sha256=row["sha256"],
     )
 
 

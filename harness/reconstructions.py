@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.api import Tile
+from harness.results import POL, TILE_ID
 
 ORIGINAL = "original.npy"
 MASK = "mask.npy"
@@ -51,7 +52,7 @@ def save_original(root: Path, tile: Tile) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / ORIGINAL, tile.data.astype(np.float16))
     np.save(folder / MASK, tile.mask)
-    meta = {"tile_id": tile.tile_id, "pol": tile.pol, "db_range": list(tile.db_range), "points": {}}
+    meta = {TILE_ID: tile.tile_id, POL: tile.pol, "db_range": list(tile.db_range), "points": {}}
     (folder / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
 
@@ -81,8 +82,8 @@ def _load(folder: Path) -> KeptTile:
         for key, filename in meta["points"].items()
     }
     return KeptTile(
-        tile_id=meta["tile_id"],
-        pol=meta["pol"],
+        tile_id=meta[TILE_ID],
+        pol=meta[POL],
         db_range=tuple(meta["db_range"]),
         original=np.load(folder / ORIGINAL).astype(np.float32),
         mask=np.load(folder / MASK),

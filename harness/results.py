@@ -20,38 +20,85 @@ import json
 import os
 import signal
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness.api import CLIPPED_COLUMNS, MetricColumn
+from harness.api import Complexity, MetricColumn
 from harness.errors import UserError
-from harness.timing import TIMING_COLUMNS
 
-TILE_COLUMNS = ("run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels", *CLIPPED_COLUMNS)
-"""Which tile a row is about (``run``: the config's name)."""
+# Which tile a row is about
+RUN = "run"
+"""The config's name."""
+DATASET = "dataset"
+SCENE = "scene"
+TILE_ID = "tile_id"
+POL = "pol"
+HEIGHT = "height"
+WIDTH = "width"
+VALID_PIXELS = "valid_pixels"
+CLIPPED_BELOW = "clipped_below"
+CLIPPED_ABOVE = "clipped_above"
+CLIPPED_COLUMNS = (CLIPPED_BELOW, CLIPPED_ABOVE)
+"""The fractions of the tile's valid pixels clipped at each end of the dB range: ``Tile.clipped_fractions``."""
+TILE_COLUMNS = (RUN, DATASET, SCENE, TILE_ID, POL, HEIGHT, WIDTH, VALID_PIXELS, *CLIPPED_COLUMNS)
+
+# Which rate point coded it
+CODEC = "codec"
+POINT = "point"
+"""The point's label, which resume and the report key on."""
+OPTIONS = "options"
+"""The point's options as JSON (sorted keys; a ``match_bpp`` row's include the knob value its tile got)."""
+LOSSLESS = "lossless"
+"""What the codec declares."""
 TARGET_BPP = "target_bpp"
-POINT_COLUMNS = ("codec", "point", "options", "lossless", TARGET_BPP)
-"""Which rate point coded it: ``point`` is the label that resume and the report key on, ``options`` the
-point's options as JSON (sorted keys; a ``match_bpp`` row's include the knob value its tile got), ``lossless``
-what the codec declares, ``target_bpp`` the rate a ``match_bpp`` point asked for (empty for the others): the
-report tells matched points from native ones by it, never by reading the label."""
-RATE_COLUMNS = ("bytes", "bpp", "estimated_bpp", "compression_ratio")
-"""``bpp`` is ``8 * bytes / pixels``; ``estimated_bpp`` the codec's own model of its rate, when it has one."""
-COMPLEXITY_COLUMNS = ("encode_macs_per_pixel", "decode_macs_per_pixel", "parameters")
-"""What the codec's ``complexity()`` counts (multiply-accumulates per pixel, model parameters); empty for a codec
-that counts none. Unlike speed, it does not depend on the machine."""
-EXECUTION_COLUMNS = ("device", "precision", "threads", "batch_size", "error")
-"""How the codec ran (``threads``: its library's threads, ``Codec.threads``); ``error`` is empty on a good row and
-the message on an error row."""
-TEXT_COLUMNS = ("run", "dataset", "scene", "tile_id", "pol", "codec", "point", "options", "device", "precision",
-                "error")
+"""The rate a ``match_bpp`` point asked for (empty for the others): the report tells matched points from native
+ones by it, never by reading the label."""
+POINT_COLUMNS = (CODEC, POINT, OPTIONS, LOSSLESS, TARGET_BPP)
+
+# The rate
+BYTES = "bytes"
+BPP = "bpp"
+"""``8 * bytes / pixels``."""
+ESTIMATED_BPP = "estimated_bpp"
+"""The codec's own model of its rate, when it has one."""
+COMPRESSION_RATIO = "compression_ratio"
+RATE_COLUMNS = (BYTES, BPP, ESTIMATED_BPP, COMPRESSION_RATIO)
+
+# The timing: the only columns that differ between two runs of the same config
+ENCODE_S = "encode_s"
+DECODE_S = "decode_s"
+ENCODE_MPIX_S = "encode_mpix_s"
+DECODE_MPIX_S = "decode_mpix_s"
+ENCODE_SPREAD = "encode_spread"
+DECODE_SPREAD = "decode_spread"
+SPREAD_COLUMNS = (ENCODE_SPREAD, DECODE_SPREAD)
+"""``Timed.spread`` of the encode and of the decode: (slowest − fastest) / median of the repeats."""
+SPEED_COLUMNS = (ENCODE_MPIX_S, DECODE_MPIX_S)
+TIMING_COLUMNS = (ENCODE_S, DECODE_S, *SPEED_COLUMNS, *SPREAD_COLUMNS)
+
+COMPLEXITY_COLUMNS = tuple(field.name for field in fields(Complexity))
+"""What the codec's ``complexity()`` counts; empty for a codec that counts none. Unlike speed, it does not depend
+on the machine."""
+ENCODE_MACS_PER_PIXEL, DECODE_MACS_PER_PIXEL, PARAMETERS = COMPLEXITY_COLUMNS
+
+# How the codec ran
+DEVICE = "device"
+PRECISION = "precision"
+THREADS = "threads"
+"""Its library's threads, ``Codec.threads``."""
+BATCH_SIZE = "batch_size"
+ERROR = "error"
+"""Empty on a good row, the message on an error row."""
+EXECUTION_COLUMNS = (DEVICE, PRECISION, THREADS, BATCH_SIZE, ERROR)
+
+TEXT_COLUMNS = (RUN, DATASET, SCENE, TILE_ID, POL, CODEC, POINT, OPTIONS, DEVICE, PRECISION, ERROR)
 """Read as text whatever they hold: a tile id ``"001"`` or an error message must never become a number."""
 NON_METRIC_COLUMNS = frozenset((*TILE_COLUMNS, *POINT_COLUMNS, *RATE_COLUMNS, *TIMING_COLUMNS, *COMPLEXITY_COLUMNS,
                                 *EXECUTION_COLUMNS))
-REQUIRED_COLUMNS = ("codec", "point", "pol", "bpp", "encode_mpix_s", "decode_mpix_s", "error")
+REQUIRED_COLUMNS = (CODEC, POINT, POL, BPP, *SPEED_COLUMNS, ERROR)
 """What a report cannot do without; results from older versions may lack the others."""
 NUMERIC_NA_STRINGS = ["", "nan", "NaN", "NA", "null"]
 RD_PLOT_PREFIX = "rd_"
@@ -292,7 +339,7 @@ def drop_error_rows(results_path: Path) -> set[tuple[str, str, str]]:
     if not fieldnames:
         results_path.unlink()
         return set()
-    good = [row for row in reader if not row.get("error") and None not in row and None not in row.values()]
+    good = [row for row in reader if not row.get(ERROR) and None not in row and None not in row.values()]
     rewritten = results_path.with_name(results_path.name + ".tmp")
     with rewritten.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fieldnames)
@@ -304,7 +351,7 @@ def drop_error_rows(results_path: Path) -> set[tuple[str, str, str]]:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(rewritten, results_path)
-    return {(row["codec"], row["point"], row["tile_id"]) for row in good}
+    return {(row[CODEC], row[POINT], row[TILE_ID]) for row in good}
 
 
 KILL_POINT_VARIABLE = "HARNESS_TEST_KILL_AT"

@@ -21,11 +21,11 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
-from harness.api import CLIPPED_COLUMNS, Codec, DatasetSettings, MetricColumn, MetricInput, Tile
-from harness.config import BenchmarkConfig, CodecConfig, CodecPoint, DatasetConfig, TimingConfig
+from harness.api import Codec, Complexity, DatasetSettings, MetricColumn, MetricInput, Tile
+from harness.config import (BenchmarkConfig, CodecConfig, CodecPoint, DatasetConfig, TimingConfig,
+                            resolved_config_yaml)
 from harness.environment import collect_environment, load_average, timing_warnings
 from harness.errors import CodecFailure, UserError
 from harness.manifest import read_manifest, restrict_to_manifest, write_manifest
@@ -35,8 +35,13 @@ from harness.reconstructions import save_original, save_reconstruction
 from harness.reporting import BuiltReport, build_report
 from harness.reporting.compressai import read_compressai_json
 from harness.reporting.settings import ReportSettings
-from harness.results import COMPLEXITY_COLUMNS, ResultsWriter, RunFolder, drop_error_rows, results_columns
-from harness.timing import SPREAD_COLUMNS, synchronizer_for, time_call
+from harness.results import (
+    BATCH_SIZE, BPP, BYTES, CLIPPED_COLUMNS, CODEC, COMPLEXITY_COLUMNS, COMPRESSION_RATIO, DATASET, DECODE_MPIX_S,
+    DECODE_S, DECODE_SPREAD, DEVICE, ENCODE_MPIX_S, ENCODE_S, ENCODE_SPREAD, ERROR, ESTIMATED_BPP, HEIGHT, LOSSLESS,
+    OPTIONS, POINT, POL, PRECISION, RUN, SCENE, SPREAD_COLUMNS, TARGET_BPP, THREADS, TILE_ID, VALID_PIXELS, WIDTH,
+    ResultsWriter, RunFolder, drop_error_rows, results_columns,
+)
+from harness.timing import synchronizer_for, time_call
 
 REFERENCE_BITS_PER_PIXEL = 16
 
@@ -133,8 +138,8 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
             for row in rows:
                 writer.write(row)
                 written += 1
-                errors += bool(row["error"])
-                if not row["error"]:
+                errors += bool(row[ERROR])
+                if not row[ERROR]:
                     spreads.setdefault(unit.prepared.codec_name, []).append(max(row[c] for c in SPREAD_COLUMNS))
             progress.update(len(unit.tiles))
         progress.close()
@@ -247,26 +252,6 @@ def _prepare_run_dir(config: BenchmarkConfig, options: RunOptions, folder: RunFo
     return set()
 
 
-def resolved_config_yaml(config: BenchmarkConfig) -> str:
-    """The config with every default filled in, as the run actually used it."""
-    resolved = asdict(replace(config, text=""))
-    resolved.pop("text")
-    resolved["path"] = str(config.path)
-    resolved["dataset"]["cache_dir"] = str(config.dataset.cache_dir)
-    resolved["normalization"] = {pol: list(bounds) for pol, bounds in config.normalization.items()}
-    resolved["codecs"] = [{"name": codec.name, "points": [point.options for point in codec.points]}
-                          for codec in config.codecs]
-    return yaml.safe_dump(_plain(resolved), sort_keys=False)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
-
-
 def dataset_settings(config: BenchmarkConfig) -> DatasetSettings:
     return settings_for(config.dataset, config.normalization, config.seed, config.base_dir)
 
@@ -334,10 +319,12 @@ def complexity_of(codec: Codec) -> dict[str, float]:
     """The codec's counted complexity, or nothing: a count that fails or answers in other terms costs the run no
     row, only the column (the counts are a description of the codec, not a measurement of this run)."""
     try:
-        counted = codec.complexity() or {}
+        counted = codec.complexity()
     except Exception:  # third-party code; the rows will show the codec's own error if it is really broken
         return {}
-    return {column: float(counted[column]) for column in COMPLEXITY_COLUMNS if column in counted}
+    if not isinstance(counted, Complexity):
+        return {}
+    return {column: float(value) for column, value in asdict(counted).items()}
 
 
 def _construct_at(codec_class: type[Codec], options: dict[str, Any], option: str, value: float) -> Codec:
@@ -405,11 +392,12 @@ def measure_batch(
         encode_s, decode_s = coded.encode_s * share, coded.decode_s * share
         megapixels = tile.data.size / 1e6
         row = identity_columns(prepared, tile, config, batch_size=len(tiles))
-        row.update(rate_columns(len(stream), tile.shape), estimated_bpp="" if estimate is None else estimate)
+        row.update(rate_columns(len(stream), tile.shape))
+        row[ESTIMATED_BPP] = "" if estimate is None else estimate
         row.update(score(registry, MetricInput(tile.data, reconstruction, tile.mask, tile.db_range, tile.original_db)))
-        row.update(encode_s=encode_s, decode_s=decode_s,
-                   encode_mpix_s=megapixels / encode_s, decode_mpix_s=megapixels / decode_s,
-                   encode_spread=coded.encode_spread, decode_spread=coded.decode_spread)
+        row.update({ENCODE_S: encode_s, DECODE_S: decode_s,
+                    ENCODE_MPIX_S: megapixels / encode_s, DECODE_MPIX_S: megapixels / decode_s,
+                    ENCODE_SPREAD: coded.encode_spread, DECODE_SPREAD: coded.decode_spread})
         rows.append(row)
         if keep:
             keep(prepared, tile, reconstruction)
@@ -440,7 +428,7 @@ def measure_matched(
         return [error_row(prepared, tile, config, exc)]
     rows = measure_batch(tuned, [tile], config, registry, keep, calls)
     for row in rows:
-        row["options"] = json.dumps({**prepared.point.options, knob.option: matched.value}, sort_keys=True)
+        row[OPTIONS] = json.dumps({**prepared.point.options, knob.option: matched.value}, sort_keys=True)
     return rows
 
 
@@ -512,7 +500,7 @@ def _optional_float(value: float | None) -> float | None:
 def error_row(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfig, exc: Exception) -> dict[str, Any]:
     row = identity_columns(prepared, tile, config, batch_size=1)
     message = str(exc) if isinstance(exc, CodecFailure) else f"{type(exc).__name__}: {exc}"
-    row["error"] = message.replace("\n", " ")
+    row[ERROR] = message.replace("\n", " ")
     return row
 
 
@@ -525,24 +513,24 @@ def check_stream(stream: Any) -> bytes:
 def identity_columns(prepared: PreparedPoint, tile: Tile, config: BenchmarkConfig, batch_size: int) -> dict[str, Any]:
     height, width = tile.shape
     return {
-        "run": config.name, "dataset": config.dataset.kind, "scene": tile.scene, "tile_id": tile.tile_id,
-        "pol": tile.pol, "height": height, "width": width, "valid_pixels": tile.valid_pixels,
+        RUN: config.name, DATASET: config.dataset.kind, SCENE: tile.scene, TILE_ID: tile.tile_id,
+        POL: tile.pol, HEIGHT: height, WIDTH: width, VALID_PIXELS: tile.valid_pixels,
         **dict(zip(CLIPPED_COLUMNS, tile.clipped_fractions)),
-        "codec": prepared.codec_name, "point": prepared.point.label,
-        "options": json.dumps(prepared.point.options, sort_keys=True), "lossless": prepared.codec.lossless,
-        "target_bpp": "" if prepared.target_bpp is None else prepared.target_bpp,
+        CODEC: prepared.codec_name, POINT: prepared.point.label,
+        OPTIONS: json.dumps(prepared.point.options, sort_keys=True), LOSSLESS: prepared.codec.lossless,
+        TARGET_BPP: "" if prepared.target_bpp is None else prepared.target_bpp,
         **{column: prepared.complexity.get(column, "") for column in COMPLEXITY_COLUMNS},
-        "device": prepared.codec.device, "precision": prepared.codec.precision,
-        "threads": "" if prepared.codec.threads is None else prepared.codec.threads, "batch_size": batch_size,
-        "error": "",
+        DEVICE: prepared.codec.device, PRECISION: prepared.codec.precision,
+        THREADS: "" if prepared.codec.threads is None else prepared.codec.threads, BATCH_SIZE: batch_size,
+        ERROR: "",
     }
 
 
 def rate_columns(byte_count: int, shape: tuple[int, int]) -> dict[str, float]:
     """The rate from the real byte count; compression ratio against 16-bit samples."""
     bpp = 8 * byte_count / (shape[0] * shape[1])
-    return {"bytes": byte_count, "bpp": bpp,
-            "compression_ratio": REFERENCE_BITS_PER_PIXEL / bpp if bpp else math.inf}
+    return {BYTES: byte_count, BPP: bpp,
+            COMPRESSION_RATIO: REFERENCE_BITS_PER_PIXEL / bpp if bpp else math.inf}
 
 
 RECONSTRUCTION_BOUNDS = (-1.0, 2.0)

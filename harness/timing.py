@@ -18,12 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 
-SPREAD_COLUMNS = ("encode_spread", "decode_spread")
-"""Per results row: ``Timed.spread`` of the encode and of the decode."""
-TIMING_COLUMNS = ("encode_s", "decode_s", "encode_mpix_s", "decode_mpix_s", *SPREAD_COLUMNS)
-"""The results columns that time the codec calls: the only ones that differ between two runs of the same config."""
-
-
 @dataclass(frozen=True)
 class Timed:
     """The last call's result, the median of the timed repeats, and their spread: (slowest − fastest) / median.

@@ -49,15 +49,15 @@ def test_macs_per_pixel_of_a_small_fixed_length_codec_are_its_layers_counted_by_
 
     complexity = two_channel_codec.complexity()
 
-    assert complexity["encode_macs_per_pixel"] == encode / 256**2
-    assert complexity["decode_macs_per_pixel"] == decode / 256**2
+    assert complexity.encode_macs_per_pixel == encode / 256**2
+    assert complexity.decode_macs_per_pixel == decode / 256**2
 
 
 def test_parameters_of_a_small_fixed_length_codec_are_its_weights_and_biases_counted_by_hand(two_channel_codec):
     # per direction: 1x2, 2x2, 2x2 and 2x1 kernels of 3x3, each with a bias per output channel
     per_direction = (1 * 2 * 9 + 2) + (2 * 2 * 9 + 2) + (2 * 2 * 9 + 2) + (2 * 1 * 9 + 1)
 
-    assert two_channel_codec.complexity()["parameters"] == 2 * per_direction
+    assert two_channel_codec.complexity().parameters == 2 * per_direction
 
 
 def test_gdn_counts_as_the_one_by_one_convolution_over_its_channels():
@@ -78,15 +78,15 @@ def test_macs_match_the_convolutions_torch_flop_counter_sees_in_a_real_encode_an
 
     complexity = codec.complexity()
 
-    assert complexity["encode_macs_per_pixel"] * tile.size == convolution_flops(encode_flops) / 2
-    assert complexity["decode_macs_per_pixel"] * tile.size == convolution_flops(decode_flops) / 2
+    assert complexity.encode_macs_per_pixel * tile.size == convolution_flops(encode_flops) / 2
+    assert complexity.decode_macs_per_pixel * tile.size == convolution_flops(decode_flops) / 2
 
 
 def test_the_hyperprior_encoder_also_pays_for_the_hyper_decoder_that_picks_its_tables():
     factorized, hyperprior = learned_codec("autoencoder_factorized"), learned_codec("autoencoder_hyperprior")
     # same tiny transforms; the hyper-networks come on top, the hyper-decoder on both sides
-    assert hyperprior.complexity()["encode_macs_per_pixel"] > factorized.complexity()["encode_macs_per_pixel"]
-    assert hyperprior.complexity()["decode_macs_per_pixel"] > factorized.complexity()["decode_macs_per_pixel"]
+    assert hyperprior.complexity().encode_macs_per_pixel > factorized.complexity().encode_macs_per_pixel
+    assert hyperprior.complexity().decode_macs_per_pixel > factorized.complexity().decode_macs_per_pixel
 
 
 def convolution_flops(counter: FlopCounterMode) -> int:

@@ -16,7 +16,7 @@ import pytest
 from harness.cli import main
 from harness.config import load_config
 from harness.runner import RunOptions, run_benchmark
-from harness.timing import TIMING_COLUMNS
+from harness.results import TIMING_COLUMNS
 from tests.conftest import MINIMAL_CONFIG
 
 CRASHER = '''
@@ -24,7 +24,7 @@ import os
 import signal
 
 import numpy as np
-from harness import Codec, hookimpl
+from harness import Codec, Complexity, hookimpl
 
 
 class Crasher(Codec):
@@ -49,7 +49,7 @@ class Counted(Crasher):
         return bytes([0]) + (tile * 255).round().astype(np.uint8).tobytes()
 
     def complexity(self):
-        return {"encode_macs_per_pixel": 12.5, "decode_macs_per_pixel": 7, "parameters": 321}
+        return Complexity(encode_macs_per_pixel=12.5, decode_macs_per_pixel=7, parameters=321)
 
 
 @hookimpl

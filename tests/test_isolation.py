@@ -9,7 +9,7 @@ import pytest
 
 from harness import UserError
 from harness.config import load_config
-from harness.timing import TIMING_COLUMNS
+from harness.results import TIMING_COLUMNS
 from tests.conftest import MINIMAL_CONFIG, run_rows
 
 HAZARDS = '''

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -13,11 +14,11 @@ from harness.errors import UserError
 from harness.results import (
     NON_METRIC_COLUMNS,
     TEXT_COLUMNS,
+    TIMING_COLUMNS,
     MetricDescriptions,
     RunFolder,
     results_columns,
 )
-from harness.timing import TIMING_COLUMNS
 
 PROJECT = Path(harness.__file__).resolve().parent.parent
 SOURCE_FOLDERS = ("harness", "codecs", "datasets")
@@ -43,6 +44,61 @@ def test_no_other_module_names_a_run_folder_file(file_name):
                  for path in sorted((PROJECT / folder).rglob("*.py"))
                  if path.name != "results.py" and quoted.search(path.read_text(encoding="utf-8"))]
     assert offenders == [], f"{file_name!r} is named outside harness/results.py: use RunFolder"
+
+
+OTHER_MEANINGS = {
+    "harness/config.py": ({"dataset", "device", "batch_size"}, "keys of the config file"),
+    "harness/environment.py": ({"device", "threads"}, "keys of environment.json"),
+    "harness/reporting/html.py": ({"device", "threads"}, "keys of environment.json, shown on the page"),
+    "harness/plugins.py": ({"codec", "dataset"}, "the kinds of plugin"),
+    "harness/cli.py": ({"run", "options"}, "a subcommand and an argument"),
+    "harness/isolation.py": ({"bpp", "error"}, "message kinds of the isolated codec's pipe"),
+    "harness/reporting/bdrate.py": ({"codec"}, "a BD row's source: a codec of the run, not a reference curve"),
+    "codecs/_autoencoder/training.py": ({"batch_size", "device", "threads", "options"}, "training config keys"),
+    "codecs/jpeg2000.py": ({"bpp"}, "the codec's rate option"),
+    "datasets/synthetic.py": ({"height", "width"}, "the synthetic scene's options"),
+    "datasets/_safe_product.py": ({"pol"}, "a group of a file-name pattern"),
+}
+"""Modules where a word that is also a results column means something else, and what."""
+ROW_BUILDERS = frozenset({"dict", "update", "assign"})
+"""Calls whose keyword names become column names (``row.update(bpp=...)``)."""
+
+
+def literal_column_names(path: Path) -> set[str]:
+    """The results columns that ``path`` names as a string or as a keyword of a row-building call."""
+    named = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            named.add(node.value)
+        elif isinstance(node, ast.Call):
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if called in ROW_BUILDERS:
+                named |= {keyword.arg for keyword in node.keywords if keyword.arg}
+    return named & NON_METRIC_COLUMNS
+
+
+def source_modules() -> list[Path]:
+    return [path for folder in SOURCE_FOLDERS for path in sorted((PROJECT / folder).rglob("*.py"))
+            if path.name != "results.py"]
+
+
+@pytest.mark.parametrize("path", source_modules(), ids=lambda path: str(path.relative_to(PROJECT)))
+def test_no_other_module_names_a_results_column(path):
+    allowed, _meaning = OTHER_MEANINGS.get(str(path.relative_to(PROJECT)), (set(), ""))
+    assert literal_column_names(path) - allowed == set(), "use the column constants of harness/results.py"
+
+
+def test_a_row_built_with_keywords_counts_as_naming_its_columns(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text("row = {}\nrow.update(encode_s=1.0, anything=2)\n", encoding="utf-8")
+    assert literal_column_names(module) == {"encode_s"}
+
+
+def test_every_other_meaning_is_still_there():
+    """An exception nobody needs any more would let a column name back in unnoticed."""
+    stale = {module: sorted(words - literal_column_names(PROJECT / module))
+             for module, (words, _meaning) in OTHER_MEANINGS.items()}
+    assert {module: words for module, words in stale.items() if words} == {}
 
 
 def test_results_columns_put_the_metrics_between_the_rate_and_the_timing():

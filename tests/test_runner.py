@@ -17,7 +17,7 @@ from tests.conftest import MINIMAL_CONFIG
 
 TEST_CODECS = '''
 import numpy as np
-from harness import Codec, hookimpl
+from harness import Codec, Complexity, hookimpl
 
 
 class Flaky(Codec):
@@ -67,7 +67,7 @@ class Counted(Flaky):
     def complexity(self):
         if self.broken_count:
             raise RuntimeError("cannot count")
-        return {"encode_macs_per_pixel": 12.5, "decode_macs_per_pixel": 7, "parameters": 321}
+        return Complexity(encode_macs_per_pixel=12.5, decode_macs_per_pixel=7, parameters=321)
 
 
 class WrongShape(Codec):

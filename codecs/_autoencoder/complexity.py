@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from harness import Complexity
 from harness_codecs._autoencoder.gdn import GDN
 from harness_codecs._autoencoder.model import parameter_count
 from torch import nn
@@ -61,13 +62,13 @@ def counting_macs() -> Iterator[list[int]]:
         handle.remove()
 
 
-def codec_complexity(codec: Codec, model: nn.Module) -> dict[str, float | int]:
-    """``encode_macs_per_pixel`` and ``decode_macs_per_pixel`` of ``codec`` (whose network is ``model``)
-    on a ``REFERENCE_TILE``, and the model's ``parameters``."""
+def codec_complexity(codec: Codec, model: nn.Module) -> Complexity:
+    """The MACs per pixel of ``codec``'s encode and decode (its network is ``model``) on a ``REFERENCE_TILE``,
+    and the model's parameters."""
     tile = np.full(REFERENCE_TILE, 0.5, dtype=np.float32)
     with counting_macs() as encode:
         (stream,) = codec.encode_batch([tile])
     with counting_macs() as decode:
         codec.decode_batch([stream], [REFERENCE_TILE])
-    return {"encode_macs_per_pixel": encode[0] / tile.size, "decode_macs_per_pixel": decode[0] / tile.size,
-            "parameters": parameter_count(model)}
+    return Complexity(encode_macs_per_pixel=encode[0] / tile.size, decode_macs_per_pixel=decode[0] / tile.size,
+                      parameters=parameter_count(model))

@@ -30,12 +30,13 @@ import pandas as pd
 from harness.api import MetricColumn
 from harness.reporting.compressai import ReferenceCurve
 from harness.reporting.summaries import lossless_points, matched_points
+from harness.results import BPP, CODEC, POL
 
 MIN_POINTS = 4
 INTERPOLATION = "pchip"
 ALL_POLARISATIONS = "all"
 BD_COLUMNS = (
-    "codec", "source", "pol", "metric", "better", "anchor", "anchor_points", "test_points",
+    CODEC, "source", POL, "metric", "better", "anchor", "anchor_points", "test_points",
     "rate_low", "rate_high", "quality_low", "quality_high", "bd_rate_percent", "bd_quality", "note",
 )
 
@@ -145,12 +146,12 @@ def bd_rate_table(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchor: s
     """
     rows = []
     groups = [(ALL_POLARISATIONS, summary)]
-    if "pol" in summary_by_pol.columns:
-        groups += [(str(pol), part) for pol, part in summary_by_pol.groupby("pol", sort=False)]
+    if POL in summary_by_pol.columns:
+        groups += [(str(pol), part) for pol, part in summary_by_pol.groupby(POL, sort=False)]
     for pol, table in groups:
         # match_bpp points are compared in the matched-rate table; a codec with no other point has no curve here.
         table = table[~matched_points(table)]
-        by_codec = {str(codec): points for codec, points in table.groupby("codec", sort=False)}
+        by_codec = {str(codec): points for codec, points in table.groupby(CODEC, sort=False)}
         if anchor not in by_codec:
             continue
         tests = [(codec, "codec", points) for codec, points in by_codec.items() if codec != anchor]
@@ -163,7 +164,7 @@ def bd_rate_table(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchor: s
                                  curve_from_summary(points, metric.name)))
             if pol == ALL_POLARISATIONS:
                 rows.extend(_row(reference.name, "reference", pol, metric, anchor, anchor_curve,
-                                 RDCurve(reference.results["bpp"], reference.results[metric.name]))
+                                 RDCurve(reference.results[BPP], reference.results[metric.name]))
                             for reference in references if metric.name in reference.results)
     return pd.DataFrame(rows, columns=list(BD_COLUMNS))
 
@@ -191,7 +192,7 @@ def _row(codec: str, source: str, pol: str, metric: MetricColumn, anchor: str,
     rate_low, rate_high = result.rate_overlap or (np.nan, np.nan)
     quality_low, quality_high = result.quality_overlap or (np.nan, np.nan)
     return {
-        "codec": codec, "source": source, "pol": pol, "metric": metric.name,
+        CODEC: codec, "source": source, POL: pol, "metric": metric.name,
         "better": "higher" if metric.higher_is_better else "lower", "anchor": anchor,
         "anchor_points": len(anchor_curve.finite().rates), "test_points": len(test_curve.finite().rates),
         "rate_low": rate_low, "rate_high": rate_high, "quality_low": quality_low, "quality_high": quality_high,

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from harness.api import ReportInput, hookimpl
 from harness.errors import UserError
 from harness.reporting.summaries import lossless_points, matched_points
+from harness.results import BPP, CODEC, POINT
 
 # Our column name -> CompressAI's key, where they differ.
 EXPORT_KEYS = {"ms_ssim": "ms-ssim"}
@@ -46,13 +46,13 @@ def curves_from_summary(summary: pd.DataFrame, run_name: str) -> list[ReferenceC
     metrics = [column.removesuffix("_mean") for column in summary.columns
                if column.endswith("_mean") and column != "bpp_mean"]
     curves = []
-    for codec, points in summary[~matched_points(summary)].groupby("codec", sort=False):
+    for codec, points in summary[~matched_points(summary)].groupby(CODEC, sort=False):
         lossless = lossless_points(points)
         lossy = points[~lossless].sort_values("bpp_mean", kind="stable")
         description = f"{codec} in run {run_name}: means over the tiles without error, one value per rate point"
         if lossless.any():
-            description += f"; lossless point(s) excluded: {', '.join(points.loc[lossless, 'point'])}"
-        results = {"bpp": tuple(lossy["bpp_mean"].astype(float))}
+            description += f"; lossless point(s) excluded: {', '.join(points.loc[lossless, POINT])}"
+        results = {BPP: tuple(lossy["bpp_mean"].astype(float))}
         results.update({metric: tuple(lossy[f"{metric}_mean"].astype(float)) for metric in metrics})
         curves.append(ReferenceCurve(str(codec), description, results))
     return curves
@@ -90,10 +90,10 @@ def read_compressai_json(path: Path) -> ReferenceCurve:
 def _results(path: Path, raw: object) -> dict[str, tuple[float, ...]]:
     if not isinstance(raw, dict):
         raise UserError(f"{path}: results: expected an object of lists keyed by metric (bpp, psnr, ms-ssim, ...)")
-    if "bpp" not in raw:
+    if BPP not in raw:
         raise UserError(f"{path}: results.bpp: missing; a reference curve needs its rates in bits per pixel")
     results = {IMPORT_ALIASES.get(key, key): _numbers(path, f"results.{key}", values) for key, values in raw.items()}
-    points = len(results["bpp"])
+    points = len(results[BPP])
     for key, values in raw.items():
         if len(values) != points:
             raise UserError(f"{path}: results.{key}: has {len(values)} values but results.bpp has {points}")

@@ -19,6 +19,7 @@ from matplotlib.ticker import FuncFormatter
 from harness.api import MetricColumn, ReportInput, hookimpl
 from harness.reporting.compressai import ReferenceCurve
 from harness.reporting.summaries import SPEED_BAND, distinct_text, matched_points
+from harness.results import BPP, CODEC, DECODE_MPIX_S, DEVICE, ENCODE_MPIX_S, ERROR
 
 PALETTE = matplotlib.colormaps["tab10"].colors
 
@@ -78,7 +79,7 @@ def _draw_rd_panel(axes: Axes, summary: pd.DataFrame, plot: MetricColumn, colors
                    references: Sequence[ReferenceCurve], log_rate: bool, rate_limit: float | None) -> None:
     plotted = 0
     if f"{plot.name}_mean" in summary.columns:
-        for codec, points in summary.groupby("codec", sort=False):
+        for codec, points in summary.groupby(CODEC, sort=False):
             plotted += _draw_rd_line(axes, points, plot.name, codec, colors[codec])
     for index, reference in enumerate(references):
         color = REFERENCE_PALETTE[index % len(REFERENCE_PALETTE)]
@@ -139,7 +140,7 @@ def _draw_reference_line(axes: Axes, reference: ReferenceCurve, metric: str, col
     """A reference curve (CompressAI JSON) as a dashed line labelled with its name; returns points drawn."""
     if metric not in reference.results:
         return 0
-    pairs = sorted((rate, value) for rate, value in zip(reference.results["bpp"], reference.results[metric])
+    pairs = sorted((rate, value) for rate, value in zip(reference.results[BPP], reference.results[metric])
                    if np.isfinite(rate) and rate > 0 and np.isfinite(value))
     if not pairs:
         return 0
@@ -177,18 +178,18 @@ def _set_log_speed_axis(axes: Axes, speeds: pd.Series) -> None:
 
 def _median_speed_per_codec(results: pd.DataFrame) -> pd.DataFrame:
     """Median speed over all points and tiles of each codec; non-positive speeds cannot sit on a log axis."""
-    good = results[results["error"] == ""]
+    good = results[results[ERROR] == ""]
     low, high = SPEED_BAND
-    speeds = good.groupby("codec", sort=False).agg(
-        encode=("encode_mpix_s", "median"),
-        decode=("decode_mpix_s", "median"),
-        encode_p10=("encode_mpix_s", lambda values: values.quantile(low)),
-        encode_p90=("encode_mpix_s", lambda values: values.quantile(high)),
-        decode_p10=("decode_mpix_s", lambda values: values.quantile(low)),
-        decode_p90=("decode_mpix_s", lambda values: values.quantile(high)),
-        device=("device", distinct_text),
+    speeds = good.groupby(CODEC, sort=False).agg(
+        encode=(ENCODE_MPIX_S, "median"),
+        decode=(DECODE_MPIX_S, "median"),
+        encode_p10=(ENCODE_MPIX_S, lambda values: values.quantile(low)),
+        encode_p90=(ENCODE_MPIX_S, lambda values: values.quantile(high)),
+        decode_p10=(DECODE_MPIX_S, lambda values: values.quantile(low)),
+        decode_p90=(DECODE_MPIX_S, lambda values: values.quantile(high)),
+        device=(DEVICE, distinct_text),
     )
-    speed_columns = [column for column in speeds.columns if column != "device"]
+    speed_columns = [column for column in speeds.columns if column != DEVICE]
     speeds[speed_columns] = speeds[speed_columns].where(speeds[speed_columns] > 0)
     return speeds.dropna(subset=["encode", "decode"], how="all")
 
@@ -204,7 +205,7 @@ def _draw_speed_bars(axes: Axes, speeds: pd.DataFrame, colors: dict[str, Color])
                          xerr=np.nan_to_num(whiskers), error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "0.25"},
                          **style)
         axes.bar_label(bars, labels=[_speed_label(value) for value in values], padding=2, fontsize=7)
-    axes.set_yticks(positions, [f"{codec} ({device or 'unknown'})" for codec, device in speeds["device"].items()])
+    axes.set_yticks(positions, [f"{codec} ({device or 'unknown'})" for codec, device in speeds[DEVICE].items()])
     axes.invert_yaxis()
     axes.legend(
         handles=[Patch(color="0.3", label="encode"), Patch(facecolor="0.3", label="decode", **DECODE_BAR_STYLE)],
@@ -226,7 +227,7 @@ def _empty_note(axes: Axes, text: str) -> None:
 def write_figures(report: ReportInput) -> list[Path]:
     """``rd_<metric>.png`` for every metric declaring ``rd_plot``, and ``timing.png``; RD figures of metrics the
     run no longer plots are removed, so the folder never shows a stale one."""
-    folder, colors = report.folder, codec_colors(report.results["codec"])
+    folder, colors = report.folder, codec_colors(report.results[CODEC])
     plotted = {metric.name: folder.rd_plot(metric.name) for metric in report.metrics.rd_plots()}
     for stale in set(folder.rd_plots()) - set(plotted.values()):
         stale.unlink()

@@ -24,9 +24,9 @@ from harness.reporting.matched_rates import matched_rate_table
 from harness.reporting.settings import run_metric_descriptions
 from harness.reporting.summaries import clipping_table
 from harness.reporting.tables import BD_RATE_EXPLANATION, CLIPPING_EXPLANATION, column_style
-from harness.results import MetricDescriptions, RunFolder, load_results
+from harness.results import CODEC, ERROR, POINT, RUN, TILE_ID, MetricDescriptions, RunFolder, load_results
 
-ERROR_COLUMNS = ("codec", "point", "tile_id", "error")
+ERROR_COLUMNS = (CODEC, POINT, TILE_ID, ERROR)
 STATISTIC_SUFFIXES = ("_mean", "_std", "_median")
 BD_DECIMALS = {"rate_low": 3, "rate_high": 3, "bd_rate_percent": 2}
 BD_MISSING_TEXT = {"bd_rate_percent": "not comparable", "bd_quality": "not comparable"}
@@ -90,12 +90,12 @@ def build_html(folder: RunFolder) -> str:
 
 def _results(folder: RunFolder) -> pd.DataFrame:
     """The run's rows read as ``harness report`` reads them (text stays text); empty when there is no file."""
-    return load_results(folder.results) if folder.results.is_file() else pd.DataFrame(columns=["run", *ERROR_COLUMNS])
+    return load_results(folder.results) if folder.results.is_file() else pd.DataFrame(columns=[RUN, *ERROR_COLUMNS])
 
 
 def _run_name(results: pd.DataFrame, run_dir: Path) -> str:
     """The run name recorded in the rows, as in ``summary.md``; the folder name when no row says."""
-    names = [name for name in dict.fromkeys(results["run"]) if name] if "run" in results.columns else []
+    names = [name for name in dict.fromkeys(results[RUN]) if name] if RUN in results.columns else []
     return "/".join(names) or run_dir.resolve().name
 
 
@@ -264,7 +264,7 @@ def alt_text(path: Path, folder: RunFolder, metrics: MetricDescriptions) -> str:
 
 
 def _errors_body(results: pd.DataFrame, metrics: MetricDescriptions) -> str:
-    errors = results[results["error"] != ""] if "error" in results.columns else results.iloc[0:0]
+    errors = results[results[ERROR] != ""] if ERROR in results.columns else results.iloc[0:0]
     if errors.empty:
         return _paragraph("No errors: every codec ran on every tile.")
     columns = [column for column in ERROR_COLUMNS if column in errors.columns]

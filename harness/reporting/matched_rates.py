@@ -19,7 +19,7 @@ from harness.api import MetricColumn
 from harness.reporting.formatting import format_number
 from harness.rate_matching import CLOSE_ENOUGH
 from harness.reporting.summaries import matched_points
-from harness.results import TARGET_BPP
+from harness.results import BPP, CODEC, ERROR, TARGET_BPP
 EXPLANATION = (
     "Every codec's `match_bpp` points: per tile, the harness searched the codec's rate knob with real encodes "
     f"for the highest rate at or under the target. \"within {CLOSE_ENOUGH:.0%}\": share of tiles whose rate "
@@ -32,14 +32,14 @@ EXPLANATION = (
 def matched_rate_table(results: pd.DataFrame, metrics: Sequence[MetricColumn]) -> pd.DataFrame:
     """One row per codec and target, for the good rows of ``match_bpp`` points, with the mean of each of
     ``metrics``; empty when there are none."""
-    good = results[(results["error"] == "") & matched_points(results)].copy()
+    good = results[(results[ERROR] == "") & matched_points(results)].copy()
     if good.empty:
         return pd.DataFrame()
     good["target"] = pd.to_numeric(good[TARGET_BPP])
     rows = []
-    for (target, codec), tiles in good.groupby(["target", "codec"], sort=False):
-        rates = pd.to_numeric(tiles["bpp"])
-        row = {"target bpp": target, "codec": codec, "tiles": len(tiles), "bpp": rates.mean(),
+    for (target, codec), tiles in good.groupby(["target", CODEC], sort=False):
+        rates = pd.to_numeric(tiles[BPP])
+        row = {"target bpp": target, CODEC: codec, "tiles": len(tiles), BPP: rates.mean(),
                f"within {CLOSE_ENOUGH:.0%} (%)": 100 * rates.between((1 - CLOSE_ENOUGH) * target, target).mean(),
                "over (%)": 100 * (rates > target).mean()}
         for metric in metrics:
@@ -64,12 +64,12 @@ def matched_rate_markdown(results: pd.DataFrame, metrics: Sequence[MetricColumn]
     table = matched_rate_table(results, metrics)
     if table.empty:
         return None
-    decimals = {"target bpp": 3, "bpp": 3, **{metric.header: metric.decimals for metric in metrics}}
+    decimals = {"target bpp": 3, BPP: 3, **{metric.header: metric.decimals for metric in metrics}}
     text = table.copy()
     for column in text.columns:
         if column in decimals:
             text[column] = text[column].map(lambda value, places=decimals[column]: format_number(value, places))
         elif column.endswith("(%)"):
             text[column] = text[column].map(lambda value: format_number(value, 0))
-    alignment = ["left" if column == "codec" else "right" for column in text.columns]
+    alignment = ["left" if column == CODEC else "right" for column in text.columns]
     return EXPLANATION + "\n\n" + text.to_markdown(index=False, disable_numparse=True, colalign=alignment)

@@ -20,26 +20,25 @@ import numpy as np
 import pandas as pd
 from pandas.api.typing import DataFrameGroupBy
 
-from harness.api import CLIPPED_COLUMNS
-from harness.results import COMPLEXITY_COLUMNS, NON_METRIC_COLUMNS, TARGET_BPP, TEXT_COLUMNS
-
-SPEED_COLUMNS = ("encode_mpix_s", "decode_mpix_s")
-
+from harness.results import (
+    BPP, CLIPPED_COLUMNS, CODEC, COMPLEXITY_COLUMNS, DATASET, DEVICE, ERROR, ESTIMATED_BPP, LOSSLESS,
+    NON_METRIC_COLUMNS, POINT, POL, PRECISION, RUN, SCENE, SPEED_COLUMNS, TARGET_BPP, TEXT_COLUMNS, TILE_ID,
+)
 
 SPEED_BAND = (0.1, 0.9)
 """The quantiles of per-tile speed that the summary and the timing plot give beside the median."""
 
 
-LABEL_COLUMNS = ("run", "codec", "point", "pol", "device", "precision", "error")
+LABEL_COLUMNS = (RUN, CODEC, POINT, POL, DEVICE, PRECISION, ERROR)
 
 
-GROUP_KEYS = ("codec", "point")
+GROUP_KEYS = (CODEC, POINT)
 
 
-GROUP_KEYS_BY_POL = ("codec", "point", "pol")
+GROUP_KEYS_BY_POL = (CODEC, POINT, POL)
 
 
-GROUP_KEYS_BY_SCENE = ("codec", "point", "scene")
+GROUP_KEYS_BY_SCENE = (CODEC, POINT, SCENE)
 
 
 def metric_columns(results: pd.DataFrame) -> list[str]:
@@ -69,7 +68,7 @@ def lossless_points(points: pd.DataFrame) -> pd.Series:
     distance 0, is exact on its uint16 samples but not on the float input, so
     its PSNR is high (107 dB) yet finite.
     """
-    declared = is_true(points["lossless"]) if "lossless" in points.columns else pd.Series(False, index=points.index)
+    declared = is_true(points[LOSSLESS]) if LOSSLESS in points.columns else pd.Series(False, index=points.index)
     if "psnr_mean" not in points.columns:
         return declared
     return declared | np.isposinf(points["psnr_mean"].astype(float))
@@ -116,13 +115,13 @@ def summarize_by_scene(results: pd.DataFrame) -> pd.DataFrame:
 
 def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
     results = normalized_columns(results)
-    is_error = results["error"] != ""
+    is_error = results[ERROR] != ""
     all_rows = results.groupby(list(keys), sort=False)
     good_rows = results[~is_error].groupby(list(keys), sort=False)
     parts = [
         all_rows.size().rename("tiles"),
         is_error.groupby([results[key] for key in keys], sort=False).sum().rename("errors"),
-        _mean_std(good_rows, "bpp"),
+        _mean_std(good_rows, BPP),
         *(_mean_std(good_rows, column) for column in _estimate_columns(results)),
         *(_mean_std_count(good_rows, metric) for metric in metric_columns(results)),
         *(good_rows[column].median().rename(f"{column}_median") for column in SPEED_COLUMNS),
@@ -130,10 +129,10 @@ def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
           for q in SPEED_BAND),
         *(all_rows[column].first().rename(column) for column in (TARGET_BPP, *COMPLEXITY_COLUMNS)
           if column in results.columns),
-        all_rows["device"].agg(distinct_text).rename("device"),
-        all_rows["precision"].agg(distinct_text).rename("precision"),
-        *([all_rows["lossless"].agg(lambda values: bool(is_true(values).any())).rename("lossless")]
-          if "lossless" in results.columns else []),
+        all_rows[DEVICE].agg(distinct_text).rename(DEVICE),
+        all_rows[PRECISION].agg(distinct_text).rename(PRECISION),
+        *([all_rows[LOSSLESS].agg(lambda values: bool(is_true(values).any())).rename(LOSSLESS)]
+          if LOSSLESS in results.columns else []),
     ]
     summary = pd.concat(parts, axis=1).reindex(all_rows.size().index).reset_index()
     return _in_first_appearance_order(_counts_as_integers(summary), results, keys)
@@ -142,9 +141,9 @@ def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
 def _estimate_columns(results: pd.DataFrame) -> list[str]:
     """``estimated_bpp`` when some codec of the run estimates its rate (older runs lack the column);
     ``results`` has been through ``normalized_columns``, so the column is numeric."""
-    if "estimated_bpp" not in results.columns:
+    if ESTIMATED_BPP not in results.columns:
         return []
-    return ["estimated_bpp"] if results["estimated_bpp"].notna().any() else []
+    return [ESTIMATED_BPP] if results[ESTIMATED_BPP].notna().any() else []
 
 
 def _counts_as_integers(summary: pd.DataFrame) -> pd.DataFrame:
@@ -165,7 +164,7 @@ def normalized_columns(results: pd.DataFrame) -> pd.DataFrame:
         if column not in results.columns:
             results[column] = ""
         results[column] = results[column].fillna("").astype(str)
-    for column in ("bpp", *SPEED_COLUMNS):
+    for column in (BPP, *SPEED_COLUMNS):
         if column not in results.columns:
             results[column] = np.nan
     for column in results.columns:
@@ -211,7 +210,7 @@ def _in_first_appearance_order(summary: pd.DataFrame, results: pd.DataFrame, key
 
 def distinct_tiles(results: pd.DataFrame) -> pd.DataFrame:
     """One row per tile (the first of its rows), whatever codecs and points coded it."""
-    tile_keys = [column for column in ("dataset", "scene", "tile_id", "pol") if column in results.columns]
+    tile_keys = [column for column in (DATASET, SCENE, TILE_ID, POL) if column in results.columns]
     return results.drop_duplicates(tile_keys)
 
 
@@ -224,8 +223,8 @@ def clipping_table(results: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     tiles = distinct_tiles(results)
     below, above = (pd.to_numeric(tiles[column]) for column in CLIPPED_COLUMNS)
-    per_pol = pd.DataFrame({"pol": tiles["pol"], "below": 100 * below, "above": 100 * above,
-                            "clipped": (below > 0) | (above > 0)}).groupby("pol", sort=False)
+    per_pol = pd.DataFrame({POL: tiles[POL], "below": 100 * below, "above": 100 * above,
+                            "clipped": (below > 0) | (above > 0)}).groupby(POL, sort=False)
     return pd.DataFrame({
         "tiles": per_pol.size(),
         "tiles with clipping": per_pol["clipped"].sum(),
@@ -238,5 +237,5 @@ def clipping_table(results: pd.DataFrame) -> pd.DataFrame:
 
 def run_name(results: pd.DataFrame, run_dir: Path) -> str:
     """The run name recorded in the rows; the folder name when there are no rows to ask."""
-    names = [name for name in dict.fromkeys(results["run"]) if name]
+    names = [name for name in dict.fromkeys(results[RUN]) if name]
     return "/".join(names) or run_dir.name

@@ -23,7 +23,11 @@ from harness.reporting.summaries import (
     distinct_tiles,
     summarize_by_scene,
 )
-from harness.results import COMPLEXITY_COLUMNS, MetricDescriptions
+from harness.results import (
+    BPP, CODEC, COMPLEXITY_COLUMNS, DECODE_MACS_PER_PIXEL, DECODE_MPIX_S, DEVICE, ENCODE_MACS_PER_PIXEL,
+    ENCODE_MPIX_S, ERROR, ESTIMATED_BPP, PARAMETERS, POINT, POL, PRECISION, SCENE, SPEED_COLUMNS, TILE_ID,
+    MetricDescriptions,
+)
 
 @dataclass(frozen=True)
 class ColumnStyle:
@@ -34,10 +38,10 @@ class ColumnStyle:
 
 
 RATE_AND_SPEED_STYLES = {
-    "bpp": ColumnStyle("bpp", 3),
-    "estimated_bpp": ColumnStyle("estimated bpp", 3),
-    "encode_mpix_s": ColumnStyle("encode MPix/s", 2),
-    "decode_mpix_s": ColumnStyle("decode MPix/s", 2),
+    BPP: ColumnStyle(BPP, 3),
+    ESTIMATED_BPP: ColumnStyle("estimated bpp", 3),
+    ENCODE_MPIX_S: ColumnStyle("encode MPix/s", 2),
+    DECODE_MPIX_S: ColumnStyle("decode MPix/s", 2),
 }
 """The summarized values that are not metrics; the metrics describe themselves (``harness.MetricColumn``)."""
 
@@ -88,10 +92,10 @@ def complexity_table(summary: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     counted = summary[summary[list(COMPLEXITY_COLUMNS)].notna().any(axis=1)]
     return pd.DataFrame({
-        "codec": counted["codec"], "point": counted["point"],
-        "encode MAC/px": [format_number(value, 0) for value in counted["encode_macs_per_pixel"]],
-        "decode MAC/px": [format_number(value, 0) for value in counted["decode_macs_per_pixel"]],
-        "parameters": ["" if pd.isna(value) else f"{int(value):,}" for value in counted["parameters"]],
+        CODEC: counted[CODEC], POINT: counted[POINT],
+        "encode MAC/px": [format_number(value, 0) for value in counted[ENCODE_MACS_PER_PIXEL]],
+        "decode MAC/px": [format_number(value, 0) for value in counted[DECODE_MACS_PER_PIXEL]],
+        PARAMETERS: ["" if pd.isna(value) else f"{int(value):,}" for value in counted[PARAMETERS]],
     })
 
 
@@ -112,8 +116,8 @@ def _matched_rate_section(results: pd.DataFrame, metrics: MetricDescriptions) ->
 
 def _header_lines(results: pd.DataFrame) -> str:
     tiles = len(distinct_tiles(results))
-    errors = int((results["error"] != "").sum())
-    codecs = ", ".join(dict.fromkeys(results["codec"])) or "none"
+    errors = int((results[ERROR] != "").sum())
+    codecs = ", ".join(dict.fromkeys(results[CODEC])) or "none"
     return "\n".join(
         [
             f"- tiles: {tiles}",
@@ -168,9 +172,9 @@ def bd_rate_markdown(bd_table: pd.DataFrame, anchor: str, metrics: MetricDescrip
     if bd_table.empty:
         return f"No BD-rate: the anchor codec `{anchor}` has no results in this run, or no other codec to compare."
     table = pd.DataFrame({
-        "codec": [f"{codec} (reference)" if source == "reference" else codec
-                  for codec, source in zip(bd_table["codec"], bd_table["source"])],
-        "pol": bd_table["pol"],
+        CODEC: [f"{codec} (reference)" if source == "reference" else codec
+                  for codec, source in zip(bd_table[CODEC], bd_table["source"])],
+        POL: bd_table[POL],
         "metric": [metrics.of(metric).header for metric in bd_table["metric"]],
         "BD-rate (%)": [_bd_cell(value, 2) for value in bd_table["bd_rate_percent"]],
         "BD-quality": [_bd_cell(value, metrics.of(metric).decimals + 1)
@@ -196,11 +200,11 @@ def _range_cell(low: float, high: float, decimals: int) -> str:
 
 
 def _errors_section(results: pd.DataFrame) -> str:
-    errors = results[results["error"] != ""]
+    errors = results[results[ERROR] != ""]
     if errors.empty:
         return "No codec raised an error."
-    columns = [column for column in ("codec", "point", "scene", "tile_id", "pol", "error") if column in errors.columns]
-    table = errors[columns].rename(columns={"tile_id": "tile", "error": "message"})
+    columns = [column for column in (CODEC, POINT, SCENE, TILE_ID, POL, ERROR) if column in errors.columns]
+    table = errors[columns].rename(columns={TILE_ID: "tile", ERROR: "message"})
     return table.to_markdown(index=False)
 
 
@@ -215,7 +219,7 @@ def format_summary_table(summary: pd.DataFrame, metrics: MetricDescriptions) -> 
     """The short table the CLI prints after a run: means only, the headline metrics."""
     if summary.empty:
         return "No results."
-    shown = {"bpp", *(metric.name for metric in metrics.headline())}
+    shown = {BPP, *(metric.name for metric in metrics.headline())}
     headline = summary.drop(
         columns=[column for column in summary.columns
                  if column.endswith("_mean") and column.removesuffix("_mean") not in shown]
@@ -228,7 +232,7 @@ def format_summary_table(summary: pd.DataFrame, metrics: MetricDescriptions) -> 
 
 def _column_alignment(table: pd.DataFrame, keys: tuple[str, ...]) -> list[str]:
     """Numbers right-aligned so digits line up; labels left. The cells are text, so tabulate cannot tell."""
-    labels = {*keys, "device", "precision"}
+    labels = {*keys, DEVICE, PRECISION}
     return ["left" if column in labels else "right" for column in table.columns]
 
 
@@ -246,10 +250,10 @@ def _display_table(summary: pd.DataFrame, keys: tuple[str, ...], metrics: Metric
     for column in SPEED_COLUMNS:
         style = RATE_AND_SPEED_STYLES[column]
         table[style.label] = [format_number(value, style.decimals) for value in summary[f"{column}_median"]]
-    table["device"] = summary["device"].fillna("").astype(str)
-    precision = summary["precision"].fillna("").astype(str)
+    table[DEVICE] = summary[DEVICE].fillna("").astype(str)
+    precision = summary[PRECISION].fillna("").astype(str)
     if precision.astype(bool).any():
-        table["precision"] = precision
+        table[PRECISION] = precision
     return table
 
 

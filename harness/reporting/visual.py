@@ -23,7 +23,7 @@ from harness.api import MetricColumn, ReportInput, hookimpl
 from harness.reconstructions import KeptTile, load_kept_tiles, slug
 from harness.reporting.figures import codec_colors
 from harness.reporting.summaries import matched_points
-from harness.results import TARGET_BPP, RunFolder
+from harness.results import BPP, CODEC, ERROR, OPTIONS, POINT, TARGET_BPP, TILE_ID, RunFolder
 from harness.sar import denormalize_db
 
 DEFAULT_TARGET_BPP = 1.0
@@ -50,7 +50,7 @@ def write_visual_comparisons(run_dir: Path, results: pd.DataFrame, caption_metri
     folder = RunFolder(run_dir)
     for stale in folder.visuals():
         stale.unlink()
-    colors = codec_colors(results["codec"].unique())
+    colors = codec_colors(results[CODEC].unique())
     written = []
     for kept in load_kept_tiles(folder.reconstructions):
         panels = matched_panels(kept, results, target_bpp, colors, caption_metric)
@@ -69,9 +69,9 @@ def matched_panels(kept: KeptTile, results: pd.DataFrame, target_bpp: float, col
     captioned with its options, its rate and ``caption_metric`` on this tile."""
     original_db = _masked_db(kept.original, kept)
     panels = [Panel(f"original ({kept.pol})", original_db, "black")]
-    rows = results[(results["tile_id"] == kept.tile_id) & (results["error"] == "")]
-    for codec, codec_rows in rows.groupby("codec", sort=False):
-        candidates = codec_rows[[(codec, point) in kept.reconstructions for point in codec_rows["point"]]]
+    rows = results[(results[TILE_ID] == kept.tile_id) & (results[ERROR] == "")]
+    for codec, codec_rows in rows.groupby(CODEC, sort=False):
+        candidates = codec_rows[[(codec, point) in kept.reconstructions for point in codec_rows[POINT]]]
         if candidates.empty:
             continue
         matched = candidates[matched_points(candidates)]
@@ -79,9 +79,9 @@ def matched_panels(kept: KeptTile, results: pd.DataFrame, target_bpp: float, col
             matched = matched[pd.to_numeric(matched[TARGET_BPP]) == target_bpp]
         if not matched.empty:
             candidates = matched
-        best = candidates.loc[(candidates["bpp"] - target_bpp).abs().idxmin()]
-        reconstruction = kept.reconstructions[(codec, best["point"])]
-        title = f"{codec}\n{options_caption(best['options'])}\n{best['bpp']:.3f} bpp, " + _metric_caption(
+        best = candidates.loc[(candidates[BPP] - target_bpp).abs().idxmin()]
+        reconstruction = kept.reconstructions[(codec, best[POINT])]
+        title = f"{codec}\n{options_caption(best[OPTIONS])}\n{best[BPP]:.3f} bpp, " + _metric_caption(
             caption_metric, best.get(caption_metric.name, math.nan))
         panels.append(Panel(title, _masked_db(reconstruction, kept), colors[codec]))
     return panels
