@@ -27,12 +27,14 @@ from harness_codecs._autoencoder.checkpoint import (
 from harness_codecs._autoencoder.complexity import codec_complexity
 from harness_codecs._autoencoder.inference import LatentCoder
 from harness_codecs._autoencoder.options import (
-    cpu_threads,
+    NETWORK_THREADS,
     describe_device,
     parse_device,
     preferred_batch_size,
     resolve_checkpoint,
+    torch_threads,
     validated_precision,
+    validated_threads,
 )
 from harness_codecs._autoencoder.training import AutoencoderTrainer
 
@@ -41,17 +43,14 @@ from harness import Codec, Complexity, hookimpl
 
 class AutoencoderCodec(Codec):
     """Options: ``checkpoint`` (path, relative to the config's folder), ``bits`` (default: the
-    checkpoint's), ``device`` (filled in by the runner), ``precision`` (fp32, or bf16/fp16 on CUDA)."""
+    checkpoint's), ``device`` (filled in by the runner), ``precision`` (fp32, or bf16/fp16 on CUDA), ``threads``
+    (torch's CPU threads during the calls, default 1)."""
 
     name: ClassVar[str] = "autoencoder"
     description: ClassVar[str] = "convolutional autoencoder, latent at 1/16 resolution, uniformly quantized and bit-packed"
 
-    @property
-    def threads(self) -> int | None:
-        return cpu_threads(self.device)
-
     def __init__(self, checkpoint: str, bits: int | None = None, device: str = "cpu",
-                 precision: str = "fp32", base_dir: str | Path | None = None):
+                 precision: str = "fp32", threads: int = NETWORK_THREADS, base_dir: str | Path | None = None):
         path = resolve_checkpoint(self.name, checkpoint, base_dir)
         loaded = load_checkpoint(path)
         if loaded.spec.entropy != "none":
@@ -65,6 +64,7 @@ class AutoencoderCodec(Codec):
         self.device = describe_device(torch_device)
         self.preferred_batch_size = preferred_batch_size(torch_device)
         self.precision = precision
+        self.threads = validated_threads(self.name, threads)
 
     def encode(self, tile: np.ndarray) -> bytes:
         return self.encode_batch([tile])[0]
@@ -73,7 +73,8 @@ class AutoencoderCodec(Codec):
         return self.decode_batch([data], [shape])[0]
 
     def encode_batch(self, tiles: list[np.ndarray]) -> list[bytes]:
-        payloads = self.coder.encode_payloads(tiles)
+        with torch_threads(self.threads):
+            payloads = self.coder.encode_payloads(tiles)
         return [write_stream(LatentHeader(self.model_id, self.bits, *self.coder.expected_latent_shape(tile.shape)),
                              payload.data)
                 for tile, payload in zip(tiles, payloads)]
@@ -85,7 +86,8 @@ class AutoencoderCodec(Codec):
             self._check_fits(header, tuple(shape))
             payloads.append(payload)
             bits.append(header.bits)
-        return self.coder.decode_payloads(payloads, bits, [tuple(shape) for shape in shapes])
+        with torch_threads(self.threads):
+            return self.coder.decode_payloads(payloads, bits, [tuple(shape) for shape in shapes])
 
     def complexity(self) -> Complexity:
         """MACs per pixel of encode and decode, counted on a real encode and decode, and the parameters."""

@@ -33,12 +33,14 @@ from harness_codecs._autoencoder.entropy_inference import EntropyLatentCoder
 from harness_codecs._autoencoder.entropy_stream import QUALITY_SCALE, unavailable_reason
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.options import (
-    cpu_threads,
+    NETWORK_THREADS,
     describe_device,
     parse_device,
     preferred_batch_size,
     resolve_checkpoint,
+    torch_threads,
     validated_precision,
+    validated_threads,
 )
 
 from harness import Codec, Complexity, RateKnob, hookimpl
@@ -47,19 +49,15 @@ from harness import Codec, Complexity, RateKnob, hookimpl
 class EntropyCodedAutoencoder(Codec):
     """Options: ``checkpoint`` (path, relative to the config's folder), ``quality`` (variable-rate
     checkpoints only: from 0 to levels - 1, in steps of 0.001), ``device`` (filled in by the runner),
-    ``precision`` (fp32, or bf16/fp16 on CUDA)."""
+    ``precision`` (fp32, or bf16/fp16 on CUDA), ``threads`` (torch's CPU threads during the calls, default 1)."""
 
     entropy: ClassVar[str]
     unavailable: ClassVar[str | None] = unavailable_reason()
     # Variable-rate checkpoints only; each instance sets the top to its checkpoint's highest level.
     rate_knob = RateKnob("quality", low=0, high=0, more_bits_when_higher=True, step=1 / QUALITY_SCALE)
 
-    @property
-    def threads(self) -> int | None:
-        return cpu_threads(self.device)
-
     def __init__(self, checkpoint: str, quality: float | None = None, device: str = "cpu", precision: str = "fp32",
-                 base_dir: str | Path | None = None):
+                 threads: int = NETWORK_THREADS, base_dir: str | Path | None = None):
         path = resolve_checkpoint(self.name, checkpoint, base_dir)
         torch_device = parse_device(self.name, device)
         self.precision = validated_precision(self.name, precision, torch_device)
@@ -69,6 +67,7 @@ class EntropyCodedAutoencoder(Codec):
         self.coder = coder.at_quality(_validated_quality(self.name, quality, loaded, path))
         self.device = describe_device(torch_device)
         self.preferred_batch_size = preferred_batch_size(torch_device)
+        self.threads = validated_threads(self.name, threads)
         levels = loaded.spec.rate_levels
         self.rate_knob = replace(type(self).rate_knob, high=levels - 1) if levels else None
 
@@ -79,13 +78,16 @@ class EntropyCodedAutoencoder(Codec):
         return self.decode_batch([data], [shape])[0]
 
     def encode_batch(self, tiles: list[np.ndarray]) -> list[bytes]:
-        return self.coder.encode_batch(tiles)
+        with torch_threads(self.threads):
+            return self.coder.encode_batch(tiles)
 
     def decode_batch(self, streams: list[bytes], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
-        return self.coder.decode_batch(streams, shapes)
+        with torch_threads(self.threads):
+            return self.coder.decode_batch(streams, shapes)
 
     def estimated_bpp(self, tiles: list[np.ndarray]) -> list[float]:
-        return self.coder.estimated_bpp(tiles)
+        with torch_threads(self.threads):
+            return self.coder.estimated_bpp(tiles)
 
     def complexity(self) -> Complexity:
         """MACs per pixel of encode and decode, counted on a real encode and decode, and the parameters."""

@@ -78,10 +78,10 @@ class WorkerCalls(CodecCalls):
 
     def _start(self) -> None:
         parent, child = CONTEXT.Pipe()
-        self.process = CONTEXT.Process(target=_serve, args=(child, self.plugins, str(self.base_dir)), daemon=True)
-        self.process.start()
+        process = CONTEXT.Process(target=_serve, args=(child, self.plugins, str(self.base_dir)), daemon=True)
+        process.start()  # a process that did not start is not this object's to stop
         child.close()
-        self.connection = parent
+        self.process, self.connection = process, parent
         if not parent.poll(STARTUP_LIMIT_S):
             self._stop(kill=True)
             raise CodecProcessError(f"the codec's worker process did not start within {STARTUP_LIMIT_S:g} s")

@@ -1,7 +1,9 @@
-"""Options shared by the autoencoder codec plugins: checkpoint path, device, precision."""
+"""Options shared by the autoencoder codec plugins: checkpoint path, device, precision, threads."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
@@ -65,10 +67,29 @@ def describe_device(device: torch.device) -> str:
     return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
-def cpu_threads(device: str) -> int | None:
-    """The threads a learned codec's network runs with: torch's on the CPU (the runner leaves torch's setting, which
-    environment.json records), None on a GPU."""
-    return torch.get_num_threads() if device == "cpu" else None
+NETWORK_THREADS = 1
+"""torch's CPU threads during a learned codec's calls, by default: one, like every library codec here, so that a speed
+means the same on every machine, compares with the other codecs' and parallel runs split the cores between workers.
+A point may set ``threads`` to measure a multi-threaded deployment."""
+
+
+def validated_threads(codec: str, threads: object) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"{codec} option threads={threads!r}; expected a whole number of CPU threads, at least 1")
+    return threads
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's CPU threads set to ``count`` for the block, then restored: the setting is process-wide."""
+    previous = torch.get_num_threads()
+    if count != previous:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if count != previous:
+            torch.set_num_threads(previous)
 
 
 def validated_precision(codec: str, precision: str, device: torch.device) -> str:
