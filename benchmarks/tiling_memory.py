@@ -37,21 +37,21 @@ STRIP_ROWS = 512
 TARGET_BYTES = 1 << 30
 
 
-def write_scene(path: Path, size: int, seed: int = 0) -> None:
-    """A dual-pol dB scene with speckle and no-data blocks, written strip by strip."""
+def write_scene(path: Path, height: int, width: int, seed: int = 0, compress: str = "deflate") -> None:
+    """A dual-pol dB scene with speckle and no-data blocks, written strip by strip (never whole in memory)."""
     rng = np.random.default_rng(seed)
-    profile = {"driver": "GTiff", "height": size, "width": size, "count": 2, "dtype": "float32",
+    profile = {"driver": "GTiff", "height": height, "width": width, "count": 2, "dtype": "float32",
                "crs": "EPSG:32631", "transform": from_origin(500_000, 5_000_000, 10, 10), "nodata": float("nan"),
-               "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
+               "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": compress, "BIGTIFF": "IF_SAFER"}
     with rasterio.open(path, "w", **profile) as raster:
-        for row in range(0, size, STRIP_ROWS):
-            height = min(STRIP_ROWS, size - row)
+        for row in range(0, height, STRIP_ROWS):
+            rows = min(STRIP_ROWS, height - row)
             for band, mean_db in ((1, -11.0), (2, -18.0)):
-                strip = (mean_db + 10 * np.log10(rng.gamma(4.4, 1 / 4.4, (height, size)))).astype(np.float32)
-                strip[:, : size // 10] = np.nan  # swath border
+                strip = (mean_db + 10 * np.log10(rng.gamma(4.4, 1 / 4.4, (rows, width)))).astype(np.float32)
+                strip[:, : width // 10] = np.nan  # swath border
                 if (row // STRIP_ROWS) % 7 == 3:
-                    strip[:, size // 2 : size // 2 + size // 5] = np.nan  # a no-data block
-                raster.write(strip, band, window=Window(0, row, size, height))
+                    strip[:, width // 2 : width // 2 + width // 5] = np.nan  # a no-data block
+                raster.write(strip, band, window=Window(0, row, width, rows))
 
 
 def peak_rss_bytes() -> int:
@@ -69,7 +69,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "scene.tif"
         started = time.perf_counter()
-        writer = multiprocessing.get_context("spawn").Process(target=write_scene, args=(path, args.size))
+        writer = multiprocessing.get_context("spawn").Process(target=write_scene, args=(path, args.size, args.size))
         writer.start()
         writer.join()
         if writer.exitcode != 0:

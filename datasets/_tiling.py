@@ -67,13 +67,16 @@ def select_windows(
     read_layers: Callable[[Candidate], Layers],
     settings: DatasetSettings,
     max_tiles_per_scene: int | None = None,
-) -> list[tuple[Candidate, Layers]]:
+) -> list[Candidate]:
     """Up to ``max_tiles`` valid-enough windows, scenes taking turns, returned in scene/row/column order.
 
     Each round gives every scene that still has candidates and room under
     ``max_tiles_per_scene`` one more valid window, read lazily from its
-    shuffled candidates. Empty when no window qualifies; the caller raises,
-    because only it can name the files and say what to check.
+    shuffled candidates. Only the positions are kept: the caller reads each
+    window again when it yields its tiles, so memory does not grow with the
+    number of windows (a whole product has thousands). Empty when no window
+    qualifies; the caller raises, because only it can name the files and say
+    what to check.
     """
     valid_windows = [
         _valid_windows(order, read_layers, settings.min_valid_fraction)
@@ -81,7 +84,7 @@ def select_windows(
     ]
     cap = max_tiles_per_scene or settings.max_tiles
     taken = [0] * len(valid_windows)
-    accepted: list[tuple[Candidate, Layers]] = []
+    accepted: list[Candidate] = []
     active = list(range(len(valid_windows)))
     while active and len(accepted) < settings.max_tiles:
         for scene in list(active):
@@ -93,7 +96,7 @@ def select_windows(
                 active.remove(scene)
             if len(accepted) == settings.max_tiles:
                 break
-    return sorted(accepted, key=lambda item: _position(item[0]))
+    return sorted(accepted, key=_position)
 
 
 def shuffled_per_scene(candidates: list[Candidate], seed: int) -> list[list[Candidate]]:
@@ -111,12 +114,11 @@ def shuffled_per_scene(candidates: list[Candidate], seed: int) -> list[list[Cand
 
 def _valid_windows(
     order: list[Candidate], read_layers: Callable[[Candidate], Layers], min_valid_fraction: float
-) -> Iterator[tuple[Candidate, Layers]]:
+) -> Iterator[Candidate]:
     """Windows of one scene, read only when asked for, that have enough valid pixels."""
     for candidate in order:
-        layers = read_layers(candidate)
-        if joint_valid_fraction(layers) >= min_valid_fraction:
-            yield candidate, layers
+        if joint_valid_fraction(read_layers(candidate)) >= min_valid_fraction:
+            yield candidate
 
 
 def joint_valid_fraction(layers: Layers) -> float:

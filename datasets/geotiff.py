@@ -20,7 +20,7 @@ import glob
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import rasterio
@@ -90,8 +90,13 @@ class GeoTiffDataset:
             opened = {path: stack.enter_context(open_raster(path))
                       for scene in self.scenes for path in scene.files.values()}
             layers = [self._scene_layers(scene, opened) for scene in self.scenes]
-            for candidate, values in self._select_windows(layers):
-                yield from window_tiles(self.scenes[candidate.file_index].name, candidate, values, self.settings)
+
+            def read(candidate: Candidate) -> Layers:
+                return self._read_layers(layers[candidate.file_index], candidate)
+
+            for candidate in self._select_windows(layers, read):
+                yield from window_tiles(self.scenes[candidate.file_index].name, candidate, read(candidate),
+                                        self.settings)
 
     def _scene_layers(self, scene: Scene, opened: dict[Path, rasterio.DatasetReader]) -> dict[str, tuple]:
         """Each polarisation's open raster and 1-based band index; every layer of a scene has one shape."""
@@ -104,7 +109,7 @@ class GeoTiffDataset:
                             "pair files of the same product and window")
         return layers
 
-    def _select_windows(self, layers: list[dict[str, tuple]]) -> list[tuple[Candidate, Layers]]:
+    def _select_windows(self, layers: list[dict[str, tuple]], read: Callable[[Candidate], Layers]) -> list[Candidate]:
         """Read shuffled grid windows, scenes taking turns, until ``max_tiles`` of them are valid enough."""
         shapes = [next(iter(scene.values()))[0].shape for scene in layers]
         candidates = grid_candidates(shapes, self.settings.tile_size, self.sampling.stride)
@@ -114,7 +119,7 @@ class GeoTiffDataset:
             raise UserError(f"dataset: every raster is smaller than tile_size {self.settings.tile_size} ({sizes})")
         accepted = select_windows(
             candidates,
-            lambda candidate: self._read_layers(layers[candidate.file_index], candidate),
+            read,
             self.settings,
             self.sampling.max_tiles_per_scene,
         )

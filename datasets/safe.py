@@ -125,9 +125,13 @@ class SafeDataset:
             if not candidates:
                 shapes = ", ".join(f"{scene.name} {scene.shape[0]}x{scene.shape[1]}" for scene in scenes)
                 raise UserError(f"dataset: every product is smaller than tile_size {size} ({shapes})")
+
+            def read(candidate: Candidate) -> Layers:
+                return scenes[candidate.file_index].read_layers(candidate, size)
+
             accepted = select_windows(
                 candidates,
-                lambda candidate: scenes[candidate.file_index].read_layers(candidate, size),
+                read,
                 self.settings,
                 self.sampling.max_tiles_per_scene,
             )
@@ -136,8 +140,8 @@ class SafeDataset:
                     f"dataset: no {size}px window in {', '.join(str(p.source) for p in self.products)} has at least "
                     f"{self.settings.min_valid_fraction:.0%} valid (non-zero DN) pixels; lower dataset.min_valid_fraction"
                 )
-            for candidate, layers in accepted:
-                yield from window_tiles(scenes[candidate.file_index].name, candidate, layers, self.settings)
+            for candidate in accepted:
+                yield from window_tiles(scenes[candidate.file_index].name, candidate, read(candidate), self.settings)
 
     def _open_scene(self, product: SafeProduct, stack: ExitStack) -> Scene:
         bands = {pol: self._open_band(product, pol, stack) for pol in self.settings.polarisations}

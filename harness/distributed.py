@@ -4,9 +4,11 @@
 thread each (Dask's nanny sets ``OMP_NUM_THREADS=1`` and friends, so torch and BLAS use one thread too,
 and the timed calls do not fight over cores); ``--scheduler ADDRESS`` uses a cluster that is already
 running. The unit of work is one rate point on one batch of tiles (``runner.WorkUnit``). A worker gets
-the config and the tile ids, never pixels: it loads the config's plugins, reads the dataset itself once, and keeps both for the units that follow. The client writes each unit's rows to
-``results.csv`` in the serial run's order as soon as every unit before it is done, so ``--resume``, error
-rows and the progress bar behave as in-process, and the file equals the serial run's but for timing.
+the config, the chunk and the tile ids, never pixels: it loads the config's plugins once and reads the
+dataset itself, one chunk of tiles at a time (``runner.tile_chunks``), keeping both for the units that
+follow. The client writes each unit's rows to ``results.csv`` in the serial run's order as soon as every
+unit before it is done, so ``--resume``, error rows and the progress bar behave as in-process, and the
+file equals the serial run's but for timing.
 
 A unit whose worker dies (a codec crashing the process) is not retried: its tiles become error rows
 naming the lost worker, and the nanny starts a fresh worker. Client and workers must see the same files:
@@ -40,21 +42,26 @@ from harness.runner import (
     WorkUnit,
     codec_calls,
     error_row,
-    load_tiles,
     measure_unit,
     prepare_points,
+    tile_chunks,
+    tile_stream,
 )
 
 
 @contextlib.contextmanager
-def cluster_executor(config: BenchmarkConfig, options: RunOptions, visual_tile_ids: set[str],
-                     device: str) -> Iterator[MeasureAll]:
-    """Measure units on the cluster the options name, yielding (unit, rows) in the units' order."""
-    job = _Job(uuid.uuid4().hex, config, device, str(options.run_dir.resolve()), frozenset(visual_tile_ids))
+def cluster_executor(config: BenchmarkConfig, options: RunOptions, visual_tile_ids: set[str], device: str,
+                     chunk_pixels: int) -> Iterator[MeasureAll]:
+    """Measure units on the cluster the options name, yielding (unit, rows) in the units' order; the workers cut
+    the tile stream into chunks of ``chunk_pixels``, as the client does."""
+    manifest = str(options.manifest.resolve()) if options.manifest else None
+    job = _Job(uuid.uuid4().hex, config, device, str(options.run_dir.resolve()), frozenset(visual_tile_ids), manifest,
+               chunk_pixels)
     with _client(options) as client:
         def measure_all(units: list[WorkUnit]) -> Iterator[tuple[WorkUnit, list[dict[str, Any]]]]:
             futures = [client.submit(_measure_on_worker, job, unit.prepared.codec_name, unit.prepared.point.options,
-                                     unit.prepared.complexity, [tile.tile_id for tile in unit.tiles], pure=False)
+                                     unit.prepared.complexity, unit.chunk, [tile.tile_id for tile in unit.tiles],
+                                     pure=False)
                        for unit in units]
             position = {future.key: index for index, future in enumerate(futures)}
             finished: dict[int, list[dict[str, Any]]] = {}
@@ -102,14 +109,23 @@ class _Job:
     device: str
     run_dir: str
     visual_tile_ids: frozenset[str]
+    manifest: str | None
+    """``--manifest``, whose tiles alone the run measures."""
+    chunk_pixels: int
+    """How the client cuts the tile stream into chunks (``runner.TILE_CHUNK_PIXELS``): a worker must cut the same."""
 
 
 @dataclass
 class _WorkerState:
-    """A worker's config, plugins, tiles and rate points for one run, kept across that run's units."""
+    """A worker's config, plugins, current chunk of tiles and rate points for one run, kept across that run's units.
 
-    config: BenchmarkConfig
+    The client measures the run's tile chunks in order, so a worker reads the same stream of tiles forward and holds
+    one chunk at a time, whatever the size of the test set."""
+
+    job: _Job
     registry: Registry
+    chunks: Iterator[list[Tile]]
+    chunk: int
     tiles: dict[str, Tile]
     calls: CodecCalls
     points: dict[str, PreparedPoint]
@@ -122,7 +138,7 @@ _STATES: dict[str, _WorkerState] = {}
 
 
 def _measure_on_worker(job: _Job, codec_name: str, point_options: dict[str, Any], complexity: dict[str, float],
-                       tile_ids: list[str]) -> list[dict[str, Any]]:
+                       chunk: int, tile_ids: list[str]) -> list[dict[str, Any]]:
     if job.key not in _STATES:
         for previous in _STATES.values():  # a worker of a long-lived cluster keeps only the run it serves now
             previous.resources.close()
@@ -132,16 +148,33 @@ def _measure_on_worker(job: _Job, codec_name: str, point_options: dict[str, Any]
     key = repr((codec_name, sorted(point_options.items())))
     if key not in state.points:
         codec = CodecConfig(codec_name, (CodecPoint(dict(point_options)),))
-        prepared = prepare_points(state.config, [codec], state.registry, job.device)[0]
+        prepared = prepare_points(job.config, [codec], state.registry, job.device)[0]
         state.points[key] = replace(prepared, complexity=complexity)
-    unit = WorkUnit(state.points[key], [state.tiles[tile_id] for tile_id in tile_ids])
-    return measure_unit(unit, state.config, state.registry, state.keep, state.calls)
+    tiles = _chunk_tiles(state, chunk)
+    unit = WorkUnit(state.points[key], [tiles[tile_id] for tile_id in tile_ids], chunk)
+    return measure_unit(unit, job.config, state.registry, state.keep, state.calls)
+
+
+def _chunk_tiles(state: _WorkerState, chunk: int) -> dict[str, Tile]:
+    """The tiles of chunk ``chunk``, by id, reading the stream forward to it (from the start again if it lies behind,
+    as for a unit retried on a fresh worker)."""
+    if chunk < state.chunk:
+        state.chunks, state.chunk = _chunks(state.job, state.registry), -1
+    while state.chunk < chunk:
+        state.tiles = {}  # let the last chunk go before reading the next
+        state.tiles = {tile.tile_id: tile for tile in next(state.chunks)}
+        state.chunk += 1
+    return state.tiles
+
+
+def _chunks(job: _Job, registry: Registry) -> Iterator[list[Tile]]:
+    manifest = Path(job.manifest) if job.manifest else None
+    return tile_chunks(tile_stream(job.config, registry, manifest), job.chunk_pixels)
 
 
 def _load(job: _Job) -> _WorkerState:
-    config, registry = job.config, build_registry(job.config.plugins, job.config.base_dir)
-    tiles = {tile.tile_id: tile for tile in load_tiles(config, registry)}
+    registry = build_registry(job.config.plugins, job.config.base_dir)
     resources = contextlib.ExitStack()
-    calls = resources.enter_context(codec_calls(config))
+    calls = resources.enter_context(codec_calls(job.config))
     keep = ReconstructionKeeper(RunFolder(Path(job.run_dir)).reconstructions, set(job.visual_tile_ids))
-    return _WorkerState(config, registry, tiles, calls, {}, keep, resources)
+    return _WorkerState(job, registry, _chunks(job, registry), -1, {}, calls, {}, keep, resources)

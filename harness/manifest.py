@@ -8,14 +8,17 @@ exactly those tiles and fails loudly if any is missing or its pixels changed
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 from harness.api import Tile
 from harness.errors import UserError
 from harness.results import HEIGHT, POL, SCENE, TILE_ID, WIDTH
+
 
 @dataclass(frozen=True)
 class ManifestEntry:
@@ -44,11 +47,19 @@ def manifest_entry(tile: Tile) -> ManifestEntry:
     return ManifestEntry(tile.tile_id, tile.scene, tile.pol, tile.row, tile.col, height, width, tile_checksum(tile))
 
 
-def write_manifest(tiles: list[Tile], path: Path) -> None:
+@contextlib.contextmanager
+def manifest_writer(path: Path) -> Iterator[Callable[[Iterable[Tile]], None]]:
+    """A function that appends tiles to the manifest as the run reads them (a whole product is never in memory at
+    once); the file holds every tile read so far."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
-        writer.writerows(astuple(manifest_entry(tile)) for tile in tiles)
+
+        def write(tiles: Iterable[Tile]) -> None:
+            writer.writerows(astuple(manifest_entry(tile)) for tile in tiles)
+            handle.flush()
+
+        yield write
 
 
 def read_manifest(path: Path) -> list[ManifestEntry]:
@@ -72,20 +83,21 @@ def _entry(row: dict[str, str]) -> ManifestEntry:
     )
 
 
-def restrict_to_manifest(tiles: list[Tile], entries: list[ManifestEntry], path: Path) -> list[Tile]:
-    """The manifest's tiles, in its order; an absent tile or a changed checksum is an error."""
-    by_id = {tile.tile_id: tile for tile in tiles}
-    selected = []
-    for entry in entries:
-        tile = by_id.get(entry.tile_id)
-        if tile is None:
-            raise UserError(f"{path}: tile {entry.tile_id} is not produced by this config's dataset; "
-                            "use the dataset (files, seed, tile_size, max_tiles) of the run that wrote the manifest")
-        if tile_checksum(tile) != entry.sha256:
-            raise UserError(f"{path}: tile {entry.tile_id} has different pixels than when the manifest was written "
+def restrict_to_manifest(tiles: Iterable[Tile], entries: list[ManifestEntry], path: Path) -> Iterator[Tile]:
+    """The manifest's tiles, in the dataset's order, as the dataset yields them: a changed checksum is an error
+    when its tile is read, a tile the dataset does not produce when the dataset ends."""
+    expected = {entry.tile_id: entry.sha256 for entry in entries}
+    for tile in tiles:
+        checksum = expected.pop(tile.tile_id, None)
+        if checksum is None:
+            continue
+        if tile_checksum(tile) != checksum:
+            raise UserError(f"{path}: tile {tile.tile_id} has different pixels than when the manifest was written "
                             "(changed file, normalization or reader); the runs would not be comparable")
-        selected.append(tile)
-    return selected
+        yield tile
+    if expected:
+        raise UserError(f"{path}: tile {next(iter(expected))} is not produced by this config's dataset; "
+                        "use the dataset (files, seed, tile_size, max_tiles) of the run that wrote the manifest")
 
 
 def manifest_differences(first: Path, second: Path) -> str | None:

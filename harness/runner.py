@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import itertools
 import json
 import math
 import os
@@ -28,7 +29,7 @@ from harness.config import (BenchmarkConfig, CodecConfig, CodecPoint, DatasetCon
                             resolved_config_yaml)
 from harness.environment import collect_environment, load_average, timing_warnings
 from harness.errors import CodecFailure, UserError
-from harness.manifest import read_manifest, restrict_to_manifest, write_manifest
+from harness.manifest import manifest_writer, read_manifest, restrict_to_manifest
 from harness.plugins import Registry
 from harness.rate_matching import MATCH_OPTION, knob_value, match_rate
 from harness.reconstructions import save_original, save_reconstruction
@@ -103,22 +104,23 @@ def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptio
     # Counted once per point here; Dask workers get the counts with each unit instead of counting again.
     points = [replace(point, complexity=complexity_of(point.codec))
               for point in prepare_points(config, codecs, registry, device)]
-    tiles = load_tiles(config, registry)
-    if options.manifest:
-        tiles = restrict_to_manifest(tiles, read_manifest(options.manifest), options.manifest)
-    metric_columns = checked_metric_columns(registry, tiles[0])
+    tiles = tile_stream(config, registry, options.manifest)
+    head = list(itertools.islice(tiles, max(1, options.visual_tiles)))
+    if not head:
+        raise no_tiles(config)
+    metric_columns = checked_metric_columns(registry, head[0])
+    visual_tiles = head[: options.visual_tiles]
+    chunks = tile_chunks(_handed_over(head, tiles), TILE_CHUNK_PIXELS)
     folder = RunFolder(options.run_dir)
     with folder.locked():
-        return _run_locked(config, registry, options, points, tiles, device, folder, metric_columns)
+        return _run_locked(config, registry, options, points, chunks, visual_tiles, device, folder, metric_columns)
 
 
 def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions, points: list[PreparedPoint],
-                tiles: list[Tile], device: str, folder: RunFolder,
+                chunks: Iterator[list[Tile]], visual_tiles: list[Tile], device: str, folder: RunFolder,
                 metric_columns: tuple[MetricColumn, ...]) -> RunOutcome:
     done = _prepare_run_dir(config, options, folder)
-    write_manifest(tiles, folder.manifest)
     folder.write_metric_columns(metric_columns)
-    visual_tiles = tiles[: options.visual_tiles]
     for tile in visual_tiles:
         save_original(folder.reconstructions, tile)
     keep = ReconstructionKeeper(folder.reconstructions, {tile.tile_id for tile in visual_tiles})
@@ -126,23 +128,28 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
     environment = collect_environment(config.text, device)
     environment["execution"] = _execution(options)
     folder.write_environment(environment)
-    units = work_units(points, tiles, done, config.timing.batch_size)
-    skipped = len(points) * len(tiles) - sum(len(unit.tiles) for unit in units)
-    written = errors = 0
+    written = errors = skipped = 0
     spreads: dict[str, list[float]] = {}
-    with ResultsWriter(folder.results, columns) as writer, _executor(config, registry, options, keep, device) as measure:
-        progress = tqdm(total=len(points) * len(tiles), initial=skipped, disable=not options.progress, unit="tile",
-                        dynamic_ncols=True)
-        for unit, rows in measure(units):
-            progress.set_description(f"{unit.prepared.codec_name} {unit.prepared.point.label}")
-            for row in rows:
-                writer.write(row)
-                written += 1
-                errors += bool(row[ERROR])
-                if not row[ERROR]:
-                    spreads.setdefault(unit.prepared.codec_name, []).append(max(row[c] for c in SPREAD_COLUMNS))
-            progress.update(len(unit.tiles))
-        progress.close()
+    progress = tqdm(total=0, disable=not options.progress, unit="tile", dynamic_ncols=True)
+    with (ResultsWriter(folder.results, columns) as writer, manifest_writer(folder.manifest) as write_manifest,
+          _executor(config, registry, options, keep, device) as measure):
+        for index, chunk in enumerate(chunks):
+            write_manifest(chunk)
+            units = work_units(points, chunk, done, config.timing.batch_size, index)
+            chunk_skipped = len(points) * len(chunk) - sum(len(unit.tiles) for unit in units)
+            skipped += chunk_skipped
+            progress.total += len(points) * len(chunk)
+            progress.update(chunk_skipped)
+            for unit, rows in measure(units):
+                progress.set_description(f"{unit.prepared.codec_name} {unit.prepared.point.label}")
+                for row in rows:
+                    writer.write(row)
+                    written += 1
+                    errors += bool(row[ERROR])
+                    if not row[ERROR]:
+                        spreads.setdefault(unit.prepared.codec_name, []).append(max(row[c] for c in SPREAD_COLUMNS))
+                progress.update(len(unit.tiles))
+    progress.close()
     folder.previous_results.unlink(missing_ok=True)
     environment["load_average_end"] = load_average()
     environment["timing_warnings"] = timing_warnings(environment, spreads)
@@ -160,18 +167,20 @@ class WorkUnit:
 
     prepared: PreparedPoint
     tiles: list[Tile]
+    chunk: int = 0
+    """Which of the run's ``tile_chunks`` the tiles belong to, so that a cluster worker reads that chunk."""
 
 
 def work_units(points: list[PreparedPoint], tiles: list[Tile], done: set[tuple[str, str, str]],
-               batch_size: int | None) -> list[WorkUnit]:
-    """Every unit still to measure, in the order the results are written: point by point, tiles in order;
-    ``batch_size`` tiles a unit, or None for each codec's ``preferred_batch_size``."""
+               batch_size: int | None, chunk: int = 0) -> list[WorkUnit]:
+    """Every unit still to measure on one chunk of tiles, in the order the results are written: point by point,
+    tiles in order; ``batch_size`` tiles a unit, or None for each codec's ``preferred_batch_size``."""
     units = []
     for prepared in points:
         pending = [tile for tile in tiles if (prepared.codec_name, prepared.point.label, tile.tile_id) not in done]
         # each tile of a match_bpp point gets its own knob value, so such points go one tile at a time
         size = 1 if prepared.target_bpp else batch_size or prepared.codec.preferred_batch_size
-        units.extend(WorkUnit(prepared, batch) for batch in batches(pending, size))
+        units.extend(WorkUnit(prepared, batch, chunk) for batch in batches(pending, size))
     return units
 
 
@@ -192,7 +201,7 @@ def _executor(config: BenchmarkConfig, registry: Registry, options: RunOptions, 
     if options.workers or options.scheduler:
         from harness.distributed import cluster_executor  # it builds on this module
 
-        with cluster_executor(config, options, keep.tile_ids, device) as measure_all:
+        with cluster_executor(config, options, keep.tile_ids, device, TILE_CHUNK_PIXELS) as measure_all:
             yield measure_all
         return
     with codec_calls(config) as calls:
@@ -271,20 +280,67 @@ def settings_for(dataset: DatasetConfig, normalization: dict[str, tuple[float, f
     )
 
 
-def load_tiles(config: BenchmarkConfig, registry: Registry) -> list[Tile]:
-    tiles = read_dataset(config.dataset, dataset_settings(config), registry)
-    if not tiles:
-        raise UserError(f"{config.path}: dataset {config.dataset.kind!r} produced no tiles")
+TILE_CHUNK_PIXELS = 1 << 24
+"""How many tile pixels a run holds at once: 16.8 MPix, 256 tiles of 256x256, about 170 MB with their masks and dB
+originals. The run measures every point on one chunk of tiles before it reads the next, so its memory does not
+grow with the test set: a whole Sentinel-1 product (some 13,000 such tiles) is measured like a sample of it."""
+
+
+def tile_stream(config: BenchmarkConfig, registry: Registry, manifest: Path | None = None) -> Iterator[Tile]:
+    """The run's tiles, read-only, in the dataset's order as it reads them; only the manifest's when given."""
+    tiles = map(_read_only, dataset_tiles(config.dataset, dataset_settings(config), registry))
+    return restrict_to_manifest(tiles, read_manifest(manifest), manifest) if manifest else tiles
+
+
+def tile_chunks(tiles: Iterable[Tile], pixels: int) -> Iterator[list[Tile]]:
+    """Consecutive tiles of about ``pixels`` pixels in all (at least one tile), read only as each chunk is asked for."""
+    chunk: list[Tile] = []
+    size = 0
     for tile in tiles:
-        # Every codec point sees the same arrays: a codec writing into its input would corrupt the others' scores.
-        tile.data.setflags(write=False)
-        tile.mask.setflags(write=False)
+        chunk.append(tile)
+        size += tile.data.size
+        if size >= pixels:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _handed_over(head: list[Tile], rest: Iterator[Tile]) -> Iterator[Tile]:
+    """``head`` then ``rest``, emptying ``head`` as it goes: a tile the run has measured must not stay referenced,
+    or the memory of a whole-product run would grow with it."""
+    while head:
+        yield head.pop(0)
+    yield from rest
+
+
+def _read_only(tile: Tile) -> Tile:
+    # Every codec point sees the same arrays: a codec writing into its input would corrupt the others' scores.
+    tile.data.setflags(write=False)
+    tile.mask.setflags(write=False)
+    return tile
+
+
+def load_tiles(config: BenchmarkConfig, registry: Registry) -> list[Tile]:
+    """Every tile of the run at once: for the trainer, which refuses to train on them, and the benchmark scripts."""
+    tiles = list(tile_stream(config, registry))
+    if not tiles:
+        raise no_tiles(config)
     return tiles
+
+
+def no_tiles(config: BenchmarkConfig) -> UserError:
+    return UserError(f"{config.path}: dataset {config.dataset.kind!r} produced no tiles")
 
 
 def read_dataset(dataset: DatasetConfig, settings: DatasetSettings, registry: Registry) -> list[Tile]:
     """Every tile the dataset section's plugin yields with these settings."""
-    return list(registry.dataset(dataset.kind)(settings, **dataset.options).tiles())
+    return list(dataset_tiles(dataset, settings, registry))
+
+
+def dataset_tiles(dataset: DatasetConfig, settings: DatasetSettings, registry: Registry) -> Iterator[Tile]:
+    """The tiles the dataset section's plugin yields with these settings, as it reads them."""
+    return iter(registry.dataset(dataset.kind)(settings, **dataset.options).tiles())
 
 
 def prepare_points(

@@ -129,6 +129,17 @@ def test_the_workers_measure_the_config_the_caller_passes_not_the_file_it_came_f
     assert len(rows) == 2 * 6 and {row["run"] for row in rows} == {"renamed-in-code"}
 
 
+def test_workers_read_the_tile_chunks_the_client_measures_and_only_the_manifests_tiles(tmp_path, config,
+                                                                                        monkeypatch):
+    loaded, registry = load_config(config)
+    monkeypatch.setattr("harness.runner.TILE_CHUNK_PIXELS", 2 * 32 * 32)  # one window's two polarisations
+    run_benchmark(loaded, registry, RunOptions(run_dir=tmp_path / "serial", progress=False, report=False))
+    run_benchmark(loaded, registry, RunOptions(run_dir=tmp_path / "cluster", progress=False, report=False, workers=2,
+                                               manifest=tmp_path / "serial" / "tiles.csv"))
+
+    assert measured(tmp_path / "cluster") == measured(tmp_path / "serial")
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--workers", "0"], "expected a whole number of workers of at least 1, got '0'"),
     (["--workers", "2", "--scheduler", "tcp://localhost:8786"], "not allowed with argument"),

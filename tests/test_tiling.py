@@ -26,7 +26,7 @@ def scenes_grid(*sizes: int) -> list[Candidate]:
 
 def select(candidates, max_tiles: int, seed: int = 0, max_tiles_per_scene=None, read=lambda candidate: VALID):
     settings = dataset_settings(Path("."), max_tiles=max_tiles, seed=seed)
-    return [candidate for candidate, _ in select_windows(candidates, read, settings, max_tiles_per_scene)]
+    return select_windows(candidates, read, settings, max_tiles_per_scene)
 
 
 def per_scene(selected: list[Candidate]) -> Counter:
