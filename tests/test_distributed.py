@@ -15,8 +15,9 @@ import pytest
 
 from harness.cli import main
 from harness.config import load_config
-from harness.runner import RunOptions, run_benchmark
+from harness.distributed import _client
 from harness.results import TIMING_COLUMNS
+from harness.runner import RunOptions, run_benchmark
 from tests.conftest import MINIMAL_CONFIG
 
 CRASHER = '''
@@ -138,6 +139,13 @@ def test_workers_read_the_tile_chunks_the_client_measures_and_only_the_manifests
                                                manifest=tmp_path / "serial" / "tiles.csv"))
 
     assert measured(tmp_path / "cluster") == measured(tmp_path / "serial")
+
+
+def test_local_workers_allocate_memory_as_a_serial_run_does(tmp_path, config):
+    """Dask's default MALLOC_TRIM_THRESHOLD_ makes every large allocation a fresh mapping: slower coding."""
+    with _client(RunOptions(run_dir=tmp_path, workers=1)) as client:
+        settings = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert list(settings.values()) == [os.environ.get("MALLOC_TRIM_THRESHOLD_")] == [None]
 
 
 @pytest.mark.parametrize("flags, message", [
