@@ -18,6 +18,7 @@ the codec calls alone, exactly as in-process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import signal
@@ -111,7 +112,8 @@ class WorkerCalls(CodecCalls):
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
-        self.connection.close()
+        with contextlib.suppress(OSError):  # already closed when a Dask worker's interpreter shuts down
+            self.connection.close()
         self.process = self.connection = None
 
 
