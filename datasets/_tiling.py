@@ -28,6 +28,17 @@ Layers = dict[str, np.ndarray]
 """dB values per polarisation for one window, NaN where there is no data."""
 
 
+GDAL_CACHE_MB = 64
+"""GDAL's block cache while the tiles are read. Its default is 5 % of the machine's memory (1.2 GB on a 23 GB
+machine), which a whole product's windows fill: a run over a 25,000 x 16,700 raster peaked at 1.5 GB, 0.8 GB with
+this cap. Each window is read once to select it and once to yield it, so a small cache loses nothing."""
+
+
+def bounded_gdal_cache() -> rasterio.Env:
+    """The GDAL settings to read tiles under: a block cache that does not grow with the product."""
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A window position on the tile grid of one scene."""

@@ -34,6 +34,7 @@ from harness_datasets._tiling import (
     Candidate,
     Layers,
     Sampling,
+    bounded_gdal_cache,
     grid_candidates,
     read_window,
     select_windows,
@@ -86,7 +87,7 @@ class GeoTiffDataset:
                 raise UserError(f"dataset.bands: no band given for polarisation {pol}; e.g. bands: {{{pol}: 1}}")
 
     def tiles(self) -> Iterator[Tile]:
-        with ExitStack() as stack:
+        with bounded_gdal_cache(), ExitStack() as stack:
             opened = {path: stack.enter_context(open_raster(path))
                       for scene in self.scenes for path in scene.files.values()}
             layers = [self._scene_layers(scene, opened) for scene in self.scenes]

@@ -50,6 +50,7 @@ from harness_datasets._tiling import (
     Candidate,
     Layers,
     Sampling,
+    bounded_gdal_cache,
     grid_candidates,
     read_window,
     select_windows,
@@ -119,7 +120,7 @@ class SafeDataset:
 
     def tiles(self) -> Iterator[Tile]:
         size = self.settings.tile_size
-        with ExitStack() as stack:
+        with bounded_gdal_cache(), ExitStack() as stack:
             scenes = [self._open_scene(product, stack) for product in self.products]
             candidates = grid_candidates([scene.shape for scene in scenes], size, self.sampling.stride)
             if not candidates:

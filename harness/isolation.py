@@ -18,12 +18,11 @@ the codec calls alone, exactly as in-process.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing
 import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -112,7 +111,7 @@ class WorkerCalls(CodecCalls):
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
-        with contextlib.suppress(OSError):  # already closed when a Dask worker's interpreter shuts down
+        with suppress(OSError):  # already closed when a Dask worker's interpreter shuts down
             self.connection.close()
         self.process = self.connection = None
 

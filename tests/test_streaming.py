@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 
 import harness.runner
 from harness import DatasetSettings, Tile
 from harness.config import load_config
 from harness.results import TIMING_COLUMNS
 from harness.runner import RunOptions, run_benchmark, tile_chunks
+from harness_datasets._tiling import GDAL_CACHE_MB
 from harness_datasets.geotiff import GeoTiffDataset
 from tests.conftest import MINIMAL_CONFIG, NORMALIZATION, speckled_db, write_geotiff
 
@@ -152,3 +154,13 @@ def test_selecting_windows_from_a_geotiff_holds_no_more_than_a_few_of_them(tmp_p
         tracemalloc.stop()
     assert first.shape == (64, 64)
     assert peak < 10 * window_bytes  # the 50 selected windows as float64 would be 50 window_bytes
+
+
+def test_tiles_are_read_under_a_gdal_block_cache_that_does_not_grow_with_the_product(tmp_path):
+    """GDAL's default cache is 5 % of the machine's memory, which a whole product's windows fill."""
+    path = write_geotiff(tmp_path / "scene.tif", [speckled_db(np.random.default_rng(0), (64, 128), -11.0)])
+    settings = DatasetSettings(tile_size=64, max_tiles=2, polarisations=("VV",), normalization=NORMALIZATION,
+                               seed=0, min_valid_fraction=0.5, base_dir=tmp_path, cache_dir=tmp_path)
+    tiles = GeoTiffDataset(settings, paths=[str(path)]).tiles()
+    next(tiles)
+    assert rasterio.env.getenv()["GDAL_CACHEMAX"] == GDAL_CACHE_MB
