@@ -80,9 +80,9 @@ class PeakMemory:
         return self.peaks
 
 
-def role(command: str, root_pid: int, pid: int) -> str:
+def role(command: str, root_pid: int, pid: int, workers: int | None) -> str:
     if pid == root_pid:
-        return "client" if "--workers" in command else "serial run"
+        return "client" if workers else "serial run"
     if "spawn_main" in command or "multiprocessing" in command:
         return "worker or codec process"
     return command[:60]
@@ -110,7 +110,7 @@ def run(config: Path, output: Path, workers: int | None) -> None:
           f"{pixels / 1e6 / wall:.2f} MPix/s coded (all rate points), load average now {os.getloadavg()}")
     for pid, (peak, command) in sorted(peaks.items(), key=lambda item: -item[1][0]):
         if peak > 50 * 2**20:
-            print(f"  pid {pid:>7} {role(command, process.pid, pid):<26} peak RSS {peak / 2**20:7.0f} MiB")
+            print(f"  pid {pid:>7} {role(command, process.pid, pid, workers):<26} peak RSS {peak / 2**20:7.0f} MiB")
     largest = max(peak for peak, _ in peaks.values())
     verdict = "under" if largest < TARGET_BYTES else "OVER"
     print(f"  largest process {largest / 2**20:.0f} MiB: {verdict} the {TARGET_BYTES / 2**20:.0f} MiB bound", flush=True)
