@@ -54,7 +54,7 @@ def cluster_executor(config: BenchmarkConfig, options: RunOptions, visual_tile_i
                      chunk_pixels: int) -> Iterator[MeasureAll]:
     """Measure units on the cluster the options name, yielding (unit, rows) in the units' order; the workers cut
     the tile stream into chunks of ``chunk_pixels``, as the client does."""
-    manifest = str(options.manifest.resolve()) if options.manifest else None
+    manifest = options.manifest.resolve() if options.manifest else None
     job = _Job(uuid.uuid4().hex, config, device, str(options.run_dir.resolve()), frozenset(visual_tile_ids), manifest,
                chunk_pixels)
     with _client(options) as client:
@@ -116,7 +116,7 @@ class _Job:
     device: str
     run_dir: str
     visual_tile_ids: frozenset[str]
-    manifest: str | None
+    manifest: Path | None
     """``--manifest``, whose tiles alone the run measures."""
     chunk_pixels: int
     """How the client cuts the tile stream into chunks (``runner.TILE_CHUNK_PIXELS``): a worker must cut the same."""
@@ -175,8 +175,7 @@ def _chunk_tiles(state: _WorkerState, chunk: int) -> dict[str, Tile]:
 
 
 def _chunks(job: _Job, registry: Registry) -> Iterator[list[Tile]]:
-    manifest = Path(job.manifest) if job.manifest else None
-    return tile_chunks(tile_stream(job.config, registry, manifest), job.chunk_pixels)
+    return tile_chunks(tile_stream(job.config, registry, job.manifest), job.chunk_pixels)
 
 
 def _load(job: _Job) -> _WorkerState:
