@@ -1,9 +1,14 @@
 """Measuring on a Dask cluster: single-threaded worker processes that read their own tiles.
 
-``harness run CONFIG --workers N`` starts a ``distributed.LocalCluster`` of N worker processes of one
-thread each (Dask's nanny sets ``OMP_NUM_THREADS=1`` and friends, so torch and BLAS use one thread too,
-and the timed calls do not fight over cores); ``--scheduler ADDRESS`` uses a cluster that is already
-running. The unit of work is one rate point on one batch of tiles (``runner.WorkUnit``). A worker gets
+``harness run CONFIG --workers N`` starts a local Dask cluster of N worker processes of one thread each
+(Dask's nanny sets ``OMP_NUM_THREADS=1`` and friends, so torch and BLAS use one thread too, and the timed
+calls do not fight over cores); ``--scheduler ADDRESS`` uses a cluster that is already
+running. Codecs that run on a GPU get workers of their own: the local cluster adds one worker per visible GPU,
+which sees only that GPU (``CUDA_VISIBLE_DEVICES``) and declares the Dask resource ``GPU``, while the CPU workers
+declare ``CPU`` and see no GPU; a unit then asks for the resource of its codec's device, so GPU units queue for the
+GPU workers and the CPU workers keep coding on their cores. (On a cluster started by hand, workers declare the same
+resources with ``--resources``; units ask only for resources that some worker declared when the run started.)
+The unit of work is one rate point on one batch of tiles (``runner.WorkUnit``). A worker gets
 the config, the chunk and the tile ids, never pixels: it loads the config's plugins once and reads the
 dataset itself, one chunk of tiles at a time (``runner.tile_chunks``), keeping both for the units that
 follow. The client writes each unit's rows to ``results.csv`` in the serial run's order as soon as every
@@ -27,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import dask
-from distributed import Client, LocalCluster, as_completed
+import torch
+from distributed import Client, Nanny, Scheduler, SpecCluster, as_completed
 
 from harness.api import Tile
 from harness.config import BenchmarkConfig, CodecConfig, CodecPoint
@@ -57,11 +63,13 @@ def cluster_executor(config: BenchmarkConfig, options: RunOptions, visual_tile_i
     manifest = options.manifest.resolve() if options.manifest else None
     job = _Job(uuid.uuid4().hex, config, device, str(options.run_dir.resolve()), frozenset(visual_tile_ids), manifest,
                chunk_pixels)
-    with _client(options) as client:
+    with _client(options, local_gpu_workers(device)) as client:
+        declared = _declared_resources(client)
+
         def measure_all(units: list[WorkUnit]) -> Iterator[tuple[WorkUnit, list[dict[str, Any]]]]:
             futures = [client.submit(_measure_on_worker, job, unit.prepared.codec_name, unit.prepared.point.options,
                                      unit.prepared.complexity, unit.chunk, [tile.tile_id for tile in unit.tiles],
-                                     pure=False)
+                                     resources=unit_resources(unit.prepared, declared), pure=False)
                        for unit in units]
             position = {future.key: index for index, future in enumerate(futures)}
             finished: dict[int, list[dict[str, Any]]] = {}
@@ -77,6 +85,30 @@ def cluster_executor(config: BenchmarkConfig, options: RunOptions, visual_tile_i
         yield measure_all
 
 
+LOOPBACK = "127.0.0.1"
+GPU_RESOURCE = "GPU"
+"""The Dask resource of a worker that owns one GPU; units of codecs that run on CUDA ask for it."""
+CPU_RESOURCE = "CPU"
+"""The Dask resource of a worker that codes on a CPU core; the other units ask for it where workers declare it."""
+
+
+def local_gpu_workers(device: str) -> int:
+    """How many GPU workers a local cluster adds: one per visible GPU when the run's device is CUDA."""
+    return torch.cuda.device_count() if device.startswith("cuda") else 0
+
+
+def unit_resources(prepared: PreparedPoint, declared: frozenset[str]) -> dict[str, int] | None:
+    """The resource a unit of ``prepared`` asks for: its codec's device's, if some worker declares it (a unit
+    asking for a resource no worker has would wait forever)."""
+    wanted = GPU_RESOURCE if prepared.codec.device.startswith("cuda") else CPU_RESOURCE
+    return {wanted: 1} if wanted in declared else None
+
+
+def _declared_resources(client: Client) -> frozenset[str]:
+    return frozenset(name for worker in client.scheduler_info()["workers"].values()
+                     for name in worker.get("resources", {}))
+
+
 MALLOC_TRIM_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 """Dask sets this glibc variable in its workers by default, which turns off glibc's dynamic mmap threshold: every
 large array is then mapped and unmapped afresh. The learned codec coded 1.3 times slower so (three times the system
@@ -84,7 +116,7 @@ time, 2.5 times the page faults), so a local cluster's workers allocate as a ser
 
 
 @contextlib.contextmanager
-def _client(options: RunOptions) -> Iterator[Client]:
+def _client(options: RunOptions, gpus: int = 0) -> Iterator[Client]:
     # A unit that kills its worker is an error row, not a unit to retry on the next worker it would kill; and
     # workers are not daemons, so that `timing: {isolate: true}` can start its codec process inside them.
     with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
@@ -94,9 +126,27 @@ def _client(options: RunOptions) -> Iterator[Client]:
             with Client(options.scheduler) as client:
                 yield client
             return
-        with LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        with _local_cluster(options.workers, gpus) as cluster, Client(cluster) as client:
             yield client
+
+
+def _local_cluster(cpu_workers: int | None, gpus: int) -> SpecCluster:
+    """``cpu_workers`` single-threaded worker processes on this machine, and one per GPU for ``gpus`` GPUs.
+
+    Built as ``LocalCluster`` builds its own (a ``SpecCluster`` of nannies on the loopback interface, no
+    dashboard, the machine's memory shared out between the workers), with a spec per worker because GPU workers
+    differ in what they see. Without GPUs no worker declares a resource, so units go wherever a worker is free."""
+    count = (cpu_workers or 1) + gpus
+    common = {"host": LOOPBACK, "nthreads": 1, "dashboard": False, "dashboard_address": None,
+              "memory_limit": 1 / count, "silence_logs": logging.ERROR}
+    cpu = {"resources": {CPU_RESOURCE: 1}, "env": {"CUDA_VISIBLE_DEVICES": ""}} if gpus else {}
+    workers = {f"cpu-{index}": {"cls": Nanny, "options": {**common, **cpu}} for index in range(cpu_workers)}
+    workers.update({f"gpu-{index}": {"cls": Nanny, "options": {**common, "resources": {GPU_RESOURCE: 1},
+                                                               "env": {"CUDA_VISIBLE_DEVICES": str(index)}}}
+                    for index in range(gpus)})
+    scheduler = {"cls": Scheduler, "options": {"host": LOOPBACK, "dashboard": False, "dashboard_address": None}}
+    return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
+
 
 
 def _rows(future: Any, unit: WorkUnit, config: BenchmarkConfig) -> list[dict[str, Any]]:

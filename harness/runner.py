@@ -126,7 +126,7 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
     keep = ReconstructionKeeper(folder.reconstructions, {tile.tile_id for tile in visual_tiles})
     columns = results_columns([column.name for column in metric_columns])
     environment = collect_environment(config.text, device)
-    environment["execution"] = _execution(options)
+    environment["execution"] = _execution(options, device)
     folder.write_environment(environment)
     written = errors = skipped = 0
     spreads: dict[str, list[float]] = {}
@@ -208,11 +208,14 @@ def _executor(config: BenchmarkConfig, registry: Registry, options: RunOptions, 
         yield lambda units: ((unit, measure_unit(unit, config, registry, keep, calls)) for unit in units)
 
 
-def _execution(options: RunOptions) -> dict[str, Any]:
+def _execution(options: RunOptions, device: str) -> dict[str, Any]:
     if options.scheduler:
         return {"mode": "dask", "scheduler": options.scheduler}
     if options.workers:
-        return {"mode": "dask", "workers": options.workers, "threads_per_worker": 1}
+        from harness.distributed import local_gpu_workers  # it builds on this module
+
+        return {"mode": "dask", "workers": options.workers, "threads_per_worker": 1,
+                "gpu_workers": local_gpu_workers(device)}
     return {"mode": "in-process"}
 
 

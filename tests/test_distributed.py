@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
 import signal
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.cli import main
 from harness.config import load_config
-from harness.distributed import _client
+from harness.distributed import _client, unit_resources
 from harness.results import TIMING_COLUMNS
 from harness.runner import RunOptions, run_benchmark
 from tests.conftest import MINIMAL_CONFIG
@@ -67,6 +70,42 @@ CODECS = """\
   - name: counted
     points: [{}]
 """
+
+SEES_GPUS = '''
+import os
+
+import numpy as np
+from harness import Codec, hookimpl
+
+
+class SeesGpus(Codec):
+    """8-bit bytes; its precision column shows which GPUs the process that coded the tile could see."""
+    name = "sees_gpus"
+
+    def __init__(self):
+        self.precision = "sees:" + os.environ.get("CUDA_VISIBLE_DEVICES", "all")
+
+    def encode(self, tile):
+        return (tile * 255).round().astype(np.uint8).tobytes()
+
+    def decode(self, data, shape):
+        return np.frombuffer(data, dtype=np.uint8).reshape(shape) / np.float32(255)
+
+
+class ClaimsGpu(SeesGpus):
+    """A GPU codec to the client (the process that sees every GPU); a CPU codec where it codes, as CUDA is
+    not there to synchronize on."""
+    name = "claims_gpu"
+
+    def __init__(self):
+        super().__init__()
+        self.device = "cuda" if "CUDA_VISIBLE_DEVICES" not in os.environ else "cpu"
+
+
+@hookimpl
+def harness_codecs():
+    return [SeesGpus, ClaimsGpu]
+'''
 
 
 @pytest.fixture
@@ -156,3 +195,75 @@ def test_bad_cluster_flags_are_one_line(config, capsys, flags, message):
     with pytest.raises(SystemExit) as exited:
         main(["run", str(config), *flags])
     assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def _by_worker_name(client, values: dict) -> dict:
+    names = {address: worker["name"] for address, worker in client.scheduler_info()["workers"].items()}
+    return {names[address]: value for address, value in values.items()}
+
+
+def test_a_local_cluster_adds_a_worker_per_gpu_that_sees_only_its_gpu(tmp_path):
+    with _client(RunOptions(run_dir=tmp_path, workers=2), gpus=2) as client:
+        seen = _by_worker_name(client, client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES")))
+        resources = {worker["name"]: worker["resources"] for worker in client.scheduler_info()["workers"].values()}
+    assert seen == {"cpu-0": "", "cpu-1": "", "gpu-0": "0", "gpu-1": "1"}
+    assert resources == {"cpu-0": {"CPU": 1}, "cpu-1": {"CPU": 1}, "gpu-0": {"GPU": 1}, "gpu-1": {"GPU": 1}}
+
+
+def test_a_local_cluster_without_gpus_declares_no_resources_and_hides_nothing(tmp_path):
+    with _client(RunOptions(run_dir=tmp_path, workers=2)) as client:
+        seen = set(client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES")).values())
+        resources = [worker["resources"] for worker in client.scheduler_info()["workers"].values()]
+    assert seen == {os.environ.get("CUDA_VISIBLE_DEVICES")} and resources == [{}, {}]
+
+
+@pytest.mark.parametrize("device, declared, wanted", [
+    ("cuda", {"GPU", "CPU"}, {"GPU": 1}),
+    ("cuda:1", {"GPU"}, {"GPU": 1}),
+    ("cpu", {"GPU", "CPU"}, {"CPU": 1}),
+    ("cpu", {"GPU"}, None),
+    ("cuda", set(), None),
+])
+def test_a_unit_asks_for_its_codecs_device_only_where_a_worker_declares_it(device, declared, wanted):
+    prepared = types.SimpleNamespace(codec=types.SimpleNamespace(device=device))
+    assert unit_resources(prepared, frozenset(declared)) == wanted
+
+
+def test_units_of_gpu_codecs_run_on_the_gpu_worker_and_the_others_on_cpu_workers(tmp_path, dual_pol_geotiff,
+                                                                                 write_config, monkeypatch):
+    (tmp_path / "sees_gpus.py").write_text(SEES_GPUS)
+    config = write_config(MINIMAL_CONFIG.split("codecs:")[0] + "codecs:\n  - name: sees_gpus\n    points: [{}]\n"
+                          "  - name: claims_gpu\n    points: [{}]\nplugins: [sees_gpus.py]\n"
+                          "timing: {warmup: 0, repeats: 1}\n")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr("harness.distributed.local_gpu_workers", lambda device: 1)
+    loaded, registry = load_config(config)
+
+    run_benchmark(loaded, registry, RunOptions(run_dir=tmp_path / "run", progress=False, report=False, workers=2))
+
+    rows = measured(tmp_path / "run")
+    assert {row["precision"] for row in rows if row["codec"] == "claims_gpu"} == {"sees:0"}
+    assert {row["precision"] for row in rows if row["codec"] == "sees_gpus"} == {"sees:"}
+    execution = json.loads((tmp_path / "run" / "environment.json").read_text())["execution"]
+    assert execution["gpu_workers"] == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_a_gpu_machine_the_learned_codec_codes_on_the_gpu_workers(tmp_path, dual_pol_geotiff, write_config):
+    checkpoint = Path(__file__).resolve().parents[1] / "checkpoints" / "autoencoder-tiny-c16-b4.pt"
+    config = write_config(MINIMAL_CONFIG.split("codecs:")[0] + "device: cuda\ncodecs:\n"
+                          "  - name: quantize\n    points: [{bits: 4}]\n"
+                          f"  - name: autoencoder\n    points: [{{checkpoint: {checkpoint}}}]\n"
+                          "timing: {warmup: 0, repeats: 1}\n")
+    loaded, registry = load_config(config)
+
+    run_benchmark(loaded, registry, RunOptions(run_dir=tmp_path / "run", progress=False, report=False, workers=1))
+
+    rows = measured(tmp_path / "run")
+    assert all(not row["error"] for row in rows)
+    # every GPU worker sees its one GPU as cuda:0
+    assert all(row["device"].startswith("cuda:0 (") for row in rows if row["codec"] == "autoencoder")
+    assert {row["device"] for row in rows if row["codec"] == "quantize"} == {"cpu"}
+    execution = json.loads((tmp_path / "run" / "environment.json").read_text())["execution"]
+    assert execution["gpu_workers"] == torch.cuda.device_count()

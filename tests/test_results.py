@@ -52,6 +52,7 @@ OTHER_MEANINGS = {
     "harness/reporting/html.py": ({"device", "threads"}, "keys of environment.json, shown on the page"),
     "harness/plugins.py": ({"codec", "dataset"}, "the kinds of plugin"),
     "harness/cli.py": ({"run", "options"}, "a subcommand and an argument"),
+    "harness/distributed.py": ({"options"}, "a key of Dask's worker and scheduler specs"),
     "harness/isolation.py": ({"bpp", "error"}, "message kinds of the isolated codec's pipe"),
     "harness/reporting/bdrate.py": ({"codec"}, "a BD row's source: a codec of the run, not a reference curve"),
     "codecs/_autoencoder/training.py": ({"batch_size", "device", "threads", "options"}, "training config keys"),
