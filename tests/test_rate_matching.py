@@ -7,12 +7,13 @@ import math
 import pytest
 
 from harness.api import RateKnob
-from harness.rate_matching import CLOSE_ENOUGH, MAX_PROBES, knob_value, match_rate
+from harness.rate_matching import CLOSE_ENOUGH, JITTER_PROBES, MAX_PROBES, knob_value, match_rate
 
 QUALITY = RateKnob("quality", low=0, high=100, more_bits_when_higher=True)
 DISTANCE = RateKnob("distance", low=0.05, high=25.0, more_bits_when_higher=False, geometric=True)
 BITS = RateKnob("bits", low=1, high=16, more_bits_when_higher=True, step=1)
 LEVEL = RateKnob("quality", low=0, high=8, more_bits_when_higher=True, step=0.001)
+TOLERANCE = RateKnob("tolerance", low=1e-5, high=0.5, more_bits_when_higher=False, geometric=True)
 
 
 def smooth_quality_rate(quality: float) -> float:
@@ -100,6 +101,41 @@ def test_a_rate_that_is_not_monotone_still_gets_the_best_value_tried_under_the_t
 
     tried_under = [bumpy(value) for value in rate.values if bumpy(value) <= 0.4]
     assert matched.bpp == max(tried_under)
+
+
+def jittery_rate(tolerance: float) -> float:
+    """SZ3's kind of rate: falling with the error bound, but up or down by as much as 15 % from one 0.1 % step of
+    the bound to the next."""
+    step = math.floor(math.log(tolerance) / math.log(1.001))
+    jitter = (step * 2654435761 % 1000) / 1000  # a fixed pseudo-random draw per step, in [0, 1)
+    return 0.05 / tolerance * (0.85 + 0.3 * jitter)
+
+
+@pytest.mark.parametrize("target", [0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0])
+def test_a_rate_that_jitters_with_the_knob_is_still_matched_within_two_percent(target):
+    rate = CountingRate(jittery_rate)
+
+    matched = match_rate(rate, TOLERANCE, target)
+
+    assert (1 - CLOSE_ENOUGH) * target <= matched.bpp <= target
+    assert len(set(rate.values)) <= JITTER_PROBES
+
+
+def test_a_monotone_staircase_costs_no_more_encodes_than_bisection():
+    """OpenJPEG's rate allocation moves in steps of a few percent: no value lies within 2 % of most targets."""
+    rate = CountingRate(lambda quality: 1.05 ** math.floor(quality / 2) / 10)
+
+    matched = match_rate(rate, QUALITY, 1.0)
+
+    assert matched.bpp == 1.05 ** 47 / 10 and len(rate.values) <= MAX_PROBES
+
+
+def test_a_stepped_knob_whose_rate_reverses_ends_after_trying_its_values_nearby():
+    rate = CountingRate(lambda bits: 3.0 if bits == 5 else float(bits))
+
+    matched = match_rate(rate, BITS, 4.5)
+
+    assert matched.value == 4 and len(set(rate.values)) == len(rate.values) <= JITTER_PROBES
 
 
 @pytest.mark.parametrize("knob, position, expected", [
