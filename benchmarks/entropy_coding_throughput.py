@@ -9,9 +9,9 @@ For each checkpoint, on the tiles of a config cut into batches:
   taking turns within each repeat after a warm-up, as slowest/median/fastest
   MPix/s over the repeats, with ``ratio`` = harness median / network median;
 - four steps timed apart (medians): the analysis networks on the device
-  including the copies to the host; entropy encoding on the CPU (for the
-  hyperprior this includes its float64 CPU hyper-decoder pass, which picks
-  the probability tables); entropy decoding (idem); the decoder network.
+  including the copies to the host; entropy encoding (for the hyperprior and
+  checkerboard this includes the fixed-point networks that pick each
+  element's mean and table); entropy decoding (idem); the decoder network.
 
 Trained checkpoints are used, since the coding time depends on the symbols'
 statistics. The rate columns give real bpp (bytes of the streams) beside the

@@ -19,7 +19,13 @@ from harness_codecs._autoencoder.entropy_models import (
     gaussian_likelihood,
     prior_forward,
 )
-from harness_codecs._autoencoder.entropy_stream import HEADER_BYTES, SymbolCoder, new_decoder, new_encoder
+from harness_codecs._autoencoder.entropy_stream import (
+    HEADER_BYTES,
+    VARIABLE_RATE_FORMAT_VERSION,
+    SymbolCoder,
+    new_decoder,
+    new_encoder,
+)
 from harness_codecs._autoencoder.entropy_tables import (
     SCALE_TABLE,
     TAIL_MASS,
@@ -27,7 +33,6 @@ from harness_codecs._autoencoder.entropy_tables import (
     entropy_tables,
     factorized_tables,
     gaussian_tables,
-    scale_indexes,
 )
 from harness_codecs._autoencoder.model import Autoencoder, spec_for
 from harness_codecs.autoencoder import AutoencoderCodec
@@ -89,17 +94,20 @@ def test_decoded_tile_is_float32_in_0_1_of_the_tile_shape(codec, shape):
     assert decoded.min() >= 0.0 and decoded.max() <= 1.0
 
 
-def test_the_stream_holds_exactly_the_latent_its_prior_rounds_to(codec):
+def test_the_stream_holds_the_latent_rounded_around_its_means_as_the_float_prior_rounds_it(codec):
+    """Each element within half a step of the encoder's latent; all but a few exactly where the float prior would
+    round them (the fixed-point means lie about 1e-4 from the float ones, see ``fixed_point``)."""
     tile = speckle_tile((100, 77))
     analysis = codec.coder.analyse([tile])[0]
-    exact_prior = copy.deepcopy(codec.coder.model.prior).double()
+    float_prior = copy.deepcopy(codec.coder.model.prior).double()
     with torch.inference_mode():
-        expected, _ = exact_prior.coded(torch.from_numpy(analysis.latent[None]).double(), rounded=True)
+        expected, _ = float_prior.coded(torch.from_numpy(analysis.latent[None]).double(), rounded=True)
 
     read = codec.coder.read(codec.encode(tile), tile.shape).latent
 
     assert np.unique(read).size > 3
-    np.testing.assert_array_equal(read, expected[0].numpy().astype(np.float32))
+    assert np.abs(read - analysis.latent).max() <= 0.5 + 1e-6
+    assert np.isclose(read, expected[0].numpy(), atol=1e-3).mean() > 0.99
 
 
 def test_decoding_gives_exactly_the_decoder_output_on_the_latent_read_from_the_stream(codec):
@@ -280,11 +288,6 @@ def test_a_density_trained_onto_a_single_integer_still_gives_a_codable_table():
     assert list(coder.decode(new_decoder(encoder.get_compressed()), 4, 0)) == [0, 0, 1, 0]
 
 
-def test_scale_index_picks_the_smallest_tabulated_scale_at_least_as_large():
-    predicted = np.array([0.0, SCALE_TABLE[0], SCALE_TABLE[5] * 1.0001, SCALE_TABLE[-1] * 10])
-    np.testing.assert_array_equal(scale_indexes(predicted, SCALE_TABLE), [0, 0, 6, len(SCALE_TABLE) - 1])
-
-
 def test_gaussian_likelihood_matches_scipy_including_far_tails():
     values = torch.tensor([0.0, 1.0, -2.0, 7.0, 30.0], dtype=torch.float64)
     means = torch.tensor([0.2, -0.3, 0.0, 0.5, 1.0], dtype=torch.float64)
@@ -367,7 +370,7 @@ def test_a_variable_rate_stream_carries_its_quality_so_any_point_of_the_model_de
     other_point = CheckerboardAutoencoder(checkpoint=str(variable_rate_checkpoint), quality=0)
     stream = encoder.encode(tile)
 
-    assert stream[0] == 4 and int.from_bytes(stream[HEADER_BYTES:HEADER_BYTES + 2], "big") == 1250
+    assert stream[0] == VARIABLE_RATE_FORMAT_VERSION and int.from_bytes(stream[HEADER_BYTES:HEADER_BYTES + 2], "big") == 1250
     np.testing.assert_array_equal(other_point.decode(stream, tile.shape), encoder.decode(stream, tile.shape))
 
 

@@ -15,10 +15,10 @@ context model see the latent rounded around its predicted mean, with a
 straight-through gradient, so that they train on what the codec will give
 them. Validation and the codec round for real.
 
-``Checkerboard.gaussian`` is the one place where means and scales are formed;
-the codec runs it on a float64 CPU copy of these modules on both sides of the
-stream (``entropy_inference``), so encoder and decoder pick the same
-probability tables whatever device ran the transforms.
+``CheckerboardPrior.gaussian`` forms the means and scales in training and
+validation; the codec forms them from the same modules in fixed point
+(``fixed_point.FixedPointCheckerboard``) on both sides of the stream, so
+encoder and decoder pick the same tables and means on any device.
 """
 
 from __future__ import annotations

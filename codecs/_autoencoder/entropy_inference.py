@@ -5,13 +5,12 @@ The work splits into four steps that the throughput benchmark times apart:
 (entropy coding on the CPU), ``read`` (entropy decoding on the CPU) and
 ``synthesize`` (decoder network on the device).
 
-The networks that decide which probability table codes each element (the
-hyper-decoder, and the checkerboard's context and parameter networks) run on
-the CPU in float64 on both sides (``latent_layouts``), from values that both
-sides hold exactly; their float64 output is far from any table boundary
-except in the rarest cases, so the decoder picks the same tables as the
-encoder whatever device either ran its transforms on. They work at 1/16 or
-1/64 of the tile's resolution, so this costs little.
+The networks that decide each element's mean and probability table (the
+hyper-decoder, and the checkerboard's context and parameter networks) run in
+fixed point on the device on both sides (``fixed_point``), from values that
+both sides hold exactly, so the decoder picks the same tables and means as
+the encoder whatever device either ran on. They work at 1/16 or 1/64 of the
+tile's resolution.
 """
 
 from __future__ import annotations
@@ -64,7 +63,7 @@ class EntropyLatentCoder:
         self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.has_side = model.spec.entropy != "factorized"
         self.variable_rate = model.spec.rate_levels > 0
-        self.layout = layout_for(model.prior, tables)
+        self.layout = layout_for(model.prior, tables, device)
         self.model_id = model_id
         self.device = device
         self.precision = precision

@@ -2,10 +2,10 @@
 
 Header (big-endian): format version (1 byte), model id (4 bytes, as in the
 fixed-length format), CRC-32 (4 bytes) of everything after it; then, in
-format version 4 only, the quality of a variable-rate model (2 bytes, in
+format version 6 only, the quality of a variable-rate model (2 bytes, in
 thousandths of a level: the decoder needs it to undo the encoder's gains).
-Single-rate models write version 3 (9 bytes of header), variable-rate models
-version 4 (11 bytes). The payload is one range-coder stream
+Single-rate models write version 5 (9 bytes of header), variable-rate models
+version 6 (11 bytes). The payload is one range-coder stream
 (``constriction.stream.queue``, 32-bit words stored little-endian) holding,
 in this order: the side latent ``z`` channel by channel (hyperprior and
 checkerboard only), then the latent ``y``: channel by channel under the
@@ -33,9 +33,11 @@ try:
 except ImportError:  # the plugin must still import, so `harness list` can say what is missing
     constriction = None
 
-ENTROPY_FORMAT_VERSION = 3
-"""Streams of single-rate models (versions 1 and 2 clamped values beyond a table's ends)."""
-VARIABLE_RATE_FORMAT_VERSION = 4
+ENTROPY_FORMAT_VERSION = 5
+"""Streams of single-rate models. Versions 1 and 2 clamped values beyond a table's ends; versions 3 and 4 (single-
+and variable-rate) took the means and tables from float64 networks, whose values the fixed-point ones
+(``fixed_point``) differ from on a few elements per tile, so such a stream would not decode here."""
+VARIABLE_RATE_FORMAT_VERSION = 6
 """Streams of variable-rate models: the header also holds the quality."""
 _HEADER = struct.Struct(f">B{MODEL_ID_BYTES}sI")
 _QUALITY = struct.Struct(">H")

@@ -135,11 +135,6 @@ def entropy_tables(prior: nn.Module) -> EntropyTables:
     return EntropyTables(factorized_tables(prior.density))
 
 
-def scale_indexes(scales: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """The table of the smallest tabulated scale at least as large as each predicted scale."""
-    return np.minimum(np.searchsorted(table, scales, side="left"), len(table) - 1)
-
-
 def _first(condition: np.ndarray, default: int) -> int:
     hits = np.flatnonzero(condition)
     return int(hits[0]) if len(hits) else default

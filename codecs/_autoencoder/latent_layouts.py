@@ -3,15 +3,15 @@
 A layout writes the integer side latent ``z`` (where the model has one) and
 the latent ``y`` into one range encoder, and reads them back from the
 decoder in the same order; ``entropy_stream`` describes the order in bytes.
-Every probability that decides a table is computed from values both sides
-hold exactly (the integer ``z``, the decoded anchors) by a float64 copy of
-the prior's networks on the CPU, so encoder and decoder pick the same tables
-whatever device ran the transforms.
+Every mean and table is computed from values both sides hold exactly (the
+integer ``z``, the decoded anchors) by fixed-point copies of the prior's
+networks (``fixed_point``), whose integer arithmetic every device carries out
+exactly, so encoder and decoder pick the same tables and means whatever
+device either runs on.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,7 +19,8 @@ import torch
 from harness_codecs._autoencoder.checkerboard import CheckerboardPrior, anchor_mask
 from harness_codecs._autoencoder.entropy_models import FactorizedPrior, HyperPrior
 from harness_codecs._autoencoder.entropy_stream import SymbolCoder
-from harness_codecs._autoencoder.entropy_tables import EntropyTables, scale_indexes
+from harness_codecs._autoencoder.entropy_tables import EntropyTables
+from harness_codecs._autoencoder.fixed_point import FixedPointCheckerboard, FixedPointHyperPrior
 from torch import nn
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def side_size(height: int, width: int) -> tuple[int, int]:
 class FactorizedLayout:
     """``y`` channel by channel, each under its channel's table."""
 
-    def __init__(self, prior: FactorizedPrior, tables: EntropyTables):
+    def __init__(self, prior: FactorizedPrior, tables: EntropyTables, device: torch.device):
         self.latent_coder = SymbolCoder(tables.latent)
 
     def write(self, encoder: RangeEncoder, latent: np.ndarray, side: np.ndarray | None) -> None:
@@ -51,12 +52,10 @@ class _SideLayout:
     """What the hyperprior and checkerboard layouts share: ``z`` first, channel by channel, then ``y``
     grouped by the Gaussian table of each element."""
 
-    def __init__(self, prior: nn.Module, tables: EntropyTables):
+    def __init__(self, prior: nn.Module, tables: EntropyTables, device: torch.device):
         self.latent_coder = SymbolCoder(tables.latent)
         self.side_coder = SymbolCoder(tables.side)
-        self.scales = tables.scales
         self.side_channels = len(tables.side)
-        self.exact = copy.deepcopy(prior).double().cpu().eval()
 
     def write_side(self, encoder: RangeEncoder, side: np.ndarray) -> None:
         for channel, values in enumerate(side):
@@ -79,68 +78,57 @@ class _SideLayout:
             symbols[selected] = self.latent_coder.decode(decoder, int(selected.sum()), int(table))
         return symbols
 
-    def table_indexes(self, scales: torch.Tensor) -> np.ndarray:
-        return scale_indexes(scales[0].numpy(), self.scales)
-
 
 class HyperpriorLayout(_SideLayout):
     """``z``, then ``y`` minus its predicted mean, grouped by scale table."""
 
+    def __init__(self, prior: HyperPrior, tables: EntropyTables, device: torch.device):
+        super().__init__(prior, tables, device)
+        self.fixed = FixedPointHyperPrior(prior, tables.scales, device)
+
     def write(self, encoder: RangeEncoder, latent: np.ndarray, side: np.ndarray) -> None:
         self.write_side(encoder, side)
-        means, tables = self._conditionals(side, latent.shape[1:])
+        means, tables = self.fixed.conditionals(side, latent.shape[1:])
         self.write_grouped(encoder, np.round(latent - means).astype(np.int64), tables)
 
     def read(self, decoder: RangeDecoder, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
-        means, tables = self._conditionals(self.read_side(decoder, latent_shape), latent_shape)
+        means, tables = self.fixed.conditionals(self.read_side(decoder, latent_shape), latent_shape)
         return (self.read_grouped(decoder, tables) + means).astype(np.float32)
-
-    def _conditionals(self, side: np.ndarray, latent_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        with torch.inference_mode():
-            means, scales = self.exact.parameters_of(torch.from_numpy(side[None].astype(np.float64)), latent_shape)
-        return means[0].numpy(), self.table_indexes(scales)
 
 
 class CheckerboardLayout(_SideLayout):
     """``z``; then the anchors of ``y`` (hyperprior only), grouped by table; then the other positions,
     whose Gaussians also see the decoded anchors, grouped by table."""
 
+    def __init__(self, prior: CheckerboardPrior, tables: EntropyTables, device: torch.device):
+        super().__init__(prior, tables, device)
+        self.fixed = FixedPointCheckerboard(prior, tables.scales, device)
+
     def write(self, encoder: RangeEncoder, latent: np.ndarray, side: np.ndarray) -> None:
         self.write_side(encoder, side)
-        hyper = self._hyper(side, latent.shape[1:])
-        anchors = np.broadcast_to(anchor_mask(*latent.shape[1:])[0].numpy(), latent.shape)
-        means, scales = self._gaussian(hyper, None)
-        tables = self.table_indexes(scales)
-        symbols = np.round(latent - means).astype(np.int64)
-        self.write_grouped(encoder, symbols[anchors], tables[anchors])
-        decoded_anchors = np.where(anchors, symbols + means, 0.0)
-        means, scales = self._gaussian(hyper, decoded_anchors)
-        tables = self.table_indexes(scales)
-        others = ~anchors
-        self.write_grouped(encoder, np.round(latent - means).astype(np.int64)[others], tables[others])
+        hyper = self.fixed.hyper(side, latent.shape[1:])
+        anchors = anchor_mask(*latent.shape[1:])[0, 0].numpy()
+        means, tables = self.fixed.conditionals(hyper, None, anchors)
+        symbols = np.round(latent[:, anchors] - means).astype(np.int64)
+        self.write_grouped(encoder, symbols, tables)
+        decoded = np.zeros(latent.shape)
+        decoded[:, anchors] = symbols + means
+        means, tables = self.fixed.conditionals(hyper, decoded, ~anchors)
+        self.write_grouped(encoder, np.round(latent[:, ~anchors] - means).astype(np.int64), tables)
 
     def read(self, decoder: RangeDecoder, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
-        hyper = self._hyper(self.read_side(decoder, latent_shape), latent_shape)
-        anchors = np.broadcast_to(anchor_mask(*latent_shape)[0].numpy(), (channels, *latent_shape))
+        hyper = self.fixed.hyper(self.read_side(decoder, latent_shape), latent_shape)
+        anchors = anchor_mask(*latent_shape)[0, 0].numpy()
         latent = np.zeros((channels, *latent_shape))
-        means, scales = self._gaussian(hyper, None)
-        latent[anchors] = self.read_grouped(decoder, self.table_indexes(scales)[anchors]) + means[anchors]
-        means, scales = self._gaussian(hyper, latent)
-        others = ~anchors
-        latent[others] = self.read_grouped(decoder, self.table_indexes(scales)[others]) + means[others]
+        means, tables = self.fixed.conditionals(hyper, None, anchors)
+        latent[:, anchors] = self.read_grouped(decoder, tables) + means
+        means, tables = self.fixed.conditionals(hyper, latent, ~anchors)
+        latent[:, ~anchors] = self.read_grouped(decoder, tables) + means
         return latent.astype(np.float32)
 
-    def _hyper(self, side: np.ndarray, latent_shape: tuple[int, int]) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.exact.hyper(torch.from_numpy(side[None].astype(np.float64)), latent_shape)
 
-    def _gaussian(self, hyper: torch.Tensor, decoded_anchors: np.ndarray | None) -> tuple[np.ndarray, torch.Tensor]:
-        anchors = None if decoded_anchors is None else torch.from_numpy(decoded_anchors[None].astype(np.float64))
-        with torch.inference_mode():
-            means, scales = self.exact.gaussian(hyper, anchors)
-        return means[0].numpy(), scales
-
-
-def layout_for(prior: nn.Module, tables: EntropyTables) -> FactorizedLayout | HyperpriorLayout | CheckerboardLayout:
+def layout_for(prior: nn.Module, tables: EntropyTables,
+               device: torch.device) -> FactorizedLayout | HyperpriorLayout | CheckerboardLayout:
+    """The layout of ``prior``'s streams, its fixed-point networks on ``device``."""
     layouts = {FactorizedPrior: FactorizedLayout, HyperPrior: HyperpriorLayout, CheckerboardPrior: CheckerboardLayout}
-    return layouts[type(prior)](prior, tables)
+    return layouts[type(prior)](prior, tables, device)

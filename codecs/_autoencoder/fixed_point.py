@@ -1,0 +1,273 @@
+"""Fixed-point copies of the networks that choose each latent element's probability table: exact on any device.
+
+Encoder and decoder must choose the same table and the same mean for every
+latent element, or the decoder reads other symbols from the same bytes. The
+networks that predict them (the hyper-decoder, and the checkerboard's context
+and parameter networks) would give slightly different floats on two devices,
+or on one device with another thread count, since each adds its products in
+its own order. So they run here in fixed point:
+
+* activations are integers, the value times ``2 ** ACTIVATION_BITS``, clamped
+  to ``ACTIVATION_LIMIT``; weights are integers, the float weight times
+  ``2 ** bits`` rounded, with as many bits per layer as keep its largest
+  possible sum (every input at the limit) under ``2 ** 52``;
+* every layer's sums are carried in float64, which holds every integer up to
+  ``2 ** 53`` exactly, so a sum of products of integers is the same whatever
+  order a device adds it in (MKL, cuBLAS, any thread count);
+* after each layer the sum is brought back to activation units by adding
+  half a unit, dividing by a power of two and flooring, all exact (a plain
+  floor would bias every activation by half a unit, which the next layer's
+  weight sums multiply);
+* the non-linearities are integer functions: LeakyReLU multiplies by its
+  slope in units of ``2 ** -16`` and floors; GELU reads a table of its values
+  at every activation value in [-8, 8], computed once on the CPU (GELU is
+  the identity above 8 and 0 below -8 to within 1e-14);
+* the outputs are means in units of ``2 ** -ACTIVATION_BITS`` (dyadic numbers
+  that both sides add exactly to the decoded integers) and raw scales, which
+  pick a table by integer comparison with thresholds computed once from the
+  scale table.
+
+A stream written on a GPU therefore decodes on a CPU, and the reverse, by
+construction rather than by margin. Against the float networks, a mean moves
+by about ``1e-4`` and a table choice flips only where the
+float scale lies within about ``1e-4`` of a table boundary: the rate moves by
+less than 0.1 % (measured in the README).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from harness_codecs._autoencoder.checkerboard import CheckerboardPrior
+from harness_codecs._autoencoder.entropy_models import SCALE_FLOOR, HyperPrior
+from torch import nn
+
+ACTIVATION_BITS = 16
+ACTIVATION_LIMIT = 2.0 ** (ACTIVATION_BITS + 10)
+"""Activations are clamped to +-1024 (in units of the value): beyond what the shipped networks produce (hyper
+features under 1; latents, which the context network reads, up to 211 at the highest quality)."""
+EXACT_INTEGERS = 2.0**53
+SUM_MARGIN = 2.0
+"""Each layer's largest possible sum is kept under ``EXACT_INTEGERS / SUM_MARGIN``."""
+SLOPE_BITS = 16
+GELU_REACH = 8
+"""GELU is tabulated on [-8, 8]; outside, it is the identity (above) or 0 (below) to within 1e-14."""
+
+Layer = Callable[[torch.Tensor], torch.Tensor]
+
+
+def to_fixed(values: torch.Tensor) -> torch.Tensor:
+    """Float values in activation units (float64 integers), rounded and clamped as every layer clamps."""
+    return torch.clamp(torch.round(values.double() * 2.0**ACTIVATION_BITS), -ACTIVATION_LIMIT, ACTIVATION_LIMIT)
+
+
+class FixedPointNetwork:
+    """A ``nn.Sequential`` of convolutions, transposed convolutions, LeakyReLU and GELU, in exact fixed point.
+
+    Called on activations (float64 integers, ``to_fixed``), it returns the network's output in activation units.
+    """
+
+    def __init__(self, network: nn.Sequential, device: torch.device):
+        self.layers = [_fixed_layer(module, device) for module in network]
+
+    def __call__(self, activations: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), _exact_kernels(activations.device):
+            for layer in self.layers:
+                activations = layer(activations)
+        return activations
+
+
+class _Convolution:
+    """A convolution (or transposed convolution) whose weights and bias are integers, rescaled and clamped."""
+
+    def __init__(self, module: nn.Conv2d | nn.ConvTranspose2d, device: torch.device):
+        weight = module.weight.detach().double().cpu()
+        bias = (module.bias.detach().double().cpu() if module.bias is not None
+                else torch.zeros(module.out_channels, dtype=torch.float64))
+        self.transposed = isinstance(module, nn.ConvTranspose2d)
+        # The largest sum one output element can reach: each input at the limit, against the weights that feed
+        # that output channel (dim 1 of a transposed convolution's weight, dim 0 of a convolution's).
+        reach = (weight.abs().sum(dim=(0, 2, 3) if self.transposed else (1, 2, 3)) * ACTIVATION_LIMIT
+                 + bias.abs() * 2.0**ACTIVATION_BITS).max()
+        self.bits = math.floor(math.log2(EXACT_INTEGERS / SUM_MARGIN / float(reach)))
+        self.weight = torch.round(weight * 2.0**self.bits).to(device)
+        self.bias = torch.round(bias * 2.0 ** (self.bits + ACTIVATION_BITS)).to(device)
+        self.stride, self.padding = module.stride, module.padding
+        self.output_padding = module.output_padding if self.transposed else None
+
+    def __call__(self, activations: torch.Tensor) -> torch.Tensor:
+        if self.transposed:
+            sums = F.conv_transpose2d(activations, self.weight, None, self.stride, self.padding, self.output_padding)
+        else:
+            sums = F.conv2d(activations, self.weight, None, self.stride, self.padding)
+        return self.rescaled(sums, channel_dim=1)
+
+    def rescaled(self, sums: torch.Tensor, channel_dim: int) -> torch.Tensor:
+        """Sums (in units of the weights times the activations) plus the bias, back in activation units, rounded
+        and clamped."""
+        bias = self.bias.reshape(-1, *[1] * (sums.dim() - channel_dim - 1))
+        rounded = torch.floor((sums + bias + 2.0 ** (self.bits - 1)) / 2.0**self.bits)
+        return torch.clamp(rounded, -ACTIVATION_LIMIT, ACTIVATION_LIMIT)
+
+
+class _ContextAtNonAnchors:
+    """The checkerboard's context convolution at the non-anchors, from the anchors alone.
+
+    Its input is zero but at the anchors, so a non-anchor's sum only takes the taps an odd number of steps away
+    (12 of 25 for a 5x5 kernel), and only the non-anchors' outputs are wanted: a quarter of the full
+    convolution's products, and the same integers (tested)."""
+
+    def __init__(self, module: nn.Conv2d, device: torch.device):
+        self.layer = _Convolution(module, device)
+        size = module.kernel_size[0]
+        self.reach = size // 2
+        self.taps = [(row, col) for row in range(size) for col in range(size) if (row + col) % 2 == 1]
+
+    def __call__(self, anchors: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
+        """Outputs (channels x positions) at ``positions``, all non-anchors, from ``anchors`` (1 x C x h x w,
+        activation units, zero at the non-anchors)."""
+        padded = F.pad(anchors[0], (self.reach,) * 4)
+        rows, cols = (torch.from_numpy(index).to(anchors.device) for index in np.nonzero(positions))
+        sums = sum(self.layer.weight[:, :, row, col] @ padded[:, rows + row, cols + col] for row, col in self.taps)
+        return self.layer.rescaled(sums, channel_dim=0)
+
+
+class _LeakyRelu:
+    def __init__(self, slope: float):
+        self.slope = float(round(slope * 2.0**SLOPE_BITS))
+
+    def __call__(self, activations: torch.Tensor) -> torch.Tensor:
+        return torch.where(activations >= 0, activations, torch.floor(activations * self.slope / 2.0**SLOPE_BITS))
+
+
+class _Gelu:
+    """GELU read from a table of its rounded values at every activation value in [-8, 8]."""
+
+    def __init__(self, device: torch.device):
+        reach = GELU_REACH * 2**ACTIVATION_BITS
+        values = np.arange(-reach, reach + 1, dtype=np.float64) / 2.0**ACTIVATION_BITS
+        gelu = 0.5 * values * (1.0 + np.vectorize(math.erf)(values / math.sqrt(2.0)))
+        self.table = torch.from_numpy(np.round(gelu * 2.0**ACTIVATION_BITS)).to(device)
+        self.reach = float(reach)
+
+    def __call__(self, activations: torch.Tensor) -> torch.Tensor:
+        inside = torch.clamp(activations, -self.reach, self.reach)
+        tabulated = self.table[(inside + self.reach).long()]
+        return torch.where(activations > self.reach, activations,
+                           torch.where(activations < -self.reach, torch.zeros_like(activations), tabulated))
+
+
+def _fixed_layer(module: nn.Module, device: torch.device) -> Layer:
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        return _Convolution(module, device)
+    if isinstance(module, nn.LeakyReLU):
+        return _LeakyRelu(module.negative_slope)
+    if isinstance(module, nn.GELU) and module.approximate == "none":
+        return _Gelu(device)
+    raise ValueError(f"the fixed-point entropy model has no exact form of {module!r}")
+
+
+class _exact_kernels:
+    """cuDNN may pick FFT or Winograd convolutions, whose rounding would break exactness; torch's own CUDA kernels
+    (im2col and a matrix product) sum exact integers exactly."""
+
+    def __init__(self, device: torch.device):
+        self.flags = torch.backends.cudnn.flags(enabled=False) if device.type == "cuda" else None
+
+    def __enter__(self) -> None:
+        if self.flags is not None:
+            self.flags.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.flags is not None:
+            self.flags.__exit__(*exc)
+
+
+class ScaleThresholds:
+    """Picks each element's Gaussian table from its raw scale in activation units, by integer comparisons.
+
+    The float model's scale is ``floor + softplus(raw)`` and its table that of the smallest tabulated scale at
+    least as large. ``softplus`` is increasing, so that table is one plus the number of
+    thresholds ``softplus^-1(table[i] - floor)``, i >= 1, lying under ``raw``; in activation units, the integer
+    ``raw`` lies over the threshold exactly when it lies over the threshold's floor.
+    """
+
+    def __init__(self, scales: np.ndarray, scale_floor: float, device: torch.device):
+        above_floor = np.asarray(scales[1:], dtype=np.float64) - scale_floor
+        raw = np.log(np.expm1(above_floor))
+        self.thresholds = torch.from_numpy(np.floor(raw * 2.0**ACTIVATION_BITS)).to(device)
+        self.last = len(scales) - 1
+
+    def __call__(self, raw_scales: torch.Tensor) -> torch.Tensor:
+        """Table indexes (int64) of raw scales given in activation units."""
+        below = torch.searchsorted(self.thresholds, raw_scales.contiguous(), side="left")
+        return torch.clamp(below + 1, max=self.last)
+
+
+class FixedPointHyperPrior:
+    """The mean-scale hyperprior's hyper-decoder in fixed point: means and tables from the integer side latent."""
+
+    def __init__(self, prior: HyperPrior, scales: np.ndarray, device: torch.device):
+        self.hyper_decoder = FixedPointNetwork(prior.hyper_decoder, device)
+        self.tables = ScaleThresholds(scales, SCALE_FLOOR, device)
+        self.device = device
+
+    def conditionals(self, side: np.ndarray, latent_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Means (float64, multiples of ``2 ** -ACTIVATION_BITS``) and table indexes of a latent of
+        ``latent_shape``, channels first."""
+        height, width = latent_shape
+        output = self.hyper_decoder(to_fixed(torch.from_numpy(side[None]).to(self.device)))
+        means, raw_scales = output[0, :, :height, :width].chunk(2, dim=0)
+        return _values(means), self.tables(raw_scales).cpu().numpy()
+
+
+class FixedPointCheckerboard:
+    """The checkerboard prior's hyper-decoder, context and parameter networks in fixed point.
+
+    Each pass needs the Gaussians of half the positions (the anchors, then the others), so the parameter network,
+    all 1x1 convolutions, runs on those positions alone, and the context only at the non-anchors: about 60 % of
+    the work of running them on the whole latent."""
+
+    def __init__(self, prior: CheckerboardPrior, scales: np.ndarray, device: torch.device):
+        if any(layer.kernel_size != (1, 1) for layer in prior.entropy_parameters if isinstance(layer, nn.Conv2d)):
+            raise ValueError("the checkerboard's parameter network must be 1x1 convolutions")
+        self.hyper_decoder = FixedPointNetwork(prior.hyper_decoder, device)
+        self.context = _ContextAtNonAnchors(prior.context, device)
+        self.entropy_parameters = FixedPointNetwork(prior.entropy_parameters, device)
+        self.context_channels = prior.context.out_channels  # the latent's: the context keeps its channel count
+        self.tables = ScaleThresholds(scales, SCALE_FLOOR, device)
+        self.device = device
+
+    def hyper(self, side: np.ndarray, latent_shape: tuple[int, int]) -> torch.Tensor:
+        """Hyper-decoder features (activation units, on the device) for a latent of ``latent_shape``."""
+        height, width = latent_shape
+        return self.hyper_decoder(to_fixed(torch.from_numpy(side[None]).to(self.device)))[..., :height, :width]
+
+    def conditionals(self, hyper: torch.Tensor, decoded_anchors: np.ndarray | None,
+                     positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Means (float64, multiples of ``2 ** -ACTIVATION_BITS``) and table indexes, channels x positions, at the
+        ``positions`` (a boolean mask of the latent's grid, taken in raster order), from hyper features and, for
+        the non-anchors, the decoded anchors (zero elsewhere); None: the anchors' own, which see no context."""
+        if not positions.any():  # a latent of one position has no non-anchor
+            return np.zeros((self.context_channels, 0)), np.zeros((self.context_channels, 0), dtype=np.int64)
+        selected = torch.from_numpy(np.flatnonzero(positions)).to(self.device)
+        features = hyper.flatten(2)[..., selected]
+        if decoded_anchors is None:
+            context = features.new_zeros(1, self.context_channels, len(selected))
+        else:
+            anchors = to_fixed(torch.from_numpy(decoded_anchors[None]).to(self.device))
+            with torch.inference_mode():
+                context = self.context(anchors, positions)[None]
+        # the positions as a 1 x N image, which 1x1 convolutions treat as any other
+        output = self.entropy_parameters(torch.cat([features, context], dim=1)[:, :, None, :])
+        means, raw_scales = output[0, :, 0].chunk(2, dim=0)
+        return _values(means), self.tables(raw_scales).cpu().numpy()
+
+
+def _values(activations: torch.Tensor) -> np.ndarray:
+    """Activation units back to values: exact, as the units are a power of two."""
+    return activations.cpu().numpy() / 2.0**ACTIVATION_BITS

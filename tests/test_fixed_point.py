@@ -1,0 +1,166 @@
+"""Specification of the fixed-point entropy networks: integer arithmetic that any device carries out exactly, close
+to the float networks it stands for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from harness_codecs._autoencoder.checkerboard import anchor_mask
+from harness_codecs._autoencoder.entropy_models import SCALE_FLOOR
+from harness_codecs._autoencoder.entropy_tables import SCALE_TABLE
+from harness_codecs._autoencoder.fixed_point import (
+    ACTIVATION_BITS,
+    ACTIVATION_LIMIT,
+    FixedPointNetwork,
+    ScaleThresholds,
+    _ContextAtNonAnchors,
+    to_fixed,
+)
+from torch import nn
+
+CPU = torch.device("cpu")
+UNIT = 2.0**ACTIVATION_BITS
+
+
+def network() -> nn.Sequential:
+    """Every kind of layer the priors use, with trained-like weight sizes."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.ConvTranspose2d(6, 8, 5, stride=2, padding=2, output_padding=1), nn.LeakyReLU(),
+        nn.Conv2d(8, 8, 3, padding=1), nn.GELU(),
+        nn.Conv2d(8, 4, 1),
+    ).double()
+
+
+def inputs(seed: int = 1) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).integers(-3, 4, size=(1, 6, 5, 7)).astype(np.float64))
+
+
+def integer_conv(activations: np.ndarray, weight: np.ndarray, bias: np.ndarray, bits: int, stride: int,
+                 padding: int, transposed: bool, output_padding: int = 0) -> np.ndarray:
+    """The layer in plain int64 numpy, written out position by position: the independent reference."""
+    _, channels, height, width = activations.shape
+    kernel = weight.shape[-1]
+    if transposed:
+        out_channels = weight.shape[1]
+        full = np.zeros((out_channels, (height - 1) * stride + kernel, (width - 1) * stride + kernel), np.int64)
+        for row in range(height):
+            for col in range(width):
+                full[:, row * stride:row * stride + kernel, col * stride:col * stride + kernel] += np.einsum(
+                    "i,iokl->okl", activations[0, :, row, col], weight)
+        out_height = (height - 1) * stride - 2 * padding + kernel + output_padding
+        out_width = (width - 1) * stride - 2 * padding + kernel + output_padding
+        full = np.pad(full, ((0, 0), (0, output_padding), (0, output_padding)))
+        sums = full[:, padding:padding + out_height, padding:padding + out_width]
+    else:
+        padded = np.pad(activations[0], ((0, 0), (padding, padding), (padding, padding)))
+        out_height = (height + 2 * padding - kernel) // stride + 1
+        out_width = (width + 2 * padding - kernel) // stride + 1
+        sums = np.zeros((weight.shape[0], out_height, out_width), np.int64)
+        for row in range(out_height):
+            for col in range(out_width):
+                window = padded[:, row * stride:row * stride + kernel, col * stride:col * stride + kernel]
+                sums[:, row, col] = np.einsum("ikl,oikl->o", window, weight)
+    total = sums + bias[:, None, None] + (1 << (bits - 1))
+    limit = int(ACTIVATION_LIMIT)
+    return np.clip(total >> bits, -limit, limit)[None]  # >> floors, as the layer does
+
+
+def integer_network(fixed: FixedPointNetwork, modules: nn.Sequential, activations: np.ndarray) -> np.ndarray:
+    for layer, module in zip(fixed.layers, modules):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            transposed = isinstance(module, nn.ConvTranspose2d)
+            activations = integer_conv(activations, layer.weight.numpy().astype(np.int64),
+                                       layer.bias.numpy().ravel().astype(np.int64), layer.bits, module.stride[0],
+                                       module.padding[0], transposed, module.output_padding[0] if transposed else 0)
+        else:
+            activations = layer(torch.from_numpy(activations.astype(np.float64))).numpy().astype(np.int64)
+    return activations
+
+
+def test_a_fixed_point_network_gives_the_integers_of_an_independent_int64_implementation():
+    modules = network()
+    fixed = FixedPointNetwork(modules, CPU)
+    activations = to_fixed(inputs())
+
+    expected = integer_network(fixed, modules, activations.numpy().astype(np.int64))
+
+    np.testing.assert_array_equal(fixed(activations).numpy(), expected)
+
+
+def test_its_result_does_not_depend_on_the_order_the_sums_are_added_in():
+    """Reversing the input channels (of input and weights alike) reorders every sum; floats would change."""
+    modules = network()
+    reversed_modules = network()
+    with torch.no_grad():
+        reversed_modules[0].weight.copy_(modules[0].weight.flip(0))
+    activations = to_fixed(inputs())
+
+    same = FixedPointNetwork(modules, CPU)(activations)
+    reordered = FixedPointNetwork(reversed_modules, CPU)(activations.flip(1))
+
+    assert torch.equal(same, reordered)
+
+
+def test_it_stays_within_a_thousandth_of_the_float_network():
+    modules = network()
+    with torch.inference_mode():
+        expected = modules(inputs())
+
+    fixed = FixedPointNetwork(modules, CPU)(to_fixed(inputs())) / UNIT
+
+    assert float((fixed - expected).abs().max()) < 1e-3
+
+
+def test_every_layer_keeps_its_largest_possible_sum_exact_in_float64():
+    modules = network()
+    for layer in FixedPointNetwork(modules, CPU).layers:
+        if hasattr(layer, "bits"):
+            dims = (0, 2, 3) if layer.transposed else (1, 2, 3)
+            reach = layer.weight.abs().sum(dim=dims) * ACTIVATION_LIMIT + layer.bias.abs().ravel()
+            assert float(reach.max()) < 2.0**53
+
+
+def test_activations_beyond_the_limit_are_clamped_on_the_way_in():
+    assert float(to_fixed(torch.tensor([1e9, -1e9])).abs().max()) == ACTIVATION_LIMIT
+
+
+def test_a_layer_it_has_no_exact_form_of_is_refused_by_name():
+    with pytest.raises(ValueError, match="no exact form of Tanh"):
+        FixedPointNetwork(nn.Sequential(nn.Tanh()), CPU)
+
+
+def test_the_gelu_table_is_gelu_rounded_to_activation_units():
+    gelu = FixedPointNetwork(nn.Sequential(nn.GELU()), CPU)
+    values = torch.linspace(-10, 10, 2001, dtype=torch.float64)
+
+    fixed = gelu(to_fixed(values)) / UNIT
+
+    assert float((fixed - F.gelu(values)).abs().max()) <= 2 / UNIT  # the input rounded, then the output
+
+
+def test_scale_thresholds_pick_the_table_the_float_scale_picks():
+    raw = torch.linspace(-6, 70, 5001, dtype=torch.float64)
+    thresholds = ScaleThresholds(SCALE_TABLE, SCALE_FLOOR, CPU)
+
+    picked = thresholds(to_fixed(raw)).numpy()
+
+    # the float model's rule: the smallest tabulated scale at least as large as the predicted one
+    expected = np.minimum(np.searchsorted(SCALE_TABLE, (SCALE_FLOOR + F.softplus(raw)).numpy()), len(SCALE_TABLE) - 1)
+    # the two may differ only where the raw scale lies within a rounding unit of a table boundary
+    assert (picked != expected).sum() <= 2 and np.abs(picked - expected).max() <= 1
+
+
+def test_the_context_at_the_non_anchors_gives_the_full_convolutions_integers_there():
+    torch.manual_seed(0)
+    context = nn.Conv2d(6, 5, 5, padding=2).double()
+    anchors = anchor_mask(7, 9)[0, 0].numpy()
+    decoded = np.where(anchors, np.random.default_rng(2).normal(0, 20, (6, 7, 9)), 0.0)
+    activations = to_fixed(torch.from_numpy(decoded[None]))
+
+    full = FixedPointNetwork(nn.Sequential(context), CPU)(activations)[0].flatten(1)[:, np.flatnonzero(~anchors)]
+    sparse = _ContextAtNonAnchors(context, CPU)(activations, ~anchors)
+
+    assert torch.equal(sparse, full)
