@@ -79,7 +79,8 @@ def select_windows(
     settings: DatasetSettings,
     max_tiles_per_scene: int | None = None,
 ) -> list[Candidate]:
-    """Up to ``max_tiles`` valid-enough windows, scenes taking turns, returned in scene/row/column order.
+    """Up to ``max_tiles`` valid-enough windows (all of them when None), scenes taking turns, in scene/row/column
+    order.
 
     Each round gives every scene that still has candidates and room under
     ``max_tiles_per_scene`` one more valid window, read lazily from its
@@ -97,7 +98,7 @@ def select_windows(
     taken = [0] * len(valid_windows)
     accepted: list[Candidate] = []
     active = list(range(len(valid_windows)))
-    while active and len(accepted) < settings.max_tiles:
+    while active and (settings.max_tiles is None or len(accepted) < settings.max_tiles):
         for scene in list(active):
             window = next(valid_windows[scene], None)
             if window is not None:

@@ -78,13 +78,14 @@ class DatasetSettings:
     """The dataset keys every dataset plugin honours, validated by the core.
 
     ``max_tiles`` counts tile windows: each window yields one ``Tile`` per
-    polarisation, so both polarisations of a window are always compared.
+    polarisation, so both polarisations of a window are always compared;
+    None (``max_tiles: all``) asks for every window.
     Relative paths in a dataset's options are resolved against ``base_dir``
     (the folder of the config file).
     """
 
     tile_size: int
-    max_tiles: int
+    max_tiles: int | None
     polarisations: tuple[str, ...]
     normalization: dict[str, tuple[float, float]]
     seed: int

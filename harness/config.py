@@ -49,7 +49,8 @@ class CodecConfig:
 class DatasetConfig:
     kind: str
     tile_size: int
-    max_tiles: int
+    max_tiles: int | None
+    """None: every window (``max_tiles: all``)."""
     polarisations: tuple[str, ...]
     min_valid_fraction: float
     cache_dir: Path
@@ -294,12 +295,24 @@ def _dataset_section(check: _Checker, value: Any, registry: Registry, key: str,
     return DatasetConfig(
         kind=kind,
         tile_size=check.integer(section.get("tile_size", defaults["tile_size"]), f"{key}.tile_size", 8),
-        max_tiles=check.integer(section.get("max_tiles", defaults["max_tiles"]), f"{key}.max_tiles", 1),
+        max_tiles=_max_tiles(check, section.get("max_tiles", defaults["max_tiles"]), f"{key}.max_tiles"),
         polarisations=_polarisations(check, section, key, defaults),
         min_valid_fraction=fraction,
         cache_dir=Path(cache_dir).expanduser(),
         options=options,
     )
+
+
+EVERY_WINDOW = "all"
+"""The ``max_tiles`` value that takes every window of the dataset (whole products)."""
+
+
+def _max_tiles(check: _Checker, value: Any, key: str) -> int | None:
+    if value == EVERY_WINDOW:
+        return None
+    if isinstance(value, str):
+        raise check.fail(key, f"expected an integer or {EVERY_WINDOW!r}, got {_describe(value)}")
+    return check.integer(value, key, 1)
 
 
 def _polarisations(check: _Checker, section: dict, key: str, defaults: dict[str, Any]) -> tuple[str, ...]:
@@ -473,6 +486,8 @@ def resolved_config_yaml(config: BenchmarkConfig) -> str:
     resolved.pop("text")
     resolved["path"] = str(config.path)
     resolved["dataset"]["cache_dir"] = str(config.dataset.cache_dir)
+    if config.dataset.max_tiles is None:
+        resolved["dataset"]["max_tiles"] = EVERY_WINDOW
     resolved["normalization"] = {pol: list(bounds) for pol, bounds in config.normalization.items()}
     resolved["codecs"] = [{"name": codec.name, "points": [point.options for point in codec.points]}
                           for codec in config.codecs]

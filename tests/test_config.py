@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from harness import UserError
 from harness.cli import main
-from harness.config import load_config
+from harness.config import load_config, resolved_config_yaml
 from tests.conftest import MINIMAL_CONFIG
 
 
@@ -55,7 +56,7 @@ def test_the_default_benchmark_runs_every_built_in_codec_trained_on_real_data_or
 @pytest.mark.parametrize("text, expected", [
     ("name: [unclosed\n", r"not valid YAML at line 2, column 1"),
     (MINIMAL_CONFIG + "colour: blue\n", r"colour: unknown key"),
-    (MINIMAL_CONFIG.replace("max_tiles: 3", "max_tiles: three"), r"dataset\.max_tiles: expected an integer, got str 'three'"),
+    (MINIMAL_CONFIG.replace("max_tiles: 3", "max_tiles: three"), r"dataset\.max_tiles: expected an integer or 'all', got str 'three'"),
     (MINIMAL_CONFIG.replace("name: quantize", "name: jpeg3000"), r"codecs\[0\]\.name: unknown codec 'jpeg3000'"),
     (MINIMAL_CONFIG.replace("{bits: 4}", "{bitz: 4}"), r"codecs\[0\]\.points\[0\]\.bitz: unknown option for 'quantize'"),
     (MINIMAL_CONFIG.replace("  VH: [-32, -2]\n", ""), r"normalization\.VH: missing dB range"),
@@ -140,3 +141,10 @@ def test_the_shipped_synthetic_benchmark_runs_every_built_in_codec():
     config, registry = load_config("benchmarks-synthetic.yaml")
     built_in = {name for name, entry in registry.codecs.items() if entry.origin.startswith("codecs/")}
     assert built_in and built_in == {codec.name for codec in config.codecs}
+
+
+def test_max_tiles_all_asks_for_every_window_and_the_resolved_config_says_so(write_config):
+    config, _ = load_config(write_config(MINIMAL_CONFIG.replace("max_tiles: 3", "max_tiles: all")))
+
+    assert config.dataset.max_tiles is None
+    assert yaml.safe_load(resolved_config_yaml(config))["dataset"]["max_tiles"] == "all"

@@ -48,6 +48,13 @@ def test_no_data_pixels_are_masked_and_filled_with_the_level_beside_them(tmp_pat
     assert abs(edge.data[:, 19].mean() - edge.data[:, 20:24].mean()) < 0.05
 
 
+def test_max_tiles_none_takes_every_valid_enough_window(tmp_path, dual_pol_geotiff):
+    every = tiles_of(tmp_path, paths=["scene.tif"], max_tiles=None, min_valid_fraction=0.3)
+    assert [tile.tile_id for tile in every] == [tile.tile_id for tile in tiles_of(
+        tmp_path, paths=["scene.tif"], max_tiles=10_000, min_valid_fraction=0.3)]
+    assert len(every) > 2 * 3
+
+
 def test_windows_that_are_mostly_no_data_are_skipped(tmp_path, dual_pol_geotiff):
     # Columns 0-19 are no-data: the first window column is 62% invalid.
     strict = tiles_of(tmp_path, paths=["scene.tif"], max_tiles=16, min_valid_fraction=0.5)
