@@ -15,7 +15,7 @@ from harness_codecs._autoencoder.fixed_point import (
     ACTIVATION_LIMIT,
     FixedPointNetwork,
     ScaleThresholds,
-    _ContextAtNonAnchors,
+    ContextAtNonAnchors,
     to_fixed,
 )
 from torch import nn
@@ -161,6 +161,6 @@ def test_the_context_at_the_non_anchors_gives_the_full_convolutions_integers_the
     activations = to_fixed(torch.from_numpy(decoded[None]))
 
     full = FixedPointNetwork(nn.Sequential(context), CPU)(activations)[0].flatten(1)[:, np.flatnonzero(~anchors)]
-    sparse = _ContextAtNonAnchors(context, CPU)(activations, ~anchors)
+    sparse = ContextAtNonAnchors(context, CPU)(activations, ~anchors)
 
     assert torch.equal(sparse, full)

@@ -3,10 +3,11 @@
 Speed depends on the machine; MACs per pixel do not, so they say how heavy a
 model is wherever it runs (a ground segment's CPU, a GPU). They are counted
 from the shapes of the layers that a real encode and decode of one tile run
-(forward hooks on every module, the float64 hyper-decoder copy of
-``latent_layouts`` included), so whatever a codec runs is counted and nothing
-it skips is: the hyperprior's encoder runs its hyper-decoder too (it needs
-the Gaussians to code with), the checkerboard's runs its context model.
+(forward hooks on every module, the fixed-point networks of ``fixed_point``
+that pick the means and tables included), so whatever a codec runs is counted
+and nothing it skips is: the hyperprior's encoder runs its hyper-decoder too
+(it needs the Gaussians to code with), the checkerboard's runs its context
+model, at the non-anchors only, from the anchors' taps.
 
 Counted: convolutions (output elements x input channels per group x kernel
 area), transposed convolutions (input elements x output channels per group x
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from harness import Complexity
+from harness_codecs._autoencoder.fixed_point import ContextAtNonAnchors, FixedPointConvolution
 from harness_codecs._autoencoder.gdn import GDN
 from harness_codecs._autoencoder.model import parameter_count
 from torch import nn
@@ -38,6 +40,8 @@ REFERENCE_TILE = (256, 256)
 
 def layer_macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
     """The multiply-accumulates of one call of ``module`` (0 for modules that are not counted)."""
+    if isinstance(module, (FixedPointConvolution, ContextAtNonAnchors)):
+        return module.macs(*inputs, output)
     if isinstance(module, nn.ConvTranspose2d):
         return inputs[0].numel() * module.out_channels // module.groups * math.prod(module.kernel_size)
     if isinstance(module, nn.Conv2d):

@@ -81,10 +81,11 @@ class FixedPointNetwork:
         return activations
 
 
-class _Convolution:
+class FixedPointConvolution(nn.Module):
     """A convolution (or transposed convolution) whose weights and bias are integers, rescaled and clamped."""
 
     def __init__(self, module: nn.Conv2d | nn.ConvTranspose2d, device: torch.device):
+        super().__init__()
         weight = module.weight.detach().double().cpu()
         bias = (module.bias.detach().double().cpu() if module.bias is not None
                 else torch.zeros(module.out_channels, dtype=torch.float64))
@@ -98,13 +99,20 @@ class _Convolution:
         self.bias = torch.round(bias * 2.0 ** (self.bits + ACTIVATION_BITS)).to(device)
         self.stride, self.padding = module.stride, module.padding
         self.output_padding = module.output_padding if self.transposed else None
+        self.kernel_area = math.prod(module.kernel_size)
 
-    def __call__(self, activations: torch.Tensor) -> torch.Tensor:
+    def forward(self, activations: torch.Tensor) -> torch.Tensor:
         if self.transposed:
             sums = F.conv_transpose2d(activations, self.weight, None, self.stride, self.padding, self.output_padding)
         else:
             sums = F.conv2d(activations, self.weight, None, self.stride, self.padding)
         return self.rescaled(sums, channel_dim=1)
+
+    def macs(self, activations: torch.Tensor, output: torch.Tensor) -> int:
+        """Multiply-accumulates of one call, counted as ``complexity`` counts a float convolution."""
+        if self.transposed:
+            return activations.numel() * self.weight.shape[1] * self.kernel_area
+        return output.numel() * self.weight.shape[1] * self.kernel_area
 
     def rescaled(self, sums: torch.Tensor, channel_dim: int) -> torch.Tensor:
         """Sums (in units of the weights times the activations) plus the bias, back in activation units, rounded
@@ -114,7 +122,7 @@ class _Convolution:
         return torch.clamp(rounded, -ACTIVATION_LIMIT, ACTIVATION_LIMIT)
 
 
-class _ContextAtNonAnchors:
+class ContextAtNonAnchors(nn.Module):
     """The checkerboard's context convolution at the non-anchors, from the anchors alone.
 
     Its input is zero but at the anchors, so a non-anchor's sum only takes the taps an odd number of steps away
@@ -122,18 +130,23 @@ class _ContextAtNonAnchors:
     convolution's products, and the same integers (tested)."""
 
     def __init__(self, module: nn.Conv2d, device: torch.device):
-        self.layer = _Convolution(module, device)
+        super().__init__()
+        self.layer = FixedPointConvolution(module, device)
         size = module.kernel_size[0]
         self.reach = size // 2
         self.taps = [(row, col) for row in range(size) for col in range(size) if (row + col) % 2 == 1]
 
-    def __call__(self, anchors: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
+    def forward(self, anchors: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
         """Outputs (channels x positions) at ``positions``, all non-anchors, from ``anchors`` (1 x C x h x w,
         activation units, zero at the non-anchors)."""
         padded = F.pad(anchors[0], (self.reach,) * 4)
         rows, cols = (torch.from_numpy(index).to(anchors.device) for index in np.nonzero(positions))
         sums = sum(self.layer.weight[:, :, row, col] @ padded[:, rows + row, cols + col] for row, col in self.taps)
         return self.layer.rescaled(sums, channel_dim=0)
+
+    def macs(self, anchors: torch.Tensor, positions: np.ndarray, output: torch.Tensor) -> int:
+        """Multiply-accumulates of one call: the taps it reads, at the positions it computes."""
+        return output.numel() * anchors.shape[1] * len(self.taps)
 
 
 class _LeakyRelu:
@@ -163,7 +176,7 @@ class _Gelu:
 
 def _fixed_layer(module: nn.Module, device: torch.device) -> Layer:
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        return _Convolution(module, device)
+        return FixedPointConvolution(module, device)
     if isinstance(module, nn.LeakyReLU):
         return _LeakyRelu(module.negative_slope)
     if isinstance(module, nn.GELU) and module.approximate == "none":
@@ -236,7 +249,7 @@ class FixedPointCheckerboard:
         if any(layer.kernel_size != (1, 1) for layer in prior.entropy_parameters if isinstance(layer, nn.Conv2d)):
             raise ValueError("the checkerboard's parameter network must be 1x1 convolutions")
         self.hyper_decoder = FixedPointNetwork(prior.hyper_decoder, device)
-        self.context = _ContextAtNonAnchors(prior.context, device)
+        self.context = ContextAtNonAnchors(prior.context, device)
         self.entropy_parameters = FixedPointNetwork(prior.entropy_parameters, device)
         self.context_channels = prior.context.out_channels  # the latent's: the context keeps its channel count
         self.tables = ScaleThresholds(scales, SCALE_FLOOR, device)
