@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -126,27 +127,32 @@ def _client(options: RunOptions, gpus: int = 0) -> Iterator[Client]:
             with Client(options.scheduler) as client:
                 yield client
             return
-        with _local_cluster(options.workers, gpus) as cluster, Client(cluster) as client:
+        with _local_cluster(options.workers or 1, gpus) as cluster, Client(cluster) as client:
             yield client
 
 
-def _local_cluster(cpu_workers: int | None, gpus: int) -> SpecCluster:
+def _local_cluster(cpu_workers: int, gpus: int) -> SpecCluster:
     """``cpu_workers`` single-threaded worker processes on this machine, and one per GPU for ``gpus`` GPUs.
 
     Built as ``LocalCluster`` builds its own (a ``SpecCluster`` of nannies on the loopback interface, no
     dashboard, the machine's memory shared out between the workers), with a spec per worker because GPU workers
     differ in what they see. Without GPUs no worker declares a resource, so units go wherever a worker is free."""
-    count = (cpu_workers or 1) + gpus
     common = {"host": LOOPBACK, "nthreads": 1, "dashboard": False, "dashboard_address": None,
-              "memory_limit": 1 / count, "silence_logs": logging.ERROR}
+              "memory_limit": 1 / (cpu_workers + gpus), "silence_logs": logging.ERROR}
     cpu = {"resources": {CPU_RESOURCE: 1}, "env": {"CUDA_VISIBLE_DEVICES": ""}} if gpus else {}
     workers = {f"cpu-{index}": {"cls": Nanny, "options": {**common, **cpu}} for index in range(cpu_workers)}
     workers.update({f"gpu-{index}": {"cls": Nanny, "options": {**common, "resources": {GPU_RESOURCE: 1},
-                                                               "env": {"CUDA_VISIBLE_DEVICES": str(index)}}}
-                    for index in range(gpus)})
+                                                               "env": {"CUDA_VISIBLE_DEVICES": gpu}}}
+                    for index, gpu in enumerate(_visible_gpus(gpus))})
     scheduler = {"cls": Scheduler, "options": {"host": LOOPBACK, "dashboard": False, "dashboard_address": None}}
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
 
+
+def _visible_gpus(count: int) -> list[str]:
+    """The ids of the ``count`` GPUs this process sees, as ``CUDA_VISIBLE_DEVICES`` names them: a run restricted
+    to GPUs 2 and 3 gives its workers GPU 2 and GPU 3, not the machine's first two."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return visible.split(",")[:count] if visible else [str(index) for index in range(count)]
 
 
 def _rows(future: Any, unit: WorkUnit, config: BenchmarkConfig) -> list[dict[str, Any]]:

@@ -202,12 +202,20 @@ def _by_worker_name(client, values: dict) -> dict:
     return {names[address]: value for address, value in values.items()}
 
 
-def test_a_local_cluster_adds_a_worker_per_gpu_that_sees_only_its_gpu(tmp_path):
+def test_a_local_cluster_adds_a_worker_per_gpu_that_sees_only_its_gpu(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     with _client(RunOptions(run_dir=tmp_path, workers=2), gpus=2) as client:
         seen = _by_worker_name(client, client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES")))
         resources = {worker["name"]: worker["resources"] for worker in client.scheduler_info()["workers"].values()}
     assert seen == {"cpu-0": "", "cpu-1": "", "gpu-0": "0", "gpu-1": "1"}
     assert resources == {"cpu-0": {"CPU": 1}, "cpu-1": {"CPU": 1}, "gpu-0": {"GPU": 1}, "gpu-1": {"GPU": 1}}
+
+
+def test_gpu_workers_get_the_gpus_the_run_was_restricted_to(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
+    with _client(RunOptions(run_dir=tmp_path, workers=1), gpus=2) as client:
+        seen = _by_worker_name(client, client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES")))
+    assert seen == {"cpu-0": "", "gpu-0": "5", "gpu-1": "7"}
 
 
 def test_a_local_cluster_without_gpus_declares_no_resources_and_hides_nothing(tmp_path):

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from harness_codecs._autoencoder.checkerboard import CheckerboardPrior
 from harness_codecs._autoencoder.entropy_models import SCALE_FLOOR, HyperPrior
+from scipy.special import erf
 from torch import nn
 
 ACTIVATION_BITS = 16
@@ -168,7 +169,7 @@ class _Gelu:
     def __init__(self, device: torch.device):
         reach = GELU_REACH * 2**ACTIVATION_BITS
         values = np.arange(-reach, reach + 1, dtype=np.float64) / 2.0**ACTIVATION_BITS
-        gelu = 0.5 * values * (1.0 + np.vectorize(math.erf)(values / math.sqrt(2.0)))
+        gelu = 0.5 * values * (1.0 + erf(values / math.sqrt(2.0)))
         self.table = torch.from_numpy(np.round(gelu * 2.0**ACTIVATION_BITS)).to(device)
         self.reach = float(reach)
 
