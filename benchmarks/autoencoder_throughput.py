@@ -197,8 +197,8 @@ def main() -> None:
             complexity = cpu_codec.complexity()
             single = (single_thread_decode(cpu_codec, args.single_thread_batch, args.repeats).cell()
                       if args.single_thread_batch else "skipped")
-            print(f"{preset:8} encode {complexity['encode_macs_per_pixel']:,.0f} MAC/px, decode "
-                  f"{complexity['decode_macs_per_pixel']:,.0f} MAC/px, {complexity['parameters']:,} parameters; "
+            print(f"{preset:8} encode {complexity.encode_macs_per_pixel:,.0f} MAC/px, decode "
+                  f"{complexity.decode_macs_per_pixel:,.0f} MAC/px, {complexity.parameters:,} parameters; "
                   f"single-thread decode {single}", flush=True)
     print(f"load average at the end {load_average()}")
 

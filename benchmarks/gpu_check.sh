@@ -3,12 +3,13 @@
 #
 #   benchmarks/gpu_check.sh          on CUDA: the `gpu` tests, autoencoder_throughput.py for the `default`
 #                                    preset at batch 32 and 128 in fp32 and bf16, entropy_coding_throughput.py
-#                                    on every shipped entropy-coded checkpoint at batch 32
+#                                    on every shipped entropy-coded checkpoint at batch 32, and
+#                                    precision_quality.py (rate and PSNR of bf16 and fp16 against fp32)
 #   benchmarks/gpu_check.sh cpu      a dry run of the same steps, small, on the CPU: checks the script and the
 #                                    arguments it passes (the gpu tests skip there)
 #
 # Outputs go to $OUT (default reports/gpu_check/): one text file per step, and steps.txt with each step's exit
-# status and seconds. Every step has a time limit, so the whole script ends within 8 minutes on CUDA
+# status and seconds. Every step has a time limit, so the whole script ends within 10 minutes on CUDA
 # even if one step hangs; a failing step does not stop the others. Run from the repository root; PYTHON
 # (default: .venv/bin/python if present, else python) runs the Python steps.
 set -u
@@ -19,9 +20,11 @@ mkdir -p "$out"
 
 if [ "$device" = cuda ]; then
     presets=default batches=32,128 precisions="fp32 bf16" repeats=5 entropy_batch=32 entropy_checkpoints=()
+    quality_options=(--precisions bf16,fp16)
 else
     presets=tiny batches=2 precisions=fp32 repeats=1 entropy_batch=2
     entropy_checkpoints=(checkpoints/autoencoder-tiny-factorized-l60.pt)
+    quality_options=(--precisions bf16 --qualities 0 --max-tiles 2)
 fi
 
 step() {  # step NAME LIMIT_S COMMAND...: run COMMAND into $out/NAME.txt, log its status and duration
@@ -42,3 +45,4 @@ for precision in $precisions; do
 done
 step entropy_coding_throughput 150 "$python" benchmarks/entropy_coding_throughput.py --device "$device" \
     --batch-size "$entropy_batch" --repeats 3 "${entropy_checkpoints[@]}"
+step precision_quality 120 "$python" benchmarks/precision_quality.py --device "$device" "${quality_options[@]}"
