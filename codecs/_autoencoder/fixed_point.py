@@ -41,6 +41,7 @@ moves by less than 0.1 % (measured in the README).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable
 
@@ -167,17 +168,23 @@ class _Gelu:
     """GELU read from a table of its rounded values at every activation value in [-8, 8]."""
 
     def __init__(self, device: torch.device):
-        reach = GELU_REACH * 2**ACTIVATION_BITS
-        values = np.arange(-reach, reach + 1, dtype=np.float64) / 2.0**ACTIVATION_BITS
-        gelu = 0.5 * values * (1.0 + erf(values / math.sqrt(2.0)))
-        self.table = torch.from_numpy(np.round(gelu * 2.0**ACTIVATION_BITS)).to(device)
-        self.reach = float(reach)
+        self.table = _gelu_table(device)
+        self.reach = float(GELU_REACH * 2**ACTIVATION_BITS)
 
     def __call__(self, activations: torch.Tensor) -> torch.Tensor:
         inside = torch.clamp(activations, -self.reach, self.reach)
         tabulated = self.table[(inside + self.reach).long()]
         return torch.where(activations > self.reach, activations,
                            torch.where(activations < -self.reach, torch.zeros_like(activations), tabulated))
+
+
+@functools.cache
+def _gelu_table(device: torch.device) -> torch.Tensor:
+    """One table per device, read-only, for every GELU layer (a million entries, 8 MB)."""
+    reach = GELU_REACH * 2**ACTIVATION_BITS
+    values = np.arange(-reach, reach + 1, dtype=np.float64) / 2.0**ACTIVATION_BITS
+    gelu = 0.5 * values * (1.0 + erf(values / math.sqrt(2.0)))
+    return torch.from_numpy(np.round(gelu * 2.0**ACTIVATION_BITS)).to(device)
 
 
 def _fixed_layer(module: nn.Module, device: torch.device) -> Layer:
@@ -217,24 +224,38 @@ class ScaleThresholds:
         return torch.clamp(below + 1, max=self.last)
 
 
-class FixedPointHyperPrior:
-    """The mean-scale hyperprior's hyper-decoder in fixed point: means and tables from the integer side latent."""
+class _FixedPointGaussians:
+    """What both fixed-point priors share: the hyper-decoder on the integer side latent, and the step from a
+    network's raw output (means, then raw scales, along the first axis) to means and table indexes."""
 
-    def __init__(self, prior: HyperPrior, scales: np.ndarray, device: torch.device):
-        self.hyper_decoder = FixedPointNetwork(prior.hyper_decoder, device)
+    def __init__(self, hyper_decoder: nn.Sequential, scales: np.ndarray, device: torch.device):
+        self.hyper_decoder = FixedPointNetwork(hyper_decoder, device)
         self.tables = ScaleThresholds(scales, SCALE_FLOOR, device)
         self.device = device
 
-    def conditionals(self, side: np.ndarray, latent_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Means (float64, multiples of ``2 ** -ACTIVATION_BITS``) and table indexes of a latent of
-        ``latent_shape``, channels first."""
+    def hyper(self, side: np.ndarray, latent_shape: tuple[int, int]) -> torch.Tensor:
+        """Hyper-decoder output (activation units, on the device) for a latent of ``latent_shape``."""
         height, width = latent_shape
-        output = self.hyper_decoder(to_fixed(torch.from_numpy(side[None]).to(self.device)))
-        means, raw_scales = output[0, :, :height, :width].chunk(2, dim=0)
+        return self.hyper_decoder(to_fixed(torch.from_numpy(side[None]).to(self.device)))[..., :height, :width]
+
+    def means_and_tables(self, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Means (float64, multiples of ``2 ** -ACTIVATION_BITS``) and table indexes from a raw output."""
+        means, raw_scales = output.chunk(2, dim=0)
         return _values(means), self.tables(raw_scales).cpu().numpy()
 
 
-class FixedPointCheckerboard:
+class FixedPointHyperPrior(_FixedPointGaussians):
+    """The mean-scale hyperprior's hyper-decoder in fixed point: means and tables from the integer side latent."""
+
+    def __init__(self, prior: HyperPrior, scales: np.ndarray, device: torch.device):
+        super().__init__(prior.hyper_decoder, scales, device)
+
+    def conditionals(self, side: np.ndarray, latent_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Means and table indexes of a latent of ``latent_shape``, channels first."""
+        return self.means_and_tables(self.hyper(side, latent_shape)[0])
+
+
+class FixedPointCheckerboard(_FixedPointGaussians):
     """The checkerboard prior's hyper-decoder, context and parameter networks in fixed point.
 
     Each pass needs the Gaussians of half the positions (the anchors, then the others), so the parameter network,
@@ -244,23 +265,16 @@ class FixedPointCheckerboard:
     def __init__(self, prior: CheckerboardPrior, scales: np.ndarray, device: torch.device):
         if any(layer.kernel_size != (1, 1) for layer in prior.entropy_parameters if isinstance(layer, nn.Conv2d)):
             raise ValueError("the checkerboard's parameter network must be 1x1 convolutions")
-        self.hyper_decoder = FixedPointNetwork(prior.hyper_decoder, device)
+        super().__init__(prior.hyper_decoder, scales, device)
         self.context = ContextAtNonAnchors(prior.context, device)
         self.entropy_parameters = FixedPointNetwork(prior.entropy_parameters, device)
         self.context_channels = prior.context.out_channels  # the latent's: the context keeps its channel count
-        self.tables = ScaleThresholds(scales, SCALE_FLOOR, device)
-        self.device = device
-
-    def hyper(self, side: np.ndarray, latent_shape: tuple[int, int]) -> torch.Tensor:
-        """Hyper-decoder features (activation units, on the device) for a latent of ``latent_shape``."""
-        height, width = latent_shape
-        return self.hyper_decoder(to_fixed(torch.from_numpy(side[None]).to(self.device)))[..., :height, :width]
 
     def conditionals(self, hyper: torch.Tensor, decoded_anchors: np.ndarray | None,
                      positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Means (float64, multiples of ``2 ** -ACTIVATION_BITS``) and table indexes, channels x positions, at the
-        ``positions`` (a boolean mask of the latent's grid, taken in raster order), from hyper features and, for
-        the non-anchors, the decoded anchors (zero elsewhere); None: the anchors' own, which see no context."""
+        """Means and table indexes, channels x positions, at the ``positions`` (a boolean mask of the latent's
+        grid, taken in raster order), from hyper features and, for the non-anchors, the decoded anchors (zero
+        elsewhere); None: the anchors' own, which see no context."""
         if not positions.any():  # a latent of one position has no non-anchor
             return np.zeros((self.context_channels, 0)), np.zeros((self.context_channels, 0), dtype=np.int64)
         selected = torch.from_numpy(np.flatnonzero(positions)).to(self.device)
@@ -273,8 +287,7 @@ class FixedPointCheckerboard:
                 context = self.context(anchors, positions)[None]
         # the positions as a 1 x N image, which 1x1 convolutions treat as any other
         output = self.entropy_parameters(torch.cat([features, context], dim=1)[:, :, None, :])
-        means, raw_scales = output[0, :, 0].chunk(2, dim=0)
-        return _values(means), self.tables(raw_scales).cpu().numpy()
+        return self.means_and_tables(output[0, :, 0])
 
 
 def _values(activations: torch.Tensor) -> np.ndarray:

@@ -52,7 +52,7 @@ class _SideLayout:
     """What the hyperprior and checkerboard layouts share: ``z`` first, channel by channel, then ``y``
     grouped by the Gaussian table of each element."""
 
-    def __init__(self, prior: nn.Module, tables: EntropyTables, device: torch.device):
+    def __init__(self, tables: EntropyTables):
         self.latent_coder = SymbolCoder(tables.latent)
         self.side_coder = SymbolCoder(tables.side)
         self.side_channels = len(tables.side)
@@ -83,7 +83,7 @@ class HyperpriorLayout(_SideLayout):
     """``z``, then ``y`` minus its predicted mean, grouped by scale table."""
 
     def __init__(self, prior: HyperPrior, tables: EntropyTables, device: torch.device):
-        super().__init__(prior, tables, device)
+        super().__init__(tables)
         self.fixed = FixedPointHyperPrior(prior, tables.scales, device)
 
     def write(self, encoder: RangeEncoder, latent: np.ndarray, side: np.ndarray) -> None:
@@ -101,7 +101,7 @@ class CheckerboardLayout(_SideLayout):
     whose Gaussians also see the decoded anchors, grouped by table."""
 
     def __init__(self, prior: CheckerboardPrior, tables: EntropyTables, device: torch.device):
-        super().__init__(prior, tables, device)
+        super().__init__(tables)
         self.fixed = FixedPointCheckerboard(prior, tables.scales, device)
 
     def write(self, encoder: RangeEncoder, latent: np.ndarray, side: np.ndarray) -> None:
