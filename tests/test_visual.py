@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -118,3 +119,15 @@ def test_figures_of_tiles_no_longer_kept_are_removed(tmp_path):
     stale.write_bytes(PNG_MAGIC)
     write_visual_comparisons(tmp_path, results_for(make_tile(), []), PSNR)
     assert not stale.exists()
+
+
+def test_reconstructions_saved_at_the_same_time_are_all_kept(tmp_path):
+    """Dask workers save reconstructions of one tile concurrently; none may be lost or read half-written."""
+    tile = make_tile()
+    root = RunFolder(tmp_path).reconstructions
+    save_original(root, tile)
+    points = [f"bits={bits}" for bits in range(1, 33)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda point: save_reconstruction(root, tile, "quantize", point, tile.data), points))
+    (kept,) = load_kept_tiles(root)
+    assert sorted(point for _, point in kept.reconstructions) == sorted(points)
