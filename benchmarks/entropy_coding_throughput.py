@@ -11,7 +11,11 @@ For each checkpoint, on the tiles of a config cut into batches:
 - four steps timed apart (medians): the analysis networks on the device
   including the copies to the host; entropy encoding (for the hyperprior and
   checkerboard this includes the fixed-point networks that pick each
-  element's mean and table); entropy decoding (idem); the decoder network.
+  element's mean and table); entropy decoding (idem); the decoder network;
+- the range coding alone, with every element's table already known:
+  encoding and decoding on one CPU core, the part of the entropy steps that
+  a GPU does not speed up (on a GPU it bounds the entropy-coded codecs'
+  speed per CPU core).
 
 Trained checkpoints are used, since the coding time depends on the symbols'
 statistics. The rate columns give real bpp (bytes of the streams) beside the
@@ -31,9 +35,12 @@ import numpy as np
 import torch
 from autoencoder_throughput import interleaved, run_header
 from harness_codecs._autoencoder.checkpoint import load_checkpoint
-from harness_codecs._autoencoder.inference import autocast, model_inputs
+from harness_codecs._autoencoder.entropy_inference import Analysis, EntropyLatentCoder
+from harness_codecs._autoencoder.entropy_stream import new_decoder, new_encoder
+from harness_codecs._autoencoder.inference import autocast, group_by_shape, model_inputs
+from harness_codecs._autoencoder.latent_layouts import range_code
 from harness_codecs._autoencoder.model import ModelSpec
-from harness_codecs._autoencoder.options import PREFERRED_BATCH_SIZES
+from harness_codecs._autoencoder.options import NETWORK_THREADS, PREFERRED_BATCH_SIZES, torch_threads
 from harness_codecs.autoencoder_entropy import (
     CheckerboardAutoencoder,
     EntropyCodedAutoencoder,
@@ -67,15 +74,18 @@ def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device
     batches = [tiles[start:start + batch_size] for start in range(0, len(tiles), batch_size)]
     shapes = [[tile.shape for tile in batch] for batch in batches]
 
-    analysed = [time_call(lambda batch=batch: coder.analyse(batch), 1, repeats, synchronize) for batch in batches]
-    written = [time_call(lambda a=a: [coder.write(one) for one in a.result], 1, repeats) for a in analysed]
-    read = [time_call(lambda w=w, s=s: [coder.read(data, shape) for data, shape in zip(w.result, s)], 1, repeats)
-            for w, s in zip(written, shapes)]
-    synthesized = [time_call(lambda r=r, s=s: coder.synthesize(r.result, s), 1, repeats, synchronize)
-                   for r, s in zip(read, shapes)]
+    with torch_threads(codec.threads):  # the steps at the torch threads of the codec's own calls
+        analysed = [time_call(lambda batch=batch: coder.analyse(batch), 1, repeats, synchronize)
+                    for batch in batches]
+        written = [time_call(lambda a=a: coder.write(a.result), 1, repeats, synchronize) for a in analysed]
+        read = [time_call(lambda w=w, s=s: coder.read(w.result, s), 1, repeats, synchronize)
+                for w, s in zip(written, shapes)]
+        synthesized = [time_call(lambda r=r, s=s: coder.synthesize(r.result, s), 1, repeats, synchronize)
+                       for r, s in zip(read, shapes)]
 
     megapixels = sum(tile.size for tile in tiles) / 1e6
     seconds = [sum(timed.seconds for timed in step) for step in (analysed, written, read, synthesized)]
+    seconds += range_coding_alone(coder, [timed.result for timed in analysed], repeats)
     streams = [data for timed in written for data in timed.result]
     real = np.mean([8 * len(data) / tile.size for data, tile in zip(streams, tiles)])
     estimated = np.mean(codec.estimated_bpp(tiles))
@@ -84,6 +94,36 @@ def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device
     steps = " ".join(f"{megapixels / second:9.1f}" for second in seconds)
     name = path.name if quality is None else f"{path.name} q={quality:g}"
     return f"{name:48} {side_by_side} | {steps} | {real:7.4f} {estimated:7.4f} {real / estimated - 1:+7.2%}"
+
+
+def range_coding_alone(coder: EntropyLatentCoder, analysed: list[list[Analysis]], repeats: int) -> list[float]:
+    """Median seconds to range-code all batches, then to range-decode them, from their sections (values and
+    tables, computed once beforehand)."""
+    batches = []
+    for analyses in analysed:
+        for indexes in group_by_shape([analysis.latent.shape for analysis in analyses]).values():
+            latent = np.stack([analyses[index].latent for index in indexes])
+            side = np.stack([analyses[index].side for index in indexes]) if coder.has_side else None
+            batches.append(coder.layout.sections(latent, side))
+
+    def encode() -> list[list[np.ndarray]]:
+        words = []
+        for sections in batches:
+            encoders = [new_encoder() for _ in range(len(sections[0].values))]
+            range_code(encoders, sections)
+            words.append([encoder.get_compressed() for encoder in encoders])
+        return words
+
+    encoded = time_call(encode, 1, repeats)
+
+    def decode() -> None:
+        for sections, words in zip(batches, encoded.result):
+            for tile, tile_words in enumerate(words):
+                decoder = new_decoder(tile_words)
+                for section in sections:
+                    section.coder.decode(decoder, section.tables[tile])
+
+    return [encoded.seconds, time_call(decode, 1, repeats).seconds]
 
 
 def network_and_harness(codec: EntropyCodedAutoencoder, batches: list[list[np.ndarray]],
@@ -98,12 +138,12 @@ def network_and_harness(codec: EntropyCodedAutoencoder, batches: list[list[np.nd
         latents = [analysis_network(coder, batch, quality) for batch, quality in zip(inputs, qualities)]
     latents = [latent.contiguous(memory_format=torch.channels_last) for latent in latents]
 
-    def network_encode() -> object:
-        with torch.inference_mode():
+    def network_encode() -> object:  # with the torch threads the codec's own calls use
+        with torch.inference_mode(), torch_threads(codec.threads):
             return [analysis_network(coder, batch, quality) for batch, quality in zip(inputs, qualities)]
 
     def network_decode() -> object:
-        with torch.inference_mode(), autocast(coder.device, coder.precision):
+        with torch.inference_mode(), torch_threads(codec.threads), autocast(coder.device, coder.precision):
             return [coder.model.decode(latent, quality) for latent, quality in zip(latents, qualities)]
 
     calls = {"network encode": network_encode,
@@ -149,13 +189,16 @@ def main() -> None:
     batch_size = args.batch_size or PREFERRED_BATCH_SIZES[args.device]
     tiles = [tile.data for tile in load_tiles(config, registry)]
     print(run_header(torch.device(args.device)))
-    print(f"{len(tiles)} tiles of {args.config.name}; batch {batch_size}; {args.repeats} repeats; MPix/s as "
+    print(f"{len(tiles)} tiles of {args.config.name}; batch {batch_size}; {args.repeats} repeats; torch threads "
+          f"{NETWORK_THREADS} in every timed call (the codecs' default); MPix/s as "
           "slowest median fastest repeat; ratio = harness median / network median; then the median MPix/s of "
-          "the analysis, entropy encoding, entropy decoding and synthesis steps")
+          "the analysis, entropy encoding, entropy decoding and synthesis steps, and of the range encoding "
+          "and decoding alone (one CPU core)")
     qualities = [float(value) for value in args.qualities.split(",")]
     print(f"{'checkpoint':48} {'network encode':^23} | {'harness encode':^23} | {'ratio':>5} | "
           f"{'network decode':^23} | {'harness decode':^23} | {'ratio':>5} | "
-          f"{'analysis':>9} {'ent. enc':>9} {'ent. dec':>9} {'synthesis':>9} | {'bpp':>7} {'est. bpp':>7} {'gap':>7}")
+          f"{'analysis':>9} {'ent. enc':>9} {'ent. dec':>9} {'synthesis':>9} {'rc enc':>9} {'rc dec':>9} | "
+          f"{'bpp':>7} {'est. bpp':>7} {'gap':>7}")
     for path, spec in checkpoints.items():
         for line in measure(path, spec, tiles, args.device, batch_size, args.repeats, qualities):
             print(line, flush=True)

@@ -39,8 +39,8 @@ def coded(codec: CheckerboardAutoencoder, tiles: list[np.ndarray]) -> dict[str, 
     if synchronize:
         synchronize()
     analysis_s = time.perf_counter() - start
-    streams = [coder.write(analysis) for analysis in analyses]
-    readings = [coder.read(stream, tile.shape) for stream, tile in zip(streams, tiles)]
+    streams = coder.write(analyses)
+    readings = coder.read(streams, [tile.shape for tile in tiles])
     start = time.perf_counter()
     decoded = coder.synthesize(readings, [tile.shape for tile in tiles])
     if synchronize:
@@ -83,8 +83,8 @@ def main() -> None:
             coded(codec, tiles[:1])  # warm-up
             result = coded(codec, tiles)
             reference = reference or result
-            same = all(np.array_equal(cpu_reader.read(stream, tile.shape).latent, latent)
-                       for stream, tile, latent in zip(result["streams"], tiles, result["latents"]))
+            readings = cpu_reader.read(result["streams"], [tile.shape for tile in tiles])
+            same = all(np.array_equal(reading.latent, latent) for reading, latent in zip(readings, result["latents"]))
             print(f"{quality:7g} {precision:>9} {result['bpp']:8.5f} {result['bpp'] / reference['bpp'] - 1:+11.3%} "
                   f"{result['psnr']:8.4f} {result['psnr'] - reference['psnr']:+11.4f} {result['analysis_ms']:11.1f} "
                   f"{result['synthesis_ms']:12.1f} {'yes' if same else 'NO':>19}")

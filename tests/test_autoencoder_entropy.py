@@ -9,6 +9,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import constriction
 import numpy as np
 import pytest
 import torch
@@ -103,7 +104,7 @@ def test_the_stream_holds_the_latent_rounded_around_its_means_as_the_float_prior
     with torch.inference_mode():
         expected, _ = float_prior.coded(torch.from_numpy(analysis.latent[None]).double(), rounded=True)
 
-    read = codec.coder.read(codec.encode(tile), tile.shape).latent
+    read = codec.coder.read([codec.encode(tile)], [tile.shape])[0].latent
 
     assert np.unique(read).size > 3
     assert np.abs(read - analysis.latent).max() <= 0.5 + 1e-6
@@ -114,7 +115,7 @@ def test_decoding_gives_exactly_the_decoder_output_on_the_latent_read_from_the_s
     tile = speckle_tile((64, 48))
     stream = codec.encode(tile)
 
-    reading = codec.coder.read(stream, tile.shape)
+    reading = codec.coder.read([stream], [tile.shape])[0]
 
     np.testing.assert_array_equal(codec.decode(stream, tile.shape),
                                   codec.coder.synthesize([reading], [tile.shape])[0])
@@ -220,16 +221,40 @@ def test_values_beyond_a_tables_support_round_trip_exactly_through_their_overflo
     values = np.array([-30000, -1000, -2, -1, 0, 1, 2, 3, 4, 1000, 30000])
     encoder = new_encoder()
 
-    coder.encode(encoder, values, 0)
+    coder.encode(encoder, values, np.zeros_like(values))
 
-    np.testing.assert_array_equal(coder.decode(new_decoder(encoder.get_compressed()), len(values), 0), values)
+    np.testing.assert_array_equal(coder.decode(new_decoder(encoder.get_compressed()), np.zeros_like(values)), values)
+
+
+def test_values_under_several_tables_are_coded_grouped_by_table_each_group_followed_by_its_overflow_distances():
+    """The stream order the format specifies, written here call by call with constriction itself."""
+    probabilities = [np.array([0.25, 0.5, 0.25]), np.array([0.1, 0.2, 0.4, 0.2, 0.1])]
+    coder = SymbolCoder(ProbabilityTables.from_list(probabilities, [-1, -2]))
+    values = np.array([[0, 7, -1, 3], [1, -9, 2, 0]])
+    tables = np.array([[1, 0, 0, 1], [0, 1, 1, 0]])
+    encoder = new_encoder()
+
+    coder.encode(encoder, values, tables)
+
+    expected = new_encoder()
+    models = [constriction.stream.model.Categorical(table, perfect=False) for table in probabilities]
+    overflow = coder.overflow_model
+    # table 0 (values -1..1) holds 7, -1, 1, 0 in raster order: symbols 2, 0, 2, 1; three end symbols, at
+    # distances 6, 0, 0 (zigzag 12, 0, 0)
+    expected.encode(np.array([2, 0, 2, 1], dtype=np.int32), models[0])
+    expected.encode(np.array([12, 0, 0], dtype=np.int32), overflow)
+    # table 1 (values -2..2) holds 0, 3, -9, 2: symbols 2, 4, 0, 4; distances 1, -7, 0 (zigzag 2, 13, 0)
+    expected.encode(np.array([2, 4, 0, 4], dtype=np.int32), models[1])
+    expected.encode(np.array([2, 13, 0], dtype=np.int32), overflow)
+    np.testing.assert_array_equal(encoder.get_compressed(), expected.get_compressed())
+    np.testing.assert_array_equal(coder.decode(new_decoder(encoder.get_compressed()), tables), values)
 
 
 def test_a_value_beyond_what_the_format_holds_is_refused_rather_than_clamped():
     coder = SymbolCoder(ProbabilityTables.from_list([np.array([0.25, 0.5, 0.25])], [-1]))
 
     with pytest.raises(ValueError, match="latent value 40000 lies 32768 or more beyond its probability table"):
-        coder.encode(new_encoder(), np.array([0, 40000]), 0)
+        coder.encode(new_encoder(), np.array([0, 40000]), np.zeros(2, dtype=np.int64))
 
 
 def test_a_value_far_outside_its_table_costs_bits_not_a_clamped_value():
@@ -237,7 +262,7 @@ def test_a_value_far_outside_its_table_costs_bits_not_a_clamped_value():
     sizes = {}
     for far in (2, 200):
         encoder = new_encoder()
-        coder.encode(encoder, np.array([0] * 50 + [far]), 0)
+        coder.encode(encoder, np.array([0] * 50 + [far]), np.zeros(51, dtype=np.int64))
         sizes[far] = len(encoder.get_compressed())
 
     assert sizes[200] > sizes[2]
@@ -283,9 +308,9 @@ def test_a_density_trained_onto_a_single_integer_still_gives_a_codable_table():
     coder = SymbolCoder(tables)
 
     encoder = new_encoder()
-    coder.encode(encoder, np.array([0, 0, 1, 0]), 0)
+    coder.encode(encoder, np.array([0, 0, 1, 0]), np.zeros(4, dtype=np.int64))
     assert tables.lengths[0] >= 2
-    assert list(coder.decode(new_decoder(encoder.get_compressed()), 4, 0)) == [0, 0, 1, 0]
+    assert list(coder.decode(new_decoder(encoder.get_compressed()), np.zeros(4, dtype=np.int64))) == [0, 0, 1, 0]
 
 
 def test_gaussian_likelihood_matches_scipy_including_far_tails():
@@ -334,7 +359,8 @@ def test_a_stream_encoded_on_cuda_decodes_on_the_cpu_to_the_same_latent(checkpoi
     tile = speckle_tile((100, 77))
     stream = gpu.encode(tile)
 
-    np.testing.assert_array_equal(cpu.coder.read(stream, tile.shape).latent, gpu.coder.read(stream, tile.shape).latent)
+    (on_cpu,), (on_gpu,) = cpu.coder.read([stream], [tile.shape]), gpu.coder.read([stream], [tile.shape])
+    np.testing.assert_array_equal(on_cpu.latent, on_gpu.latent)
     np.testing.assert_allclose(cpu.decode(stream, tile.shape), gpu.decode(stream, tile.shape), atol=1e-4)
 
 

@@ -93,4 +93,4 @@ def convolution_flops(counter: FlopCounterMode) -> int:
     """FLOPs (2 per multiply-accumulate) of the convolutions and matrix products the counter saw (the checkerboard's
     context runs as one matrix product per tap); it counts other ops apart."""
     return sum(flops for op, flops in counter.get_flop_counts()["Global"].items()
-               if "convolution" in str(op) or str(op) == "aten.mm")
+               if "convolution" in str(op) or str(op) in ("aten.mm", "aten.bmm"))

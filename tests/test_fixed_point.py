@@ -157,10 +157,10 @@ def test_the_context_at_the_non_anchors_gives_the_full_convolutions_integers_the
     torch.manual_seed(0)
     context = nn.Conv2d(6, 5, 5, padding=2).double()
     anchors = anchor_mask(7, 9)[0, 0].numpy()
-    decoded = np.where(anchors, np.random.default_rng(2).normal(0, 20, (6, 7, 9)), 0.0)
-    activations = to_fixed(torch.from_numpy(decoded[None]))
+    decoded = np.where(anchors, np.random.default_rng(2).normal(0, 20, (2, 6, 7, 9)), 0.0)  # a batch of two
+    activations = to_fixed(torch.from_numpy(decoded))
 
-    full = FixedPointNetwork(nn.Sequential(context), CPU)(activations)[0].flatten(1)[:, np.flatnonzero(~anchors)]
+    full = FixedPointNetwork(nn.Sequential(context), CPU)(activations).flatten(2)[..., np.flatnonzero(~anchors)]
     sparse = ContextAtNonAnchors(context, CPU)(activations, ~anchors)
 
     assert torch.equal(sparse, full)

@@ -2,7 +2,8 @@
 
 The work splits into four steps that the throughput benchmark times apart:
 ``analyse`` (encoder network, and hyper-encoder, on the device), ``write``
-(entropy coding on the CPU), ``read`` (entropy decoding on the CPU) and
+(the networks that pick each element's table, then range coding on the CPU),
+``read`` (range decoding on the CPU, between those networks) and
 ``synthesize`` (decoder network on the device).
 
 The networks that decide each element's mean and probability table (the
@@ -31,7 +32,7 @@ from harness_codecs._autoencoder.entropy_stream import (
 )
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.inference import autocast, group_by_shape, model_inputs
-from harness_codecs._autoencoder.latent_layouts import layout_for
+from harness_codecs._autoencoder.latent_layouts import layout_for, range_code
 from harness_codecs._autoencoder.model import Autoencoder, latent_size
 
 
@@ -91,34 +92,47 @@ class EntropyLatentCoder:
                 analyses[index] = Analysis(latent[position], side[position] if side is not None else None)
         return analyses
 
-    def write(self, analysis: Analysis) -> bytes:
-        encoder = new_encoder()
-        self.layout.write(encoder, analysis.latent, analysis.side)
+    def write(self, analyses: list[Analysis]) -> list[bytes]:
+        """One stream per tile; tiles whose latents have one shape share each call of the table-picking networks."""
+        streams: list[bytes | None] = [None] * len(analyses)
         code = quality_code(self.quality) if self.variable_rate else None
-        return pack_stream(self.model_id, encoder.get_compressed(), code)
+        for indexes in group_by_shape([analysis.latent.shape for analysis in analyses]).values():
+            encoders = [new_encoder() for _ in indexes]
+            latent = np.stack([analyses[index].latent for index in indexes])
+            side = np.stack([analyses[index].side for index in indexes]) if self.has_side else None
+            range_code(encoders, self.layout.sections(latent, side))
+            for index, encoder in zip(indexes, encoders):
+                streams[index] = pack_stream(self.model_id, encoder.get_compressed(), code)
+        return streams
 
-    def read(self, data: bytes, shape: tuple[int, int]) -> Reading:
-        """The dequantized latent (float32, C x h x w) that ``data`` holds for a tile of ``shape``.
+    def read(self, streams: list[bytes], shapes: list[tuple[int, int]]) -> list[Reading]:
+        """The dequantized latent (float32, C x h x w) that each stream holds for a tile of its shape.
 
         The stream does not record the tile shape (the harness passes it). A
         stream decoded for a smaller latent is refused because data is left
         over; for a larger one, where the range decoder meets data its model
-        cannot have written, which it usually but not always does.
+        cannot have written, which it usually but not always does. One
+        refused stream fails the batch of its shape.
         """
-        words, code = unpack_stream(data, self.model_id, self.variable_rate)
-        if code is not None and code > (self.model.spec.rate_levels - 1) * QUALITY_SCALE:
-            raise ValueError(f"entropy-coded autoencoder stream claims quality {code / QUALITY_SCALE}, beyond this "
-                             f"model's {self.model.spec.rate_levels - 1}")
-        decoder = new_decoder(words)
-        try:
-            latent = self.layout.read(decoder, self.model.spec.latent_channels, latent_size(*shape))
-        except AssertionError as exc:  # constriction's report of data its model cannot have written
-            raise ValueError(f"entropy-coded autoencoder stream does not decode as a {shape[0]}x{shape[1]} tile "
-                             f"({exc}); decode it with the tile shape it was encoded for") from exc
-        if not decoder.maybe_exhausted():
-            raise ValueError(f"entropy-coded autoencoder stream holds more than a {shape[0]}x{shape[1]} tile needs; "
-                             "decode it with the tile shape it was encoded for")
-        return Reading(latent, None if code is None else code / QUALITY_SCALE)
+        readings: list[Reading | None] = [None] * len(streams)
+        for shape, indexes in group_by_shape(shapes).items():
+            headers = [unpack_stream(streams[index], self.model_id, self.variable_rate) for index in indexes]
+            for _, code in headers:
+                if code is not None and code > (self.model.spec.rate_levels - 1) * QUALITY_SCALE:
+                    raise ValueError(f"entropy-coded autoencoder stream claims quality {code / QUALITY_SCALE}, "
+                                     f"beyond this model's {self.model.spec.rate_levels - 1}")
+            decoders = [new_decoder(words) for words, _ in headers]
+            try:
+                latent = self.layout.read(decoders, self.model.spec.latent_channels, latent_size(*shape))
+            except AssertionError as exc:  # constriction's report of data its model cannot have written
+                raise ValueError(f"entropy-coded autoencoder stream does not decode as a {shape[0]}x{shape[1]} "
+                                 f"tile ({exc}); decode it with the tile shape it was encoded for") from exc
+            for position, (index, decoder, (_, code)) in enumerate(zip(indexes, decoders, headers)):
+                if not decoder.maybe_exhausted():
+                    raise ValueError(f"entropy-coded autoencoder stream holds more than a {shape[0]}x{shape[1]} "
+                                     "tile needs; decode it with the tile shape it was encoded for")
+                readings[index] = Reading(latent[position], None if code is None else code / QUALITY_SCALE)
+        return readings
 
     def synthesize(self, readings: list[Reading], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
         tiles: list[np.ndarray | None] = [None] * len(readings)
@@ -133,11 +147,11 @@ class EntropyLatentCoder:
         return tiles
 
     def encode_batch(self, tiles: list[np.ndarray]) -> list[bytes]:
-        return [self.write(analysis) for analysis in self.analyse(tiles)]
+        return self.write(self.analyse(tiles))
 
     def decode_batch(self, streams: list[bytes], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
-        return self.synthesize([self.read(data, tuple(shape)) for data, shape in zip(streams, shapes)],
-                               [tuple(shape) for shape in shapes])
+        shapes = [tuple(shape) for shape in shapes]
+        return self.synthesize(self.read(streams, shapes), shapes)
 
     def estimated_bpp(self, tiles: list[np.ndarray]) -> list[float]:
         """The prior's own estimate of each tile's rate, ``-sum(log2 p) / pixels``, with rounding as coded."""

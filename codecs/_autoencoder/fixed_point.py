@@ -144,12 +144,12 @@ class ContextAtNonAnchors(nn.Module):
         self.taps = [(row, col) for row in range(size) for col in range(size) if (row + col) % 2 == 1]
 
     def forward(self, anchors: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
-        """Outputs (channels x positions) at ``positions``, all non-anchors, from ``anchors`` (1 x C x h x w,
-        activation units, zero at the non-anchors)."""
-        padded = F.pad(anchors[0], (self.reach,) * 4)
+        """Outputs (batch x channels x positions) at ``positions``, all non-anchors, from ``anchors``
+        (batch x C x h x w, activation units, zero at the non-anchors)."""
+        padded = F.pad(anchors, (self.reach,) * 4)
         rows, cols = (torch.from_numpy(index).to(anchors.device) for index in np.nonzero(positions))
-        sums = sum(self.layer.weight[:, :, row, col] @ padded[:, rows + row, cols + col] for row, col in self.taps)
-        return self.layer.rescaled(sums, channel_dim=0)
+        sums = sum(self.layer.weight[:, :, row, col] @ padded[:, :, rows + row, cols + col] for row, col in self.taps)
+        return self.layer.rescaled(sums, channel_dim=1)
 
     def macs(self, anchors: torch.Tensor, positions: np.ndarray, output: torch.Tensor) -> int:
         """Multiply-accumulates of one call: the taps it reads, at the positions it computes."""
@@ -234,13 +234,15 @@ class _FixedPointGaussians:
         self.device = device
 
     def hyper(self, side: np.ndarray, latent_shape: tuple[int, int]) -> torch.Tensor:
-        """Hyper-decoder output (activation units, on the device) for a latent of ``latent_shape``."""
+        """Hyper-decoder output (activation units, on the device) for a batch of side latents (batch x C x h x w)
+        of latents of ``latent_shape``."""
         height, width = latent_shape
-        return self.hyper_decoder(to_fixed(torch.from_numpy(side[None]).to(self.device)))[..., :height, :width]
+        return self.hyper_decoder(to_fixed(torch.from_numpy(side).to(self.device)))[..., :height, :width]
 
     def means_and_tables(self, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Means (float64, multiples of ``2 ** -ACTIVATION_BITS``) and table indexes from a raw output."""
-        means, raw_scales = output.chunk(2, dim=0)
+        """Means (float64, multiples of ``2 ** -ACTIVATION_BITS``) and table indexes from a raw output (batch x
+        channels x ...)."""
+        means, raw_scales = output.chunk(2, dim=1)
         return _values(means), self.tables(raw_scales).cpu().numpy()
 
 
@@ -251,8 +253,8 @@ class FixedPointHyperPrior(_FixedPointGaussians):
         super().__init__(prior.hyper_decoder, scales, device)
 
     def conditionals(self, side: np.ndarray, latent_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Means and table indexes of a latent of ``latent_shape``, channels first."""
-        return self.means_and_tables(self.hyper(side, latent_shape)[0])
+        """Means and table indexes (batch x channels x height x width) of latents of ``latent_shape``."""
+        return self.means_and_tables(self.hyper(side, latent_shape))
 
 
 class FixedPointCheckerboard(_FixedPointGaussians):
@@ -272,22 +274,24 @@ class FixedPointCheckerboard(_FixedPointGaussians):
 
     def conditionals(self, hyper: torch.Tensor, decoded_anchors: np.ndarray | None,
                      positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Means and table indexes, channels x positions, at the ``positions`` (a boolean mask of the latent's
-        grid, taken in raster order), from hyper features and, for the non-anchors, the decoded anchors (zero
-        elsewhere); None: the anchors' own, which see no context."""
+        """Means and table indexes, batch x channels x positions, at the ``positions`` (a boolean mask of the
+        latent's grid, taken in raster order), from hyper features and, for the non-anchors, the decoded anchors
+        (batch x channels x h x w, zero elsewhere); None: the anchors' own, which see no context."""
+        batch = hyper.shape[0]
         if not positions.any():  # a latent of one position has no non-anchor
-            return np.zeros((self.context_channels, 0)), np.zeros((self.context_channels, 0), dtype=np.int64)
+            empty = (batch, self.context_channels, 0)
+            return np.zeros(empty), np.zeros(empty, dtype=np.int64)
         selected = torch.from_numpy(np.flatnonzero(positions)).to(self.device)
         features = hyper.flatten(2)[..., selected]
         if decoded_anchors is None:
-            context = features.new_zeros(1, self.context_channels, len(selected))
+            context = features.new_zeros(batch, self.context_channels, len(selected))
         else:
-            anchors = to_fixed(torch.from_numpy(decoded_anchors[None]).to(self.device))
+            anchors = to_fixed(torch.from_numpy(decoded_anchors).to(self.device))
             with torch.inference_mode():
-                context = self.context(anchors, positions)[None]
+                context = self.context(anchors, positions)
         # the positions as a 1 x N image, which 1x1 convolutions treat as any other
         output = self.entropy_parameters(torch.cat([features, context], dim=1)[:, :, None, :])
-        return self.means_and_tables(output[0, :, 0])
+        return self.means_and_tables(output[:, :, 0])
 
 
 def _values(activations: torch.Tensor) -> np.ndarray:

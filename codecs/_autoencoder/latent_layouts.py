@@ -1,8 +1,9 @@
 """How each entropy model lays its latent out in the range-coded stream, and reads it back.
 
-A layout writes the integer side latent ``z`` (where the model has one) and
-the latent ``y`` into one range encoder, and reads them back from the
-decoder in the same order; ``entropy_stream`` describes the order in bytes.
+A layout writes each tile's integer side latent ``z`` (where the model has
+one) and latent ``y`` into the tile's own range encoder, a batch of tiles of
+one shape at a time, and reads them back from their decoders in the same
+order; ``entropy_stream`` describes the order in bytes.
 Every mean and table is computed from values both sides hold exactly (the
 integer ``z``, the decoded anchors) by fixed-point copies of the prior's
 networks (``fixed_point``), whose integer arithmetic every device carries out
@@ -12,6 +13,7 @@ device either runs on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,51 +34,67 @@ def side_size(height: int, width: int) -> tuple[int, int]:
     return -(-height // 4), -(-width // 4)
 
 
+def channel_tables(shape: tuple[int, ...]) -> np.ndarray:
+    """Each element's table where every channel has its own (the factorized prior's, the side latent's): its
+    channel index, for an array of ``shape`` ([batch x] channels x h x w)."""
+    return np.broadcast_to(np.arange(shape[-3])[:, None, None], shape)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of every stream of a batch: each tile's ``values`` (batch first) under the tables ``tables``
+    names, range-coded by ``coder`` (which groups them by table)."""
+
+    coder: SymbolCoder
+    values: np.ndarray
+    tables: np.ndarray
+
+
+def range_code(encoders: list[RangeEncoder], sections: list[Section]) -> None:
+    """Each tile's sections, in order, into the tile's encoder: the CPU part of encoding, after the networks."""
+    for tile, encoder in enumerate(encoders):
+        for section in sections:
+            section.coder.encode(encoder, section.values[tile], section.tables[tile])
+
+
 class FactorizedLayout:
     """``y`` channel by channel, each under its channel's table."""
 
     def __init__(self, prior: FactorizedPrior, tables: EntropyTables, device: torch.device):
         self.latent_coder = SymbolCoder(tables.latent)
 
-    def write(self, encoder: RangeEncoder, latent: np.ndarray, side: np.ndarray | None) -> None:
-        for channel, values in enumerate(np.round(latent).astype(np.int64)):
-            self.latent_coder.encode(encoder, values.ravel(), channel)
+    def sections(self, latent: np.ndarray, side: np.ndarray | None) -> list[Section]:
+        return [Section(self.latent_coder, np.round(latent).astype(np.int64), channel_tables(latent.shape))]
 
-    def read(self, decoder: RangeDecoder, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
-        count = latent_shape[0] * latent_shape[1]
-        symbols = np.stack([self.latent_coder.decode(decoder, count, channel) for channel in range(channels)])
-        return symbols.reshape(channels, *latent_shape).astype(np.float32)
+    def read(self, decoders: list[RangeDecoder], channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
+        tables = channel_tables((channels, *latent_shape))
+        return np.stack([self.latent_coder.decode(decoder, tables) for decoder in decoders]).astype(np.float32)
 
 
 class _SideLayout:
     """What the hyperprior and checkerboard layouts share: ``z`` first, channel by channel, then ``y``
-    grouped by the Gaussian table of each element."""
+    grouped by the Gaussian table of each element.
+
+    Each stream is one tile's, but the networks that pick the tables run once per batch of tiles of one shape
+    (one call on a GPU instead of one per tile); the range coding between them goes tile by tile."""
 
     def __init__(self, tables: EntropyTables):
         self.latent_coder = SymbolCoder(tables.latent)
         self.side_coder = SymbolCoder(tables.side)
         self.side_channels = len(tables.side)
 
-    def write_side(self, encoder: RangeEncoder, side: np.ndarray) -> None:
-        for channel, values in enumerate(side):
-            self.side_coder.encode(encoder, values.ravel(), channel)
+    def side_section(self, side: np.ndarray) -> Section:
+        return Section(self.side_coder, side, channel_tables(side.shape))
 
-    def read_side(self, decoder: RangeDecoder, latent_shape: tuple[int, int]) -> np.ndarray:
-        shape = side_size(*latent_shape)
-        side = [self.side_coder.decode(decoder, shape[0] * shape[1], channel) for channel in range(self.side_channels)]
-        return np.stack(side).reshape(self.side_channels, *shape)
+    def read_side(self, decoders: list[RangeDecoder], latent_shape: tuple[int, int]) -> np.ndarray:
+        """The side latents (batch x C x h x w) of latents of ``latent_shape``."""
+        tables = channel_tables((self.side_channels, *side_size(*latent_shape)))
+        return np.stack([self.side_coder.decode(decoder, tables) for decoder in decoders])
 
-    def write_grouped(self, encoder: RangeEncoder, symbols: np.ndarray, tables: np.ndarray) -> None:
-        """The selected elements' symbols, grouped by table in ascending order, raster order within a group."""
-        for table in np.unique(tables):
-            self.latent_coder.encode(encoder, symbols[tables == table], int(table))
-
-    def read_grouped(self, decoder: RangeDecoder, tables: np.ndarray) -> np.ndarray:
-        symbols = np.empty(tables.shape, dtype=np.int64)
-        for table in np.unique(tables):
-            selected = tables == table
-            symbols[selected] = self.latent_coder.decode(decoder, int(selected.sum()), int(table))
-        return symbols
+    def read_grouped(self, decoders: list[RangeDecoder], tables: np.ndarray) -> np.ndarray:
+        """Each tile's latent values under ``tables`` (batch x ...)."""
+        return np.stack([self.latent_coder.decode(decoder, tile_tables)
+                         for decoder, tile_tables in zip(decoders, tables)])
 
 
 class HyperpriorLayout(_SideLayout):
@@ -86,14 +104,13 @@ class HyperpriorLayout(_SideLayout):
         super().__init__(tables)
         self.fixed = FixedPointHyperPrior(prior, tables.scales, device)
 
-    def write(self, encoder: RangeEncoder, latent: np.ndarray, side: np.ndarray) -> None:
-        self.write_side(encoder, side)
-        means, tables = self.fixed.conditionals(side, latent.shape[1:])
-        self.write_grouped(encoder, np.round(latent - means).astype(np.int64), tables)
+    def sections(self, latent: np.ndarray, side: np.ndarray) -> list[Section]:
+        means, tables = self.fixed.conditionals(side, latent.shape[2:])
+        return [self.side_section(side), Section(self.latent_coder, np.round(latent - means).astype(np.int64), tables)]
 
-    def read(self, decoder: RangeDecoder, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
-        means, tables = self.fixed.conditionals(self.read_side(decoder, latent_shape), latent_shape)
-        return (self.read_grouped(decoder, tables) + means).astype(np.float32)
+    def read(self, decoders: list[RangeDecoder], channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
+        means, tables = self.fixed.conditionals(self.read_side(decoders, latent_shape), latent_shape)
+        return (self.read_grouped(decoders, tables) + means).astype(np.float32)
 
 
 class CheckerboardLayout(_SideLayout):
@@ -104,26 +121,26 @@ class CheckerboardLayout(_SideLayout):
         super().__init__(tables)
         self.fixed = FixedPointCheckerboard(prior, tables.scales, device)
 
-    def write(self, encoder: RangeEncoder, latent: np.ndarray, side: np.ndarray) -> None:
-        self.write_side(encoder, side)
-        hyper = self.fixed.hyper(side, latent.shape[1:])
-        anchors = anchor_mask(*latent.shape[1:])[0, 0].numpy()
+    def sections(self, latent: np.ndarray, side: np.ndarray) -> list[Section]:
+        hyper = self.fixed.hyper(side, latent.shape[2:])
+        anchors = anchor_mask(*latent.shape[2:])[0, 0].numpy()
         means, tables = self.fixed.conditionals(hyper, None, anchors)
-        symbols = np.round(latent[:, anchors] - means).astype(np.int64)
-        self.write_grouped(encoder, symbols, tables)
+        anchor_values = np.round(latent[:, :, anchors] - means).astype(np.int64)
         decoded = np.zeros(latent.shape)
-        decoded[:, anchors] = symbols + means
-        means, tables = self.fixed.conditionals(hyper, decoded, ~anchors)
-        self.write_grouped(encoder, np.round(latent[:, ~anchors] - means).astype(np.int64), tables)
+        decoded[:, :, anchors] = anchor_values + means
+        others_means, others_tables = self.fixed.conditionals(hyper, decoded, ~anchors)
+        others = np.round(latent[:, :, ~anchors] - others_means).astype(np.int64)
+        return [self.side_section(side), Section(self.latent_coder, anchor_values, tables),
+                Section(self.latent_coder, others, others_tables)]
 
-    def read(self, decoder: RangeDecoder, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
-        hyper = self.fixed.hyper(self.read_side(decoder, latent_shape), latent_shape)
+    def read(self, decoders: list[RangeDecoder], channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
+        hyper = self.fixed.hyper(self.read_side(decoders, latent_shape), latent_shape)
         anchors = anchor_mask(*latent_shape)[0, 0].numpy()
-        latent = np.zeros((channels, *latent_shape))
+        latent = np.zeros((len(decoders), channels, *latent_shape))
         means, tables = self.fixed.conditionals(hyper, None, anchors)
-        latent[:, anchors] = self.read_grouped(decoder, tables) + means
+        latent[:, :, anchors] = self.read_grouped(decoders, tables) + means
         means, tables = self.fixed.conditionals(hyper, latent, ~anchors)
-        latent[:, ~anchors] = self.read_grouped(decoder, tables) + means
+        latent[:, :, ~anchors] = self.read_grouped(decoders, tables) + means
         return latent.astype(np.float32)
 
 
