@@ -13,25 +13,14 @@ Codecs that are unavailable on this machine are listed and skipped.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-from pathlib import Path
 
 from harness.config import load_config
+from harness.environment import cpu_model
 from harness.runner import PreparedPoint, load_tiles, prepare_points, resolve_device
 from harness.timing import synchronizer_for, time_call
 
 WARMUP, REPEATS = 1, 3
-
-
-def cpu_model() -> str:
-    """The model name from /proc/cpuinfo where there is one (Linux), else what platform knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def point_throughput(prepared: PreparedPoint, tiles, device: str) -> tuple[float, float, float]:
