@@ -40,7 +40,7 @@ from harness_codecs._autoencoder.entropy_stream import new_decoder, new_encoder
 from harness_codecs._autoencoder.inference import autocast, group_by_shape, model_inputs
 from harness_codecs._autoencoder.latent_layouts import range_code
 from harness_codecs._autoencoder.model import ModelSpec
-from harness_codecs._autoencoder.options import NETWORK_THREADS, PREFERRED_BATCH_SIZES, torch_threads
+from harness_codecs._autoencoder.options import NETWORK_THREADS, PREFERRED_BATCH_SIZES
 from harness_codecs.autoencoder_entropy import (
     CheckerboardAutoencoder,
     EntropyCodedAutoencoder,
@@ -51,7 +51,7 @@ from harness_codecs.autoencoder_entropy import (
 from harness.config import load_config
 from harness.environment import load_average
 from harness.runner import load_tiles
-from harness.timing import synchronizer_for, time_call
+from harness.timing import synchronizer_for, time_call, torch_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 CODECS = {"factorized": FactorizedAutoencoder, "hyperprior": HyperpriorAutoencoder,

@@ -32,13 +32,12 @@ from harness_codecs._autoencoder.options import (
     parse_device,
     preferred_batch_size,
     resolve_checkpoint,
-    torch_threads,
     validated_precision,
     validated_threads,
 )
 from harness_codecs._autoencoder.training import AutoencoderTrainer
 
-from harness import Codec, Complexity, hookimpl
+from harness import Codec, Complexity, hookimpl, torch_threads
 
 
 class AutoencoderCodec(Codec):

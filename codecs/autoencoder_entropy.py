@@ -38,12 +38,11 @@ from harness_codecs._autoencoder.options import (
     parse_device,
     preferred_batch_size,
     resolve_checkpoint,
-    torch_threads,
     validated_precision,
     validated_threads,
 )
 
-from harness import Codec, Complexity, RateKnob, hookimpl
+from harness import Codec, Complexity, RateKnob, hookimpl, torch_threads
 
 
 class EntropyCodedAutoencoder(Codec):

@@ -6,7 +6,8 @@ Plugin authors need only what this module exports, and the SAR helpers of
 the ``metric`` decorator with its ``MetricColumn`` descriptions and
 ``MetricInput``, ``ReportInput`` for report writers, the ``Trainer`` base class
 with the ``BenchmarkContext`` a trainer works in, and the test-set manifest
-helpers (``tile_checksum``, ``read_manifest``). A test fails when a built-in
+helpers (``tile_checksum``, ``read_manifest``), and ``torch_threads``, which fixes
+torch's threads around a codec's calls. A test fails when a built-in
 plugin imports anything else from ``harness``.
 """
 
@@ -29,10 +30,11 @@ from harness.api import (
 )
 from harness.errors import UserError
 from harness.manifest import ManifestEntry, read_manifest, tile_checksum
+from harness.timing import torch_threads
 
 __all__ = ["BenchmarkContext", "Codec", "Complexity", "Dataset", "DatasetSettings", "ManifestEntry", "Metric", "MetricColumn",
            "MetricInput", "RateKnob", "ReportInput", "Tile", "Trainer", "UserError", "hookimpl", "metric",
-           "read_manifest", "tile_checksum"]
+           "read_manifest", "tile_checksum", "torch_threads"]
 PUBLIC_MODULES = ("harness", "harness.sar")
 """What plugins may import: this package's exports and the SAR helpers."""
 

@@ -42,7 +42,7 @@ from harness.results import (
     OPTIONS, POINT, POL, PRECISION, RUN, SCENE, SPREAD_COLUMNS, TARGET_BPP, THREADS, TILE_ID, VALID_PIXELS, WIDTH,
     ResultsWriter, RunFolder, drop_error_rows, results_columns,
 )
-from harness.timing import synchronizer_for, time_call
+from harness.timing import synchronizer_for, time_call, torch_threads
 
 REFERENCE_BITS_PER_PIXEL = 16
 
@@ -400,7 +400,7 @@ def checked_metric_columns(registry: Registry, tile: Tile) -> tuple[MetricColumn
     """The metrics' declared columns, after checking on one tile (scored against itself) that each metric
     returns exactly the columns it declares: a mismatch found after hours of coding would cost the run."""
     pair = MetricInput(tile.data, tile.data, tile.mask, tile.db_range, tile.original_db)
-    with _torch_threads(METRIC_THREADS):
+    with torch_threads(METRIC_THREADS):
         for metric in registry.metric_functions():
             returned, declared = set(metric(pair)), {column.name for column in metric.columns}
             if returned != declared:
@@ -625,17 +625,7 @@ oversubscribed on a loaded machine."""
 
 def score(registry: Registry, pair: MetricInput) -> dict[str, float]:
     values: dict[str, float] = {}
-    with _torch_threads(METRIC_THREADS):
+    with torch_threads(METRIC_THREADS):
         for metric in registry.metric_functions():
             values.update(metric(pair))
     return values
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

@@ -12,8 +12,10 @@ on the host), the figure a user of the codec experiences.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -29,6 +31,26 @@ class Timed:
     result: Any
     seconds: float
     spread: float = 0.0
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's CPU threads set to ``count`` for the block, then restored.
+
+    The setting is process-wide, and a timed call must run at a fixed, recorded thread count to compare across
+    machines: a torch codec wraps its calls in it (``with harness.torch_threads(self.threads): ...``), and the
+    runner scores tiles in it. torch is imported here, not at the module's import: plugins that import
+    ``harness`` without torch should not pay for it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if count != previous:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if count != previous:
+            torch.set_num_threads(previous)
 
 
 def synchronizer_for(device: str) -> Callable[[], None] | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import UserError
+from harness import UserError, torch_threads
 from harness.config import load_config
 from harness.runner import RunOptions, resolve_device, run_benchmark
 from harness.timing import time_call
@@ -359,6 +359,16 @@ def test_timing_runs_warmup_untimed_and_keeps_the_median_of_repeats():
     calls = []
     timed = time_call(lambda: calls.append(1) or len(calls), warmup=2, repeats=3)
     assert len(calls) == 5 and timed.result == 5 and timed.seconds >= 0
+
+
+def test_torch_threads_holds_the_count_inside_the_block_and_restores_it_after_an_error():
+    before = torch.get_num_threads()
+    inside = 2 if before == 1 else 1
+    with pytest.raises(RuntimeError, match="codec failed"):
+        with torch_threads(inside):
+            assert torch.get_num_threads() == inside
+            raise RuntimeError("codec failed")
+    assert torch.get_num_threads() == before
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
@@ -77,19 +75,6 @@ def validated_threads(codec: str, threads: object) -> int:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"{codec} option threads={threads!r}; expected a whole number of CPU threads, at least 1")
     return threads
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """torch's CPU threads set to ``count`` for the block, then restored: the setting is process-wide."""
-    previous = torch.get_num_threads()
-    if count != previous:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        if count != previous:
-            torch.set_num_threads(previous)
 
 
 def validated_precision(codec: str, precision: str, device: torch.device) -> str:
