@@ -64,6 +64,7 @@ class FactorizedLayout:
         self.latent_coder = SymbolCoder(tables.latent)
 
     def sections(self, latent: np.ndarray, side: np.ndarray | None) -> list[Section]:
+        """What the streams of a batch of latents (batch x C x h x w, all of one shape) hold, in order."""
         return [Section(self.latent_coder, np.round(latent).astype(np.int64), channel_tables(latent.shape))]
 
     def read(self, decoders: list[RangeDecoder], channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
