@@ -21,7 +21,7 @@ Trained checkpoints are used, since the coding time depends on the symbols'
 statistics. The rate columns give real bpp (bytes of the streams) beside the
 prior's estimate. CUDA is synchronised around every timed call.
 
-    .venv/bin/python benchmarks/entropy_coding_throughput.py [--device cpu|cuda] [--config benchmarks.yaml]
+    .venv/bin/python benchmarks/entropy_coding_throughput.py [--device cpu|cuda] [--config benchmarks.yaml | --tiles T.npy]
         [--batch-size N] [--repeats 3] [--qualities 0,4,8] [CHECKPOINT ...]
 """
 
@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from autoencoder_throughput import interleaved, run_header
+from benchmark_tiles import benchmark_tiles
 from harness_codecs._autoencoder.checkpoint import load_checkpoint
 from harness_codecs._autoencoder.entropy_inference import Analysis, EntropyLatentCoder
 from harness_codecs._autoencoder.entropy_stream import new_decoder, new_encoder
@@ -48,9 +49,7 @@ from harness_codecs.autoencoder_entropy import (
     HyperpriorAutoencoder,
 )
 
-from harness.config import load_config
 from harness.environment import load_average
-from harness.runner import load_tiles
 from harness.timing import synchronizer_for, time_call, torch_threads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,6 +172,8 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="*", type=Path)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     parser.add_argument("--config", type=Path, default=ROOT / "benchmarks.yaml")
+    parser.add_argument("--tiles", type=Path, default=None,
+                        help="tiles saved by benchmark_tiles.py, instead of reading the config's (GPU machines)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="tiles per encode_batch/decode_batch call (default: what the codecs ask for on the device)")
     parser.add_argument("--repeats", type=int, default=3)
@@ -185,11 +186,10 @@ def main() -> None:
                                  if not path.name.endswith(".last.pt") and not fnmatch(path.name, "*-stage?.pt")]
     specs = {path: load_checkpoint(path).spec for path in paths}
     checkpoints = {path: spec for path, spec in specs.items() if args.checkpoints or spec.entropy in CODECS}
-    config, registry = load_config(args.config)
     batch_size = args.batch_size or PREFERRED_BATCH_SIZES[args.device]
-    tiles = [tile.data for tile in load_tiles(config, registry)]
+    tiles = benchmark_tiles(args.config, args.tiles)
     print(run_header(torch.device(args.device)))
-    print(f"{len(tiles)} tiles of {args.config.name}; batch {batch_size}; {args.repeats} repeats; torch threads "
+    print(f"{len(tiles)} tiles of {(args.tiles or args.config).name}; batch {batch_size}; {args.repeats} repeats; torch threads "
           f"{NETWORK_THREADS} in every timed call (the codecs' default); MPix/s as "
           "slowest median fastest repeat; ratio = harness median / network median; then the median MPix/s of "
           "the analysis, entropy encoding, entropy decoding and synthesis steps, and of the range encoding "

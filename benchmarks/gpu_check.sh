@@ -8,6 +8,20 @@
 #   benchmarks/gpu_check.sh cpu      a dry run of the same steps, small, on the CPU: checks the script and the
 #                                    arguments it passes (the gpu tests skip there)
 #
+# TILES=FILE.npy (from benchmarks/benchmark_tiles.py) makes the entropy-coding and precision steps read their tiles
+# from that file instead of benchmarks.yaml's GeoTIFFs. The lent GPU machine's image lacks rasterio, glymur,
+# imagecodecs, constriction, pytorch-msssim and bjontegaard, and rasterio's wheel (39 MB) does not fit beside the
+# repository (55 MB) in the 64 MB that travels there. Prepare here, in the repository root:
+#     echo /.gpu/ >> .git/info/exclude
+#     .venv/bin/python benchmarks/benchmark_tiles.py benchmarks.yaml .gpu/tiles.npy
+#     pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#         --platform manylinux_2_17_x86_64 -d .gpu/wheels constriction==0.5.0 pytorch-msssim bjontegaard
+# and run there (device tool, carry [".gpu"]):
+#     pip install -q --no-index --no-deps --target /tmp/site .gpu/wheels/*.whl && export PYTHONPATH=/tmp/site
+#     pip install -q --no-deps --no-build-isolation -e .     # the harness itself (harness_codecs is codecs/)
+#     TILES=.gpu/tiles.npy OUT=$OUT bash benchmarks/gpu_check.sh
+# The `gpu` tests then run from every test module that imports there (pytest continues past the others' collection
+# errors); the one that needs a GeoTIFF and Dask (GPU workers) skips or errors without rasterio and dask.
 # Outputs go to $OUT (default reports/gpu_check/): one text file per step, and steps.txt with each step's exit
 # status and seconds. Every step has a time limit, so the whole script ends within 10 minutes on CUDA
 # even if one step hangs; a failing step does not stop the others. Run from the repository root; PYTHON
@@ -38,11 +52,13 @@ step() {  # step NAME LIMIT_S COMMAND...: run COMMAND into $out/NAME.txt, log it
 
 : >"$out/steps.txt"
 step environment 30 bash -c "nvidia-smi; $python -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available())'"
-step gpu_tests 120 "$python" -m pytest -q -p no:cacheprovider -m gpu tests/
+tile_options=(${TILES:+--tiles "$TILES"})
+step gpu_tests 120 "$python" -m pytest -q -p no:cacheprovider -m gpu -rs --continue-on-collection-errors tests/
 for precision in $precisions; do
     step "autoencoder_throughput_$precision" 90 "$python" benchmarks/autoencoder_throughput.py --device "$device" \
         --presets "$presets" --batch-sizes "$batches" --precision "$precision" --repeats "$repeats"
 done
 step entropy_coding_throughput 150 "$python" benchmarks/entropy_coding_throughput.py --device "$device" \
-    --batch-size "$entropy_batch" --repeats 3 "${entropy_checkpoints[@]}"
-step precision_quality 120 "$python" benchmarks/precision_quality.py --device "$device" "${quality_options[@]}"
+    --batch-size "$entropy_batch" --repeats 3 "${tile_options[@]}" "${entropy_checkpoints[@]}"
+step precision_quality 120 "$python" benchmarks/precision_quality.py --device "$device" "${tile_options[@]}" \
+    "${quality_options[@]}"

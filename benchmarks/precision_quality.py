@@ -7,7 +7,7 @@ analysis and synthesis networks' milliseconds per tile. It then checks that a st
 precision decodes on the CPU in fp32 to the same latent the writing codec reads from it: the means and tables
 come from the fixed-point networks, so a stream does not depend on the precision or device it was written with.
 
-    .venv/bin/python benchmarks/precision_quality.py [--device cpu|cuda] [--config benchmarks.yaml]
+    .venv/bin/python benchmarks/precision_quality.py [--device cpu|cuda] [--config benchmarks.yaml | --tiles T.npy]
         [--checkpoint checkpoints/autoencoder-gdn-dct-small-checkerboard.pt] [--qualities 0,4,8]
         [--precisions bf16] [--max-tiles N]
 """
@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from autoencoder_throughput import run_header
+from benchmark_tiles import benchmark_tiles
 from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
 
-from harness.config import load_config
-from harness.runner import load_tiles
 from harness.timing import synchronizer_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +59,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     parser.add_argument("--config", type=Path, default=ROOT / "benchmarks.yaml")
+    parser.add_argument("--tiles", type=Path, default=None,
+                        help="tiles saved by benchmark_tiles.py, instead of reading the config's (GPU machines)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--qualities", default="0,4,8")
     parser.add_argument("--precisions", default="bf16", help="comma-separated precisions to set beside fp32")
@@ -67,11 +68,10 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    config, registry = load_config(args.config)
-    tiles = [tile.data for tile in load_tiles(config, registry)][: args.max_tiles]
+    tiles = benchmark_tiles(args.config, args.tiles)[: args.max_tiles]
     precisions = ["fp32", *args.precisions.split(",")]
     print(run_header(torch.device(args.device)))
-    print(f"{len(tiles)} tiles of {args.config.name}; {args.checkpoint.name}")
+    print(f"{len(tiles)} tiles of {(args.tiles or args.config).name}; {args.checkpoint.name}")
     print(f"{'quality':>7} {'precision':>9} {'bpp':>8} {'rate change':>11} {'PSNR dB':>8} {'PSNR change':>11} "
           f"{'analysis ms':>11} {'synthesis ms':>12} {'decodes on CPU fp32':>19}")
     for quality in (float(value) for value in args.qualities.split(",")):

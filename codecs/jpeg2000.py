@@ -24,14 +24,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
-import glymur
 import numpy as np
-from glymur.jp2box import InvalidJp2kError
-from glymur.lib.openjp2 import OpenJPEGLibraryError
 
 from harness import Codec, RateKnob, hookimpl
 from harness_codecs._j2k_codestream import START_OF_CODESTREAM, check_codestream
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
+
+try:
+    import glymur
+    from glymur.jp2box import InvalidJp2kError
+    from glymur.lib.openjp2 import OpenJPEGLibraryError
+
+    DECODING_ERRORS: tuple[type[Exception], ...] = (InvalidJp2kError, OpenJPEGLibraryError, struct.error)
+    """How glymur reports a stream it cannot decode."""
+except ImportError:  # the plugin must still import, so `harness list` can say what is missing
+    glymur = None
+    DECODING_ERRORS = ()
+
+INSTALL_HINT = "glymur is not installed: pip install glymur (it needs OpenJPEG: apt-get install libopenjp2-7)"
 
 SCRATCH_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
 """glymur only reads and writes named files; a RAM-backed folder keeps that off the disk."""
@@ -57,6 +67,7 @@ class Jpeg2000(Codec):
     name: ClassVar[str] = "jpeg2000"
     description: ClassVar[str] = "JPEG 2000 (OpenJPEG via glymur), 16-bit samples, raw codestream"
     min_tile_size: ClassVar[int] = 2 ** (RESOLUTIONS - 1)
+    unavailable: ClassVar[str | None] = None if glymur else INSTALL_HINT
     # The achieved rate stays at or under the target bpp, so a search over the target matches a rate closely.
     rate_knob = RateKnob("bpp", low=0.01, high=SAMPLE_BITS - 0.01, more_bits_when_higher=True, geometric=True)
 
@@ -137,7 +148,7 @@ def _read_codestream(path: Path) -> np.ndarray:
     """glymur reports a bad stream in several ways; the codec contract has one: ValueError."""
     try:
         return glymur.Jp2k(path)[:]
-    except (InvalidJp2kError, OpenJPEGLibraryError, struct.error) as error:
+    except DECODING_ERRORS as error:
         raise ValueError(f"jpeg2000: the codestream cannot be decoded: {error}") from error
 
 

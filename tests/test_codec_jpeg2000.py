@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import warnings
 
 import glymur
@@ -215,3 +217,13 @@ def test_plugin_registers_the_codec_under_its_name():
     registered = {codec.name: codec for batch in manager.hook.harness_codecs() for codec in batch}
 
     assert registered == {"jpeg2000": Jpeg2000}
+
+
+def test_without_glymur_the_codec_still_registers_with_the_install_command():
+    script = (
+        "import sys; sys.modules['glymur'] = None\n"
+        "from harness_codecs import jpeg2000 as plugin\n"
+        "print(*[codec.unavailable for codec in plugin.harness_codecs()])"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == jpeg2000.INSTALL_HINT
