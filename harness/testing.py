@@ -22,10 +22,13 @@ damaged header claims fails the check instead of the test session. The built-in 
 from __future__ import annotations
 
 import faulthandler
+import json
 import math
 import multiprocessing
 import os
 import resource
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -49,6 +52,17 @@ SPECKLE_LOOKS = 4.4
 TILE_RANGE_DB = (-25.0, 5.0)
 CONTEXT = multiprocessing.get_context("spawn")
 """Not fork: forking after torch's thread pools have run can deadlock the child."""
+
+
+def unavailable_without(module: str, library: str) -> dict[str, str | None]:
+    """Each codec's ``unavailable`` reason, by codec name, when ``module`` is imported in a fresh interpreter in which
+    ``import library`` fails, as on a machine without it. A plugin module must import there, so that its codecs still
+    register and ``harness list`` can say what is missing and how to install it."""
+    script = (f"import sys; sys.modules[{library!r}] = None\n"
+              f"import json, {module} as plugin\n"
+              "print(json.dumps({codec.name: codec.unavailable for codec in plugin.harness_codecs()}))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
 
 
 def speckled_tile(shape: tuple[int, int] = (64, 64), seed: int = 0) -> np.ndarray:
