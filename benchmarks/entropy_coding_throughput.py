@@ -38,7 +38,7 @@ from benchmark_tiles import benchmark_tiles
 from harness_codecs._autoencoder.checkpoint import load_checkpoint
 from harness_codecs._autoencoder.entropy_inference import Analysis, EntropyLatentCoder
 from harness_codecs._autoencoder.entropy_stream import new_decoder, new_encoder
-from harness_codecs._autoencoder.inference import autocast, group_by_shape, model_inputs
+from harness_codecs._autoencoder.inference import autocast, model_inputs
 from harness_codecs._autoencoder.latent_layouts import range_code
 from harness_codecs._autoencoder.model import ModelSpec
 from harness_codecs._autoencoder.options import NETWORK_THREADS, PREFERRED_BATCH_SIZES
@@ -98,17 +98,12 @@ def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device
 def range_coding_alone(coder: EntropyLatentCoder, analysed: list[list[Analysis]], repeats: int) -> list[float]:
     """Median seconds to range-code all batches, then to range-decode them, from their sections (values and
     tables, computed once beforehand)."""
-    batches = []
-    for analyses in analysed:
-        for indexes in group_by_shape([analysis.latent.shape for analysis in analyses]).values():
-            latent = np.stack([analyses[index].latent for index in indexes])
-            side = np.stack([analyses[index].side for index in indexes]) if coder.has_side else None
-            batches.append(coder.layout.sections(latent, side))
+    batches = [group for analyses in analysed for group in coder.sections(analyses)]
 
     def encode() -> list[list[np.ndarray]]:
         words = []
-        for sections in batches:
-            encoders = [new_encoder() for _ in range(len(sections[0].values))]
+        for indexes, sections in batches:
+            encoders = [new_encoder() for _ in indexes]
             range_code(encoders, sections)
             words.append([encoder.get_compressed() for encoder in encoders])
         return words
@@ -116,7 +111,7 @@ def range_coding_alone(coder: EntropyLatentCoder, analysed: list[list[Analysis]]
     encoded = time_call(encode, 1, repeats)
 
     def decode() -> None:
-        for sections, words in zip(batches, encoded.result):
+        for (_, sections), words in zip(batches, encoded.result):
             for tile, tile_words in enumerate(words):
                 decoder = new_decoder(tile_words)
                 for section in sections:

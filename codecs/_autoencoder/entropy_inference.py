@@ -32,7 +32,7 @@ from harness_codecs._autoencoder.entropy_stream import (
 )
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.inference import autocast, group_by_shape, model_inputs
-from harness_codecs._autoencoder.latent_layouts import layout_for, range_code
+from harness_codecs._autoencoder.latent_layouts import Section, layout_for, range_code
 from harness_codecs._autoencoder.model import Autoencoder, latent_size
 
 
@@ -92,15 +92,23 @@ class EntropyLatentCoder:
                 analyses[index] = Analysis(latent[position], side[position] if side is not None else None)
         return analyses
 
-    def write(self, analyses: list[Analysis]) -> list[bytes]:
-        """One stream per tile; tiles whose latents have one shape share each call of the table-picking networks."""
-        streams: list[bytes | None] = [None] * len(analyses)
-        code = quality_code(self.quality) if self.variable_rate else None
+    def sections(self, analyses: list[Analysis]) -> list[tuple[list[int], list[Section]]]:
+        """What the streams hold, per group of tiles whose latents have one shape (their indexes in ``analyses``):
+        the table-picking networks run once per group."""
+        groups = []
         for indexes in group_by_shape([analysis.latent.shape for analysis in analyses]).values():
-            encoders = [new_encoder() for _ in indexes]
             latent = np.stack([analyses[index].latent for index in indexes])
             side = np.stack([analyses[index].side for index in indexes]) if self.has_side else None
-            range_code(encoders, self.layout.sections(latent, side))
+            groups.append((indexes, self.layout.sections(latent, side)))
+        return groups
+
+    def write(self, analyses: list[Analysis]) -> list[bytes]:
+        """One stream per tile: the ``sections``, range-coded tile by tile."""
+        streams: list[bytes | None] = [None] * len(analyses)
+        code = quality_code(self.quality) if self.variable_rate else None
+        for indexes, sections in self.sections(analyses):
+            encoders = [new_encoder() for _ in indexes]
+            range_code(encoders, sections)
             for index, encoder in zip(indexes, encoders):
                 streams[index] = pack_stream(self.model_id, encoder.get_compressed(), code)
         return streams
