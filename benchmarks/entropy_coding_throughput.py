@@ -15,14 +15,16 @@ For each checkpoint, on the tiles of a config cut into batches:
 - the range coding alone, with every element's table already known:
   encoding and decoding on one CPU core, the part of the entropy steps that
   a GPU does not speed up (on a GPU it bounds the entropy-coded codecs'
-  speed per CPU core).
+  speed per CPU core); with ``--range-coding-processes N``, also spread over
+  N worker processes as the codec then does it (and the harness path uses
+  them too).
 
 Trained checkpoints are used, since the coding time depends on the symbols'
 statistics. The rate columns give real bpp (bytes of the streams) beside the
 prior's estimate. CUDA is synchronised around every timed call.
 
     .venv/bin/python benchmarks/entropy_coding_throughput.py [--device cpu|cuda] [--config benchmarks.yaml | --tiles T.npy]
-        [--batch-size N] [--repeats 3] [--qualities 0,4,8] [CHECKPOINT ...]
+        [--batch-size N] [--repeats 3] [--qualities 0,4,8] [--range-coding-processes N] [CHECKPOINT ...]
 """
 
 from __future__ import annotations
@@ -37,11 +39,10 @@ from autoencoder_throughput import interleaved, run_header
 from benchmark_tiles import benchmark_tiles
 from harness_codecs._autoencoder.checkpoint import load_checkpoint
 from harness_codecs._autoencoder.entropy_inference import Analysis, EntropyLatentCoder
-from harness_codecs._autoencoder.entropy_stream import new_decoder, new_encoder
 from harness_codecs._autoencoder.inference import autocast, model_inputs
-from harness_codecs._autoencoder.latent_layouts import range_code
 from harness_codecs._autoencoder.model import ModelSpec
 from harness_codecs._autoencoder.options import NETWORK_THREADS, PREFERRED_BATCH_SIZES
+from harness_codecs._autoencoder.range_coding import PooledRangeCoding, RangeCoding
 from harness_codecs.autoencoder_entropy import (
     CheckerboardAutoencoder,
     EntropyCodedAutoencoder,
@@ -58,16 +59,16 @@ CODECS = {"factorized": FactorizedAutoencoder, "hyperprior": HyperpriorAutoencod
 
 
 def measure(path: Path, spec: ModelSpec, tiles: list[np.ndarray], device: str, batch_size: int, repeats: int,
-            qualities: list[float]) -> list[str]:
+            qualities: list[float], processes: int) -> list[str]:
     """One line per quality of a variable-rate checkpoint, one line for a single-rate one."""
     levels = spec.rate_levels
-    return [measure_point(path, CODECS[spec.entropy], tiles, device, batch_size, repeats, quality)
+    return [measure_point(path, CODECS[spec.entropy], tiles, device, batch_size, repeats, quality, processes)
             for quality in ([quality for quality in qualities if quality <= levels - 1] if levels else [None])]
 
 
 def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device: str, batch_size: int,
-                  repeats: int, quality: float | None) -> str:
-    codec = codec_class(checkpoint=str(path), quality=quality, device=device)
+                  repeats: int, quality: float | None, processes: int) -> str:
+    codec = codec_class(checkpoint=str(path), quality=quality, device=device, range_coding_processes=processes)
     coder = codec.coder
     synchronize = synchronizer_for(device)
     batches = [tiles[start:start + batch_size] for start in range(0, len(tiles), batch_size)]
@@ -84,7 +85,9 @@ def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device
 
     megapixels = sum(tile.size for tile in tiles) / 1e6
     seconds = [sum(timed.seconds for timed in step) for step in (analysed, written, read, synthesized)]
-    seconds += range_coding_alone(coder, [timed.result for timed in analysed], repeats)
+    codings = [coder.range_codings[0]] + ([coder.range_coding] if processes else [])
+    seconds += [step for coding in codings
+                for step in range_coding_alone(coder, coding, [timed.result for timed in analysed], repeats)]
     streams = [data for timed in written for data in timed.result]
     real = np.mean([8 * len(data) / tile.size for data, tile in zip(streams, tiles)])
     estimated = np.mean(codec.estimated_bpp(tiles))
@@ -95,27 +98,19 @@ def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device
     return f"{name:48} {side_by_side} | {steps} | {real:7.4f} {estimated:7.4f} {real / estimated - 1:+7.2%}"
 
 
-def range_coding_alone(coder: EntropyLatentCoder, analysed: list[list[Analysis]], repeats: int) -> list[float]:
-    """Median seconds to range-code all batches, then to range-decode them, from their sections (values and
-    tables, computed once beforehand)."""
-    batches = [group for analyses in analysed for group in coder.sections(analyses)]
-
-    def encode() -> list[list[np.ndarray]]:
-        words = []
-        for indexes, sections in batches:
-            encoders = [new_encoder() for _ in indexes]
-            range_code(encoders, sections)
-            words.append([encoder.get_compressed() for encoder in encoders])
-        return words
-
-    encoded = time_call(encode, 1, repeats)
+def range_coding_alone(coder: EntropyLatentCoder, coding: RangeCoding | PooledRangeCoding,
+                       analysed: list[list[Analysis]], repeats: int) -> list[float]:
+    """Median seconds to range-code all batches with ``coding``, then to range-decode them, from their sections
+    (values and tables, computed once beforehand)."""
+    batches = [sections for analyses in analysed for _, sections in coder.sections(analyses)]
+    encoded = time_call(lambda: [coding.encode(sections) for sections in batches], 1, repeats)
 
     def decode() -> None:
-        for (_, sections), words in zip(batches, encoded.result):
-            for tile, tile_words in enumerate(words):
-                decoder = new_decoder(tile_words)
-                for section in sections:
-                    section.coder.decode(decoder, section.tables[tile])
+        for sections, words in zip(batches, encoded.result):
+            decoders = coding.decoders(words)
+            for section in sections:
+                decoders.read(section.coder, section.tables)
+            decoders.close()
 
     return [encoded.seconds, time_call(decode, 1, repeats).seconds]
 
@@ -174,6 +169,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--qualities", default="0,4,8",
                         help="comma-separated qualities at which variable-rate checkpoints are measured")
+    parser.add_argument("--range-coding-processes", type=int, default=0,
+                        help="the codecs' range_coding_processes option (default 0: in the codec's own process)")
     args = parser.parse_args()
     # Every shipped entropy-coded checkpoint; resume states and the intermediate training stages (both
     # git-ignored) are not shipped models.
@@ -188,14 +185,18 @@ def main() -> None:
           f"{NETWORK_THREADS} in every timed call (the codecs' default); MPix/s as "
           "slowest median fastest repeat; ratio = harness median / network median; then the median MPix/s of "
           "the analysis, entropy encoding, entropy decoding and synthesis steps, and of the range encoding "
-          "and decoding alone (one CPU core)")
+          "and decoding alone (one CPU core"
+          + (f"; then over {args.range_coding_processes} processes)" if args.range_coding_processes else ")")
+          + f"; range_coding_processes {args.range_coding_processes}")
     qualities = [float(value) for value in args.qualities.split(",")]
     print(f"{'checkpoint':48} {'network encode':^23} | {'harness encode':^23} | {'ratio':>5} | "
           f"{'network decode':^23} | {'harness decode':^23} | {'ratio':>5} | "
-          f"{'analysis':>9} {'ent. enc':>9} {'ent. dec':>9} {'synthesis':>9} {'rc enc':>9} {'rc dec':>9} | "
+          f"{'analysis':>9} {'ent. enc':>9} {'ent. dec':>9} {'synthesis':>9} {'rc enc':>9} {'rc dec':>9} "
+          + (f"{'rc×N enc':>9} {'rc×N dec':>9} " if args.range_coding_processes else "") + "| "
           f"{'bpp':>7} {'est. bpp':>7} {'gap':>7}")
     for path, spec in checkpoints.items():
-        for line in measure(path, spec, tiles, args.device, batch_size, args.repeats, qualities):
+        for line in measure(path, spec, tiles, args.device, batch_size, args.repeats, qualities,
+                            args.range_coding_processes):
             print(line, flush=True)
     print(f"load average at the end {load_average()}")
 

@@ -3,7 +3,8 @@
 #
 #   benchmarks/gpu_check.sh          on CUDA: the `gpu` tests, autoencoder_throughput.py for the `default`
 #                                    preset at batch 32 and 128 in fp32 and bf16, entropy_coding_throughput.py
-#                                    on every shipped entropy-coded checkpoint at batch 32, and
+#                                    on every shipped entropy-coded checkpoint at batch 32, range-coding in
+#                                    all but two of the CPU cores (range_coding_processes), and
 #                                    precision_quality.py (rate and PSNR of bf16 and fp16 against fp32)
 #   benchmarks/gpu_check.sh cpu      a dry run of the same steps, small, on the CPU: checks the script and the
 #                                    arguments it passes (the gpu tests skip there)
@@ -34,9 +35,10 @@ mkdir -p "$out"
 
 if [ "$device" = cuda ]; then
     presets=default batches=32,128 precisions="fp32 bf16" repeats=5 entropy_batch=32 entropy_checkpoints=()
+    range_processes=$(( $(nproc) > 4 ? $(nproc) - 2 : 2 ))
     quality_options=(--precisions bf16,fp16)
 else
-    presets=tiny batches=2 precisions=fp32 repeats=1 entropy_batch=2
+    presets=tiny batches=2 precisions=fp32 repeats=1 entropy_batch=2 range_processes=2
     entropy_checkpoints=(checkpoints/autoencoder-tiny-factorized-l60.pt)
     quality_options=(--precisions bf16 --qualities 0 --max-tiles 2)
 fi
@@ -59,6 +61,7 @@ for precision in $precisions; do
         --presets "$presets" --batch-sizes "$batches" --precision "$precision" --repeats "$repeats"
 done
 step entropy_coding_throughput 150 "$python" benchmarks/entropy_coding_throughput.py --device "$device" \
-    --batch-size "$entropy_batch" --repeats 3 "${tile_options[@]}" "${entropy_checkpoints[@]}"
+    --batch-size "$entropy_batch" --repeats 3 --range-coding-processes "$range_processes" "${tile_options[@]}" \
+    "${entropy_checkpoints[@]}"
 step precision_quality 120 "$python" benchmarks/precision_quality.py --device "$device" "${tile_options[@]}" \
     "${quality_options[@]}"

@@ -48,7 +48,9 @@ from harness import Codec, Complexity, RateKnob, hookimpl, torch_threads
 class EntropyCodedAutoencoder(Codec):
     """Options: ``checkpoint`` (path, relative to the config's folder), ``quality`` (variable-rate
     checkpoints only: from 0 to levels - 1, in steps of 0.001), ``device`` (filled in by the runner),
-    ``precision`` (fp32, or bf16/fp16 on CUDA), ``threads`` (torch's CPU threads during the calls, default 1)."""
+    ``precision`` (fp32, or bf16/fp16 on CUDA), ``threads`` (torch's CPU threads during the calls, default 1),
+    ``range_coding_processes`` (worker processes that range-code a batch's tiles in parallel; default 0, in
+    the codec's own process)."""
 
     entropy: ClassVar[str]
     unavailable: ClassVar[str | None] = unavailable_reason()
@@ -56,14 +58,16 @@ class EntropyCodedAutoencoder(Codec):
     rate_knob = RateKnob("quality", low=0, high=0, more_bits_when_higher=True, step=1 / QUALITY_SCALE)
 
     def __init__(self, checkpoint: str, quality: float | None = None, device: str = "cpu", precision: str = "fp32",
-                 threads: int = NETWORK_THREADS, base_dir: str | Path | None = None):
+                 threads: int = NETWORK_THREADS, range_coding_processes: int = 0,
+                 base_dir: str | Path | None = None):
         path = resolve_checkpoint(self.name, checkpoint, base_dir)
         torch_device = parse_device(self.name, device)
         self.precision = validated_precision(self.name, precision, torch_device)
         status = path.stat()
         loaded, coder = _loaded_coder(path, (status.st_ino, status.st_size, status.st_mtime_ns), self.entropy,
                                       str(torch_device), precision)
-        self.coder = coder.at_quality(_validated_quality(self.name, quality, loaded, path))
+        self.coder = coder.configured(_validated_quality(self.name, quality, loaded, path),
+                                      _validated_processes(self.name, range_coding_processes))
         self.device = describe_device(torch_device)
         self.preferred_batch_size = preferred_batch_size(torch_device)
         self.threads = validated_threads(self.name, threads)
@@ -131,6 +135,13 @@ def _validated_quality(codec: str, quality: float | None, loaded: Checkpoint, pa
         raise ValueError(f"{codec} option quality={quality!r}: the stream stores the quality in steps of "
                          f"{1 / QUALITY_SCALE:g}; round it")
     return float(quality)
+
+
+def _validated_processes(codec: str, processes: object) -> int:
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
+        raise ValueError(f"{codec} option range_coding_processes={processes!r}; expected a whole number of worker "
+                         "processes, or 0 to range-code in the codec's own process")
+    return processes
 
 
 class FactorizedAutoencoder(EntropyCodedAutoencoder):

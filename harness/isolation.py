@@ -13,7 +13,10 @@ The worker is started with ``spawn``: forking a process whose torch thread
 pools have run (the metrics use them) can deadlock the child. It therefore
 imports the plugins itself, the configured ones included, so that the codec it
 builds is the one the config names. Timing happens inside the worker, around
-the codec calls alone, exactly as in-process.
+the codec calls alone, exactly as in-process. It is not a daemonic process,
+since a codec may start processes of its own (the entropy-coded autoencoders'
+``range_coding_processes``), which a daemonic process may not; the parent
+stops it explicitly however the run ends (``worker_calls``).
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class WorkerCalls(CodecCalls):
 
     def _start(self) -> None:
         parent, child = CONTEXT.Pipe()
-        process = CONTEXT.Process(target=_serve, args=(child, self.plugins, str(self.base_dir)), daemon=True)
+        process = CONTEXT.Process(target=_serve, args=(child, self.plugins, str(self.base_dir)), daemon=False)
         process.start()  # a process that did not start is not this object's to stop
         child.close()
         self.process, self.connection = process, parent

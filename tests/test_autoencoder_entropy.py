@@ -4,6 +4,12 @@ probability tables, likelihoods against scipy, damaged streams and checkpoints."
 from __future__ import annotations
 
 import copy
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -34,6 +40,7 @@ from harness_codecs._autoencoder.entropy_tables import (
     gaussian_tables,
 )
 from harness_codecs._autoencoder.model import Autoencoder, spec_for
+from harness_codecs._autoencoder.range_coding import PooledRangeCoding
 from harness_codecs.autoencoder import AutoencoderCodec
 from harness_codecs.autoencoder_entropy import (
     CheckerboardAutoencoder,
@@ -339,6 +346,114 @@ def test_the_factorized_density_is_a_distribution_over_the_integers():
 def test_estimated_bits_sum_minus_log2_of_every_likelihood_per_batch_item():
     likelihoods = [torch.full((2, 3, 4, 4), 0.5), torch.full((2, 1, 2, 2), 0.25)]
     np.testing.assert_allclose(estimated_bits(likelihoods).numpy(), [3 * 16 + 2 * 4] * 2)
+
+
+@pytest.fixture(scope="module")
+def pooled_codec(checkpoint, entropy):
+    """The same checkpoint, range-coding in two worker processes."""
+    return ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), range_coding_processes=2)
+
+
+MIXED_BATCH = [((64, 64), 1), ((100, 77), 2), ((64, 64), 3), ((1, 1), 4), ((64, 64), 5), ((33, 250), 6)]
+"""Three tiles of one shape (dealt to two workers unevenly) and three of other shapes."""
+
+
+def test_tiles_range_coded_in_worker_processes_give_the_streams_coded_in_the_codecs_own_process(codec, pooled_codec):
+    tiles = [speckle_tile(shape, seed) for shape, seed in MIXED_BATCH]
+
+    assert pooled_codec.encode_batch(tiles) == codec.encode_batch(tiles)
+
+
+def test_streams_range_decoded_in_worker_processes_give_the_tiles_decoded_in_the_codecs_own_process(codec,
+                                                                                                     pooled_codec):
+    tiles = [speckle_tile(shape, seed) for shape, seed in MIXED_BATCH]
+    streams, shapes = codec.encode_batch(tiles), [tile.shape for tile in tiles]
+
+    for pooled, own in zip(pooled_codec.decode_batch(streams, shapes), codec.decode_batch(streams, shapes)):
+        np.testing.assert_array_equal(pooled, own)
+
+
+def test_a_stream_refused_in_worker_processes_is_refused_clearly_and_the_workers_go_on(codec, pooled_codec):
+    tile = speckle_tile((64, 64))
+    stream = codec.encode(tile)
+
+    with pytest.raises(ValueError, match="decode it with the tile shape it was encoded for"):
+        pooled_codec.decode_batch([stream, stream], [(32, 32), (32, 32)])
+    np.testing.assert_array_equal(pooled_codec.decode(stream, tile.shape), codec.decode(stream, tile.shape))
+
+
+@pytest.fixture(scope="module")
+def one_worker_codecs(tmp_path_factory) -> tuple[FactorizedAutoencoder, FactorizedAutoencoder]:
+    """A factorized codec coding in its own process, and one range-coding in one worker (the workers'
+    handling does not depend on the entropy model)."""
+    path = make_entropy_checkpoint(tmp_path_factory.mktemp("one_worker") / "factorized.pt", "factorized")
+    return FactorizedAutoencoder(checkpoint=str(path)), FactorizedAutoencoder(checkpoint=str(path),
+                                                                             range_coding_processes=1)
+
+
+def test_a_range_coding_worker_that_dies_during_a_call_fails_that_call_and_a_new_one_takes_the_next(one_worker_codecs):
+    codec, pooled = one_worker_codecs
+    tile = speckle_tile((64, 64))
+    worker = pooled.coder.range_coding.workers[0].process.pid
+    os.kill(worker, signal.SIGSTOP)  # the request waits in the pipe until the worker is killed
+    threading.Timer(1.0, os.kill, (worker, signal.SIGKILL)).start()
+
+    with pytest.raises(RuntimeError, match=r"a range-coding worker process died \(exit code -9\)"):
+        pooled.encode(tile)
+    assert pooled.encode(tile) == codec.encode(tile)
+
+
+def test_a_range_coding_worker_killed_between_calls_is_replaced_before_the_next(one_worker_codecs):
+    codec, pooled = one_worker_codecs
+    tile = speckle_tile((64, 64))
+    process = pooled.coder.range_coding.workers[0].process
+    process.kill()
+    process.join()
+
+    assert pooled.encode(tile) == codec.encode(tile)
+
+
+def test_range_coding_workers_exit_when_the_process_that_started_them_is_killed(tmp_path):
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from harness_codecs._autoencoder.entropy_tables import gaussian_tables\n"
+        "from harness_codecs._autoencoder.range_coding import PooledRangeCoding\n"
+        "if __name__ == '__main__':\n"
+        "    pool = PooledRangeCoding({'latent': gaussian_tables()}, 2)\n"
+        "    print(*(worker.process.pid for worker in pool.workers), flush=True)\n"
+        "    time.sleep(600)\n")
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    workers = [int(pid) for pid in owner.stdout.readline().split()]
+
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+
+    assert len(workers) == 2 and not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (not a zombie awaiting its parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.parametrize("processes", [-1, True, 1.5, "2"])
+def test_a_bad_number_of_range_coding_processes_is_refused(checkpoint, entropy, processes):
+    with pytest.raises(ValueError, match=f"range_coding_processes={processes!r}; expected a whole number"):
+        ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), range_coding_processes=processes)
+
+
+def test_codecs_of_one_checkpoint_share_its_range_coding_workers(checkpoint, entropy, pooled_codec):
+    again = ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), range_coding_processes=2)
+
+    assert isinstance(again.coder.range_coding, PooledRangeCoding)
+    assert again.coder.range_coding is pooled_codec.coder.range_coding
 
 
 def test_without_constriction_every_entropy_coded_codec_still_registers_with_the_install_command():

@@ -9,8 +9,10 @@ import pytest
 
 from harness import UserError
 from harness.config import load_config
-from harness.results import TIMING_COLUMNS
+from harness.results import BPP, BYTES, ERROR, TIMING_COLUMNS
 from tests.conftest import MINIMAL_CONFIG, run_rows
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HAZARDS = '''
 import ctypes
@@ -108,6 +110,20 @@ def test_a_run_with_a_native_hang_an_abort_nan_and_7_5_finishes_with_an_error_ro
         "does=return 7.5": "ValueError: decode returned values up to 7.5; expected floats in [0, 1]",
     }
     assert [row["error"] for row in rows if row["codec"] == "quantize"] == ["", ""]
+
+
+def test_an_isolated_learned_codec_range_coding_in_worker_processes_gives_the_in_process_rates(tmp_path, bench):
+    """The isolated codec's process starts processes of its own, which a daemonic process could not."""
+    checkpoint = ROOT / "checkpoints" / "autoencoder-tiny-factorized-l60.pt"
+    point = f"{{checkpoint: {checkpoint}"
+    pooled = run_rows(bench(f"- name: autoencoder_factorized\n  points: [{point}, range_coding_processes: 2}}]\n",
+                            isolation="isolate: true, timeout_s: 120"), tmp_path / "pooled")
+    in_process = run_rows(bench(f"- name: autoencoder_factorized\n  points: [{point}}}]\n",
+                                isolation="isolate: false"), tmp_path / "in_process")
+
+    assert [row[ERROR] for row in pooled] == ["", ""]
+    assert [[row[column] for column in (BYTES, BPP, "psnr")] for row in pooled] == \
+        [[row[column] for column in (BYTES, BPP, "psnr")] for row in in_process]
 
 
 def test_match_bpp_searches_in_the_worker_too(tmp_path, bench):

@@ -24,16 +24,15 @@ import torch
 from harness_codecs._autoencoder.entropy_models import estimated_bits, prior_forward
 from harness_codecs._autoencoder.entropy_stream import (
     QUALITY_SCALE,
-    new_decoder,
-    new_encoder,
     pack_stream,
     quality_code,
     unpack_stream,
 )
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.inference import autocast, group_by_shape, model_inputs
-from harness_codecs._autoencoder.latent_layouts import Section, layout_for, range_code
+from harness_codecs._autoencoder.latent_layouts import coder_tables, layout_for
 from harness_codecs._autoencoder.model import Autoencoder, latent_size
+from harness_codecs._autoencoder.range_coding import PooledRangeCoding, RangeCoding, Section, range_coding
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,8 @@ class EntropyLatentCoder:
 
     ``quality`` (variable-rate models only) is the level the encoder codes at;
     the decoder reads each stream's own quality from its header.
+    ``range_coding`` codes the tiles in this process or in worker processes
+    (``configured``).
     """
 
     def __init__(self, model: Autoencoder, tables: EntropyTables, model_id: bytes, device: torch.device,
@@ -69,11 +70,19 @@ class EntropyLatentCoder:
         self.device = device
         self.precision = precision
         self.quality = quality
+        self.tables = coder_tables(tables)
+        self.range_coding: RangeCoding | PooledRangeCoding = range_coding(self.tables, 0)
+        self.range_codings = {0: self.range_coding}
+        """Every process count's range coding, shared by the copies ``configured`` makes."""
 
-    def at_quality(self, quality: float | None) -> EntropyLatentCoder:
-        """The same coder (sharing model, tables and layout) encoding at another quality."""
+    def configured(self, quality: float | None, processes: int = 0) -> EntropyLatentCoder:
+        """The same coder (sharing model, tables and layout) encoding at ``quality``, range-coding in
+        ``processes`` worker processes (0: in this one)."""
         coder = copy.copy(self)
         coder.quality = quality
+        if processes not in self.range_codings:
+            self.range_codings[processes] = range_coding(self.tables, processes)
+        coder.range_coding = self.range_codings[processes]
         return coder
 
     def _qualities(self, values: list[float | None]) -> torch.Tensor | None:
@@ -107,10 +116,8 @@ class EntropyLatentCoder:
         streams: list[bytes | None] = [None] * len(analyses)
         code = quality_code(self.quality) if self.variable_rate else None
         for indexes, sections in self.sections(analyses):
-            encoders = [new_encoder() for _ in indexes]
-            range_code(encoders, sections)
-            for index, encoder in zip(indexes, encoders):
-                streams[index] = pack_stream(self.model_id, encoder.get_compressed(), code)
+            for index, words in zip(indexes, self.range_coding.encode(sections)):
+                streams[index] = pack_stream(self.model_id, words, code)
         return streams
 
     def read(self, streams: list[bytes], shapes: list[tuple[int, int]]) -> list[Reading]:
@@ -129,14 +136,17 @@ class EntropyLatentCoder:
                 if code is not None and code > (self.model.spec.rate_levels - 1) * QUALITY_SCALE:
                     raise ValueError(f"entropy-coded autoencoder stream claims quality {code / QUALITY_SCALE}, "
                                      f"beyond this model's {self.model.spec.rate_levels - 1}")
-            decoders = [new_decoder(words) for words, _ in headers]
+            decoders = self.range_coding.decoders([words for words, _ in headers])
             try:
                 latent = self.layout.read(decoders, self.model.spec.latent_channels, latent_size(*shape))
+                exhausted = decoders.exhausted()
             except AssertionError as exc:  # constriction's report of data its model cannot have written
                 raise ValueError(f"entropy-coded autoencoder stream does not decode as a {shape[0]}x{shape[1]} "
                                  f"tile ({exc}); decode it with the tile shape it was encoded for") from exc
-            for position, (index, decoder, (_, code)) in enumerate(zip(indexes, decoders, headers)):
-                if not decoder.maybe_exhausted():
+            finally:
+                decoders.close()
+            for position, (index, done, (_, code)) in enumerate(zip(indexes, exhausted, headers)):
+                if not done:
                     raise ValueError(f"entropy-coded autoencoder stream holds more than a {shape[0]}x{shape[1]} "
                                      "tile needs; decode it with the tile shape it was encoded for")
                 readings[index] = Reading(latent[position], None if code is None else code / QUALITY_SCALE)

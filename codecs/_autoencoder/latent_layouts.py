@@ -1,9 +1,10 @@
 """How each entropy model lays its latent out in the range-coded stream, and reads it back.
 
-A layout writes each tile's integer side latent ``z`` (where the model has
-one) and latent ``y`` into the tile's own range encoder, a batch of tiles of
-one shape at a time, and reads them back from their decoders in the same
-order; ``entropy_stream`` describes the order in bytes.
+A layout gives the *sections* of each tile's stream, its integer side latent
+``z`` (where the model has one) and latent ``y``, for a batch of tiles of one
+shape at a time; ``range_coding`` codes them, and the layout reads them back
+from the tiles' decoders in the same order; ``entropy_stream`` describes the
+order in bytes.
 Every mean and table is computed from values both sides hold exactly (the
 integer ``z``, the decoded anchors) by fixed-point copies of the prior's
 networks (``fixed_point``), whose integer arithmetic every device carries out
@@ -13,20 +14,14 @@ device either runs on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 from harness_codecs._autoencoder.checkerboard import CheckerboardPrior, anchor_mask
 from harness_codecs._autoencoder.entropy_models import FactorizedPrior, HyperPrior
-from harness_codecs._autoencoder.entropy_stream import SymbolCoder
-from harness_codecs._autoencoder.entropy_tables import EntropyTables
+from harness_codecs._autoencoder.entropy_tables import EntropyTables, ProbabilityTables
 from harness_codecs._autoencoder.fixed_point import FixedPointCheckerboard, FixedPointHyperPrior
+from harness_codecs._autoencoder.range_coding import LATENT, SIDE, Section, TileDecoders
 from torch import nn
-
-if TYPE_CHECKING:
-    from constriction.stream.queue import RangeDecoder, RangeEncoder
 
 
 def side_size(height: int, width: int) -> tuple[int, int]:
@@ -40,36 +35,23 @@ def channel_tables(shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.arange(shape[-3])[:, None, None], shape)
 
 
-@dataclass(frozen=True)
-class Section:
-    """One part of every stream of a batch: each tile's ``values`` (batch first) under the tables ``tables``
-    names, range-coded by ``coder`` (which groups them by table)."""
-
-    coder: SymbolCoder
-    values: np.ndarray
-    tables: np.ndarray
-
-
-def range_code(encoders: list[RangeEncoder], sections: list[Section]) -> None:
-    """Each tile's sections, in order, into the tile's encoder: the CPU part of encoding, after the networks."""
-    for tile, encoder in enumerate(encoders):
-        for section in sections:
-            section.coder.encode(encoder, section.values[tile], section.tables[tile])
+def coder_tables(tables: EntropyTables) -> dict[str, ProbabilityTables]:
+    """The probability tables of each coder a layout's sections name."""
+    return {LATENT: tables.latent} if tables.side is None else {LATENT: tables.latent, SIDE: tables.side}
 
 
 class FactorizedLayout:
     """``y`` channel by channel, each under its channel's table."""
 
     def __init__(self, prior: FactorizedPrior, tables: EntropyTables, device: torch.device):
-        self.latent_coder = SymbolCoder(tables.latent)
+        """Nothing to prepare: each channel's table is fixed."""
 
     def sections(self, latent: np.ndarray, side: np.ndarray | None) -> list[Section]:
         """What the streams of a batch of latents (batch x C x h x w, all of one shape) hold, in order."""
-        return [Section(self.latent_coder, np.round(latent).astype(np.int64), channel_tables(latent.shape))]
+        return [Section(LATENT, np.round(latent).astype(np.int64), channel_tables(latent.shape))]
 
-    def read(self, decoders: list[RangeDecoder], channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
-        tables = channel_tables((channels, *latent_shape))
-        return np.stack([self.latent_coder.decode(decoder, tables) for decoder in decoders]).astype(np.float32)
+    def read(self, decoders: TileDecoders, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
+        return decoders.read(LATENT, channel_tables((len(decoders), channels, *latent_shape))).astype(np.float32)
 
 
 class _SideLayout:
@@ -80,22 +62,14 @@ class _SideLayout:
     (one call on a GPU instead of one per tile); the range coding between them goes tile by tile."""
 
     def __init__(self, tables: EntropyTables):
-        self.latent_coder = SymbolCoder(tables.latent)
-        self.side_coder = SymbolCoder(tables.side)
         self.side_channels = len(tables.side)
 
     def side_section(self, side: np.ndarray) -> Section:
-        return Section(self.side_coder, side, channel_tables(side.shape))
+        return Section(SIDE, side, channel_tables(side.shape))
 
-    def read_side(self, decoders: list[RangeDecoder], latent_shape: tuple[int, int]) -> np.ndarray:
+    def read_side(self, decoders: TileDecoders, latent_shape: tuple[int, int]) -> np.ndarray:
         """The side latents (batch x C x h x w) of latents of ``latent_shape``."""
-        tables = channel_tables((self.side_channels, *side_size(*latent_shape)))
-        return np.stack([self.side_coder.decode(decoder, tables) for decoder in decoders])
-
-    def read_grouped(self, decoders: list[RangeDecoder], tables: np.ndarray) -> np.ndarray:
-        """Each tile's latent values under ``tables`` (batch x ...)."""
-        return np.stack([self.latent_coder.decode(decoder, tile_tables)
-                         for decoder, tile_tables in zip(decoders, tables)])
+        return decoders.read(SIDE, channel_tables((len(decoders), self.side_channels, *side_size(*latent_shape))))
 
 
 class HyperpriorLayout(_SideLayout):
@@ -107,11 +81,11 @@ class HyperpriorLayout(_SideLayout):
 
     def sections(self, latent: np.ndarray, side: np.ndarray) -> list[Section]:
         means, tables = self.fixed.conditionals(side, latent.shape[2:])
-        return [self.side_section(side), Section(self.latent_coder, np.round(latent - means).astype(np.int64), tables)]
+        return [self.side_section(side), Section(LATENT, np.round(latent - means).astype(np.int64), tables)]
 
-    def read(self, decoders: list[RangeDecoder], channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
+    def read(self, decoders: TileDecoders, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
         means, tables = self.fixed.conditionals(self.read_side(decoders, latent_shape), latent_shape)
-        return (self.read_grouped(decoders, tables) + means).astype(np.float32)
+        return (decoders.read(LATENT, tables) + means).astype(np.float32)
 
 
 class CheckerboardLayout(_SideLayout):
@@ -131,17 +105,17 @@ class CheckerboardLayout(_SideLayout):
         decoded[:, :, anchors] = anchor_values + means
         others_means, others_tables = self.fixed.conditionals(hyper, decoded, ~anchors)
         others = np.round(latent[:, :, ~anchors] - others_means).astype(np.int64)
-        return [self.side_section(side), Section(self.latent_coder, anchor_values, tables),
-                Section(self.latent_coder, others, others_tables)]
+        return [self.side_section(side), Section(LATENT, anchor_values, tables),
+                Section(LATENT, others, others_tables)]
 
-    def read(self, decoders: list[RangeDecoder], channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
+    def read(self, decoders: TileDecoders, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
         hyper = self.fixed.hyper(self.read_side(decoders, latent_shape), latent_shape)
         anchors = anchor_mask(*latent_shape)[0, 0].numpy()
         latent = np.zeros((len(decoders), channels, *latent_shape))
         means, tables = self.fixed.conditionals(hyper, None, anchors)
-        latent[:, :, anchors] = self.read_grouped(decoders, tables) + means
+        latent[:, :, anchors] = decoders.read(LATENT, tables) + means
         means, tables = self.fixed.conditionals(hyper, latent, ~anchors)
-        latent[:, :, ~anchors] = self.read_grouped(decoders, tables) + means
+        latent[:, :, ~anchors] = decoders.read(LATENT, tables) + means
         return latent.astype(np.float32)
 
 
