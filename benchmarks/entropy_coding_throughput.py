@@ -16,8 +16,8 @@ For each checkpoint, on the tiles of a config cut into batches:
   encoding and decoding on one CPU core, the part of the entropy steps that
   a GPU does not speed up (on a GPU it bounds the entropy-coded codecs'
   speed per CPU core); with ``--range-coding-processes N``, also spread over
-  N worker processes as the codec then does it (and the harness path uses
-  them too).
+  N worker processes as the codec then does it, and the harness path of the
+  codec so configured beside the others (``harness×N``).
 
 Trained checkpoints are used, since the coding time depends on the symbols'
 statistics. The rate columns give real bpp (bytes of the streams) beside the
@@ -68,7 +68,9 @@ def measure(path: Path, spec: ModelSpec, tiles: list[np.ndarray], device: str, b
 
 def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device: str, batch_size: int,
                   repeats: int, quality: float | None, processes: int) -> str:
-    codec = codec_class(checkpoint=str(path), quality=quality, device=device, range_coding_processes=processes)
+    codec = codec_class(checkpoint=str(path), quality=quality, device=device)
+    pooled = codec_class(checkpoint=str(path), quality=quality, device=device,
+                         range_coding_processes=processes) if processes else None
     coder = codec.coder
     synchronize = synchronizer_for(device)
     batches = [tiles[start:start + batch_size] for start in range(0, len(tiles), batch_size)]
@@ -85,40 +87,46 @@ def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device
 
     megapixels = sum(tile.size for tile in tiles) / 1e6
     seconds = [sum(timed.seconds for timed in step) for step in (analysed, written, read, synthesized)]
-    codings = [coder.range_codings[0]] + ([coder.range_coding] if processes else [])
-    seconds += [step for coding in codings
-                for step in range_coding_alone(coder, coding, [timed.result for timed in analysed], repeats)]
+    codings = [coder.range_coding] + ([pooled.coder.range_coding] if pooled else [])
+    range_coding = range_coding_alone(coder, codings, [timed.result for timed in analysed], megapixels, repeats)
     streams = [data for timed in written for data in timed.result]
     real = np.mean([8 * len(data) / tile.size for data, tile in zip(streams, tiles)])
     estimated = np.mean(codec.estimated_bpp(tiles))
-    side_by_side = network_and_harness(codec, batches, [timed.result for timed in written], shapes, megapixels,
+    side_by_side = network_and_harness(codec, pooled, batches, [timed.result for timed in written], shapes, megapixels,
                                        repeats, synchronize)
     steps = " ".join(f"{megapixels / second:9.1f}" for second in seconds)
+    steps += "".join(f" {speed:9.1f}" for speed in range_coding)
     name = path.name if quality is None else f"{path.name} q={quality:g}"
     return f"{name:48} {side_by_side} | {steps} | {real:7.4f} {estimated:7.4f} {real / estimated - 1:+7.2%}"
 
 
-def range_coding_alone(coder: EntropyLatentCoder, coding: RangeCoding | PooledRangeCoding,
-                       analysed: list[list[Analysis]], repeats: int) -> list[float]:
-    """Median seconds to range-code all batches with ``coding``, then to range-decode them, from their sections
-    (values and tables, computed once beforehand)."""
+def range_coding_alone(coder: EntropyLatentCoder, codings: list[RangeCoding | PooledRangeCoding],
+                       analysed: list[list[Analysis]], megapixels: float, repeats: int) -> list[float]:
+    """Median MPix/s of range-coding all batches with each of ``codings``, then of range-decoding them, from their
+    sections (values and tables, computed once beforehand); the codings take turns within each repeat."""
     batches = [sections for analyses in analysed for _, sections in coder.sections(analyses)]
-    encoded = time_call(lambda: [coding.encode(sections) for sections in batches], 1, repeats)
+    words = [codings[0].encode(sections) for sections in batches]
 
-    def decode() -> None:
-        for sections, words in zip(batches, encoded.result):
-            decoders = coding.decoders(words)
+    def decode(coding: RangeCoding | PooledRangeCoding) -> None:
+        for sections, batch_words in zip(batches, words):
+            decoders = coding.decoders(batch_words)
             for section in sections:
                 decoders.read(section.coder, section.tables)
             decoders.close()
 
-    return [encoded.seconds, time_call(decode, 1, repeats).seconds]
+    calls = {}
+    for index, coding in enumerate(codings):
+        calls[f"encode {index}"] = lambda coding=coding: [coding.encode(sections) for sections in batches]
+        calls[f"decode {index}"] = lambda coding=coding: decode(coding)
+    speeds = interleaved(calls, megapixels, repeats, None)
+    return [speeds[f"{direction} {index}"].median for index in range(len(codings)) for direction in ("encode", "decode")]
 
 
-def network_and_harness(codec: EntropyCodedAutoencoder, batches: list[list[np.ndarray]],
-                        streams: list[list[bytes]], shapes: list[list[tuple[int, int]]], megapixels: float,
-                        repeats: int, synchronize) -> str:
-    """The network alone and the harness path, encode and decode, over all batches, as table cells."""
+def network_and_harness(codec: EntropyCodedAutoencoder, pooled: EntropyCodedAutoencoder | None,
+                        batches: list[list[np.ndarray]], streams: list[list[bytes]],
+                        shapes: list[list[tuple[int, int]]], megapixels: float, repeats: int, synchronize) -> str:
+    """The network alone and the harness path, encode and decode, over all batches, as table cells; and the
+    harness path of ``pooled`` (the same codec range-coding in worker processes) where given."""
     coder = codec.coder
     qualities = [torch.tensor([coder.quality] * len(batch), device=coder.device) if coder.variable_rate else None
                  for batch in batches]
@@ -138,14 +146,24 @@ def network_and_harness(codec: EntropyCodedAutoencoder, batches: list[list[np.nd
     calls = {"network encode": network_encode,
              "harness encode": lambda: [codec.encode_batch(batch) for batch in batches],
              "network decode": network_decode,
-             "harness decode": lambda: [codec.decode_batch(batch_streams, batch_shapes)
-                                        for batch_streams, batch_shapes in zip(streams, shapes)]}
+             "harness decode": lambda: harness_decode(codec, streams, shapes)}
+    if pooled:
+        calls |= {"pooled encode": lambda: [pooled.encode_batch(batch) for batch in batches],
+                  "pooled decode": lambda: harness_decode(pooled, streams, shapes)}
     speeds = interleaved(calls, megapixels, repeats, synchronize)
     cells = []
     for direction in ("encode", "decode"):
-        network, harness = speeds[f"network {direction}"], speeds[f"harness {direction}"]
-        cells.append(f"{network.cell()} | {harness.cell()} | {harness.median / network.median:5.2f}")
+        network = speeds[f"network {direction}"]
+        cells.append(network.cell())
+        for path in ("harness", "pooled") if pooled else ("harness",):
+            harness = speeds[f"{path} {direction}"]
+            cells.append(f"{harness.cell()} | {harness.median / network.median:5.2f}")
     return " | ".join(cells)
+
+
+def harness_decode(codec: EntropyCodedAutoencoder, streams: list[list[bytes]],
+                   shapes: list[list[tuple[int, int]]]) -> list[list[np.ndarray]]:
+    return [codec.decode_batch(batch_streams, batch_shapes) for batch_streams, batch_shapes in zip(streams, shapes)]
 
 
 def analysis_network(coder, inputs: torch.Tensor, quality: torch.Tensor | None) -> torch.Tensor:
@@ -189,8 +207,10 @@ def main() -> None:
           + (f"; then over {args.range_coding_processes} processes)" if args.range_coding_processes else ")")
           + f"; range_coding_processes {args.range_coding_processes}")
     qualities = [float(value) for value in args.qualities.split(",")]
-    print(f"{'checkpoint':48} {'network encode':^23} | {'harness encode':^23} | {'ratio':>5} | "
-          f"{'network decode':^23} | {'harness decode':^23} | {'ratio':>5} | "
+    pooled = (lambda direction: f" | {'harness×N ' + direction:^23} | {'ratio':>5}") if args.range_coding_processes \
+        else (lambda direction: "")
+    print(f"{'checkpoint':48} {'network encode':^23} | {'harness encode':^23} | {'ratio':>5}{pooled('encode')} | "
+          f"{'network decode':^23} | {'harness decode':^23} | {'ratio':>5}{pooled('decode')} | "
           f"{'analysis':>9} {'ent. enc':>9} {'ent. dec':>9} {'synthesis':>9} {'rc enc':>9} {'rc dec':>9} "
           + (f"{'rc×N enc':>9} {'rc×N dec':>9} " if args.range_coding_processes else "") + "| "
           f"{'bpp':>7} {'est. bpp':>7} {'gap':>7}")

@@ -81,8 +81,6 @@ def symbol_coders(tables: dict[str, ProbabilityTables]) -> dict[str, SymbolCoder
 class RangeCoding:
     """Range coding in the codec's own process."""
 
-    processes = 0
-
     def __init__(self, tables: dict[str, ProbabilityTables]):
         self.coders = symbol_coders(tables)
 
@@ -121,9 +119,10 @@ class PooledRangeCoding:
     """Range coding spread over ``processes`` worker processes, each with its own copy of the coders.
 
     Each worker is one process at the end of a pipe whose arrays travel through shared memory
-    (``array_channel``), so a call costs one message each way and no thread hand-offs. A worker that dies fails the call it was on (an error, which the runner turns into error rows)
-    and is replaced on the next call; workers end with the pool, or when the process that started them ends
-    (their pipe closes), however it ends."""
+    (``array_channel``), so a call costs one message each way and no thread hand-offs. A worker that dies
+    fails the call it was on (an error, which the runner turns into error rows) and is replaced on the next
+    call; workers end with the pool, or when the process that started them ends (their pipe closes),
+    however it ends."""
 
     def __init__(self, tables: dict[str, ProbabilityTables], processes: int):
         self.tables = tables
