@@ -251,8 +251,7 @@ class PooledDecoders:
     def close(self) -> None:
         """Drop the tiles' decoders from their workers, if ``exhausted`` did not (after an error)."""
         if self.open:
-            self.open = False
-            self.pool.deal(len(self.keys), "finish", self.keys)
+            self.exhausted()
 
 
 TileDecoders = LocalDecoders | PooledDecoders
