@@ -123,6 +123,39 @@ def test_every_layer_keeps_its_largest_possible_sum_exact_in_float64():
             assert float(reach.max()) < 2.0**53
 
 
+@pytest.mark.parametrize("module", [nn.Conv2d(2, 2, 3, dilation=2), nn.Conv2d(2, 2, 3, groups=2),
+                                    nn.Conv2d(2, 2, 3, padding="same"), nn.Conv2d(2, 2, 3, padding_mode="reflect")])
+def test_a_convolution_its_kernels_do_not_compute_is_refused(module):
+    with pytest.raises(ValueError, match="no exact form of Conv2d"):
+        FixedPointNetwork(nn.Sequential(module), CPU)
+
+
+def test_the_kernels_called_by_name_on_cuda_give_the_sums_of_the_functional_convolutions():
+    """Checked on the CPU, where both exist: the named kernels are what a CUDA device runs (see the gpu test)."""
+    convolutions = [layer for layer in FixedPointNetwork(network(), CPU).layers if hasattr(layer, "sums")]
+    activations = to_fixed(torch.from_numpy(np.random.default_rng(3).normal(0, 2, size=(2, 6, 9, 11))))
+
+    for layer in convolutions:
+        assert torch.equal(layer.sums(activations, named_kernels=True), layer.sums(activations, named_kernels=False))
+        activations = layer(activations)[:, :, :9, :11]
+    assert [layer.transposed for layer in convolutions] == [True, False, False]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cudnn", [True, False])
+def test_on_cuda_it_gives_the_cpu_integers_whatever_the_process_sets_cudnn_to(cudnn):
+    """Larger than the other tests' input, so that cuDNN would have transform-based algorithms to choose from."""
+    modules = network()
+    activations = to_fixed(torch.from_numpy(np.random.default_rng(2).normal(0, 2, size=(4, 6, 40, 40))))
+    cuda = torch.device("cuda")
+
+    with torch.backends.cudnn.flags(enabled=cudnn, benchmark=cudnn):
+        on_gpu = FixedPointNetwork(modules, cuda)(activations.to(cuda)).cpu()
+
+    assert torch.equal(on_gpu, FixedPointNetwork(modules, CPU)(activations))
+
+
 def test_activations_beyond_the_limit_are_clamped_on_the_way_in():
     assert float(to_fixed(torch.tensor([1e9, -1e9])).abs().max()) == ACTIVATION_LIMIT
 

@@ -40,7 +40,6 @@ moves by less than 0.1 % (measured in the README).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from collections.abc import Callable
@@ -82,7 +81,7 @@ class FixedPointNetwork:
         self.layers = [_fixed_layer(module, device) for module in network]
 
     def __call__(self, activations: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), _exact_kernels(activations.device):
+        with torch.inference_mode():
             for layer in self.layers:
                 activations = layer(activations)
         return activations
@@ -97,6 +96,9 @@ class FixedPointConvolution(nn.Module):
         bias = (module.bias.detach().double().cpu() if module.bias is not None
                 else torch.zeros(module.out_channels, dtype=torch.float64))
         self.transposed = isinstance(module, nn.ConvTranspose2d)
+        if module.groups != 1 or module.dilation != (1, 1) or module.padding_mode != "zeros" \
+                or isinstance(module.padding, str):
+            raise ValueError(f"the fixed-point entropy model has no exact form of {module!r}")
         # The largest sum one output element can reach: each input at the limit, against the weights that feed
         # that output channel (dim 1 of a transposed convolution's weight, dim 0 of a convolution's).
         reach = (weight.abs().sum(dim=(0, 2, 3) if self.transposed else (1, 2, 3)) * ACTIVATION_LIMIT
@@ -106,14 +108,27 @@ class FixedPointConvolution(nn.Module):
         self.bias = torch.round(bias * 2.0 ** (self.bits + ACTIVATION_BITS)).to(device)
         self.stride, self.padding = module.stride, module.padding
         self.output_padding = module.output_padding if self.transposed else None
+        self.kernel_size = module.kernel_size
         self.kernel_area = math.prod(module.kernel_size)
 
     def forward(self, activations: torch.Tensor) -> torch.Tensor:
+        return self.rescaled(self.sums(activations, named_kernels=activations.is_cuda), channel_dim=1)
+
+    def sums(self, activations: torch.Tensor, named_kernels: bool) -> torch.Tensor:
+        """The convolution's sums, without bias. On CUDA torch's own unfold-and-multiply kernels are called by
+        name (``named_kernels``): F.conv2d might pick a cuDNN FFT or Winograd algorithm, whose rounding would
+        break exactness, and switching cuDNN off around the call would switch it off for the whole process, so
+        for the networks another thread runs meanwhile (``overlap_sub_batches``). On the CPU, F.conv2d runs
+        these same kernels on float64."""
+        if named_kernels and self.transposed:
+            return torch.ops.aten.slow_conv_transpose2d(activations, self.weight, self.kernel_size, None,
+                                                        self.stride, self.padding, self.output_padding, (1, 1))
+        if named_kernels:
+            return torch.ops.aten.thnn_conv2d(activations, self.weight, self.kernel_size, None, self.stride,
+                                              self.padding)
         if self.transposed:
-            sums = F.conv_transpose2d(activations, self.weight, None, self.stride, self.padding, self.output_padding)
-        else:
-            sums = F.conv2d(activations, self.weight, None, self.stride, self.padding)
-        return self.rescaled(sums, channel_dim=1)
+            return F.conv_transpose2d(activations, self.weight, None, self.stride, self.padding, self.output_padding)
+        return F.conv2d(activations, self.weight, None, self.stride, self.padding)
 
     def macs(self, activations: torch.Tensor, output: torch.Tensor) -> int:
         """Multiply-accumulates of one call, counted as ``complexity`` counts a float convolution."""
@@ -195,12 +210,6 @@ def _fixed_layer(module: nn.Module, device: torch.device) -> Layer:
     if isinstance(module, nn.GELU) and module.approximate == "none":
         return _Gelu(device)
     raise ValueError(f"the fixed-point entropy model has no exact form of {module!r}")
-
-
-def _exact_kernels(device: torch.device) -> contextlib.AbstractContextManager:
-    """cuDNN may pick FFT or Winograd convolutions, whose rounding would break exactness; torch's own CUDA kernels
-    (im2col and a matrix product) sum exact integers exactly."""
-    return torch.backends.cudnn.flags(enabled=False) if device.type == "cuda" else contextlib.nullcontext()
 
 
 class ScaleThresholds:
