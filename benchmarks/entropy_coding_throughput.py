@@ -16,15 +16,19 @@ For each checkpoint, on the tiles of a config cut into batches:
   encoding and decoding on one CPU core, the part of the entropy steps that
   a GPU does not speed up (on a GPU it bounds the entropy-coded codecs'
   speed per CPU core); with ``--range-coding-processes N``, also spread over
-  N worker processes as the codec then does it, and the harness path of the
-  codec so configured beside the others (``harness×N``).
+  N worker processes as the codec then does it;
+- with ``--range-coding-processes N`` and/or ``--overlap-sub-batches K``, the
+  harness path of the codec so configured beside the others: ``rc×N``
+  (range coding in N worker processes), ``ov×K`` (each batch cut into K
+  overlapped sub-batches), and both together when both are given.
 
 Trained checkpoints are used, since the coding time depends on the symbols'
 statistics. The rate columns give real bpp (bytes of the streams) beside the
 prior's estimate. CUDA is synchronised around every timed call.
 
     .venv/bin/python benchmarks/entropy_coding_throughput.py [--device cpu|cuda] [--config benchmarks.yaml | --tiles T.npy]
-        [--batch-size N] [--repeats 3] [--qualities 0,4,8] [--range-coding-processes N] [CHECKPOINT ...]
+        [--batch-size N] [--repeats 3] [--qualities 0,4,8] [--range-coding-processes N] [--overlap-sub-batches K]
+        [CHECKPOINT ...]
 """
 
 from __future__ import annotations
@@ -58,19 +62,32 @@ CODECS = {"factorized": FactorizedAutoencoder, "hyperprior": HyperpriorAutoencod
           "checkerboard": CheckerboardAutoencoder}
 
 
+def variant_options(processes: int, sub_batches: int) -> dict[str, dict[str, int]]:
+    """The configured variants timed beside the plain harness path, by column label: each option given alone,
+    and both together."""
+    alone = {}
+    if processes:
+        alone[f"rc×{processes}"] = {"range_coding_processes": processes}
+    if sub_batches > 1:
+        alone[f"ov×{sub_batches}"] = {"overlap_sub_batches": sub_batches}
+    if len(alone) == 2:
+        return alone | {" ".join(alone): {key: value for options in alone.values() for key, value in options.items()}}
+    return alone
+
+
 def measure(path: Path, spec: ModelSpec, tiles: list[np.ndarray], device: str, batch_size: int, repeats: int,
-            qualities: list[float], processes: int) -> list[str]:
+            qualities: list[float], variants: dict[str, dict[str, int]]) -> list[str]:
     """One line per quality of a variable-rate checkpoint, one line for a single-rate one."""
     levels = spec.rate_levels
-    return [measure_point(path, CODECS[spec.entropy], tiles, device, batch_size, repeats, quality, processes)
+    return [measure_point(path, CODECS[spec.entropy], tiles, device, batch_size, repeats, quality, variants)
             for quality in ([quality for quality in qualities if quality <= levels - 1] if levels else [None])]
 
 
 def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device: str, batch_size: int,
-                  repeats: int, quality: float | None, processes: int) -> str:
+                  repeats: int, quality: float | None, variants: dict[str, dict[str, int]]) -> str:
     codec = codec_class(checkpoint=str(path), quality=quality, device=device)
-    pooled = codec_class(checkpoint=str(path), quality=quality, device=device,
-                         range_coding_processes=processes) if processes else None
+    configured = {label: codec_class(checkpoint=str(path), quality=quality, device=device, **options)
+                  for label, options in variants.items()}
     coder = codec.coder
     synchronize = synchronizer_for(device)
     batches = [tiles[start:start + batch_size] for start in range(0, len(tiles), batch_size)]
@@ -87,12 +104,15 @@ def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device
 
     megapixels = sum(tile.size for tile in tiles) / 1e6
     seconds = [sum(timed.seconds for timed in step) for step in (analysed, written, read, synthesized)]
-    codings = [coder.range_coding] + ([pooled.coder.range_coding] if pooled else [])
+    # The variants with workers share one pool (same checkpoint and process count).
+    pools = {id(variant.coder.range_coding): variant.coder.range_coding for variant in configured.values()
+             if isinstance(variant.coder.range_coding, PooledRangeCoding)}
+    codings = [coder.range_coding, *pools.values()]
     range_coding = range_coding_alone(coder, codings, [timed.result for timed in analysed], megapixels, repeats)
     streams = [data for timed in written for data in timed.result]
     real = np.mean([8 * len(data) / tile.size for data, tile in zip(streams, tiles)])
     estimated = np.mean(codec.estimated_bpp(tiles))
-    side_by_side = network_and_harness(codec, pooled, batches, [timed.result for timed in written], shapes, megapixels,
+    side_by_side = network_and_harness(codec, configured, batches, [timed.result for timed in written], shapes, megapixels,
                                        repeats, synchronize)
     steps = " ".join(f"{megapixels / second:9.1f}" for second in seconds)
     steps += "".join(f" {speed:9.1f}" for speed in range_coding)
@@ -122,11 +142,11 @@ def range_coding_alone(coder: EntropyLatentCoder, codings: list[RangeCoding | Po
     return [speeds[f"{direction} {index}"].median for index in range(len(codings)) for direction in ("encode", "decode")]
 
 
-def network_and_harness(codec: EntropyCodedAutoencoder, pooled: EntropyCodedAutoencoder | None,
+def network_and_harness(codec: EntropyCodedAutoencoder, configured: dict[str, EntropyCodedAutoencoder],
                         batches: list[list[np.ndarray]], streams: list[list[bytes]],
                         shapes: list[list[tuple[int, int]]], megapixels: float, repeats: int, synchronize) -> str:
     """The network alone and the harness path, encode and decode, over all batches, as table cells; and the
-    harness path of ``pooled`` (the same codec range-coding in worker processes) where given."""
+    harness path of each ``configured`` variant of the codec (labelled)."""
     coder = codec.coder
     qualities = [torch.tensor([coder.quality] * len(batch), device=coder.device) if coder.variable_rate else None
                  for batch in batches]
@@ -143,19 +163,17 @@ def network_and_harness(codec: EntropyCodedAutoencoder, pooled: EntropyCodedAuto
         with torch.inference_mode(), torch_threads(codec.threads), autocast(coder.device, coder.precision):
             return [coder.model.decode(latent, quality) for latent, quality in zip(latents, qualities)]
 
-    calls = {"network encode": network_encode,
-             "harness encode": lambda: [codec.encode_batch(batch) for batch in batches],
-             "network decode": network_decode,
-             "harness decode": lambda: harness_decode(codec, streams, shapes)}
-    if pooled:
-        calls |= {"pooled encode": lambda: [pooled.encode_batch(batch) for batch in batches],
-                  "pooled decode": lambda: harness_decode(pooled, streams, shapes)}
+    paths = {"harness": codec} | configured
+    calls = {"network encode": network_encode, "network decode": network_decode}
+    for label, variant in paths.items():
+        calls |= {f"{label} encode": lambda variant=variant: [variant.encode_batch(batch) for batch in batches],
+                  f"{label} decode": lambda variant=variant: harness_decode(variant, streams, shapes)}
     speeds = interleaved(calls, megapixels, repeats, synchronize)
     cells = []
     for direction in ("encode", "decode"):
         network = speeds[f"network {direction}"]
         cells.append(network.cell())
-        for path in ("harness", "pooled") if pooled else ("harness",):
+        for path in paths:
             harness = speeds[f"{path} {direction}"]
             cells.append(f"{harness.cell()} | {harness.median / network.median:5.2f}")
     return " | ".join(cells)
@@ -188,8 +206,11 @@ def main() -> None:
     parser.add_argument("--qualities", default="0,4,8",
                         help="comma-separated qualities at which variable-rate checkpoints are measured")
     parser.add_argument("--range-coding-processes", type=int, default=0,
-                        help="the codecs' range_coding_processes option (default 0: in the codec's own process)")
+                        help="also time the codecs with this range_coding_processes option (default 0: not)")
+    parser.add_argument("--overlap-sub-batches", type=int, default=1,
+                        help="also time the codecs with this overlap_sub_batches option (default 1: not)")
     args = parser.parse_args()
+    variants = variant_options(args.range_coding_processes, args.overlap_sub_batches)
     # Every shipped entropy-coded checkpoint; resume states and the intermediate training stages (both
     # git-ignored) are not shipped models.
     paths = args.checkpoints or [path for path in sorted((ROOT / "checkpoints").glob("autoencoder-*.pt"))
@@ -205,18 +226,20 @@ def main() -> None:
           "the analysis, entropy encoding, entropy decoding and synthesis steps, and of the range encoding "
           "and decoding alone (one CPU core"
           + (f"; then over {args.range_coding_processes} processes)" if args.range_coding_processes else ")")
-          + f"; range_coding_processes {args.range_coding_processes}")
+          + "; harness path also with " + (", ".join(f"{label}: {options}" for label, options in variants.items())
+                                           or "no other options"))
     qualities = [float(value) for value in args.qualities.split(",")]
-    pooled = (lambda direction: f" | {'harness×N ' + direction:^23} | {'ratio':>5}") if args.range_coding_processes \
-        else (lambda direction: "")
-    print(f"{'checkpoint':48} {'network encode':^23} | {'harness encode':^23} | {'ratio':>5}{pooled('encode')} | "
-          f"{'network decode':^23} | {'harness decode':^23} | {'ratio':>5}{pooled('decode')} | "
+
+    def configured(direction: str) -> str:
+        return "".join(f" | {label + ' ' + direction:^23} | {'ratio':>5}" for label in variants)
+
+    print(f"{'checkpoint':48} {'network encode':^23} | {'harness encode':^23} | {'ratio':>5}{configured('encode')} | "
+          f"{'network decode':^23} | {'harness decode':^23} | {'ratio':>5}{configured('decode')} | "
           f"{'analysis':>9} {'ent. enc':>9} {'ent. dec':>9} {'synthesis':>9} {'rc enc':>9} {'rc dec':>9} "
           + (f"{'rc×N enc':>9} {'rc×N dec':>9} " if args.range_coding_processes else "") + "| "
           f"{'bpp':>7} {'est. bpp':>7} {'gap':>7}")
     for path, spec in checkpoints.items():
-        for line in measure(path, spec, tiles, args.device, batch_size, args.repeats, qualities,
-                            args.range_coding_processes):
+        for line in measure(path, spec, tiles, args.device, batch_size, args.repeats, qualities, variants):
             print(line, flush=True)
     print(f"load average at the end {load_average()}")
 

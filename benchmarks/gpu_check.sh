@@ -4,7 +4,8 @@
 #   benchmarks/gpu_check.sh          on CUDA: the `gpu` tests, autoencoder_throughput.py for the `default`
 #                                    preset at batch 32 and 128 in fp32 and bf16, entropy_coding_throughput.py
 #                                    on every shipped entropy-coded checkpoint at batch 32, range-coding in
-#                                    all but two of the CPU cores (range_coding_processes), and
+#                                    all but two of the CPU cores (range_coding_processes), in two overlapped
+#                                    sub-batches (overlap_sub_batches), and both, and
 #                                    precision_quality.py (rate and PSNR of bf16 and fp16 against fp32)
 #   benchmarks/gpu_check.sh cpu      a dry run of the same steps, small, on the CPU: checks the script and the
 #                                    arguments it passes (the gpu tests skip there)
@@ -55,13 +56,14 @@ step() {  # step NAME LIMIT_S COMMAND...: run COMMAND into $out/NAME.txt, log it
 : >"$out/steps.txt"
 step environment 30 bash -c "nvidia-smi; $python -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available())'"
 tile_options=(${TILES:+--tiles "$TILES"})
-step gpu_tests 120 "$python" -m pytest -q -p no:cacheprovider -m gpu -rs --continue-on-collection-errors tests/
+step gpu_tests 110 "$python" -m pytest -q -p no:cacheprovider -m gpu -rs --continue-on-collection-errors tests/
 for precision in $precisions; do
     step "autoencoder_throughput_$precision" 90 "$python" benchmarks/autoencoder_throughput.py --device "$device" \
         --presets "$presets" --batch-sizes "$batches" --precision "$precision" --repeats "$repeats"
 done
-step entropy_coding_throughput 150 "$python" benchmarks/entropy_coding_throughput.py --device "$device" \
-    --batch-size "$entropy_batch" --repeats 3 --range-coding-processes "$range_processes" "${tile_options[@]}" \
+step entropy_coding_throughput 180 "$python" benchmarks/entropy_coding_throughput.py --device "$device" \
+    --batch-size "$entropy_batch" --repeats 3 --range-coding-processes "$range_processes" --overlap-sub-batches 2 \
+    "${tile_options[@]}" \
     "${entropy_checkpoints[@]}"
-step precision_quality 120 "$python" benchmarks/precision_quality.py --device "$device" "${tile_options[@]}" \
+step precision_quality 100 "$python" benchmarks/precision_quality.py --device "$device" "${tile_options[@]}" \
     "${quality_options[@]}"

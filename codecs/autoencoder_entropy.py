@@ -50,7 +50,8 @@ class EntropyCodedAutoencoder(Codec):
     checkpoints only: from 0 to levels - 1, in steps of 0.001), ``device`` (filled in by the runner),
     ``precision`` (fp32, or bf16/fp16 on CUDA), ``threads`` (torch's CPU threads during the calls, default 1),
     ``range_coding_processes`` (worker processes that range-code a batch's tiles in parallel; default 0, in
-    the codec's own process)."""
+    the codec's own process), ``overlap_sub_batches`` (parts a batch is cut into, one part's entropy coding
+    overlapping the next part's networks in a second thread; default 1, no overlap)."""
 
     entropy: ClassVar[str]
     unavailable: ClassVar[str | None] = unavailable_reason()
@@ -58,7 +59,7 @@ class EntropyCodedAutoencoder(Codec):
     rate_knob = RateKnob("quality", low=0, high=0, more_bits_when_higher=True, step=1 / QUALITY_SCALE)
 
     def __init__(self, checkpoint: str, quality: float | None = None, device: str = "cpu", precision: str = "fp32",
-                 threads: int = NETWORK_THREADS, range_coding_processes: int = 0,
+                 threads: int = NETWORK_THREADS, range_coding_processes: int = 0, overlap_sub_batches: int = 1,
                  base_dir: str | Path | None = None):
         path = resolve_checkpoint(self.name, checkpoint, base_dir)
         torch_device = parse_device(self.name, device)
@@ -67,7 +68,8 @@ class EntropyCodedAutoencoder(Codec):
         loaded, coder = _loaded_coder(path, (status.st_ino, status.st_size, status.st_mtime_ns), self.entropy,
                                       str(torch_device), precision)
         self.coder = coder.configured(_validated_quality(self.name, quality, loaded, path),
-                                      _validated_processes(self.name, range_coding_processes))
+                                      _validated_processes(self.name, range_coding_processes),
+                                      _validated_sub_batches(self.name, overlap_sub_batches))
         self.device = describe_device(torch_device)
         self.preferred_batch_size = preferred_batch_size(torch_device)
         self.threads = validated_threads(self.name, threads)
@@ -142,6 +144,13 @@ def _validated_processes(codec: str, processes: object) -> int:
         raise ValueError(f"{codec} option range_coding_processes={processes!r}; expected a whole number of worker "
                          "processes, or 0 to range-code in the codec's own process")
     return processes
+
+
+def _validated_sub_batches(codec: str, sub_batches: object) -> int:
+    if isinstance(sub_batches, bool) or not isinstance(sub_batches, int) or sub_batches < 1:
+        raise ValueError(f"{codec} option overlap_sub_batches={sub_batches!r}; expected a whole number of parts "
+                         "to cut each batch into, at least 1 (1: no overlap)")
+    return sub_batches
 
 
 class FactorizedAutoencoder(EntropyCodedAutoencoder):

@@ -135,8 +135,10 @@ def _fuzz_in_one_worker(codec_class: type[Codec], options: dict[str, Any], shape
     """Run cases from ``first`` in a new worker until they are done or it dies; the next case to run."""
     call_limit_s = limits[0]
     parent, child = CONTEXT.Pipe()
+    # Not daemonic, since a codec may start processes of its own (the learned codecs' range_coding_processes),
+    # which a daemonic process may not; it is stopped below however this ends.
     worker = CONTEXT.Process(target=_fuzz_worker, args=(child, codec_class, options, shape, cases[first:], limits),
-                             daemon=True)
+                             daemon=False)
     worker.start()
     child.close()
     current, started = first, time.monotonic()

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import constriction
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from harness_codecs._autoencoder.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from harness_codecs._autoencoder.entropy_inference import even_parts, pipelined
 from harness_codecs._autoencoder.entropy_models import (
     FactorizedDensity,
     estimated_bits,
@@ -454,6 +456,102 @@ def test_codecs_of_one_checkpoint_share_its_range_coding_workers(checkpoint, ent
 
     assert isinstance(again.coder.range_coding, PooledRangeCoding)
     assert again.coder.range_coding is pooled_codec.coder.range_coding
+
+
+@pytest.mark.parametrize(("count", "lengths"), [(1, [7]), (2, [4, 3]), (3, [3, 2, 2]), (7, [1] * 7), (10, [1] * 7)])
+def test_a_batch_is_cut_into_consecutive_parts_of_even_length(count, lengths):
+    parts = even_parts(list(range(7)), count)
+
+    assert [len(part) for part in parts] == lengths
+    assert [item for part in parts for item in part] == list(range(7))
+
+
+def test_an_empty_batch_is_one_empty_part():
+    assert even_parts([], 3) == [[]]
+
+
+@pytest.mark.parametrize("sub_batches", [2, 3, 10])
+def test_overlapped_sub_batches_give_the_streams_of_their_parts_coded_one_after_the_other(checkpoint, entropy, codec,
+                                                                                         sub_batches):
+    """Each part is its own batch for the networks, whose floats may depend on the batch's size (oneDNN's
+    blocking), so the reference is the parts coded as batches in turn, not the whole batch at once."""
+    overlapped = ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), overlap_sub_batches=sub_batches)
+    tiles = [speckle_tile(shape, seed) for shape, seed in MIXED_BATCH]
+
+    expected = [stream for part in even_parts(tiles, sub_batches) for stream in codec.encode_batch(part)]
+    assert overlapped.encode_batch(tiles) == expected
+
+
+@pytest.mark.parametrize("sub_batches", [2, 3, 10])
+def test_overlapped_sub_batches_decode_to_the_tiles_of_their_parts_decoded_one_after_the_other(checkpoint, entropy,
+                                                                                              codec, sub_batches):
+    overlapped = ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), overlap_sub_batches=sub_batches)
+    tiles = [speckle_tile(shape, seed) for shape, seed in MIXED_BATCH]
+    streams, shapes = codec.encode_batch(tiles), [tile.shape for tile in tiles]
+
+    expected = [tile for part in even_parts(range(len(tiles)), sub_batches)
+                for tile in codec.decode_batch([streams[i] for i in part], [shapes[i] for i in part])]
+    for part, whole in zip(overlapped.decode_batch(streams, shapes), expected, strict=True):
+        np.testing.assert_array_equal(part, whole)
+
+
+def test_overlapped_sub_batches_range_coded_in_worker_processes_code_as_in_the_codecs_own_process(checkpoint, entropy):
+    overlapped = ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), overlap_sub_batches=2)
+    both = ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), overlap_sub_batches=2, range_coding_processes=2)
+    tiles = [speckle_tile(shape, seed) for shape, seed in MIXED_BATCH]
+    streams, shapes = overlapped.encode_batch(tiles), [tile.shape for tile in tiles]
+
+    assert both.encode_batch(tiles) == streams
+    for pooled, own in zip(both.decode_batch(streams, shapes), overlapped.decode_batch(streams, shapes), strict=True):
+        np.testing.assert_array_equal(pooled, own)
+
+
+def test_a_stream_refused_in_an_overlapped_sub_batch_is_refused_clearly_and_the_codec_goes_on(checkpoint, entropy,
+                                                                                             codec):
+    overlapped = ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), overlap_sub_batches=2)
+    tile = speckle_tile((64, 64))
+    stream = codec.encode(tile)
+
+    with pytest.raises(ValueError, match="decode it with the tile shape it was encoded for"):
+        overlapped.decode_batch([stream, stream], [tile.shape, (32, 32)])
+    np.testing.assert_array_equal(overlapped.decode(stream, tile.shape), codec.decode(stream, tile.shape))
+
+
+def test_pipelined_runs_the_next_part_ahead_while_this_part_finishes():
+    next_part_started = threading.Event()
+
+    def ahead(part: int) -> int:
+        if part == 1:
+            next_part_started.set()
+        return part
+
+    def then(part: int) -> list[tuple[int, bool]]:
+        return [(part, next_part_started.wait(timeout=10) if part == 0 else True)]
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        assert pipelined([0, 1, 2], ahead, then, thread) == [(0, True), (1, True), (2, True)]
+
+
+def test_a_failing_part_fails_the_pipeline_only_once_the_part_running_ahead_has_finished():
+    finished = []
+
+    def ahead(part: int) -> int:
+        time.sleep(0.2 * part)
+        finished.append(part)
+        return part
+
+    def then(part: int) -> list[int]:
+        raise ValueError(f"part {part} fails")
+
+    with ThreadPoolExecutor(max_workers=1) as thread, pytest.raises(ValueError, match="part 0 fails"):
+        pipelined([0, 1], ahead, then, thread)
+    assert finished == [0, 1]
+
+
+@pytest.mark.parametrize("sub_batches", [0, True, 1.5, "2"])
+def test_a_bad_number_of_overlapped_sub_batches_is_refused(checkpoint, entropy, sub_batches):
+    with pytest.raises(ValueError, match=f"overlap_sub_batches={sub_batches!r}; expected a whole number of parts"):
+        ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), overlap_sub_batches=sub_batches)
 
 
 def test_without_constriction_every_entropy_coded_codec_still_registers_with_the_install_command():

@@ -43,3 +43,16 @@ class TestEveryBuiltInCodec(CodecConformance):
     @classmethod
     def codec_under_test(cls, request):
         return REGISTRY.codec(request.param), POINTS[request.param]
+
+
+SPEED_OPTIONS = {"range_coding_processes": 1, "overlap_sub_batches": 2}
+"""The entropy-coded codecs' options that change where and when the work is done, not the streams' format."""
+
+
+class TestAnEntropyCodedCodecWithItsSpeedOptions(CodecConformance):
+    """Range coding in a worker process and overlapped sub-batches, under the same contract (fuzzing included)."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def codec_under_test(cls):
+        return REGISTRY.codec("autoencoder_hyperprior"), POINTS["autoencoder_hyperprior"] | SPEED_OPTIONS

@@ -12,12 +12,25 @@ fixed point on the device on both sides (``fixed_point``), from values that
 both sides hold exactly, so the decoder picks the same tables and means as
 the encoder whatever device either ran on. They work at 1/16 or 1/64 of the
 tile's resolution.
+
+With ``overlap_sub_batches`` K > 1 a batch is cut into K sub-batches and the
+two halves of each call overlap: while encoding, the analysis networks of the
+next sub-batch run in a second thread while this one's tables are picked and
+range-coded; while decoding, the next sub-batch is range-decoded in the second
+thread while this one's decoder network runs. torch's kernels and the pipes
+to the range-coding workers release the GIL, so the overlap is real (the
+range coding in this process holds the GIL while it runs). Each sub-batch
+is a batch of its own for the networks, so the streams are those of the
+sub-batches coded one after the other.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -33,6 +46,39 @@ from harness_codecs._autoencoder.inference import autocast, group_by_shape, mode
 from harness_codecs._autoencoder.latent_layouts import coder_tables, layout_for
 from harness_codecs._autoencoder.model import Autoencoder, latent_size
 from harness_codecs._autoencoder.range_coding import PooledRangeCoding, RangeCoding, Section, range_coding
+
+
+Item = TypeVar("Item")
+Middle = TypeVar("Middle")
+
+
+def even_parts(items: Sequence[Item], count: int) -> list[Sequence[Item]]:
+    """``items`` cut into ``count`` consecutive parts whose lengths differ by one at most (fewer parts if there
+    are fewer items; one, empty, if there are none)."""
+    count = min(count, len(items)) or 1
+    size, extra = divmod(len(items), count)
+    bounds = [index * size + min(index, extra) for index in range(count + 1)]
+    return [items[start:stop] for start, stop in zip(bounds, bounds[1:])]
+
+
+def pipelined(parts: Sequence[Item], ahead: Callable[[Item], Middle], then: Callable[[Middle], list],
+              thread: ThreadPoolExecutor) -> list:
+    """``then(ahead(part))`` of every part, concatenated in order, with ``ahead`` running one part ahead in
+    ``thread`` while this thread runs ``then`` (a single part runs here alone). Whatever raises, no part is
+    left running in ``thread`` when this returns."""
+    if len(parts) == 1:
+        return then(ahead(parts[0]))
+    results: list = []
+    pending: Future | None = thread.submit(ahead, parts[0])
+    try:
+        for following in [*parts[1:], None]:
+            done = pending.result()
+            pending = thread.submit(ahead, following) if following is not None else None
+            results.extend(then(done))
+    finally:
+        if pending is not None:
+            wait([pending])
+    return results
 
 
 @dataclass(frozen=True)
@@ -56,7 +102,8 @@ class EntropyLatentCoder:
 
     ``quality`` (variable-rate models only) is the level the encoder codes at;
     the decoder reads each stream's own quality from its header.
-    ``range_coding`` codes the tiles in this process or in worker processes
+    ``range_coding`` codes the tiles in this process or in worker processes,
+    and ``sub_batches`` sets how many overlapped parts a batch is cut into
     (``configured``).
     """
 
@@ -74,12 +121,18 @@ class EntropyLatentCoder:
         self.range_coding: RangeCoding | PooledRangeCoding = range_coding(self.tables, 0)
         self.range_codings = {0: self.range_coding}
         """Every process count's range coding, shared by the copies ``configured`` makes."""
+        self.sub_batches = 1
+        self.overlap = ThreadPoolExecutor(max_workers=1, thread_name_prefix="overlapped-sub-batch")
+        """The second thread of overlapped sub-batches (started at its first use), shared by the copies: the
+        runner makes one call at a time, and each call waits for its sub-batches."""
 
-    def configured(self, quality: float | None, processes: int = 0) -> EntropyLatentCoder:
+    def configured(self, quality: float | None, processes: int = 0, sub_batches: int = 1) -> EntropyLatentCoder:
         """The same coder (sharing model, tables and layout) encoding at ``quality``, range-coding in
-        ``processes`` worker processes (0: in this one)."""
+        ``processes`` worker processes (0: in this one), overlapping ``sub_batches`` parts of each batch
+        (1: none)."""
         coder = copy.copy(self)
         coder.quality = quality
+        coder.sub_batches = sub_batches
         if processes not in self.range_codings:
             self.range_codings[processes] = range_coding(self.tables, processes)
         coder.range_coding = self.range_codings[processes]
@@ -165,11 +218,19 @@ class EntropyLatentCoder:
         return tiles
 
     def encode_batch(self, tiles: list[np.ndarray]) -> list[bytes]:
-        return self.write(self.analyse(tiles))
+        return pipelined(even_parts(tiles, self.sub_batches), self.analyse, self.write, self.overlap)
 
     def decode_batch(self, streams: list[bytes], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
         shapes = [tuple(shape) for shape in shapes]
-        return self.synthesize(self.read(streams, shapes), shapes)
+
+        def read(part: Sequence[int]) -> tuple[list[Reading], list[tuple[int, int]]]:
+            part_shapes = [shapes[index] for index in part]
+            return self.read([streams[index] for index in part], part_shapes), part_shapes
+
+        def synthesize(done: tuple[list[Reading], list[tuple[int, int]]]) -> list[np.ndarray]:
+            return self.synthesize(*done)
+
+        return pipelined(even_parts(range(len(streams)), self.sub_batches), read, synthesize, self.overlap)
 
     def estimated_bpp(self, tiles: list[np.ndarray]) -> list[float]:
         """The prior's own estimate of each tile's rate, ``-sum(log2 p) / pixels``, with rounding as coded."""
