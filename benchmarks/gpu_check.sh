@@ -3,7 +3,7 @@
 #
 #   benchmarks/gpu_check.sh          on CUDA: the `gpu` tests, autoencoder_throughput.py for the `default`
 #                                    preset at batch 32 and 128 in fp32 and bf16, entropy_coding_throughput.py
-#                                    on every shipped entropy-coded checkpoint at batch 32, range-coding in
+#                                    on one shipped checkpoint per entropy model at batch 32, range-coding in
 #                                    all but two of the CPU cores (range_coding_processes), in two overlapped
 #                                    sub-batches (overlap_sub_batches), and both, and
 #                                    precision_quality.py (rate and PSNR of bf16 and fp16 against fp32)
@@ -35,7 +35,10 @@ python=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo pyth
 mkdir -p "$out"
 
 if [ "$device" = cuda ]; then
-    presets=default batches=32,128 precisions="fp32 bf16" repeats=5 entropy_batch=32 entropy_checkpoints=()
+    presets=default batches=32,128 precisions="fp32 bf16" repeats=5 entropy_batch=32
+    # one checkpoint per entropy model: each starts its own pool of workers, and the step must end in time
+    entropy_checkpoints=(checkpoints/autoencoder-tiny-factorized-l60.pt checkpoints/autoencoder-tiny-hyperprior-l100.pt
+                         checkpoints/autoencoder-gdn-dct-small-checkerboard.pt)
     range_processes=$(( $(nproc) > 4 ? $(nproc) - 2 : 2 ))
     quality_options=(--precisions bf16,fp16)
 else

@@ -30,7 +30,8 @@ from harness_codecs._autoencoder.checkpoint import (
 )
 from harness_codecs._autoencoder.complexity import codec_complexity
 from harness_codecs._autoencoder.entropy_inference import EntropyLatentCoder
-from harness_codecs._autoencoder.entropy_stream import QUALITY_SCALE, unavailable_reason
+from harness_codecs._autoencoder.entropy_stream import QUALITY_SCALE
+from harness_codecs._autoencoder.symbol_coding import unavailable_reason
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.options import (
     NETWORK_THREADS,

@@ -26,24 +26,19 @@ from harness_codecs._autoencoder.entropy_models import (
     gaussian_likelihood,
     prior_forward,
 )
-from harness_codecs._autoencoder.entropy_stream import (
-    HEADER_BYTES,
-    VARIABLE_RATE_FORMAT_VERSION,
-    SymbolCoder,
-    new_decoder,
-    new_encoder,
-)
+from harness_codecs._autoencoder.entropy_stream import HEADER_BYTES, VARIABLE_RATE_FORMAT_VERSION
 from harness_codecs._autoencoder.entropy_tables import (
     SCALE_TABLE,
     TAIL_MASS,
-    ProbabilityTables,
     entropy_tables,
     factorized_tables,
     gaussian_tables,
 )
 from harness_codecs._autoencoder.model import Autoencoder, spec_for
+from harness_codecs._autoencoder.probability_tables import ProbabilityTables
 from harness_codecs._autoencoder.range_coding import PooledRangeCoding
 from harness_codecs.autoencoder import AutoencoderCodec
+from harness_codecs._autoencoder.symbol_coding import SymbolCoder, new_decoder, new_encoder
 from harness_codecs.autoencoder_entropy import (
     CheckerboardAutoencoder,
     FactorizedAutoencoder,
@@ -435,6 +430,25 @@ def test_range_coding_workers_exit_when_the_process_that_started_them_is_killed(
         time.sleep(0.1)
 
     assert len(workers) == 2 and not any(_alive(pid) for pid in workers)
+
+
+def test_range_coding_workers_do_not_load_torch(tmp_path):
+    """A worker needs numpy and constriction alone: a fraction of a second to start, and tens of megabytes
+    rather than torch's hundreds. (A spawned process also imports its parent's main script; this one, like
+    ``python -m harness``, imports nothing at the top.)"""
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "if __name__ == '__main__':\n"
+        "    import torch\n"
+        "    from harness_codecs._autoencoder.entropy_tables import gaussian_tables\n"
+        "    from harness_codecs._autoencoder.range_coding import PooledRangeCoding\n"
+        "    pool = PooledRangeCoding({'latent': gaussian_tables()}, 1)\n"
+        "    maps = open(f'/proc/{pool.workers[0].process.pid}/maps').read()\n"
+        "    print('libtorch' in maps, 'constriction' in maps)\n")
+
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+
+    assert done.stdout.split() == ["False", "True"], done.stderr
 
 
 def _alive(pid: int) -> bool:

@@ -12,7 +12,7 @@ on a CPU machine.
 * Factorized density: one table per channel over the integers from the
   ``TAIL_MASS / 2`` quantile to the ``1 - TAIL_MASS / 2`` quantile; a value
   outside is coded as the end symbol, which carries the tail's mass,
-  followed by its distance beyond it (``entropy_stream.SymbolCoder``).
+  followed by its distance beyond it (``symbol_coding.SymbolCoder``).
 * Gaussian conditional: one table per scale of a fixed log-spaced
   ``SCALE_TABLE`` (as in CompressAI); an element is coded with the table of
   the smallest tabulated scale at least as large as its predicted scale.
@@ -27,47 +27,14 @@ import numpy as np
 import torch
 from harness_codecs._autoencoder.checkerboard import CheckerboardPrior
 from harness_codecs._autoencoder.entropy_models import SCALE_FLOOR, FactorizedDensity, HyperPrior
+from harness_codecs._autoencoder.probability_tables import ProbabilityTables
 from scipy.special import expit, ndtr, ndtri
 from torch import nn
 
 TAIL_MASS = 1e-9
 SEARCH_RADIUS = 4096
 """The density's support is searched among the integers in ``[-SEARCH_RADIUS, SEARCH_RADIUS]``."""
-TABLE_FIELDS = ("probabilities", "starts", "lengths", "offsets")
-"""The arrays of a ``ProbabilityTables``, in constructor order, as stored in a checkpoint."""
 SCALE_TABLE = np.exp(np.linspace(np.log(SCALE_FLOOR), np.log(64.0), 64))
-
-
-@dataclass(frozen=True)
-class ProbabilityTables:
-    """Several discrete distributions in one flat array: table ``i`` gives the probabilities of the
-    symbol values ``offsets[i] .. offsets[i] + lengths[i] - 1``."""
-
-    probabilities: np.ndarray
-    starts: np.ndarray
-    lengths: np.ndarray
-    offsets: np.ndarray
-
-    @classmethod
-    def from_list(cls, tables: list[np.ndarray], offsets: list[int]) -> "ProbabilityTables":
-        lengths = np.array([len(table) for table in tables], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        return cls(np.concatenate(tables).astype(np.float64), starts, lengths, np.array(offsets, dtype=np.int64))
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def table(self, index: int) -> np.ndarray:
-        return self.probabilities[self.starts[index]:self.starts[index] + self.lengths[index]]
-
-    def to_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
-        return {f"{prefix}.{name}": torch.from_numpy(np.ascontiguousarray(getattr(self, name)))
-                for name in TABLE_FIELDS}
-
-    @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str) -> "ProbabilityTables":
-        probabilities, *indexes = (tensors[f"{prefix}.{name}"].numpy() for name in TABLE_FIELDS)
-        return cls(probabilities.astype(np.float64), *(array.astype(np.int64) for array in indexes))
 
 
 @torch.no_grad()
@@ -113,18 +80,18 @@ class EntropyTables:
     scales: np.ndarray | None = None
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = self.latent.to_tensors("latent")
+        arrays = self.latent.arrays("latent")
         if self.side is not None:
-            tensors.update(self.side.to_tensors("side"))
-            tensors["scales"] = torch.from_numpy(np.asarray(self.scales, dtype=np.float64))
-        return tensors
+            arrays |= self.side.arrays("side") | {"scales": np.asarray(self.scales, dtype=np.float64)}
+        return {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in arrays.items()}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "EntropyTables":
-        if "scales" not in tensors:
-            return cls(ProbabilityTables.from_tensors(tensors, "latent"))
-        return cls(ProbabilityTables.from_tensors(tensors, "latent"), ProbabilityTables.from_tensors(tensors, "side"),
-                   tensors["scales"].numpy().astype(np.float64))
+        arrays = {name: tensor.numpy() for name, tensor in tensors.items()}
+        if "scales" not in arrays:
+            return cls(ProbabilityTables.from_arrays(arrays, "latent"))
+        return cls(ProbabilityTables.from_arrays(arrays, "latent"), ProbabilityTables.from_arrays(arrays, "side"),
+                   arrays["scales"].astype(np.float64))
 
 
 def entropy_tables(prior: nn.Module) -> EntropyTables:

@@ -19,6 +19,12 @@ Values and table indexes travel through shared memory (``array_channel``),
 in 16 bits where they fit (they do for a trained latent): a quarter of the
 bytes of int64. Each request is a round trip to every worker used, so the
 workers pay off where a batch holds milliseconds of coding per worker.
+
+A worker imports this module, numpy and constriction, not torch (tested):
+about 35 MB resident and a third of a second to start on the 2-core VM,
+against 240 MB and 2 to 4 s with torch. Like every spawned process it also
+imports the program's main script, if that is a file: a script that imports
+torch at its top gives its workers torch too (``python -m harness`` does not).
 """
 
 from __future__ import annotations
@@ -36,8 +42,8 @@ from typing import Any
 
 import numpy as np
 from harness_codecs._autoencoder.array_channel import ArrayChannel
-from harness_codecs._autoencoder.entropy_stream import SymbolCoder, new_decoder, new_encoder
-from harness_codecs._autoencoder.entropy_tables import ProbabilityTables
+from harness_codecs._autoencoder.symbol_coding import SymbolCoder, new_decoder, new_encoder
+from harness_codecs._autoencoder.probability_tables import ProbabilityTables
 
 LATENT, SIDE = "latent", "side"
 """The coders a stream's sections name: the latent ``y``'s tables, the side latent ``z``'s."""
