@@ -31,7 +31,6 @@ from harness_codecs._autoencoder.checkpoint import (
 from harness_codecs._autoencoder.complexity import codec_complexity
 from harness_codecs._autoencoder.entropy_inference import EntropyLatentCoder
 from harness_codecs._autoencoder.entropy_stream import QUALITY_SCALE
-from harness_codecs._autoencoder.symbol_coding import unavailable_reason
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.options import (
     NETWORK_THREADS,
@@ -39,9 +38,11 @@ from harness_codecs._autoencoder.options import (
     parse_device,
     preferred_batch_size,
     resolve_checkpoint,
+    validated_count,
     validated_precision,
     validated_threads,
 )
+from harness_codecs._autoencoder.symbol_coding import unavailable_reason
 
 from harness import Codec, Complexity, RateKnob, hookimpl, torch_threads
 
@@ -141,17 +142,13 @@ def _validated_quality(codec: str, quality: float | None, loaded: Checkpoint, pa
 
 
 def _validated_processes(codec: str, processes: object) -> int:
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
-        raise ValueError(f"{codec} option range_coding_processes={processes!r}; expected a whole number of worker "
-                         "processes, or 0 to range-code in the codec's own process")
-    return processes
+    return validated_count(codec, "range_coding_processes", processes, 0,
+                           "a whole number of worker processes, or 0 to range-code in the codec's own process")
 
 
 def _validated_sub_batches(codec: str, sub_batches: object) -> int:
-    if isinstance(sub_batches, bool) or not isinstance(sub_batches, int) or sub_batches < 1:
-        raise ValueError(f"{codec} option overlap_sub_batches={sub_batches!r}; expected a whole number of parts "
-                         "to cut each batch into, at least 1 (1: no overlap)")
-    return sub_batches
+    return validated_count(codec, "overlap_sub_batches", sub_batches, 1,
+                           "a whole number of parts to cut each batch into, at least 1 (1: no overlap)")
 
 
 class FactorizedAutoencoder(EntropyCodedAutoencoder):

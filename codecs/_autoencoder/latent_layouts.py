@@ -19,8 +19,8 @@ import torch
 from harness_codecs._autoencoder.checkerboard import CheckerboardPrior, anchor_mask
 from harness_codecs._autoencoder.entropy_models import FactorizedPrior, HyperPrior
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
-from harness_codecs._autoencoder.probability_tables import ProbabilityTables
 from harness_codecs._autoencoder.fixed_point import FixedPointCheckerboard, FixedPointHyperPrior
+from harness_codecs._autoencoder.probability_tables import ProbabilityTables
 from harness_codecs._autoencoder.range_coding import LATENT, SIDE, Section, TileDecoders
 from torch import nn
 

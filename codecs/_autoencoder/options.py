@@ -71,6 +71,14 @@ means the same on every machine, compares with the other codecs' and parallel ru
 A point may set ``threads`` to measure a multi-threaded deployment."""
 
 
+def validated_count(codec: str, option: str, value: object, minimum: int, expected: str) -> int:
+    """``value`` if it is a whole number of at least ``minimum`` (not a bool); else a ``ValueError`` naming the codec,
+    the option and the value, then saying what was ``expected``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{codec} option {option}={value!r}; expected {expected}")
+    return value
+
+
 def validated_threads(codec: str, threads: object) -> int:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"{codec} option threads={threads!r}; expected a whole number of CPU threads, at least 1")
