@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
-from harness_codecs._autoencoder.fit import LATENT_RANGE
+from harness_codecs._autoencoder.training.loop import LATENT_RANGE
 from harness_codecs._autoencoder.inference import autocast, model_inputs
-from harness_codecs._autoencoder.model import Autoencoder, spec_for
+from harness_codecs._autoencoder.model.autoencoder import Autoencoder, spec_for
 from harness_codecs._autoencoder.options import PREFERRED_BATCH_SIZES
 from harness_codecs._autoencoder.quantization import dequantize, quantize
 from harness_codecs.autoencoder import AutoencoderCodec

@@ -44,7 +44,7 @@ from benchmark_tiles import benchmark_tiles
 from harness_codecs._autoencoder.checkpoint import load_checkpoint
 from harness_codecs._autoencoder.entropy_inference import Analysis, EntropyLatentCoder
 from harness_codecs._autoencoder.inference import autocast, model_inputs
-from harness_codecs._autoencoder.model import ModelSpec
+from harness_codecs._autoencoder.model.autoencoder import ModelSpec
 from harness_codecs._autoencoder.options import NETWORK_THREADS, PREFERRED_BATCH_SIZES
 from harness_codecs._autoencoder.range_coding import PooledRangeCoding, RangeCoding
 from harness_codecs.autoencoder_entropy import (

@@ -35,7 +35,7 @@ from harness_codecs._autoencoder.options import (
     validated_precision,
     validated_threads,
 )
-from harness_codecs._autoencoder.training import AutoencoderTrainer
+from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer
 
 from harness import Codec, Complexity, hookimpl, torch_threads
 

@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from harness_codecs._autoencoder.data import load_training_data
+from harness_codecs._autoencoder.training.data import load_training_data
 
 from harness import BenchmarkContext
 

@@ -12,7 +12,7 @@ import torch
 from harness_codecs import autoencoder
 from harness_codecs._autoencoder.bitstream import HEADER_BYTES, pack_code_rows, unpack_code_rows
 from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
-from harness_codecs._autoencoder.model import (
+from harness_codecs._autoencoder.model.autoencoder import (
     STRIDE,
     Autoencoder,
     pad_to_stride,
@@ -21,7 +21,7 @@ from harness_codecs._autoencoder.model import (
 )
 from harness_codecs._autoencoder.options import PREFERRED_BATCH_SIZES, resolve_checkpoint, shipped_checkpoint
 from harness_codecs._autoencoder.quantization import dequantize, noisy_latent, quantize
-from harness_codecs._autoencoder.training import AutoencoderTrainer
+from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer
 from harness_codecs.autoencoder import AutoencoderCodec
 
 from harness import hookspecs

@@ -34,7 +34,7 @@ from harness_codecs._autoencoder.entropy_tables import (
     factorized_tables,
     gaussian_tables,
 )
-from harness_codecs._autoencoder.model import Autoencoder, spec_for
+from harness_codecs._autoencoder.model.autoencoder import Autoencoder, spec_for
 from harness_codecs._autoencoder.probability_tables import ProbabilityTables
 from harness_codecs._autoencoder.range_coding import PooledRangeCoding
 from harness_codecs.autoencoder import AutoencoderCodec

@@ -11,15 +11,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from harness_codecs._autoencoder.data import (
+from harness_codecs._autoencoder.training.data import (
     TRAINING_SEED_BASE,
     TrainingSplit,
     check_against_manifest,
     check_no_overlap,
 )
-from harness_codecs._autoencoder.fit import resume_path
-from harness_codecs._autoencoder.tb_log import open_log
-from harness_codecs._autoencoder.training import AutoencoderTrainer, resolve_options
+from harness_codecs._autoencoder.training.loop import resume_path
+from harness_codecs._autoencoder.training.log import open_log
+from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer, resolve_options
 
 from harness import BenchmarkContext, UserError
 from harness.cli import main

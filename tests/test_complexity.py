@@ -9,8 +9,8 @@ import pytest
 import torch
 from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.complexity import REFERENCE_TILE, counting_macs
-from harness_codecs._autoencoder.gdn import GDN
-from harness_codecs._autoencoder.model import Autoencoder, ModelSpec
+from harness_codecs._autoencoder.model.gdn import GDN
+from harness_codecs._autoencoder.model.autoencoder import Autoencoder, ModelSpec
 from harness_codecs.autoencoder import AutoencoderCodec
 from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder, FactorizedAutoencoder, HyperpriorAutoencoder
 from torch.utils.flop_counter import FlopCounterMode

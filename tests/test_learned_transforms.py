@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from harness_codecs._autoencoder.block_transform import DCT_SCALE, dct_basis
+from harness_codecs._autoencoder.model.block_transform import DCT_SCALE, dct_basis
 from harness_codecs._autoencoder.checkerboard import anchor_mask
-from harness_codecs._autoencoder.gdn import GDN
-from harness_codecs._autoencoder.model import Autoencoder, parameter_count, spec_for
+from harness_codecs._autoencoder.model.gdn import GDN
+from harness_codecs._autoencoder.model.autoencoder import Autoencoder, parameter_count, spec_for
 
 LMBDAS = (10.0, 40.0, 160.0)
 

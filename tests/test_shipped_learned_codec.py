@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 from harness_codecs._autoencoder.checkpoint import load_checkpoint
-from harness_codecs._autoencoder.data import build_data_split, check_no_overlap, load_training_data
-from harness_codecs._autoencoder.model import STRIDE
+from harness_codecs._autoencoder.training.data import build_data_split, check_no_overlap, load_training_data
+from harness_codecs._autoencoder.model.autoencoder import STRIDE
 from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
 
 from harness import BenchmarkContext

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import torch
 from harness_codecs._autoencoder.checkpoint import build_model, load_checkpoint
-from harness_codecs._autoencoder.data import CropPlan, PatchCutter
+from harness_codecs._autoencoder.training.data import CropPlan, PatchCutter
 from harness_codecs._autoencoder.entropy_tables import entropy_tables
-from harness_codecs._autoencoder.training import AutoencoderTrainer
+from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer
 
 from harness import UserError
 from harness.cli import main

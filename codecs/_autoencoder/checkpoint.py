@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from harness_codecs._autoencoder.bitstream import MODEL_ID_BYTES
-from harness_codecs._autoencoder.model import Autoencoder, ModelSpec
+from harness_codecs._autoencoder.model.autoencoder import Autoencoder, ModelSpec
 
 CHECKPOINT_KIND = "sar-codec-harness/autoencoder"
 CHECKPOINT_VERSION = 1

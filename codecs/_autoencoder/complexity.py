@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from harness import Complexity
 from harness_codecs._autoencoder.fixed_point import ContextAtNonAnchors, FixedPointConvolution
-from harness_codecs._autoencoder.gdn import GDN
-from harness_codecs._autoencoder.model import parameter_count
+from harness_codecs._autoencoder.model.gdn import GDN
+from harness_codecs._autoencoder.model.autoencoder import parameter_count
 from torch import nn
 
 if TYPE_CHECKING:

@@ -44,7 +44,7 @@ from harness_codecs._autoencoder.entropy_stream import (
 from harness_codecs._autoencoder.entropy_tables import EntropyTables
 from harness_codecs._autoencoder.inference import autocast, group_by_shape, model_inputs
 from harness_codecs._autoencoder.latent_layouts import coder_tables, layout_for
-from harness_codecs._autoencoder.model import Autoencoder, latent_size
+from harness_codecs._autoencoder.model.autoencoder import Autoencoder, latent_size
 from harness_codecs._autoencoder.range_coding import PooledRangeCoding, RangeCoding, Section, range_coding
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 import yaml
 from harness_codecs._autoencoder.bitstream import MAX_BITS
-from harness_codecs._autoencoder.block_transform import BLOCK
+from harness_codecs._autoencoder.model.block_transform import BLOCK
 from harness_codecs._autoencoder.checkpoint import git_commit, load_checkpoint, read_checkpoint_file
-from harness_codecs._autoencoder.data import (
+from harness_codecs._autoencoder.training.data import (
     LARGE_PATCH_FACTOR,
     build_data_split,
     build_split,
@@ -29,19 +29,19 @@ from harness_codecs._autoencoder.data import (
     check_no_overlap,
     load_training_data,
 )
-from harness_codecs._autoencoder.fit import (
+from harness_codecs._autoencoder.training.loop import (
     AMP_DTYPES,
     FitSettings,
     Fitter,
     msssim_window,
     resume_path,
 )
-from harness_codecs._autoencoder.model import ENTROPY_MODELS, PRESETS, STRIDE, ModelSpec, spec_for
-from harness_codecs._autoencoder.tb_log import open_log
+from harness_codecs._autoencoder.model.autoencoder import ENTROPY_MODELS, PRESETS, STRIDE, ModelSpec, spec_for
+from harness_codecs._autoencoder.training.log import open_log
 
 from harness import BenchmarkContext, Trainer, UserError, read_manifest
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+REPOSITORY = Path(__file__).resolve().parents[3]
 RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda", "lmbdas", "bits", "patch_size",
                      "large_patch_fraction", "batch_size", "lr", "density_lr_factor", "init", "grad_clip",
                      "msssim_weight", "seed", "config", "data", "scenes", "validation_scenes", "scene_size")

@@ -39,12 +39,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
-from harness_codecs._autoencoder.data import CropPlan, TrainingSplit, patch_loader
+from harness_codecs._autoencoder.training.data import CropPlan, TrainingSplit, patch_loader
 from harness_codecs._autoencoder.entropy_models import FactorizedDensity, estimated_bits, prior_forward
 from harness_codecs._autoencoder.entropy_tables import entropy_tables
-from harness_codecs._autoencoder.model import Autoencoder, ModelSpec
+from harness_codecs._autoencoder.model.autoencoder import Autoencoder, ModelSpec
 from harness_codecs._autoencoder.quantization import dequantize, noisy_latent, quantize
-from harness_codecs._autoencoder.tb_log import TrainingLog
+from harness_codecs._autoencoder.training.log import TrainingLog
 from pytorch_msssim import ms_ssim
 from tqdm import tqdm
 

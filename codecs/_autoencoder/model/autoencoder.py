@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
-from harness_codecs._autoencoder.block_transform import BlockAnalysis, BlockSynthesis
+from harness_codecs._autoencoder.model.block_transform import BlockAnalysis, BlockSynthesis
 from harness_codecs._autoencoder.checkerboard import CheckerboardPrior
 from harness_codecs._autoencoder.entropy_models import FactorizedPrior, HyperPrior
-from harness_codecs._autoencoder.gdn import GDN
+from harness_codecs._autoencoder.model.gdn import GDN
 from torch import nn
 
 STRIDE = 16
