@@ -48,6 +48,8 @@ class GeoTiffDataset:
     """Tiles from GeoTIFF files, bands mapped to polarisations, in dB, linear intensity or amplitude DN."""
 
     name = "geotiff"
+    suffixes = RASTER_SUFFIXES
+    """The file names a folder or a pattern in ``paths`` picks up."""
 
     def __init__(
         self,
@@ -73,7 +75,7 @@ class GeoTiffDataset:
                             "polarisation); remove bands")
         self.settings = settings
         self.sampling = Sampling(stride, max_tiles_per_scene)
-        files = resolve_raster_paths(paths, settings.base_dir)
+        files = resolve_raster_paths(paths, settings.base_dir, self.suffixes)
         self.scenes = (pair_by_polarisation(files, settings.polarisations) if per_polarisation
                        else single_file_scenes(files, settings.polarisations))
         self.units = units
@@ -147,8 +149,11 @@ class GeoTiffDataset:
         return values_by_pol
 
 
-def resolve_raster_paths(paths: list[str] | str, base_dir: Path) -> list[Path]:
-    """Files, folders (all .tif/.tiff inside, sorted) and globs, relative to the config's folder."""
+def resolve_raster_paths(paths: list[str] | str, base_dir: Path,
+                         suffixes: tuple[str, ...] = RASTER_SUFFIXES) -> list[Path]:
+    """Files, folders (every file with one of ``suffixes`` inside, sorted) and globs, relative to the config's
+    folder."""
+    kinds = "/".join(suffixes)
     entries = [paths] if isinstance(paths, str) else paths
     if not isinstance(entries, list) or not entries:
         raise UserError(f"dataset.paths: expected a file, a folder or a list of them, got {paths!r}")
@@ -156,14 +161,14 @@ def resolve_raster_paths(paths: list[str] | str, base_dir: Path) -> list[Path]:
     for entry in entries:
         path = (base_dir / str(entry)).expanduser()
         if glob.has_magic(str(entry)):
-            found = sorted(Path(match) for match in glob.glob(str(path)) if Path(match).suffix.lower() in RASTER_SUFFIXES)
+            found = sorted(Path(match) for match in glob.glob(str(path)) if Path(match).suffix.lower() in suffixes)
             if not found:
-                raise UserError(f"dataset.paths: pattern {path} matches no .tif/.tiff file")
+                raise UserError(f"dataset.paths: pattern {path} matches no {kinds} file")
             files.extend(found)
         elif path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes)
             if not found:
-                raise UserError(f"dataset.paths: folder {path} holds no .tif/.tiff files")
+                raise UserError(f"dataset.paths: folder {path} holds no {kinds} files")
             files.extend(found)
         elif path.is_file():
             files.append(path)

@@ -9,7 +9,10 @@ import torch
 from harness_codecs._autoencoder.model.block_transform import DCT_SCALE, dct_basis
 from harness_codecs._autoencoder.checkerboard import anchor_mask
 from harness_codecs._autoencoder.model.gdn import GDN
+from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
+from harness_codecs._autoencoder.entropy_tables import entropy_tables
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, parameter_count, spec_for
+from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
 
 LMBDAS = (10.0, 40.0, 160.0)
 
@@ -123,6 +126,32 @@ def test_the_gdn_dct_preset_has_gdn_networks_and_a_complete_block_transform():
     assert sum(isinstance(layer, GDN) for layer in small.modules()) == 6
     assert small.spec.latent_channels == 16 * 16
     assert 12e6 < parameter_count(small) < 14e6
+
+
+def test_the_light_preset_fits_the_seeds_budget_of_parameters_and_decoding_macs(tmp_path):
+    """Under 5M parameters and 20k MAC/px to decode (the seed's budget), counted on a real decode of a codec."""
+    spec = spec_for("gdn-dct-light", entropy="checkerboard", lmbdas=(32.0, 8192.0))
+    model = Autoencoder(spec)
+    path = tmp_path / "light.pt"
+    save_checkpoint(Checkpoint(spec=spec, bits=0, latent_range=(-1.0, 1.0), normalization={"VV": (-25.0, 5.0)},
+                               state_dict=model.state_dict(), entropy_tables=entropy_tables(model.prior).to_tensors()),
+                    path)
+
+    complexity = CheckerboardAutoencoder(checkpoint=str(path), quality=1).complexity()
+
+    assert complexity.parameters == parameter_count(model) < 5_000_000
+    assert complexity.decode_macs_per_pixel < 20_000
+
+
+def test_an_untrained_light_model_is_a_block_dct_coder_too():
+    torch.manual_seed(0)
+    model = Autoencoder(spec_for("gdn-dct-light", entropy="checkerboard"))
+    tiles = torch.rand(2, 1, 32, 48)
+
+    with torch.no_grad():
+        decoded = model.decode(model.encode(tiles))
+
+    torch.testing.assert_close(decoded, tiles, atol=1e-5, rtol=0)
 
 
 def test_the_dct_basis_is_orthonormal_with_the_constant_block_first():

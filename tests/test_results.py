@@ -55,7 +55,7 @@ OTHER_MEANINGS = {
     "harness/distributed.py": ({"options"}, "a key of Dask's worker and scheduler specs"),
     "harness/isolation.py": ({"bpp", "error"}, "message kinds of the isolated codec's pipe"),
     "harness/reporting/bdrate.py": ({"codec"}, "a BD row's source: a codec of the run, not a reference curve"),
-    "codecs/_autoencoder/training.py": ({"batch_size", "device", "threads", "options"}, "training config keys"),
+    "codecs/_autoencoder/training/trainer.py": ({"batch_size", "device", "threads", "options"}, "training config keys"),
     "codecs/jpeg2000.py": ({"bpp"}, "the codec's rate option"),
     "datasets/synthetic.py": ({"height", "width"}, "the synthetic scene's options"),
     "datasets/_safe_product.py": ({"pol"}, "a group of a file-name pattern"),

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from harness_codecs._autoencoder.checkpoint import build_model, load_checkpoint
-from harness_codecs._autoencoder.training.data import CropPlan, PatchCutter
+from harness_codecs._autoencoder.training.data import CropPlan, PatchCutter, TrainingTile
 from harness_codecs._autoencoder.entropy_tables import entropy_tables
 from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer
 
@@ -160,8 +160,9 @@ def test_a_share_of_the_steps_draws_patches_twice_as_wide_from_the_tiles_wide_en
     assert all(len(batch) == 2 and all(crop[0] == 1 for crop in batch) for batch in large)
     small = [batch for batch in batches if batch not in large]
     assert all(len(batch) == 8 and all(crop[5] == 64 for crop in batch) for batch in small)
-    cutter = PatchCutter([np.zeros((64, 64), np.float32), np.zeros((256, 256), np.float32)])
-    assert cutter[large[0]].shape == (2, 1, 128, 128) and cutter[small[0]].shape == (8, 1, 64, 64)
+    cutter = PatchCutter([TrainingTile(np.zeros((64, 64), np.float32), (-25.0, 5.0)),
+                          TrainingTile(np.zeros((256, 256), np.float32), (-25.0, 5.0))])
+    assert cutter[large[0]].shape == (2, 2, 128, 128) and cutter[small[0]].shape == (8, 2, 64, 64)
 
 
 def test_large_patches_without_a_tile_wide_enough_are_refused(tmp_path, real_run):
@@ -184,3 +185,49 @@ def test_fine_tuning_a_checkpoint_of_another_model_is_refused(tmp_path, real_run
     with pytest.raises(UserError, match=r"--init .*model.pt: it holds a tiny model with other options \(lmbdas"):
         train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
               str(tmp_path / "m.pt"), "--init", str(real_run / "model.pt"), *FAST, "--lmbdas", "50,900")
+
+
+def test_warm_start_copies_the_weights_whose_name_and_shape_fit_and_starts_the_rest_fresh(tmp_path, real_run, capsys):
+    output = tmp_path / "warm.pt"
+    train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output", str(output),
+          "--warm-start", str(real_run / "model.pt"), "--steps", "1", "--lr", "1e-30", *FAST[:-1],
+          "--latent-channels", "16")
+
+    start = load_checkpoint(real_run / "model.pt").state_dict
+    warm = torch.load(output.with_name("warm.last.pt"), weights_only=True)["state_dict"]
+    same = [name for name in warm if name in start and warm[name].shape == start[name].shape]
+    assert "encoder.0.weight" in same and "encoder.6.weight" not in same  # the last layer maps to 16 channels
+    assert all(torch.equal(warm[name].half(), start[name]) for name in same if start[name].is_floating_point())
+    assert f"{len(same)} of {len(warm)} tensors" in capsys.readouterr().out
+
+
+def test_warm_start_from_a_checkpoint_of_which_nothing_fits_is_refused(tmp_path, real_run):
+    with pytest.raises(UserError, match=r"--warm-start .*model.pt: none of its weights fits a gdn-dct-light model"):
+        train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
+              str(tmp_path / "m.pt"), "--warm-start", str(real_run / "model.pt"), *FAST, "--preset", "gdn-dct-light")
+
+
+def test_validation_is_reported_per_held_out_source(tmp_path, capsys):
+    data = write(tmp_path, "training.yaml", TRAINING_DATA + textwrap.indent(textwrap.dedent(f"""\
+        - kind: geotiff
+          paths: [{DATA}/train/s1_patches/bigearthnet]
+          per_polarisation: true
+          polarisations: [VH]
+          tile_size: 112
+        """), "  "))
+    config = write(tmp_path, "bench.yaml", REAL_BENCHMARK)
+    train("--config", str(config), "--data", str(data), "--output", str(tmp_path / "m.pt"), "--steps", "1", *FAST)
+
+    printed = capsys.readouterr().out
+    assert "last validation on geotiff:pyrosar:" in printed and "last validation on geotiff:bigearthnet:" in printed
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--gain-db", "-1"], "--gain-db -1.0: expected 0 or more"),
+    (["--no-data-fraction", "1.5"], "--no-data-fraction 1.5: expected a number from 0 to 1"),
+    (["--init", "a.pt", "--warm-start", "b.pt"], "--init and --warm-start: give one of them"),
+])
+def test_bad_augmentation_and_warm_start_options_are_refused(tmp_path, real_run, flags, message):
+    with pytest.raises(UserError, match=message):
+        train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
+              str(tmp_path / "m.pt"), *FAST, *flags)

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 from harness_codecs._autoencoder.model.block_transform import BlockAnalysis, BlockSynthesis
-from harness_codecs._autoencoder.checkerboard import CheckerboardPrior
+from harness_codecs._autoencoder.checkerboard import CheckerboardPrior, PriorWidths
 from harness_codecs._autoencoder.entropy_models import FactorizedPrior, HyperPrior
 from harness_codecs._autoencoder.model.gdn import GDN
 from torch import nn
@@ -57,9 +57,18 @@ class ModelSpec:
     """Width of the side latent ``z`` of the checkerboard prior (0: ``channels``)."""
     lmbdas: tuple[float, ...] = ()
     """The rate-distortion trade-offs of a variable-rate model, one gain level each (empty: one rate)."""
+    synthesis_channels: tuple[int, ...] = ()
+    """Widths of the GDN synthesis network's three hidden layers, from the latent outwards (empty: ``channels``
+    each, the symmetric decoder). Decoding costs what the synthesis costs, encoding does not: a light synthesis
+    beside a full analysis is what makes the ``gdn-dct-light`` preset cheap to decode."""
+    prior_widths: PriorWidths | None = None
+    """Widths of the checkerboard prior's networks (None: the Minnen et al. widths, ``PriorWidths.standard``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lmbdas", tuple(float(value) for value in self.lmbdas))
+        object.__setattr__(self, "synthesis_channels", tuple(int(value) for value in self.synthesis_channels))
+        if isinstance(self.prior_widths, dict):
+            object.__setattr__(self, "prior_widths", PriorWidths(**self.prior_widths))
 
     @property
     def rate_levels(self) -> int:
@@ -67,7 +76,7 @@ class ModelSpec:
         return len(self.lmbdas)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "lmbdas": list(self.lmbdas)}
+        return {**asdict(self), "lmbdas": list(self.lmbdas), "synthesis_channels": list(self.synthesis_channels)}
 
 
 PRESETS = {
@@ -82,6 +91,12 @@ PRESETS = {
     # The same with the GDN width of the published high-rate models (Minnen et al. 2018): meant for a GPU.
     "gdn-dct": ModelSpec(preset="gdn-dct", channels=192, kernel_size=5, latent_channels=256, transform="gdn-dct",
                          hyper_channels=192),
+    # The seed's budget (under 5M parameters, under 20k MAC/px to decode): the gdn-dct-small analysis beside a
+    # synthesis that narrows towards full resolution (96, 64, 32 channels) and a narrower checkerboard prior.
+    "gdn-dct-light": ModelSpec(preset="gdn-dct-light", channels=128, kernel_size=5, latent_channels=256,
+                               transform="gdn-dct", hyper_channels=128, synthesis_channels=(96, 64, 32),
+                               prior_widths=PriorWidths(hyper_kernel=3, hyper_decoder=(160, 192, 192),
+                                                        context=80, entropy_parameters=(320, 320))),
 }
 
 
@@ -195,8 +210,11 @@ def _gelu_transforms(spec: ModelSpec) -> tuple[nn.Sequential, nn.Sequential]:
 def _gdn_dct_transforms(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
     n, m, k = spec.channels, spec.latent_channels, spec.kernel_size
     encoder = nn.Sequential(_down(1, n, k), GDN(n), _down(n, n, k), GDN(n), _down(n, n, k), GDN(n), _down(n, m, k))
-    decoder = nn.Sequential(_up(m, n, k), GDN(n, inverse=True), _up(n, n, k), GDN(n, inverse=True),
-                            _up(n, n, k), GDN(n, inverse=True), _up(n, 1, k))
+    widths = [m, *(spec.synthesis_channels or (n, n, n))]
+    layers: list[nn.Module] = []
+    for inputs, outputs in zip(widths, widths[1:]):
+        layers += [_up(inputs, outputs, k), GDN(outputs, inverse=True)]
+    decoder = nn.Sequential(*layers, _up(widths[-1], 1, k))
     return BlockAnalysis(encoder, m), BlockSynthesis(decoder, m)
 
 
@@ -206,7 +224,7 @@ def _prior(spec: ModelSpec) -> nn.Module | None:
     if spec.entropy == "hyperprior":
         return HyperPrior(spec.latent_channels, spec.channels, spec.channels)
     if spec.entropy == "checkerboard":
-        return CheckerboardPrior(spec.latent_channels, spec.hyper_channels or spec.channels)
+        return CheckerboardPrior(spec.latent_channels, spec.hyper_channels or spec.channels, spec.prior_widths)
     if spec.entropy != "none":
         raise ValueError(f"entropy model {spec.entropy!r}; accepted: {', '.join(ENTROPY_MODELS)}")
     return None

@@ -33,6 +33,8 @@ import torch
 import yaml
 
 from harness import BenchmarkContext, ManifestEntry, Tile, UserError, tile_checksum
+from harness.sar import denormalize_db, fill_no_data, normalize_db
+from harness_codecs._autoencoder.training.augmentation import Alteration, Augmentation
 
 TRAINING_SEED_BASE = 2**40
 VALIDATION_SEED_BASE = 2**41
@@ -44,15 +46,44 @@ SYNTHETIC_KIND = "synthetic"
 
 
 @dataclass(frozen=True)
+class TrainingTile:
+    """A training tile in dB (NaN: no-data), with the dB range it is normalized to once a patch is cut: kept in
+    dB so that a gain offset applies before clipping (``augmentation``)."""
+
+    db: np.ndarray
+    db_range: tuple[float, float]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.db.shape
+
+    @classmethod
+    def of(cls, tile: Tile) -> TrainingTile:
+        """The tile's dB values as read (its normalized data mapped back where the dataset kept none)."""
+        db = tile.original_db if tile.original_db is not None else denormalize_db(tile.data, tile.db_range)
+        return cls(np.where(tile.mask, db, np.nan).astype(np.float32), tuple(tile.db_range))
+
+
+def normalized_patch(db: np.ndarray, db_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A dB patch as a codec sees it, normalized and filled as the datasets fill a tile, and its valid mask."""
+    mask = np.isfinite(db)
+    data = normalize_db(np.where(mask, db, db_range[0]), db_range)
+    return (data if mask.all() else fill_no_data(data, mask)), mask
+
+
+@dataclass(frozen=True)
 class TrainingSplit:
     """Tiles to draw training patches from, fixed validation patches (N x 1 x P x P), and what
-    identifies both (scene seeds and names, tile checksums as in ``tiles.csv``) for the overlap checks."""
+    identifies both (scene seeds and names, tile checksums as in ``tiles.csv``) for the overlap checks.
+    ``validation_sources`` names the dataset section of each validation patch, so that validation is
+    reported per source (empty: one source)."""
 
-    train_tiles: list[np.ndarray]
+    train_tiles: list[TrainingTile]
     validation_patches: torch.Tensor
     scene_seeds: frozenset[int]
     checksums: frozenset[str]
     scenes: frozenset[str] = frozenset()
+    validation_sources: tuple[str, ...] = ()
 
 
 def synthetic_scenes(context: BenchmarkContext, seed: int, scenes: int, scene_size: int) -> Any:
@@ -74,7 +105,7 @@ def build_split(context: BenchmarkContext, seed: int, scenes: int, validation_sc
     seeds = train_scenes.scene_seeds() | validation_scenes_.scene_seeds()
     checksums = frozenset(tile_checksum(tile) for tile in train + validation)
     scenes = frozenset(tile.scene for tile in train + validation)
-    return TrainingSplit([np.array(tile.data) for tile in train], torch.from_numpy(np.stack(crops)[:, None]),
+    return TrainingSplit([TrainingTile.of(tile) for tile in train], torch.from_numpy(np.stack(crops)[:, None]),
                          seeds, checksums, scenes)
 
 
@@ -132,7 +163,11 @@ def build_data_split(data: TrainingData, context: BenchmarkContext, seed: int, p
     trained on larger ones.
     """
     train = read_training_tiles(data, data.train, context, seed)
-    validation = read_training_tiles(data, data.validation, context, seed)
+    validation, sources = [], []
+    for section in data.validation:
+        tiles = read_training_tiles(data, (section,), context, seed)
+        validation += tiles
+        sources += [source_name(section)] * len(tiles)
     usable = [tile for tile in train if min(tile.shape) >= patch_size]
     if not usable:
         raise UserError(f"{data.path}: no train tile is at least {patch_size}px on each side; lower --patch-size "
@@ -143,9 +178,17 @@ def build_data_split(data: TrainingData, context: BenchmarkContext, seed: int, p
                         "validation sections' tile_size")
     chosen = np.random.default_rng(seed).permutation(len(validation))[:validation_patches]
     crops = [center_crop(validation[index].data, crop) for index in sorted(chosen)]
-    return TrainingSplit([np.array(tile.data) for tile in usable], torch.from_numpy(np.stack(crops)[:, None]),
+    return TrainingSplit([TrainingTile.of(tile) for tile in usable], torch.from_numpy(np.stack(crops)[:, None]),
                          frozenset(), frozenset(tile_checksum(tile) for tile in train + validation),
-                         frozenset(tile.scene for tile in train + validation))
+                         frozenset(tile.scene for tile in train + validation),
+                         tuple(sources[index] for index in sorted(chosen)))
+
+
+def source_name(section: DatasetConfig) -> str:
+    """A dataset section's name in per-source reports: its kind and the last folder or file of its first path."""
+    paths = section.options.get("paths")
+    first = paths[0] if isinstance(paths, list) and paths else paths
+    return f"{section.kind}:{Path(str(first)).name}" if first else section.kind
 
 
 def center_crop(tile: np.ndarray, size: int) -> np.ndarray:
@@ -189,14 +232,15 @@ def check_against_manifest(split: TrainingSplit, entries: list[ManifestEntry], m
                         f"training tiles (first: {shared_tiles[0]}); choose another --seed")
 
 
-Crop = tuple[int, int, int, int, int, int]
-"""One training patch: tile index, top, left, quarter turns, flip (odd = mirrored), side length."""
+Crop = tuple[int, int, int, int, int, int, Alteration]
+"""One training patch: tile index, top, left, quarter turns, flip (odd = mirrored), side length, alteration."""
 
 
 def draw_crops(tile_shapes: list[tuple[int, int]], patch_size: int, batch_size: int,
-               generator: torch.Generator) -> list[Crop]:
-    """A batch's random crops, drawn in the exact order of the original sampler so a seed keeps its weights;
-    only tiles at least ``patch_size`` on each side are drawn from."""
+               generator: torch.Generator, augmentation: Augmentation = Augmentation()) -> list[Crop]:
+    """A batch's random crops, drawn in the exact order of the original sampler so a seed keeps its weights
+    (an active ``augmentation`` draws its numbers after each crop's); only tiles at least ``patch_size`` on each
+    side are drawn from."""
     eligible = [index for index, shape in enumerate(tile_shapes) if min(shape) >= patch_size]
     crops = []
     for _ in range(batch_size):
@@ -205,7 +249,8 @@ def draw_crops(tile_shapes: list[tuple[int, int]], patch_size: int, batch_size: 
         top = int(torch.randint(height - patch_size + 1, (1,), generator=generator))
         left = int(torch.randint(width - patch_size + 1, (1,), generator=generator))
         rotation, flip = torch.randint(4, (2,), generator=generator).tolist()
-        crops.append((index, top, left, rotation, flip, patch_size))
+        alteration = augmentation.draw(generator) if augmentation.active else Alteration()
+        crops.append((index, top, left, rotation, flip, patch_size, alteration))
     return crops
 
 
@@ -228,7 +273,8 @@ class CropPlan(torch.utils.data.Sampler):
     """
 
     def __init__(self, tile_shapes: list[tuple[int, int]], patch_size: int, batch_size: int,
-                 generator: torch.Generator, first_step: int, steps: int, large_fraction: float = 0.0):
+                 generator: torch.Generator, first_step: int, steps: int, large_fraction: float = 0.0,
+                 augmentation: Augmentation = Augmentation()):
         self.tile_shapes = tile_shapes
         self.patch_size = patch_size
         self.batch_size = batch_size
@@ -236,6 +282,7 @@ class CropPlan(torch.utils.data.Sampler):
         self.first_step = first_step
         self.steps = steps
         self.large_fraction = large_fraction
+        self.augmentation = augmentation
         self.states: dict[int, torch.Tensor] = {}
 
     def __iter__(self):
@@ -243,9 +290,11 @@ class CropPlan(torch.utils.data.Sampler):
             self.states[step] = self.generator.get_state()
             if self.large_fraction and float(torch.rand(1, generator=self.generator)) < self.large_fraction:
                 batch = max(1, self.batch_size // LARGE_PATCH_FACTOR**2)
-                yield draw_crops(self.tile_shapes, LARGE_PATCH_FACTOR * self.patch_size, batch, self.generator)
+                yield draw_crops(self.tile_shapes, LARGE_PATCH_FACTOR * self.patch_size, batch, self.generator,
+                                 self.augmentation)
             else:
-                yield draw_crops(self.tile_shapes, self.patch_size, self.batch_size, self.generator)
+                yield draw_crops(self.tile_shapes, self.patch_size, self.batch_size, self.generator,
+                                 self.augmentation)
 
     def __len__(self) -> int:
         return self.steps - self.first_step
@@ -258,22 +307,24 @@ class CropPlan(torch.utils.data.Sampler):
 
 
 class PatchCutter(torch.utils.data.Dataset):
-    """Cuts a planned batch (N x 1 x P x P) out of the training tiles, with its rotations and flips."""
+    """Cuts a planned batch out of the training tiles, with its rotations, flips and alterations, and normalizes
+    it as a codec's tile: N x 2 x P x P, the patch in channel 0 and its valid mask (1.0 valid) in channel 1."""
 
-    def __init__(self, tiles: list[np.ndarray]):
+    def __init__(self, tiles: list[TrainingTile]):
         self.tiles = tiles
 
     def __getitem__(self, crops: list[Crop]) -> torch.Tensor:
-        return torch.stack([self.cut(crop) for crop in crops])[:, None]
+        return torch.stack([self.cut(crop) for crop in crops])
 
     def cut(self, crop: Crop) -> torch.Tensor:
-        index, top, left, rotation, flip, size = crop
-        patch = torch.from_numpy(self.tiles[index][top:top + size, left:left + size].copy())
-        patch = torch.rot90(patch, rotation)
-        return patch.flip(-1) if flip % 2 else patch
+        index, top, left, rotation, flip, size, alteration = crop
+        tile = self.tiles[index]
+        db = np.rot90(tile.db[top:top + size, left:left + size], rotation)
+        data, mask = normalized_patch(alteration.apply(db[:, ::-1] if flip % 2 else db), tile.db_range)
+        return torch.from_numpy(np.stack([data, mask]).astype(np.float32))
 
 
-def patch_loader(tiles: list[np.ndarray], plan: CropPlan, workers: int, pin_memory: bool,
+def patch_loader(tiles: list[TrainingTile], plan: CropPlan, workers: int, pin_memory: bool,
                  seed: int) -> torch.utils.data.DataLoader:
     """Batches of augmented patches, cut by ``workers`` processes (0: in the training process) ahead of use.
 

@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
+from harness_codecs._autoencoder.training.augmentation import Augmentation
 from harness_codecs._autoencoder.training.data import CropPlan, TrainingSplit, patch_loader
 from harness_codecs._autoencoder.entropy_models import FactorizedDensity, estimated_bits, prior_forward
 from harness_codecs._autoencoder.entropy_tables import entropy_tables
@@ -83,7 +84,8 @@ class FitSettings:
     of steps: after 2,500 steps the side latent of a checkerboard model cost 2.85 bits per value where it was
     all zeros, the table giving 0 a probability of 0.14."""
     initial_state: dict | None = None
-    """Weights to start from (``--init``) instead of a random initialisation."""
+    """Weights to start from instead of a random initialisation: all of them (``--init``) or some
+    (``--warm-start``)."""
     large_patch_fraction: float = 0.0
     """Share of the steps whose patches are twice as wide (``data.CropPlan``)."""
     grad_clip: float = 0.0
@@ -93,6 +95,8 @@ class FitSettings:
     lmbda: float = 0.0
     """Weight of the distortion against the estimated bpp; used by single-rate entropy-coded models
     (a variable-rate model's trade-offs are its spec's ``lmbdas``)."""
+    augmentation: Augmentation = Augmentation()
+    """Gain offsets and no-data regions drawn for the training patches (``augmentation``)."""
 
 
 def resume_path(output: Path) -> Path:
@@ -116,6 +120,19 @@ def learning_rate(settings: FitSettings, step: int) -> float:
     return settings.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def by_source(sources: tuple[str, ...],
+              per_patch: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, tuple[float, float]]:
+    """Per validation source, (bpp, PSNR) averaged over the levels: ``per_patch`` holds each level's per-patch
+    MSE and bpp, and a source's PSNR at a level is that of its patches' mean MSE."""
+    result = {}
+    for source in dict.fromkeys(sources):
+        chosen = torch.tensor([name == source for name in sources])
+        levels = [(float(bpp[chosen].mean()), 10.0 * math.log10(1.0 / max(float(mse[chosen].mean()), 1e-12)))
+                  for mse, bpp in per_patch]
+        result[source] = tuple(sum(values) / len(levels) for values in zip(*levels))
+    return result
+
+
 class Fitter:
     """Holds the model, optimizer and generators; ``run`` trains to ``steps`` and writes checkpoints."""
 
@@ -126,8 +143,8 @@ class Fitter:
         torch.manual_seed(settings.seed)
         # Channels-last is oneDNN's native layout: on a CPU it halves the step time of the GDN presets.
         self.model = Autoencoder(settings.spec).to(settings.device, memory_format=torch.channels_last)
-        if settings.initial_state is not None:
-            self.model.load_state_dict(settings.initial_state)
+        if settings.initial_state is not None:  # all of the weights (--init) or some (--warm-start)
+            self.model.load_state_dict({**self.model.state_dict(), **settings.initial_state})
         # Compile the halves, not the module: the loop calls encoder and decoder separately, and the
         # compiled wrappers share the model's parameters, so its state dict keeps its plain names.
         self.encode = torch.compile(self.model.encoder) if settings.compile else self.model.encoder
@@ -146,11 +163,21 @@ class Fitter:
         self.last_validation = (math.nan, math.nan)
         self.last_validation_bpp = math.nan
         self.validation_levels: list[tuple[float, float]] = []
+        self.validation_by_source: dict[str, tuple[float, float]] = {}
         self.losses_since_validation: list[float] = []
 
-    def distortion(self, original: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
-        """Per patch, MSE + w * (1 - MS-SSIM): (N,)."""
-        mse = F.mse_loss(reconstruction, original, reduction="none").flatten(1).mean(dim=1)
+    def distortion(self, original: torch.Tensor, reconstruction: torch.Tensor,
+                   mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Per patch, MSE + w * (1 - MS-SSIM) over the valid pixels (``mask`` 1.0; None: all): (N,).
+
+        No-data pixels are compared with the reconstruction itself, so they add nothing to the MSE, which is the
+        mean over the valid pixels; what coding the fill costs still counts in the rate. MS-SSIM's windows that
+        straddle a border still see the no-data pixels' values (on both sides alike), so with a weight on it the
+        distortion ignores them only approximately (the shipped recipes use none)."""
+        if mask is not None:
+            original = torch.where(mask > 0, original, reconstruction.detach())
+        squared = F.mse_loss(reconstruction, original, reduction="none").flatten(1)
+        mse = squared.mean(dim=1) if mask is None else squared.sum(dim=1) / mask.flatten(1).sum(dim=1).clamp_min(1.0)
         if not self.settings.msssim_weight:
             return mse
         similarity = ms_ssim(reconstruction.clamp(0.0, 1.0), original, data_range=1.0,
@@ -158,11 +185,11 @@ class Fitter:
         return mse + self.settings.msssim_weight * (1.0 - similarity)
 
     def rate_distortion_loss(self, original: torch.Tensor, reconstruction: torch.Tensor,
-                             likelihoods: list[torch.Tensor],
-                             quality: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                             likelihoods: list[torch.Tensor], quality: torch.Tensor | None,
+                             mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The training objective (mean over the batch), and the mean estimated bpp (zero for fixed-length
         models)."""
-        distortion = self.distortion(original, reconstruction)
+        distortion = self.distortion(original, reconstruction, mask)
         if self.model.prior is None:
             return distortion.mean(), torch.zeros((), device=original.device)
         bpp = estimated_bits(likelihoods) / original[0, 0].numel()
@@ -202,7 +229,7 @@ class Fitter:
             coded = coded * self.model.gains(self.model.log_inverse_gains, quality)
         return self.decode(coded)
 
-    def train_step(self, batch: torch.Tensor) -> float:
+    def train_step(self, batch: torch.Tensor, mask: torch.Tensor | None = None) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = group["lr_factor"] * learning_rate(self.settings, self.step)
         quality = self._qualities(len(batch))
@@ -211,7 +238,7 @@ class Fitter:
         coded, likelihoods = self.coded_latent(latent, rounded=False)
         with self._autocast():
             reconstruction = self._decode(coded, quality)
-        loss, _ = self.rate_distortion_loss(batch, reconstruction.float(), likelihoods, quality)
+        loss, _ = self.rate_distortion_loss(batch, reconstruction.float(), likelihoods, quality, mask)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.settings.grad_clip:
@@ -227,20 +254,25 @@ class Fitter:
         """Loss and PSNR with real rounding (not the noise proxy), as the codec will run, and the
         validation patches with their reconstructions (for the logs). A variable-rate model is
         validated at each of its levels: the loss, PSNR and bpp are the means over the levels, and
-        ``validation_levels`` keeps each level's bpp and PSNR."""
+        ``validation_levels`` keeps each level's bpp and PSNR; ``validation_by_source`` keeps, per validation
+        source, the bpp and PSNR averaged over the levels, so that a held-out source is seen on its own."""
         self.model.eval()
         patches = self.split.validation_patches.to(self.settings.device)
         levels = self.settings.spec.rate_levels
         qualities = [torch.full((len(patches),), float(level), device=patches.device) for level in range(levels)]
-        measured = []
+        measured, per_patch = [], []
         for quality in qualities or [None]:
             coded, likelihoods = self.coded_latent(self.model.encode(patches, quality), rounded=True)
             reconstruction = self.model.decode(coded, quality).clamp(0.0, 1.0)
             mse = float(F.mse_loss(reconstruction, patches))
             loss, bpp = self.rate_distortion_loss(patches, reconstruction, likelihoods, quality)
             measured.append((float(loss), 10.0 * math.log10(1.0 / max(mse, 1e-12)), float(bpp)))
+            patch_bpp = (estimated_bits(likelihoods) / patches[0, 0].numel() if likelihoods
+                         else torch.zeros(len(patches), device=patches.device))
+            per_patch.append((((reconstruction - patches) ** 2).flatten(1).mean(dim=1), patch_bpp))
         self.model.train()
         self.validation_levels = [(bpp, psnr) for _, psnr, bpp in measured]
+        self.validation_by_source = by_source(self.split.validation_sources, per_patch)
         loss, psnr, bpp = (sum(values) / len(measured) for values in zip(*measured))
         self.last_validation_bpp = bpp
         return loss, psnr, patches, reconstruction
@@ -298,7 +330,7 @@ class Fitter:
         """The remaining steps' crops, drawn from the (possibly restored) data generator."""
         shapes = [tile.shape for tile in self.split.train_tiles]
         return CropPlan(shapes, self.settings.patch_size, self.settings.batch_size, self.data_generator,
-                        self.step, self.settings.steps, self.settings.large_patch_fraction)
+                        self.step, self.settings.steps, self.settings.large_patch_fraction, self.settings.augmentation)
 
     def run(self) -> None:
         self.model.train()
@@ -308,8 +340,10 @@ class Fitter:
         with tqdm(total=self.settings.steps, initial=self.step, disable=not self.settings.progress,
                   unit="step", dynamic_ncols=True) as progress:
             for batch in loader:
-                batch = batch.to(self.settings.device, non_blocking=cuda).contiguous(memory_format=torch.channels_last)
-                loss = self.train_step(batch)
+                batch = batch.to(self.settings.device, non_blocking=cuda)
+                patches = batch[:, :1].contiguous(memory_format=torch.channels_last)
+                mask = batch[:, 1:]
+                loss = self.train_step(patches, None if bool(mask.all()) else mask)
                 self.losses_since_validation.append(loss)
                 if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
                     self.save(plan.state_before(self.step))
@@ -319,6 +353,9 @@ class Fitter:
                     postfix["val_bpp"] = f"{self.last_validation_bpp:.3f}"
                 if len(self.validation_levels) > 1:
                     postfix["levels"] = " ".join(f"{bpp:.2f}/{psnr:.1f}" for bpp, psnr in self.validation_levels)
+                if len(self.validation_by_source) > 1:
+                    postfix["sources"] = " ".join(f"{source} {bpp:.2f}/{psnr:.1f}"
+                                                  for source, (bpp, psnr) in self.validation_by_source.items())
                 progress.set_postfix(postfix)
         if self.log is not None:
             self.log.close()

@@ -36,20 +36,29 @@ from harness_codecs._autoencoder.training.loop import (
     msssim_window,
     resume_path,
 )
-from harness_codecs._autoencoder.model.autoencoder import ENTROPY_MODELS, PRESETS, STRIDE, ModelSpec, spec_for
+from harness_codecs._autoencoder.model.autoencoder import (
+    ENTROPY_MODELS,
+    PRESETS,
+    STRIDE,
+    Autoencoder,
+    ModelSpec,
+    spec_for,
+)
+from harness_codecs._autoencoder.training.augmentation import Augmentation
 from harness_codecs._autoencoder.training.log import open_log
 
 from harness import BenchmarkContext, Trainer, UserError, read_manifest
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda", "lmbdas", "bits", "patch_size",
-                     "large_patch_fraction", "batch_size", "lr", "density_lr_factor", "init", "grad_clip",
-                     "msssim_weight", "seed", "config", "data", "scenes", "validation_scenes", "scene_size")
+                     "large_patch_fraction", "batch_size", "lr", "density_lr_factor", "init", "warm_start",
+                     "grad_clip", "msssim_weight", "seed", "config", "data", "scenes", "validation_scenes",
+                     "scene_size", "gain_db", "no_data_fraction")
 CHOICES = {"preset": tuple(sorted(PRESETS)), "entropy": ENTROPY_MODELS, "device": ("auto", "cpu", "cuda"),
            "amp": ("none", *AMP_DTYPES)}
 # Types of the options whose default is None (the others' type is their default's).
 TYPES_OF_UNSET = {"latent_channels": int, "threads": int, "workers": int, "manifest": Path, "logdir": Path,
-                  "data": Path, "lmbdas": list, "init": Path}
+                  "data": Path, "lmbdas": list, "init": Path, "warm_start": Path}
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path",
               list: "a list of numbers"}
 CUDA_WORKERS = 2
@@ -102,6 +111,14 @@ class AutoencoderTrainer(Trainer):
         parser.add_argument("--init", type=Path,
                             help="start from this checkpoint's weights (same model options; a new optimizer and "
                                  "schedule): fine-tuning")
+        parser.add_argument("--warm-start", type=Path,
+                            help="start from every weight of this checkpoint whose name and shape fit the model being "
+                                 "trained (e.g. another gdn-dct preset's analysis transform); the rest start fresh")
+        parser.add_argument("--gain-db", type=float, default=0.0,
+                            help="shift each training patch by a dB offset drawn from [-G, G] before clipping")
+        parser.add_argument("--no-data-fraction", type=float, default=0.0,
+                            help="share of the training patches given a no-data region beyond a straight border, "
+                                 "filled as test tiles are and left out of the distortion")
         parser.add_argument("--grad-clip", type=float, default=0.0,
                             help="clip the gradient's norm to this (0: no clipping); 1 keeps GDN models stable")
         parser.add_argument("--msssim-weight", type=float, default=0.05, help="loss = MSE + w * (1 - MS-SSIM)")
@@ -166,6 +183,9 @@ class AutoencoderTrainer(Trainer):
         fitter.run()
         print(f"autoencoder: {fitter.step} steps in {time.perf_counter() - started:.0f} s; best validation loss "
               f"{fitter.best_loss:.5f}; best checkpoint {settings.output}", flush=True)
+        for source, (bpp, psnr) in fitter.validation_by_source.items():
+            print(f"autoencoder: last validation on {source}: {bpp:.3f} bpp, {psnr:.2f} dB (means over the levels)",
+                  flush=True)
 
 
 def resolve_options(args: argparse.Namespace, defaults: dict[str, Any]) -> argparse.Namespace:
@@ -222,6 +242,10 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
     _require(args.msssim_weight >= 0, f"--msssim-weight {args.msssim_weight}: expected 0 or more")
     _require(args.grad_clip >= 0, f"--grad-clip {args.grad_clip}: expected 0 or more")
     _require(args.density_lr_factor > 0, f"--density-lr-factor {args.density_lr_factor}: expected a positive number")
+    _require(args.gain_db >= 0, f"--gain-db {args.gain_db}: expected 0 or more")
+    _require(0 <= args.no_data_fraction <= 1,
+             f"--no-data-fraction {args.no_data_fraction}: expected a number from 0 to 1")
+    _require(args.init is None or args.warm_start is None, "--init and --warm-start: give one of them")
     _require(0 <= args.large_patch_fraction <= 1,
              f"--large-patch-fraction {args.large_patch_fraction}: expected a number from 0 to 1")
     _require(1 <= args.bits <= MAX_BITS, f"--bits {args.bits}: expected an integer from 1 to {MAX_BITS}")
@@ -248,7 +272,9 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
         training_record=record, git_commit=git_commit(REPOSITORY), progress=not args.no_progress,
         workers=_workers(args.workers, device), lmbda=args.lmbda, fp16_weights=args.fp16_weights,
         grad_clip=args.grad_clip, large_patch_fraction=args.large_patch_fraction,
-        density_lr_factor=args.density_lr_factor, initial_state=_initial_state(args.init, spec),
+        density_lr_factor=args.density_lr_factor,
+        initial_state=_initial_state(args.init, spec) if args.warm_start is None else _warm_start(args.warm_start, spec),
+        augmentation=Augmentation(gain_db=args.gain_db, no_data_fraction=args.no_data_fraction),
     )
 
 
@@ -283,6 +309,24 @@ def _initial_state(path: Path | None, spec: ModelSpec) -> dict | None:
                                       f"({_spec_difference(checkpoint.spec, spec)}); fine-tune with the same --preset, "
                                       "--latent-channels, --entropy and --lmbdas")
     return checkpoint.state_dict
+
+
+def _warm_start(path: Path, spec: ModelSpec) -> dict:
+    """Every tensor of ``path`` whose name and shape fit the model (the others start as a fresh model's do);
+    refused when none fits. Printed: how many of the model's tensors (and values) come from the file."""
+    try:
+        checkpoint = load_checkpoint(path)
+    except ValueError as exc:
+        raise UserError(f"train autoencoder: --warm-start {exc}") from exc
+    state = Autoencoder(spec).state_dict()
+    fitting = {name: tensor.float() for name, tensor in checkpoint.state_dict.items()
+               if name in state and tensor.shape == state[name].shape}
+    _require(bool(fitting), f"--warm-start {path}: none of its weights fits a {spec.preset} model "
+                            f"(it holds a {checkpoint.spec.preset} model)")
+    copied = sum(tensor.numel() for tensor in fitting.values())
+    print(f"autoencoder: --warm-start {path}: {len(fitting)} of {len(state)} tensors ({copied:,} of "
+          f"{sum(tensor.numel() for tensor in state.values()):,} values) copied", flush=True)
+    return fitting
 
 
 def _spec_difference(stored: ModelSpec, wanted: ModelSpec) -> str:
