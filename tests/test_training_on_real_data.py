@@ -103,11 +103,12 @@ def test_the_checkpoint_records_its_training_data_and_each_levels_validation(rea
 
 
 def test_fp16_weights_are_stored_as_float16_and_the_tables_fit_exactly_those_weights(real_run):
+    stored = torch.load(real_run / "model.pt", weights_only=True)
     checkpoint = load_checkpoint(real_run / "model.pt")
-    floating = [tensor for tensor in checkpoint.state_dict.values() if tensor.is_floating_point()]
+    floating = [tensor for tensor in stored["state_dict"].values() if tensor.is_floating_point()]
     rebuilt = entropy_tables(build_model(checkpoint, real_run / "model.pt").prior).to_tensors()
 
-    assert all(tensor.dtype == torch.float16 for tensor in floating)
+    assert stored["weight_format"] == "float16" and all(tensor.dtype == torch.float16 for tensor in floating)
     assert all(torch.equal(rebuilt[name], checkpoint.entropy_tables[name]) for name in rebuilt)
 
 
@@ -216,7 +217,8 @@ def test_validation_is_reported_per_held_out_source(tmp_path, capsys):
           tile_size: 112
         """), "  "))
     config = write(tmp_path, "bench.yaml", REAL_BENCHMARK)
-    train("--config", str(config), "--data", str(data), "--output", str(tmp_path / "m.pt"), "--steps", "1", *FAST)
+    train("--config", str(config), "--data", str(data), "--output", str(tmp_path / "m.pt"), "--steps", "1", *FAST,
+          "--validation-patches", "64")
 
     printed = capsys.readouterr().out
     assert "last validation on geotiff:pyrosar:" in printed and "last validation on geotiff:bigearthnet:" in printed
@@ -226,8 +228,23 @@ def test_validation_is_reported_per_held_out_source(tmp_path, capsys):
     (["--gain-db", "-1"], "--gain-db -1.0: expected 0 or more"),
     (["--no-data-fraction", "1.5"], "--no-data-fraction 1.5: expected a number from 0 to 1"),
     (["--init", "a.pt", "--warm-start", "b.pt"], "--init and --warm-start: give one of them"),
+    (["--fp16-weights", "--weight-format", "int8"], "--fp16-weights and --weight-format int8: give one of them"),
 ])
 def test_bad_augmentation_and_warm_start_options_are_refused(tmp_path, real_run, flags, message):
     with pytest.raises(UserError, match=message):
         train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
               str(tmp_path / "m.pt"), *FAST, *flags)
+
+
+def test_the_trainer_writes_the_best_checkpoint_in_the_weight_format_asked_for(tmp_path, real_run):
+    output = tmp_path / "int8.pt"
+    train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output", str(output),
+          "--steps", "2", "--weight-format", "int8", *FAST)
+
+    raw = torch.load(output, weights_only=True)
+    resume = torch.load(output.with_name("int8.last.pt"), weights_only=True)
+    assert raw["weight_format"] == "int8" and resume["weight_format"] == "float32"
+    assert output.stat().st_size < (real_run / "model.pt").stat().st_size  # the float16 one of the fixture
+    checkpoint = load_checkpoint(output)
+    rebuilt = entropy_tables(build_model(checkpoint, output).prior).to_tensors()
+    assert all(torch.equal(rebuilt[name], checkpoint.entropy_tables[name]) for name in rebuilt)

@@ -3,8 +3,13 @@
 A checkpoint is a plain dict of tensors, dicts, lists, strings and numbers,
 so ``torch.load(..., weights_only=True)`` reads it without executing code from
 the file. Every way a file can be unusable (missing, not ours, another format
-version, weights that do not fit the spec) is one ``ValueError`` line that
-names the file and the command that makes a good one.
+version, damaged stored weights, weights that do not fit the spec) is one
+``ValueError`` line that names the file and the command that makes a good one.
+
+The weights are stored in one of ``runtime.weights.WEIGHT_FORMATS`` (float32, float16, or int8 with compressed
+codes, which makes the shipped model's file a third of its float16 size); whatever the format, a loaded
+checkpoint holds them in float32, exactly as the file gives them back. Format version 2 records the weight format;
+version 1 files (plain float32 or float16 tensors, as shipped) are still read, and give the same weights as before.
 """
 
 from __future__ import annotations
@@ -17,9 +22,18 @@ from pathlib import Path
 import torch
 from harness_codecs._autoencoder.bitstream import MODEL_ID_BYTES
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, ModelSpec
+from harness_codecs._autoencoder.runtime.weights import (
+    format_of,
+    loaded_weights,
+    rounded_weights,
+    stored_bits,
+    stored_weights,
+)
 
 CHECKPOINT_KIND = "sar-codec-harness/autoencoder"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+"""Version 2 added ``weight_format``: a version-1 reader would take an int8 file's stored codes for weights."""
+READABLE_VERSIONS = (1, 2)
 TRAIN_COMMAND = "python -m harness train autoencoder --output PATH"
 
 
@@ -41,6 +55,17 @@ class Checkpoint:
     """The range coder's probability tables (``entropy_tables.EntropyTables``), for entropy-coded models."""
     validation_levels: list = field(default_factory=list)
     """A variable-rate model's validation (estimated bpp, PSNR) at each of its levels."""
+    weight_format: str = ""
+    """How the file stores the weights (``runtime.weights.WEIGHT_FORMATS``); empty: as the given tensors are
+    (float16 when all are, as ``--fp16-weights`` gives them, else float32)."""
+    weight_bits: dict[str, int] = field(default_factory=dict)
+    """For ``int8``: the bits of each quantized weight (``runtime.weight_plan``); the other tensors are float16."""
+
+    def __post_init__(self) -> None:
+        """Round the weights to the format at once, so that ``state_dict`` always holds, in float32, exactly
+        the weights the file will give back: entropy tables and model ids computed from it fit the file."""
+        self.weight_format = self.weight_format or format_of(self.state_dict)
+        self.state_dict = rounded_weights(self.state_dict, self.weight_format, self.weight_bits)
 
     def to_dict(self) -> dict:
         return {
@@ -55,7 +80,8 @@ class Checkpoint:
             "step": self.step,
             "validation_loss": self.validation_loss,
             "validation_psnr": self.validation_psnr,
-            "state_dict": self.state_dict,
+            "weight_format": self.weight_format,
+            "state_dict": stored_weights(self.state_dict, self.weight_format, self.weight_bits),
             "entropy_tables": self.entropy_tables,
             "validation_levels": [list(level) for level in self.validation_levels],
         }
@@ -80,21 +106,24 @@ def read_checkpoint_file(path: Path) -> dict:
                          f"make one with `{TRAIN_COMMAND}`") from exc
     if not isinstance(raw, dict) or raw.get("kind") != CHECKPOINT_KIND:
         raise ValueError(f"{path} is not an autoencoder checkpoint; make one with `{TRAIN_COMMAND}`")
-    if raw.get("format_version") != CHECKPOINT_VERSION:
+    if raw.get("format_version") not in READABLE_VERSIONS:
         raise ValueError(f"{path} has checkpoint format version {raw.get('format_version')!r}, this code reads "
-                         f"version {CHECKPOINT_VERSION}; make a new one with `{TRAIN_COMMAND}`")
+                         f"versions {' and '.join(map(str, READABLE_VERSIONS))}; "
+                         f"make a new one with `{TRAIN_COMMAND}`")
     return raw
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
+    """The checkpoint, its weights in float32 whatever format the file stores them in."""
     raw = read_checkpoint_file(path)
+    weight_format, weights, bits = _weights(raw, path)
     try:
         return Checkpoint(
             spec=ModelSpec(**raw["model"]),
             bits=int(raw["bits"]),
             latent_range=(float(raw["latent_range"][0]), float(raw["latent_range"][1])),
             normalization={pol: (float(low), float(high)) for pol, (low, high) in raw["normalization"].items()},
-            state_dict=raw["state_dict"],
+            state_dict=weights,
             training=raw.get("training", {}),
             git_commit=raw.get("git_commit", ""),
             step=int(raw.get("step", 0)),
@@ -102,10 +131,28 @@ def load_checkpoint(path: Path) -> Checkpoint:
             validation_psnr=float(raw.get("validation_psnr", float("nan"))),
             entropy_tables=raw.get("entropy_tables", {}),
             validation_levels=[tuple(level) for level in raw.get("validation_levels", [])],
+            weight_format=weight_format,
+            weight_bits=bits,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: incomplete autoencoder checkpoint ({type(exc).__name__}: {exc}); "
                          f"make a new one with `{TRAIN_COMMAND}`") from exc
+
+
+def _weights(raw: dict, path: Path) -> tuple[str, dict[str, torch.Tensor], dict[str, int]]:
+    """The file's weight format, its weights in float32 and, for int8, the bits of each quantized weight.
+    A version-1 file holds plain tensors, in the format its tensors are in."""
+    if "state_dict" not in raw:
+        raise ValueError(f"{path}: incomplete autoencoder checkpoint (no weights); make a new one with "
+                         f"`{TRAIN_COMMAND}`")
+    stored = raw["state_dict"]
+    try:
+        weight_format = raw["weight_format"] if raw["format_version"] >= 2 else format_of(stored)
+        weights = loaded_weights(stored, weight_format)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"{type(exc).__name__}: {exc}" if isinstance(exc, (KeyError, AttributeError)) else str(exc)
+        raise ValueError(f"{path}: unusable weights ({detail}); make a new one with `{TRAIN_COMMAND}`") from exc
+    return weight_format, weights, stored_bits(stored) if weight_format == "int8" else {}
 
 
 def build_model(checkpoint: Checkpoint, path: Path) -> Autoencoder:

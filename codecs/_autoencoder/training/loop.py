@@ -42,8 +42,8 @@ from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.training.augmentation import Augmentation
 from harness_codecs._autoencoder.training.data import CropPlan, TrainingSplit, patch_loader
 from harness_codecs._autoencoder.entropy_models import FactorizedDensity, estimated_bits, prior_forward
-from harness_codecs._autoencoder.entropy_tables import entropy_tables
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, ModelSpec
+from harness_codecs._autoencoder.runtime.compact import in_weight_format
 from harness_codecs._autoencoder.quantization import dequantize, noisy_latent, quantize
 from harness_codecs._autoencoder.training.log import TrainingLog
 from pytorch_msssim import ms_ssim
@@ -90,8 +90,9 @@ class FitSettings:
     """Share of the steps whose patches are twice as wide (``data.CropPlan``)."""
     grad_clip: float = 0.0
     """Largest gradient norm (0: unclipped)."""
-    fp16_weights: bool = False
-    """Store the best checkpoint's weights as float16 (the resume state keeps float32)."""
+    weight_format: str = "float32"
+    """How the best checkpoint stores its weights (``runtime.weights.WEIGHT_FORMATS``; the resume state keeps
+    float32)."""
     lmbda: float = 0.0
     """Weight of the distortion against the estimated bpp; used by single-rate entropy-coded models
     (a variable-rate model's trade-offs are its spec's ``lmbdas``)."""
@@ -277,22 +278,16 @@ class Fitter:
         self.last_validation_bpp = bpp
         return loss, psnr, patches, reconstruction
 
-    def checkpoint(self, validation: tuple[float, float], compact: bool = False) -> Checkpoint:
-        """The model as a checkpoint; ``compact`` stores the weights as float16 (half the file) and
-        computes the entropy tables from exactly those rounded weights, which the codec will load."""
+    def checkpoint(self, validation: tuple[float, float], weight_format: str = "float32") -> Checkpoint:
+        """The model as a checkpoint whose weights are stored in ``weight_format`` (``runtime.weights``), with the
+        entropy tables of exactly the weights the codec will load (``runtime.compact``)."""
         state = {name: tensor.detach().cpu().clone() for name, tensor in self.model.state_dict().items()}
-        model = self.model
-        if compact:
-            state = {name: tensor.half() if tensor.is_floating_point() else tensor for name, tensor in state.items()}
-            model = Autoencoder(self.settings.spec)
-            model.load_state_dict(state)
-        prior = model.prior
-        return Checkpoint(spec=self.settings.spec, bits=self.settings.bits if prior is None else 0,
-                          latent_range=LATENT_RANGE, normalization=self.settings.normalization, state_dict=state,
-                          training=self.settings.training_record, git_commit=self.settings.git_commit,
-                          step=self.step, validation_loss=validation[0], validation_psnr=validation[1],
-                          entropy_tables=entropy_tables(prior).to_tensors() if prior is not None else {},
-                          validation_levels=list(self.validation_levels))
+        checkpoint = Checkpoint(spec=self.settings.spec, bits=self.settings.bits if self.model.prior is None else 0,
+                                latent_range=LATENT_RANGE, normalization=self.settings.normalization, state_dict=state,
+                                training=self.settings.training_record, git_commit=self.settings.git_commit,
+                                step=self.step, validation_loss=validation[0], validation_psnr=validation[1],
+                                validation_levels=list(self.validation_levels))
+        return in_weight_format(checkpoint, weight_format)
 
     def save(self, data_state: torch.Tensor) -> None:
         """Validate, log, keep the model at ``output`` if it is the best so far, and write the resume state
@@ -303,7 +298,7 @@ class Fitter:
         checkpoint = self.checkpoint(validation)
         if validation[0] < self.best_loss:
             self.best_loss = validation[0]
-            save_checkpoint(self.checkpoint(validation, compact=self.settings.fp16_weights), self.settings.output)
+            save_checkpoint(self.checkpoint(validation, self.settings.weight_format), self.settings.output)
         save_checkpoint(checkpoint, resume_path(self.settings.output), extra={
             "optimizer": self.optimizer.state_dict(),
             "data_generator": data_state,

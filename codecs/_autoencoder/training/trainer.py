@@ -44,6 +44,7 @@ from harness_codecs._autoencoder.model.autoencoder import (
     ModelSpec,
     spec_for,
 )
+from harness_codecs._autoencoder.runtime.weights import WEIGHT_FORMATS
 from harness_codecs._autoencoder.training.augmentation import Augmentation
 from harness_codecs._autoencoder.training.log import open_log
 
@@ -55,7 +56,7 @@ RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda
                      "grad_clip", "msssim_weight", "seed", "config", "data", "scenes", "validation_scenes",
                      "scene_size", "gain_db", "no_data_fraction")
 CHOICES = {"preset": tuple(sorted(PRESETS)), "entropy": ENTROPY_MODELS, "device": ("auto", "cpu", "cuda"),
-           "amp": ("none", *AMP_DTYPES)}
+           "amp": ("none", *AMP_DTYPES), "weight_format": WEIGHT_FORMATS}
 # Types of the options whose default is None (the others' type is their default's).
 TYPES_OF_UNSET = {"latent_channels": int, "threads": int, "workers": int, "manifest": Path, "logdir": Path,
                   "data": Path, "lmbdas": list, "init": Path, "warm_start": Path}
@@ -94,8 +95,10 @@ class AutoencoderTrainer(Trainer):
         parser.add_argument("--lmbdas", type=_number_list, default=[],
                             help="variable rate: comma-separated trade-offs, one gain level each (e.g. "
                                  "64,256,1024,4096); the codec's quality option picks a level, or between two")
-        parser.add_argument("--fp16-weights", action="store_true",
-                            help="store the best checkpoint's weights as float16 (half the file)")
+        parser.add_argument("--weight-format", default="float32", choices=CHOICES["weight_format"],
+                            help="how the best checkpoint stores its weights: float16 is half the file, int8 (at most "
+                                 "8 bits a weight, compressed) about a third of float16's")
+        parser.add_argument("--fp16-weights", action="store_true", help="the same as --weight-format float16")
         parser.add_argument("--bits", type=int, default=4,
                             help="quantization bits per latent value (1-16) of fixed-length models")
         parser.add_argument("--patch-size", type=int, default=128, help="training patch side, a multiple of 16")
@@ -246,6 +249,8 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
     _require(0 <= args.no_data_fraction <= 1,
              f"--no-data-fraction {args.no_data_fraction}: expected a number from 0 to 1")
     _require(args.init is None or args.warm_start is None, "--init and --warm-start: give one of them")
+    _require(not args.fp16_weights or args.weight_format in ("float32", "float16"),
+             f"--fp16-weights and --weight-format {args.weight_format}: give one of them")
     _require(0 <= args.large_patch_fraction <= 1,
              f"--large-patch-fraction {args.large_patch_fraction}: expected a number from 0 to 1")
     _require(1 <= args.bits <= MAX_BITS, f"--bits {args.bits}: expected an integer from 1 to {MAX_BITS}")
@@ -270,7 +275,8 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
         msssim_weight=args.msssim_weight, device=device, amp=args.amp, compile=args.compile, seed=args.seed,
         output=Path(args.output), checkpoint_every=args.checkpoint_every, normalization={},
         training_record=record, git_commit=git_commit(REPOSITORY), progress=not args.no_progress,
-        workers=_workers(args.workers, device), lmbda=args.lmbda, fp16_weights=args.fp16_weights,
+        workers=_workers(args.workers, device), lmbda=args.lmbda,
+        weight_format="float16" if args.fp16_weights else args.weight_format,
         grad_clip=args.grad_clip, large_patch_fraction=args.large_patch_fraction,
         density_lr_factor=args.density_lr_factor,
         initial_state=_initial_state(args.init, spec) if args.warm_start is None else _warm_start(args.warm_start, spec),
