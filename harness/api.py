@@ -34,9 +34,10 @@ class Tile:
     ``db_range`` and scaled to [0, 1]. The range is fixed per polarisation by
     the config, never derived from the tile, so no side information escapes
     the bitstream. No-data pixels are ``False`` in ``mask``; metrics ignore
-    them. The built-in datasets fill them in ``data`` with the local mean of
-    the valid pixels nearby (``harness.sar.fill_no_data``), so that a codec
-    sees no step at a swath border to smear into the valid pixels.
+    them. The built-in datasets fill them in ``data`` with the values of the
+    nearest valid pixels, blurred more the farther they lie from the data
+    (``harness.sar.fill_no_data``), so that a codec sees no step at a swath
+    border to smear into the valid pixels.
 
     ``original_db`` keeps the dB values as read, before clipping (NaN at
     no-data), so that clipping is seen: the dB metrics score against it and

@@ -59,26 +59,48 @@ def denormalize_db(normalized: np.ndarray, db_range: tuple[float, float]) -> np.
 
 
 NO_DATA_FILL_SIGMA = 8.0
-"""Width (pixels) of the Gaussian that averages the valid pixels around a no-data pixel."""
-_NO_DATA_FILL_MIN_WEIGHT = 1e-3
+"""Widest blur (pixels) of the no-data fill: from ``2 * NO_DATA_FILL_SIGMA`` pixels beyond the data on, the fill is
+the nearest valid values blurred by a Gaussian this wide."""
 
 
 def fill_no_data(data: np.ndarray, mask: np.ndarray, sigma: float = NO_DATA_FILL_SIGMA) -> np.ndarray:
-    """``data`` with its no-data pixels (``mask`` False) set to the local mean of the valid pixels nearby.
+    """``data`` with its no-data pixels (``mask`` False) continued from the valid pixels nearest to them.
 
     A codec codes the whole tile, no-data included, and a transform codec
-    spreads a step at a swath border into the valid pixels beside it: filling
-    no-data with the range minimum (dark as the darkest water) biased the
-    learned codecs' valid border pixels by -3.4 to -3.7 dB. The local mean
-    (a Gaussian-weighted average of the valid pixels, normalized by the weight
-    of valid pixels in reach) continues the scene's level across the border
-    without a step; pixels beyond the Gaussian's reach take the mean of the
-    whole tile's valid pixels. Valid pixels are returned unchanged.
+    spreads whatever lies beyond a swath border into the valid pixels beside
+    it. Filling with the range minimum biased them by -3.4 dB at low rates.
+    Filling with the local mean of the valid pixels (a Gaussian average 8 px
+    wide) brightened them by up to +0.5 dB on real tiles: the mean leans to the
+    brighter majority around, so beside dark border pixels (water, dark
+    speckle near the range floor, where no decoded value can err below the
+    floor) it stood 1.8 dB above them. So each no-data pixel takes the value
+    of its nearest valid pixel: as it is 1 px from the data, blurred by a
+    Gaussian of half its distance farther out (at most ``sigma``, from
+    ``2 * sigma`` px on). The border pixels see their own level and speckle
+    continued, with no step; the far region is smooth and costs no more bits
+    than the local mean did (``benchmarks/border_bias.py`` measures both, and
+    the README gives the figures). Deterministic (exact Euclidean distances,
+    fixed filters, no randomness); 9 ms for a 256x256 tile with no-data on one
+    core (the local mean: 6 ms). Valid pixels are returned unchanged; a tile
+    without valid pixels is all zeros.
     """
     if mask.all() or not mask.any():
         return np.where(mask, data, 0.0).astype(data.dtype)
-    values = np.where(mask, data, 0.0).astype(np.float64)
-    weight = ndimage.gaussian_filter(mask.astype(np.float64), sigma)
-    local = ndimage.gaussian_filter(values, sigma) / np.maximum(weight, _NO_DATA_FILL_MIN_WEIGHT)
-    filled = np.where(weight >= _NO_DATA_FILL_MIN_WEIGHT, local, values[mask].mean())
+    distance, (rows, cols) = ndimage.distance_transform_edt(~mask, return_indices=True)
+    distance = distance.astype(np.float32)
+    nearest = data[rows, cols].astype(np.float32)
+    # Level k is the nearest values blurred by 2**(k-1) px (level 0 unblurred) and serves distance 2**k; a pixel
+    # between two such distances mixes the two levels, linearly in log2 of its distance.
+    position = np.log2(np.maximum(distance, np.float32(1.0)))
+    filled = nearest * np.maximum(1.0 - position, 0.0)
+    level, scale = 1, 1.0
+    while scale <= sigma and scale < distance.max():
+        top = scale * 2.0 > sigma or scale * 2.0 >= distance.max()
+        share = np.maximum(1.0 - np.abs(position - level), 0.0)
+        if top:
+            share = np.where(position > level, 1.0, share)
+        filled += share * ndimage.gaussian_filter(nearest, scale, mode="nearest", truncate=3.0)
+        level, scale = level + 1, scale * 2.0
+    if level == 1:  # no blurred level: every no-data pixel lies within 1 px of the data
+        filled = nearest
     return np.where(mask, data, filled).astype(data.dtype)
