@@ -317,6 +317,31 @@ def test_a_density_trained_onto_a_single_integer_still_gives_a_codable_table():
     assert list(coder.decode(new_decoder(encoder.get_compressed()), np.zeros(4, dtype=np.int64))) == [0, 0, 1, 0]
 
 
+def test_a_density_trained_onto_one_integer_codes_it_at_almost_no_cost():
+    """A switched-off side channel: its likely value has a symbol of its own, not an end symbol that would be
+    followed by a distance (0.7 bits or more each)."""
+    density = FactorizedDensity(1)
+    with torch.no_grad():
+        for factor in density.matrices:
+            factor.mul_(0).add_(30.0)  # a step at the origin: all the mass on 0
+    encoder = new_encoder()
+    SymbolCoder(factorized_tables(density)).encode(encoder, np.zeros(4096, dtype=np.int64), np.zeros(4096, dtype=np.int64))
+
+    assert 32 * len(encoder.get_compressed()) <= 64
+
+
+def test_the_end_symbols_of_a_factorized_table_carry_only_its_tails():
+    torch.manual_seed(1)
+    wide, spike = FactorizedDensity(8), FactorizedDensity(8)
+    with torch.no_grad():
+        for factor in spike.matrices:
+            factor.mul_(0).add_(30.0)  # every channel a step near the origin
+
+    for tables in (factorized_tables(wide), factorized_tables(spike)):
+        assert all(tables.table(channel)[0] <= TAIL_MASS and tables.table(channel)[-1] <= TAIL_MASS
+                   for channel in range(8))
+
+
 def test_gaussian_likelihood_matches_scipy_including_far_tails():
     values = torch.tensor([0.0, 1.0, -2.0, 7.0, 30.0], dtype=torch.float64)
     means = torch.tensor([0.2, -0.3, 0.0, 0.5, 1.0], dtype=torch.float64)

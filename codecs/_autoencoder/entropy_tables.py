@@ -10,9 +10,12 @@ arithmetic. A stream written on a GPU machine therefore decodes bit-exactly
 on a CPU machine.
 
 * Factorized density: one table per channel over the integers from the
-  ``TAIL_MASS / 2`` quantile to the ``1 - TAIL_MASS / 2`` quantile; a value
-  outside is coded as the end symbol, which carries the tail's mass,
-  followed by its distance beyond it (``symbol_coding.SymbolCoder``).
+  ``TAIL_MASS / 2`` quantile to the ``1 - TAIL_MASS / 2`` quantile and one
+  more on each side; a value beyond is coded as the end symbol, which
+  carries the tail's mass, followed by its distance beyond it
+  (``symbol_coding.SymbolCoder``). Checkpoints keep the tables they were
+  written with, so a checkpoint written before the margin was added (all the
+  shipped ones) codes as it always did.
 * Gaussian conditional: one table per scale of a fixed log-spaced
   ``SCALE_TABLE`` (as in CompressAI); an element is coded with the table of
   the smallest tabulated scale at least as large as its predicted scale.
@@ -46,10 +49,16 @@ def factorized_tables(density: FactorizedDensity) -> ProbabilityTables:
     below, above = expit(logits), expit(-logits)   # P(X < k + 1/2), P(X > k + 1/2)
     tables, offsets = [], []
     for channel in range(exact.channels):
-        low = _first(below[channel] > TAIL_MASS / 2, default=0)
-        # At least two symbols: a density trained to sit all on one integer would give a one-symbol table,
-        # which the range coder cannot model (constriction refuses it as not normalizable).
-        high = max(_first(above[channel] < TAIL_MASS / 2, default=len(values) - 1), low + 1)
+        # One integer more on each side than the values holding all but TAIL_MASS: an end symbol stands for
+        # its value *and everything beyond*, and is followed by a distance that costs at least 0.7 bits
+        # (``symbol_coding``), so it must carry the tail alone. Without the margin, a density trained to sit
+        # on 0 and -1 (a side-latent channel the model switched off) gave a two-symbol table of ends, and every
+        # one of its values paid the distance: a seed-sized model's side latent cost 0.018 bpp where its
+        # density estimated 0.002. The margin also keeps the table at two symbols or more, which the range
+        # coder needs (constriction refuses a one-symbol table as not normalizable).
+        low = max(_first(below[channel] > TAIL_MASS / 2, default=0) - 1, 0)
+        high = min(max(_first(above[channel] < TAIL_MASS / 2, default=len(values) - 1), low + 1) + 1,
+                   len(values) - 1)
         cumulative = np.concatenate([[0.0], below[channel, low:high], [1.0]])
         tables.append(np.maximum(np.diff(cumulative), 0.0))
         offsets.append(int(values[low]))
