@@ -19,6 +19,8 @@ from tests.conftest import NORMALIZATION, SHIPPED_DATA
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 CHECKPOINT = REPOSITORY / "checkpoints" / "autoencoder-gdn-dct-small-checkerboard.pt"
+LIGHT_CHECKPOINT = REPOSITORY / "checkpoints" / "autoencoder-gdn-dct-light-checkerboard.pt"
+SHARED_OMBRIA = REPOSITORY.parent / "shared" / "data" / "s1_patches" / "ombria_vv_8bit"
 TEST_CHIP = SHIPPED_DATA / "test" / "sen1floods11" / "USA_905409_S1Hand.tif"
 
 
@@ -45,8 +47,9 @@ def test_the_same_pixels_cost_about_the_same_rate_whatever_the_tile_size(chip, q
     assert rates[128] <= rates[512] * 1.15                                   # and smaller ones not much more either
 
 
-def test_a_higher_quality_spends_more_bits_on_real_pixels(chip):
-    rates = [bpp_when_tiled(CheckerboardAutoencoder(checkpoint=str(CHECKPOINT), quality=quality), chip[:256, :256], 256)
+@pytest.mark.parametrize("checkpoint", [CHECKPOINT, LIGHT_CHECKPOINT], ids=["small", "light"])
+def test_a_higher_quality_spends_more_bits_on_real_pixels(chip, checkpoint):
+    rates = [bpp_when_tiled(CheckerboardAutoencoder(checkpoint=str(checkpoint), quality=quality), chip[:256, :256], 256)
              for quality in (0, 2.5, 5, 8)]
 
     assert rates == sorted(rates) and rates[-1] > 4 * rates[0]
@@ -69,3 +72,28 @@ def test_the_shipped_model_was_trained_on_real_data_that_the_real_test_sets_do_n
     tiles = context.test_tiles()
     check_no_overlap(training_split, context, tiles)  # raises on a shared scene or tile
     assert not {tile.scene for tile in tiles} & training_split.scenes
+
+
+def test_the_light_model_keeps_the_seeds_budget_in_a_file_under_8_mb():
+    checkpoint = load_checkpoint(LIGHT_CHECKPOINT)
+    complexity = CheckerboardAutoencoder(checkpoint=str(LIGHT_CHECKPOINT), quality=0).complexity()
+
+    assert checkpoint.spec.preset == "gdn-dct-light" and checkpoint.weight_format == "int8"
+    assert LIGHT_CHECKPOINT.stat().st_size <= 8_000_000
+    assert complexity.parameters <= 5_000_000 and complexity.decode_macs_per_pixel <= 20_000
+
+
+@pytest.mark.skipif(not SHARED_OMBRIA.is_dir(), reason="the light model's OMBRIA training patches are not here")
+@pytest.mark.parametrize("benchmark", ["benchmarks-real.yaml", "benchmarks.yaml"])
+def test_the_light_model_was_trained_on_data_that_the_real_test_sets_do_not_hold(benchmark):
+    checkpoint = load_checkpoint(LIGHT_CHECKPOINT)
+    context = BenchmarkContext.load(REPOSITORY / checkpoint.training["config"])
+    data = load_training_data(REPOSITORY / checkpoint.training["data"], context)
+    split = build_data_split(data, context, checkpoint.training["seed"], checkpoint.training["patch_size"],
+                             checkpoint.training["validation_patches"], STRIDE)
+    tested = BenchmarkContext.load(REPOSITORY / benchmark)
+    tiles = tested.test_tiles()
+
+    assert data.path.name == "training-ombria.yaml"
+    check_no_overlap(split, tested, tiles)  # raises on a shared scene or tile
+    assert not {tile.scene for tile in tiles} & split.scenes
