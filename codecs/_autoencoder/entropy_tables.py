@@ -17,7 +17,7 @@ on a CPU machine.
   written with, so a checkpoint written before the margin was added (all the
   shipped ones) codes as it always did.
 * Gaussian conditional: one table per scale of a fixed log-spaced
-  ``SCALE_TABLE`` (as in CompressAI); an element is coded with the table of
+  ``SCALE_TABLE`` (as in CompressAI, finer); an element is coded with the table of
   the smallest tabulated scale at least as large as its predicted scale.
 """
 
@@ -37,7 +37,11 @@ from torch import nn
 TAIL_MASS = 1e-9
 SEARCH_RADIUS = 4096
 """The density's support is searched among the integers in ``[-SEARCH_RADIUS, SEARCH_RADIUS]``."""
-SCALE_TABLE = np.exp(np.linspace(np.log(SCALE_FLOOR), np.log(64.0), 64))
+SCALE_TABLE = np.exp(np.linspace(np.log(SCALE_FLOOR), np.log(64.0), 256))
+"""The tabulated scales, log-spaced, 2.5 % apart. CompressAI's 64 (10.6 % apart) made the gdn-dct-light model's
+streams 3.6 % (quality 0) and 1.8 % (quality 4) dearer than its density estimated, since each element is coded with
+the table of the next scale up; 256 cut that to 1.7 % and 0.6 %. A checkpoint stores the scales its tables were
+made with (the tiny and gdn-dct-small ones: 64), so it codes with them. Measured on 8 default tiles."""
 
 
 @torch.no_grad()
