@@ -22,7 +22,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from harness import DatasetSettings, Tile, UserError
-from harness.sar import fill_no_data, normalize_db
+from harness.sar import normalized_tile
 
 Layers = dict[str, np.ndarray]
 """dB values per polarisation for one window, NaN where there is no data."""
@@ -143,9 +143,7 @@ def window_tiles(scene: str, candidate: Candidate, layers: Layers, settings: Dat
     """One normalized, masked tile per polarisation, with the stable id ``scene:pol:r<row>:c<col>:<size>``."""
     size = settings.tile_size
     for pol, db in layers.items():
-        mask = np.isfinite(db)
-        db_range = settings.normalization[pol]
-        data = fill_no_data(normalize_db(np.nan_to_num(db, nan=db_range[0]), db_range), mask)
+        data, mask = normalized_tile(db, settings.normalization[pol])
         yield Tile(
             tile_id=f"{scene}:{pol}:r{candidate.row}:c{candidate.col}:{size}",
             scene=scene,
@@ -154,7 +152,7 @@ def window_tiles(scene: str, candidate: Candidate, layers: Layers, settings: Dat
             col=candidate.col,
             data=data.astype(np.float32),
             mask=mask,
-            db_range=db_range,
+            db_range=settings.normalization[pol],
             original_db=np.where(mask, db, np.nan).astype(np.float32),
         )
 

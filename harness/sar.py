@@ -58,6 +58,14 @@ def denormalize_db(normalized: np.ndarray, db_range: tuple[float, float]) -> np.
     return np.asarray(normalized, dtype=np.float64) * (high - low) + low
 
 
+def normalized_tile(db: np.ndarray, db_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """dB values (non-finite: no-data) as a codec sees them, normalized to ``db_range`` with the no-data filled
+    (``fill_no_data``), and the valid mask: what the built-in datasets put in a ``Tile``, and what the trainer
+    makes of a patch."""
+    mask = np.isfinite(db)
+    return fill_no_data(normalize_db(np.where(mask, db, db_range[0]), db_range), mask), mask
+
+
 NO_DATA_FILL_SIGMA = 8.0
 """Widest blur (pixels) of the no-data fill: from ``2 * NO_DATA_FILL_SIGMA`` pixels beyond the data on, the fill is
 the nearest valid values blurred by a Gaussian this wide."""

@@ -60,13 +60,13 @@ class PriorWidths:
     a 256-channel latent, the Minnen et al. widths (``standard``) hold 9.4M parameters and cost about 17k MAC/px
     to decode; ``gdn-dct-light``'s hold 2.3M."""
 
-    hyper_kernel: int = 5
+    hyper_kernel: int
     """Kernel of the hyper-encoder's strided convolutions and of the hyper-decoder's transposed ones."""
-    hyper_decoder: tuple[int, int, int] = ()
+    hyper_decoder: tuple[int, int, int]
     """Output widths of the hyper-decoder's three layers; the last is the hyper features' width."""
-    context: int = 0
-    """Output width of the context convolution (0: the latent's)."""
-    entropy_parameters: tuple[int, int] = ()
+    context: int
+    """Output width of the context convolution."""
+    entropy_parameters: tuple[int, int]
     """Hidden widths of the 1x1 network that turns hyper and context features into means and scales."""
 
     def __post_init__(self) -> None:
@@ -94,7 +94,7 @@ class CheckerboardPrior(nn.Module):
         widths = widths or PriorWidths.standard(m)
         k = widths.hyper_kernel
         first, second, features = widths.hyper_decoder
-        context = widths.context or m
+        context = widths.context
         hidden, last_hidden = widths.entropy_parameters
         self.hyper_encoder = nn.Sequential(
             _conv(m, n, 3), nn.LeakyReLU(),

@@ -33,7 +33,7 @@ import torch
 import yaml
 
 from harness import BenchmarkContext, ManifestEntry, Tile, UserError, tile_checksum
-from harness.sar import denormalize_db, fill_no_data, normalize_db
+from harness.sar import denormalize_db, normalized_tile
 from harness_codecs._autoencoder.training.augmentation import Alteration, Augmentation
 
 TRAINING_SEED_BASE = 2**40
@@ -62,13 +62,6 @@ class TrainingTile:
         """The tile's dB values as read (its normalized data mapped back where the dataset kept none)."""
         db = tile.original_db if tile.original_db is not None else denormalize_db(tile.data, tile.db_range)
         return cls(np.where(tile.mask, db, np.nan).astype(np.float32), tuple(tile.db_range))
-
-
-def normalized_patch(db: np.ndarray, db_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """A dB patch as a codec sees it, normalized and filled as the datasets fill a tile, and its valid mask."""
-    mask = np.isfinite(db)
-    data = normalize_db(np.where(mask, db, db_range[0]), db_range)
-    return (data if mask.all() else fill_no_data(data, mask)), mask
 
 
 @dataclass(frozen=True)
@@ -176,12 +169,12 @@ def build_data_split(data: TrainingData, context: BenchmarkContext, seed: int, p
     if crop < multiple:
         raise UserError(f"{data.path}: validation tiles must be at least {multiple}px on each side; raise the "
                         "validation sections' tile_size")
-    chosen = np.random.default_rng(seed).permutation(len(validation))[:validation_patches]
-    crops = [center_crop(validation[index].data, crop) for index in sorted(chosen)]
+    chosen = sorted(np.random.default_rng(seed).permutation(len(validation))[:validation_patches])
+    crops = [center_crop(validation[index].data, crop) for index in chosen]
     return TrainingSplit([TrainingTile.of(tile) for tile in usable], torch.from_numpy(np.stack(crops)[:, None]),
                          frozenset(), frozenset(tile_checksum(tile) for tile in train + validation),
                          frozenset(tile.scene for tile in train + validation),
-                         tuple(sources[index] for index in sorted(chosen)))
+                         tuple(sources[index] for index in chosen))
 
 
 def source_name(section: DatasetConfig) -> str:
@@ -320,7 +313,7 @@ class PatchCutter(torch.utils.data.Dataset):
         index, top, left, rotation, flip, size, alteration = crop
         tile = self.tiles[index]
         db = np.rot90(tile.db[top:top + size, left:left + size], rotation)
-        data, mask = normalized_patch(alteration.apply(db[:, ::-1] if flip % 2 else db), tile.db_range)
+        data, mask = normalized_tile(alteration.apply(db[:, ::-1] if flip % 2 else db), tile.db_range)
         return torch.from_numpy(np.stack([data, mask]).astype(np.float32))
 
 

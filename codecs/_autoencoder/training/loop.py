@@ -42,6 +42,7 @@ from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.training.augmentation import Augmentation
 from harness_codecs._autoencoder.training.data import CropPlan, TrainingSplit, patch_loader
 from harness_codecs._autoencoder.entropy_models import FactorizedDensity, estimated_bits, prior_forward
+from harness_codecs._autoencoder.entropy_tables import entropy_tables
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, ModelSpec
 from harness_codecs._autoencoder.runtime.compact import in_weight_format
 from harness_codecs._autoencoder.quantization import dequantize, noisy_latent, quantize
@@ -278,16 +279,16 @@ class Fitter:
         self.last_validation_bpp = bpp
         return loss, psnr, patches, reconstruction
 
-    def checkpoint(self, validation: tuple[float, float], weight_format: str = "float32") -> Checkpoint:
-        """The model as a checkpoint whose weights are stored in ``weight_format`` (``runtime.weights``), with the
-        entropy tables of exactly the weights the codec will load (``runtime.compact``)."""
+    def checkpoint(self, validation: tuple[float, float]) -> Checkpoint:
+        """The model as a float32 checkpoint, with the entropy tables of its prior as it is."""
         state = {name: tensor.detach().cpu().clone() for name, tensor in self.model.state_dict().items()}
-        checkpoint = Checkpoint(spec=self.settings.spec, bits=self.settings.bits if self.model.prior is None else 0,
-                                latent_range=LATENT_RANGE, normalization=self.settings.normalization, state_dict=state,
-                                training=self.settings.training_record, git_commit=self.settings.git_commit,
-                                step=self.step, validation_loss=validation[0], validation_psnr=validation[1],
-                                validation_levels=list(self.validation_levels))
-        return in_weight_format(checkpoint, weight_format)
+        prior = self.model.prior
+        return Checkpoint(spec=self.settings.spec, bits=self.settings.bits if prior is None else 0,
+                          latent_range=LATENT_RANGE, normalization=self.settings.normalization, state_dict=state,
+                          training=self.settings.training_record, git_commit=self.settings.git_commit,
+                          step=self.step, validation_loss=validation[0], validation_psnr=validation[1],
+                          entropy_tables=entropy_tables(prior).to_tensors() if prior is not None else {},
+                          validation_levels=list(self.validation_levels))
 
     def save(self, data_state: torch.Tensor) -> None:
         """Validate, log, keep the model at ``output`` if it is the best so far, and write the resume state
@@ -298,7 +299,10 @@ class Fitter:
         checkpoint = self.checkpoint(validation)
         if validation[0] < self.best_loss:
             self.best_loss = validation[0]
-            save_checkpoint(self.checkpoint(validation, self.settings.weight_format), self.settings.output)
+            # Another format rounds the weights and computes the tables again, from exactly those weights.
+            weight_format = self.settings.weight_format
+            save_checkpoint(checkpoint if weight_format == "float32" else in_weight_format(checkpoint, weight_format),
+                            self.settings.output)
         save_checkpoint(checkpoint, resume_path(self.settings.output), extra={
             "optimizer": self.optimizer.state_dict(),
             "data_generator": data_state,
@@ -335,10 +339,10 @@ class Fitter:
         with tqdm(total=self.settings.steps, initial=self.step, disable=not self.settings.progress,
                   unit="step", dynamic_ncols=True) as progress:
             for batch in loader:
+                all_valid = bool(batch[:, 1:].all())  # on the host: no device sync per step
                 batch = batch.to(self.settings.device, non_blocking=cuda)
                 patches = batch[:, :1].contiguous(memory_format=torch.channels_last)
-                mask = batch[:, 1:]
-                loss = self.train_step(patches, None if bool(mask.all()) else mask)
+                loss = self.train_step(patches, None if all_valid else batch[:, 1:])
                 self.losses_since_validation.append(loss)
                 if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
                     self.save(plan.state_before(self.step))

@@ -324,7 +324,8 @@ def _warm_start(path: Path, spec: ModelSpec) -> dict:
         checkpoint = load_checkpoint(path)
     except ValueError as exc:
         raise UserError(f"train autoencoder: --warm-start {exc}") from exc
-    state = Autoencoder(spec).state_dict()
+    with torch.device("meta"):  # names and shapes only
+        state = Autoencoder(spec).state_dict()
     fitting = {name: tensor.float() for name, tensor in checkpoint.state_dict.items()
                if name in state and tensor.shape == state[name].shape}
     _require(bool(fitting), f"--warm-start {path}: none of its weights fits a {spec.preset} model "
