@@ -4,13 +4,13 @@ Two things are timed side by side on the same 256x256 tiles, in one run:
 
 - the **network alone**: ``model.encode`` / ``model.decode`` on tensors
   already on the device (the ceiling the codec could reach);
-- the **harness path**, exactly as the runner calls it: the ``autoencoder``
+- the **harness path**, exactly as the harness calls it: the ``autoencoder``
   codec's ``encode_batch`` (float32 numpy tiles in, bytes out) and
   ``decode_batch`` (bytes in, numpy tiles out), padding, host/device copies,
   quantization, bit-packing and headers included.
 
-Each timed call goes through ``--tiles`` distinct tiles in batches, as the
-runner goes through a test set: single calls of a few milliseconds spread
+Each timed call goes through ``--tiles`` distinct tiles in batches, as a
+run goes through a test set: single calls of a few milliseconds spread
 too widely on a shared machine. The four calls take turns within each repeat (after one warm-up each), so a
 change in the machine's load hits them alike; each figure gives the slowest,
 median and fastest repeat in MPix/s, and ``ratio`` is the harness path's
@@ -37,12 +37,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
+from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.training.loop import LATENT_RANGE
-from harness_codecs._autoencoder.inference import autocast, model_inputs
+from harness_codecs._autoencoder.runtime.fixed_length_coder import autocast, model_inputs
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, spec_for
-from harness_codecs._autoencoder.options import PREFERRED_BATCH_SIZES
-from harness_codecs._autoencoder.quantization import dequantize, quantize
+from harness_codecs._autoencoder.runtime.options import PREFERRED_BATCH_SIZES
+from harness_codecs._autoencoder.runtime.quantization import dequantize, quantize
 from harness_codecs.autoencoder import AutoencoderCodec
 
 from harness.environment import cpu_model, load_average
@@ -94,7 +94,7 @@ def tiles_of(batch_size: int) -> list[np.ndarray]:
 
 def measure(codec: AutoencoderCodec, batch_size: int, tile_count: int, repeats: int) -> dict[str, Speeds]:
     """Network alone and harness path, encode and decode, each timed call going through ``tile_count``
-    distinct tiles (at least one batch) in batches of ``batch_size``, as the runner goes through a test set."""
+    distinct tiles (at least one batch) in batches of ``batch_size``, as a run goes through a test set."""
     coder, device = codec.coder, codec.coder.device
     batches = batched(tiles_of(max(tile_count, batch_size)), batch_size)
     shapes = [[tile.shape for tile in batch] for batch in batches]

@@ -6,7 +6,7 @@ beside the repository (55 MB) in the 64 MB that travels to it. So the tiles are 
     .venv/bin/python benchmarks/benchmark_tiles.py benchmarks.yaml .gpu/tiles.npy     # here
     benchmarks/entropy_coding_throughput.py --tiles .gpu/tiles.npy ...                 # there
 
-The file holds the tiles as the runner builds them (normalized float32, N x H x W), nothing else.
+The file holds the tiles as a run builds them (normalized float32, N x H x W), nothing else.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.config import load_config
-from harness.runner import load_tiles
+from harness.tiles import load_tiles
 
 
 def benchmark_tiles(config: Path, saved: Path | None = None) -> list[np.ndarray]:

@@ -47,7 +47,8 @@ from harness.config import BenchmarkConfig, CodecConfig, TimingConfig, load_conf
 from harness.environment import cpu_model, load_average
 from harness.metrics import BORDER_WIDTH, border_bias, psnr
 from harness.plugins import Registry
-from harness.runner import PreparedPoint, batches, code_arrays, dataset_tiles, prepare_points, settings_for
+from harness.measure import PreparedPoint, batches, code_arrays, prepare_points
+from harness.tiles import dataset_tiles, settings_for
 from harness.sar import normalize_db
 
 ROOT = Path(__file__).resolve().parents[1]

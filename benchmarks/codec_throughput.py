@@ -1,6 +1,6 @@
 """Encode and decode throughput (MPix/s) of every available codec point of a config, on its tiles.
 
-Each codec point is constructed as the runner constructs it, and each tile's
+Each codec point is constructed as the harness constructs it, and each tile's
 encode and decode are timed with the harness's own ``time_call`` (median of
 repeats after warm-up), so the figures match the report's timing columns but
 without the metrics. Reported per point: the median over tiles of MPix/s,
@@ -17,7 +17,9 @@ import statistics
 
 from harness.config import load_config
 from harness.environment import cpu_model
-from harness.runner import PreparedPoint, load_tiles, prepare_points, resolve_device
+from harness.measure import PreparedPoint, prepare_points
+from harness.run import resolve_device
+from harness.tiles import load_tiles
 from harness.timing import synchronizer_for, time_call
 
 WARMUP, REPEATS = 1, 3

@@ -4,7 +4,7 @@ For each checkpoint, on the tiles of a config cut into batches:
 
 - the **network alone** (the transforms on tensors already on the device:
   encoder and hyper-encoder for encoding, decoder for decoding) beside the
-  **harness path** exactly as the runner calls it (the codec's
+  **harness path** exactly as the harness calls it (the codec's
   ``encode_batch`` / ``decode_batch``: numpy tiles in, bytes out, and back),
   taking turns within each repeat after a warm-up, as slowest/median/fastest
   MPix/s over the repeats, with ``ratio`` = harness median / network median;
@@ -41,12 +41,12 @@ import numpy as np
 import torch
 from autoencoder_throughput import interleaved, run_header
 from benchmark_tiles import benchmark_tiles
-from harness_codecs._autoencoder.checkpoint import load_checkpoint
-from harness_codecs._autoencoder.entropy_inference import Analysis, EntropyLatentCoder
-from harness_codecs._autoencoder.inference import autocast, model_inputs
+from harness_codecs._autoencoder.runtime.checkpoint import load_checkpoint
+from harness_codecs._autoencoder.runtime.entropy_coder import Analysis, EntropyLatentCoder
+from harness_codecs._autoencoder.runtime.fixed_length_coder import autocast, model_inputs
 from harness_codecs._autoencoder.model.autoencoder import ModelSpec
-from harness_codecs._autoencoder.options import NETWORK_THREADS, PREFERRED_BATCH_SIZES
-from harness_codecs._autoencoder.range_coding import PooledRangeCoding, RangeCoding
+from harness_codecs._autoencoder.runtime.options import NETWORK_THREADS, PREFERRED_BATCH_SIZES
+from harness_codecs._autoencoder.entropy_coding.range_coding import PooledRangeCoding, RangeCoding
 from harness_codecs.autoencoder_entropy import (
     CheckerboardAutoencoder,
     EntropyCodedAutoencoder,

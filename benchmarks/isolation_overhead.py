@@ -22,7 +22,7 @@ import pandas as pd
 
 from harness.config import load_config
 from harness.results import TIMING_COLUMNS
-from harness.runner import RunOptions, run_benchmark
+from harness.run import RunOptions, run_benchmark
 
 SPEEDS = ("encode_mpix_s", "decode_mpix_s")
 

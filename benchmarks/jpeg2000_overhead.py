@@ -1,4 +1,4 @@
-"""Harness overhead for JPEG 2000: the codec plugin as the runner times it vs glymur called directly.
+"""Harness overhead for JPEG 2000: the codec plugin as the harness times it vs glymur called directly.
 
 Both sides code the same default tiles at the same rate points with the same
 OpenJPEG settings, each call timed as the median of repeats after a warm-up.
@@ -7,7 +7,7 @@ codestream with glymur to /dev/shm, read the bytes; write the bytes, read them
 back with glymur. The ratio says what the plugin layer (scratch folders,
 comment stripping, validation, scaling) costs on top of OpenJPEG itself.
 
-Also reported, for transparency: the runner's full time per row, which adds
+Also reported, for transparency: the harness's full time per row, which adds
 the metrics (not part of any codec timing).
 
     .venv/bin/python benchmarks/jpeg2000_overhead.py [benchmarks.yaml]
@@ -25,7 +25,8 @@ import glymur
 import numpy as np
 
 from harness.config import CodecConfig, CodecPoint, load_config
-from harness.runner import load_tiles, measure_batch, prepare_points
+from harness.measure import Measuring, RunIdentity, measure_batch, prepare_points
+from harness.tiles import load_tiles
 from harness.timing import time_call
 from harness_codecs.jpeg2000 import RESOLUTIONS, SCRATCH_DIR, Jpeg2000
 
@@ -75,12 +76,13 @@ def main(config_path: str = "benchmarks.yaml") -> None:
 
 
 def full_row_seconds(config, registry, tiles, bpp: float) -> float:
-    """Wall time of the runner's whole row (warm-up, timed repeats, metrics) per tile."""
+    """Wall time of the run's whole row (warm-up, timed repeats, metrics) per tile."""
     codec_config = CodecConfig("jpeg2000", (CodecPoint({"bpp": bpp}),))
     prepared = prepare_points(config, [codec_config], registry, "cpu")[0]
+    measuring = Measuring(RunIdentity.of(config), config.timing, registry)
     start = time.perf_counter()
     for tile in tiles:
-        measure_batch(prepared, [tile], config, registry)
+        measure_batch(prepared, [tile], measuring)
     return (time.perf_counter() - start) / len(tiles)
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from harness.config import load_config
 from harness.results import TIMING_COLUMNS
-from harness.runner import RunOptions, run_benchmark
+from harness.run import RunOptions, run_benchmark
 
 
 def run_once(config_path: Path, workers: int | None, run_dir: Path,

@@ -1,6 +1,6 @@
 """What reduced precision costs a learned codec: rate and PSNR at bf16 (or fp16) beside fp32, and the speed gained.
 
-For each quality of the checkpoint, on the tiles of a config, the codec (as the runner builds it; torch on one
+For each quality of the checkpoint, on the tiles of a config, the codec (as the harness builds it; torch on one
 thread, the codecs' default) codes every tile in fp32 and in each other precision asked for, and the script prints the mean rate
 (bytes of the real streams), the mean PSNR (of the normalized tiles) and their change against fp32, with the
 analysis and synthesis networks' milliseconds per tile. It then checks that a stream written at the reduced

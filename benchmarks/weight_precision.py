@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness_codecs._autoencoder.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from harness_codecs._autoencoder.runtime.compact import in_weight_format
 from harness_codecs._autoencoder.runtime.weights import WEIGHT_FORMATS
 
@@ -29,7 +29,7 @@ from harness import Codec
 from harness.api import MetricInput, Tile
 from harness.config import load_config
 from harness.metrics import psnr
-from harness.runner import load_tiles
+from harness.tiles import load_tiles
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,20 +13,20 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from harness_codecs._autoencoder.bitstream import (
+from harness_codecs._autoencoder.runtime.bitstream import (
     MAX_BITS,
     LatentHeader,
     read_stream,
     write_stream,
 )
-from harness_codecs._autoencoder.checkpoint import (
+from harness_codecs._autoencoder.runtime.checkpoint import (
     build_model,
     load_checkpoint,
     model_id,
 )
-from harness_codecs._autoencoder.complexity import codec_complexity
-from harness_codecs._autoencoder.inference import LatentCoder
-from harness_codecs._autoencoder.options import (
+from harness_codecs._autoencoder.runtime.complexity import codec_complexity
+from harness_codecs._autoencoder.runtime.fixed_length_coder import LatentCoder
+from harness_codecs._autoencoder.runtime.options import (
     NETWORK_THREADS,
     describe_device,
     parse_device,

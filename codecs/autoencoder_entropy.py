@@ -1,14 +1,14 @@
 """Codec plugins ``autoencoder_factorized``, ``autoencoder_hyperprior`` and ``autoencoder_checkerboard``:
 the autoencoder with its latent rounded to integers and range-coded under a learned prior.
 
-One codec name per entropy model, so the report draws each as its own
-rate-distortion curve beside the fixed-length ``autoencoder``. A rate point is
+One codec name per entropy model (per registered latent codec, ``_autoencoder/latent_codecs``), so the report
+draws each as its own rate-distortion curve beside the fixed-length ``autoencoder``. A rate point is
 a checkpoint trained with ``python -m harness train autoencoder --entropy
 factorized|hyperprior|checkerboard --lmbda X``, or, for a variable-rate
 checkpoint (``--lmbdas``), a checkpoint and a ``quality``: 0 is its lowest
 trained level, ``levels - 1`` its highest, and fractions lie between. The
 stream is a 9-byte header (11 with the quality) and a ``constriction``
-range-coder payload (``_autoencoder/entropy_stream.py``); each row also
+range-coder payload (``_autoencoder/runtime/entropy_stream.py``); each row also
 reports the prior's own rate estimate (``estimated_bpp``) beside the real one.
 """
 
@@ -21,18 +21,19 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from harness_codecs._autoencoder.checkpoint import (
+from harness_codecs._autoencoder.runtime.checkpoint import (
     TRAIN_COMMAND,
     Checkpoint,
     build_model,
     load_checkpoint,
     model_id,
 )
-from harness_codecs._autoencoder.complexity import codec_complexity
-from harness_codecs._autoencoder.entropy_inference import EntropyLatentCoder
-from harness_codecs._autoencoder.entropy_stream import QUALITY_SCALE
-from harness_codecs._autoencoder.entropy_tables import EntropyTables
-from harness_codecs._autoencoder.options import (
+from harness_codecs._autoencoder.runtime.complexity import codec_complexity
+from harness_codecs._autoencoder.runtime.entropy_coder import EntropyLatentCoder
+from harness_codecs._autoencoder.runtime.entropy_stream import QUALITY_SCALE
+from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
+from harness_codecs._autoencoder.latent_codecs import LATENT_CODECS, latent_codec_class
+from harness_codecs._autoencoder.runtime.options import (
     NETWORK_THREADS,
     describe_device,
     parse_device,
@@ -42,7 +43,7 @@ from harness_codecs._autoencoder.options import (
     validated_precision,
     validated_threads,
 )
-from harness_codecs._autoencoder.symbol_coding import unavailable_reason
+from harness_codecs._autoencoder.entropy_coding.symbol_coding import unavailable_reason
 
 from harness import Codec, Complexity, RateKnob, hookimpl, torch_threads
 
@@ -151,27 +152,22 @@ def _validated_sub_batches(codec: str, sub_batches: object) -> int:
                            "a whole number of parts to cut each batch into, at least 1 (1: no overlap)")
 
 
-class FactorizedAutoencoder(EntropyCodedAutoencoder):
-    name: ClassVar[str] = "autoencoder_factorized"
-    description: ClassVar[str] = ("autoencoder, integer latent range-coded under a learned per-channel density "
-                                  "(Ballé et al. 2018 factorized prior)")
-    entropy: ClassVar[str] = "factorized"
+@functools.cache
+def codec_class(entropy: str) -> type[EntropyCodedAutoencoder]:
+    """The codec plugin ``autoencoder_<entropy>`` of the latent codec registered as ``entropy``: made from the
+    registry, so that a new entropy model needs no codec class of its own."""
+    latent_codec = latent_codec_class(entropy)
+    return type(f"{entropy.title()}Autoencoder", (EntropyCodedAutoencoder,), {
+        "__module__": __name__, "__doc__": EntropyCodedAutoencoder.__doc__, "name": f"autoencoder_{entropy}",
+        "description": f"autoencoder, {latent_codec.description}", "entropy": entropy})
 
 
-class HyperpriorAutoencoder(EntropyCodedAutoencoder):
-    name: ClassVar[str] = "autoencoder_hyperprior"
-    description: ClassVar[str] = ("autoencoder, integer latent range-coded under Gaussians whose mean and scale "
-                                  "a coded hyper-latent predicts (Minnen et al. 2018 mean-scale hyperprior)")
-    entropy: ClassVar[str] = "hyperprior"
-
-
-class CheckerboardAutoencoder(EntropyCodedAutoencoder):
-    name: ClassVar[str] = "autoencoder_checkerboard"
-    description: ClassVar[str] = ("autoencoder, mean-scale hyperprior plus a checkerboard context over decoded anchors "
-                                  "(He et al. 2021), two parallel decoding passes")
-    entropy: ClassVar[str] = "checkerboard"
+# The built-in ones by name, for scripts and tests that build a codec directly.
+FactorizedAutoencoder = codec_class("factorized")
+HyperpriorAutoencoder = codec_class("hyperprior")
+CheckerboardAutoencoder = codec_class("checkerboard")
 
 
 @hookimpl
 def harness_codecs() -> list[type[Codec]]:
-    return [FactorizedAutoencoder, HyperpriorAutoencoder, CheckerboardAutoencoder]
+    return [codec_class(entropy) for entropy in LATENT_CODECS]

@@ -31,6 +31,7 @@ the product users see, not what the satellite does to its echoes.
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import ClassVar
 
@@ -107,9 +108,9 @@ class BlockAdaptiveQuantizer(Codec):
             end = offset + BLOCK_HEADER.itemsize + _packed_size(bits, pixels)
             if end > len(data):
                 raise ValueError(f"baq: the stream ends inside a block ({len(data)} bytes)")
-            header = np.frombuffer(data, dtype=BLOCK_HEADER, count=1, offset=offset)
+            mean, std = _block_header(data, offset, rows, cols)
             codes = _unpack(data[offset + BLOCK_HEADER.itemsize : end], bits, pixels)
-            values = float(header["mean"][0]) + float(header["std"][0]) * levels[codes]
+            values = mean + std * levels[codes]
             decoded[rows, cols] = values.reshape(rows.stop - rows.start, cols.stop - cols.start)
             offset = end
         if offset != len(data):
@@ -124,6 +125,17 @@ class BlockAdaptiveQuantizer(Codec):
         if bits not in BITS_CHOICES or block < MIN_BLOCK:
             raise ValueError(f"baq: the stream header holds bits={bits}, block={block}, which no encoder writes")
         return bits, block
+
+
+def _block_header(data: bytes, offset: int, rows: slice, cols: slice) -> tuple[float, float]:
+    """A block's stored mean and standard deviation; a damaged header (NaN, infinity, a negative deviation) is
+    refused, since it would decode its whole block to NaN or to one bound instead of failing."""
+    header = np.frombuffer(data, dtype=BLOCK_HEADER, count=1, offset=offset)
+    mean, std = float(header["mean"][0]), float(header["std"][0])
+    if not (math.isfinite(mean) and math.isfinite(std) and std >= 0.0):
+        raise ValueError(f"baq: the header of the block at row {rows.start}, column {cols.start} holds mean={mean}, "
+                         f"std={std}, which no encoder writes; the stream is damaged")
+    return mean, std
 
 
 def _blocks(shape: tuple[int, ...], block: int) -> list[tuple[slice, slice]]:

@@ -9,12 +9,23 @@ the largest scene; ``max_tiles_per_scene`` caps any one scene. A window is the
 unit: it is kept or skipped for all polarisations together. The plugins differ
 only in how a window becomes dB values, so that is the one thing they pass in;
 selection, ids and normalization are the same for every source.
+
+A raster can be far larger than any scene (a 200,000 x 200,000 mosaic has
+600,000 windows of 256 px), so a scene's grid is held as counts and its
+shuffled order as one integer array, never as a list of windows, and a plugin
+may give an upper bound of each window's valid pixels that it knows without
+reading them (``valid_bound``: the blocks a sparse GeoTIFF does not store).
+Windows that bound rules out are skipped unread; the others are read as
+before, so the tiles are the same, only found sooner. A window without one
+valid pixel is never a tile, whatever ``min_valid_fraction`` says.
 """
 
 from __future__ import annotations
 
+import time
+import warnings
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import rasterio
@@ -62,22 +73,57 @@ class Sampling:
                 raise UserError(f"dataset.{name}: expected a positive integer, got {value!r}")
 
 
-def grid_candidates(shapes: list[tuple[int, int]], tile_size: int, stride: int | None = None) -> list[Candidate]:
-    """Full-size windows every ``stride`` pixels (default ``tile_size``: no overlap); partial edge windows are left out."""
+@dataclass(frozen=True)
+class Grid:
+    """The window positions of one scene: ``rows`` x ``cols`` windows of ``size`` pixels every ``step`` pixels,
+    numbered in row-major order. Counts, not a list of windows, so that memory does not grow with them."""
+
+    file_index: int
+    rows: int
+    cols: int
+    step: int
+    size: int
+
+    def __len__(self) -> int:
+        return self.rows * self.cols
+
+    def candidate(self, index: int) -> Candidate:
+        row, col = divmod(int(index), self.cols)
+        return Candidate(self.file_index, row * self.step, col * self.step)
+
+
+ValidBound = Callable[[Grid], "np.ndarray | None"]
+"""A plugin's upper bound of each window's valid pixels (in every polarisation) that it knows without reading
+them: a ``rows`` x ``cols`` array for the grid, or None when the files tell nothing."""
+
+SLOW_SCAN_SECONDS = 10.0
+"""After this long looking for valid windows, the selection says what it is doing (once), instead of staying
+silent while it reads a raster that is mostly no-data."""
+
+
+def scene_grids(shapes: list[tuple[int, int]], tile_size: int, stride: int | None = None) -> list[Grid]:
+    """Each scene's grid of full-size windows every ``stride`` pixels (default ``tile_size``: no overlap); partial
+    edge windows are left out, and a scene smaller than a tile has no grid."""
     step = stride or tile_size
     return [
-        Candidate(file_index, row, col)
+        Grid(file_index, (height - tile_size) // step + 1, (width - tile_size) // step + 1, step, tile_size)
         for file_index, (height, width) in enumerate(shapes)
-        for row in range(0, height - tile_size + 1, step)
-        for col in range(0, width - tile_size + 1, step)
+        if height >= tile_size and width >= tile_size
     ]
 
 
+def grid_candidates(shapes: list[tuple[int, int]], tile_size: int, stride: int | None = None) -> list[Candidate]:
+    """Every window of ``scene_grids`` as a list, scenes in file order, each in row-major order."""
+    return [grid.candidate(index) for grid in scene_grids(shapes, tile_size, stride) for index in range(len(grid))]
+
+
 def select_windows(
-    candidates: list[Candidate],
+    grids: list[Grid],
     read_layers: Callable[[Candidate], Layers],
     settings: DatasetSettings,
     max_tiles_per_scene: int | None = None,
+    valid_bound: ValidBound | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[Candidate]:
     """Up to ``max_tiles`` valid-enough windows (all of them when None), scenes taking turns, in scene/row/column
     order.
@@ -88,49 +134,144 @@ def select_windows(
     window again when it yields its tiles, so memory does not grow with the
     number of windows (a whole product has thousands). Empty when no window
     qualifies; the caller raises, because only it can name the files and say
-    what to check.
+    what to check. ``names`` (one per file index) name the files in the notes:
+    that a file gave no window while others did, and that a scan takes long.
     """
+    names = names or [f"scene {index + 1}" for index in range(max((g.file_index for g in grids), default=-1) + 1)]
+    scan = _Scan(read_layers, sum(len(grid) for grid in grids), names)
     valid_windows = [
-        _valid_windows(order, read_layers, settings.min_valid_fraction)
-        for order in shuffled_per_scene(candidates, settings.seed)
+        _valid_windows(grid, order, scan, settings.min_valid_fraction, valid_bound)
+        for grid, order in zip(grids, shuffled_orders(grids, settings.seed))
     ]
     cap = max_tiles_per_scene or settings.max_tiles
     taken = [0] * len(valid_windows)
     accepted: list[Candidate] = []
+    barren: list[int] = []
     active = list(range(len(valid_windows)))
     while active and (settings.max_tiles is None or len(accepted) < settings.max_tiles):
         for scene in list(active):
             window = next(valid_windows[scene], None)
             if window is not None:
                 accepted.append(window)
+                scan.found += 1
                 taken[scene] += 1
+            elif not taken[scene]:
+                barren.append(grids[scene].file_index)
             if window is None or taken[scene] == cap:
                 active.remove(scene)
             if len(accepted) == settings.max_tiles:
                 break
+    if accepted and barren:
+        warnings.warn(f"dataset: no {settings.tile_size}px window of {', '.join(names[index] for index in barren)} "
+                      f"{qualifying(settings.min_valid_fraction)}; the tiles come from the other files",
+                      stacklevel=2)
     return sorted(accepted, key=_position)
 
 
-def shuffled_per_scene(candidates: list[Candidate], seed: int) -> list[list[Candidate]]:
-    """Each scene's candidates in a seeded random order, scenes in file order.
+def qualifying(min_valid_fraction: float) -> str:
+    """What a window needs, in words: "has at least 50% valid pixels"."""
+    return f"has at least {min_valid_fraction:.0%} valid pixels" if min_valid_fraction > 0 else "has a valid pixel"
+
+
+def shuffled_orders(grids: list[Grid], seed: int) -> list[np.ndarray]:
+    """Each scene's window indices in a seeded random order, scenes in file order.
 
     One generator permutes the scenes in turn, so a single scene is shuffled
     exactly as the earlier pooled selection did and its tiles did not change.
     """
     rng = np.random.default_rng(seed)
-    scenes: dict[int, list[Candidate]] = {}
-    for candidate in candidates:
-        scenes.setdefault(candidate.file_index, []).append(candidate)
-    return [[scene[index] for index in rng.permutation(len(scene))] for _, scene in sorted(scenes.items())]
+    return [rng.permutation(len(grid)) for grid in grids]
 
 
-def _valid_windows(
-    order: list[Candidate], read_layers: Callable[[Candidate], Layers], min_valid_fraction: float
-) -> Iterator[Candidate]:
-    """Windows of one scene, read only when asked for, that have enough valid pixels."""
-    for candidate in order:
-        if joint_valid_fraction(read_layers(candidate)) >= min_valid_fraction:
+class _Scan:
+    """Reads windows for the selection, counting them, and says once what it is doing when that takes long."""
+
+    def __init__(self, read_layers: Callable[[Candidate], Layers], windows: int, names: Sequence[str]):
+        self.read_layers = read_layers
+        self.windows = windows
+        self.names = names
+        self.reads = 0
+        self.found = 0
+        self.start = time.monotonic()
+        self.noted = False
+
+    def __call__(self, candidate: Candidate) -> Layers:
+        self.reads += 1
+        if not self.noted and time.monotonic() - self.start > SLOW_SCAN_SECONDS:
+            self.noted = True
+            warnings.warn(
+                f"dataset: {self.reads - 1:,} of {self.windows:,} windows of {', '.join(self.names)} read in "
+                f"{time.monotonic() - self.start:.0f} s, {self.found} qualify so far; a raster that is mostly "
+                "no-data is slow to scan: crop it to its data, tag its no-data value (dataset.nodata), or write "
+                "it as a sparse GeoTIFF, whose empty blocks are skipped unread",
+                stacklevel=2,
+            )
+        return self.read_layers(candidate)
+
+
+def _valid_windows(grid: Grid, order: np.ndarray, read_layers: Callable[[Candidate], Layers],
+                   min_valid_fraction: float, valid_bound: ValidBound | None) -> Iterator[Candidate]:
+    """Windows of one scene, read only when asked for, that have a valid pixel and enough of them; those that
+    ``valid_bound`` rules out are skipped unread."""
+    bound = valid_bound(grid) if valid_bound is not None else None
+    if bound is not None:
+        most = bound.reshape(-1)[order]
+        order = order[(most > 0) & (most / (grid.size * grid.size) >= min_valid_fraction)]
+    for index in order:
+        candidate = grid.candidate(index)
+        fraction = joint_valid_fraction(read_layers(candidate))
+        if fraction > 0 and fraction >= min_valid_fraction:
             yield candidate
+
+
+def stored_pixels(stored_blocks: np.ndarray, block_shape: tuple[int, int], shape: tuple[int, int],
+                  grid: Grid) -> np.ndarray:
+    """How many pixels of each window of ``grid`` lie in stored blocks (``stored_blocks``: one flag per block of
+    ``block_shape`` pixels over a raster of ``shape``): the most valid pixels a window can have when the blocks
+    left out hold none. A ``rows`` x ``cols`` array, from the overlap of each window with each block row and
+    column, so no pixel is read."""
+    (block_height, block_width), (height, width) = block_shape, shape
+    rows = _overlaps(np.arange(grid.rows) * grid.step, grid.size, block_height, height, stored_blocks.shape[0])
+    cols = _overlaps(np.arange(grid.cols) * grid.step, grid.size, block_width, width, stored_blocks.shape[1])
+    return rows @ (stored_blocks.astype(np.float64) @ cols.T)
+
+
+MAX_BLOCKS_ASKED = 4_000_000
+"""Blocks of one band whose storage is asked for (about 1.5 us each, 6 s in all at most); a raster cut into more
+(a 200,000-pixel side in blocks of 100 px) is scanned window by window instead."""
+
+
+def stored_blocks(raster: rasterio.DatasetReader, band: int) -> np.ndarray | None:
+    """Which blocks of ``band`` the file stores, one flag per block in rows and columns of blocks.
+
+    A sparse GeoTIFF (GDAL's ``SPARSE_OK``) leaves out the blocks that were
+    never written, and GDAL reads them as the band's no-data value, or 0
+    without one: a mostly empty mosaic of 200,000 x 200,000 pixels is a few MB.
+    Asking GDAL for each block's offset (``BLOCK_OFFSET_<col>_<row>`` in the
+    ``TIFF`` metadata domain) reads no pixel. None when there is nothing to
+    learn: another format, every block stored, or too many blocks to ask.
+    """
+    if raster.driver != "GTiff":
+        return None
+    block_height, block_width = raster.block_shapes[band - 1]
+    rows, cols = -(-raster.height // block_height), -(-raster.width // block_width)
+    if rows * cols > MAX_BLOCKS_ASKED:
+        return None
+    offset = raster.get_tag_item
+    try:
+        stored = np.fromiter((offset(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=band) is not None
+                              for row in range(rows) for col in range(cols)), dtype=bool, count=rows * cols)
+    except RasterioError:
+        return None
+    return None if stored.all() else stored.reshape(rows, cols)
+
+
+def _overlaps(starts: np.ndarray, size: int, block: int, extent: int, blocks: int) -> np.ndarray:
+    """Pixels shared by each window [start, start + size) and each block [i * block, (i + 1) * block)."""
+    edges = np.minimum(np.arange(blocks + 1) * block, extent)
+    low = np.maximum(starts[:, None], edges[None, :-1])
+    high = np.minimum(starts[:, None] + size, edges[None, 1:])
+    return np.clip(high - low, 0, None).astype(np.float64)
 
 
 def joint_valid_fraction(layers: Layers) -> float:

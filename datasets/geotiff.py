@@ -12,6 +12,12 @@ SSL4EO-S12 and a SAFE product's ``measurement/`` folder store ``..._VV.tif``
 beside ``..._VH.tif``. Files are paired by their name with the polarisation
 token taken out (``_pairing``), so both layers of a window come from the same
 place on the ground.
+
+No-data is NaN, the ``nodata`` option, else the file's no-data value, else 0
+in a uint16 raster: Sentinel-1 amplitude DN is uint16 and DN 0 marks no-data,
+so an untagged product's empty borders are not read as a 0 dB scene. The blocks
+a sparse GeoTIFF does not store are known to hold no-data without reading
+them (``_tiling.stored_blocks``), so a mostly empty mosaic is searched in seconds.
 """
 
 from __future__ import annotations
@@ -32,12 +38,16 @@ from harness.sar import UNITS, to_db
 from harness_datasets._pairing import Scene, pair_by_polarisation, single_file_scenes
 from harness_datasets._tiling import (
     Candidate,
+    Grid,
     Layers,
     Sampling,
     bounded_gdal_cache,
-    grid_candidates,
+    qualifying,
     read_window,
+    scene_grids,
     select_windows,
+    stored_blocks,
+    stored_pixels,
     window_tiles,
 )
 
@@ -115,23 +125,26 @@ class GeoTiffDataset:
     def _select_windows(self, layers: list[dict[str, tuple]], read: Callable[[Candidate], Layers]) -> list[Candidate]:
         """Read shuffled grid windows, scenes taking turns, until ``max_tiles`` of them are valid enough."""
         shapes = [next(iter(scene.values()))[0].shape for scene in layers]
-        candidates = grid_candidates(shapes, self.settings.tile_size, self.sampling.stride)
-        if not candidates:
+        grids = scene_grids(shapes, self.settings.tile_size, self.sampling.stride)
+        if not grids:
             sizes = ", ".join(f"{next(iter(scene.files.values())).name} {height}x{width}"
                               for scene, (height, width) in zip(self.scenes, shapes))
             raise UserError(f"dataset: every raster is smaller than tile_size {self.settings.tile_size} ({sizes})")
+        names = [", ".join(path.name for path in dict.fromkeys(scene.files.values())) for scene in self.scenes]
         accepted = select_windows(
-            candidates,
+            grids,
             read,
             self.settings,
             self.sampling.max_tiles_per_scene,
+            valid_bound=lambda grid: self._valid_bound(layers[grid.file_index], grid),
+            names=names,
         )
         if not accepted:
             files = ", ".join(str(path) for scene in self.scenes for path in dict.fromkeys(scene.files.values()))
             raise UserError(
-                f"dataset: no {self.settings.tile_size}px window in {files} has "
-                f"at least {self.settings.min_valid_fraction:.0%} valid pixels; check nodata and units, "
-                "or lower dataset.min_valid_fraction"
+                f"dataset: no {self.settings.tile_size}px window in {files} "
+                f"{qualifying(self.settings.min_valid_fraction)}; check nodata and units (in a uint16 raster "
+                "without a no-data value DN 0 is no-data), or lower dataset.min_valid_fraction"
             )
         return accepted
 
@@ -139,14 +152,43 @@ class GeoTiffDataset:
         """dB values of each polarisation in the window, NaN where there is no data."""
         size = self.settings.tile_size
         window = Window(candidate.col, candidate.row, size, size)
-        values_by_pol = {}
-        for pol, (raster, band) in layers.items():
-            values = read_window(raster, band, window)
-            nodata = self.nodata if self.nodata is not None else raster.nodatavals[band - 1]
-            if nodata is not None and not np.isnan(nodata):
-                values[values == nodata] = np.nan
-            values_by_pol[pol] = to_db(values, self.units)
-        return values_by_pol
+        return {pol: self._to_db(raster, band, read_window(raster, band, window))
+                for pol, (raster, band) in layers.items()}
+
+    def _to_db(self, raster: rasterio.DatasetReader, band: int, values: np.ndarray) -> np.ndarray:
+        """dB values of a band's float64 pixel values (changed in place), NaN at no-data."""
+        nodata = self._nodata(raster, band)
+        if nodata is not None and not np.isnan(nodata):
+            values[values == nodata] = np.nan
+        return to_db(values, self.units)
+
+    def _nodata(self, raster: rasterio.DatasetReader, band: int) -> float | None:
+        """The ``nodata`` option, else the file's no-data value, else 0 for uint16 (amplitude DN, where 0 is
+        no-data), else none."""
+        if self.nodata is not None:
+            return self.nodata
+        tagged = raster.nodatavals[band - 1]
+        if tagged is None and raster.dtypes[band - 1] == "uint16":
+            return 0
+        return tagged
+
+    def _valid_bound(self, layers: dict[str, tuple], grid: Grid) -> np.ndarray | None:
+        """The most valid pixels each window of the grid can have in every polarisation, from the blocks the
+        files store; None when they store all (or do not say)."""
+        most = None
+        for raster, band in layers.values():
+            stored = self._stored_blocks(raster, band)
+            if stored is not None:
+                pixels = stored_pixels(stored, raster.block_shapes[band - 1], raster.shape, grid)
+                most = pixels if most is None else np.minimum(most, pixels)
+        return most
+
+    def _stored_blocks(self, raster: rasterio.DatasetReader, band: int) -> np.ndarray | None:
+        """``stored_blocks`` where what GDAL reads for a block left out (the file's no-data value, or 0) is
+        no-data here; None where it would be a valid value (0 dB in an untagged float raster)."""
+        fill = raster.nodatavals[band - 1]
+        fill_db = self._to_db(raster, band, np.array([[0.0 if fill is None else fill]]))
+        return None if np.isfinite(fill_db).any() else stored_blocks(raster, band)
 
 
 def resolve_raster_paths(paths: list[str] | str, base_dir: Path,

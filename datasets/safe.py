@@ -51,8 +51,9 @@ from harness_datasets._tiling import (
     Layers,
     Sampling,
     bounded_gdal_cache,
-    grid_candidates,
+    qualifying,
     read_window,
+    scene_grids,
     select_windows,
     window_tiles,
 )
@@ -122,8 +123,8 @@ class SafeDataset:
         size = self.settings.tile_size
         with bounded_gdal_cache(), ExitStack() as stack:
             scenes = [self._open_scene(product, stack) for product in self.products]
-            candidates = grid_candidates([scene.shape for scene in scenes], size, self.sampling.stride)
-            if not candidates:
+            grids = scene_grids([scene.shape for scene in scenes], size, self.sampling.stride)
+            if not grids:
                 shapes = ", ".join(f"{scene.name} {scene.shape[0]}x{scene.shape[1]}" for scene in scenes)
                 raise UserError(f"dataset: every product is smaller than tile_size {size} ({shapes})")
 
@@ -131,15 +132,16 @@ class SafeDataset:
                 return scenes[candidate.file_index].read_layers(candidate, size)
 
             accepted = select_windows(
-                candidates,
+                grids,
                 read,
                 self.settings,
                 self.sampling.max_tiles_per_scene,
+                names=[str(product.source) for product in self.products],
             )
             if not accepted:
                 raise UserError(
-                    f"dataset: no {size}px window in {', '.join(str(p.source) for p in self.products)} has at least "
-                    f"{self.settings.min_valid_fraction:.0%} valid (non-zero DN) pixels; lower dataset.min_valid_fraction"
+                    f"dataset: no {size}px window in {', '.join(str(p.source) for p in self.products)} "
+                    f"{qualifying(self.settings.min_valid_fraction)} (non-zero DN); lower dataset.min_valid_fraction"
                 )
             for candidate in accepted:
                 yield from window_tiles(scenes[candidate.file_index].name, candidate, read(candidate), self.settings)

@@ -40,8 +40,8 @@ PUBLIC_MODULES = ("harness", "harness.sar")
 
 
 def __getattr__(name: str) -> Any:
-    """``BenchmarkContext`` is imported when first asked for: it brings the runner (and torch), which a dataset
-    plugin importing ``harness`` should not pay for."""
+    """``BenchmarkContext`` is imported when first asked for: it brings the config parser, the plugin registry and
+    the tile stream, which a codec or dataset plugin importing ``harness`` does not need."""
     if name == "BenchmarkContext":
         from harness.context import BenchmarkContext
 

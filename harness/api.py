@@ -1,7 +1,10 @@
 """The public contract between the harness and its plugins.
 
 Everything a third-party codec, dataset or metric needs is defined here, so the
-core can change its internals without breaking plugins.
+core can change its internals without breaking plugins. ``MetricColumn`` and
+``Complexity`` are defined in ``harness.columns`` (they describe results columns,
+which the results schema builds on without importing this module) and belong to
+this contract all the same.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Protocol
 import numpy as np
 import pluggy
 
+from harness.columns import Complexity, MetricColumn
+
 if TYPE_CHECKING:  # the report's types; a codec or dataset plugin need not import pandas
     import pandas as pd
 
-    from harness.reporting.compressai import ReferenceCurve
+    from harness.curves import ReferenceCurve
     from harness.results import MetricDescriptions, RunFolder
 
 PROJECT_NAME = "harness"
@@ -123,44 +128,6 @@ class MetricInput:
 
 
 @dataclass(frozen=True)
-class MetricColumn:
-    """One result column a metric writes, described so that tables, figures and BD-rates need no list of names.
-
-    ``label`` and ``unit`` make the table header (``PSNR (dB)``), ``decimals`` its rounding. A column whose
-    direction is known sets ``higher_is_better``; one with none (a bias, best at 0) leaves it None. ``rd_plot``
-    asks for a rate-distortion figure, whose quality axis reads ``axis`` (the label when empty) and shows
-    ``ideal`` as a line; ``bd_rate`` for BD-rate rows against the anchor, which need a direction;
-    ``headline`` for the short table the command line prints after a run.
-    """
-
-    name: str
-    label: str
-    unit: str = ""
-    decimals: int = 4
-    higher_is_better: bool | None = None
-    rd_plot: bool = False
-    axis: str = ""
-    ideal: float | None = None
-    bd_rate: bool = False
-    headline: bool = False
-
-    def __post_init__(self) -> None:
-        if self.bd_rate and self.higher_is_better is None:
-            raise ValueError(f"metric column {self.name!r}: a BD-rate needs higher_is_better (True or False)")
-
-    @property
-    def header(self) -> str:
-        """The column's name in tables: its label, with the unit in brackets when it has one."""
-        return f"{self.label} ({self.unit})" if self.unit else self.label
-
-    @property
-    def axis_label(self) -> str:
-        """The quality axis of its RD figure."""
-        text = self.axis or self.label
-        return f"{text} ({self.unit})" if self.unit else text
-
-
-@dataclass(frozen=True)
 class Metric:
     """A metric plugin: a function of a ``MetricInput`` returning one value per declared column.
 
@@ -190,16 +157,6 @@ def metric(*columns: MetricColumn) -> Callable[[Callable[[MetricInput], dict[str
         return Metric(function.__name__, function, tuple(columns))
 
     return declare
-
-
-@dataclass(frozen=True)
-class Complexity:
-    """A codec's arithmetic, which unlike its speed does not depend on the machine: multiply-accumulates per
-    pixel of a 256x256 tile for encode and decode, and its model's parameters. Each field is a results column."""
-
-    encode_macs_per_pixel: float
-    decode_macs_per_pixel: float
-    parameters: int
 
 
 @dataclass(frozen=True)
@@ -235,7 +192,7 @@ class Codec:
     bytes and the tile shape: whatever else the decoder needs must be inside
     the bytes, because the reported rate is ``8 * len(bytes) / pixels``.
 
-    Two constructor keywords are filled in by the runner when the codec
+    Two constructor keywords are filled in by the harness when the codec
     declares them and the YAML point does not give them: ``device`` (the
     resolved ``cpu``/``cuda``) and ``base_dir`` (the config file's folder, to
     resolve relative paths such as checkpoints).
@@ -256,10 +213,10 @@ class Codec:
 
     ``threads`` is how many threads the codec's library codes with. A plugin
     fixes it, so that a timing means the same on every machine and the cores
-    stay the runner's to share out (one per Dask worker); every row records it.
+    stay the harness's to share out (one per Dask worker); every row records it.
     None: the codec does not control or know it.
 
-    ``preferred_batch_size`` is how many tiles the runner hands ``encode_batch``
+    ``preferred_batch_size`` is how many tiles the harness hands ``encode_batch``
     and ``decode_batch`` at once when the config leaves ``timing.batch_size``
     out. Codecs that code tile by tile keep 1; a codec that runs a network on
     a device sets the size its device runs fastest at (per instance, since it
@@ -278,10 +235,11 @@ class Codec:
     preferred_batch_size: int = 1
 
     def encode(self, tile: np.ndarray) -> bytes:
-        raise NotImplementedError
+        raise NotImplementedError(_not_defined(self, "encode(self, tile) -> bytes", "Codec", "encode and decode"))
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
-        raise NotImplementedError
+        raise NotImplementedError(_not_defined(self, "decode(self, data, shape) -> array", "Codec",
+                                               "encode and decode"))
 
     def encode_batch(self, tiles: list[np.ndarray]) -> list[bytes]:
         """Override where batching pays (GPU codecs); the default loops."""
@@ -341,4 +299,12 @@ class Trainer:
         """Declare the trainer's options on its own sub-command parser."""
 
     def train(self, args: argparse.Namespace) -> None:
-        raise NotImplementedError
+        raise NotImplementedError(_not_defined(self, "train(self, args)", "Trainer", "train"))
+
+
+def _not_defined(plugin: object, method: str, base: str, required: str) -> str:
+    """What a plugin class that left out a method of its base class lacks, and what to do: the error row of a
+    codec without ``encode`` once read ``NotImplementedError: `` and nothing more."""
+    cls = type(plugin)
+    return (f"{cls.__module__}.{cls.__qualname__} does not define {method}; a harness.{base} subclass must define "
+            f"{required}")

@@ -20,7 +20,7 @@ from harness.plugins import Registry, build_registry
 from harness.reporting import build_report
 from harness.reporting.settings import run_metric_descriptions, settings_from_run_dir
 from harness.results import RunFolder
-from harness.runner import RunOptions, run_benchmark
+from harness.run import RunOptions, run_benchmark
 
 USER_ERROR_EXIT = 2
 
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="measure on a local Dask cluster of N single-threaded worker processes")
     cluster.add_argument("--scheduler", metavar="ADDRESS",
                          help="measure on a running Dask cluster, e.g. tcp://10.0.0.5:8786 (shared files needed)")
-    run.add_argument("--visual-tiles", type=int, default=2, metavar="N",
+    run.add_argument("--visual-tiles", type=_non_negative_integer, default=2, metavar="N",
                      help="keep the reconstructions of the first N tiles for the visual comparison (default 2)")
 
     train = commands.add_parser("train", help="train a learned codec with its plugin's trainer",
@@ -106,11 +106,21 @@ def _positive_integer(text: str) -> int:
     return int(text)
 
 
+def _non_negative_integer(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of tiles, 0 or more, got {text!r}")
+    return int(text)
+
+
 def run_command(args: argparse.Namespace) -> int:
     config, registry = load_config(args.config)
     codec_names = tuple(name.strip() for name in args.codecs.split(",") if name.strip()) if args.codecs else None
+    run_dir = args.output or Path("reports") / config.name
+    if args.resume and not run_dir.exists():
+        raise UserError(f"--resume: {run_dir} does not exist, so there is no run to continue; give the interrupted "
+                        "run's folder with --output, or leave out --resume to start a new run")
     options = RunOptions(
-        run_dir=args.output or Path("reports") / config.name,
+        run_dir=run_dir,
         manifest=args.manifest,
         resume=args.resume,
         overwrite=args.overwrite,

@@ -4,21 +4,21 @@ Every mistake becomes one ``UserError`` line naming the file and the key path
 (``benchmarks.yaml: codecs[1].points[0].bits: ...``), because a benchmark that
 dies ten minutes in on a typo wastes the user's afternoon. Checks that need
 the plugins (codec names, their options) happen here too, after the config's
-own ``plugins:`` are loaded.
+own ``plugins:`` are loaded. The checks themselves, shared with other YAML
+files, are ``harness.config_checks``.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.reporting.compressai import read_compressai_json
+from harness.config_checks import Checker, Problems, check_options, describe, parse_yaml
+from harness.curves import read_compressai_json
 from harness.errors import UserError
 from harness.plugins import Registry, build_registry
 from harness.rate_matching import MATCH_OPTION
@@ -100,92 +100,17 @@ TOP_LEVEL_KEYS = {"name", "seed", "device", "dataset", "normalization", "codecs"
 DATASET_KEYS = {"kind", "tile_size", "max_tiles", "polarisations", "min_valid_fraction", "cache_dir"}
 
 
-class _Checker:
-    """Type checks that report the file and the key path of the offending value."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def fail(self, key: str, message: str) -> UserError:
-        return UserError(f"{self.path}: {key}: {message}")
-
-    def mapping(self, value: Any, key: str, allowed: set[str] | None = None) -> dict:
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected a mapping, got {_describe(value)}")
-        if allowed is not None:
-            unknown = sorted(set(value) - allowed)
-            if unknown:
-                raise self.fail(f"{key}.{unknown[0]}" if key else unknown[0],
-                                f"unknown key; expected one of: {', '.join(sorted(allowed))}")
-        return value
-
-    def integer(self, value: Any, key: str, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"expected an integer, got {_describe(value)}")
-        if value < minimum:
-            raise self.fail(key, f"must be at least {minimum}, got {value}")
-        return value
-
-    def number(self, value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(key, f"expected a number, got {_describe(value)}")
-        return float(value)
-
-    def string(self, value: Any, key: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, f"expected a non-empty string, got {_describe(value)}")
-        return value
-
-    def sequence(self, value: Any, key: str) -> list:
-        if not isinstance(value, list):
-            raise self.fail(key, f"expected a list, got {_describe(value)}")
-        return value
-
-
-def _describe(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}" if value is not None else "nothing"
-
-
-class UniqueKeySafeLoader(yaml.SafeLoader):
-    """``yaml.safe_load``'s loader, except that a key given twice in one mapping is an error.
-
-    Plain YAML lets the last one win silently, so a config with two ``points:`` under one codec would
-    measure only the second and say nothing.
-    """
-
-
-def _unique_mapping(loader: UniqueKeySafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}; give each key once",
-                                                    key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep)
-
-
-UniqueKeySafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
 def load_config(path: Path | str, registry: Registry | None = None) -> tuple[BenchmarkConfig, Registry]:
     """Read, parse and validate a benchmark config; also returns the plugin registry it resolved against."""
     path = Path(path)
     text = _read_text(path)
-    try:
-        raw = yaml.load(text, Loader=UniqueKeySafeLoader)  # noqa: S506 - a SafeLoader: plain data only
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{path}: not valid YAML{where}: {problem}") from exc
-    check = _Checker(path)
-    raw = check.mapping(raw, "", TOP_LEVEL_KEYS)
+    check = Checker(path)
+    raw = check.mapping(parse_yaml(text, path), "", TOP_LEVEL_KEYS)
     plugins = tuple(check.string(entry, f"plugins[{index}]")
                     for index, entry in enumerate(check.sequence(raw.get("plugins", []), "plugins")))
     if registry is None:
         registry = build_registry(plugins, path.parent)
-    problems = _Problems()
+    problems = Problems()
     dataset = problems.attempt(_dataset, check, raw.get("dataset"), registry)
     codecs = _codecs(check, raw.get("codecs"), registry, dataset.tile_size if dataset else None, problems)
     polarisations = dataset.polarisations if dataset else _readable_polarisations(check, raw.get("dataset"))
@@ -203,38 +128,12 @@ def load_config(path: Path | str, registry: Registry | None = None) -> tuple[Ben
     return BenchmarkConfig(dataset=dataset, codecs=codecs, plugins=plugins, path=path, text=text, **sections), registry
 
 
-def _readable_polarisations(check: _Checker, section: Any) -> tuple[str, ...] | None:
+def _readable_polarisations(check: Checker, section: Any) -> tuple[str, ...] | None:
     """The polarisations of a dataset section with mistakes elsewhere, so that the normalization is checked too."""
     try:
         return _polarisations(check, check.mapping(section, "dataset"), "dataset", DATASET_DEFAULTS)
     except UserError:
         return None
-
-
-class _Problems:
-    """Every error of a config, so that a user fixes them in one round instead of one per run.
-
-    Sections are checked independently; one that depends on a broken one (the codecs' tile size on the
-    dataset, say) skips that part of its check.
-    """
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def attempt(self, parse: Callable[..., Any], *arguments: Any) -> Any:
-        """``parse(*arguments)``, or None after noting its error."""
-        try:
-            return parse(*arguments)
-        except UserError as exc:
-            self.messages.append(str(exc))
-            return None
-
-    def note(self, error: UserError) -> None:
-        self.messages.append(str(error))
-
-    def raise_if_any(self) -> None:
-        if self.messages:
-            raise UserError("\n".join(self.messages))
 
 
 def _read_text(path: Path) -> str:
@@ -246,7 +145,7 @@ def _read_text(path: Path) -> str:
         raise UserError(f"{path}: cannot read config: {exc}") from exc
 
 
-def _run_name(check: _Checker, value: Any) -> str:
+def _run_name(check: Checker, value: Any) -> str:
     if value is None:
         raise check.fail("name", "missing; give the run a name (it names the report folder)")
     name = check.string(value, "name")
@@ -255,13 +154,13 @@ def _run_name(check: _Checker, value: Any) -> str:
     return name
 
 
-def _device(check: _Checker, value: Any) -> str:
+def _device(check: Checker, value: Any) -> str:
     if value not in DEVICES:
         raise check.fail("device", f"{value!r} is not one of {', '.join(DEVICES)}")
     return value
 
 
-def _dataset(check: _Checker, value: Any, registry: Registry) -> DatasetConfig:
+def _dataset(check: Checker, value: Any, registry: Registry) -> DatasetConfig:
     if value is None:
         raise check.fail("dataset", "missing; add a dataset section (kind: synthetic for the built-in test set)")
     return _dataset_section(check, value, registry, "dataset", DATASET_DEFAULTS)
@@ -276,17 +175,17 @@ def parse_dataset_section(path: Path, value: Any, key: str, registry: Registry,
                           defaults: dict[str, Any]) -> DatasetConfig:
     """A dataset section found at ``key`` of the YAML file ``path`` (a training-data file, say), validated
     like a benchmark's, with ``defaults`` for the keys it leaves out; errors name the file and the key."""
-    return _dataset_section(_Checker(path), value, registry, key, {**DATASET_DEFAULTS, **defaults})
+    return _dataset_section(Checker(path), value, registry, key, {**DATASET_DEFAULTS, **defaults})
 
 
-def _dataset_section(check: _Checker, value: Any, registry: Registry, key: str,
+def _dataset_section(check: Checker, value: Any, registry: Registry, key: str,
                      defaults: dict[str, Any]) -> DatasetConfig:
     section = check.mapping(value, key)
     kind = check.string(section.get("kind"), f"{key}.kind")
     if kind not in registry.datasets:
         raise check.fail(f"{key}.kind", f"unknown dataset {kind!r}; registered: {', '.join(registry.datasets)}")
     options = {name: item for name, item in section.items() if name not in DATASET_KEYS}
-    _check_options(check, registry.dataset(kind), options, key, skip_first=True)
+    check_options(check, registry.dataset(kind), options, key, skip_first=True)
     fraction = check.number(section.get("min_valid_fraction", defaults["min_valid_fraction"]),
                             f"{key}.min_valid_fraction")
     if not 0 < fraction <= 1:
@@ -307,22 +206,22 @@ EVERY_WINDOW = "all"
 """The ``max_tiles`` value that takes every window of the dataset (whole products)."""
 
 
-def _max_tiles(check: _Checker, value: Any, key: str) -> int | None:
+def _max_tiles(check: Checker, value: Any, key: str) -> int | None:
     if value == EVERY_WINDOW:
         return None
     if isinstance(value, str):
-        raise check.fail(key, f"expected an integer or {EVERY_WINDOW!r}, got {_describe(value)}")
+        raise check.fail(key, f"expected an integer or {EVERY_WINDOW!r}, got {describe(value)}")
     return check.integer(value, key, 1)
 
 
-def _polarisations(check: _Checker, section: dict, key: str, defaults: dict[str, Any]) -> tuple[str, ...]:
+def _polarisations(check: Checker, section: dict, key: str, defaults: dict[str, Any]) -> tuple[str, ...]:
     polarisations = check.sequence(section.get("polarisations", defaults["polarisations"]), f"{key}.polarisations")
     if not polarisations:
         raise check.fail(f"{key}.polarisations", "must name at least one polarisation")
     return tuple(check.string(pol, f"{key}.polarisations[{index}]").upper() for index, pol in enumerate(polarisations))
 
 
-def _normalization(check: _Checker, value: Any, polarisations: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+def _normalization(check: Checker, value: Any, polarisations: tuple[str, ...]) -> dict[str, tuple[float, float]]:
     if value is None:
         raise check.fail("normalization", "missing; give a dB range per polarisation, e.g. VV: [-25, 5]")
     section = check.mapping(value, "normalization")
@@ -342,8 +241,8 @@ def _normalization(check: _Checker, value: Any, polarisations: tuple[str, ...]) 
     return ranges
 
 
-def _codecs(check: _Checker, value: Any, registry: Registry, tile_size: int | None,
-            problems: _Problems) -> tuple[CodecConfig, ...] | None:
+def _codecs(check: Checker, value: Any, registry: Registry, tile_size: int | None,
+            problems: Problems) -> tuple[CodecConfig, ...] | None:
     """The codec entries, each checked on its own (and each of its points); None when any is wrong."""
     if value is None:
         problems.note(check.fail("codecs", "missing; list at least one codec with its rate points"))
@@ -363,8 +262,8 @@ def _codecs(check: _Checker, value: Any, registry: Registry, tile_size: int | No
     return tuple(codecs) if len(problems.messages) == found else None
 
 
-def _codec_entry(check: _Checker, entry: Any, key: str, registry: Registry, tile_size: int | None,
-                 problems: _Problems) -> CodecConfig | None:
+def _codec_entry(check: Checker, entry: Any, key: str, registry: Registry, tile_size: int | None,
+                 problems: Problems) -> CodecConfig | None:
     entry = check.mapping(entry, key, {"name", "points"})
     name = check.string(entry.get("name"), f"{key}.name")
     if name not in registry.codecs:
@@ -388,16 +287,16 @@ def _codec_entry(check: _Checker, entry: Any, key: str, registry: Registry, tile
     return CodecConfig(name, tuple(CodecPoint(dict(point)) for point in points))
 
 
-def _point(check: _Checker, codec_class: type, points: list, index: int, key: str) -> None:
+def _point(check: Checker, codec_class: type, points: list, index: int, key: str) -> None:
     point = points[index]
     options = _without_rate_target(check, codec_class, check.mapping(point, key), key)
-    _check_options(check, codec_class, options, key, skip_first=False)
+    check_options(check, codec_class, options, key, skip_first=False)
     if point in points[:index]:
         raise check.fail(key, f"repeats points[{points.index(point)}] ({CodecPoint(point).label}); "
                               "each rate point is measured once")
 
 
-def _without_rate_target(check: _Checker, codec_class: type, point: dict, key: str) -> dict:
+def _without_rate_target(check: Checker, codec_class: type, point: dict, key: str) -> dict:
     """Check a ``match_bpp`` target (a positive rate, for a codec with a rate knob, instead of the knob) and
     return the point's other options."""
     if MATCH_OPTION not in point:
@@ -414,21 +313,7 @@ def _without_rate_target(check: _Checker, codec_class: type, point: dict, key: s
     return {option: value for option, value in point.items() if option != MATCH_OPTION}
 
 
-def _check_options(check: _Checker, cls: type, options: dict, key: str, skip_first: bool) -> None:
-    """Reject option names the plugin's constructor does not accept, before anything runs."""
-    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    if skip_first:
-        parameters = parameters[1:]
-    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
-        return
-    accepted = {parameter.name for parameter in parameters}
-    for option in options:
-        if option not in accepted:
-            raise check.fail(f"{key}.{option}", f"unknown option for {cls.name!r}; accepted: "
-                                                f"{', '.join(sorted(accepted)) or 'none'}")
-
-
-def _anchors(check: _Checker, raw: dict, codecs: tuple[CodecConfig, ...]) -> tuple[str, ...]:
+def _anchors(check: Checker, raw: dict, codecs: tuple[CodecConfig, ...]) -> tuple[str, ...]:
     """The BD-rate reference codecs (``anchor: jpeg2000`` or ``anchor: [jpeg2000, avif]``). The default may be
     absent (no BD-rate then); a named one must be configured."""
     if "anchor" not in raw:
@@ -446,7 +331,7 @@ def _anchors(check: _Checker, raw: dict, codecs: tuple[CodecConfig, ...]) -> tup
     return tuple(dict.fromkeys(anchors))
 
 
-def _references(check: _Checker, value: Any, base_dir: Path) -> tuple[str, ...]:
+def _references(check: Checker, value: Any, base_dir: Path) -> tuple[str, ...]:
     """CompressAI JSON files (relative to the config), read now so a bad one fails before the run, not after."""
     paths = []
     names: dict[str, str] = {}
@@ -463,7 +348,7 @@ def _references(check: _Checker, value: Any, base_dir: Path) -> tuple[str, ...]:
     return tuple(paths)
 
 
-def _timing(check: _Checker, value: Any) -> TimingConfig:
+def _timing(check: Checker, value: Any) -> TimingConfig:
     section = check.mapping(value, "timing", {"warmup", "repeats", "batch_size", "isolate", "timeout_s"})
     isolate = section.get("isolate", TimingConfig.isolate)
     if not isinstance(isolate, bool):

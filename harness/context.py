@@ -2,7 +2,7 @@
 
 A learned codec's trainer reads the benchmark's config (its dB ranges, tile size, seed), reads tiles through the
 dataset plugins, and must prove that it never trains on a tile the benchmark tests on. It does all of that through
-a ``BenchmarkContext``, so that plugins depend on the public API only, never on the runner or the config parser.
+a ``BenchmarkContext``, so that plugins depend on the public API only, never on the tile stream or the config parser.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from harness.api import DatasetSettings, Tile
 from harness.config import BenchmarkConfig, DatasetConfig, load_config, parse_dataset_section
 from harness.plugins import Registry
-from harness.runner import dataset_settings, load_tiles, read_dataset, settings_for
+from harness.tiles import dataset_settings, load_tiles, read_dataset, settings_for
 
 
 @dataclass(frozen=True)

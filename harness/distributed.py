@@ -8,9 +8,9 @@ which sees only that GPU (``CUDA_VISIBLE_DEVICES``) and declares the Dask resour
 declare ``CPU`` and see no GPU; a unit then asks for the resource of its codec's device, so GPU units queue for the
 GPU workers and the CPU workers keep coding on their cores. (On a cluster started by hand, workers declare the same
 resources with ``--resources``; units ask only for resources that some worker declared when the run started.)
-The unit of work is one rate point on one batch of tiles (``runner.WorkUnit``). A worker gets
+The unit of work is one rate point on one batch of tiles (``measure.WorkUnit``). A worker gets
 the config, the chunk and the tile ids, never pixels: it loads the config's plugins once and reads the
-dataset itself, one chunk of tiles at a time (``runner.tile_chunks``), keeping both for the units that
+dataset itself, one chunk of tiles at a time (``tiles.tile_chunks``), keeping both for the units that
 follow. The client writes each unit's rows to ``results.csv`` in the serial run's order as soon as every
 unit before it is done, so ``--resume``, error rows and the progress bar behave as in-process, and the
 file equals the serial run's but for timing.
@@ -18,7 +18,7 @@ file equals the serial run's but for timing.
 A unit whose worker dies (a codec crashing the process) is not retried: its tiles become error rows
 naming the lost worker, and the nanny starts a fresh worker. Client and workers must see the same files:
 on one machine they do; across machines, put the config, its data and the run folder on a shared
-filesystem (see the README).
+filesystem (see docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,46 +38,63 @@ from distributed import Client, Nanny, Scheduler, SpecCluster, as_completed
 
 from harness.api import Tile
 from harness.config import BenchmarkConfig, CodecConfig, CodecPoint
-from harness.plugins import Registry, build_registry
-from harness.results import RunFolder
-from harness.runner import (
-    CodecCalls,
+from harness.isolation import codec_calls
+from harness.measure import (
     MeasureAll,
+    Measuring,
     PreparedPoint,
     ReconstructionKeeper,
-    RunOptions,
+    Row,
+    RunIdentity,
     WorkUnit,
-    codec_calls,
     error_row,
     measure_unit,
     prepare_points,
-    tile_chunks,
-    tile_stream,
 )
+from harness.plugins import Registry, build_registry
+from harness.results import RunFolder
+from harness.tiles import tile_chunks, tile_stream
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Which Dask cluster measures a run: a local one of ``workers`` single-threaded worker processes (and one per
+    visible GPU when the run's device is CUDA), or the running one whose scheduler listens at ``scheduler``."""
+
+    workers: int | None = None
+    scheduler: str | None = None
+
+    def execution(self, device: str) -> dict[str, Any]:
+        """How the run was executed, for ``environment.json``."""
+        if self.scheduler:
+            return {"mode": "dask", "scheduler": self.scheduler}
+        return {"mode": "dask", "workers": self.workers, "threads_per_worker": 1,
+                "gpu_workers": local_gpu_workers(device)}
 
 
 @contextlib.contextmanager
-def cluster_executor(config: BenchmarkConfig, options: RunOptions, visual_tile_ids: set[str], device: str,
-                     chunk_pixels: int) -> Iterator[MeasureAll]:
-    """Measure units on the cluster the options name, yielding (unit, rows) in the units' order; the workers cut
-    the tile stream into chunks of ``chunk_pixels``, as the client does."""
-    manifest = options.manifest.resolve() if options.manifest else None
-    job = _Job(uuid.uuid4().hex, config, device, str(options.run_dir.resolve()), frozenset(visual_tile_ids), manifest,
-               chunk_pixels)
-    with _client(options, local_gpu_workers(device)) as client:
+def cluster_executor(cluster: Cluster, config: BenchmarkConfig, device: str, *, run_dir: Path, manifest: Path | None,
+                     visual_tile_ids: set[str], chunk_pixels: int) -> Iterator[MeasureAll]:
+    """Measure units on ``cluster``, yielding (unit, rows) in the units' order. The workers read the tiles of
+    ``config`` (only ``manifest``'s when given) and cut them into chunks of ``chunk_pixels``, as the client does;
+    they keep the reconstructions of ``visual_tile_ids`` in ``run_dir``."""
+    job = _Job(uuid.uuid4().hex, config, device, str(run_dir.resolve()), frozenset(visual_tile_ids),
+               manifest.resolve() if manifest else None, chunk_pixels)
+    identity = RunIdentity.of(config)
+    with _client(cluster, local_gpu_workers(device)) as client:
         declared = _declared_resources(client)
 
-        def measure_all(units: list[WorkUnit]) -> Iterator[tuple[WorkUnit, list[dict[str, Any]]]]:
+        def measure_all(units: list[WorkUnit]) -> Iterator[tuple[WorkUnit, list[Row]]]:
             futures = [client.submit(_measure_on_worker, job, unit.prepared.codec_name, unit.prepared.point.options,
                                      unit.prepared.complexity, unit.chunk, [tile.tile_id for tile in unit.tiles],
                                      resources=unit_resources(unit.prepared, declared), pure=False)
                        for unit in units]
             position = {future.key: index for index, future in enumerate(futures)}
-            finished: dict[int, list[dict[str, Any]]] = {}
+            finished: dict[int, list[Row]] = {}
             next_to_write = 0
             for future in as_completed(futures):
                 index = position[future.key]
-                finished[index] = _rows(future, units[index], config)
+                finished[index] = _rows(future, units[index], identity)
                 future.release()
                 while next_to_write in finished:
                     yield units[next_to_write], finished.pop(next_to_write)
@@ -117,17 +134,17 @@ time, 2.5 times the page faults), so a local cluster's workers allocate as a ser
 
 
 @contextlib.contextmanager
-def _client(options: RunOptions, gpus: int = 0) -> Iterator[Client]:
+def _client(cluster: Cluster, gpus: int = 0) -> Iterator[Client]:
     # A unit that kills its worker is an error row, not a unit to retry on the next worker it would kill; and
     # workers are not daemons, so that `timing: {isolate: true}` can start its codec process inside them.
     with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
                           "distributed.worker.profile.enabled": False,
                           MALLOC_TRIM_SETTING: None}):
-        if options.scheduler:
-            with Client(options.scheduler) as client:
+        if cluster.scheduler:
+            with Client(cluster.scheduler) as client:
                 yield client
             return
-        with _local_cluster(options.workers or 1, gpus) as cluster, Client(cluster) as client:
+        with _local_cluster(cluster.workers or 1, gpus) as local, Client(local) as client:
             yield client
 
 
@@ -155,12 +172,12 @@ def _visible_gpus(count: int) -> list[str]:
     return visible.split(",")[:count] if visible else [str(index) for index in range(count)]
 
 
-def _rows(future: Any, unit: WorkUnit, config: BenchmarkConfig) -> list[dict[str, Any]]:
+def _rows(future: Any, unit: WorkUnit, identity: RunIdentity) -> list[Row]:
     """The unit's rows, or an error row per tile when the worker could not give them (it died, say)."""
     try:
         return future.result()
     except Exception as exc:  # the worker's or the cluster's failure: record it and carry on
-        return [error_row(unit.prepared, tile, config, exc) for tile in unit.tiles]
+        return [error_row(unit.prepared, tile, identity, exc) for tile in unit.tiles]
 
 
 @dataclass(frozen=True)
@@ -175,7 +192,7 @@ class _Job:
     manifest: Path | None
     """``--manifest``, whose tiles alone the run measures."""
     chunk_pixels: int
-    """How the client cuts the tile stream into chunks (``runner.TILE_CHUNK_PIXELS``): a worker must cut the same."""
+    """How the client cuts the tile stream into chunks (``tiles.TILE_CHUNK_PIXELS``): a worker must cut the same."""
 
 
 @dataclass
@@ -190,18 +207,17 @@ class _WorkerState:
     chunks: Iterator[list[Tile]]
     chunk: int
     tiles: dict[str, Tile]
-    calls: CodecCalls
-    points: dict[str, PreparedPoint]
-    keep: ReconstructionKeeper
+    measuring: Measuring
     resources: contextlib.ExitStack
     """What to close when the worker moves on to another run (the codec process of ``timing.isolate``)."""
+    points: dict[str, PreparedPoint] = field(default_factory=dict)
 
 
 _STATES: dict[str, _WorkerState] = {}
 
 
 def _measure_on_worker(job: _Job, codec_name: str, point_options: dict[str, Any], complexity: dict[str, float],
-                       chunk: int, tile_ids: list[str]) -> list[dict[str, Any]]:
+                       chunk: int, tile_ids: list[str]) -> list[Row]:
     if job.key not in _STATES:
         for previous in _STATES.values():  # a worker of a long-lived cluster keeps only the run it serves now
             previous.resources.close()
@@ -215,7 +231,7 @@ def _measure_on_worker(job: _Job, codec_name: str, point_options: dict[str, Any]
         state.points[key] = replace(prepared, complexity=complexity)
     tiles = _chunk_tiles(state, chunk)
     unit = WorkUnit(state.points[key], [tiles[tile_id] for tile_id in tile_ids], chunk)
-    return measure_unit(unit, job.config, state.registry, state.keep, state.calls)
+    return measure_unit(unit, state.measuring)
 
 
 def _chunk_tiles(state: _WorkerState, chunk: int) -> dict[str, Tile]:
@@ -239,4 +255,5 @@ def _load(job: _Job) -> _WorkerState:
     resources = contextlib.ExitStack()
     calls = resources.enter_context(codec_calls(job.config))
     keep = ReconstructionKeeper(RunFolder(Path(job.run_dir)).reconstructions, set(job.visual_tile_ids))
-    return _WorkerState(job, registry, _chunks(job, registry), -1, {}, calls, {}, keep, resources)
+    measuring = Measuring(RunIdentity.of(job.config), job.config.timing, registry, calls, keep)
+    return _WorkerState(job, registry, _chunks(job, registry), -1, {}, measuring, resources)

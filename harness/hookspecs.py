@@ -26,7 +26,7 @@ def harness_codecs() -> list[type[Codec]]:
     tables are keyed by it. A class is instantiated once per rate point with
     that point's options as keyword arguments. A class that declares its
     ``rate_knob`` (a ``harness.RateKnob``) also accepts ``match_bpp`` points:
-    the runner then builds it at the knob values its per-tile search tries.
+    the harness then builds it at the knob values its per-tile search tries.
     """
 
 

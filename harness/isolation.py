@@ -3,7 +3,7 @@
 Codec libraries are native code, and fuzzing found some that never return
 (OpenJPH on 3 of 400 mutated HTJ2K streams) or abort the whole process (SZ3 on
 crafted streams): in-process, either ends the run, the second without a word.
-With ``timing: {isolate: true}`` the runner sends each batch to one worker
+With ``timing: {isolate: true}`` the run sends each batch to one worker
 process, which builds the codec from the same registry and options and codes
 and times the batch there; the parent scores the result. A call that does not
 answer within ``timeout_s``, or a worker that dies, becomes an error row
@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import TimingConfig
+from harness.config import BenchmarkConfig, TimingConfig
 from harness.errors import CodecFailure
-from harness.runner import CodecCalls, CodedBatch, PreparedPoint, bpp_of, code_arrays
+from harness.measure import IN_PROCESS, CodecCalls, CodedBatch, PreparedPoint, bpp_of, code_arrays
+from harness.plugins import build_registry
 
 CONTEXT = multiprocessing.get_context("spawn")
 STOP_GRACE_S = 5.0
@@ -120,6 +121,16 @@ class WorkerCalls(CodecCalls):
 
 
 @contextmanager
+def codec_calls(config: BenchmarkConfig) -> Iterator[CodecCalls]:
+    """Where the run's codec work goes: this process, or a worker process when the config asks for isolation."""
+    if not config.timing.isolate:
+        yield IN_PROCESS
+        return
+    with worker_calls(config.plugins, config.base_dir, config.timing.timeout_s) as calls:
+        yield calls
+
+
+@contextmanager
 def worker_calls(plugins: tuple[str, ...], base_dir: Path, timeout_s: float) -> Iterator[WorkerCalls]:
     """A worker for the run's codec work, stopped when the run ends however it ends."""
     calls = WorkerCalls(plugins, base_dir, timeout_s)
@@ -140,8 +151,6 @@ def _exit_reason(code: int | None) -> str:
 
 def _serve(connection: Connection, plugins: tuple[str, ...], base_dir: str) -> None:
     """The worker: build codecs from the registry on demand (kept by their options) and answer requests."""
-    from harness.plugins import build_registry
-
     try:
         registry = build_registry(plugins, Path(base_dir))
     except Exception as exc:  # reported to the parent, which makes every row of the call an error row

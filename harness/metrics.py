@@ -131,7 +131,7 @@ def ssim(pair: MetricInput) -> dict[str, float]:
     original, reconstructed = _normalized_pair(pair)
     with torch.inference_mode():
         ssim_map = _ssim_map(_as_image_batch(original), _as_image_batch(reconstructed))
-        return {"ssim": float(ssim_map[torch.from_numpy(windows)].mean())}
+        return {"ssim": _at_most_one(float(ssim_map[torch.from_numpy(windows)].mean()))}
 
 
 @metric(MetricColumn("ms_ssim", "MS-SSIM", decimals=4, higher_is_better=True, rd_plot=True,
@@ -156,7 +156,13 @@ def ms_ssim(pair: MetricInput) -> dict[str, float]:
             win_sigma=SSIM_WINDOW_SIGMA,
             K=SSIM_K,
         )
-    return {"ms_ssim": float(value)}
+    return {"ms_ssim": _at_most_one(float(value))}
+
+
+def _at_most_one(similarity: float) -> float:
+    """SSIM and MS-SSIM are at most 1 (identical images), but their float32 arithmetic is not: on a constant
+    tile a variance E[x²] - E[x]² rounds below 0, the contrast term above 1, and MS-SSIM came out 1.0002."""
+    return min(similarity, 1.0)
 
 
 @metric(MetricColumn("rmse_db", "RMSE", unit="dB", decimals=3, higher_is_better=False, rd_plot=True,
@@ -225,11 +231,13 @@ def _most_homogeneous(original_blocks: np.ndarray) -> np.ndarray:
     """Indices of the lowest coefficient-of-variation blocks, at least one.
 
     Blocks constant in the original (flat at the clip floor) carry no
-    speckle to measure and are never chosen.
+    speckle to measure and are never chosen: a coefficient of variation
+    of ``FLAT_VARIATION`` or less, as in ``equivalent_number_of_looks``, since
+    rounding leaves a constant block a variation of about 1e-16, not 0.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         variation = original_blocks.std(axis=-1) / original_blocks.mean(axis=-1)
-    candidates = np.flatnonzero(variation > 0)
+    candidates = np.flatnonzero(variation > FLAT_VARIATION)
     count = max(1, round(ENL_HOMOGENEOUS_FRACTION * candidates.size))
     return candidates[np.argsort(variation[candidates], kind="stable")[:count]]
 
@@ -252,6 +260,8 @@ def enl_ratio(pair: MetricInput) -> dict[str, float]:
     if not len(original_blocks):
         return {"enl_ratio": math.nan}
     original_enl = equivalent_number_of_looks(original_blocks).mean()
+    if not np.isfinite(original_enl):  # a chosen block flat after all, by rounding at FLAT_VARIATION
+        return {"enl_ratio": math.nan}
     reconstructed_enl = equivalent_number_of_looks(reconstructed_blocks).mean()
     return {"enl_ratio": float(reconstructed_enl / original_enl)}
 

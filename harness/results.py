@@ -1,6 +1,6 @@
 """What a run leaves behind: the columns of ``results.csv`` and every file of a run folder, declared once.
 
-The runner writes through this module, and the report, the HTML page, ``compare`` and the visual comparison
+The run writes through this module, and the report, the HTML page, ``compare`` and the visual comparison
 read through it, so a column or a file name has one owner. ``results.csv`` holds one row per (codec, rate
 point, tile): the identity of the tile and the point, the rate, the metrics' columns (declared by the metric
 plugins, described in the run's ``metrics.json``), the timing, and how the codec ran.
@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.api import Complexity, MetricColumn
+from harness.columns import Complexity, MetricColumn
 from harness.errors import UserError
 
 # Which tile a row is about

@@ -87,7 +87,7 @@ def fill_no_data(data: np.ndarray, mask: np.ndarray, sigma: float = NO_DATA_FILL
     ``2 * sigma`` px on). The border pixels see their own level and speckle
     continued, with no step; the far region is smooth and costs no more bits
     than the local mean did (``benchmarks/border_bias.py`` measures both, and
-    the README gives the figures). Deterministic (exact Euclidean distances,
+    docs/config.md gives the figures). Deterministic (exact Euclidean distances,
     fixed filters, no randomness); 9 ms for a 256x256 tile with no-data on one
     core (the local mean: 6 ms). Valid pixels are returned unchanged; a tile
     without valid pixels is all zeros.

@@ -38,7 +38,7 @@ import pytest
 from harness.api import Codec
 from harness.sar import db_to_linear, linear_to_db, normalize_db
 from harness.rate_matching import knob_value
-from harness.runner import check_reconstruction
+from harness.measure import check_reconstruction
 
 FUZZ_CASES = 200
 FUZZ_CALL_LIMIT_S = 10.0

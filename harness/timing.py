@@ -39,7 +39,7 @@ def torch_threads(count: int) -> Iterator[None]:
 
     The setting is process-wide, and a timed call must run at a fixed, recorded thread count to compare across
     machines: a torch codec wraps its calls in it (``with harness.torch_threads(self.threads): ...``), and the
-    runner scores tiles in it. torch is imported here, not at the module's import: plugins that import
+    harness scores tiles in it. torch is imported here, not at the module's import: plugins that import
     ``harness`` without torch should not pay for it."""
     import torch
 

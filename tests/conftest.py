@@ -118,7 +118,7 @@ def run_rows(config_path: Path, run_dir: Path) -> list[dict[str, str]]:
     import csv
 
     from harness.config import load_config
-    from harness.runner import RunOptions, run_benchmark
+    from harness.run import RunOptions, run_benchmark
 
     config, registry = load_config(config_path)
     run_benchmark(config, registry, RunOptions(run_dir=run_dir, progress=False))

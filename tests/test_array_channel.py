@@ -6,7 +6,7 @@ import multiprocessing
 
 import numpy as np
 import pytest
-from harness_codecs._autoencoder.array_channel import MINIMUM_SEGMENT_BYTES, ArrayChannel
+from harness_codecs._autoencoder.entropy_coding.array_channel import MINIMUM_SEGMENT_BYTES, ArrayChannel
 
 
 @pytest.fixture

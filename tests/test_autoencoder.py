@@ -10,8 +10,8 @@ import pluggy
 import pytest
 import torch
 from harness_codecs import autoencoder
-from harness_codecs._autoencoder.bitstream import HEADER_BYTES, pack_code_rows, unpack_code_rows
-from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
+from harness_codecs._autoencoder.runtime.bitstream import HEADER_BYTES, pack_code_rows, unpack_code_rows
+from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.model.autoencoder import (
     STRIDE,
     Autoencoder,
@@ -19,8 +19,8 @@ from harness_codecs._autoencoder.model.autoencoder import (
     parameter_count,
     spec_for,
 )
-from harness_codecs._autoencoder.options import PREFERRED_BATCH_SIZES, resolve_checkpoint, shipped_checkpoint
-from harness_codecs._autoencoder.quantization import dequantize, noisy_latent, quantize
+from harness_codecs._autoencoder.runtime.options import PREFERRED_BATCH_SIZES, resolve_checkpoint, shipped_checkpoint
+from harness_codecs._autoencoder.runtime.quantization import dequantize, noisy_latent, quantize
 from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer
 from harness_codecs.autoencoder import AutoencoderCodec
 

@@ -18,38 +18,32 @@ import constriction
 import numpy as np
 import pytest
 import torch
-from harness_codecs._autoencoder.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from harness_codecs._autoencoder.entropy_inference import even_parts, pipelined
-from harness_codecs._autoencoder.entropy_models import (
+from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from harness_codecs._autoencoder.runtime.entropy_coder import even_parts, pipelined
+from harness_codecs._autoencoder.entropy_coding.densities import (
     FactorizedDensity,
     estimated_bits,
     gaussian_likelihood,
-    prior_forward,
 )
-from harness_codecs._autoencoder.entropy_stream import HEADER_BYTES, VARIABLE_RATE_FORMAT_VERSION
-from harness_codecs._autoencoder.entropy_tables import (
+from harness_codecs._autoencoder.runtime.entropy_stream import HEADER_BYTES, VARIABLE_RATE_FORMAT_VERSION
+from harness_codecs._autoencoder.entropy_coding.tables import (
     SCALE_TABLE,
     TAIL_MASS,
-    entropy_tables,
     factorized_tables,
     gaussian_tables,
 )
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, spec_for
-from harness_codecs._autoencoder.probability_tables import ProbabilityTables
-from harness_codecs._autoencoder.range_coding import PooledRangeCoding
+from harness_codecs._autoencoder.entropy_coding.probability_tables import ProbabilityTables
+from harness_codecs._autoencoder.entropy_coding.range_coding import PooledRangeCoding
 from harness_codecs.autoencoder import AutoencoderCodec
-from harness_codecs._autoencoder.symbol_coding import SymbolCoder, new_decoder, new_encoder
-from harness_codecs.autoencoder_entropy import (
-    CheckerboardAutoencoder,
-    FactorizedAutoencoder,
-    HyperpriorAutoencoder,
-)
+from harness_codecs._autoencoder.entropy_coding.symbol_coding import SymbolCoder, new_decoder, new_encoder
+from harness_codecs.autoencoder_entropy import codec_class
 from scipy.stats import norm
 
 from harness.testing import unavailable_without
 
-ENTROPY_CODECS = {"factorized": FactorizedAutoencoder, "hyperprior": HyperpriorAutoencoder,
-                  "checkerboard": CheckerboardAutoencoder}
+ENTROPY_CODECS = {entropy: codec_class(entropy) for entropy in ("factorized", "hyperprior", "checkerboard")}
+FactorizedAutoencoder, CheckerboardAutoencoder = ENTROPY_CODECS["factorized"], ENTROPY_CODECS["checkerboard"]
 ODD_SHAPES = [(100, 77), (1, 1), (16, 16), (33, 250)]
 
 
@@ -63,7 +57,7 @@ def make_entropy_checkpoint(path: Path, entropy: str, seed: int = 0, latent_scal
         model.encoder[-1].bias.mul_(latent_scale)
     save_checkpoint(Checkpoint(spec=spec, bits=0, latent_range=(-1.0, 1.0), normalization={"VV": (-25.0, 5.0)},
                                state_dict=model.state_dict(),
-                               entropy_tables=entropy_tables(model.prior).to_tensors()), path)
+                               entropy_tables=model.prior.tables().to_tensors()), path)
     return path
 
 
@@ -146,7 +140,7 @@ def test_estimated_rate_is_the_priors_total_bits_of_the_rounded_latent_per_pixel
     model = codec.coder.model
     with torch.inference_mode():
         latent = model.encode(torch.from_numpy(tile)[None, None])
-        _, likelihoods = prior_forward(model.prior, latent, rounded=True)
+        _, likelihoods = model.prior.coded(latent, rounded=True)
 
     estimate = codec.estimated_bpp([tile])[0]
 
@@ -439,8 +433,8 @@ def test_range_coding_workers_exit_when_the_process_that_started_them_is_killed(
     script = tmp_path / "owner.py"
     script.write_text(
         "import os, sys, time\n"
-        "from harness_codecs._autoencoder.entropy_tables import gaussian_tables\n"
-        "from harness_codecs._autoencoder.range_coding import PooledRangeCoding\n"
+        "from harness_codecs._autoencoder.entropy_coding.tables import gaussian_tables\n"
+        "from harness_codecs._autoencoder.entropy_coding.range_coding import PooledRangeCoding\n"
         "if __name__ == '__main__':\n"
         "    pool = PooledRangeCoding({'latent': gaussian_tables()}, 2)\n"
         "    print(*(worker.process.pid for worker in pool.workers), flush=True)\n"
@@ -465,8 +459,8 @@ def test_range_coding_workers_do_not_load_torch(tmp_path):
     script.write_text(
         "if __name__ == '__main__':\n"
         "    import torch\n"
-        "    from harness_codecs._autoencoder.entropy_tables import gaussian_tables\n"
-        "    from harness_codecs._autoencoder.range_coding import PooledRangeCoding\n"
+        "    from harness_codecs._autoencoder.entropy_coding.tables import gaussian_tables\n"
+        "    from harness_codecs._autoencoder.entropy_coding.range_coding import PooledRangeCoding\n"
         "    pool = PooledRangeCoding({'latent': gaussian_tables()}, 1)\n"
         "    maps = open(f'/proc/{pool.workers[0].process.pid}/maps').read()\n"
         "    print('libtorch' in maps, 'constriction' in maps)\n")
@@ -627,7 +621,7 @@ def variable_rate_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("variable") / "variable.pt"
     save_checkpoint(Checkpoint(spec=spec, bits=0, latent_range=(-1.0, 1.0), normalization={"VV": (-25.0, 5.0)},
                                state_dict=model.state_dict(),
-                               entropy_tables=entropy_tables(model.prior).to_tensors()), path)
+                               entropy_tables=model.prior.tables().to_tensors()), path)
     return path
 
 

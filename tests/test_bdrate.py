@@ -8,7 +8,7 @@ import pytest
 
 from harness import UserError
 from harness.reporting.bdrate import RDCurve, bd_compare, bd_rate_table
-from harness.reporting.compressai import ReferenceCurve
+from harness.curves import ReferenceCurve
 from harness.reporting.settings import installed_metric_descriptions
 from harness.config import load_config
 from tests.conftest import MINIMAL_CONFIG

@@ -98,6 +98,20 @@ def test_damaged_stream_raises_value_error(damage):
         BlockAdaptiveQuantizer(bits=3, block=8).decode(data, (17, 31))
 
 
+@pytest.mark.parametrize(("field", "value"), [("mean", np.nan), ("mean", np.inf), ("std", np.nan), ("std", -np.inf),
+                                             ("std", -0.25)])
+def test_a_damaged_block_header_is_refused_instead_of_decoding_to_nan_or_a_bound(field, value):
+    """A flipped exponent bit can make a float16 NaN or infinite: its block decoded to NaN (1024 pixels) or to 0/1."""
+    stream = bytearray(BlockAdaptiveQuantizer(bits=3, block=32).encode(speckled_tile(size=64)))
+    second_block = 3 + 4 + 3 * 32 * 32 // 8
+    offset = second_block + (0 if field == "mean" else 2)
+    stream[offset:offset + 2] = np.array([value], dtype=">f2").tobytes()
+
+    with pytest.raises(ValueError, match=rf"^baq: the header of the block at row 0, column 32 holds .*{field}="
+                                         r".*which no encoder writes; the stream is damaged$"):
+        BlockAdaptiveQuantizer(bits=3, block=32).decode(bytes(stream), (64, 64))
+
+
 @pytest.mark.parametrize(("option", "value"), [("bits", 1), ("bits", 6), ("bits", 3.0), ("bits", True),
                                                ("block", 1), ("block", 65536), ("block", "32")])
 def test_bad_option_raises_naming_it(option, value):

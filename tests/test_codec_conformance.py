@@ -1,7 +1,7 @@
 """The codec contract (``harness.testing.CodecConformance``), checked on every built-in codec at one rate point.
 
 A new built-in codec without an entry here fails. Each codec's own specification (test_codec_*.py) says
-what is particular to it; this is what the runner relies on from all of them.
+what is particular to it; this is what the harness relies on from all of them.
 """
 
 from __future__ import annotations

@@ -7,20 +7,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
-from harness_codecs._autoencoder.complexity import REFERENCE_TILE, counting_macs
+from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, save_checkpoint
+from harness_codecs._autoencoder.runtime.complexity import REFERENCE_TILE, counting_macs
 from harness_codecs._autoencoder.model.gdn import GDN
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, ModelSpec
 from harness_codecs.autoencoder import AutoencoderCodec
-from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder, FactorizedAutoencoder, HyperpriorAutoencoder
+from harness_codecs.autoencoder_entropy import codec_class
 from torch.utils.flop_counter import FlopCounterMode
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 LEARNED_CODECS = {
     "autoencoder": (AutoencoderCodec, "autoencoder-tiny-c32-b4.pt"),
-    "autoencoder_factorized": (FactorizedAutoencoder, "autoencoder-tiny-factorized-l60.pt"),
-    "autoencoder_hyperprior": (HyperpriorAutoencoder, "autoencoder-tiny-hyperprior-l60.pt"),
-    "autoencoder_checkerboard": (CheckerboardAutoencoder, "autoencoder-gdn-dct-small-checkerboard.pt"),
+    "autoencoder_factorized": (codec_class("factorized"), "autoencoder-tiny-factorized-l60.pt"),
+    "autoencoder_hyperprior": (codec_class("hyperprior"), "autoencoder-tiny-hyperprior-l60.pt"),
+    "autoencoder_checkerboard": (codec_class("checkerboard"), "autoencoder-gdn-dct-small-checkerboard.pt"),
 }
 
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from harness import UserError
-from harness.reporting.compressai import ReferenceCurve, curves_from_summary, read_compressai_json, write_compressai_json
+from harness.curves import ReferenceCurve, read_compressai_json, write_compressai_json
+from harness.reporting.compressai import curves_from_summary
 from harness.config import load_config
 from tests.conftest import MINIMAL_CONFIG
 

@@ -18,9 +18,9 @@ import torch
 
 from harness.cli import main
 from harness.config import load_config
-from harness.distributed import _client, unit_resources
+from harness.distributed import Cluster, _client, unit_resources
 from harness.results import TIMING_COLUMNS
-from harness.runner import RunOptions, run_benchmark
+from harness.run import RunOptions, run_benchmark
 from tests.conftest import MINIMAL_CONFIG
 
 CRASHER = '''
@@ -172,7 +172,7 @@ def test_the_workers_measure_the_config_the_caller_passes_not_the_file_it_came_f
 def test_workers_read_the_tile_chunks_the_client_measures_and_only_the_manifests_tiles(tmp_path, config,
                                                                                         monkeypatch):
     loaded, registry = load_config(config)
-    monkeypatch.setattr("harness.runner.TILE_CHUNK_PIXELS", 2 * 32 * 32)  # one window's two polarisations
+    monkeypatch.setattr("harness.run.TILE_CHUNK_PIXELS", 2 * 32 * 32)  # one window's two polarisations
     run_benchmark(loaded, registry, RunOptions(run_dir=tmp_path / "serial", progress=False, report=False))
     run_benchmark(loaded, registry, RunOptions(run_dir=tmp_path / "cluster", progress=False, report=False, workers=2,
                                                manifest=tmp_path / "serial" / "tiles.csv"))
@@ -182,7 +182,7 @@ def test_workers_read_the_tile_chunks_the_client_measures_and_only_the_manifests
 
 def test_local_workers_allocate_memory_as_a_serial_run_does(tmp_path, config):
     """Dask's default MALLOC_TRIM_THRESHOLD_ makes every large allocation a fresh mapping: slower coding."""
-    with _client(RunOptions(run_dir=tmp_path, workers=1)) as client:
+    with _client(Cluster(workers=1)) as client:
         settings = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert list(settings.values()) == [os.environ.get("MALLOC_TRIM_THRESHOLD_")] == [None]
 
@@ -204,7 +204,7 @@ def _by_worker_name(client, values: dict) -> dict:
 
 def test_a_local_cluster_adds_a_worker_per_gpu_that_sees_only_its_gpu(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    with _client(RunOptions(run_dir=tmp_path, workers=2), gpus=2) as client:
+    with _client(Cluster(workers=2), gpus=2) as client:
         seen = _by_worker_name(client, client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES")))
         resources = {worker["name"]: worker["resources"] for worker in client.scheduler_info()["workers"].values()}
     assert seen == {"cpu-0": "", "cpu-1": "", "gpu-0": "0", "gpu-1": "1"}
@@ -213,13 +213,13 @@ def test_a_local_cluster_adds_a_worker_per_gpu_that_sees_only_its_gpu(tmp_path, 
 
 def test_gpu_workers_get_the_gpus_the_run_was_restricted_to(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
-    with _client(RunOptions(run_dir=tmp_path, workers=1), gpus=2) as client:
+    with _client(Cluster(workers=1), gpus=2) as client:
         seen = _by_worker_name(client, client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES")))
     assert seen == {"cpu-0": "", "gpu-0": "5", "gpu-1": "7"}
 
 
 def test_a_local_cluster_without_gpus_declares_no_resources_and_hides_nothing(tmp_path):
-    with _client(RunOptions(run_dir=tmp_path, workers=2)) as client:
+    with _client(Cluster(workers=2)) as client:
         seen = set(client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES")).values())
         resources = [worker["resources"] for worker in client.scheduler_info()["workers"].values()]
     assert seen == {os.environ.get("CUDA_VISIBLE_DEVICES")} and resources == [{}, {}]

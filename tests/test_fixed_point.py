@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from harness_codecs._autoencoder.checkerboard import anchor_mask
-from harness_codecs._autoencoder.entropy_models import SCALE_FLOOR
-from harness_codecs._autoencoder.entropy_tables import SCALE_TABLE
-from harness_codecs._autoencoder.fixed_point import (
+from harness_codecs._autoencoder.fixed_point.gaussians import ScaleThresholds
+from harness_codecs._autoencoder.latent_codecs.checkerboard import ContextAtNonAnchors, anchor_mask
+from harness_codecs._autoencoder.entropy_coding.densities import SCALE_FLOOR
+from harness_codecs._autoencoder.entropy_coding.tables import SCALE_TABLE
+from harness_codecs._autoencoder.fixed_point.networks import (
     ACTIVATION_BITS,
     ACTIVATION_LIMIT,
     FixedPointNetwork,
-    ScaleThresholds,
-    ContextAtNonAnchors,
     to_fixed,
 )
 from torch import nn

@@ -130,6 +130,31 @@ def test_an_all_no_data_raster_is_a_user_error(tmp_path):
         tiles_of(tmp_path, paths=["empty.tif"])
 
 
+def test_an_all_zero_uint16_raster_without_a_no_data_value_is_no_data_not_a_0_db_scene(tmp_path):
+    write_geotiff(tmp_path / "zeros.tif", [np.zeros((64, 64), dtype=np.uint16)] * 2)
+    with pytest.raises(UserError, match=r"^dataset: no 32px window in .*zeros\.tif has at least 50% valid pixels; "
+                                        r"check nodata and units \(in a uint16 raster without a no-data value DN 0 is "
+                                        r"no-data\)"):
+        tiles_of(tmp_path, paths=["zeros.tif"])
+
+
+def test_0_in_a_uint16_raster_without_a_no_data_value_is_masked_whatever_the_units(tmp_path):
+    values = np.full((32, 32), 3, dtype=np.uint16)
+    values[:, :5] = 0
+    write_geotiff(tmp_path / "dn.tif", [values, values])
+    tile = tiles_of(tmp_path, paths=["dn.tif"], units="db")[0]
+    assert not tile.mask[:, :5].any() and tile.mask[:, 5:].all()
+
+
+def test_the_no_data_value_a_uint16_raster_gives_replaces_dn_0(tmp_path):
+    db = np.full((32, 32), 3, dtype=np.uint16)
+    db[:, :5] = 0
+    db[:, 5:10] = 65535
+    write_geotiff(tmp_path / "tagged.tif", [db, db], nodata=65535)
+    tile = tiles_of(tmp_path, paths=["tagged.tif"])[0]
+    assert tile.mask[:, :5].all() and not tile.mask[:, 5:10].any() and tile.mask[:, 10:].all()
+
+
 def test_a_missing_band_is_a_user_error_naming_the_file(tmp_path, dual_pol_geotiff):
     with pytest.raises(UserError, match=r"scene\.tif: band 3 does not exist"):
         tiles_of(tmp_path, paths=["scene.tif"], bands={"VV": 1, "VH": 3})

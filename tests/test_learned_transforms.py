@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import torch
 from harness_codecs._autoencoder.model.block_transform import DCT_SCALE, dct_basis
-from harness_codecs._autoencoder.checkerboard import anchor_mask
+from harness_codecs._autoencoder.latent_codecs.checkerboard import anchor_mask
 from harness_codecs._autoencoder.model.gdn import GDN
-from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
-from harness_codecs._autoencoder.entropy_tables import entropy_tables
+from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, parameter_count, spec_for
-from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
+from harness_codecs.autoencoder_entropy import codec_class
 
 LMBDAS = (10.0, 40.0, 160.0)
 
@@ -134,10 +133,10 @@ def test_the_light_preset_fits_the_seeds_budget_of_parameters_and_decoding_macs(
     model = Autoencoder(spec)
     path = tmp_path / "light.pt"
     save_checkpoint(Checkpoint(spec=spec, bits=0, latent_range=(-1.0, 1.0), normalization={"VV": (-25.0, 5.0)},
-                               state_dict=model.state_dict(), entropy_tables=entropy_tables(model.prior).to_tensors()),
+                               state_dict=model.state_dict(), entropy_tables=model.prior.tables().to_tensors()),
                     path)
 
-    complexity = CheckerboardAutoencoder(checkpoint=str(path), quality=1).complexity()
+    complexity = codec_class("checkerboard")(checkpoint=str(path), quality=1).complexity()
 
     assert complexity.parameters == parameter_count(model) < 5_000_000
     assert complexity.decode_macs_per_pixel < 20_000

@@ -12,7 +12,7 @@ PSNR_ONLY = psnr.columns
 
 
 def results(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
-    """Rows as the runner writes them: a point labelled ``match_bpp=X`` has the target X."""
+    """Rows as a run writes them: a point labelled ``match_bpp=X`` has the target X."""
     return pd.DataFrame([{"codec": codec, "point": point, "target_bpp": _target(point), "bpp": bpp, "psnr": psnr,
                           "error": ""} for codec, point, bpp, psnr in rows])
 

@@ -7,6 +7,7 @@ speckle with the ~4.4 looks of Sentinel-1 IW GRDH, normalized like real tiles.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -133,6 +134,36 @@ def test_every_value_is_nan_on_a_tile_without_valid_pixels(metric):
     original = speckled_scene()
     values = metric(pair(original, noisy(original), np.zeros(original.shape, dtype=bool)))
     assert all(math.isnan(value) for value in values.values())
+
+
+CONSTANT_LEVEL = np.float32(25 / 30)
+"""0 dB in the VV range: the level a whole tile of zeros had before zero DN was no-data."""
+
+
+def constant_tile(shift: float = 0.0) -> np.ndarray:
+    return np.full((256, 256), CONSTANT_LEVEL + np.float32(shift), dtype=np.float32)
+
+
+@pytest.mark.parametrize("shift", [0.0, 1e-3], ids=["identical", "shifted"])
+@pytest.mark.parametrize("metric", [ssim, ms_ssim], ids=lambda metric: metric.name)
+def test_ssim_and_ms_ssim_never_exceed_one_on_a_constant_tile(metric, shift):
+    """float32 rounding made a constant tile's variance negative: MS-SSIM 1.0002, SSIM 1.0001."""
+    (value,) = metric(pair(constant_tile(), constant_tile(shift))).values()
+    assert 0.99 < value <= 1.0
+
+
+@pytest.mark.parametrize("shift", [0.0, 1e-3, -0.3], ids=["identical", "shifted", "far"])
+def test_no_metric_warns_on_a_constant_tile(shift):
+    from harness.task_metrics import harness_metrics as task_metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for metric in [*harness_metrics(), *task_metrics()]:
+            metric(pair(constant_tile(), constant_tile(shift)))
+
+
+def test_enl_ratio_is_nan_on_a_constant_tile_which_has_no_speckle_to_measure():
+    assert math.isnan(enl_ratio(pair(constant_tile(), constant_tile(1e-3)))["enl_ratio"])
 
 
 def test_reconstruction_beyond_the_unit_range_counts_as_the_nearest_bound():

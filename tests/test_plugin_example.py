@@ -1,4 +1,4 @@
-"""The README's codec plugin example is complete, shown verbatim, runs, and passes the codec conformance checks."""
+"""The codec plugin example of docs/plugins.md is complete, shown verbatim, runs, and passes the conformance checks."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "blockmean_codec.py"
 
 
-def test_the_readme_shows_the_example_plugin_verbatim():
-    assert EXAMPLE.read_text().strip() in (ROOT / "README.md").read_text()
+def test_the_plugin_docs_show_the_example_plugin_verbatim():
+    assert EXAMPLE.read_text().strip() in (ROOT / "docs" / "plugins.md").read_text()
 
 
 def test_the_example_config_runs_the_plugin_beside_jpeg2000(tmp_path):
@@ -32,6 +32,6 @@ def test_the_example_config_runs_the_plugin_beside_jpeg2000(tmp_path):
     assert rates["factor=2"] == 8 / 4 + header_bits and rates["factor=4"] == 8 / 16 + header_bits
 
 
-class TestTheExampleCodecConformsAsTheReadmeShows(CodecConformance):
+class TestTheExampleCodecConformsAsThePluginDocsShow(CodecConformance):
     codec_class = BlockMean
     options = {"factor": 2}

@@ -105,6 +105,11 @@ def test_a_dataset_plugin_file_named_in_the_config_supplies_the_tiles(tmp_path, 
     assert [row.split(",")[3] for row in rows] == ["ramp_0_VV", "ramp_1_VV", "ramp_2_VV"]
 
 
+def test_the_plugin_docs_show_the_dataset_plugin_that_the_test_runs():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    assert RAMP_DATASET_PLUGIN.strip() in docs
+
+
 def test_a_module_dropped_into_the_codecs_folder_is_registered(tmp_path, monkeypatch):
     # The codecs folder is the namespace package harness_codecs: another portion of it on
     # sys.path is exactly "a module in codecs/", without writing into the source tree.
@@ -218,20 +223,25 @@ def test_train_dispatches_to_the_trainer_plugin_with_its_own_options(tmp_path, m
     assert (tmp_path / "done.txt").read_text() == "7"
 
 
+def test_the_plugin_docs_show_the_trainer_plugin_that_the_test_runs():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    assert TRAINER_PLUGIN.strip() in docs
+
+
 def test_train_with_an_unknown_trainer_name_is_a_user_error(capsys):
     assert main(["train", "no-such-trainer"]) == 2
     assert "no trainer named 'no-such-trainer'" in capsys.readouterr().err
 
 
-def test_every_hook_has_a_contract_docstring_and_is_documented_in_the_readme():
+def test_every_hook_has_a_contract_docstring_and_is_documented_in_the_plugin_docs():
     from harness import hookspecs
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
     hooks = [name for name in dir(hookspecs) if name.startswith("harness_")]
     assert hooks
     for name in hooks:
         assert len((getattr(hookspecs, name).__doc__ or "").strip()) > 40, name
-        assert f"`{name}`" in readme, name
+        assert f"`{name}`" in docs, name
 
 
 def test_every_hook_is_implemented_by_a_plugin_written_in_a_test():
@@ -284,19 +294,19 @@ def test_a_config_asking_for_an_unavailable_codec_fails_with_the_reason(tmp_path
     assert "codec 'missing' is unavailable: the library superzip is not installed" in capsys.readouterr().err
 
 
-def test_every_column_of_every_built_in_metric_is_documented_in_the_readme():
+def test_every_column_of_every_built_in_metric_is_documented_in_the_metrics_docs():
     import numpy as np
 
     from harness import MetricInput
     from harness.plugins import build_registry
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text()
     tile = np.random.default_rng(0).random((256, 256), dtype=np.float32)
     pair = MetricInput(tile, tile, np.ones(tile.shape, dtype=bool), (-25.0, 5.0))
     columns = [column for entry in build_registry().metrics.values() if entry.origin.startswith("harness/")
                for column in entry.obj(pair)]
     assert "cfar_f1" in columns
-    assert [column for column in columns if f"`{column}`" not in readme] == []
+    assert [column for column in columns if f"`{column}`" not in docs] == []
 
 
 @pytest.mark.parametrize("body, message", [

@@ -52,12 +52,37 @@ def test_every_public_name_is_importable():
         assert getattr(harness, name) is not None, name
 
 
-def test_importing_harness_does_not_import_the_runner_or_torch():
-    """A dataset plugin imports harness; it should not pay for torch (the runner is imported on first use of
-    BenchmarkContext)."""
+def test_importing_harness_does_not_import_the_run_or_torch():
+    """A dataset plugin imports harness; it should not pay for torch, the run or the tile stream (imported on first
+    use of BenchmarkContext)."""
     import subprocess
     import sys
 
-    code = "import sys, harness; print('torch' in sys.modules, 'harness.runner' in sys.modules)"
+    code = ("import sys, harness; "
+            "print(*(name in sys.modules for name in ('torch', 'harness.run', 'harness.measure', 'harness.tiles')))")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert output.split() == ["False", "False"]
+    assert output.split() == ["False", "False", "False", "False"]
+
+
+class _CodecWithoutMethods(harness.Codec):
+    name = "without-methods"
+
+
+@pytest.mark.parametrize("call, method", [
+    (lambda codec: codec.encode(None), r"encode\(self, tile\) -> bytes"),
+    (lambda codec: codec.decode(b"", (8, 8)), r"decode\(self, data, shape\) -> array"),
+])
+def test_a_codec_class_without_its_methods_says_which_class_lacks_which_method_and_what_to_define(call, method):
+    with pytest.raises(NotImplementedError, match=rf"^tests\.test_public_api\._CodecWithoutMethods does not define "
+                                                  rf"{method}; a harness\.Codec subclass must define encode and "
+                                                  r"decode$"):
+        call(_CodecWithoutMethods())
+
+
+def test_a_trainer_class_without_train_says_so():
+    class Idle(harness.Trainer):
+        name = "idle"
+
+    with pytest.raises(NotImplementedError, match=r"Idle does not define train\(self, args\); a harness\.Trainer "
+                                                  r"subclass must define train$"):
+        Idle().train(None)

@@ -14,7 +14,7 @@ from harness.cli import main
 from harness.metrics import psnr
 from harness.plugins import build_registry
 from harness.reporting import write_report
-from harness.reporting.compressai import ReferenceCurve
+from harness.curves import ReferenceCurve
 from harness.reporting.figures import codec_colors, rd_figure
 from harness.reporting.settings import ReportSettings, installed_metric_descriptions
 from harness.reporting.summaries import metric_columns, summarize, summarize_by_pol, summarize_by_scene
@@ -86,7 +86,7 @@ def _good_row(rng: np.random.Generator, codec: str, point: str, tile: str, pol: 
 
 
 def _as_error_row(row: dict) -> dict:
-    """An error row keeps its identity but has every measured value empty, as the runner writes it."""
+    """An error row keeps its identity but has every measured value empty, as a run writes it."""
     identity = {"run", "dataset", "scene", "tile_id", "pol", "height", "width", "valid_pixels", "clipped_below",
                 "clipped_above"}
     identity |= {"codec", "point", "options", "device", "precision"}

@@ -11,7 +11,7 @@ import torch
 
 from harness import UserError, torch_threads
 from harness.config import load_config
-from harness.runner import RunOptions, resolve_device, run_benchmark
+from harness.run import RunOptions, resolve_device, run_benchmark
 from harness.timing import time_call
 from tests.conftest import MINIMAL_CONFIG
 
@@ -386,7 +386,7 @@ def test_a_codec_writing_into_its_input_tile_gets_an_error_row(tmp_path, bench):
 
 def test_codecs_declaring_device_and_base_dir_receive_the_runs_context(tmp_path):
     from harness import Codec
-    from harness.runner import with_context
+    from harness.measure import with_context
 
     class Contextual(Codec):
         name = "contextual"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from harness_codecs._autoencoder.checkpoint import load_checkpoint
+from harness_codecs._autoencoder.runtime.checkpoint import load_checkpoint
 from harness_codecs._autoencoder.training.data import build_data_split, check_no_overlap, load_training_data
 from harness_codecs._autoencoder.model.autoencoder import STRIDE
 from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import rasterio
 
-import harness.runner
+import harness.run
 from harness import DatasetSettings, Tile
 from harness.config import load_config
 from harness.results import TIMING_COLUMNS
-from harness.runner import RunOptions, run_benchmark, tile_chunks
+from harness.run import RunOptions, run_benchmark
+from harness.tiles import tile_chunks
 from harness_datasets._tiling import GDAL_CACHE_MB
 from harness_datasets.geotiff import GeoTiffDataset
 from tests.conftest import MINIMAL_CONFIG, NORMALIZATION, speckled_db, write_geotiff
@@ -78,7 +79,7 @@ def chunked(tmp_path, dual_pol_geotiff, write_config, monkeypatch):
     codecs = "  - name: counting\n    points: [{}]\n  - name: quantize\n    points: [{bits: 4}, {bits: 8}]\n"
     text = MINIMAL_CONFIG.split("codecs:")[0] + "codecs:\n" + codecs + "plugins: [counting.py]\n"
     config = write_config(text + "timing: {warmup: 0, repeats: 1, batch_size: 1}\n")
-    monkeypatch.setattr(harness.runner, "TILE_CHUNK_PIXELS", 2 * TILE_PIXELS)
+    monkeypatch.setattr(harness.run, "TILE_CHUNK_PIXELS", 2 * TILE_PIXELS)
     return config
 
 
@@ -109,7 +110,7 @@ def test_a_run_in_chunks_measures_every_point_on_one_chunk_before_reading_the_ne
 
 def test_a_run_in_chunks_gives_the_rows_of_a_run_in_one_chunk(tmp_path, chunked, monkeypatch):
     in_chunks = run_rows(chunked, tmp_path / "chunks")
-    monkeypatch.setattr(harness.runner, "TILE_CHUNK_PIXELS", 1 << 24)
+    monkeypatch.setattr(harness.run, "TILE_CHUNK_PIXELS", 1 << 24)
     at_once = run_rows(chunked, tmp_path / "at_once")
 
     def key(row):
@@ -120,7 +121,7 @@ def test_a_run_in_chunks_gives_the_rows_of_a_run_in_one_chunk(tmp_path, chunked,
 
 def test_a_run_holds_one_chunk_of_tiles_at_a_time(tmp_path, chunked, monkeypatch):
     in_chunks = most_tiles_alive(chunked, tmp_path / "chunks")
-    monkeypatch.setattr(harness.runner, "TILE_CHUNK_PIXELS", 1 << 24)
+    monkeypatch.setattr(harness.run, "TILE_CHUNK_PIXELS", 1 << 24)
     at_once = most_tiles_alive(chunked, tmp_path / "at_once")
     assert (in_chunks, at_once) == (2, 6)  # a chunk is one window's two polarisations
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness import UserError
-from harness_datasets._tiling import Candidate, grid_candidates, select_windows
+from harness_datasets._tiling import Candidate, Grid, grid_candidates, scene_grids, select_windows
 from harness_datasets.geotiff import GeoTiffDataset
 from harness_datasets.safe import SafeDataset
 from tests.conftest import NORMALIZATION, dataset_settings, speckled_db, write_geotiff
@@ -19,14 +19,14 @@ VALID = {"VV": np.zeros((4, 4)), "VH": np.zeros((4, 4))}
 EMPTY = {"VV": np.full((4, 4), np.nan), "VH": np.full((4, 4), np.nan)}
 
 
-def scenes_grid(*sizes: int) -> list[Candidate]:
-    """Candidates of square scenes of the given sizes, on a 32 px grid."""
-    return grid_candidates([(size, size) for size in sizes], 32)
+def scenes_grid(*sizes: int) -> list[Grid]:
+    """The grids of square scenes of the given sizes, 32 px windows on a 32 px grid."""
+    return scene_grids([(size, size) for size in sizes], 32)
 
 
-def select(candidates, max_tiles: int, seed: int = 0, max_tiles_per_scene=None, read=lambda candidate: VALID):
+def select(grids, max_tiles: int, seed: int = 0, max_tiles_per_scene=None, read=lambda candidate: VALID, **options):
     settings = dataset_settings(Path("."), max_tiles=max_tiles, seed=seed)
-    return select_windows(candidates, read, settings, max_tiles_per_scene)
+    return select_windows(grids, read, settings, max_tiles_per_scene, **options)
 
 
 def per_scene(selected: list[Candidate]) -> Counter:
@@ -63,6 +63,21 @@ def test_a_scene_with_few_windows_leaves_its_share_to_the_others():
 def test_a_scene_without_valid_windows_leaves_its_turns_to_the_others():
     read = lambda candidate: EMPTY if candidate.file_index == 0 else VALID
     assert per_scene(select(scenes_grid(320, 320), max_tiles=6, read=read)) == {1: 6}
+
+
+def test_a_scene_without_valid_windows_is_named_in_a_note_when_the_others_give_the_tiles():
+    read = lambda candidate: EMPTY if candidate.file_index == 0 else VALID
+    with pytest.warns(UserWarning, match=r"^dataset: no 32px window of empty\.tif has at least 50% valid pixels; "
+                                         r"the tiles come from the other files$"):
+        select(scenes_grid(320, 320), max_tiles=6, read=read, names=["empty.tif", "full.tif"])
+
+
+def test_a_window_without_a_valid_pixel_is_never_selected_even_when_no_valid_fraction_is_asked_for():
+    one_valid = {pol: np.where(np.arange(16).reshape(4, 4) == 0, 0.0, np.nan) for pol in ("VV", "VH")}
+    read = lambda candidate: one_valid if candidate.col == 0 else EMPTY
+    settings = dataset_settings(Path("."), max_tiles=None, min_valid_fraction=0.0)
+    selected = select_windows(scenes_grid(128), read, settings)
+    assert [(c.row, c.col) for c in selected] == [(0, 0), (32, 0), (64, 0), (96, 0)]
 
 
 def test_fewer_windows_than_asked_for_when_every_scene_is_exhausted():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-from harness import runner
+from harness import run
 from harness.cli import main
 from tests.conftest import MINIMAL_CONFIG
 
@@ -46,7 +46,7 @@ def run_cli(tmp_path, write_config, codecs: str) -> tuple[int, str]:
 
 
 def test_a_loaded_machine_is_recorded_and_warned_about(tmp_path, dual_pol_geotiff, write_config, monkeypatch, capsys):
-    monkeypatch.setattr(runner, "load_average", lambda: [9.0, 5.0, 2.0])
+    monkeypatch.setattr(run, "load_average", lambda: [9.0, 5.0, 2.0])
 
     status, run_dir = run_cli(tmp_path, write_config, "  - name: quantize\n    points: [{bits: 4}]\n")
 
@@ -57,7 +57,7 @@ def test_a_loaded_machine_is_recorded_and_warned_about(tmp_path, dual_pol_geotif
 
 def test_a_codec_whose_repeats_stall_is_named_in_a_warning_and_its_rows_keep_the_spread(
         tmp_path, dual_pol_geotiff, write_config, monkeypatch, capsys):
-    monkeypatch.setattr(runner, "load_average", lambda: [0.0, 0.0, 0.0])
+    monkeypatch.setattr(run, "load_average", lambda: [0.0, 0.0, 0.0])
 
     status, run_dir = run_cli(tmp_path, write_config, "  - name: jittery\n")
 

@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from harness_codecs._autoencoder.checkpoint import build_model, load_checkpoint
+from harness_codecs._autoencoder.runtime.checkpoint import build_model, load_checkpoint
 from harness_codecs._autoencoder.training.data import CropPlan, PatchCutter, TrainingTile
-from harness_codecs._autoencoder.entropy_tables import entropy_tables
 from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer
 
 from harness import UserError
@@ -106,7 +105,7 @@ def test_fp16_weights_are_stored_as_float16_and_the_tables_fit_exactly_those_wei
     stored = torch.load(real_run / "model.pt", weights_only=True)
     checkpoint = load_checkpoint(real_run / "model.pt")
     floating = [tensor for tensor in stored["state_dict"].values() if tensor.is_floating_point()]
-    rebuilt = entropy_tables(build_model(checkpoint, real_run / "model.pt").prior).to_tensors()
+    rebuilt = build_model(checkpoint, real_run / "model.pt").prior.tables().to_tensors()
 
     assert stored["weight_format"] == "float16" and all(tensor.dtype == torch.float16 for tensor in floating)
     assert all(torch.equal(rebuilt[name], checkpoint.entropy_tables[name]) for name in rebuilt)
@@ -135,6 +134,13 @@ def test_a_bad_training_data_file_is_a_one_line_error_naming_the_file_and_key(tm
         train("--config", str(real_run / "bench.yaml"), "--data", str(data), "--output", str(tmp_path / "m.pt"),
               *FAST)
     assert "data.yaml" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_missing_training_data_file_is_named_even_when_the_default_config_is_missing_too(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no benchmarks.yaml here, the default of --config
+    with pytest.raises(UserError, match=r"^train autoencoder: --data missing\.yaml: no such file; give a "
+                                        r"training-data YAML"):
+        train("--data", "missing.yaml", "--output", str(tmp_path / "m.pt"), *FAST)
 
 
 @pytest.mark.parametrize(("lmbdas", "extra", "message"), [
@@ -246,5 +252,5 @@ def test_the_trainer_writes_the_best_checkpoint_in_the_weight_format_asked_for(t
     assert raw["weight_format"] == "int8" and resume["weight_format"] == "float32"
     assert output.stat().st_size < (real_run / "model.pt").stat().st_size  # the float16 one of the fixture
     checkpoint = load_checkpoint(output)
-    rebuilt = entropy_tables(build_model(checkpoint, output).prior).to_tensors()
+    rebuilt = build_model(checkpoint, output).prior.tables().to_tensors()
     assert all(torch.equal(rebuilt[name], checkpoint.entropy_tables[name]) for name in rebuilt)

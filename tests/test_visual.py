@@ -29,7 +29,7 @@ def make_tile(tile_id: str = "scene:VV:r0:c0:64") -> Tile:
 
 
 def results_for(tile: Tile, rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
-    """Rows as the runner writes them; a point "k=v,k=v" has the options {"k": "v", ...} and "match_bpp=X" the target X."""
+    """Rows as a run writes them; a point "k=v,k=v" has the options {"k": "v", ...} and "match_bpp=X" the target X."""
     columns = ["tile_id", "codec", "point", "options", "target_bpp", "bpp", "psnr", "error"]
     return pd.DataFrame([(tile.tile_id, codec, point, json.dumps(dict(option.split("=") for option in point.split(","))),
                           float(point.removeprefix("match_bpp=")) if point.startswith("match_bpp=") else float("nan"),

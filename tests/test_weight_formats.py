@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from harness_codecs._autoencoder.checkpoint import (
+from harness_codecs._autoencoder.runtime.checkpoint import (
     CHECKPOINT_VERSION,
     build_model,
     load_checkpoint,
     model_id,
     save_checkpoint,
 )
-from harness_codecs._autoencoder.entropy_tables import entropy_tables
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, spec_for
 from harness_codecs._autoencoder.runtime.compact import in_weight_format
 from harness_codecs._autoencoder.runtime.weight_plan import quantization_bits
@@ -29,7 +28,7 @@ from harness_codecs._autoencoder.runtime.weights import (
     rounded_weights,
     stored_weights,
 )
-from harness_codecs.autoencoder_entropy import HyperpriorAutoencoder
+from harness_codecs.autoencoder_entropy import codec_class
 
 from harness.sar import normalize_db
 from tests.conftest import NORMALIZATION, speckled_db
@@ -158,8 +157,8 @@ def test_an_int8_checkpoint_stores_its_weights_in_under_60_percent_of_float16s_b
 
 def test_an_int8_checkpoint_gives_a_codec_whose_streams_decode_as_well_as_the_float_ones(int8_checkpoint):
     tiles = [tile(seed) for seed in range(3)]
-    compact = HyperpriorAutoencoder(checkpoint=str(int8_checkpoint))
-    original = HyperpriorAutoencoder(checkpoint=str(TINY))
+    compact = codec_class("hyperprior")(checkpoint=str(int8_checkpoint))
+    original = codec_class("hyperprior")(checkpoint=str(TINY))
 
     decoded = compact.decode_batch(compact.encode_batch(tiles), [item.shape for item in tiles])
     reference = original.decode_batch(original.encode_batch(tiles), [item.shape for item in tiles])
@@ -172,7 +171,7 @@ def test_an_int8_checkpoint_gives_a_codec_whose_streams_decode_as_well_as_the_fl
 def test_the_entropy_tables_of_a_converted_checkpoint_are_those_of_its_rounded_weights(int8_checkpoint):
     loaded = load_checkpoint(int8_checkpoint)
 
-    rebuilt = entropy_tables(build_model(loaded, int8_checkpoint).prior).to_tensors()
+    rebuilt = build_model(loaded, int8_checkpoint).prior.tables().to_tensors()
 
     assert rebuilt.keys() == loaded.entropy_tables.keys()
     assert all(torch.equal(rebuilt[name], loaded.entropy_tables[name]) for name in rebuilt)
@@ -230,7 +229,7 @@ def test_damaged_stored_weights_are_refused_in_one_line_naming_the_file(tmp_path
     path = damaged_copy(int8_checkpoint, tmp_path, damage)
 
     with pytest.raises(ValueError, match=message) as refused:
-        HyperpriorAutoencoder(checkpoint=str(path))
+        codec_class("hyperprior")(checkpoint=str(path))
 
     assert str(path) in str(refused.value) and "python -m harness train autoencoder" in str(refused.value)
     assert "\n" not in str(refused.value)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from harness.api import MetricColumn
-from harness.reporting.compressai import ReferenceCurve
+from harness.curves import ReferenceCurve
 from harness.reporting.summaries import lossless_points, matched_points
 from harness.results import BPP, CODEC, POL
 

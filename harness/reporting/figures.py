@@ -17,7 +17,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from harness.api import MetricColumn, ReportInput, hookimpl
-from harness.reporting.compressai import ReferenceCurve
+from harness.curves import ReferenceCurve
 from harness.reporting.summaries import SPEED_BAND, distinct_text, matched_points
 from harness.results import BPP, CODEC, DECODE_MPIX_S, DEVICE, ENCODE_MPIX_S, ERROR
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import yaml
 
+from harness.curves import ReferenceCurve, read_compressai_json
 from harness.errors import UserError
-from harness.reporting.compressai import ReferenceCurve, read_compressai_json
+from harness.plugins import build_registry
 from harness.results import MetricDescriptions, RunFolder
 
 DEFAULT_ANCHOR = "jpeg2000"
@@ -28,8 +29,6 @@ class ReportSettings:
 
 def installed_metric_descriptions() -> MetricDescriptions:
     """The descriptions the installed metric plugins declare: for results from before runs saved theirs."""
-    from harness.plugins import build_registry  # the plugins import codecs and torch; a report rarely needs them
-
     return MetricDescriptions(build_registry().metric_columns())
 
 

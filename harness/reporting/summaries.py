@@ -156,7 +156,7 @@ def _counts_as_integers(summary: pd.DataFrame) -> pd.DataFrame:
 def normalized_columns(results: pd.DataFrame) -> pd.DataFrame:
     """A copy whose label columns are plain text and whose value columns are numeric.
 
-    Frames come from ``load_results`` or straight from the runner; one with
+    Frames come from ``load_results`` or straight from a run; one with
     only error rows has its metric columns all empty, which may read as text.
     """
     results = results.copy()
@@ -195,7 +195,7 @@ def _in_first_appearance_order(summary: pd.DataFrame, results: pd.DataFrame, key
     """Sort codecs by first appearance, then each codec's points (and pols) by theirs.
 
     ``groupby(sort=False)`` orders whole key tuples by first appearance, which
-    interleaves codecs when the runner writes rows tile by tile.
+    interleaves codecs when a run writes rows tile by tile.
     """
     rank_columns = []
     for depth in range(1, len(keys) + 1):

@@ -28,8 +28,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 from harness_codecs._autoencoder.model.block_transform import BlockAnalysis, BlockSynthesis
-from harness_codecs._autoencoder.checkerboard import CheckerboardPrior, PriorWidths
-from harness_codecs._autoencoder.entropy_models import FactorizedPrior, HyperPrior
+from harness_codecs._autoencoder.latent_codecs import LATENT_CODECS, LatentCodec, PriorWidths, latent_codec_class
 from harness_codecs._autoencoder.model.gdn import GDN
 from torch import nn
 
@@ -47,9 +46,9 @@ class ModelSpec:
     latent_channels: int
     attention: bool = False
     entropy: str = "none"
-    """``none``: tanh-bounded latent, fixed-length codes; ``factorized`` / ``hyperprior`` /
-    ``checkerboard``: unbounded latent rounded to integers and entropy-coded under a learned prior
-    (``entropy_models``, ``checkerboard``)."""
+    """``none``: tanh-bounded latent, fixed-length codes; otherwise a registered latent codec's name
+    (``factorized``, ``hyperprior``, ``checkerboard``, ...): unbounded latent rounded to integers and
+    entropy-coded under a learned prior (``latent_codecs``)."""
     transform: str = "gelu"
     """``gelu`` (the original network) or ``gdn-dct`` (5x5 convolutions with GDN/IGDN beside a linear 16x16
     block transform that starts as the DCT)."""
@@ -100,7 +99,9 @@ PRESETS = {
 }
 
 
-ENTROPY_MODELS = ("none", "factorized", "hyperprior", "checkerboard")
+def entropy_models() -> tuple[str, ...]:
+    """``none`` (fixed-length codes) and every registered latent codec's name (``latent_codecs``)."""
+    return ("none", *LATENT_CODECS)
 
 
 def spec_for(preset: str, latent_channels: int | None = None, attention: bool = False,
@@ -218,16 +219,9 @@ def _gdn_dct_transforms(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
     return BlockAnalysis(encoder, m), BlockSynthesis(decoder, m)
 
 
-def _prior(spec: ModelSpec) -> nn.Module | None:
-    if spec.entropy == "factorized":
-        return FactorizedPrior(spec.latent_channels)
-    if spec.entropy == "hyperprior":
-        return HyperPrior(spec.latent_channels, spec.channels, spec.channels)
-    if spec.entropy == "checkerboard":
-        return CheckerboardPrior(spec.latent_channels, spec.hyper_channels or spec.channels, spec.prior_widths)
-    if spec.entropy != "none":
-        raise ValueError(f"entropy model {spec.entropy!r}; accepted: {', '.join(ENTROPY_MODELS)}")
-    return None
+def _prior(spec: ModelSpec) -> LatentCodec | None:
+    """The latent codec the spec's ``entropy`` names (None for ``none``, the fixed-length model)."""
+    return None if spec.entropy == "none" else latent_codec_class(spec.entropy).from_spec(spec)
 
 
 def parameter_count(model: nn.Module) -> int:

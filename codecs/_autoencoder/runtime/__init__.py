@@ -1,6 +1,5 @@
-"""What the codecs need at run time to load a model: the stored weight formats (``weights``), the plan of which
-weights the compact format quantizes (``weight_plan``) and the conversion of a checkpoint to a format (``compact``).
-
-The checkpoint file, the bitstream, the codec options and the complexity counts will move here too: everything a
-codec reads to run a trained model, apart from the networks themselves (``model``) and the trainer (``training``).
-"""
+"""What a codec needs at run time to load and run a trained model, apart from the networks (``model``) and the
+entropy models (``latent_codecs``): the checkpoint (``checkpoint``) and its stored weight formats (``weights``,
+``weight_plan``, ``compact``), the fixed-length coder (``fixed_length_coder``, with ``quantization`` and
+``bitstream``) and the entropy coder (``entropy_coder``), the codec options (``options``) and the MAC counts
+(``complexity``)."""

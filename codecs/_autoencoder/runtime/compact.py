@@ -1,6 +1,6 @@
 """A checkpoint converted to a weight format, with the entropy tables of exactly the weights it will hold.
 
-The range coder's tables are computed once from the prior and stored (``entropy_tables``), and encoder and
+The range coder's tables are computed once from the prior and stored (``entropy_coding.tables``), and encoder and
 decoder must use the tables of the weights the codec loads: tables of the float32 weights beside int8 weights
 would code every stream under a slightly wrong density. So converting rounds the weights to the format first
 and computes the tables from those. The trainer writes its checkpoints through ``in_weight_format`` too, and
@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
-from harness_codecs._autoencoder.checkpoint import Checkpoint
-from harness_codecs._autoencoder.entropy_tables import entropy_tables
+from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder
 from harness_codecs._autoencoder.runtime.weight_plan import quantization_bits
 
@@ -30,5 +29,5 @@ def in_weight_format(checkpoint: Checkpoint, weight_format: str) -> Checkpoint:
     converted = replace(checkpoint, weight_format=weight_format, weight_bits=bits)
     model = Autoencoder(converted.spec)
     model.load_state_dict(converted.state_dict)
-    converted.entropy_tables = entropy_tables(model.prior).to_tensors() if model.prior is not None else {}
+    converted.entropy_tables = model.prior.tables().to_tensors() if model.prior is not None else {}
     return converted

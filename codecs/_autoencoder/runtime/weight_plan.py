@@ -18,8 +18,8 @@ codec, on the first 8 (first two points) or all 24 tiles of ``benchmarks.yaml``,
 * The analysis and synthesis convolutions at 7 bits moved the PSNR by 0.001 dB or less (at 6 bits, -0.009 dB
   at quality 8; beside the block transforms they carry a residual, which may be why they are so tolerant).
 
-Together 7.9 MB, every rate within 0.14 % and every PSNR within 0.001 dB of the float16 model (README). The
-fewer bits are for large layers (``LARGE`` values or more), which hold the bytes: every layer of the shipped
+Together 7.9 MB, every rate within 0.14 % and every PSNR within 0.001 dB of the float16 model
+(docs/learned-codec.md). The fewer bits are for large layers (``LARGE`` values or more), which hold the bytes: every layer of the shipped
 model quantized with fewer than 8 bits has 0.4M values or more. Smaller layers keep 8 bits: they save little,
 and the small networks measured were more sensitive: ``autoencoder-tiny-hyperprior-l100.pt`` (layers of 9k
 to 37k values, no block transform) lost 0.042 dB and 0.52 % of rate with 7-bit transforms and a 5-bit prior,
@@ -28,8 +28,6 @@ to 37k values, no block transform) lost 0.042 dB and 0.52 % of rate with 7-bit t
 
 from __future__ import annotations
 
-from harness_codecs._autoencoder.checkerboard import CheckerboardPrior
-from harness_codecs._autoencoder.entropy_models import HyperPrior
 from torch import nn
 
 SMALLEST = 1024
@@ -50,7 +48,7 @@ def quantization_bits(model: nn.Module) -> dict[str, int]:
     ``meta`` device (only its layers' shapes are read)."""
     prior = getattr(model, "prior", None)
     in_prior = {id(module) for module in prior.modules()} if prior is not None else set()
-    ends = {id(module) for module in _prior_ends(prior)}
+    ends = {id(module) for module in (prior.rate_critical_layers() if prior is not None else [])}
     bits = {}
     for name, module in model.named_modules():
         if not isinstance(module, LAYERS) or module.weight.numel() < SMALLEST or 1 in module.weight.shape[:2]:
@@ -60,12 +58,3 @@ def quantization_bits(model: nn.Module) -> dict[str, int]:
         else:
             bits[f"{name}.weight"] = PRIOR_BITS if id(module) in in_prior else TRANSFORM_BITS
     return bits
-
-
-def _prior_ends(prior: nn.Module | None) -> list[nn.Module]:
-    """The hyper-encoder's first layer and the layer that writes the Gaussians' means and scales."""
-    if isinstance(prior, CheckerboardPrior):
-        return [prior.hyper_encoder[0], prior.entropy_parameters[-1]]
-    if isinstance(prior, HyperPrior):
-        return [prior.hyper_encoder[0], prior.hyper_decoder[-1]]
-    return []

@@ -111,16 +111,27 @@ class TrainingData:
     validation: tuple[DatasetConfig, ...]
 
 
-def load_training_data(path: Path, context: BenchmarkContext) -> TrainingData:
-    """Read and validate a training-data YAML file: ``train:`` and ``validation:``, each a list of
-    dataset sections as in a benchmark config (paths relative to the file's folder)."""
+def read_training_file(path: Path) -> dict[str, Any]:
+    """The YAML mapping of a training-data file, read before the benchmark config so that a missing or
+    unreadable ``--data`` file is the error, not whatever the (default) ``--config`` lacks."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UserError(f"train autoencoder: --data {path}: no such file; give a training-data YAML (train: and "
+                        "validation: lists of dataset sections), e.g. data/training.yaml") from exc
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UserError(f"train autoencoder: --data {path}: {' '.join(str(exc).split())}") from exc
     if not isinstance(raw, dict) or set(raw) - set(TRAINING_DATA_KEYS):
         raise UserError(f"{path}: expected a mapping with the keys {' and '.join(TRAINING_DATA_KEYS)}, each a list "
                         "of dataset sections")
+    return raw
+
+
+def load_training_data(path: Path, context: BenchmarkContext, raw: dict[str, Any] | None = None) -> TrainingData:
+    """Read and validate a training-data YAML file: ``train:`` and ``validation:``, each a list of
+    dataset sections as in a benchmark config (paths relative to the file's folder). ``raw``: the file's
+    mapping when ``read_training_file`` has read it already."""
+    raw = read_training_file(path) if raw is None else raw
     sections = {}
     for key in TRAINING_DATA_KEYS:
         entries = raw.get(key)

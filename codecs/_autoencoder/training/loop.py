@@ -38,14 +38,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from harness_codecs._autoencoder.checkpoint import Checkpoint, save_checkpoint
+from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.training.augmentation import Augmentation
 from harness_codecs._autoencoder.training.data import CropPlan, TrainingSplit, patch_loader
-from harness_codecs._autoencoder.entropy_models import FactorizedDensity, estimated_bits, prior_forward
-from harness_codecs._autoencoder.entropy_tables import entropy_tables
+from harness_codecs._autoencoder.entropy_coding.densities import FactorizedDensity, estimated_bits
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, ModelSpec
 from harness_codecs._autoencoder.runtime.compact import in_weight_format
-from harness_codecs._autoencoder.quantization import dequantize, noisy_latent, quantize
+from harness_codecs._autoencoder.runtime.quantization import dequantize, noisy_latent, quantize
 from harness_codecs._autoencoder.training.log import TrainingLog
 from pytorch_msssim import ms_ssim
 from tqdm import tqdm
@@ -203,8 +202,7 @@ class Fitter:
         """The latent as the decoder sees it (rounded, or with the noise proxy) and the prior's likelihoods;
         in float32 outside autocast, where the likelihoods need the precision."""
         if self.model.prior is not None:
-            return prior_forward(self.model.prior, latent.float(), rounded,
-                                 None if rounded else self.noise_generator)
+            return self.model.prior.coded(latent.float(), rounded, None if rounded else self.noise_generator)
         if rounded:
             return dequantize(quantize(latent, LATENT_RANGE, self.settings.bits), LATENT_RANGE,
                               self.settings.bits), []
@@ -287,7 +285,7 @@ class Fitter:
                           latent_range=LATENT_RANGE, normalization=self.settings.normalization, state_dict=state,
                           training=self.settings.training_record, git_commit=self.settings.git_commit,
                           step=self.step, validation_loss=validation[0], validation_psnr=validation[1],
-                          entropy_tables=entropy_tables(prior).to_tensors() if prior is not None else {},
+                          entropy_tables=prior.tables().to_tensors() if prior is not None else {},
                           validation_levels=list(self.validation_levels))
 
     def save(self, data_state: torch.Tensor) -> None:

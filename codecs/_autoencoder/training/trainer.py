@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 import yaml
-from harness_codecs._autoencoder.bitstream import MAX_BITS
+from harness_codecs._autoencoder.runtime.bitstream import MAX_BITS
 from harness_codecs._autoencoder.model.block_transform import BLOCK
-from harness_codecs._autoencoder.checkpoint import git_commit, load_checkpoint, read_checkpoint_file
+from harness_codecs._autoencoder.runtime.checkpoint import git_commit, load_checkpoint, read_checkpoint_file
 from harness_codecs._autoencoder.training.data import (
     LARGE_PATCH_FACTOR,
     build_data_split,
@@ -28,6 +28,7 @@ from harness_codecs._autoencoder.training.data import (
     check_against_manifest,
     check_no_overlap,
     load_training_data,
+    read_training_file,
 )
 from harness_codecs._autoencoder.training.loop import (
     AMP_DTYPES,
@@ -37,7 +38,7 @@ from harness_codecs._autoencoder.training.loop import (
     resume_path,
 )
 from harness_codecs._autoencoder.model.autoencoder import (
-    ENTROPY_MODELS,
+    entropy_models,
     PRESETS,
     STRIDE,
     Autoencoder,
@@ -55,7 +56,7 @@ RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda
                      "large_patch_fraction", "batch_size", "lr", "density_lr_factor", "init", "warm_start",
                      "grad_clip", "msssim_weight", "seed", "config", "data", "scenes", "validation_scenes",
                      "scene_size", "gain_db", "no_data_fraction")
-CHOICES = {"preset": tuple(sorted(PRESETS)), "entropy": ENTROPY_MODELS, "device": ("auto", "cpu", "cuda"),
+CHOICES = {"preset": tuple(sorted(PRESETS)), "entropy": entropy_models(), "device": ("auto", "cpu", "cuda"),
            "amp": ("none", *AMP_DTYPES), "weight_format": WEIGHT_FORMATS}
 # Types of the options whose default is None (the others' type is their default's).
 TYPES_OF_UNSET = {"latent_channels": int, "threads": int, "workers": int, "manifest": Path, "logdir": Path,
@@ -72,78 +73,8 @@ class AutoencoderTrainer(Trainer):
                    "validation loss) to --output.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--options", type=Path,
-                            help="YAML file of options (keys: the long option names, e.g. latent_channels: 32); "
-                                 "flags given on the command line override it")
-        parser.add_argument("--config", default="benchmarks.yaml",
-                            help="benchmark YAML whose test tiles are excluded and whose dB ranges are used")
-        parser.add_argument("--data", type=Path,
-                            help="training-data YAML: train: and validation:, each a list of dataset sections "
-                                 "(kind: geotiff, safe, ...) as in a benchmark config; default: synthetic scenes")
-        parser.add_argument("--manifest", type=Path,
-                            help="tiles.csv of a test set (a run folder's manifest): its scenes and tiles are "
-                                 "excluded from training too")
-        parser.add_argument("--preset", default="tiny", choices=CHOICES["preset"])
-        parser.add_argument("--latent-channels", type=int, help="latent width (default: the preset's)")
-        parser.add_argument("--attention", action="store_true", help="add CBAM attention blocks")
-        parser.add_argument("--entropy", default="none", choices=CHOICES["entropy"],
-                            help="none: fixed-length codes of --bits each; factorized, hyperprior or checkerboard: "
-                                 "integer latent range-coded under a learned prior, trained for lmbda * distortion "
-                                 "+ bpp")
-        parser.add_argument("--lmbda", type=float, default=1000.0,
-                            help="rate-distortion trade-off of entropy-coded models: larger spends more bits")
-        parser.add_argument("--lmbdas", type=_number_list, default=[],
-                            help="variable rate: comma-separated trade-offs, one gain level each (e.g. "
-                                 "64,256,1024,4096); the codec's quality option picks a level, or between two")
-        parser.add_argument("--weight-format", default="float32", choices=CHOICES["weight_format"],
-                            help="how the best checkpoint stores its weights: float16 is half the file, int8 (at most "
-                                 "8 bits a weight, compressed) about a third of float16's")
-        parser.add_argument("--fp16-weights", action="store_true", help="the same as --weight-format float16")
-        parser.add_argument("--bits", type=int, default=4,
-                            help="quantization bits per latent value (1-16) of fixed-length models")
-        parser.add_argument("--patch-size", type=int, default=128, help="training patch side, a multiple of 16")
-        parser.add_argument("--batch-size", type=int, default=16)
-        parser.add_argument("--large-patch-fraction", type=float, default=0.0,
-                            help="share of the steps that train on patches twice as wide (a quarter of the batch), "
-                                 "so that the model learns the inside of large tiles too")
-        parser.add_argument("--steps", type=int, default=2000)
-        parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (warm-up, then cosine decay)")
-        parser.add_argument("--density-lr-factor", type=float, default=1.0,
-                            help="learning rate of the learned densities, in multiples of --lr (10 lets a side "
-                                 "latent's density narrow within hundreds of steps)")
-        parser.add_argument("--init", type=Path,
-                            help="start from this checkpoint's weights (same model options; a new optimizer and "
-                                 "schedule): fine-tuning")
-        parser.add_argument("--warm-start", type=Path,
-                            help="start from every weight of this checkpoint whose name and shape fit the model being "
-                                 "trained (e.g. another gdn-dct preset's analysis transform); the rest start fresh")
-        parser.add_argument("--gain-db", type=float, default=0.0,
-                            help="shift each training patch by a dB offset drawn from [-G, G] before clipping")
-        parser.add_argument("--no-data-fraction", type=float, default=0.0,
-                            help="share of the training patches given a no-data region beyond a straight border, "
-                                 "filled as test tiles are and left out of the distortion")
-        parser.add_argument("--grad-clip", type=float, default=0.0,
-                            help="clip the gradient's norm to this (0: no clipping); 1 keeps GDN models stable")
-        parser.add_argument("--msssim-weight", type=float, default=0.05, help="loss = MSE + w * (1 - MS-SSIM)")
-        parser.add_argument("--scenes", type=int, default=4, help="training scenes to generate")
-        parser.add_argument("--validation-scenes", type=int, default=1)
-        parser.add_argument("--validation-patches", type=int, default=32)
-        parser.add_argument("--scene-size", type=int, default=1024)
-        parser.add_argument("--device", default="auto", choices=CHOICES["device"])
-        parser.add_argument("--amp", default="none", choices=CHOICES["amp"],
-                            help="mixed precision: bf16 on CUDA or on a CPU with AMX / AVX-512 BF16; fp16 on CUDA")
-        parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-        parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); "
-                                                         "1 is fastest on cores shared with other jobs")
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--output", default="checkpoints/autoencoder.pt", help="where the best checkpoint goes")
-        parser.add_argument("--resume", action="store_true", help="continue from OUTPUT's .last checkpoint")
-        parser.add_argument("--checkpoint-every", type=int, default=100, help="validate and checkpoint every N steps")
-        parser.add_argument("--workers", type=int, help="data loader processes cutting patches ahead of the "
-                                                         f"training step (default: 0 on CPU, {CUDA_WORKERS} on CUDA)")
-        parser.add_argument("--logdir", type=Path, help="TensorBoard log folder (default: OUTPUT.runs/ when "
-                                                         "tensorboard is installed)")
-        parser.add_argument("--no-progress", action="store_true")
+        for add in (_add_data_arguments, _add_model_arguments, _add_optimization_arguments, _add_run_arguments):
+            add(parser)
         # Every option defaults to None, so that train() can tell a flag given explicitly (which overrides
         # the --options file) from one left out; the real defaults are filled in there.
         self.defaults = vars(parser.parse_args([]))
@@ -154,11 +85,12 @@ class AutoencoderTrainer(Trainer):
         settings = fit_settings(args)
         if args.threads:
             torch.set_num_threads(args.threads)
+        raw_data = read_training_file(args.data) if args.data else None  # its mistakes first: --config may be a default
         context = BenchmarkContext.load(args.config)
         config = context.config
         settings = _with_normalization(settings, context.normalization)
         if args.data:
-            data = load_training_data(args.data, context)
+            data = load_training_data(args.data, context, raw_data)
             print(f"autoencoder: reading the training data of {args.data} and checking it against {args.config}",
                   flush=True)
             split = build_data_split(data, context, args.seed, args.patch_size, args.validation_patches, STRIDE)
@@ -190,6 +122,89 @@ class AutoencoderTrainer(Trainer):
             print(f"autoencoder: last validation on {source}: {bpp:.3f} bpp, {psnr:.2f} dB (means over the levels)",
                   flush=True)
 
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--options", type=Path,
+                        help="YAML file of options (keys: the long option names, e.g. latent_channels: 32); "
+                             "flags given on the command line override it")
+    parser.add_argument("--config", default="benchmarks.yaml",
+                        help="benchmark YAML whose test tiles are excluded and whose dB ranges are used")
+    parser.add_argument("--data", type=Path,
+                        help="training-data YAML: train: and validation:, each a list of dataset sections "
+                             "(kind: geotiff, safe, ...) as in a benchmark config; default: synthetic scenes")
+    parser.add_argument("--manifest", type=Path,
+                        help="tiles.csv of a test set (a run folder's manifest): its scenes and tiles are "
+                             "excluded from training too")
+    parser.add_argument("--gain-db", type=float, default=0.0,
+                        help="shift each training patch by a dB offset drawn from [-G, G] before clipping")
+    parser.add_argument("--no-data-fraction", type=float, default=0.0,
+                        help="share of the training patches given a no-data region beyond a straight border, "
+                             "filled as test tiles are and left out of the distortion")
+    parser.add_argument("--scenes", type=int, default=4, help="training scenes to generate")
+    parser.add_argument("--validation-scenes", type=int, default=1)
+    parser.add_argument("--validation-patches", type=int, default=32)
+    parser.add_argument("--scene-size", type=int, default=1024)
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="tiny", choices=CHOICES["preset"])
+    parser.add_argument("--latent-channels", type=int, help="latent width (default: the preset's)")
+    parser.add_argument("--attention", action="store_true", help="add CBAM attention blocks")
+    parser.add_argument("--entropy", default="none", choices=CHOICES["entropy"],
+                        help=f"none: fixed-length codes of --bits each; {', '.join(CHOICES['entropy'][1:])}: "
+                             "integer latent range-coded under a learned prior, trained for lmbda * distortion "
+                             "+ bpp")
+    parser.add_argument("--lmbda", type=float, default=1000.0,
+                        help="rate-distortion trade-off of entropy-coded models: larger spends more bits")
+    parser.add_argument("--lmbdas", type=_number_list, default=[],
+                        help="variable rate: comma-separated trade-offs, one gain level each (e.g. "
+                             "64,256,1024,4096); the codec's quality option picks a level, or between two")
+    parser.add_argument("--weight-format", default="float32", choices=CHOICES["weight_format"],
+                        help="how the best checkpoint stores its weights: float16 is half the file, int8 (at most "
+                             "8 bits a weight, compressed) about a third of float16's")
+    parser.add_argument("--fp16-weights", action="store_true", help="the same as --weight-format float16")
+    parser.add_argument("--bits", type=int, default=4,
+                        help="quantization bits per latent value (1-16) of fixed-length models")
+    parser.add_argument("--init", type=Path,
+                        help="start from this checkpoint's weights (same model options; a new optimizer and "
+                             "schedule): fine-tuning")
+    parser.add_argument("--warm-start", type=Path,
+                        help="start from every weight of this checkpoint whose name and shape fit the model being "
+                             "trained (e.g. another gdn-dct preset's analysis transform); the rest start fresh")
+
+
+def _add_optimization_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--patch-size", type=int, default=128, help="training patch side, a multiple of 16")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--large-patch-fraction", type=float, default=0.0,
+                        help="share of the steps that train on patches twice as wide (a quarter of the batch), "
+                             "so that the model learns the inside of large tiles too")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (warm-up, then cosine decay)")
+    parser.add_argument("--density-lr-factor", type=float, default=1.0,
+                        help="learning rate of the learned densities, in multiples of --lr (10 lets a side "
+                             "latent's density narrow within hundreds of steps)")
+    parser.add_argument("--grad-clip", type=float, default=0.0,
+                        help="clip the gradient's norm to this (0: no clipping); 1 keeps GDN models stable")
+    parser.add_argument("--msssim-weight", type=float, default=0.05, help="loss = MSE + w * (1 - MS-SSIM)")
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=CHOICES["device"])
+    parser.add_argument("--amp", default="none", choices=CHOICES["amp"],
+                        help="mixed precision: bf16 on CUDA or on a CPU with AMX / AVX-512 BF16; fp16 on CUDA")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); "
+                                                     "1 is fastest on cores shared with other jobs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default="checkpoints/autoencoder.pt", help="where the best checkpoint goes")
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT's .last checkpoint")
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="validate and checkpoint every N steps")
+    parser.add_argument("--workers", type=int, help="data loader processes cutting patches ahead of the "
+                                                     f"training step (default: 0 on CPU, {CUDA_WORKERS} on CUDA)")
+    parser.add_argument("--logdir", type=Path, help="TensorBoard log folder (default: OUTPUT.runs/ when "
+                                                     "tensorboard is installed)")
+    parser.add_argument("--no-progress", action="store_true")
 
 def resolve_options(args: argparse.Namespace, defaults: dict[str, Any]) -> argparse.Namespace:
     """Each option's value: the flag if given, else the ``--options`` file's value, else the default."""
@@ -228,20 +243,33 @@ def _typed(key: str, value: Any, expected: type, path: Path) -> Any:
 
 def fit_settings(args: argparse.Namespace) -> FitSettings:
     """Validate the options; the record stored in the checkpoint is the options as given."""
+    _check_ranges(args)
+    spec = _model_spec(args)
+    device = _device(args.device)
+    _require(args.amp in ("none", "bf16") or device.type == "cuda",
+             f"--amp {args.amp}: fp16 needs --device cuda; on the CPU use bf16")
+    record = {key: str(value) if isinstance(value, Path) or value is None else value for key, value in vars(args).items()}
+    return FitSettings(
+        spec=spec, bits=args.bits,
+        patch_size=args.patch_size, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
+        msssim_weight=args.msssim_weight, device=device, amp=args.amp, compile=args.compile, seed=args.seed,
+        output=Path(args.output), checkpoint_every=args.checkpoint_every, normalization={},
+        training_record=record, git_commit=git_commit(REPOSITORY), progress=not args.no_progress,
+        workers=_workers(args.workers, device), lmbda=args.lmbda,
+        weight_format="float16" if args.fp16_weights else args.weight_format,
+        grad_clip=args.grad_clip, large_patch_fraction=args.large_patch_fraction,
+        density_lr_factor=args.density_lr_factor,
+        initial_state=_initial_state(args.init, spec) if args.warm_start is None else _warm_start(args.warm_start, spec),
+        augmentation=Augmentation(gain_db=args.gain_db, no_data_fraction=args.no_data_fraction),
+    )
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    """Each number within its range, and no two options that exclude each other."""
     _require(args.steps >= 1, f"--steps {args.steps}: expected at least 1")
     _require(args.batch_size >= 1, f"--batch-size {args.batch_size}: expected at least 1")
     _require(args.lr > 0, f"--lr {args.lr}: expected a positive number")
     _require(args.lmbda > 0, f"--lmbda {args.lmbda}: expected a positive number")
-    lmbdas = [float(value) for value in args.lmbdas]
-    _require(not lmbdas or (len(lmbdas) >= 2 and all(0 < low < high for low, high in zip(lmbdas, lmbdas[1:]))),
-             f"--lmbdas {','.join(f'{value:g}' for value in lmbdas)}: expected two or more positive, increasing numbers")
-    _require(not lmbdas or args.entropy != "none", "--lmbdas: a variable-rate model needs an --entropy model")
-    spec = spec_for(args.preset, args.latent_channels, args.attention, args.entropy, tuple(lmbdas))
-    if spec.transform == "gdn-dct":
-        _require(spec.entropy != "none", f"--preset {args.preset}: its latent is unbounded; choose an --entropy model")
-        _require(not spec.attention, f"--preset {args.preset}: --attention is for the tiny and default presets")
-        _require(spec.latent_channels <= BLOCK * BLOCK, f"--latent-channels {spec.latent_channels}: the "
-                 f"{args.preset} block transform has at most {BLOCK * BLOCK} ({BLOCK}x{BLOCK} DCT coefficients)")
     _require(args.msssim_weight >= 0, f"--msssim-weight {args.msssim_weight}: expected 0 or more")
     _require(args.grad_clip >= 0, f"--grad-clip {args.grad_clip}: expected 0 or more")
     _require(args.density_lr_factor > 0, f"--density-lr-factor {args.density_lr_factor}: expected a positive number")
@@ -265,23 +293,21 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
              "--scenes, --validation-scenes and --validation-patches: expected at least 1 each")
     _require(args.msssim_weight == 0 or msssim_window(args.patch_size) >= 3,
              f"--patch-size {args.patch_size}: MS-SSIM needs patches of at least 64 px; use --msssim-weight 0")
-    device = _device(args.device)
-    _require(args.amp in ("none", "bf16") or device.type == "cuda",
-             f"--amp {args.amp}: fp16 needs --device cuda; on the CPU use bf16")
-    record = {key: str(value) if isinstance(value, Path) or value is None else value for key, value in vars(args).items()}
-    return FitSettings(
-        spec=spec, bits=args.bits,
-        patch_size=args.patch_size, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
-        msssim_weight=args.msssim_weight, device=device, amp=args.amp, compile=args.compile, seed=args.seed,
-        output=Path(args.output), checkpoint_every=args.checkpoint_every, normalization={},
-        training_record=record, git_commit=git_commit(REPOSITORY), progress=not args.no_progress,
-        workers=_workers(args.workers, device), lmbda=args.lmbda,
-        weight_format="float16" if args.fp16_weights else args.weight_format,
-        grad_clip=args.grad_clip, large_patch_fraction=args.large_patch_fraction,
-        density_lr_factor=args.density_lr_factor,
-        initial_state=_initial_state(args.init, spec) if args.warm_start is None else _warm_start(args.warm_start, spec),
-        augmentation=Augmentation(gain_db=args.gain_db, no_data_fraction=args.no_data_fraction),
-    )
+
+
+def _model_spec(args: argparse.Namespace) -> ModelSpec:
+    """The spec of the model the options describe, refused where the preset cannot take them."""
+    lmbdas = [float(value) for value in args.lmbdas]
+    _require(not lmbdas or (len(lmbdas) >= 2 and all(0 < low < high for low, high in zip(lmbdas, lmbdas[1:]))),
+             f"--lmbdas {','.join(f'{value:g}' for value in lmbdas)}: expected two or more positive, increasing numbers")
+    _require(not lmbdas or args.entropy != "none", "--lmbdas: a variable-rate model needs an --entropy model")
+    spec = spec_for(args.preset, args.latent_channels, args.attention, args.entropy, tuple(lmbdas))
+    if spec.transform == "gdn-dct":
+        _require(spec.entropy != "none", f"--preset {args.preset}: its latent is unbounded; choose an --entropy model")
+        _require(not spec.attention, f"--preset {args.preset}: --attention is for the tiny and default presets")
+        _require(spec.latent_channels <= BLOCK * BLOCK, f"--latent-channels {spec.latent_channels}: the "
+                 f"{args.preset} block transform has at most {BLOCK * BLOCK} ({BLOCK}x{BLOCK} DCT coefficients)")
+    return spec
 
 
 def _with_normalization(settings: FitSettings, normalization: dict[str, tuple[float, float]]) -> FitSettings:

@@ -9,7 +9,7 @@ megabytes rather than torch's hundreds.
 from __future__ import annotations
 
 import numpy as np
-from harness_codecs._autoencoder.probability_tables import ProbabilityTables
+from harness_codecs._autoencoder.entropy_coding.probability_tables import ProbabilityTables
 
 try:
     import constriction
@@ -39,7 +39,7 @@ class SymbolCoder:
     """Range-codes integer values, each under one of several tabulated distributions.
 
     The ``constriction`` models are built once from the tables. A table spans
-    its distribution's likely values only (``entropy_tables``), and its end
+    its distribution's likely values only (``tables``), and its end
     symbols stand for everything beyond; every value coded with an end symbol
     is followed by its signed distance from that end (zigzag-mapped, under a
     fixed heavy-tailed distribution), so any value round-trips exactly. A

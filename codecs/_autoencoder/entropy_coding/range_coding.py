@@ -41,9 +41,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
-from harness_codecs._autoencoder.array_channel import ArrayChannel
-from harness_codecs._autoencoder.symbol_coding import SymbolCoder, new_decoder, new_encoder
-from harness_codecs._autoencoder.probability_tables import ProbabilityTables
+from harness_codecs._autoencoder.entropy_coding.array_channel import ArrayChannel
+from harness_codecs._autoencoder.entropy_coding.symbol_coding import SymbolCoder, new_decoder, new_encoder
+from harness_codecs._autoencoder.entropy_coding.probability_tables import ProbabilityTables
 
 LATENT, SIDE = "latent", "side"
 """The coders a stream's sections name: the latent ``y``'s tables, the side latent ``z``'s."""

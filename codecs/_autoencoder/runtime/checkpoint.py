@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from harness_codecs._autoencoder.bitstream import MODEL_ID_BYTES
+from harness_codecs._autoencoder.runtime.bitstream import MODEL_ID_BYTES
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, ModelSpec
 from harness_codecs._autoencoder.runtime.weights import (
     format_of,
@@ -52,7 +52,7 @@ class Checkpoint:
     validation_loss: float = float("nan")
     validation_psnr: float = float("nan")
     entropy_tables: dict[str, torch.Tensor] = field(default_factory=dict)
-    """The range coder's probability tables (``entropy_tables.EntropyTables``), for entropy-coded models."""
+    """The range coder's probability tables (``entropy_coding.tables.EntropyTables``), for entropy-coded models."""
     validation_levels: list = field(default_factory=list)
     """A variable-rate model's validation (estimated bpp, PSNR) at each of its levels."""
     weight_format: str = ""

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from harness_codecs._autoencoder.bitstream import pack_code_rows, payload_bytes, unpack_code_rows
+from harness_codecs._autoencoder.runtime.bitstream import pack_code_rows, payload_bytes, unpack_code_rows
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, latent_size, pad_to_stride, padded_size
-from harness_codecs._autoencoder.quantization import dequantize, quantize
+from harness_codecs._autoencoder.runtime.quantization import dequantize, quantize
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

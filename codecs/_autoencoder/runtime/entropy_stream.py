@@ -25,7 +25,7 @@ import struct
 import zlib
 
 import numpy as np
-from harness_codecs._autoencoder.bitstream import MODEL_ID_BYTES
+from harness_codecs._autoencoder.runtime.bitstream import MODEL_ID_BYTES
 
 ENTROPY_FORMAT_VERSION = 5
 """Streams of single-rate models. Versions 1 and 2 clamped values beyond a table's ends; versions 3 and 4 (single-

@@ -6,7 +6,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import torch
-from harness_codecs._autoencoder.inference import PRECISIONS
+from harness_codecs._autoencoder.runtime.fixed_length_coder import PRECISIONS
 
 
 SHIPPED_CHECKPOINTS = "harness_checkpoints"
@@ -41,7 +41,7 @@ PREFERRED_BATCH_SIZES = {"cpu": 4, "cuda": 32}
 """Tiles per ``encode_batch``/``decode_batch`` call of the learned codecs when the config leaves
 ``timing.batch_size`` out (``Codec.preferred_batch_size``). On a 2-core Xeon VM the shipped tiny models code
 256x256 tiles fastest 4 at a time: 1.2 to 1.6 times the speed of single tiles, while at 8 and more the
-activations outgrow the CPU's caches and the speed falls below that of single tiles (README, Performance). A GPU
+activations outgrow the CPU's caches and the speed falls below that of single tiles (docs/performance.md). A GPU
 needs larger batches to fill its cores; 32 is a first choice, not yet measured on one."""
 
 

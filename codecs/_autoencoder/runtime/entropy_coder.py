@@ -34,18 +34,17 @@ from typing import TypeVar
 
 import numpy as np
 import torch
-from harness_codecs._autoencoder.entropy_models import estimated_bits, prior_forward
-from harness_codecs._autoencoder.entropy_stream import (
+from harness_codecs._autoencoder.entropy_coding.densities import estimated_bits
+from harness_codecs._autoencoder.runtime.entropy_stream import (
     QUALITY_SCALE,
     pack_stream,
     quality_code,
     unpack_stream,
 )
-from harness_codecs._autoencoder.entropy_tables import EntropyTables
-from harness_codecs._autoencoder.inference import autocast, group_by_shape, model_inputs
-from harness_codecs._autoencoder.latent_layouts import coder_tables, layout_for
+from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
+from harness_codecs._autoencoder.runtime.fixed_length_coder import autocast, group_by_shape, model_inputs
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, latent_size
-from harness_codecs._autoencoder.range_coding import PooledRangeCoding, RangeCoding, Section, range_coding
+from harness_codecs._autoencoder.entropy_coding.range_coding import PooledRangeCoding, RangeCoding, Section, range_coding
 
 
 Item = TypeVar("Item")
@@ -110,14 +109,13 @@ class EntropyLatentCoder:
     def __init__(self, model: Autoencoder, tables: EntropyTables, model_id: bytes, device: torch.device,
                  precision: str = "fp32", quality: float | None = None):
         self.model = model.to(device, memory_format=torch.channels_last).eval()
-        self.has_side = model.spec.entropy != "factorized"
         self.variable_rate = model.spec.rate_levels > 0
-        self.layout = layout_for(model.prior, tables, device)
+        self.layout = model.prior.layout(tables, device)
         self.model_id = model_id
         self.device = device
         self.precision = precision
         self.quality = quality
-        self.tables = coder_tables(tables)
+        self.tables = tables.coders()
         self.range_coding: RangeCoding | PooledRangeCoding = range_coding(self.tables, 0)
         self.range_codings = {0: self.range_coding}
         """Every process count's range coding, shared by the copies ``configured`` makes."""
@@ -147,7 +145,7 @@ class EntropyLatentCoder:
             inputs = model_inputs([tiles[index] for index in indexes], self.device)
             with torch.inference_mode(), autocast(self.device, self.precision):
                 latent = self.model.encode(inputs, self._qualities([self.quality] * len(indexes))).float()
-                side = torch.round(self.model.prior.hyper_encoder(latent).float()) if self.has_side else None
+                side = self.model.prior.side(latent)
             latent = latent.cpu().numpy()
             side = side.to(torch.int64).cpu().numpy() if side is not None else None
             for position, index in enumerate(indexes):
@@ -160,7 +158,8 @@ class EntropyLatentCoder:
         groups = []
         for indexes in group_by_shape([analysis.latent.shape for analysis in analyses]).values():
             latent = np.stack([analyses[index].latent for index in indexes])
-            side = np.stack([analyses[index].side for index in indexes]) if self.has_side else None
+            sides = [analyses[index].side for index in indexes]
+            side = np.stack(sides) if sides[0] is not None else None
             groups.append((indexes, self.layout.sections(latent, side)))
         return groups
 
@@ -239,7 +238,7 @@ class EntropyLatentCoder:
             with torch.inference_mode():
                 inputs = model_inputs([tiles[index] for index in indexes], self.device)
                 latent = self.model.encode(inputs, self._qualities([self.quality] * len(indexes))).float()
-                _, likelihoods = prior_forward(self.model.prior, latent, rounded=True)
+                _, likelihoods = self.model.prior.coded(latent, rounded=True)
                 bits = estimated_bits(likelihoods).cpu().numpy()
             for position, index in enumerate(indexes):
                 estimates[index] = float(bits[position]) / tiles[index].size

@@ -28,11 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from harness_codecs._autoencoder.checkerboard import CheckerboardPrior
-from harness_codecs._autoencoder.entropy_models import SCALE_FLOOR, FactorizedDensity, HyperPrior
-from harness_codecs._autoencoder.probability_tables import ProbabilityTables
+from harness_codecs._autoencoder.entropy_coding.densities import SCALE_FLOOR, FactorizedDensity
+from harness_codecs._autoencoder.entropy_coding.probability_tables import ProbabilityTables
+from harness_codecs._autoencoder.entropy_coding.range_coding import LATENT, SIDE
 from scipy.special import expit, ndtr, ndtri
-from torch import nn
 
 TAIL_MASS = 1e-9
 SEARCH_RADIUS = 4096
@@ -98,6 +97,10 @@ class EntropyTables:
             arrays |= self.side.arrays("side") | {"scales": np.asarray(self.scales, dtype=np.float64)}
         return {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in arrays.items()}
 
+    def coders(self) -> dict[str, ProbabilityTables]:
+        """The probability tables of each coder a layout's sections name."""
+        return {LATENT: self.latent} if self.side is None else {LATENT: self.latent, SIDE: self.side}
+
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "EntropyTables":
         arrays = {name: tensor.numpy() for name, tensor in tensors.items()}
@@ -105,14 +108,6 @@ class EntropyTables:
             return cls(ProbabilityTables.from_arrays(arrays, "latent"))
         return cls(ProbabilityTables.from_arrays(arrays, "latent"), ProbabilityTables.from_arrays(arrays, "side"),
                    arrays["scales"].astype(np.float64))
-
-
-def entropy_tables(prior: nn.Module) -> EntropyTables:
-    """The tables of a trained prior (``FactorizedPrior``, ``HyperPrior`` or ``CheckerboardPrior``), for its
-    checkpoint."""
-    if isinstance(prior, (HyperPrior, CheckerboardPrior)):
-        return EntropyTables(gaussian_tables(SCALE_TABLE), factorized_tables(prior.side_density), SCALE_TABLE)
-    return EntropyTables(factorized_tables(prior.density))
 
 
 def _first(condition: np.ndarray, default: int) -> int:

@@ -35,7 +35,7 @@ platforms' maths libraries by an ulp; an entry would round differently only if
 its exact value lay within about 1e-16 of a rounding boundary. Against the
 float networks, a mean moves by about ``1e-4`` and a table choice flips only
 where the float scale lies within about ``1e-4`` of a table boundary: the rate
-moves by less than 0.1 % (measured in the README).
+moves by less than 0.1 % (measured in docs/learned-codec.md).
 """
 
 from __future__ import annotations
@@ -47,11 +47,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from harness_codecs._autoencoder.checkerboard import CheckerboardPrior
-from harness_codecs._autoencoder.entropy_models import SCALE_FLOOR, HyperPrior
 from scipy.special import erf
 from torch import nn
-
 ACTIVATION_BITS = 16
 ACTIVATION_LIMIT = 2.0 ** (ACTIVATION_BITS + 10)
 """Activations are clamped to +-1024 (in units of the value): beyond what the shipped networks produce (hyper
@@ -144,33 +141,6 @@ class FixedPointConvolution(nn.Module):
         return torch.clamp(rounded, -ACTIVATION_LIMIT, ACTIVATION_LIMIT)
 
 
-class ContextAtNonAnchors(nn.Module):
-    """The checkerboard's context convolution at the non-anchors, from the anchors alone.
-
-    Its input is zero but at the anchors, so a non-anchor's sum only takes the taps an odd number of steps away
-    (12 of 25 for a 5x5 kernel), and only the non-anchors' outputs are wanted: a quarter of the full
-    convolution's products, and the same integers (tested)."""
-
-    def __init__(self, module: nn.Conv2d, device: torch.device):
-        super().__init__()
-        self.layer = FixedPointConvolution(module, device)
-        size = module.kernel_size[0]
-        self.reach = size // 2
-        self.taps = [(row, col) for row in range(size) for col in range(size) if (row + col) % 2 == 1]
-
-    def forward(self, anchors: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
-        """Outputs (batch x channels x positions) at ``positions``, all non-anchors, from ``anchors``
-        (batch x C x h x w, activation units, zero at the non-anchors)."""
-        padded = F.pad(anchors, (self.reach,) * 4)
-        rows, cols = (torch.from_numpy(index).to(anchors.device) for index in np.nonzero(positions))
-        sums = sum(self.layer.weight[:, :, row, col] @ padded[:, :, rows + row, cols + col] for row, col in self.taps)
-        return self.layer.rescaled(sums, channel_dim=1)
-
-    def macs(self, anchors: torch.Tensor, positions: np.ndarray, output: torch.Tensor) -> int:
-        """Multiply-accumulates of one call: the taps it reads, at the positions it computes."""
-        return output.numel() * anchors.shape[1] * len(self.taps)
-
-
 class _LeakyRelu:
     def __init__(self, slope: float):
         self.slope = float(round(slope * 2.0**SLOPE_BITS))
@@ -210,99 +180,3 @@ def _fixed_layer(module: nn.Module, device: torch.device) -> Layer:
     if isinstance(module, nn.GELU) and module.approximate == "none":
         return _Gelu(device)
     raise ValueError(f"the fixed-point entropy model has no exact form of {module!r}")
-
-
-class ScaleThresholds:
-    """Picks each element's Gaussian table from its raw scale in activation units, by integer comparisons.
-
-    The float model's scale is ``floor + softplus(raw)`` and its table that of the smallest tabulated scale at
-    least as large. ``softplus`` is increasing, so that table is one plus the number of
-    thresholds ``softplus^-1(table[i] - floor)``, i >= 1, lying under ``raw``; in activation units, the integer
-    ``raw`` lies over the threshold exactly when it lies over the threshold's floor.
-    """
-
-    def __init__(self, scales: np.ndarray, scale_floor: float, device: torch.device):
-        above_floor = np.asarray(scales[1:], dtype=np.float64) - scale_floor
-        raw = np.log(np.expm1(above_floor))
-        self.thresholds = torch.from_numpy(np.floor(raw * 2.0**ACTIVATION_BITS)).to(device)
-        self.last = len(scales) - 1
-
-    def __call__(self, raw_scales: torch.Tensor) -> torch.Tensor:
-        """Table indexes (int64) of raw scales given in activation units."""
-        below = torch.searchsorted(self.thresholds, raw_scales.contiguous(), side="left")
-        return torch.clamp(below + 1, max=self.last)
-
-
-class _FixedPointGaussians:
-    """What both fixed-point priors share: the hyper-decoder on the integer side latent, and the step from a
-    network's raw output (means, then raw scales, along the first axis) to means and table indexes."""
-
-    def __init__(self, hyper_decoder: nn.Sequential, scales: np.ndarray, device: torch.device):
-        self.hyper_decoder = FixedPointNetwork(hyper_decoder, device)
-        self.tables = ScaleThresholds(scales, SCALE_FLOOR, device)
-        self.device = device
-
-    def hyper(self, side: np.ndarray, latent_shape: tuple[int, int]) -> torch.Tensor:
-        """Hyper-decoder output (activation units, on the device) for a batch of side latents (batch x C x h x w)
-        of latents of ``latent_shape``."""
-        height, width = latent_shape
-        return self.hyper_decoder(to_fixed(torch.from_numpy(side).to(self.device)))[..., :height, :width]
-
-    def means_and_tables(self, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Means (float64, multiples of ``2 ** -ACTIVATION_BITS``) and table indexes from a raw output (batch x
-        channels x ...)."""
-        means, raw_scales = output.chunk(2, dim=1)
-        return _values(means), self.tables(raw_scales).cpu().numpy()
-
-
-class FixedPointHyperPrior(_FixedPointGaussians):
-    """The mean-scale hyperprior's hyper-decoder in fixed point: means and tables from the integer side latent."""
-
-    def __init__(self, prior: HyperPrior, scales: np.ndarray, device: torch.device):
-        super().__init__(prior.hyper_decoder, scales, device)
-
-    def conditionals(self, side: np.ndarray, latent_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Means and table indexes (batch x channels x height x width) of latents of ``latent_shape``."""
-        return self.means_and_tables(self.hyper(side, latent_shape))
-
-
-class FixedPointCheckerboard(_FixedPointGaussians):
-    """The checkerboard prior's hyper-decoder, context and parameter networks in fixed point.
-
-    Each pass needs the Gaussians of half the positions (the anchors, then the others), so the parameter network,
-    all 1x1 convolutions, runs on those positions alone, and the context only at the non-anchors: about 60 % of
-    the work of running them on the whole latent."""
-
-    def __init__(self, prior: CheckerboardPrior, scales: np.ndarray, device: torch.device):
-        if any(layer.kernel_size != (1, 1) for layer in prior.entropy_parameters if isinstance(layer, nn.Conv2d)):
-            raise ValueError("the checkerboard's parameter network must be 1x1 convolutions")
-        super().__init__(prior.hyper_decoder, scales, device)
-        self.context = ContextAtNonAnchors(prior.context, device)
-        self.entropy_parameters = FixedPointNetwork(prior.entropy_parameters, device)
-        self.context_channels = prior.context.out_channels  # the latent's: the context keeps its channel count
-
-    def conditionals(self, hyper: torch.Tensor, decoded_anchors: np.ndarray | None,
-                     positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Means and table indexes, batch x channels x positions, at the ``positions`` (a boolean mask of the
-        latent's grid, taken in raster order), from hyper features and, for the non-anchors, the decoded anchors
-        (batch x channels x h x w, zero elsewhere); None: the anchors' own, which see no context."""
-        batch = hyper.shape[0]
-        if not positions.any():  # a latent of one position has no non-anchor
-            empty = (batch, self.context_channels, 0)
-            return np.zeros(empty), np.zeros(empty, dtype=np.int64)
-        selected = torch.from_numpy(np.flatnonzero(positions)).to(self.device)
-        features = hyper.flatten(2)[..., selected]
-        if decoded_anchors is None:
-            context = features.new_zeros(batch, self.context_channels, len(selected))
-        else:
-            anchors = to_fixed(torch.from_numpy(decoded_anchors).to(self.device))
-            with torch.inference_mode():
-                context = self.context(anchors, positions)
-        # the positions as a 1 x N image, which 1x1 convolutions treat as any other
-        output = self.entropy_parameters(torch.cat([features, context], dim=1)[:, :, None, :])
-        return self.means_and_tables(output[:, :, 0])
-
-
-def _values(activations: torch.Tensor) -> np.ndarray:
-    """Activation units back to values: exact, as the units are a power of two."""
-    return activations.cpu().numpy() / 2.0**ACTIVATION_BITS

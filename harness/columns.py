@@ -1,0 +1,58 @@
+"""How a results column is described: a metric's columns, and the complexity counts that are columns too.
+
+Both are public types (``harness.MetricColumn``, ``harness.Complexity``, exported through ``harness.api``) and both
+define columns of ``results.csv`` (``harness.results`` builds the header and ``metrics.json`` from them). They live
+here, below both modules, so that the public contract and the results schema need not import each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricColumn:
+    """One result column a metric writes, described so that tables, figures and BD-rates need no list of names.
+
+    ``label`` and ``unit`` make the table header (``PSNR (dB)``), ``decimals`` its rounding. A column whose
+    direction is known sets ``higher_is_better``; one with none (a bias, best at 0) leaves it None. ``rd_plot``
+    asks for a rate-distortion figure, whose quality axis reads ``axis`` (the label when empty) and shows
+    ``ideal`` as a line; ``bd_rate`` for BD-rate rows against the anchor, which need a direction;
+    ``headline`` for the short table the command line prints after a run.
+    """
+
+    name: str
+    label: str
+    unit: str = ""
+    decimals: int = 4
+    higher_is_better: bool | None = None
+    rd_plot: bool = False
+    axis: str = ""
+    ideal: float | None = None
+    bd_rate: bool = False
+    headline: bool = False
+
+    def __post_init__(self) -> None:
+        if self.bd_rate and self.higher_is_better is None:
+            raise ValueError(f"metric column {self.name!r}: a BD-rate needs higher_is_better (True or False)")
+
+    @property
+    def header(self) -> str:
+        """The column's name in tables: its label, with the unit in brackets when it has one."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    @property
+    def axis_label(self) -> str:
+        """The quality axis of its RD figure."""
+        text = self.axis or self.label
+        return f"{text} ({self.unit})" if self.unit else text
+
+
+@dataclass(frozen=True)
+class Complexity:
+    """A codec's arithmetic, which unlike its speed does not depend on the machine: multiply-accumulates per
+    pixel of a 256x256 tile for encode and decode, and its model's parameters. Each field is a results column."""
+
+    encode_macs_per_pixel: float
+    decode_macs_per_pixel: float
+    parameters: int
