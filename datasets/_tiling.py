@@ -280,8 +280,10 @@ def joint_valid_fraction(layers: Layers) -> float:
     return float(valid.mean())
 
 
-def window_tiles(scene: str, candidate: Candidate, layers: Layers, settings: DatasetSettings) -> Iterator[Tile]:
-    """One normalized, masked tile per polarisation, with the stable id ``scene:pol:r<row>:c<col>:<size>``."""
+def window_tiles(scene: str, candidate: Candidate, layers: Layers, settings: DatasetSettings,
+                 labels: np.ndarray | None = None) -> Iterator[Tile]:
+    """One normalized, masked tile per polarisation, with the stable id ``scene:pol:r<row>:c<col>:<size>``; every
+    polarisation of the window carries the window's ``labels`` (one ground truth per place on the ground)."""
     size = settings.tile_size
     for pol, db in layers.items():
         data, mask = normalized_tile(db, settings.normalization[pol])
@@ -295,6 +297,7 @@ def window_tiles(scene: str, candidate: Candidate, layers: Layers, settings: Dat
             mask=mask,
             db_range=settings.normalization[pol],
             original_db=np.where(mask, db, np.nan).astype(np.float32),
+            labels=labels,
         )
 
 

@@ -18,6 +18,10 @@ in a uint16 raster: Sentinel-1 amplitude DN is uint16 and DN 0 marks no-data,
 so an untagged product's empty borders are not read as a 0 dB scene. The blocks
 a sparse GeoTIFF does not store are known to hold no-data without reading
 them (``_tiling.stored_blocks``), so a mostly empty mosaic is searched in seconds.
+
+``labels`` names ground-truth rasters on the scenes' grids (``_labels``): each
+tile then carries the label window of its own pixels, for the metrics that
+score a map made from the decoded tile against the truth.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from rasterio.windows import Window
 
 from harness import DatasetSettings, Tile, UserError, hookimpl
 from harness.sar import UNITS, to_db
+from harness_datasets._labels import LabelOption, check_same_grid, label_paths, read_labels
 from harness_datasets._pairing import Scene, pair_by_polarisation, single_file_scenes
 from harness_datasets._tiling import (
     Candidate,
@@ -71,6 +76,7 @@ class GeoTiffDataset:
         stride: int | None = None,
         max_tiles_per_scene: int | None = None,
         per_polarisation: bool = False,
+        labels: str | dict[str, object] | None = None,
     ):
         if paths is None:
             raise UserError("dataset.paths: missing; list GeoTIFF files or folders (relative to the config file)")
@@ -94,6 +100,7 @@ class GeoTiffDataset:
         else:
             self.bands = bands or {pol: index + 1 for index, pol in enumerate(settings.polarisations)}
         self.nodata = nodata
+        self.labels = None if labels is None else LabelOption.parse(labels, settings.base_dir)
         for pol in settings.polarisations:
             if pol not in self.bands:
                 raise UserError(f"dataset.bands: no band given for polarisation {pol}; e.g. bands: {{{pol}: 1}}")
@@ -103,13 +110,36 @@ class GeoTiffDataset:
             opened = {path: stack.enter_context(open_raster(path))
                       for scene in self.scenes for path in scene.files.values()}
             layers = [self._scene_layers(scene, opened) for scene in self.scenes]
+            truth = self._open_labels(stack, opened)
 
             def read(candidate: Candidate) -> Layers:
                 return self._read_layers(layers[candidate.file_index], candidate)
 
             for candidate in self._select_windows(layers, read):
                 yield from window_tiles(self.scenes[candidate.file_index].name, candidate, read(candidate),
-                                        self.settings)
+                                        self.settings, self._labels_at(truth[candidate.file_index], candidate))
+
+    def _open_labels(self, stack: ExitStack,
+                     opened: dict[Path, rasterio.DatasetReader]) -> list[rasterio.DatasetReader | None]:
+        """Each scene's open label raster, checked to lie on the scene's grid; None for a scene without labels
+        (every scene without the ``labels`` option)."""
+        if self.labels is None:
+            return [None] * len(self.scenes)
+        firsts = [next(iter(scene.files.values())) for scene in self.scenes]
+        paths = label_paths(self.labels, [(scene.name, path) for scene, path in zip(self.scenes, firsts)])
+        truth = [None if path is None else stack.enter_context(open_raster(path)) for path in paths]
+        for labels, path in zip(truth, firsts):
+            if labels is not None:
+                check_same_grid(labels, opened[path])
+        return truth
+
+    def _labels_at(self, labels: rasterio.DatasetReader | None, candidate: Candidate) -> np.ndarray | None:
+        """The label window of the candidate's pixels (same grid, same window), or None without a label raster."""
+        return None if labels is None else read_labels(labels, self._window(candidate))
+
+    def _window(self, candidate: Candidate) -> Window:
+        size = self.settings.tile_size
+        return Window(candidate.col, candidate.row, size, size)
 
     def _scene_layers(self, scene: Scene, opened: dict[Path, rasterio.DatasetReader]) -> dict[str, tuple]:
         """Each polarisation's open raster and 1-based band index; every layer of a scene has one shape."""
@@ -150,8 +180,7 @@ class GeoTiffDataset:
 
     def _read_layers(self, layers: dict[str, tuple], candidate: Candidate) -> Layers:
         """dB values of each polarisation in the window, NaN where there is no data."""
-        size = self.settings.tile_size
-        window = Window(candidate.col, candidate.row, size, size)
+        window = self._window(candidate)
         return {pol: self._to_db(raster, band, read_window(raster, band, window))
                 for pol, (raster, band) in layers.items()}
 

@@ -48,6 +48,12 @@ class Tile:
     no-data), so that clipping is seen: the dB metrics score against it and
     the results record the clipped fractions. A dataset plugin that leaves it
     ``None`` gets dB metrics against the clipped original and no clipping.
+
+    ``labels`` is ground truth for the window, where the dataset has it (the
+    ``geotiff`` plugin's ``labels`` option): int16 of the tile's shape, 1 water,
+    0 land, -1 not labelled. It lets a metric ask whether a map made from the
+    decoded tile is still right, not only whether it still matches the map of
+    the original. ``None``: the tile has no labels, and such metrics are empty.
     """
 
     tile_id: str
@@ -59,6 +65,7 @@ class Tile:
     mask: np.ndarray
     db_range: tuple[float, float]
     original_db: np.ndarray | None = None
+    labels: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -118,6 +125,10 @@ class MetricInput:
 
     ``original_db`` is the original in dB before clipping to ``db_range``
     (``Tile.original_db``), or ``None`` where no such values exist.
+    ``labels`` is the tile's ground truth (``Tile.labels``: 1 water, 0 land,
+    -1 not labelled) or ``None``; ``pol`` its polarisation (``Tile.pol``), for
+    a metric whose rule depends on it (a water threshold in dB differs
+    between co- and cross-polarisation).
     """
 
     original: np.ndarray
@@ -125,6 +136,8 @@ class MetricInput:
     mask: np.ndarray
     db_range: tuple[float, float]
     original_db: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    pol: str = ""
 
 
 @dataclass(frozen=True)

@@ -116,9 +116,6 @@ def run_command(args: argparse.Namespace) -> int:
     config, registry = load_config(args.config)
     codec_names = tuple(name.strip() for name in args.codecs.split(",") if name.strip()) if args.codecs else None
     run_dir = args.output or Path("reports") / config.name
-    if args.resume and not run_dir.exists():
-        raise UserError(f"--resume: {run_dir} does not exist, so there is no run to continue; give the interrupted "
-                        "run's folder with --output, or leave out --resume to start a new run")
     options = RunOptions(
         run_dir=run_dir,
         manifest=args.manifest,

@@ -18,7 +18,9 @@ class MetricColumn:
     direction is known sets ``higher_is_better``; one with none (a bias, best at 0) leaves it None. ``rd_plot``
     asks for a rate-distortion figure, whose quality axis reads ``axis`` (the label when empty) and shows
     ``ideal`` as a line; ``bd_rate`` for BD-rate rows against the anchor, which need a direction;
-    ``headline`` for the short table the command line prints after a run.
+    ``headline`` for the short table the command line prints after a run. ``baseline`` names another column
+    holding the same score for the original tile (a water map's IoU against ground truth, which the original does
+    not reach either, so ``ideal`` says nothing): the RD figure draws its mean as a line to read the codecs against.
     """
 
     name: str
@@ -31,6 +33,7 @@ class MetricColumn:
     ideal: float | None = None
     bd_rate: bool = False
     headline: bool = False
+    baseline: str = ""
 
     def __post_init__(self) -> None:
         if self.bd_rate and self.higher_is_better is None:

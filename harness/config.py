@@ -63,15 +63,17 @@ class TimingConfig:
 
     ``batch_size`` tiles go through ``encode_batch``/``decode_batch`` at once (GPU codecs gain from it);
     None (the key left out) lets each codec choose: its ``Codec.preferred_batch_size`` on its device.
-    ``isolate``: the calls run in a worker process (``harness.isolation``), where a call that takes longer
-    than ``timeout_s`` seconds, or a crash, is an error row and the run goes on.
+    ``isolate`` (the default): the calls run in a worker process (``harness.isolation``), where a call that takes
+    longer than ``timeout_s`` seconds, or a crash, is an error row and the run goes on; after ``breaker_after``
+    such calls in a row of one rate point, its remaining tiles are error rows without being tried.
     """
 
     warmup: int
     repeats: int
     batch_size: int | None = None
-    isolate: bool = False
+    isolate: bool = True
     timeout_s: float = 120.0
+    breaker_after: int = 2
 
 
 @dataclass(frozen=True)
@@ -349,7 +351,8 @@ def _references(check: Checker, value: Any, base_dir: Path) -> tuple[str, ...]:
 
 
 def _timing(check: Checker, value: Any) -> TimingConfig:
-    section = check.mapping(value, "timing", {"warmup", "repeats", "batch_size", "isolate", "timeout_s"})
+    section = check.mapping(value, "timing", {"warmup", "repeats", "batch_size", "isolate", "timeout_s",
+                                              "breaker_after"})
     isolate = section.get("isolate", TimingConfig.isolate)
     if not isinstance(isolate, bool):
         raise check.fail("timing.isolate", f"expected true or false, got {isolate!r}")
@@ -362,6 +365,8 @@ def _timing(check: Checker, value: Any) -> TimingConfig:
         batch_size=None if "batch_size" not in section else check.integer(section["batch_size"], "timing.batch_size", 1),
         isolate=isolate,
         timeout_s=timeout,
+        breaker_after=check.integer(section.get("breaker_after", TimingConfig.breaker_after),
+                                    "timing.breaker_after", 1),
     )
 
 

@@ -15,8 +15,12 @@ follow. The client writes each unit's rows to ``results.csv`` in the serial run'
 unit before it is done, so ``--resume``, error rows and the progress bar behave as in-process, and the
 file equals the serial run's but for timing.
 
-A unit whose worker dies (a codec crashing the process) is not retried: its tiles become error rows
-naming the lost worker, and the nanny starts a fresh worker. Client and workers must see the same files:
+A worker runs the codecs isolated (``harness.isolation``) unless the config turns that off, so a codec that
+crashes costs its own call, not the worker. A unit whose worker dies all the same (killed, out of memory, or a
+crashing codec with ``isolate: false``) is retried once on another worker (Dask's ``allowed-failures``, 1), then
+its tiles become error rows naming the lost worker; the nanny starts a fresh worker. A worker is sent only the
+unit it runs (``worker-saturation``, 1.0, where Dask queues units on the scheduler), so that a worker's death
+costs no unit queued behind. Client and workers must see the same files:
 on one machine they do; across machines, put the config, its data and the run folder on a shared
 filesystem (see docs/distributed.md).
 """
@@ -135,9 +139,12 @@ time, 2.5 times the page faults), so a local cluster's workers allocate as a ser
 
 @contextlib.contextmanager
 def _client(cluster: Cluster, gpus: int = 0) -> Iterator[Client]:
-    # A unit that kills its worker is an error row, not a unit to retry on the next worker it would kill; and
-    # workers are not daemons, so that `timing: {isolate: true}` can start its codec process inside them.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
+    # A unit lost with its worker is tried once more, then is an error row, not a unit to retry on every worker it
+    # would kill; a worker holds only the unit it runs, so that no other unit dies with it; and workers are not
+    # daemons, so that `timing.isolate` can start its codec process inside them. (A cluster of your own runs its
+    # scheduler's settings.)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0,
+                          "distributed.worker.daemon": False,
                           "distributed.worker.profile.enabled": False,
                           MALLOC_TRIM_SETTING: None}):
         if cluster.scheduler:

@@ -40,7 +40,9 @@ def harness_datasets() -> list[type]:
     and yields ``harness.Tile`` objects from ``tiles()``, deterministically for
     a given seed. It raises ``harness.UserError`` for bad options or files.
     A tile that also carries ``original_db`` (its dB before clipping) gets
-    its clipped shares recorded and its dB metrics scored against it.
+    its clipped shares recorded and its dB metrics scored against it; one
+    that carries ``labels`` (ground truth on its pixels) gets the metrics
+    against ground truth.
     """
 
 

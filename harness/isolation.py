@@ -3,11 +3,16 @@
 Codec libraries are native code, and fuzzing found some that never return
 (OpenJPH on 3 of 400 mutated HTJ2K streams) or abort the whole process (SZ3 on
 crafted streams): in-process, either ends the run, the second without a word.
-With ``timing: {isolate: true}`` the run sends each batch to one worker
-process, which builds the codec from the same registry and options and codes
-and times the batch there; the parent scores the result. A call that does not
-answer within ``timeout_s``, or a worker that dies, becomes an error row
-naming what happened, and a fresh worker takes the next call.
+So by default (``timing: {isolate: true}``; ``isolate: false`` opts out) the
+run sends each batch to one worker process, which builds the codec from the
+same registry and options and codes and times the batch there; the parent
+scores the result. A call that does not answer within ``timeout_s``, or a
+worker that dies, becomes an error row naming what happened, and a fresh
+worker takes the next call. After ``breaker_after`` such calls in a row of one
+rate point (``Breaker``), that point's remaining tiles become error rows
+without being tried: a codec that hangs on every tile would otherwise cost
+the timeout on every tile. The other points go on, and ``--resume`` tries the
+point again (it retries error rows).
 
 The worker is started with ``spawn``: forking a process whose torch thread
 pools have run (the metrics use them) can deadlock the child. It therefore
@@ -16,7 +21,9 @@ builds is the one the config names. Timing happens inside the worker, around
 the codec calls alone, exactly as in-process. It is not a daemonic process,
 since a codec may start processes of its own (the entropy-coded autoencoders'
 ``range_coding_processes``), which a daemonic process may not; the parent
-stops it explicitly however the run ends (``worker_calls``).
+stops it explicitly however the run ends (``worker_calls``). It does not
+import the parent's ``__main__`` (``_main_left_out``), so that a script calling
+``run_benchmark`` works without an ``if __name__ == "__main__"`` guard.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import signal
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -47,20 +55,55 @@ class CodecProcessError(CodecFailure):
     """What happened to a call in the worker; its message is the error row's whole text."""
 
 
+class CodecProcessLost(CodecProcessError):
+    """A call that got no answer: it timed out, or the worker process died (or did not start)."""
+
+
+class Breaker:
+    """Stops trying a rate point after ``after`` calls of it in a row got no answer (``CodecProcessLost``).
+
+    A call that answers, even with the codec's own error, starts the count again. The state lives as long as the
+    worker's ``WorkerCalls``: the whole run, or on Dask the run on one Dask worker."""
+
+    def __init__(self, after: int):
+        self.after = after
+        self.lost: dict[tuple[str, str], list[str]] = {}
+
+    def call(self, prepared: PreparedPoint, function: Callable[..., Any], *request: Any) -> Any:
+        key = (prepared.codec_name, prepared.point.label)
+        lost = self.lost.get(key, [])
+        if len(lost) >= self.after:
+            calls = "call" if len(lost) == 1 else f"{len(lost)} calls"
+            raise CodecProcessError(f"not tried: this point's last {calls} gave no answer (the last: {lost[-1]}); "
+                                    "--resume tries it again")
+        try:
+            result = function(*request)
+        except CodecProcessLost as exc:
+            self.lost[key] = [*lost, str(exc)]
+            raise
+        except CodecProcessError:
+            self.lost.pop(key, None)
+            raise
+        self.lost.pop(key, None)
+        return result
+
+
 class WorkerCalls(CodecCalls):
     """Codec work sent to one worker process, restarted after a timeout or a crash."""
 
-    def __init__(self, plugins: tuple[str, ...], base_dir: Path, timeout_s: float):
+    def __init__(self, plugins: tuple[str, ...], base_dir: Path, timeout_s: float,
+                 breaker_after: int = TimingConfig.breaker_after):
         self.plugins, self.base_dir, self.timeout_s = plugins, base_dir, timeout_s
+        self.breaker = Breaker(breaker_after)
         self.process: Any = None
         self.connection: Connection | None = None
 
     def code(self, prepared: PreparedPoint, arrays: list[np.ndarray], timing: TimingConfig) -> CodedBatch:
-        return self._call("code", prepared.codec_name, prepared.options, arrays, timing)
+        return self.breaker.call(prepared, self._call, "code", prepared.codec_name, prepared.options, arrays, timing)
 
     def bpp(self, prepared: PreparedPoint, value: float, array: np.ndarray) -> float:
         options = {**prepared.options, prepared.codec.rate_knob.option: value}
-        return self._call("bpp", prepared.codec_name, options, array)
+        return self.breaker.call(prepared, self._call, "bpp", prepared.codec_name, options, array)
 
     def _call(self, *request: Any) -> Any:
         if self.process is None or not self.process.is_alive():
@@ -68,14 +111,14 @@ class WorkerCalls(CodecCalls):
         self.connection.send(request)
         if not self.connection.poll(self.timeout_s):
             self._stop(kill=True)
-            raise CodecProcessError(f"no answer within {self.timeout_s:g} s; the codec's worker process was stopped")
+            raise CodecProcessLost(f"no answer within {self.timeout_s:g} s; the codec's worker process was stopped")
         try:
             status, payload = self.connection.recv()
         except EOFError:
             self.process.join()
             code = self.process.exitcode
             self._stop(kill=True)
-            raise CodecProcessError(f"the codec's worker process died ({_exit_reason(code)})") from None
+            raise CodecProcessLost(f"the codec's worker process died ({_exit_reason(code)})") from None
         if status == "error":
             raise CodecProcessError(payload)
         return payload
@@ -83,23 +126,24 @@ class WorkerCalls(CodecCalls):
     def _start(self) -> None:
         parent, child = CONTEXT.Pipe()
         process = CONTEXT.Process(target=_serve, args=(child, self.plugins, str(self.base_dir)), daemon=False)
-        process.start()  # a process that did not start is not this object's to stop
+        with _main_left_out():
+            process.start()  # a process that did not start is not this object's to stop
         child.close()
         self.process, self.connection = process, parent
         if not parent.poll(STARTUP_LIMIT_S):
             self._stop(kill=True)
-            raise CodecProcessError(f"the codec's worker process did not start within {STARTUP_LIMIT_S:g} s")
+            raise CodecProcessLost(f"the codec's worker process did not start within {STARTUP_LIMIT_S:g} s")
         try:
             status, payload = parent.recv()
         except EOFError:
             self.process.join(STOP_GRACE_S)
             code = self.process.exitcode
             self._stop(kill=True)
-            raise CodecProcessError(f"the codec's worker process died while starting ({_exit_reason(code)})") \
+            raise CodecProcessLost(f"the codec's worker process died while starting ({_exit_reason(code)})") \
                 from None
         if status == "error":
             self._stop(kill=True)
-            raise CodecProcessError(f"the codec's worker process could not start: {payload}")
+            raise CodecProcessLost(f"the codec's worker process could not start: {payload}")
 
     def _stop(self, kill: bool = False) -> None:
         if self.process is None:
@@ -122,22 +166,47 @@ class WorkerCalls(CodecCalls):
 
 @contextmanager
 def codec_calls(config: BenchmarkConfig) -> Iterator[CodecCalls]:
-    """Where the run's codec work goes: this process, or a worker process when the config asks for isolation."""
+    """Where the run's codec work goes: a worker process, or this process when the config turns isolation off."""
     if not config.timing.isolate:
         yield IN_PROCESS
         return
-    with worker_calls(config.plugins, config.base_dir, config.timing.timeout_s) as calls:
+    with worker_calls(config.plugins, config.base_dir, config.timing.timeout_s, config.timing.breaker_after) as calls:
         yield calls
 
 
+def isolation_record(timing: TimingConfig) -> dict[str, Any]:
+    """Where the codec calls ran and how a failing one was stopped, for ``environment.json`` and the report."""
+    if not timing.isolate:
+        return {"isolate": False}
+    return {"isolate": True, "timeout_s": timing.timeout_s, "breaker_after": timing.breaker_after}
+
+
 @contextmanager
-def worker_calls(plugins: tuple[str, ...], base_dir: Path, timeout_s: float) -> Iterator[WorkerCalls]:
+def worker_calls(plugins: tuple[str, ...], base_dir: Path, timeout_s: float,
+                 breaker_after: int = TimingConfig.breaker_after) -> Iterator[WorkerCalls]:
     """A worker for the run's codec work, stopped when the run ends however it ends."""
-    calls = WorkerCalls(plugins, base_dir, timeout_s)
+    calls = WorkerCalls(plugins, base_dir, timeout_s, breaker_after)
     try:
         yield calls
     finally:
         calls._stop()
+
+
+@contextmanager
+def _main_left_out() -> Iterator[None]:
+    """Start a ``spawn`` process without the parent's ``__main__``: ``multiprocessing`` imports it again in the
+    child (from its ``__spec__`` or ``__file__``), which reruns a script that calls ``run_benchmark`` without an
+    ``if __name__ == "__main__"`` guard, and the worker needs nothing of it (it builds codecs from the plugins)."""
+    main = sys.modules["__main__"]
+    saved = {name: getattr(main, name) for name in ("__spec__", "__file__") if hasattr(main, name)}
+    main.__spec__ = None
+    if "__file__" in saved:
+        del main.__file__
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
 
 
 def _exit_reason(code: int | None) -> str:

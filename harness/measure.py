@@ -258,7 +258,8 @@ def measure_batch(prepared: PreparedPoint, tiles: list[Tile], measuring: Measuri
         row.update(rate_columns(len(stream), tile.shape))
         row[ESTIMATED_BPP] = "" if estimate is None else estimate
         row.update(score(measuring.registry,
-                         MetricInput(tile.data, reconstruction, tile.mask, tile.db_range, tile.original_db)))
+                         MetricInput(tile.data, reconstruction, tile.mask, tile.db_range, tile.original_db,
+                                     tile.labels, tile.pol)))
         row.update({ENCODE_S: encode_s, DECODE_S: decode_s,
                     ENCODE_MPIX_S: megapixels / encode_s, DECODE_MPIX_S: megapixels / decode_s,
                     ENCODE_SPREAD: coded.encode_spread, DECODE_SPREAD: coded.decode_spread})
@@ -366,7 +367,7 @@ def score(registry: Registry, pair: MetricInput) -> dict[str, float]:
 def checked_metric_columns(registry: Registry, tile: Tile) -> tuple[MetricColumn, ...]:
     """The metrics' declared columns, after checking on one tile (scored against itself) that each metric
     returns exactly the columns it declares: a mismatch found after hours of coding would cost the run."""
-    pair = MetricInput(tile.data, tile.data, tile.mask, tile.db_range, tile.original_db)
+    pair = MetricInput(tile.data, tile.data, tile.mask, tile.db_range, tile.original_db, tile.labels, tile.pol)
     with torch_threads(METRIC_THREADS):
         for metric in registry.metric_functions():
             returned, declared = set(metric(pair)), {column.name for column in metric.columns}

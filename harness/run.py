@@ -2,7 +2,7 @@
 
 The run builds every rate point up front, reads the tiles as a stream, one chunk at a time (``harness.tiles``),
 and hands each chunk's units to what measures them: this process (``harness.measure``, the codec calls in a
-worker process under ``timing.isolate``: ``harness.isolation``), or a Dask cluster (``harness.distributed``).
+worker process unless ``timing.isolate`` is off: ``harness.isolation``), or a Dask cluster (``harness.distributed``).
 Rows are appended to ``results.csv`` in the units' order and flushed the moment they exist, so an interrupted run
 loses nothing and ``--resume`` continues where it stopped. The report is built from the finished run folder.
 """
@@ -26,7 +26,7 @@ from harness.curves import read_compressai_json
 from harness.distributed import Cluster, cluster_executor
 from harness.environment import collect_environment, load_average, timing_warnings
 from harness.errors import UserError
-from harness.isolation import codec_calls
+from harness.isolation import codec_calls, isolation_record
 from harness.manifest import manifest_writer
 from harness.measure import (
     MeasureAll, Measuring, PreparedPoint, ReconstructionKeeper, RunIdentity, checked_metric_columns, complexity_of,
@@ -78,6 +78,9 @@ class RunOutcome:
 
 def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptions) -> RunOutcome:
     """Run every selected codec point on every tile, appending rows to ``results.csv``."""
+    if options.resume and not options.run_dir.exists():
+        raise UserError(f"--resume: {options.run_dir} does not exist, so there is no run to continue; give the "
+                        "interrupted run's folder with --output, or leave out --resume to start a new run")
     device = resolve_device(options.device or config.device)
     codecs = select_codecs(config.codecs, options.codec_names)
     # Counted once per point here; Dask workers get the counts with each unit instead of counting again.
@@ -106,6 +109,7 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
     columns = results_columns([column.name for column in metric_columns])
     environment = collect_environment(config.text, device)
     environment["execution"] = options.cluster.execution(device) if options.cluster else {"mode": "in-process"}
+    environment["isolation"] = isolation_record(config.timing)
     folder.write_environment(environment)
     written = errors = skipped = 0
     spreads: dict[str, list[float]] = {}

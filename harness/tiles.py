@@ -7,6 +7,7 @@ chunk the client cut, and a trainer proves that it trains on none of the tiles t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -42,8 +43,10 @@ def settings_for(dataset: DatasetConfig, normalization: dict[str, tuple[float, f
 
 
 def tile_stream(config: BenchmarkConfig, registry: Registry, manifest: Path | None = None) -> Iterator[Tile]:
-    """The run's tiles, read-only, in the dataset's order as it reads them; only the manifest's when given."""
-    tiles = map(_read_only, dataset_tiles(config.dataset, dataset_settings(config), registry))
+    """The run's tiles, read-only, in the dataset's order as it reads them; only the manifest's when given. A tile
+    without a valid pixel (a third-party dataset may yield one) is skipped, with a note: no metric can score it."""
+    tiles = map(_read_only, _with_valid_pixels(dataset_tiles(config.dataset, dataset_settings(config), registry),
+                                               config.dataset.kind))
     return restrict_to_manifest(tiles, read_manifest(manifest), manifest) if manifest else tiles
 
 
@@ -69,10 +72,26 @@ def handed_over(head: list[Tile], rest: Iterator[Tile]) -> Iterator[Tile]:
     yield from rest
 
 
+def _with_valid_pixels(tiles: Iterable[Tile], kind: str) -> Iterator[Tile]:
+    noted = False
+    for tile in tiles:
+        if tile.mask.any():
+            yield tile
+        elif not noted:
+            noted = True
+            warnings.warn(f"dataset {kind!r}: tile {tile.tile_id} has no valid pixel (its mask is all no-data), so it "
+                          "is skipped, as is any other such tile", stacklevel=2)
+
+
 def _read_only(tile: Tile) -> Tile:
     # Every codec point sees the same arrays: a codec writing into its input would corrupt the others' scores.
     tile.data.setflags(write=False)
     tile.mask.setflags(write=False)
+    if tile.labels is not None:
+        if tile.labels.shape != tile.shape:  # a plugin's mistake, found before coding rather than inside a metric
+            raise UserError(f"tile {tile.tile_id}: labels of shape {tile.labels.shape} for a tile of {tile.shape}; "
+                            "a dataset plugin must give labels on the tile's pixels")
+        tile.labels.setflags(write=False)
     return tile
 
 

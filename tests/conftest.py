@@ -95,6 +95,16 @@ def write_config(tmp_path: Path):
     return write
 
 
+IN_PROCESS = "isolate: false"
+"""What a test config's ``timing`` section adds to measure its codecs in the test's own process. A run isolates its
+codecs in a worker process by default (``harness.isolation``), and starting one costs some 3 to 5 s on the 2-core VM:
+so the tests that run many tiny benchmarks (those built on ``MINIMAL_CONFIG``, test_runner, test_match_bpp,
+test_distributed, test_timing_trust) or test what a run reads and reports rather than how it calls the codecs
+(test_html_report, test_real_data_runs, the example runs of test_safe_dataset, test_plugins) opt out, as do those
+that look inside the codec while it runs (a test plugin's counters in test_streaming and test_runner, a codec writing
+into its read-only input). The isolated default is tested in test_isolation, and runs in test_end_to_end's default
+run, test_plugin_example, test_packaging and the training tests' benchmark runs."""
+
 MINIMAL_CONFIG = """\
 name: unit
 dataset:
@@ -109,7 +119,7 @@ normalization:
 codecs:
   - name: quantize
     points: [{bits: 4}, {bits: 8}]
-timing: {warmup: 0, repeats: 1}
+timing: {warmup: 0, repeats: 1, isolate: false}
 """
 
 

@@ -36,7 +36,7 @@ class UnitGaussianLatentCodec(LatentCodec):
         scales = self.scales()[None, :, None, None]
         return coded, [gaussian_likelihood(coded, torch.zeros_like(coded), scales)]
 
-    def tables(self) -> EntropyTables:
+    def tables(self, scales=None) -> EntropyTables:
         return EntropyTables(gaussian_tables(self.scales().detach().double().numpy()))
 
     def layout(self, tables: EntropyTables, device: torch.device) -> FactorizedLayout:

@@ -20,7 +20,11 @@ def test_a_valid_config_loads_into_typed_objects_with_defaults(write_config):
     assert config.normalization["VH"] == (-32.0, -2.0)
     assert [point.label for point in config.codecs[0].points] == ["bits=4", "bits=8"]
     assert config.timing.repeats == 1
-    assert not config.timing.isolate and config.timing.timeout_s == 120
+
+
+def test_a_config_without_isolate_isolates_its_codecs_with_a_120_s_timeout_and_a_breaker_after_2(write_config):
+    config, _ = load_config(write_config(MINIMAL_CONFIG.replace(", isolate: false", "")))
+    assert config.timing.isolate and config.timing.timeout_s == 120 and config.timing.breaker_after == 2
 
 
 def test_the_shipped_default_benchmark_is_valid_and_real():

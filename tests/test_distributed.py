@@ -1,5 +1,5 @@
-"""Runs on a Dask cluster (``--workers N``) give the serial run's results, survive a killed client, and turn a
-dead worker into error rows."""
+"""Runs on a Dask cluster (``--workers N``) give the serial run's results, survive a killed client, retry a unit
+whose worker died once, and keep one codec's crash from costing another codec's rows."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from harness.config import load_config
 from harness.distributed import Cluster, _client, unit_resources
 from harness.results import TIMING_COLUMNS
 from harness.run import RunOptions, run_benchmark
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import IN_PROCESS, MINIMAL_CONFIG
 
 CRASHER = '''
 import os
@@ -45,6 +45,26 @@ class Crasher(Codec):
         return np.frombuffer(data, dtype=np.uint8, offset=1).reshape(shape) / np.float32(255)
 
 
+class DiesOnce(Crasher):
+    """Never crashes but on the first tile it decodes anywhere: then it kills its process, having written the
+    process id to ``marker``. Its precision column shows the process that built it (in-process: that decoded)."""
+    name = "dies_once"
+
+    def __init__(self, marker=""):
+        self.marker = marker
+        self.precision = f"pid {os.getpid()}"
+
+    def encode(self, tile):
+        return bytes([0]) + (tile * 255).round().astype(np.uint8).tobytes()
+
+    def decode(self, data, shape):
+        if not os.path.exists(self.marker):
+            with open(self.marker, "w") as handle:
+                handle.write(f"pid {os.getpid()}")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().decode(data, shape)
+
+
 class Counted(Crasher):
     """Never crashes; counts its complexity, which the client counts and the workers' rows carry."""
     name = "counted"
@@ -58,7 +78,7 @@ class Counted(Crasher):
 
 @hookimpl
 def harness_codecs():
-    return [Crasher, Counted]
+    return [Crasher, DiesOnce, Counted]
 '''
 CODECS = """\
   - name: quantize
@@ -112,7 +132,7 @@ def harness_codecs():
 def config(tmp_path, dual_pol_geotiff, write_config) -> Path:
     (tmp_path / "crasher.py").write_text(CRASHER)
     return write_config(MINIMAL_CONFIG.split("codecs:")[0] + "codecs:\n" + CODECS + "plugins: [crasher.py]\n"
-                        "timing: {warmup: 0, repeats: 1}\n")
+                        f"timing: {{warmup: 0, repeats: 1, {IN_PROCESS}}}\n")
 
 
 def harness(config: Path, run_dir: Path, *flags: str, **environment: str) -> subprocess.CompletedProcess:
@@ -146,17 +166,36 @@ def test_a_client_killed_mid_run_resumes_on_workers_to_the_uninterrupted_result(
     assert measured(tmp_path / "run") == measured(tmp_path / "whole")
 
 
-def test_a_worker_that_dies_on_a_unit_gives_its_tiles_error_rows_and_the_run_goes_on(tmp_path, config):
-    text = config.read_text().replace("  - name: quantize\n", "  - name: crasher\n  - name: quantize\n", 1)
-    config.write_text(text)
+@pytest.mark.parametrize("isolation, crash", [
+    ("", "the codec's worker process died (signal SIGSEGV)"),  # the default: a crash costs the codec's process
+    (f", {IN_PROCESS}", "KilledWorker"),  # a crash costs the Dask worker, twice: the unit is retried once
+])
+def test_a_crashing_codec_gives_error_rows_to_its_crashing_tiles_alone_on_two_workers(tmp_path, config, isolation,
+                                                                                      crash):
+    codecs = "codecs:\n  - name: crasher\n  - name: quantize\n    points: [{bits: 4}]\nplugins: [crasher.py]\n"
+    # breaker_after: 4, so that the crasher's 3 crashes stop none of its other tiles
+    config.write_text(config.read_text().split("codecs:")[0] + codecs +
+                      f"timing: {{warmup: 0, repeats: 1, breaker_after: 4{isolation}}}\n")
 
     assert harness(config, tmp_path / "run", "--workers", "2").returncode == 0
 
     rows = measured(tmp_path / "run")
-    crashed = [row for row in rows if row["codec"] == "crasher" and row["error"]]
-    assert crashed and all("KilledWorker" in row["error"] for row in crashed)
-    assert any(row["codec"] == "crasher" and not row["error"] for row in rows)
+    crashed = [row["error"] for row in rows if row["codec"] == "crasher" and row["error"]]
+    assert len(rows) == 12 and len(crashed) == 3 and all(crash in error for error in crashed)
     assert all(not row["error"] for row in rows if row["codec"] != "crasher")
+
+
+def test_a_unit_whose_worker_dies_is_measured_again_on_another_worker(tmp_path, config):
+    marker = tmp_path / "died"
+    codecs = f"codecs:\n  - name: dies_once\n    points: [{{marker: {marker}}}]\nplugins: [crasher.py]\n"
+    config.write_text(config.read_text().split("codecs:")[0] + codecs +
+                      f"timing: {{warmup: 0, repeats: 1, {IN_PROCESS}}}\n")
+
+    run_benchmark(*load_config(config), RunOptions(run_dir=tmp_path / "run", progress=False, report=False, workers=2))
+
+    rows = measured(tmp_path / "run")
+    assert len(rows) == 6 and all(not row["error"] for row in rows)
+    assert marker.read_text() not in {row["precision"] for row in rows}  # the dead worker gave no row
 
 
 def test_the_workers_measure_the_config_the_caller_passes_not_the_file_it_came_from(tmp_path, config):
@@ -242,7 +281,7 @@ def test_units_of_gpu_codecs_run_on_the_gpu_worker_and_the_others_on_cpu_workers
     (tmp_path / "sees_gpus.py").write_text(SEES_GPUS)
     config = write_config(MINIMAL_CONFIG.split("codecs:")[0] + "codecs:\n  - name: sees_gpus\n    points: [{}]\n"
                           "  - name: claims_gpu\n    points: [{}]\nplugins: [sees_gpus.py]\n"
-                          "timing: {warmup: 0, repeats: 1}\n")
+                          f"timing: {{warmup: 0, repeats: 1, {IN_PROCESS}}}\n")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr("harness.distributed.local_gpu_workers", lambda device: 1)
     loaded, registry = load_config(config)

@@ -75,7 +75,7 @@ def tiny_config(tmp_path: Path) -> Path:
             points: [{{bits: 2}}, {{bits: 4}}, {{bits: 6}}, {{bits: 8}}]
           - name: quantize_zlib
             points: [{{bits: 2}}, {{bits: 4}}, {{bits: 6}}, {{bits: 8}}]
-        timing: {{warmup: 0, repeats: 1}}
+        timing: {{warmup: 0, repeats: 1, isolate: false}}
         """))
     return path
 

@@ -9,7 +9,8 @@ import pytest
 from harness.plugins import build_registry
 from harness.testing import unavailable_without
 
-PLUGINS = [("lerc", "Lerc"), ("sz3", "Sz3"), ("jpegxl", "JpegXl"), ("htj2k", "Htj2k"), ("avif", "Avif")]
+PLUGINS = [("lerc", "Lerc"), ("sz3", "Sz3"), ("jpegxl", "JpegXl"), ("htj2k", "Htj2k"), ("avif", "Avif"),
+           ("zfp", "Zfp"), ("sperr", "Sperr")]
 
 
 @pytest.mark.parametrize("name, class_name", PLUGINS)

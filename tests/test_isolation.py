@@ -1,14 +1,22 @@
-"""Codecs in a worker process (``timing: {isolate: true}``): hangs and crashes become error rows."""
+"""Codecs in a worker process (the default, ``timing: {isolate: true}``): hangs and crashes become error rows, and
+a point that keeps failing so is stopped (the breaker)."""
 
 from __future__ import annotations
 
+import csv
+import json
+import os
+import subprocess
+import sys
 import textwrap
+from html import escape
 from pathlib import Path
 
 import pytest
 
 from harness import UserError
 from harness.config import load_config
+from harness.run import RunOptions, run_benchmark
 from harness.results import BPP, BYTES, ERROR, TIMING_COLUMNS
 from tests.conftest import MINIMAL_CONFIG, run_rows
 
@@ -35,7 +43,7 @@ class Hazard(Codec):
         return (tile * 255).round().astype(np.uint8).tobytes()
 
     def decode(self, data, shape):
-        if self.does == "hang":
+        if self.does == "hang" or (self.does == "hang while HAZARD_HANGS is set" and os.environ.get("HAZARD_HANGS")):
             time.sleep(3600)
         if self.does == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)
@@ -63,8 +71,9 @@ def bench(tmp_path, dual_pol_geotiff, write_config):
     """A config with the given codecs section, the hazard codec as a plugin, and process isolation."""
     (tmp_path / "hazards.py").write_text(HAZARDS)
 
-    def make(codecs: str, isolation: str = "isolate: true, timeout_s: 2") -> Path:
-        text = MINIMAL_CONFIG.split("codecs:")[0].replace("max_tiles: 3", "max_tiles: 1")  # 2 tiles: workers are slow
+    def make(codecs: str, isolation: str = "isolate: true, timeout_s: 2", windows: int = 1) -> Path:
+        # 2 tiles a window (VV and VH), 1 window by default: workers are slow to start
+        text = MINIMAL_CONFIG.split("codecs:")[0].replace("max_tiles: 3", f"max_tiles: {windows}")
         text += "codecs:\n" + textwrap.indent(textwrap.dedent(codecs), "  ")
         return write_config(text + f"plugins: [hazards.py]\ntiming: {{warmup: 0, repeats: 1, {isolation}}}\n")
 
@@ -135,7 +144,86 @@ def test_match_bpp_searches_in_the_worker_too(tmp_path, bench):
     ("isolate: yes please", r"timing\.isolate: expected true or false"),
     ("isolate: true, timeout_s: 0", r"timing\.timeout_s: expected a number of seconds above 0"),
     ("processes: 4", r"timing\.processes: unknown key"),
+    ("breaker_after: 0", r"timing\.breaker_after: must be at least 1, got 0"),
+    ("breaker_after: two", r"timing\.breaker_after: expected an integer, got str 'two'"),
 ])
 def test_a_bad_isolation_setting_is_one_line(bench, isolation, message):
     with pytest.raises(UserError, match=message):
         load_config(bench("- name: quantize\n  points: [{bits: 4}]\n", isolation=isolation))
+
+
+def test_a_config_without_isolate_survives_a_decoder_that_hangs_with_an_error_row(tmp_path, bench):
+    rows = run_rows(bench("- name: hazard\n  points: [{does: hang}]\n", isolation="timeout_s: 1"), tmp_path / "run")
+    assert [row[ERROR] for row in rows] == ["no answer within 1 s; the codec's worker process was stopped"] * 2
+
+
+UNGUARDED_SCRIPT = """
+import csv, sys
+from pathlib import Path
+from harness.config import load_config
+from harness.run import RunOptions, run_benchmark
+from harness.run import RunOptions, run_benchmark
+
+config, registry = load_config(Path(sys.argv[1]))
+run_benchmark(config, registry, RunOptions(run_dir=Path(sys.argv[2]), progress=False, report=False))
+print([row["error"] for row in csv.DictReader(open(Path(sys.argv[2]) / "results.csv"))])
+"""
+
+
+def test_a_script_calling_run_benchmark_without_a_main_guard_runs_isolated(tmp_path, bench):
+    """spawn would import the script again in the codec's worker, which would run the benchmark again there."""
+    (tmp_path / "script.py").write_text(UNGUARDED_SCRIPT)
+    config = bench("- name: hazard\n  points: [{does: abort}, {does: nothing}]\n", isolation="timeout_s: 30")
+    done = subprocess.run([sys.executable, "script.py", str(config), "run"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    died = "the codec's worker process died (signal SIGABRT)"
+    assert done.returncode == 0 and done.stdout.strip() == str([died, died, "", ""])
+
+
+@pytest.mark.parametrize("isolation, recorded, line", [
+    ("isolate: false", {"isolate": False}, "codec calls: in the run's process (timing.isolate: false)"),
+    ("timeout_s: 30, breaker_after: 3", {"isolate": True, "timeout_s": 30, "breaker_after": 3},
+     "codec calls: in a worker process, 30 s a call: a call without an answer is an error row, and a rate point "
+     "stops after 3 of them in a row"),
+])
+def test_environment_json_and_the_report_say_where_the_codec_calls_ran(tmp_path, bench, isolation, recorded, line):
+    run_rows(bench("- name: quantize\n  points: [{bits: 4}]\n", isolation=isolation), tmp_path / "run")
+
+    assert json.loads((tmp_path / "run" / "environment.json").read_text())["isolation"] == recorded
+    assert line in (tmp_path / "run" / "summary.md").read_text()
+    assert escape(line.removeprefix("codec calls: ")) in (tmp_path / "run" / "report.html").read_text()
+
+
+def stopped(calls: str, last: str) -> str:
+    return f"not tried: this point's last {calls} gave no answer (the last: {last}); --resume tries it again"
+
+
+HUNG = "no answer within 1 s; the codec's worker process was stopped"
+
+
+def test_after_2_calls_without_an_answer_a_points_other_tiles_are_error_rows_and_the_other_points_go_on(
+        tmp_path, bench):
+    codecs = "- name: hazard\n  points: [{does: hang}, {does: crash}, {does: nothing}]\n"
+    rows = run_rows(bench(codecs, isolation="timeout_s: 1", windows=2), tmp_path / "run")
+
+    errors = {point: [row[ERROR] for row in rows if row["point"] == point]
+              for point in ("does=hang", "does=crash", "does=nothing")}
+    died = "the codec's worker process died (signal SIGSEGV)"
+    assert errors == {"does=hang": [HUNG, HUNG, stopped("2 calls", HUNG), stopped("2 calls", HUNG)],
+                      "does=crash": [died, died, stopped("2 calls", died), stopped("2 calls", died)],
+                      "does=nothing": ["", "", "", ""]}
+
+
+def test_resume_measures_the_tiles_of_a_stopped_point_again(tmp_path, bench, monkeypatch):
+    config = bench("- name: hazard\n  points: [{does: hang while HAZARD_HANGS is set}]\n",
+                   isolation="timeout_s: 1, breaker_after: 1")
+    monkeypatch.setenv("HAZARD_HANGS", "1")  # the codec's worker process inherits it
+    first = run_rows(config, tmp_path / "run")
+    monkeypatch.delenv("HAZARD_HANGS")
+    loaded, registry = load_config(config)
+    run_benchmark(loaded, registry, RunOptions(run_dir=tmp_path / "run", resume=True, progress=False, report=False))
+
+    assert [row[ERROR] for row in first] == [HUNG, stopped("call", HUNG)]
+    with (tmp_path / "run" / "results.csv").open(newline="") as handle:
+        assert [(row["tile_id"], row[ERROR]) for row in csv.DictReader(handle)] == \
+            [(row["tile_id"], "") for row in first]

@@ -10,7 +10,7 @@ import pytest
 
 from harness import UserError
 from harness.config import load_config
-from tests.conftest import MINIMAL_CONFIG, run_rows
+from tests.conftest import IN_PROCESS, MINIMAL_CONFIG, run_rows
 
 KNOBBED_CODECS = '''
 import numpy as np
@@ -53,7 +53,7 @@ def bench(tmp_path, dual_pol_geotiff, write_config):
     def make(codecs: str, tile_size: int = 32) -> Path:
         text = MINIMAL_CONFIG.split("codecs:")[0].replace("tile_size: 32", f"tile_size: {tile_size}")
         text += "codecs:\n" + textwrap.indent(textwrap.dedent(codecs), "  ")
-        return write_config(text + "plugins: [knobbed_codecs.py]\ntiming: {warmup: 0, repeats: 1}\n")
+        return write_config(text + f"plugins: [knobbed_codecs.py]\ntiming: {{warmup: 0, repeats: 1, {IN_PROCESS}}}\n")
 
     return make
 

@@ -97,7 +97,7 @@ def test_a_dataset_plugin_file_named_in_the_config_supplies_the_tiles(tmp_path, 
         codecs:
           - name: quantize
             points: [{bits: 8}]
-        timing: {warmup: 0, repeats: 1}
+        timing: {warmup: 0, repeats: 1, isolate: false}
         plugins: [ramp_dataset.py]
         """)
     assert main(["run", str(config), "--output", str(tmp_path / "run"), "--no-progress"]) == 0

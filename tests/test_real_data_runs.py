@@ -27,7 +27,7 @@ codecs:
     points: [{{bpp: 1.0}}]
   - name: quantize
     points: [{{bits: 6}}]
-timing: {{warmup: 0, repeats: 1}}
+timing: {{warmup: 0, repeats: 1, isolate: false}}  # tests.conftest.IN_PROCESS: these test the data, not the codec calls
 """
 
 

@@ -252,6 +252,8 @@ def test_write_report_writes_every_listed_file(report):
         "rd_enl_ratio.png",
         "rd_rmse_db.png",
         "rd_water_iou.png",
+        "rd_water_iou_truth.png",
+        "rd_water_iou_truth_change.png",
         "rd_cfar_f1.png",
         "timing.png",
         "bd_rate.csv",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import textwrap
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from harness import UserError, torch_threads
 from harness.config import load_config
 from harness.run import RunOptions, resolve_device, run_benchmark
 from harness.timing import time_call
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import IN_PROCESS, MINIMAL_CONFIG
 
 TEST_CODECS = '''
 import numpy as np
@@ -139,7 +140,7 @@ def bench(tmp_path, dual_pol_geotiff, write_config):
         """``batch_size`` None leaves the key out of the config."""
         text = MINIMAL_CONFIG.split("codecs:")[0] + "codecs:\n" + textwrap.indent(textwrap.dedent(codecs), "  ")
         batching = "" if batch_size is None else f", batch_size: {batch_size}"
-        timing = f"timing: {{warmup: 0, repeats: 1{batching}}}\n"
+        timing = f"timing: {{warmup: 0, repeats: 1, {IN_PROCESS}{batching}}}\n"
         return write_config(text + "plugins: [test_codecs.py]\n" + timing)
 
     return make
@@ -233,6 +234,13 @@ def test_resume_retries_error_rows(tmp_path, bench):
     outcome, rows = run(config, tmp_path / "run", resume=True)
     assert outcome.rows_written == 1 and outcome.rows_skipped == 5
     assert len(rows) == 6 and not any(row["error"] for row in rows)
+
+
+def test_resume_of_a_folder_that_does_not_exist_is_the_command_lines_one_line_error_from_python_too(tmp_path, bench):
+    absent = tmp_path / "no-such-run"
+    with pytest.raises(UserError, match="^" + re.escape(f"--resume: {absent} does not exist, so there is no run")):
+        run(bench("- name: quantize\n  points: [{bits: 4}]\n"), absent, resume=True)
+    assert not absent.exists()
 
 
 def test_a_resume_killed_while_it_drops_the_error_rows_leaves_the_finished_rows_intact(tmp_path, bench, monkeypatch):

@@ -299,7 +299,7 @@ def run_example(tmp_path: Path, example: str, paths: list[str]) -> pd.DataFrame:
     """Run an example config end to end with its paths pointed at fixtures and a small tile count."""
     config = yaml.safe_load((ROOT / "examples" / example).read_text())
     config["dataset"].update(paths=paths, tile_size=32, max_tiles=2)
-    config["timing"] = {"warmup": 0, "repeats": 1}
+    config["timing"] = {"warmup": 0, "repeats": 1, "isolate": False}  # tests.conftest.IN_PROCESS
     path = tmp_path / example
     path.write_text(yaml.safe_dump(config))
     with warnings.catch_warnings():

@@ -74,6 +74,16 @@ def test_the_shipped_model_was_trained_on_real_data_that_the_real_test_sets_do_n
     assert not {tile.scene for tile in tiles} & training_split.scenes
 
 
+SHIPPED_CHECKPOINTS = sorted(path for path in (REPOSITORY / "checkpoints").glob("*.pt")
+                             if not path.name.endswith(".last.pt") and "-stage" not in path.name)
+"""Training by-products (last states, stages) are never shipped (.gitignore)."""
+
+
+@pytest.mark.parametrize("path", SHIPPED_CHECKPOINTS, ids=lambda path: path.name)
+def test_every_shipped_checkpoint_file_is_8_mb_or_less(path):
+    assert path.stat().st_size <= 8_000_000
+
+
 def test_the_light_model_keeps_the_seeds_budget_in_a_file_under_8_mb():
     checkpoint = load_checkpoint(LIGHT_CHECKPOINT)
     complexity = CheckerboardAutoencoder(checkpoint=str(LIGHT_CHECKPOINT), quality=0).complexity()

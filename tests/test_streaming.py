@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import sys
 import tracemalloc
 from pathlib import Path
@@ -12,14 +13,15 @@ import pytest
 import rasterio
 
 import harness.run
+import harness.tiles
 from harness import DatasetSettings, Tile
 from harness.config import load_config
 from harness.results import TIMING_COLUMNS
 from harness.run import RunOptions, run_benchmark
-from harness.tiles import tile_chunks
+from harness.tiles import tile_chunks, tile_stream
 from harness_datasets._tiling import GDAL_CACHE_MB
 from harness_datasets.geotiff import GeoTiffDataset
-from tests.conftest import MINIMAL_CONFIG, NORMALIZATION, speckled_db, write_geotiff
+from tests.conftest import IN_PROCESS, MINIMAL_CONFIG, NORMALIZATION, speckled_db, write_geotiff
 
 TILE_PIXELS = 32 * 32
 """MINIMAL_CONFIG's tiles: 3 windows of 32x32, two polarisations each."""
@@ -72,13 +74,26 @@ def test_a_chunk_is_read_only_when_it_is_asked_for():
     assert pulled == [0, 1]
 
 
+def test_a_tile_without_a_valid_pixel_is_skipped_with_one_note(write_config, dual_pol_geotiff, monkeypatch):
+    tiles = list(tiles_numbered(5, []))
+    for index in (1, 3):
+        tiles[index] = dataclasses.replace(tiles[index], mask=np.zeros((4, 4), bool))
+    monkeypatch.setattr(harness.tiles, "dataset_tiles", lambda *arguments: iter(tiles))
+    config, registry = load_config(write_config(MINIMAL_CONFIG))
+
+    with pytest.warns(UserWarning, match="tile t1 has no valid pixel") as notes:
+        kept = [tile.tile_id for tile in tile_stream(config, registry)]
+
+    assert kept == ["t0", "t2", "t4"] and len(notes) == 1
+
+
 @pytest.fixture
 def chunked(tmp_path, dual_pol_geotiff, write_config, monkeypatch):
     """A config with the counting codec, and chunks of two tiles (one window's two polarisations)."""
     (tmp_path / "counting.py").write_text(COUNTING_CODEC)
     codecs = "  - name: counting\n    points: [{}]\n  - name: quantize\n    points: [{bits: 4}, {bits: 8}]\n"
     text = MINIMAL_CONFIG.split("codecs:")[0] + "codecs:\n" + codecs + "plugins: [counting.py]\n"
-    config = write_config(text + "timing: {warmup: 0, repeats: 1, batch_size: 1}\n")
+    config = write_config(text + f"timing: {{warmup: 0, repeats: 1, batch_size: 1, {IN_PROCESS}}}\n")
     monkeypatch.setattr(harness.run, "TILE_CHUNK_PIXELS", 2 * TILE_PIXELS)
     return config
 

@@ -7,7 +7,7 @@ import json
 
 from harness import run
 from harness.cli import main
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import IN_PROCESS, MINIMAL_CONFIG
 
 JITTERY = '''
 import time
@@ -40,7 +40,7 @@ def harness_codecs():
 def run_cli(tmp_path, write_config, codecs: str) -> tuple[int, str]:
     (tmp_path / "jittery.py").write_text(JITTERY)
     text = MINIMAL_CONFIG.split("codecs:")[0] + "codecs:\n" + codecs + "plugins: [jittery.py]\n" \
-        "timing: {warmup: 0, repeats: 4}\n"
+        f"timing: {{warmup: 0, repeats: 4, {IN_PROCESS}}}\n"
     status = main(["run", str(write_config(text)), "--output", str(tmp_path / "run"), "--no-progress"])
     return status, tmp_path / "run"
 

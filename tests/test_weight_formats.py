@@ -20,6 +20,7 @@ from harness_codecs._autoencoder.runtime.checkpoint import (
     save_checkpoint,
 )
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, spec_for
+from harness_codecs._autoencoder.entropy_coding.tables import SCALE_TABLE
 from harness_codecs._autoencoder.runtime.compact import in_weight_format
 from harness_codecs._autoencoder.runtime.weight_plan import quantization_bits
 from harness_codecs._autoencoder.runtime.weights import (
@@ -35,7 +36,6 @@ from tests.conftest import NORMALIZATION, speckled_db
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TINY = REPOSITORY / "checkpoints" / "autoencoder-tiny-hyperprior-l100.pt"
-SHIPPED = REPOSITORY / "checkpoints" / "autoencoder-gdn-dct-small-checkerboard.pt"
 QUANTIZED = "prior.hyper_decoder.2.weight"
 """A weight of the tiny hyperprior model that its int8 file stores as codes."""
 
@@ -171,10 +171,19 @@ def test_an_int8_checkpoint_gives_a_codec_whose_streams_decode_as_well_as_the_fl
 def test_the_entropy_tables_of_a_converted_checkpoint_are_those_of_its_rounded_weights(int8_checkpoint):
     loaded = load_checkpoint(int8_checkpoint)
 
-    rebuilt = build_model(loaded, int8_checkpoint).prior.tables().to_tensors()
+    rebuilt = build_model(loaded, int8_checkpoint).prior.tables(loaded.entropy_tables["scales"].numpy()).to_tensors()
 
     assert rebuilt.keys() == loaded.entropy_tables.keys()
     assert all(torch.equal(rebuilt[name], loaded.entropy_tables[name]) for name in rebuilt)
+
+
+def test_a_converted_checkpoint_tabulates_the_scales_its_file_was_made_with(int8_checkpoint):
+    """The tiny checkpoints' tables were made with 64 scales, before the default became 256: converting the
+    weights must not change which Gaussian tables its elements are coded with."""
+    original, converted = load_checkpoint(TINY), load_checkpoint(int8_checkpoint)
+
+    assert len(original.entropy_tables["scales"]) != len(SCALE_TABLE)
+    assert torch.equal(converted.entropy_tables["scales"], original.entropy_tables["scales"])
 
 
 def test_an_int8_checkpoint_read_and_written_again_holds_the_same_weights_and_tables(tmp_path, int8_checkpoint):
@@ -187,14 +196,25 @@ def test_an_int8_checkpoint_read_and_written_again_holds_the_same_weights_and_ta
     assert all(torch.equal(again.entropy_tables[name], first.entropy_tables[name]) for name in first.entropy_tables)
 
 
-@pytest.mark.parametrize("path", [TINY, SHIPPED], ids=["tiny float32", "shipped float16"])
-def test_a_version_1_checkpoint_loads_the_weights_it_stores_and_keeps_its_model_id(path):
+@pytest.fixture
+def version_1_float16(tmp_path) -> Path:
+    """A version-1 file with float16 weights, as ``--fp16-weights`` wrote them before the format was recorded (the
+    shipped gdn-dct-small file was one until its int8 conversion)."""
+    raw = torch.load(TINY, map_location="cpu", weights_only=True)
+    raw["state_dict"] = {name: tensor.half() for name, tensor in raw["state_dict"].items()}
+    torch.save(raw, tmp_path / "float16.pt")
+    return tmp_path / "float16.pt"
+
+
+@pytest.mark.parametrize("stored", ["float32", "float16"])
+def test_a_version_1_checkpoint_loads_the_weights_it_stores_and_keeps_its_model_id(stored, version_1_float16):
+    path = TINY if stored == "float32" else version_1_float16
     raw = torch.load(path, map_location="cpu", weights_only=True)
 
     loaded = load_checkpoint(path)
 
     assert raw["format_version"] == 1
-    assert loaded.weight_format == {TINY: "float32", SHIPPED: "float16"}[path]
+    assert loaded.weight_format == stored
     assert all(torch.equal(loaded.state_dict[name], raw["state_dict"][name].float()) for name in raw["state_dict"])
     assert model_id(loaded.state_dict) == model_id(raw["state_dict"])
 

@@ -89,6 +89,7 @@ def _draw_rd_panel(axes: Axes, summary: pd.DataFrame, plot: MetricColumn, colors
         axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     if plot.ideal is not None:
         axes.axhline(plot.ideal, color="0.4", linestyle="--", linewidth=1, label=f"ideal ({plot.ideal:g})")
+    _draw_baseline(axes, summary, plot)
     if not plotted:
         _empty_note(axes, f"no finite {plot.name} values to plot")
     if rate_limit is not None:
@@ -99,6 +100,18 @@ def _draw_rd_panel(axes: Axes, summary: pd.DataFrame, plot: MetricColumn, colors
     axes.grid(True, alpha=0.3)
     if rate_limit is None and axes.get_legend_handles_labels()[0]:
         axes.legend(fontsize=8)
+
+
+def _draw_baseline(axes: Axes, summary: pd.DataFrame, plot: MetricColumn) -> None:
+    """The original tiles' score (``plot.baseline``) as a dotted line: its mean over the points, which differ only
+    where error rows left tiles out."""
+    column = f"{plot.baseline}_mean"
+    if not plot.baseline or column not in summary.columns:
+        return
+    values = summary[column][np.isfinite(summary[column])]
+    if not values.empty:
+        level = float(values.mean())
+        axes.axhline(level, color="0.2", linestyle=":", linewidth=1.2, label=f"original tiles ({level:.3g})")
 
 
 def _zoom_on_rates_up_to(axes: Axes, summary: pd.DataFrame, metric: str, rate_limit: float) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.reporting.formatting import format_number
+from harness.reporting.formatting import codec_calls_text, format_number
 from harness.reporting.matched_rates import EXPLANATION as MATCHED_RATE_EXPLANATION
 from harness.reporting.matched_rates import matched_rate_table
 from harness.reporting.settings import run_metric_descriptions
@@ -141,6 +141,7 @@ def environment_rows(environment: dict) -> list[tuple[str, str]]:
         ("memory (GiB)", _text(environment.get("memory_total_gib"))),
         ("GPU", ", ".join(str(gpu) for gpu in environment.get("gpus") or []) or "none"),
         ("device", _text(environment.get("device"))),
+        *((("codec calls", calls),) if (calls := codec_calls_text(environment)) else ()),
         ("Python", _text(environment.get("python"))),
         ("platform", _text(environment.get("platform"))),
         *((name, _text(version)) for name, version in packages.items()),

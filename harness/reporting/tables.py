@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from harness.api import ReportInput, hookimpl
-from harness.reporting.formatting import format_number
+from harness.reporting.formatting import codec_calls_text, format_number
 from harness.reporting.matched_rates import matched_rate_markdown
 from harness.reporting.summaries import (
     GROUP_KEYS,
@@ -54,15 +54,17 @@ def column_style(name: str, metrics: MetricDescriptions) -> ColumnStyle:
 
 
 def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_pol: pd.DataFrame, run_name: str,
-                     bd_table: pd.DataFrame, anchors: tuple[str, ...], metrics: MetricDescriptions) -> str:
-    """The human-readable report: header counts, both tables, a BD-rate table per anchor, notes and the errors."""
+                     bd_table: pd.DataFrame, anchors: tuple[str, ...], metrics: MetricDescriptions,
+                     codec_calls: str | None = None) -> str:
+    """The human-readable report: header counts (and where the codec calls ran, when the run recorded it), both
+    tables, a BD-rate table per anchor, notes and the errors."""
     bd_sections = []
     for anchor in anchors:
         bd_sections += [f"## BD-rate against `{anchor}`",
                         bd_rate_markdown(bd_table[bd_table["anchor"] == anchor], anchor, metrics)]
     sections = [
         f"# Run `{run_name}`",
-        _header_lines(results),
+        _header_lines(results) + (f"\n- codec calls: {codec_calls}" if codec_calls else ""),
         "## Clipping to the dB range",
         clipping_markdown(results),
         "## By codec and rate point",
@@ -303,7 +305,7 @@ def write_tables(report: ReportInput) -> list[Path]:
     report.bd_rate.to_csv(folder.bd_rate, index=False)
     folder.summary_markdown.write_text(
         summary_markdown(report.results, report.summary, report.summary_by_pol, report.run_name, report.bd_rate,
-                         report.anchors, report.metrics),
+                         report.anchors, report.metrics, codec_calls_text(report.folder.read_environment())),
         encoding="utf-8",
     )
     return [folder.summary, folder.summary_by_pol, folder.summary_by_scene, folder.bd_rate, folder.summary_markdown]

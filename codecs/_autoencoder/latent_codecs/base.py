@@ -66,8 +66,10 @@ class LatentCodec(nn.Module):
         """The rounded side latent the encoder codes before ``y`` (None: the model has none)."""
         return None
 
-    def tables(self) -> EntropyTables:
-        """The probability tables of the trained prior, for its checkpoint."""
+    def tables(self, scales: np.ndarray | None = None) -> EntropyTables:
+        """The probability tables of the trained prior, for its checkpoint. ``scales``: the Gaussian scales to
+        tabulate where the model has Gaussians (None: ``entropy_coding.tables.SCALE_TABLE``); a checkpoint
+        converted to another weight format keeps the scales it was made with."""
         raise NotImplementedError(f"{type(self).__name__} must compute its probability tables (tables)")
 
     def rate_critical_layers(self) -> list[nn.Module]:

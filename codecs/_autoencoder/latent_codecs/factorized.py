@@ -40,7 +40,7 @@ class FactorizedLatentCodec(LatentCodec):
         coded = torch.round(latent) if rounded else noisy(latent, generator)
         return coded, [self.density.likelihood(coded)]
 
-    def tables(self) -> EntropyTables:
+    def tables(self, scales: np.ndarray | None = None) -> EntropyTables:
         return EntropyTables(factorized_tables(self.density))
 
     def layout(self, tables: EntropyTables, device: torch.device) -> FactorizedLayout:

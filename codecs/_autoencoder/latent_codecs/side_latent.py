@@ -39,8 +39,9 @@ class SideLatentCodec(LatentCodec):
     def side(self, latent: torch.Tensor) -> torch.Tensor:
         return torch.round(self.hyper_encoder(latent).float())
 
-    def tables(self) -> EntropyTables:
-        return EntropyTables(gaussian_tables(SCALE_TABLE), factorized_tables(self.side_density), SCALE_TABLE)
+    def tables(self, scales: np.ndarray | None = None) -> EntropyTables:
+        scales = SCALE_TABLE if scales is None else np.asarray(scales, dtype=np.float64)
+        return EntropyTables(gaussian_tables(scales), factorized_tables(self.side_density), scales)
 
 
 class SideLatentLayout:

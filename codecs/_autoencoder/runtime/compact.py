@@ -29,5 +29,8 @@ def in_weight_format(checkpoint: Checkpoint, weight_format: str) -> Checkpoint:
     converted = replace(checkpoint, weight_format=weight_format, weight_bits=bits)
     model = Autoencoder(converted.spec)
     model.load_state_dict(converted.state_dict)
-    converted.entropy_tables = model.prior.tables().to_tensors() if model.prior is not None else {}
+    if model.prior is None:
+        return converted
+    scales = checkpoint.entropy_tables.get("scales")  # kept: a file codes with the scales it was made with
+    converted.entropy_tables = model.prior.tables(None if scales is None else scales.numpy()).to_tensors()
     return converted

@@ -1,0 +1,78 @@
+"""SPERR (wavelet-based error-bounded compressor for scientific data, NCAR) through imagecodecs.
+
+An error-bounded codec beside SZ3, LERC and ZFP: SPERR's point-wise error
+mode (``pwe``) codes the tile with a CDF 9/7 wavelet transform and SPECK
+bit-plane coding, then codes the pixels that still err by more than
+``tolerance`` as outlier corrections, so no pixel errs by more than
+``tolerance``, an absolute bound in the normalized [0, 1] domain (1.0 is the
+whole dB range of the polarisation). The SPERR stream holds its own
+configuration (bound, wavelet levels); SPERR's 10-byte header of dimensions
+and sample type is left out, since the decoder is told the tile shape, as the
+codec contract allows, and that the samples are float32, which this codec
+always codes.
+
+imagecodecs warns that SPERR's 2-D decoder may crash or read past its input
+on a bad stream or a wrong shape, so the stream opens with a 4-byte CRC-32
+of the tile shape and the SPERR payload, checked before SPERR sees a byte
+(0.0005 bpp on a 256x256 tile).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import ClassVar
+
+import numpy as np
+
+from harness import Codec, RateKnob, hookimpl
+from harness_codecs._imagecodecs import LIBRARY_THREADS, library, unavailable_reason
+
+CHECKSUM = struct.Struct(">I")
+
+
+class Sperr(Codec):
+    """SPERR with the absolute error bound ``tolerance`` on every pixel of the normalized tile."""
+
+    name: ClassVar[str] = "sperr"
+    description: ClassVar[str] = "SPERR error-bounded wavelet compressor (imagecodecs), float32, absolute tolerance"
+    unavailable: ClassVar[str | None] = unavailable_reason("SPERR")
+    rate_knob = RateKnob("tolerance", low=1e-5, high=0.5, more_bits_when_higher=False, geometric=True)
+
+    def __init__(self, tolerance: float):
+        self.tolerance = _validated_tolerance(tolerance)
+        self.precision = "float32"
+        self.threads = LIBRARY_THREADS
+
+    def encode(self, tile: np.ndarray) -> bytes:
+        samples = np.ascontiguousarray(tile, dtype=np.float32)
+        payload = bytes(library().sperr_encode(samples, self.tolerance, "pwe", header=False, numthreads=self.threads))
+        return CHECKSUM.pack(_checksum(samples.shape, payload)) + payload
+
+    def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        payload = data[CHECKSUM.size :]
+        if len(data) <= CHECKSUM.size or CHECKSUM.unpack_from(data)[0] != _checksum(shape, payload):
+            raise ValueError(f"sperr: the stream is corrupt or was not coded from a {tuple(shape)} tile (CRC-32 "
+                             "mismatch)")
+        try:
+            decoded = library().sperr_decode(payload, shape=tuple(shape), dtype=np.float32, header=False,
+                                             numthreads=self.threads)
+        except library().SperrError as error:
+            raise ValueError(f"sperr: the stream cannot be decoded: {error}") from error
+        return np.asarray(decoded, dtype=np.float32).reshape(shape)
+
+
+def _checksum(shape: tuple[int, ...], payload: bytes) -> int:
+    return zlib.crc32(payload, zlib.crc32(struct.pack(">II", *shape)))
+
+
+def _validated_tolerance(tolerance: float) -> float:
+    """Above 1 every tile would decode to one flat value, so such a bound is surely a unit mistake (dB?)."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance <= 1:
+        raise ValueError(f"sperr option tolerance={tolerance!r}; accepted: a number in (0, 1] (normalized units)")
+    return float(tolerance)
+
+
+@hookimpl
+def harness_codecs() -> list[type[Codec]]:
+    return [Sperr]
