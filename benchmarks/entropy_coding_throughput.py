@@ -188,8 +188,7 @@ def analysis_network(coder, inputs: torch.Tensor, quality: torch.Tensor | None) 
     """The encoder, and the hyper-encoder where the prior has one, on a device batch; returns the latent."""
     with autocast(coder.device, coder.precision):
         latent = coder.model.encode(inputs, quality)
-        if coder.has_side:
-            coder.model.prior.hyper_encoder(latent)
+        coder.model.prior.side(latent)  # None, at no cost, for a prior without a side latent
     return latent
 
 

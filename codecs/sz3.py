@@ -15,10 +15,8 @@ the heap instead of raising. So the stream opens with a 4-byte CRC-32 of the
 tile shape and the SZ3 payload, checked before SZ3 sees a byte: a bad stream
 becomes a ``ValueError`` for 0.0005 bpp on a 256x256 tile.
 
-ZFP was measured too and left out: its fixed-accuracy mode rounds the
-tolerance down to a power of two and did not go below about 2.3 bpp on the
-default tiles, so it gave too few rate points in the range the benchmark
-compares.
+ZFP, the other error-bounded compressor of this family, is the ``zfp`` codec
+(``codecs/zfp.py``), which scales the tile so that any tolerance is usable.
 """
 
 from __future__ import annotations
