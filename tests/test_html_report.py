@@ -9,8 +9,10 @@ import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from harness.cli import main
 from harness.reporting.html import write_html_report
@@ -20,34 +22,65 @@ DATA_PNG = "data:image/png;base64,"
 CONFIG_COMMENT = "# compare <quantize> & quantize_zlib"
 ERROR_MESSAGE = 'decoder said <bad tile> & "gave up"'
 CHROMIUM_TIMEOUT_S = 60
+SCREEN = (1400, 900)
+"""A laptop's first screen (width, height in CSS px) that the browser tests render the page in."""
+RESULT_SECTIONS = ("bd-rate", "rd-curves", "summary")
+APPENDIX_SECTIONS = ("configuration", "environment")
+MARKER_RGB = (255, 0, 255)
+PROBE_SCRIPT = """<script>window.addEventListener("load", () => {
+  document.body.dataset.scrollWidth = document.documentElement.scrollWidth;
+  document.querySelectorAll("img").forEach(image => image.dataset.naturalWidth = image.naturalWidth);
+  document.querySelectorAll("table").forEach(table => table.dataset.top = table.getBoundingClientRect().top);
+});</script>"""
+"""Writes into the DOM what only layout knows, for ``--dump-dom`` to show: the page's width, each image's decoded
+width (0 when it did not load) and each table's distance from the top of the first screen."""
 
 
 class Page(HTMLParser):
-    """The parts of a page the tests look at: title, tags seen, <img> and <table> counts, every URL attribute."""
+    """The parts of a page the tests look at: title, sections in order, <img> and <table> (with the section each
+    lies in), every cell's text per section, every URL attribute, and the <body>'s attributes."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
         self.title = ""
+        self.body: dict[str, str | None] = {}
+        self.sections: list[str] = []
         self.images: list[dict[str, str | None]] = []
-        self.tables = 0
+        self.table_attributes: list[dict[str, str | None]] = []
+        self.cells: dict[str, list[str]] = {}
         self.urls: list[str] = []
-        self._in_title = False
+        self._in_title = self._in_cell = False
         self.feed(text)
         self.close()
 
+    @property
+    def tables(self) -> int:
+        return len(self.table_attributes)
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._in_title = tag == "title"
-        self.tables += tag == "table"
+        self._in_title, self._in_cell = tag == "title", tag in ("td", "th")
+        attributes = dict(attrs)
+        if tag == "body":
+            self.body = attributes
+        if tag == "section":
+            self.sections.append(attributes.get("id") or "")
+        section = self.sections[-1] if self.sections else ""
+        if tag == "table":
+            self.table_attributes.append({**attributes, "section": section})
         if tag == "img":
-            self.images.append(dict(attrs))
+            self.images.append({**attributes, "section": section})
+        if self._in_cell:
+            self.cells.setdefault(section, []).append("")
         self.urls += [value or "" for name, value in attrs if name in ("src", "href", "action", "data")]
 
     def handle_endtag(self, tag: str) -> None:
-        self._in_title = False
+        self._in_title = self._in_cell = False
 
     def handle_data(self, data: str) -> None:
         if self._in_title:
             self.title += data
+        if self._in_cell:
+            self.cells[self.sections[-1] if self.sections else ""][-1] += data
 
 
 def tiny_config(tmp_path: Path) -> Path:
@@ -121,8 +154,25 @@ def test_the_page_loads_nothing_from_the_network(page_text):
 
 def test_the_summary_and_bd_rate_tables_are_shown_with_rounded_numbers(run_dir, page_text):
     assert Page(page_text).tables == 4  # environment, clipping, summary, BD-rate
-    first_bpp = pd.read_csv(run_dir / "summary.csv")["bpp_mean"].iloc[0]
-    assert f"<td>{first_bpp:.3f}</td>" in page_text and repr(first_bpp) not in page_text
+    first = pd.read_csv(run_dir / "summary.csv").iloc[0]
+    assert f"<td>{first['bpp_mean']:.3f} ± {first['bpp_std']:.3f}</td>" in page_text
+    assert repr(first["bpp_mean"]) not in page_text
+
+
+def test_the_summary_has_the_readable_headers_of_summary_md(run_dir, page_text):
+    summary_cells = Page(page_text).cells["summary"]
+    headers = ("bpp", "PSNR (dB)", "RMSE (dB)", "encode MPix/s")
+    assert set(headers) <= set(summary_cells)
+    assert not any(cell.endswith(("_mean", "_std", "_median")) for cell in summary_cells)
+    summary_md = (run_dir / "summary.md").read_text(encoding="utf-8")
+    assert all(f" {header} |" in summary_md for header in headers)
+
+
+def test_the_page_leads_with_the_results_and_ends_with_the_appendix(page_text):
+    sections = Page(page_text).sections
+    assert sections[:2] == list(RESULT_SECTIONS[:2]) and sections[-2:] == list(APPENDIX_SECTIONS)
+    assert sections.index("summary") < sections.index(APPENDIX_SECTIONS[0])
+    assert Page(page_text).table_attributes[0]["section"] == "bd-rate"
 
 
 def test_the_config_is_shown_escaped(page_text):
@@ -162,14 +212,53 @@ def test_a_folder_missing_optional_files_still_gives_a_page(run_copy):
     assert not any("visual" in (image["alt"] or "").lower() for image in page.images)
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
-def test_chromium_renders_the_title_tables_and_images(run_dir, tmp_path):
-    command = [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
+def chromium(page: Path, profile: Path, *arguments: str) -> str:
+    """Headless Chromium on ``page`` in a first screen of ``SCREEN``; its standard output."""
+    command = [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-               f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (run_dir / "report.html").as_uri()]
-    dom = subprocess.run(command, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S, check=True).stdout
-    rendered = Page(dom)
+               f"--user-data-dir={profile}", f"--window-size={SCREEN[0]},{SCREEN[1]}", *arguments, page.as_uri()]
+    return subprocess.run(command, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S, check=True).stdout
+
+
+def page_copy_with(run_dir: Path, tmp_path: Path, head: str = "", body_end: str = "", script: bool = False) -> Path:
+    """The run's page with test-only markup added; ``script`` lets inline scripts run under its own
+    Content-Security-Policy, which still forbids every image but its embedded ones."""
+    text = (run_dir / "report.html").read_text(encoding="utf-8")
+    if script:
+        text = text.replace("style-src 'unsafe-inline'\"", "style-src 'unsafe-inline'; script-src 'unsafe-inline'\"")
+    path = tmp_path / "page.html"
+    path.write_text(text.replace("</head>", head + "</head>").replace("</body>", body_end + "</body>"),
+                    encoding="utf-8")
+    return path
+
+
+needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None,
+                                    reason="chromium is not installed (scripts/setup.sh installs it)")
+
+
+@needs_chromium
+def test_chromium_renders_the_results_a_reader_needs(run_dir, tmp_path):
+    rendered = Page(chromium(page_copy_with(run_dir, tmp_path, body_end=PROBE_SCRIPT, script=True),
+                             tmp_path / "profile", "--dump-dom"))
     assert "tiny" in rendered.title
-    assert rendered.tables == 3
+    first_table = rendered.table_attributes[0]  # the first table after the title: BD-rate, on the first screen
+    assert first_table["section"] == "bd-rate" and 0 < float(first_table["data-top"]) < SCREEN[1]
+    assert "quantize_zlib" in rendered.cells["bd-rate"] and "PSNR (dB)" in rendered.cells["bd-rate"]
+    rd_figures = [image for image in rendered.images if image["section"] == "rd-curves"]
+    assert len(rd_figures) == len(list(run_dir.glob("rd_*.png"))) > 0
     assert len(rendered.images) == len(Page((run_dir / "report.html").read_text(encoding="utf-8")).images)
-    assert all(image["src"].startswith(DATA_PNG) for image in rendered.images)
+    assert all(int(image["data-natural-width"]) > 0 for image in rendered.images)  # every figure decoded
+    assert any("±" in cell for cell in rendered.cells["summary"])
+    assert int(rendered.body["data-scroll-width"]) <= SCREEN[0]  # wide tables scroll in their own box
+
+
+@needs_chromium
+def test_the_first_screen_shows_the_bd_rate_table(run_dir, tmp_path):
+    """A screenshot of the first screen, with the BD-rate table painted in a colour nothing else on the page has."""
+    marker = f"<style>#bd-rate table {{ background: rgb{MARKER_RGB}; }}</style>"
+    screenshot = tmp_path / "first_screen.png"
+    chromium(page_copy_with(run_dir, tmp_path, head=marker), tmp_path / "profile", f"--screenshot={screenshot}")
+    pixels = np.asarray(Image.open(screenshot).convert("RGB"))
+    assert pixels.shape[:2] == (SCREEN[1], SCREEN[0])
+    rows = np.flatnonzero((pixels == MARKER_RGB).all(axis=2).sum(axis=1) > SCREEN[0] // 4)
+    assert rows.size > 50, "the BD-rate table is not on the first screen"

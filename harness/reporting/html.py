@@ -7,6 +7,10 @@ running codecs. Figures are embedded as base64 ``data:`` URIs, the CSS is inline
 and there is no JavaScript: the page opens offline, from a mail or an archive,
 and a Content-Security-Policy forbids the browser to load anything else. Nothing
 time-dependent is written, so rebuilding an unchanged folder gives the same bytes.
+
+The results come first, in the order a reader asks for them: the BD-rate table against each anchor, the RD
+figures, the matched-rate table (when the run has ``match_bpp`` points) and the summary; then speed, visual
+comparisons, clipping and errors; the configuration and environment close the page as an appendix.
 """
 
 from __future__ import annotations
@@ -22,14 +26,21 @@ from harness.reporting.formatting import codec_calls_text, format_number
 from harness.reporting.matched_rates import EXPLANATION as MATCHED_RATE_EXPLANATION
 from harness.reporting.matched_rates import matched_rate_table
 from harness.reporting.settings import run_metric_descriptions
-from harness.reporting.summaries import clipping_table
+from harness.reporting.summaries import GROUP_KEYS, clipping_table
 from harness.reporting.tables import BD_RATE_EXPLANATION, CLIPPING_EXPLANATION, column_style
-from harness.results import CODEC, ERROR, POINT, RUN, TILE_ID, MetricDescriptions, RunFolder, load_results
+from harness.reporting.tables import display_table  # summary.md's table, the same labels
+from harness.results import CODEC, ERROR, POINT, POL, RUN, TILE_ID, MetricDescriptions, RunFolder, load_results
 
 ERROR_COLUMNS = (CODEC, POINT, TILE_ID, ERROR)
 STATISTIC_SUFFIXES = ("_mean", "_std", "_median")
 BD_DECIMALS = {"rate_low": 3, "rate_high": 3, "bd_rate_percent": 2}
 BD_MISSING_TEXT = {"bd_rate_percent": "not comparable", "bd_quality": "not comparable"}
+ANCHOR = "anchor"
+BD_LEADING_COLUMNS = (CODEC, POL, "metric", "bd_rate_percent", "bd_quality")
+"""What a reader looks for first in a BD-rate row, so it shows on a narrow screen; ``bd_rate.csv``'s other columns
+(overlap, points, note) follow in their order."""
+BD_RATE_SECTION_ID = "bd-rate"
+"""The ``id`` of the first BD-rate section (later anchors get ``bd-rate-2``, ...), which the page opens with."""
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
@@ -39,7 +50,8 @@ pre { background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: .85em; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
 th, td { padding: .25em .6em; border-bottom: 1px solid #ddd; white-space: nowrap; }
-th { background: #f0f0f0; text-align: left; }
+th { background: #f0f0f0; text-align: left; vertical-align: bottom; }
+.scroll th { white-space: normal; min-width: 4em; }
 td { text-align: right; }
 td:first-child, td:nth-child(2) { text-align: left; }
 figure { margin: 1.5em 0; }
@@ -60,15 +72,17 @@ def build_html(folder: RunFolder) -> str:
     results = _results(folder)
     metrics = run_metric_descriptions(folder)
     name = _run_name(results, folder.path)
+    rd_plots, other_figures = figure_paths(folder, metrics)
     sections = [
-        _section("Configuration", _config_body(folder)),
-        _section("Environment", _environment_body(folder)),
-        _section("Clipping to the dB range", _clipping_body(results, metrics)),
-        _section("Summary by codec and rate point", _summary_body(folder, metrics)),
+        *_bd_rate_sections(folder, metrics),
+        _section("Rate-distortion curves", _figures_body(rd_plots, folder, metrics), "rd-curves"),
         *_matched_rate_sections(results, metrics),
-        _section("BD-rate", _bd_rate_body(folder, metrics)),
-        _section("Figures", _figures_body(folder, metrics)),
-        _section("Errors", _errors_body(results, metrics)),
+        _section("Summary by codec and rate point", _summary_body(folder, metrics), "summary"),
+        _section("Speed and visual comparison", _figures_body(other_figures, folder, metrics), "speed-and-visual"),
+        _section("Clipping to the dB range", _clipping_body(results, metrics), "clipping"),
+        _section("Errors", _errors_body(results, metrics), "errors"),
+        _section("Appendix: configuration", _config_body(folder), "configuration"),
+        _section("Appendix: environment", _environment_body(folder), "environment"),
     ]
     return "\n".join([
         "<!DOCTYPE html>",
@@ -99,8 +113,8 @@ def _run_name(results: pd.DataFrame, run_dir: Path) -> str:
     return "/".join(names) or run_dir.resolve().name
 
 
-def _section(title: str, body: str) -> str:
-    return f"<section>\n<h2>{escape(title)}</h2>\n{body}\n</section>"
+def _section(title: str, body: str, section_id: str) -> str:
+    return f'<section id="{escape(section_id)}">\n<h2>{escape(title)}</h2>\n{body}\n</section>'
 
 
 def _paragraph(text: str) -> str:
@@ -158,8 +172,16 @@ def _text(value: object) -> str:
 
 
 def _summary_body(folder: RunFolder, metrics: MetricDescriptions) -> str:
-    return _table_file_body(folder.summary, metrics, "No results.",
-                            "Means and standard deviations over the tiles without error; speeds are medians.")
+    """The table of ``summary.md``: its headers with units, mean ± std in one cell, in a box that scrolls."""
+    if not folder.summary.is_file():
+        return _paragraph(f"No {folder.summary.name} in this run folder.")
+    summary = load_results(folder.summary)
+    if summary.empty:
+        return _paragraph("No results.")
+    table = display_table(summary, GROUP_KEYS, metrics, with_spread=True)
+    return (_paragraph("Mean ± standard deviation over the tiles without error; speeds are medians; "
+                       "an n column counts the tiles that have a metric some tiles lack.")
+            + "\n" + _html_table(table, metrics))
 
 
 def _clipping_body(results: pd.DataFrame, metrics: MetricDescriptions) -> str:
@@ -174,24 +196,33 @@ def _matched_rate_sections(results: pd.DataFrame, metrics: MetricDescriptions) -
     table = matched_rate_table(results, metrics.headline())
     if table.empty:
         return []
-    return [_section("At matched rates", _paragraph(MATCHED_RATE_EXPLANATION) + "\n" + _html_table(table, metrics))]
+    body = _paragraph(MATCHED_RATE_EXPLANATION) + "\n" + _html_table(table, metrics)
+    return [_section("At matched rates", body, "matched-rates")]
 
 
-def _bd_rate_body(folder: RunFolder, metrics: MetricDescriptions) -> str:
-    return _table_file_body(folder.bd_rate, metrics,
-                            "No BD-rate: the anchor codec has no results in this run, or no other codec to compare.",
-                            BD_RATE_EXPLANATION, BD_MISSING_TEXT)
-
-
-def _table_file_body(path: Path, metrics: MetricDescriptions, when_empty: str, explanation: str,
-                     missing_text: dict[str, str] | None = None) -> str:
-    """A table the report wrote as CSV, under its explanation; a line saying so when the file is missing or empty."""
+def _bd_rate_sections(folder: RunFolder, metrics: MetricDescriptions) -> list[str]:
+    """One section per anchor, the explanation above the first (a table without an anchor column, from an older
+    run, is one section); the first has the id ``BD_RATE_SECTION_ID``."""
+    path = folder.bd_rate
     if not path.is_file():
-        return _paragraph(f"No {path.name} in this run folder.")
+        return [_section("BD-rate", _paragraph(f"No {path.name} in this run folder."), BD_RATE_SECTION_ID)]
     table = load_results(path)
     if table.empty:
-        return _paragraph(when_empty)
-    return _paragraph(explanation) + "\n" + _html_table(table, metrics, missing_text)
+        return [_section("BD-rate", _paragraph(
+            "No BD-rate: the anchor codec has no results in this run, or no other codec to compare."),
+            BD_RATE_SECTION_ID)]
+    if "metric" in table.columns:
+        table = table.assign(metric=[metrics.of(metric).header for metric in table["metric"]])
+    by_anchor = list(table.groupby(ANCHOR, sort=False)) if ANCHOR in table.columns else [("", table)]
+    sections = []
+    for rank, (anchor, rows) in enumerate(by_anchor):
+        leading = [column for column in BD_LEADING_COLUMNS if column in rows.columns]
+        rows = rows[[*leading, *(column for column in rows.columns if column not in {*leading, ANCHOR})]]
+        body = _html_table(rows, metrics, BD_MISSING_TEXT)
+        sections.append(_section(f"BD-rate against {anchor}" if anchor else "BD-rate",
+                                 (_paragraph(BD_RATE_EXPLANATION) + "\n" if rank == 0 else "") + body,
+                                 BD_RATE_SECTION_ID if rank == 0 else f"{BD_RATE_SECTION_ID}-{rank + 1}"))
+    return sections
 
 
 def _html_table(frame: pd.DataFrame, metrics: MetricDescriptions, missing_text: dict[str, str] | None = None) -> str:
@@ -230,19 +261,18 @@ def _cell(value: object, decimals: int, missing: str) -> str:
     return format_number(value, decimals, missing)
 
 
-def _figures_body(folder: RunFolder, metrics: MetricDescriptions) -> str:
-    figures = figure_paths(folder, metrics)
+def _figures_body(figures: list[Path], folder: RunFolder, metrics: MetricDescriptions) -> str:
     if not figures:
-        return _paragraph("No figures in this run folder.")
+        return _paragraph("No such figures in this run folder.")
     return "\n".join(_figure(path, alt_text(path, folder, metrics)) for path in figures)
 
 
-def figure_paths(folder: RunFolder, metrics: MetricDescriptions) -> list[Path]:
-    """RD plots in the order the metrics are declared, then timing, then the visual comparisons by tile."""
+def figure_paths(folder: RunFolder, metrics: MetricDescriptions) -> tuple[list[Path], list[Path]]:
+    """The RD plots in the order the metrics are declared; then timing and the visual comparisons by tile."""
     order = {folder.rd_plot(metric.name): rank for rank, metric in enumerate(metrics.rd_plots())}
     rd_plots = sorted(folder.rd_plots(), key=lambda path: (order.get(path, len(order)), path.name))
     timing = [folder.timing_plot] if folder.timing_plot.is_file() else []
-    return [*rd_plots, *timing, *folder.visuals()]
+    return rd_plots, [*timing, *folder.visuals()]
 
 
 def _figure(path: Path, alt_text: str) -> str:

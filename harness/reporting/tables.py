@@ -213,7 +213,7 @@ def _errors_section(results: pd.DataFrame) -> str:
 def _markdown_table(summary: pd.DataFrame, keys: tuple[str, ...], metrics: MetricDescriptions) -> str:
     if summary.empty:
         return "No results."
-    table = _display_table(summary, keys, metrics, with_spread=True)
+    table = display_table(summary, keys, metrics, with_spread=True)
     return table.to_markdown(index=False, disable_numparse=True, colalign=_column_alignment(table, keys))
 
 
@@ -226,7 +226,7 @@ def format_summary_table(summary: pd.DataFrame, metrics: MetricDescriptions) -> 
         columns=[column for column in summary.columns
                  if column.endswith("_mean") and column.removesuffix("_mean") not in shown]
     )
-    table = _display_table(headline, GROUP_KEYS, metrics, with_spread=False)
+    table = display_table(headline, GROUP_KEYS, metrics, with_spread=False)
     return table.to_markdown(
         index=False, tablefmt="simple", disable_numparse=True, colalign=_column_alignment(table, GROUP_KEYS)
     )
@@ -238,7 +238,7 @@ def _column_alignment(table: pd.DataFrame, keys: tuple[str, ...]) -> list[str]:
     return ["left" if column in labels else "right" for column in table.columns]
 
 
-def _display_table(summary: pd.DataFrame, keys: tuple[str, ...], metrics: MetricDescriptions,
+def display_table(summary: pd.DataFrame, keys: tuple[str, ...], metrics: MetricDescriptions,
                    with_spread: bool) -> pd.DataFrame:
     """Turn the numeric summary into text cells with readable headers and rounding."""
     table = summary[list(keys)].copy()
