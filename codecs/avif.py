@@ -23,13 +23,12 @@ tile. Pillow's AVIF plugin decodes these streams (to 8 bits) but only writes
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
 
 from harness import Codec, RateKnob, hookimpl
+from harness_codecs._heif import child, image_size, item_properties
 from harness_codecs._imagecodecs import LIBRARY_THREADS, library, unavailable_reason
 from harness_codecs._samples import from_samples, to_samples
 
@@ -74,8 +73,9 @@ class Avif(Codec):
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
         if data[4:12] != FILE_TYPE:
             raise ValueError("avif: not an AVIF file (no 'ftyp' box with brand 'avif' at the start)")
-        bits = _bit_depth(data)
-        claimed = _image_size(data)
+        properties = item_properties(data, "avif")
+        bits = _bit_depth(data, properties)
+        claimed = image_size(data, properties, "avif")
         if claimed != tuple(shape):
             # libavif would allocate what the file claims first: 7 kB claiming 16384 x 16384 cost 981 MB.
             raise ValueError(f"avif: the file claims a {claimed[0]}x{claimed[1]} image, the tile is "
@@ -93,46 +93,9 @@ def _validated_integer(option: str, value: int, low: int, high: int, accepted: s
     return value
 
 
-def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
-    """(type, payload start, payload end) of each ISOBMFF box in ``data[start:end]``."""
-    while start + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, start)
-        header = 8
-        if size == 1 and start + 16 <= end:
-            size, header = struct.unpack_from(">Q", data, start + 8)[0], 16
-        elif size == 0:
-            size = end - start
-        if size < header or start + size > end:
-            raise ValueError(f"avif: the {kind.decode('latin-1')!r} box at byte {start} runs past its container")
-        yield kind, start + header, start + size
-        start += size
-
-
-def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int]:
-    for found, payload, stop in _boxes(data, start, end):
-        if found == kind:
-            return payload, stop
-    raise ValueError(f"avif: no {kind.decode()} box, so the bit depth is unknown")
-
-
-def _image_size(data: bytes) -> tuple[int, int]:
-    """(height, width) from the image spatial extents property (meta/iprp/ipco/ispe)."""
-    meta, meta_end = _child(data, 0, len(data), b"meta")
-    iprp, iprp_end = _child(data, meta + 4, meta_end, b"iprp")
-    ipco, ipco_end = _child(data, iprp, iprp_end, b"ipco")
-    ispe, ispe_end = _child(data, ipco, ipco_end, b"ispe")
-    if ispe_end - ispe < 12:
-        raise ValueError("avif: the ispe box is truncated")
-    width, height = struct.unpack_from(">II", data, ispe + 4)  # a full box: 4 bytes of version and flags first
-    return height, width
-
-
-def _bit_depth(data: bytes) -> int:
+def _bit_depth(data: bytes, properties: tuple[int, int]) -> int:
     """Sample bit depth from the AV1 codec configuration (meta/iprp/ipco/av1C): 8, 10 or 12."""
-    meta, meta_end = _child(data, 0, len(data), b"meta")
-    iprp, iprp_end = _child(data, meta + 4, meta_end, b"iprp")  # meta is a full box: 4 bytes of version/flags
-    ipco, ipco_end = _child(data, iprp, iprp_end, b"ipco")
-    av1c, av1c_end = _child(data, ipco, ipco_end, b"av1C")
+    av1c, av1c_end = child(data, *properties, b"av1C", "avif")
     if av1c_end - av1c < 4:
         raise ValueError("avif: the av1C box is truncated")
     flags = data[av1c + 2]  # seq_tier_0, high_bitdepth, twelve_bit, monochrome, subsampling ...

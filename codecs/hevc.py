@@ -40,7 +40,6 @@ allocates anything, and reads the chroma format and bit depth from hvcC.
 from __future__ import annotations
 
 import io
-import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar
@@ -48,6 +47,7 @@ from typing import ClassVar
 import numpy as np
 
 from harness import Codec, RateKnob, hookimpl
+from harness_codecs._heif import child, image_size, item_properties
 from harness_codecs._samples import from_samples, to_samples
 
 try:
@@ -128,8 +128,8 @@ class Hevc(Codec):
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
         if data[4:8] != b"ftyp" or data[8:12] not in BRANDS:
             raise ValueError("hevc: not a HEIF file (no 'ftyp' box with brand 'heic' or 'heix' at the start)")
-        properties = _item_properties(data)
-        coded = _image_size(data, properties)
+        properties = item_properties(data, "hevc")
+        coded = image_size(data, properties, "hevc")
         if not all(side <= length <= max(side, MIN_CODED_SIDE) + PADDING for side, length in zip(shape, coded)):
             # libde265 would allocate what the file claims first.
             raise ValueError(f"hevc: the file claims a {coded[0]}x{coded[1]} coded image, too large or too small "
@@ -170,47 +170,9 @@ def _decoder_threads(threads: int) -> Iterator[None]:
         pillow_heif.options.DECODE_THREADS = previous
 
 
-def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
-    """(type, payload start, payload end) of each ISOBMFF box in ``data[start:end]``."""
-    while start + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, start)
-        header = 8
-        if size == 1 and start + 16 <= end:
-            size, header = struct.unpack_from(">Q", data, start + 8)[0], 16
-        elif size == 0:
-            size = end - start
-        if size < header or start + size > end:
-            raise ValueError(f"hevc: the {kind.decode('latin-1')!r} box at byte {start} runs past its container")
-        yield kind, start + header, start + size
-        start += size
-
-
-def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int]:
-    for found, payload, stop in _boxes(data, start, end):
-        if found == kind:
-            return payload, stop
-    raise ValueError(f"hevc: no {kind.decode()} box in the HEIF file")
-
-
-def _item_properties(data: bytes) -> tuple[int, int]:
-    """Where the item property boxes lie: meta/iprp/ipco (meta is a full box: 4 bytes of version and flags)."""
-    meta, meta_end = _child(data, 0, len(data), b"meta")
-    iprp, iprp_end = _child(data, meta + 4, meta_end, b"iprp")
-    return _child(data, iprp, iprp_end, b"ipco")
-
-
-def _image_size(data: bytes, properties: tuple[int, int]) -> tuple[int, int]:
-    """(height, width) from the image spatial extents property (ispe)."""
-    ispe, ispe_end = _child(data, *properties, b"ispe")
-    if ispe_end - ispe < 12:
-        raise ValueError("hevc: the ispe box is truncated")
-    width, height = struct.unpack_from(">II", data, ispe + 4)  # a full box: 4 bytes of version and flags first
-    return height, width
-
-
 def _monochrome_bit_depth(data: bytes, properties: tuple[int, int]) -> int:
     """The luma bit depth from the HEVC decoder configuration (hvcC), which must say 4:0:0 and 10 or 12 bits."""
-    hvcc, hvcc_end = _child(data, *properties, b"hvcC")
+    hvcc, hvcc_end = child(data, *properties, b"hvcC", "hevc")
     if hvcc_end - hvcc < 23:
         raise ValueError("hevc: the hvcC box is truncated")
     chroma_format = data[hvcc + 16] & 0b11
