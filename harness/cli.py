@@ -29,7 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run_command(commands)
+    _add_train_command(commands)
+    _add_other_commands(commands)
+    return parser
 
+
+def _add_run_command(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run a benchmark config and write its report",
                               description="Run every codec rate point on every tile of the config's dataset, "
                                           "append one row per tile to results.csv, then write tables and plots.")
@@ -50,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--visual-tiles", type=_non_negative_integer, default=2, metavar="N",
                      help="keep the reconstructions of the first N tiles for the visual comparison (default 2)")
 
+
+
+def _add_train_command(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train a learned codec with its plugin's trainer",
                                 description="Dispatch to the trainer plugin named NAME; "
                                             "`python -m harness train NAME --help` lists its options.",
@@ -59,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     trainer_options = train.add_argument("options", nargs=argparse.REMAINDER, metavar="...",
                                          help="the trainer's own options")
     trainer_options.required = False  # argparse counts a REMAINDER as required; a trainer may need no option
+
+
+def _add_other_commands(commands: argparse._SubParsersAction) -> None:
+    """``list``, ``report`` and ``compare``: commands that read plugins or run folders and run no codec."""
 
     plugins = commands.add_parser("list", help="list registered codecs, datasets, metrics and trainers with their origin",
                                   description="List every registered plugin and where it came from.")
@@ -76,7 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="the run to compare against (before)")
     compare.add_argument("run_b", type=Path, metavar="RUN_B", help="the run compared (after)")
     compare.add_argument("--output", type=Path, metavar="FILE", help="also write the differences as CSV")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
