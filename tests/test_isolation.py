@@ -162,7 +162,6 @@ import csv, sys
 from pathlib import Path
 from harness.config import load_config
 from harness.run import RunOptions, run_benchmark
-from harness.run import RunOptions, run_benchmark
 
 config, registry = load_config(Path(sys.argv[1]))
 run_benchmark(config, registry, RunOptions(run_dir=Path(sys.argv[2]), progress=False, report=False))
