@@ -21,16 +21,13 @@ ZFP, the other error-bounded compressor of this family, is the ``zfp`` codec
 
 from __future__ import annotations
 
-import struct
-import zlib
 from typing import ClassVar
 
 import numpy as np
 
 from harness import Codec, RateKnob, hookimpl
+from harness_codecs._error_bounded import checked_payload, validated_tolerance, with_checksum
 from harness_codecs._imagecodecs import library, unavailable_reason
-
-CHECKSUM = struct.Struct(">I")
 
 
 class Sz3(Codec):
@@ -42,30 +39,17 @@ class Sz3(Codec):
     rate_knob = RateKnob("tolerance", low=1e-5, high=0.5, more_bits_when_higher=False, geometric=True)
 
     def __init__(self, tolerance: float):
-        self.tolerance = _validated_tolerance(tolerance)
+        self.tolerance = validated_tolerance(self.name, tolerance)
         self.precision = "float32"
 
     def encode(self, tile: np.ndarray) -> bytes:
         samples = np.ascontiguousarray(tile, dtype=np.float32)
         payload = bytes(library().sz3_encode(samples, mode="abs", abs=self.tolerance))
-        return CHECKSUM.pack(_checksum(samples.shape, payload)) + payload
+        return with_checksum(samples.shape, payload)
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
-        payload = data[CHECKSUM.size :]
-        if len(data) <= CHECKSUM.size or CHECKSUM.unpack_from(data)[0] != _checksum(shape, payload):
-            raise ValueError(f"sz3: the stream is corrupt or was not coded from a {tuple(shape)} tile (CRC-32 mismatch)")
+        payload = checked_payload(self.name, data, shape)
         return library().sz3_decode(payload, shape=tuple(shape), dtype=np.float32).reshape(shape)
-
-
-def _checksum(shape: tuple[int, ...], payload: bytes) -> int:
-    return zlib.crc32(payload, zlib.crc32(struct.pack(">II", *shape)))
-
-
-def _validated_tolerance(tolerance: float) -> float:
-    """Above 1 every tile would decode to one flat value, so such a bound is surely a unit mistake (dB?)."""
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance <= 1:
-        raise ValueError(f"sz3 option tolerance={tolerance!r}; accepted: a number in (0, 1] (normalized units)")
-    return float(tolerance)
 
 
 @hookimpl

@@ -30,17 +30,15 @@ its end), so the checksum is checked before ZFP sees a byte: 0.001 bpp on a
 from __future__ import annotations
 
 import struct
-import zlib
 from typing import ClassVar
 
 import numpy as np
 
 from harness import Codec, RateKnob, hookimpl
+from harness_codecs._error_bounded import checked_payload, validated_tolerance, with_checksum
 from harness_codecs._imagecodecs import LIBRARY_THREADS, library, unavailable_reason
 
-CHECKSUM = struct.Struct(">I")
 TOLERANCE = struct.Struct("<f")
-HEADER = CHECKSUM.size + TOLERANCE.size
 
 
 class Zfp(Codec):
@@ -52,7 +50,7 @@ class Zfp(Codec):
     rate_knob = RateKnob("tolerance", low=1e-5, high=1.0, more_bits_when_higher=False, geometric=True)
 
     def __init__(self, tolerance: float):
-        self.tolerance = _validated_tolerance(tolerance)
+        self.tolerance = validated_tolerance(self.name, tolerance)
         self.precision = "float32"
         self.threads = LIBRARY_THREADS
 
@@ -61,12 +59,10 @@ class Zfp(Codec):
         scaled = np.ascontiguousarray(np.asarray(tile, dtype=np.float32) / scale, dtype=np.float32)
         payload = TOLERANCE.pack(scale) + bytes(
             library().zfp_encode(scaled, level=1.0, mode="a", header=False, numthreads=self.threads))
-        return CHECKSUM.pack(_checksum(scaled.shape, payload)) + payload
+        return with_checksum(scaled.shape, payload)
 
     def decode(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
-        payload = data[CHECKSUM.size :]
-        if len(data) <= HEADER or CHECKSUM.unpack_from(data)[0] != _checksum(shape, payload):
-            raise ValueError(f"zfp: the stream is corrupt or was not coded from a {tuple(shape)} tile (CRC-32 mismatch)")
+        payload = checked_payload(self.name, data, shape, header_bytes=TOLERANCE.size)
         (scale,) = TOLERANCE.unpack_from(payload)
         if not 0 < scale <= 1:
             raise ValueError(f"zfp: the stream's tolerance {scale!r} is outside (0, 1]")
@@ -76,17 +72,6 @@ class Zfp(Codec):
         except library().ZfpError as error:
             raise ValueError(f"zfp: the stream cannot be decoded: {error}") from error
         return (scaled * np.float32(scale)).astype(np.float32, copy=False).reshape(shape)
-
-
-def _checksum(shape: tuple[int, ...], payload: bytes) -> int:
-    return zlib.crc32(payload, zlib.crc32(struct.pack(">II", *shape)))
-
-
-def _validated_tolerance(tolerance: float) -> float:
-    """Above 1 the bound says nothing about a [0, 1] tile, so such a value is surely a unit mistake (dB?)."""
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance <= 1:
-        raise ValueError(f"zfp option tolerance={tolerance!r}; accepted: a number in (0, 1] (normalized units)")
-    return float(tolerance)
 
 
 @hookimpl

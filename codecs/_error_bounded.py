@@ -1,0 +1,40 @@
+"""What the error-bounded codecs wrapping imagecodecs (SZ3, SPERR, ZFP) share: their ``tolerance`` option, and a
+CRC-32 in front of streams whose decoders trust their input.
+
+The three libraries' decoders read past a damaged stream, or abort or corrupt the heap, instead of raising; a
+stream decoded with another shape than it was coded with does the same. So each stream opens with a CRC-32 of the
+tile shape and the payload, checked before the library sees a byte: a bad stream becomes a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+CHECKSUM = struct.Struct(">I")
+
+
+def with_checksum(shape: tuple[int, ...], payload: bytes) -> bytes:
+    """The stream: the CRC-32 of ``shape`` and ``payload``, then ``payload``."""
+    return CHECKSUM.pack(_checksum(shape, payload)) + payload
+
+
+def checked_payload(codec: str, data: bytes, shape: tuple[int, int], header_bytes: int = 0) -> bytes:
+    """The payload of a stream made by ``with_checksum`` for a tile of ``shape``, which must hold more than
+    ``header_bytes`` bytes; a ``ValueError`` naming ``codec`` when the stream is damaged or of another shape."""
+    payload = data[CHECKSUM.size :]
+    if len(payload) <= header_bytes or CHECKSUM.unpack_from(data)[0] != _checksum(shape, payload):
+        raise ValueError(f"{codec}: the stream is corrupt or was not coded from a {tuple(shape)} tile (CRC-32 mismatch)")
+    return payload
+
+
+def validated_tolerance(codec: str, tolerance: float) -> float:
+    """An absolute error bound in normalized units. Above 1 the bound says nothing about a [0, 1] tile (every tile
+    could decode to one flat value), so such a value is surely a unit mistake (dB?)."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance <= 1:
+        raise ValueError(f"{codec} option tolerance={tolerance!r}; accepted: a number in (0, 1] (normalized units)")
+    return float(tolerance)
+
+
+def _checksum(shape: tuple[int, ...], payload: bytes) -> int:
+    return zlib.crc32(payload, zlib.crc32(struct.pack(">II", *shape)))
