@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -23,7 +24,6 @@ from tqdm import tqdm
 from harness.api import MetricColumn, Tile
 from harness.config import BenchmarkConfig, CodecConfig, resolved_config_yaml
 from harness.curves import read_compressai_json
-from harness.distributed import Cluster, cluster_executor
 from harness.environment import collect_environment, load_average, timing_warnings
 from harness.errors import UserError
 from harness.isolation import codec_calls, isolation_record
@@ -38,6 +38,9 @@ from harness.reporting import BuiltReport, build_report
 from harness.reporting.settings import ReportSettings
 from harness.results import ERROR, SPREAD_COLUMNS, ResultsWriter, RunFolder, drop_error_rows, results_columns
 from harness.tiles import TILE_CHUNK_PIXELS, handed_over, no_tiles, tile_chunks, tile_stream
+
+if TYPE_CHECKING:
+    from harness.distributed import Cluster
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,13 @@ class RunOptions:
 
     @property
     def cluster(self) -> Cluster | None:
-        """The Dask cluster the run measures on; None: this process."""
-        return Cluster(self.workers, self.scheduler) if self.workers or self.scheduler else None
+        """The Dask cluster the run measures on; None: this process. ``harness.distributed`` is imported here, by the
+        runs that use it: importing Dask costs about 0.2 s, which every command would pay otherwise."""
+        if not (self.workers or self.scheduler):
+            return None
+        from harness.distributed import Cluster
+
+        return Cluster(self.workers, self.scheduler)
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,8 @@ def _executor(config: BenchmarkConfig, registry: Registry, options: RunOptions, 
               device: str) -> Iterator[MeasureAll]:
     """What measures the units and hands back their rows in order: this process, or a Dask cluster."""
     if options.cluster:
+        from harness.distributed import cluster_executor  # a run on a cluster only (see RunOptions.cluster)
+
         with cluster_executor(options.cluster, config, device, run_dir=options.run_dir, manifest=options.manifest,
                               visual_tile_ids=keep.tile_ids, chunk_pixels=TILE_CHUNK_PIXELS) as measure_all:
             yield measure_all
