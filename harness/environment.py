@@ -33,6 +33,7 @@ PACKAGES = (
     "matplotlib",
     "pluggy",
     "imagecodecs",
+    "pillow-heif",
     "constriction",
     "distributed",
 )
