@@ -24,7 +24,8 @@ from pathlib import Path
 import glymur
 import numpy as np
 
-from harness.config import CodecConfig, CodecPoint, load_config
+from harness.config import CodecConfig, load_config
+from harness.rate_points import RatePoint
 from harness.measure import Measuring, RunIdentity, measure_batch, prepare_points
 from harness.tiles import load_tiles
 from harness.timing import time_call
@@ -77,7 +78,7 @@ def main(config_path: str = "benchmarks.yaml") -> None:
 
 def full_row_seconds(config, registry, tiles, bpp: float) -> float:
     """Wall time of the run's whole row (warm-up, timed repeats, metrics) per tile."""
-    codec_config = CodecConfig("jpeg2000", (CodecPoint({"bpp": bpp}),))
+    codec_config = CodecConfig("jpeg2000", (RatePoint({"bpp": bpp}),))
     prepared = prepare_points(config, [codec_config], registry, "cpu")[0]
     measuring = Measuring(RunIdentity.of(config), config.timing, registry)
     start = time.perf_counter()

@@ -1,5 +1,5 @@
-"""What the error-bounded codecs wrapping imagecodecs (SZ3, SPERR, ZFP) share: their ``tolerance`` option, and a
-CRC-32 in front of streams whose decoders trust their input.
+"""What the error-bounded codecs wrapping imagecodecs (SZ3, SPERR, ZFP) share: the declaration of their
+``tolerance`` option, and a CRC-32 in front of streams whose decoders trust their input.
 
 The three libraries' decoders read past a damaged stream, or abort or corrupt the heap, instead of raising; a
 stream decoded with another shape than it was coded with does the same. So each stream opens with a CRC-32 of the
@@ -11,7 +11,14 @@ from __future__ import annotations
 import struct
 import zlib
 
+from harness import CodecOption
+
 CHECKSUM = struct.Struct(">I")
+TOLERANCE_OPTION = CodecOption("tolerance", float, minimum=0, maximum=1, exclusive_minimum=True, required=True,
+                               description="absolute error bound on every pixel, in normalized units")
+"""An absolute error bound in normalized units. Above 1 the bound says nothing about a [0, 1] tile (every tile
+could decode to one flat value), so such a value is surely a unit mistake (dB?)."""
+EXAMPLE_POINT = {"tolerance": 0.05}
 
 
 def with_checksum(shape: tuple[int, ...], payload: bytes) -> bytes:
@@ -26,14 +33,6 @@ def checked_payload(codec: str, data: bytes, shape: tuple[int, int], header_byte
     if len(payload) <= header_bytes or CHECKSUM.unpack_from(data)[0] != _checksum(shape, payload):
         raise ValueError(f"{codec}: the stream is corrupt or was not coded from a {tuple(shape)} tile (CRC-32 mismatch)")
     return payload
-
-
-def validated_tolerance(codec: str, tolerance: float) -> float:
-    """An absolute error bound in normalized units. Above 1 the bound says nothing about a [0, 1] tile (every tile
-    could decode to one flat value), so such a value is surely a unit mistake (dB?)."""
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance <= 1:
-        raise ValueError(f"{codec} option tolerance={tolerance!r}; accepted: a number in (0, 1] (normalized units)")
-    return float(tolerance)
 
 
 def _checksum(shape: tuple[int, ...], payload: bytes) -> int:

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 from harness_codecs._autoencoder.runtime.bitstream import (
+    FORMAT_VERSION,
     MAX_BITS,
     LatentHeader,
     read_stream,
@@ -27,17 +28,20 @@ from harness_codecs._autoencoder.runtime.checkpoint import (
 from harness_codecs._autoencoder.runtime.complexity import codec_complexity
 from harness_codecs._autoencoder.runtime.fixed_length_coder import LatentCoder
 from harness_codecs._autoencoder.runtime.options import (
+    CHECKPOINT,
+    DEVICE,
     NETWORK_THREADS,
+    PRECISION,
+    THREADS,
     describe_device,
     parse_device,
     preferred_batch_size,
     resolve_checkpoint,
     validated_precision,
-    validated_threads,
 )
 from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer
 
-from harness import Codec, Complexity, hookimpl, torch_threads
+from harness import Codec, CodecOption, Complexity, hookimpl, torch_threads
 
 
 class AutoencoderCodec(Codec):
@@ -47,6 +51,12 @@ class AutoencoderCodec(Codec):
 
     name: ClassVar[str] = "autoencoder"
     description: ClassVar[str] = "convolutional autoencoder, latent at 1/16 resolution, uniformly quantized and bit-packed"
+    options = (CHECKPOINT,
+               CodecOption("bits", int, minimum=1, maximum=MAX_BITS,
+                           description="bits per latent element; the checkpoint's when left out"),
+               DEVICE, PRECISION, THREADS)
+    example_point = {"checkpoint": "autoencoder-tiny-c32-b4.pt"}
+    stream_version = FORMAT_VERSION
 
     def __init__(self, checkpoint: str, bits: int | None = None, device: str = "cpu",
                  precision: str = "fp32", threads: int = NETWORK_THREADS, base_dir: str | Path | None = None):
@@ -56,14 +66,14 @@ class AutoencoderCodec(Codec):
             raise ValueError(f"{path} holds an entropy-coded ({loaded.spec.entropy}) model; "
                              f"use codec autoencoder_{loaded.spec.entropy} for it")
         torch_device = parse_device(self.name, device)
-        self.bits = loaded.bits if bits is None else _validated_bits(bits)
+        self.bits = loaded.bits if bits is None else bits
         validated_precision(self.name, precision, torch_device)
         self.model_id = model_id(loaded.state_dict)
         self.coder = LatentCoder(build_model(loaded, path), self.bits, loaded.latent_range, torch_device, precision)
         self.device = describe_device(torch_device)
         self.preferred_batch_size = preferred_batch_size(torch_device)
         self.precision = precision
-        self.threads = validated_threads(self.name, threads)
+        self.threads = threads
 
     def encode(self, tile: np.ndarray) -> bytes:
         return self.encode_batch([tile])[0]
@@ -100,13 +110,6 @@ class AutoencoderCodec(Codec):
         if (header.channels, header.height, header.width) != expected:
             raise ValueError(f"autoencoder stream holds a {header.channels}x{header.height}x{header.width} latent; "
                              f"a {shape[0]}x{shape[1]} tile needs {'x'.join(map(str, expected))}")
-
-
-def _validated_bits(bits: object) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
-        raise ValueError(f"autoencoder option bits={bits!r}; accepted: an integer from 1 to {MAX_BITS}")
-    return bits
-
 
 
 @hookimpl

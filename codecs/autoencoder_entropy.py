@@ -30,22 +30,24 @@ from harness_codecs._autoencoder.runtime.checkpoint import (
 )
 from harness_codecs._autoencoder.runtime.complexity import codec_complexity
 from harness_codecs._autoencoder.runtime.entropy_coder import EntropyLatentCoder
-from harness_codecs._autoencoder.runtime.entropy_stream import QUALITY_SCALE
+from harness_codecs._autoencoder.runtime.entropy_stream import QUALITY_SCALE, format_version
 from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
 from harness_codecs._autoencoder.latent_codecs import LATENT_CODECS, latent_codec_class
 from harness_codecs._autoencoder.runtime.options import (
+    CHECKPOINT,
+    DEVICE,
     NETWORK_THREADS,
+    PRECISION,
+    THREADS,
     describe_device,
     parse_device,
     preferred_batch_size,
     resolve_checkpoint,
-    validated_count,
     validated_precision,
-    validated_threads,
 )
 from harness_codecs._autoencoder.entropy_coding.symbol_coding import unavailable_reason
 
-from harness import Codec, Complexity, RateKnob, hookimpl, torch_threads
+from harness import Codec, CodecOption, Complexity, RateKnob, hookimpl, torch_threads
 
 
 class EntropyCodedAutoencoder(Codec):
@@ -60,6 +62,17 @@ class EntropyCodedAutoencoder(Codec):
     unavailable: ClassVar[str | None] = unavailable_reason()
     # Variable-rate checkpoints only; each instance sets the top to its checkpoint's highest level.
     rate_knob = RateKnob("quality", low=0, high=0, more_bits_when_higher=True, step=1 / QUALITY_SCALE)
+    options = (
+        CHECKPOINT,
+        CodecOption("quality", float, minimum=0, description="variable-rate checkpoints only: from 0 to the "
+                                                             "checkpoint's levels - 1, in steps of 0.001"),
+        DEVICE, PRECISION, THREADS,
+        CodecOption("range_coding_processes", int, minimum=0, description="worker processes that range-code a "
+                                                                          "batch's tiles; 0: the codec's own process"),
+        CodecOption("overlap_sub_batches", int, minimum=1, description="parts a batch is cut into, each one's entropy "
+                                                                       "coding overlapping the next one's networks; "
+                                                                       "1: no overlap"),
+    )
 
     def __init__(self, checkpoint: str, quality: float | None = None, device: str = "cpu", precision: str = "fp32",
                  threads: int = NETWORK_THREADS, range_coding_processes: int = 0, overlap_sub_batches: int = 1,
@@ -71,11 +84,11 @@ class EntropyCodedAutoencoder(Codec):
         loaded, coder = _loaded_coder(path, (status.st_ino, status.st_size, status.st_mtime_ns), self.entropy,
                                       str(torch_device), precision)
         self.coder = coder.configured(_validated_quality(self.name, quality, loaded, path),
-                                      _validated_processes(self.name, range_coding_processes),
-                                      _validated_sub_batches(self.name, overlap_sub_batches))
+                                      range_coding_processes, overlap_sub_batches)
         self.device = describe_device(torch_device)
         self.preferred_batch_size = preferred_batch_size(torch_device)
-        self.threads = validated_threads(self.name, threads)
+        self.threads = threads
+        self.stream_version = format_version(self.coder.variable_rate)
         levels = loaded.spec.rate_levels
         self.rate_knob = replace(type(self).rate_knob, high=levels - 1) if levels else None
 
@@ -133,7 +146,7 @@ def _validated_quality(codec: str, quality: float | None, loaded: Checkpoint, pa
         return None
     if quality is None:
         raise ValueError(f"{codec}: {path} is a variable-rate model; give each point a quality from 0 to {levels - 1}")
-    if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not 0 <= quality <= levels - 1:
+    if quality > levels - 1:  # its type and the lower bound are declared
         raise ValueError(f"{codec} option quality={quality!r}: expected a number from 0 to {levels - 1} "
                          f"(the levels of {path})")
     if abs(quality * QUALITY_SCALE - round(quality * QUALITY_SCALE)) > 1e-6:
@@ -142,24 +155,24 @@ def _validated_quality(codec: str, quality: float | None, loaded: Checkpoint, pa
     return float(quality)
 
 
-def _validated_processes(codec: str, processes: object) -> int:
-    return validated_count(codec, "range_coding_processes", processes, 0,
-                           "a whole number of worker processes, or 0 to range-code in the codec's own process")
-
-
-def _validated_sub_batches(codec: str, sub_batches: object) -> int:
-    return validated_count(codec, "overlap_sub_batches", sub_batches, 1,
-                           "a whole number of parts to cut each batch into, at least 1 (1: no overlap)")
+EXAMPLE_POINTS = {
+    "factorized": {"checkpoint": "autoencoder-tiny-factorized-l60.pt"},
+    "hyperprior": {"checkpoint": "autoencoder-tiny-hyperprior-l60.pt"},
+    "checkerboard": {"checkpoint": "autoencoder-gdn-dct-small-checkerboard.pt", "quality": 2},
+}
+"""A shipped checkpoint per built-in entropy model, as each codec's example point."""
 
 
 @functools.cache
 def codec_class(entropy: str) -> type[EntropyCodedAutoencoder]:
     """The codec plugin ``autoencoder_<entropy>`` of the latent codec registered as ``entropy``: made from the
-    registry, so that a new entropy model needs no codec class of its own."""
+    registry, so that a new entropy model needs no codec class of its own (nor an example point, without a shipped
+    checkpoint)."""
     latent_codec = latent_codec_class(entropy)
     return type(f"{entropy.title()}Autoencoder", (EntropyCodedAutoencoder,), {
         "__module__": __name__, "__doc__": EntropyCodedAutoencoder.__doc__, "name": f"autoencoder_{entropy}",
-        "description": f"autoencoder, {latent_codec.description}", "entropy": entropy})
+        "description": f"autoencoder, {latent_codec.description}", "entropy": entropy,
+        "example_point": EXAMPLE_POINTS.get(entropy)})
 
 
 # The built-in ones by name, for scripts and tests that build a codec directly.

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness import Codec, RateKnob, hookimpl
+from harness import Codec, CodecOption, RateKnob, hookimpl
 from harness_codecs._heif import child, image_size, item_properties
 from harness_codecs._imagecodecs import LIBRARY_THREADS, library, unavailable_reason
 from harness_codecs._samples import from_samples, to_samples
@@ -47,15 +47,19 @@ class Avif(Codec):
     description: ClassVar[str] = "AVIF (libavif/libaom via imagecodecs), 10/12-bit monochrome 4:0:0"
     unavailable: ClassVar[str | None] = unavailable_reason("AVIF")
     rate_knob = RateKnob("quality", low=0, high=LOSSLESS_QUALITY - 1, more_bits_when_higher=True, step=1)
+    options = (
+        CodecOption("quality", int, minimum=0, maximum=LOSSLESS_QUALITY, required=True,
+                    description="libavif quality; 100: lossless"),
+        CodecOption("bits", int, choices=BITS, description="sample precision"),
+        CodecOption("speed", int, minimum=0, maximum=MAX_SPEED, description="libaom's effort, 0 slowest to 10 fastest"),
+    )
+    example_point = {"quality": 50}
 
     def __init__(self, quality: int, bits: int = 12, speed: int = DEFAULT_SPEED):
-        self.quality = _validated_integer("quality", quality, 0, LOSSLESS_QUALITY,
-                                          "an integer from 0 to 100 (lossless)")
+        self.quality = quality
         self.lossless = self.quality == LOSSLESS_QUALITY
-        if isinstance(bits, bool) or not isinstance(bits, int) or bits not in BITS:
-            raise ValueError(f"avif option bits={bits!r}; accepted: 10 or 12")
-        self.bits = int(bits)
-        self.speed = _validated_integer("speed", speed, 0, MAX_SPEED, "an integer from 0 (slowest) to 10 (fastest)")
+        self.bits = bits
+        self.speed = speed
         self.precision = f"uint{self.bits}"
         self.threads = LIBRARY_THREADS
 
@@ -85,12 +89,6 @@ class Avif(Codec):
         except (library().AvifError, RuntimeError) as error:
             raise ValueError(f"avif: the file cannot be decoded: {error}") from error
         return from_samples(samples, shape, "avif", bits)
-
-
-def _validated_integer(option: str, value: int, low: int, high: int, accepted: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"avif option {option}={value!r}; accepted: {accepted}")
-    return value
 
 
 def _bit_depth(data: bytes, properties: tuple[int, int]) -> int:

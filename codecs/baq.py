@@ -38,7 +38,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import ndtr
 
-from harness import Codec, RateKnob, hookimpl
+from harness import Codec, CodecOption, RateKnob, hookimpl
 
 BITS_CHOICES = (2, 3, 4, 5)
 MIN_BLOCK, MAX_BLOCK = 2, 65535
@@ -80,10 +80,15 @@ class BlockAdaptiveQuantizer(Codec):
     description: ClassVar[str] = "block-adaptive quantization: float16 block mean/std + Gaussian Lloyd-Max codes"
     threads = 1  # numpy codes on one thread
     rate_knob = RateKnob("bits", low=min(BITS_CHOICES), high=max(BITS_CHOICES), more_bits_when_higher=True, step=1)
+    options = (
+        CodecOption("bits", int, choices=BITS_CHOICES, required=True, description="bits per sample"),
+        CodecOption("block", int, minimum=MIN_BLOCK, maximum=MAX_BLOCK, description="side of the square blocks, px"),
+    )
+    example_point = {"bits": 3}
 
     def __init__(self, bits: int, block: int = 32):
-        self.bits = _validated_int("bits", bits, BITS_CHOICES)
-        self.block = _validated_int("block", block, range(MIN_BLOCK, MAX_BLOCK + 1))
+        self.bits = bits
+        self.block = block
         self.precision = f"uint{self.bits}"
 
     def encode(self, tile: np.ndarray) -> bytes:
@@ -160,13 +165,6 @@ def _unpack(payload: bytes, bits: int, count: int) -> np.ndarray:
 
 def _packed_size(bits: int, count: int) -> int:
     return -(-bits * count // 8)
-
-
-def _validated_int(option: str, value: int, accepted: range | tuple[int, ...]) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value not in accepted:
-        shown = f"{accepted.start} to {accepted.stop - 1}" if isinstance(accepted, range) else accepted
-        raise ValueError(f"baq option {option}={value!r}; accepted: an integer in {shown}")
-    return value
 
 
 @hookimpl

@@ -46,7 +46,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness import Codec, RateKnob, hookimpl
+from harness import Codec, CodecOption, RateKnob, hookimpl
 from harness_codecs._heif import child, image_size, item_properties
 from harness_codecs._samples import from_samples, to_samples
 
@@ -69,6 +69,8 @@ PADDING = 64
 """libheif pads the picture it hands x265 to even sides of at least 64 pixels and crops it back with a ``clap``
 box; the coded size (``ispe``) of a stream for an h x w tile is at most max(h, 64) + 64 by max(w, 64) + 64."""
 INSTALL_HINT = "pillow-heif is not installed: pip install pillow-heif"
+QUALITY = CodecOption("quality", int, minimum=0, maximum=MAX_QUALITY, required=True,
+                      description="libheif quality, x265 CRF (100 - quality) / 2")
 
 
 def _unavailable_reason() -> str | None:
@@ -100,16 +102,19 @@ class Hevc(Codec):
     description: ClassVar[str] = _description()
     unavailable: ClassVar[str | None] = _unavailable_reason()
     rate_knob = RateKnob("quality", low=0, high=MAX_QUALITY, more_bits_when_higher=True, step=1)
+    options = (
+        QUALITY,
+        CodecOption("lossless", bool, description="x265's lossless mode, transquant bypass, instead of a quality"),
+        CodecOption("bits", int, choices=BITS, description="sample precision"),
+        CodecOption("preset", str, choices=PRESETS, description="x265's presets, fastest to slowest"),
+    )
+    example_point = {"quality": 50}
 
     def __init__(self, quality: int | None = None, lossless: bool = False, bits: int = 12,
                  preset: str = DEFAULT_PRESET):
-        self.quality = _validated_rate_point(quality, lossless)
+        self.quality = _rate_point(quality, lossless)
         self.lossless = self.quality is None
-        if isinstance(bits, bool) or not isinstance(bits, int) or bits not in BITS:
-            raise ValueError(f"hevc option bits={bits!r}; accepted: 10 or 12")
-        self.bits = int(bits)
-        if preset not in PRESETS:
-            raise ValueError(f"hevc option preset={preset!r}; accepted: one of x265's presets {', '.join(PRESETS)}")
+        self.bits = bits
         self.preset = preset
         self.precision = f"uint{self.bits}"
         self.threads = THREADS
@@ -146,17 +151,15 @@ class Hevc(Codec):
         return from_samples(samples, shape, "hevc", bits)
 
 
-def _validated_rate_point(quality: int | None, lossless: bool) -> int | None:
+def _rate_point(quality: int | None, lossless: bool) -> int | None:
     """Exactly one of ``quality`` and ``lossless`` names the point, so a YAML typo cannot pass silently."""
-    if not isinstance(lossless, bool):
-        raise ValueError(f"hevc option lossless={lossless!r}; accepted: true or false")
     if lossless:
         if quality is not None:
             raise ValueError("hevc: give either quality or lossless=true, not both")
         return None
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= MAX_QUALITY:
-        raise ValueError(f"hevc option quality={quality!r}; accepted: an integer from 0 to 100 "
-                         f"(libheif quality, x265 CRF (100 - quality) / 2), or lossless=true")
+    if quality is None:
+        raise ValueError(f"hevc option quality=None; accepted: {QUALITY.accepted} ({QUALITY.description}), "
+                         "or lossless=true")
     return quality
 
 

@@ -19,11 +19,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness import Codec, RateKnob, hookimpl
+from harness import Codec, CodecOption, RateKnob, hookimpl
 from harness_codecs._imagecodecs import LIBRARY_THREADS, library, unavailable_reason
 from harness_codecs._j2k_codestream import check_codestream
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
+QSTEP = CodecOption("qstep", float, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True,
+                    required=True, description="the irreversible wavelet's quantization step, in units of the "
+                                              "full 16-bit range")
 
 
 class Htj2k(Codec):
@@ -33,9 +36,11 @@ class Htj2k(Codec):
     description: ClassVar[str] = "HTJ2K (OpenJPH via imagecodecs), 16-bit samples, raw codestream"
     unavailable: ClassVar[str | None] = unavailable_reason("HTJ2K")
     rate_knob = RateKnob("qstep", low=1e-5, high=0.9, more_bits_when_higher=False, geometric=True)
+    options = (QSTEP, CodecOption("lossless", bool, description="the reversible 5/3 wavelet instead of a step"))
+    example_point = {"qstep": 0.1}
 
     def __init__(self, qstep: float | None = None, lossless: bool = False):
-        self.qstep = _validated_rate_point(qstep, lossless)
+        self.qstep = _rate_point(qstep, lossless)
         self.lossless = self.qstep is None
         self.precision = f"uint{SAMPLE_BITS}"
         self.threads = LIBRARY_THREADS  # imagecodecs gives OpenJPH no thread option: it codes on one
@@ -73,16 +78,14 @@ def _ignored_errors() -> Iterator[list]:
         sys.unraisablehook = previous
 
 
-def _validated_rate_point(qstep: float | None, lossless: bool) -> float | None:
+def _rate_point(qstep: float | None, lossless: bool) -> float | None:
     """Exactly one of ``qstep`` and ``lossless`` names the point, so a YAML typo cannot pass silently."""
-    if not isinstance(lossless, bool):
-        raise ValueError(f"htj2k option lossless={lossless!r}; accepted: true or false")
     if lossless:
         if qstep is not None:
             raise ValueError("htj2k: give either qstep or lossless=true, not both")
         return None
-    if isinstance(qstep, bool) or not isinstance(qstep, (int, float)) or not 0 < qstep < 1:
-        raise ValueError(f"htj2k option qstep={qstep!r}; accepted: a quantization step in (0, 1), or lossless=true")
+    if qstep is None:
+        raise ValueError(f"htj2k option qstep=None; accepted: {QSTEP.accepted}, or lossless=true")
     return float(qstep)
 
 

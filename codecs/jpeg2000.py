@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness import Codec, RateKnob, hookimpl
+from harness import Codec, CodecOption, RateKnob, hookimpl
 from harness_codecs._j2k_codestream import START_OF_CODESTREAM, check_codestream
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
@@ -60,6 +60,9 @@ speed means the same on every machine and parallel runs split the cores between 
 START_OF_TILE_PART = b"\xff\x90"
 COMMENT = b"\xff\x64"
 
+BPP = CodecOption("bpp", float, minimum=0, maximum=SAMPLE_BITS, exclusive_minimum=True, exclusive_maximum=True,
+                  required=True, description="bits per pixel, the target of OpenJPEG's rate allocation")
+
 
 class Jpeg2000(Codec):
     """JPEG 2000 at one target rate (``bpp``) or lossless (``lossless=True``)."""
@@ -70,10 +73,19 @@ class Jpeg2000(Codec):
     unavailable: ClassVar[str | None] = None if glymur else INSTALL_HINT
     # The achieved rate stays at or under the target bpp, so a search over the target matches a rate closely.
     rate_knob = RateKnob("bpp", low=0.01, high=SAMPLE_BITS - 0.01, more_bits_when_higher=True, geometric=True)
+    options = (
+        BPP,
+        CodecOption("lossless", bool, description="the reversible 5/3 wavelet instead of a rate"),
+        # glymur derives the codestream's precision from the array dtype, with no way to declare 12 bits (OpenJPEG
+        # allows it; glymur sets 12 only for its cinema profiles)
+        CodecOption("bits", int, choices=(SAMPLE_BITS,),
+                    description="glymur writes only 8- or 16-bit codestreams, so 12-bit precision cannot be declared"),
+    )
+    example_point = {"bpp": 1.0}
 
     def __init__(self, bpp: float | None = None, lossless: bool = False, bits: int = SAMPLE_BITS):
-        self.bits = _validated_bits(bits)
-        self.bpp = _validated_rate_point(bpp, lossless, self.bits)
+        self.bits = bits
+        self.bpp = _rate_point(bpp, lossless)
         self.lossless = lossless
         self.precision = f"uint{self.bits}"
         self.threads = OPENJPEG_THREADS
@@ -110,30 +122,14 @@ class Jpeg2000(Codec):
         return {"irreversible": True, "cratios": [self.bits / self.bpp]}
 
 
-def _validated_bits(bits: int) -> int:
-    """16 only: glymur writes 8- or 16-bit components, deriving the codestream's precision from the
-    array dtype, with no way to declare 12 bits (OpenJPEG allows it; glymur sets 12 only for its
-    cinema profiles)."""
-    if not isinstance(bits, int) or bits != SAMPLE_BITS:
-        raise ValueError(
-            f"jpeg2000 option bits={bits!r} is not supported; accepted: {SAMPLE_BITS} "
-            "(glymur writes only 8- or 16-bit codestreams, so 12-bit precision cannot be declared)"
-        )
-    return bits
-
-
-def _validated_rate_point(bpp: float | None, lossless: bool, bits: int) -> float | None:
+def _rate_point(bpp: float | None, lossless: bool) -> float | None:
     """Exactly one of ``bpp`` and ``lossless`` names the rate point, so a YAML typo cannot pass silently."""
-    if not isinstance(lossless, bool):
-        raise ValueError(f"jpeg2000 option lossless={lossless!r}; accepted: true or false")
     if lossless and bpp is not None:
         raise ValueError("jpeg2000: give either bpp or lossless=true, not both")
     if lossless:
         return None
     if bpp is None:
-        raise ValueError(f"jpeg2000 needs a rate point: bpp (a number in (0, {bits})) or lossless=true")
-    if isinstance(bpp, bool) or not isinstance(bpp, (int, float)) or not 0 < bpp < bits:
-        raise ValueError(f"jpeg2000 option bpp={bpp!r}; accepted: a number of bits per pixel in (0, {bits})")
+        raise ValueError(f"jpeg2000 needs a rate point: bpp ({BPP.accepted}) or lossless=true")
     return float(bpp)
 
 

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness import Codec, RateKnob, hookimpl
+from harness import Codec, CodecOption, RateKnob, hookimpl
 from harness_codecs._imagecodecs import LIBRARY_THREADS, library, unavailable_reason
 from harness_codecs._samples import SAMPLE_BITS, from_samples, to_samples
 
@@ -34,9 +34,12 @@ class JpegXl(Codec):
     description: ClassVar[str] = "JPEG XL (libjxl via imagecodecs), 16-bit samples, bare codestream"
     unavailable: ClassVar[str | None] = unavailable_reason("JPEGXL")
     rate_knob = RateKnob("distance", low=0.05, high=MAX_DISTANCE, more_bits_when_higher=False, geometric=True)
+    options = (CodecOption("distance", float, minimum=0, maximum=MAX_DISTANCE, required=True,
+                           description="libjxl's Butteraugli distance; 0: lossless"),)
+    example_point = {"distance": 2}
 
     def __init__(self, distance: float):
-        self.distance = _validated_distance(distance)
+        self.distance = float(distance)
         self.lossless = self.distance == 0
         self.precision = f"uint{SAMPLE_BITS}"
         self.threads = LIBRARY_THREADS
@@ -56,14 +59,6 @@ class JpegXl(Codec):
         except (library().JpegxlError, RuntimeError) as error:
             raise ValueError(f"jpegxl: the codestream cannot be decoded: {error}") from error
         return from_samples(samples, shape, "jpegxl")
-
-
-def _validated_distance(distance: float) -> float:
-    if isinstance(distance, bool) or not isinstance(distance, (int, float)) or not 0 <= distance <= MAX_DISTANCE:
-        raise ValueError(
-            f"jpegxl option distance={distance!r}; accepted: a number from 0 (lossless) to {MAX_DISTANCE:g}"
-        )
-    return float(distance)
 
 
 @hookimpl

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness import Codec, RateKnob, hookimpl
+from harness import Codec, CodecOption, RateKnob, hookimpl
 from harness_codecs._imagecodecs import library, unavailable_reason
 
 
@@ -28,9 +28,13 @@ class Lerc(Codec):
     description: ClassVar[str] = "LERC (imagecodecs), float32 samples, max_error bound in the normalized domain"
     unavailable: ClassVar[str | None] = unavailable_reason("LERC")
     rate_knob = RateKnob("max_error", low=1e-5, high=0.5, more_bits_when_higher=False, geometric=True)
+    # Above 1 every tile would decode to one flat value, so such a bound is surely a unit mistake (dB?).
+    options = (CodecOption("max_error", float, minimum=0, maximum=1, exclusive_minimum=True, required=True,
+                           description="absolute error bound on every pixel, in normalized units"),)
+    example_point = {"max_error": 0.05}
 
     def __init__(self, max_error: float):
-        self.max_error = _validated_max_error(max_error)
+        self.max_error = float(max_error)
         self.precision = "float32"
 
     def encode(self, tile: np.ndarray) -> bytes:
@@ -66,13 +70,6 @@ def _blob_size(data: bytes) -> tuple[int, int, int]:
         raise ValueError("lerc: the blob's header is truncated")
     rows, columns, *depth = struct.unpack_from(f"<{fields}i", data, offset)
     return rows, columns, depth[0] if depth else 1
-
-
-def _validated_max_error(max_error: float) -> float:
-    """Above 1 every tile would decode to one flat value, so such a bound is surely a unit mistake (dB?)."""
-    if isinstance(max_error, bool) or not isinstance(max_error, (int, float)) or not 0 < max_error <= 1:
-        raise ValueError(f"lerc option max_error={max_error!r}; accepted: a number in (0, 1] (normalized units)")
-    return float(max_error)
 
 
 @hookimpl

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness import Codec, RateKnob, hookimpl
+from harness import Codec, CodecOption, RateKnob, hookimpl
 
 MIN_BITS = 1
 MAX_BITS = 16
@@ -31,9 +31,12 @@ class UniformQuantizer(Codec):
     description: ClassVar[str] = "uniform scalar quantization of normalized dB, bit-packed"
     threads = 1  # numpy (and zlib) code on one thread
     rate_knob = RateKnob("bits", low=MIN_BITS, high=MAX_BITS, more_bits_when_higher=True, step=1)
+    options = (CodecOption("bits", int, minimum=MIN_BITS, maximum=MAX_BITS, required=True,
+                           description="bits per sample"),)
+    example_point = {"bits": 4}
 
     def __init__(self, bits: int):
-        self.bits = _validated_bits(bits)
+        self.bits = bits
         self.precision = f"uint{self.bits}"
 
     def encode(self, tile: np.ndarray) -> bytes:
@@ -138,12 +141,6 @@ def _inflate_whole(payload: bytes, expected_size: int) -> bytes:
     if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
         raise ValueError("quantize_zlib: the payload is truncated or followed by stray bytes")
     return raw
-
-
-def _validated_bits(bits: int) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(f"quantize option bits={bits!r}; accepted: an integer from {MIN_BITS} to {MAX_BITS}")
-    return bits
 
 
 def _bits_from_header(data: bytes) -> int:

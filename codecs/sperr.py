@@ -24,7 +24,7 @@ from typing import ClassVar
 import numpy as np
 
 from harness import Codec, RateKnob, hookimpl
-from harness_codecs._error_bounded import checked_payload, validated_tolerance, with_checksum
+from harness_codecs._error_bounded import EXAMPLE_POINT, TOLERANCE_OPTION, checked_payload, with_checksum
 from harness_codecs._imagecodecs import LIBRARY_THREADS, library, unavailable_reason
 
 
@@ -35,9 +35,11 @@ class Sperr(Codec):
     description: ClassVar[str] = "SPERR error-bounded wavelet compressor (imagecodecs), float32, absolute tolerance"
     unavailable: ClassVar[str | None] = unavailable_reason("SPERR")
     rate_knob = RateKnob("tolerance", low=1e-5, high=0.5, more_bits_when_higher=False, geometric=True)
+    options = (TOLERANCE_OPTION,)
+    example_point = EXAMPLE_POINT
 
     def __init__(self, tolerance: float):
-        self.tolerance = validated_tolerance(self.name, tolerance)
+        self.tolerance = float(tolerance)
         self.precision = "float32"
         self.threads = LIBRARY_THREADS
 

@@ -35,7 +35,7 @@ from typing import ClassVar
 import numpy as np
 
 from harness import Codec, RateKnob, hookimpl
-from harness_codecs._error_bounded import checked_payload, validated_tolerance, with_checksum
+from harness_codecs._error_bounded import EXAMPLE_POINT, TOLERANCE_OPTION, checked_payload, with_checksum
 from harness_codecs._imagecodecs import LIBRARY_THREADS, library, unavailable_reason
 
 TOLERANCE = struct.Struct("<f")
@@ -48,9 +48,11 @@ class Zfp(Codec):
     description: ClassVar[str] = "ZFP fixed-accuracy (imagecodecs), float32, absolute tolerance"
     unavailable: ClassVar[str | None] = unavailable_reason("ZFP")
     rate_knob = RateKnob("tolerance", low=1e-5, high=1.0, more_bits_when_higher=False, geometric=True)
+    options = (TOLERANCE_OPTION,)
+    example_point = EXAMPLE_POINT
 
     def __init__(self, tolerance: float):
-        self.tolerance = validated_tolerance(self.name, tolerance)
+        self.tolerance = float(tolerance)
         self.precision = "float32"
         self.threads = LIBRARY_THREADS
 

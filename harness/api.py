@@ -3,22 +3,25 @@
 Everything a third-party codec, dataset or metric needs is defined here, so the
 core can change its internals without breaking plugins. ``MetricColumn`` and
 ``Complexity`` are defined in ``harness.columns`` (they describe results columns,
-which the results schema builds on without importing this module) and belong to
-this contract all the same.
+which the results schema builds on without importing this module), and
+``CodecOption`` in ``harness.codec_options`` with the check of a value against it;
+they belong to this contract all the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Callable, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
 import numpy as np
 import pluggy
 
+from harness.codec_options import CodecOption, check_declared
 from harness.columns import Complexity, MetricColumn
 
 if TYPE_CHECKING:  # the report's types; a codec or dataset plugin need not import pandas
@@ -219,6 +222,17 @@ class Codec:
     ``rate_knob`` (a ``RateKnob``); points may then give ``match_bpp`` instead
     of that option.
 
+    ``options`` declares the constructor keywords (a ``CodecOption`` each: name,
+    type, range or choices, whether required, what it does) and
+    ``example_point`` one valid rate point. The harness then checks a point's
+    option names, types and ranges before building the codec, and the
+    constructor gets the same check when the codec is built directly (in
+    ``__new__``), so the constructor checks only what a declaration cannot say
+    (which options go together, ranges that depend on a loaded file). ``list
+    --verbose`` shows the declaration, and ``harness.testing.CodecConformance``
+    checks the example point. None (the default): not declared, and the
+    codec checks its options itself.
+
     A plugin whose library is missing still registers its class, with
     ``unavailable`` set to the reason and the install command: ``list`` shows
     it, and a config asking for it fails with that message, while every other
@@ -234,6 +248,12 @@ class Codec:
     out. Codecs that code tile by tile keep 1; a codec that runs a network on
     a device sets the size its device runs fastest at (per instance, since it
     depends on the device), and the rows record the batch size they ran at.
+
+    ``stream_version`` is the version of the stream format the codec itself
+    defines (a learned codec's header version), recorded in every row so that
+    results of two stream formats are told apart. None (the default): the
+    format belongs to the codec's library, whose version ``environment.json``
+    records.
     """
 
     name: ClassVar[str]
@@ -241,11 +261,20 @@ class Codec:
     min_tile_size: ClassVar[int] = 1
     unavailable: ClassVar[str | None] = None
     rate_knob: RateKnob | None = None
+    options: ClassVar[tuple[CodecOption, ...] | None] = None
+    example_point: ClassVar[dict[str, Any] | None] = None
     lossless: bool = False
     device: str = "cpu"
     precision: str = ""
     threads: int | None = None
     preferred_batch_size: int = 1
+    stream_version: int | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Codec:
+        """Check the given constructor keywords against the declared ``options`` before ``__init__`` runs."""
+        if cls.options is not None and (args or kwargs):
+            check_declared(cls, _given_keywords(cls, args, kwargs))
+        return super().__new__(cls)
 
     def encode(self, tile: np.ndarray) -> bytes:
         raise NotImplementedError(_not_defined(self, "encode(self, tile) -> bytes", "Codec", "encode and decode"))
@@ -313,6 +342,12 @@ class Trainer:
 
     def train(self, args: argparse.Namespace) -> None:
         raise NotImplementedError(_not_defined(self, "train(self, args)", "Trainer", "train"))
+
+
+def _given_keywords(cls: type, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments by name, positional ones included (by their place in ``__init__``'s signature)."""
+    names = list(inspect.signature(cls.__init__).parameters)[1:]
+    return {**dict(zip(names, args)), **kwargs}
 
 
 def _not_defined(plugin: object, method: str, base: str, required: str) -> str:

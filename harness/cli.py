@@ -12,6 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from harness.codec_options import declaration_lines
 from harness.compare import compare_runs
 from harness.config import load_config
 from harness.errors import UserError
@@ -76,6 +77,8 @@ def _add_other_commands(commands: argparse._SubParsersAction) -> None:
     plugins = commands.add_parser("list", help="list registered codecs, datasets, metrics and trainers with their origin",
                                   description="List every registered plugin and where it came from.")
     plugins.add_argument("--config", type=Path, help="also load the plugins: entries of this config")
+    plugins.add_argument("-v", "--verbose", action="store_true",
+                         help="also each codec's declared options and example point")
 
     report = commands.add_parser("report", help="rebuild a run's tables and figures from its results.csv",
                                  description="Rebuild summary tables, BD-rate table, CompressAI JSON files and "
@@ -189,19 +192,22 @@ def list_command(args: argparse.Namespace) -> int:
         _, registry = load_config(args.config)
     else:
         registry = build_registry()
-    print(format_registry(registry))
+    print(format_registry(registry, verbose=args.verbose))
     return 0
 
 
-def format_registry(registry: Registry) -> str:
+def format_registry(registry: Registry, verbose: bool = False) -> str:
+    """Every plugin with its origin; ``verbose``: with each codec's declared options and example point too."""
     sections = (("codecs", registry.codecs), ("datasets", registry.datasets), ("metrics", registry.metrics),
                 ("trainers", registry.trainers), ("report writers", registry.report_writers))
     lines = []
     for title, entries in sections:
         lines.append(f"{title}:")
         width = max((len(name) for name in entries), default=0)
-        lines.extend(f"  {name:<{width}}  {entry.origin}{_availability(entry.obj)}"
-                     for name, entry in sorted(entries.items()))
+        for name, entry in sorted(entries.items()):
+            lines.append(f"  {name:<{width}}  {entry.origin}{_availability(entry.obj)}")
+            if verbose and title == "codecs":
+                lines.extend(f"      {line}" for line in declaration_lines(entry.obj))
     return "\n".join(lines)
 
 

@@ -1,13 +1,38 @@
-"""How a results column is described: a metric's columns, and the complexity counts that are columns too.
+"""How a column is described: any column of a table the harness writes, a metric's columns, and the complexity
+counts that are columns too.
 
-Both are public types (``harness.MetricColumn``, ``harness.Complexity``, exported through ``harness.api``) and both
-define columns of ``results.csv`` (``harness.results`` builds the header and ``metrics.json`` from them). They live
-here, below both modules, so that the public contract and the results schema need not import each other.
+``Column`` is the schema of ``results.csv`` (``harness.results``) and of the report's tables
+(``harness.reporting.table_columns``). ``MetricColumn`` and ``Complexity`` are public types (``harness.MetricColumn``,
+``harness.Complexity``, exported through ``harness.api``) that define columns of ``results.csv`` too
+(``harness.results`` builds the header and ``metrics.json`` from them). They live here, below both modules, so that
+the public contract and the results schema need not import each other.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table the harness writes, declared once: the table's header, its text and required columns
+    and its documentation derive from these declarations, so that no other module spells a column's name.
+
+    ``type`` is what the values are: ``str`` columns are read as text whatever they hold (a tile id ``"001"`` or
+    an error message must never become a number). ``unit`` is empty for labels, counts and ratios. ``required``:
+    a report cannot do without the column (results from older versions may lack the others).
+    """
+
+    name: str
+    type: type
+    unit: str = ""
+    description: str = ""
+    required: bool = False
+
+
+def column_names(columns: Iterable[Column]) -> tuple[str, ...]:
+    return tuple(column.name for column in columns)
 
 
 @dataclass(frozen=True)
@@ -56,6 +81,6 @@ class Complexity:
     """A codec's arithmetic, which unlike its speed does not depend on the machine: multiply-accumulates per
     pixel of a 256x256 tile for encode and decode, and its model's parameters. Each field is a results column."""
 
-    encode_macs_per_pixel: float
-    decode_macs_per_pixel: float
-    parameters: int
+    encode_macs_per_pixel: float = field(metadata={"unit": "MAC/pixel"})
+    decode_macs_per_pixel: float = field(metadata={"unit": "MAC/pixel"})
+    parameters: int = field(metadata={"unit": ""})

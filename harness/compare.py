@@ -15,6 +15,7 @@ import pandas as pd
 
 from harness.api import MetricColumn
 from harness.reporting.summaries import summarize
+from harness.reporting.table_columns import MEAN, MEDIAN, summary_column
 from harness.reporting.tables import RATE_AND_SPEED_STYLES
 from harness.results import BPP, CODEC, DECODE_MPIX_S, ENCODE_MPIX_S, POINT
 
@@ -56,9 +57,10 @@ def compare_runs(results_a: pd.DataFrame, results_b: pd.DataFrame, headline: Seq
 
 def _compared_values(headline: Sequence[MetricColumn]) -> list[tuple[str, str]]:
     """(summary column, label) of what is compared: mean rate, mean headline metrics, median speeds."""
-    return [("bpp_mean", RATE_AND_SPEED_STYLES[BPP].label),
-            *((f"{metric.name}_mean", metric.header) for metric in headline),
-            *((f"{column}_median", RATE_AND_SPEED_STYLES[column].label) for column in (ENCODE_MPIX_S, DECODE_MPIX_S))]
+    return [(summary_column(BPP, MEAN), RATE_AND_SPEED_STYLES[BPP].label),
+            *((summary_column(metric.name, MEAN), metric.header) for metric in headline),
+            *((summary_column(column, MEDIAN), RATE_AND_SPEED_STYLES[column].label)
+              for column in (ENCODE_MPIX_S, DECODE_MPIX_S))]
 
 
 def _in_run_order(merged: pd.DataFrame, summary_a: pd.DataFrame, summary_b: pd.DataFrame) -> pd.DataFrame:

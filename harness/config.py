@@ -5,7 +5,8 @@ Every mistake becomes one ``UserError`` line naming the file and the key path
 dies ten minutes in on a typo wastes the user's afternoon. Checks that need
 the plugins (codec names, their options) happen here too, after the config's
 own ``plugins:`` are loaded. The checks themselves, shared with other YAML
-files, are ``harness.config_checks``.
+files, are ``harness.config_checks``; each codec point is parsed here, once,
+into a ``harness.rate_points.RatePoint``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from harness.config_checks import Checker, Problems, check_options, describe, pa
 from harness.curves import read_compressai_json
 from harness.errors import UserError
 from harness.plugins import Registry, build_registry
-from harness.rate_matching import MATCH_OPTION
+from harness.rate_points import RatePoint, parse_rate_point
 
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_ANCHOR = "jpeg2000"
@@ -29,20 +30,9 @@ DEFAULT_CACHE_DIR = Path("~/.cache/sar-codec-harness")
 
 
 @dataclass(frozen=True)
-class CodecPoint:
-    """One rate point: the options passed to the codec's constructor, and its stable label."""
-
-    options: dict[str, Any]
-
-    @property
-    def label(self) -> str:
-        return ",".join(f"{key}={value}" for key, value in self.options.items()) or "default"
-
-
-@dataclass(frozen=True)
 class CodecConfig:
     name: str
-    points: tuple[CodecPoint, ...]
+    points: tuple[RatePoint, ...]
 
 
 @dataclass(frozen=True)
@@ -282,37 +272,19 @@ def _codec_entry(check: Checker, entry: Any, key: str, registry: Registry, tile_
         raise check.fail(f"{key}.points", "empty; list at least one rate point, or leave points out for the "
                                           "codec's defaults")
     found = len(problems.messages)
-    for point_index, point in enumerate(points):
-        problems.attempt(_point, check, codec_class, points, point_index, f"{key}.points[{point_index}]")
+    parsed = [problems.attempt(_point, check, codec_class, points, point_index, f"{key}.points[{point_index}]")
+              for point_index in range(len(points))]
     if len(problems.messages) > found:
         return None
-    return CodecConfig(name, tuple(CodecPoint(dict(point)) for point in points))
+    return CodecConfig(name, tuple(parsed))
 
 
-def _point(check: Checker, codec_class: type, points: list, index: int, key: str) -> None:
-    point = points[index]
-    options = _without_rate_target(check, codec_class, check.mapping(point, key), key)
-    check_options(check, codec_class, options, key, skip_first=False)
-    if point in points[:index]:
-        raise check.fail(key, f"repeats points[{points.index(point)}] ({CodecPoint(point).label}); "
+def _point(check: Checker, codec_class: type, points: list, index: int, key: str) -> RatePoint:
+    point = parse_rate_point(check, codec_class, points[index], key)
+    if points[index] in points[:index]:
+        raise check.fail(key, f"repeats points[{points.index(points[index])}] ({point.label}); "
                               "each rate point is measured once")
-
-
-def _without_rate_target(check: Checker, codec_class: type, point: dict, key: str) -> dict:
-    """Check a ``match_bpp`` target (a positive rate, for a codec with a rate knob, instead of the knob) and
-    return the point's other options."""
-    if MATCH_OPTION not in point:
-        return point
-    knob = codec_class.rate_knob
-    if knob is None:
-        raise check.fail(f"{key}.{MATCH_OPTION}", f"codec {codec_class.name!r} has no single rate knob to search; "
-                                                  "give its own rate options instead")
-    if knob.option in point:
-        raise check.fail(f"{key}.{knob.option}", f"give either {MATCH_OPTION} or {knob.option}, not both: "
-                                                 f"{MATCH_OPTION} searches {knob.option} per tile")
-    if check.number(point[MATCH_OPTION], f"{key}.{MATCH_OPTION}") <= 0:
-        raise check.fail(f"{key}.{MATCH_OPTION}", f"expected a rate in bits per pixel above 0, got {point[MATCH_OPTION]!r}")
-    return {option: value for option, value in point.items() if option != MATCH_OPTION}
+    return point
 
 
 def _anchors(check: Checker, raw: dict, codecs: tuple[CodecConfig, ...]) -> tuple[str, ...]:
@@ -379,7 +351,7 @@ def resolved_config_yaml(config: BenchmarkConfig) -> str:
     if config.dataset.max_tiles is None:
         resolved["dataset"]["max_tiles"] = EVERY_WINDOW
     resolved["normalization"] = {pol: list(bounds) for pol, bounds in config.normalization.items()}
-    resolved["codecs"] = [{"name": codec.name, "points": [point.options for point in codec.points]}
+    resolved["codecs"] = [{"name": codec.name, "points": [point.as_written for point in codec.points]}
                           for codec in config.codecs]
     return yaml.safe_dump(_plain(resolved), sort_keys=False)
 

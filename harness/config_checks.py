@@ -132,8 +132,12 @@ def check_options(check: Checker, cls: type, options: dict, key: str, skip_first
         parameters = parameters[1:]
     if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
         return
-    accepted = {parameter.name for parameter in parameters}
+    refuse_unknown_options(check, cls.name, {parameter.name for parameter in parameters}, options, key)
+
+
+def refuse_unknown_options(check: Checker, plugin: str, accepted: set[str], options: dict, key: str) -> None:
+    """Reject the first option of ``options`` whose name is not ``accepted`` by the plugin named ``plugin``."""
     for option in options:
         if option not in accepted:
-            raise check.fail(f"{key}.{option}", f"unknown option for {cls.name!r}; accepted: "
+            raise check.fail(f"{key}.{option}", f"unknown option for {plugin!r}; accepted: "
                                                 f"{', '.join(sorted(accepted)) or 'none'}")

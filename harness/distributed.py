@@ -41,7 +41,7 @@ import torch
 from distributed import Client, Nanny, Scheduler, SpecCluster, as_completed
 
 from harness.api import Tile
-from harness.config import BenchmarkConfig, CodecConfig, CodecPoint
+from harness.config import BenchmarkConfig, CodecConfig
 from harness.isolation import codec_calls
 from harness.measure import (
     MeasureAll,
@@ -56,6 +56,7 @@ from harness.measure import (
     prepare_points,
 )
 from harness.plugins import Registry, build_registry
+from harness.rate_points import RatePoint
 from harness.results import RunFolder
 from harness.tiles import tile_chunks, tile_stream
 
@@ -89,7 +90,7 @@ def cluster_executor(cluster: Cluster, config: BenchmarkConfig, device: str, *, 
         declared = _declared_resources(client)
 
         def measure_all(units: list[WorkUnit]) -> Iterator[tuple[WorkUnit, list[Row]]]:
-            futures = [client.submit(_measure_on_worker, job, unit.prepared.codec_name, unit.prepared.point.options,
+            futures = [client.submit(_measure_on_worker, job, unit.prepared.codec_name, unit.prepared.point,
                                      unit.prepared.complexity, unit.chunk, [tile.tile_id for tile in unit.tiles],
                                      resources=unit_resources(unit.prepared, declared), pure=False)
                        for unit in units]
@@ -223,7 +224,7 @@ class _WorkerState:
 _STATES: dict[str, _WorkerState] = {}
 
 
-def _measure_on_worker(job: _Job, codec_name: str, point_options: dict[str, Any], complexity: dict[str, float],
+def _measure_on_worker(job: _Job, codec_name: str, point: RatePoint, complexity: dict[str, float],
                        chunk: int, tile_ids: list[str]) -> list[Row]:
     if job.key not in _STATES:
         for previous in _STATES.values():  # a worker of a long-lived cluster keeps only the run it serves now
@@ -231,9 +232,9 @@ def _measure_on_worker(job: _Job, codec_name: str, point_options: dict[str, Any]
         _STATES.clear()
         _STATES[job.key] = _load(job)
     state = _STATES[job.key]
-    key = repr((codec_name, sorted(point_options.items())))
+    key = repr((codec_name, sorted(point.as_written.items())))
     if key not in state.points:
-        codec = CodecConfig(codec_name, (CodecPoint(dict(point_options)),))
+        codec = CodecConfig(codec_name, (point,))
         prepared = prepare_points(job.config, [codec], state.registry, job.device)[0]
         state.points[key] = replace(prepared, complexity=complexity)
     tiles = _chunk_tiles(state, chunk)

@@ -27,6 +27,9 @@ def harness_codecs() -> list[type[Codec]]:
     that point's options as keyword arguments. A class that declares its
     ``rate_knob`` (a ``harness.RateKnob``) also accepts ``match_bpp`` points:
     the harness then builds it at the knob values its per-tile search tries.
+    A class that declares its ``options`` (``harness.CodecOption``s) has each
+    point's option names, types and ranges checked against them before it is
+    built; one that declares none checks its options itself.
     """
 
 

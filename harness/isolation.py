@@ -14,27 +14,21 @@ without being tried: a codec that hangs on every tile would otherwise cost
 the timeout on every tile. The other points go on, and ``--resume`` tries the
 point again (it retries error rows).
 
-The worker is started with ``spawn``: forking a process whose torch thread
-pools have run (the metrics use them) can deadlock the child. It therefore
-imports the plugins itself, the configured ones included, so that the codec it
-builds is the one the config names. Timing happens inside the worker, around
-the codec calls alone, exactly as in-process. It is not a daemonic process,
-since a codec may start processes of its own (the entropy-coded autoencoders'
-``range_coding_processes``), which a daemonic process may not; the parent
-stops it explicitly however the run ends (``worker_calls``). It does not
-import the parent's ``__main__`` (``_main_left_out``), so that a script calling
-``run_benchmark`` works without an ``if __name__ == "__main__"`` guard.
+The worker is a ``harness.workers.WorkerProcess``: spawned without the parent's
+``__main__`` (so that a script calling ``run_benchmark`` works without an
+``if __name__ == "__main__"`` guard), it imports the plugins itself, the
+configured ones included, so that the codec it builds is the one the config
+names; it may start processes of its own (the entropy-coded autoencoders'
+``range_coding_processes``); and it ends with the run however the run ends
+(``worker_calls``), or with the parent process. Timing happens inside the
+worker, around the codec calls alone, exactly as in-process.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import signal
-import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from multiprocessing.connection import Connection
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +38,7 @@ from harness.config import BenchmarkConfig, TimingConfig
 from harness.errors import CodecFailure
 from harness.measure import IN_PROCESS, CodecCalls, CodedBatch, PreparedPoint, bpp_of, code_arrays
 from harness.plugins import build_registry
-
-CONTEXT = multiprocessing.get_context("spawn")
-STOP_GRACE_S = 5.0
-STARTUP_LIMIT_S = 120.0
-"""How long a new worker may take to import the plugins (torch among them); ``timeout_s`` counts from then."""
+from harness.workers import STARTUP_LIMIT_S, WorkerDied, WorkerFailed, WorkerProcess, WorkerTimeout
 
 
 class CodecProcessError(CodecFailure):
@@ -93,10 +83,9 @@ class WorkerCalls(CodecCalls):
 
     def __init__(self, plugins: tuple[str, ...], base_dir: Path, timeout_s: float,
                  breaker_after: int = TimingConfig.breaker_after):
-        self.plugins, self.base_dir, self.timeout_s = plugins, base_dir, timeout_s
+        self.timeout_s = timeout_s
         self.breaker = Breaker(breaker_after)
-        self.process: Any = None
-        self.connection: Connection | None = None
+        self.worker = WorkerProcess(_codec_server, plugins, str(base_dir))
 
     def code(self, prepared: PreparedPoint, arrays: list[np.ndarray], timing: TimingConfig) -> CodedBatch:
         return self.breaker.call(prepared, self._call, "code", prepared.codec_name, prepared.options, arrays, timing)
@@ -106,62 +95,28 @@ class WorkerCalls(CodecCalls):
         return self.breaker.call(prepared, self._call, "bpp", prepared.codec_name, options, array)
 
     def _call(self, *request: Any) -> Any:
-        if self.process is None or not self.process.is_alive():
+        if not self.worker.alive():
             self._start()
-        self.connection.send(request)
-        if not self.connection.poll(self.timeout_s):
-            self._stop(kill=True)
-            raise CodecProcessLost(f"no answer within {self.timeout_s:g} s; the codec's worker process was stopped")
         try:
-            status, payload = self.connection.recv()
-        except EOFError:
-            self.process.join()
-            code = self.process.exitcode
-            self._stop(kill=True)
-            raise CodecProcessLost(f"the codec's worker process died ({_exit_reason(code)})") from None
-        if status == "error":
-            raise CodecProcessError(payload)
-        return payload
+            return self.worker.call(request, self.timeout_s)
+        except WorkerTimeout:
+            raise CodecProcessLost(f"no answer within {self.timeout_s:g} s; the codec's worker process was stopped") \
+                from None
+        except WorkerDied as exc:
+            raise CodecProcessLost(f"the codec's worker process died ({exc.reason})") from None
+        except WorkerFailed as exc:
+            raise CodecProcessError(str(exc)) from None
 
     def _start(self) -> None:
-        parent, child = CONTEXT.Pipe()
-        process = CONTEXT.Process(target=_serve, args=(child, self.plugins, str(self.base_dir)), daemon=False)
-        with _main_left_out():
-            process.start()  # a process that did not start is not this object's to stop
-        child.close()
-        self.process, self.connection = process, parent
-        if not parent.poll(STARTUP_LIMIT_S):
-            self._stop(kill=True)
-            raise CodecProcessLost(f"the codec's worker process did not start within {STARTUP_LIMIT_S:g} s")
         try:
-            status, payload = parent.recv()
-        except EOFError:
-            self.process.join(STOP_GRACE_S)
-            code = self.process.exitcode
-            self._stop(kill=True)
-            raise CodecProcessLost(f"the codec's worker process died while starting ({_exit_reason(code)})") \
+            self.worker.restart(STARTUP_LIMIT_S)
+        except WorkerTimeout:
+            raise CodecProcessLost(f"the codec's worker process did not start within {STARTUP_LIMIT_S:g} s") \
                 from None
-        if status == "error":
-            self._stop(kill=True)
-            raise CodecProcessLost(f"the codec's worker process could not start: {payload}")
-
-    def _stop(self, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        if kill:
-            self.process.kill()
-        else:
-            try:
-                self.connection.send(("stop",))
-            except (BrokenPipeError, OSError):
-                pass
-        self.process.join(STOP_GRACE_S)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-        with suppress(OSError):  # already closed when a Dask worker's interpreter shuts down
-            self.connection.close()
-        self.process = self.connection = None
+        except WorkerDied as exc:
+            raise CodecProcessLost(f"the codec's worker process died while starting ({exc.reason})") from None
+        except WorkerFailed as exc:
+            raise CodecProcessLost(f"the codec's worker process could not start: {exc}") from None
 
 
 @contextmanager
@@ -189,58 +144,22 @@ def worker_calls(plugins: tuple[str, ...], base_dir: Path, timeout_s: float,
     try:
         yield calls
     finally:
-        calls._stop()
+        calls.worker.stop()
 
 
-@contextmanager
-def _main_left_out() -> Iterator[None]:
-    """Start a ``spawn`` process without the parent's ``__main__``: ``multiprocessing`` imports it again in the
-    child (from its ``__spec__`` or ``__file__``), which reruns a script that calls ``run_benchmark`` without an
-    ``if __name__ == "__main__"`` guard, and the worker needs nothing of it (it builds codecs from the plugins)."""
-    main = sys.modules["__main__"]
-    saved = {name: getattr(main, name) for name in ("__spec__", "__file__") if hasattr(main, name)}
-    main.__spec__ = None
-    if "__file__" in saved:
-        del main.__file__
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(main, name, value)
-
-
-def _exit_reason(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            return f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit status {code}"
-
-
-def _serve(connection: Connection, plugins: tuple[str, ...], base_dir: str) -> None:
-    """The worker: build codecs from the registry on demand (kept by their options) and answer requests."""
-    try:
-        registry = build_registry(plugins, Path(base_dir))
-    except Exception as exc:  # reported to the parent, which makes every row of the call an error row
-        connection.send(("error", f"{type(exc).__name__}: {exc}"))
-        return
-    connection.send(("ready", None))
+def _codec_server(plugins: tuple[str, ...], base_dir: str) -> Callable[[tuple], Any]:
+    """The worker's setup: the registry; then each request is coded by a codec built on demand, kept by its
+    options. A codec's error comes back as the call's ``WorkerFailed`` (the error row's text), and the worker stays
+    for the next call."""
+    registry = build_registry(plugins, Path(base_dir))
     codecs: dict[str, Any] = {}
-    while True:
-        try:
-            request = connection.recv()
-        except EOFError:
-            return
-        if request[0] == "stop":
-            return
+
+    def answer(request: tuple) -> Any:
         kind, name, options, *arguments = request
-        try:
-            key = json.dumps([name, options], sort_keys=True, default=str)
-            if key not in codecs:
-                codecs[key] = registry.codec(name)(**options)
-            codec = codecs[key]
-            result = code_arrays(codec, *arguments) if kind == "code" else bpp_of(codec, *arguments)
-            connection.send(("ok", result))
-        except Exception as exc:  # the codec is third-party code: report it, stay alive for the next call
-            connection.send(("error", f"{type(exc).__name__}: {exc}"))
+        key = json.dumps([name, options], sort_keys=True, default=str)
+        if key not in codecs:
+            codecs[key] = registry.codec(name)(**options)
+        codec = codecs[key]
+        return code_arrays(codec, *arguments) if kind == "code" else bpp_of(codec, *arguments)
+
+    return answer

@@ -21,15 +21,16 @@ from typing import Any
 import numpy as np
 
 from harness.api import Codec, Complexity, MetricColumn, MetricInput, Tile
-from harness.config import BenchmarkConfig, CodecConfig, CodecPoint, TimingConfig
+from harness.config import BenchmarkConfig, CodecConfig, TimingConfig
 from harness.errors import CodecFailure, UserError
 from harness.plugins import Registry
-from harness.rate_matching import MATCH_OPTION, knob_value, match_rate
+from harness.rate_matching import knob_value, match_rate
+from harness.rate_points import RatePoint, RateTarget
 from harness.reconstructions import save_reconstruction
 from harness.results import (
     BATCH_SIZE, BPP, BYTES, CLIPPED_COLUMNS, CODEC, COMPLEXITY_COLUMNS, COMPRESSION_RATIO, DATASET, DECODE_MPIX_S,
     DECODE_S, DECODE_SPREAD, DEVICE, ENCODE_MPIX_S, ENCODE_S, ENCODE_SPREAD, ERROR, ESTIMATED_BPP, HEIGHT, LOSSLESS,
-    OPTIONS, POINT, POL, PRECISION, RUN, SCENE, TARGET_BPP, THREADS, TILE_ID, VALID_PIXELS, WIDTH,
+    OPTIONS, POINT, POL, PRECISION, RUN, SCENE, STREAM_VERSION, TARGET_BPP, THREADS, TILE_ID, VALID_PIXELS, WIDTH,
 )
 from harness.timing import synchronizer_for, time_call, torch_threads
 
@@ -54,7 +55,7 @@ class PreparedPoint:
     """A constructed rate point; a ``match_bpp`` point also knows how to build its codec at any knob value."""
 
     codec_name: str
-    point: CodecPoint
+    point: RatePoint
     codec: Codec
     at_knob: Callable[[float], Codec] | None = None
     options: dict[str, Any] = field(default_factory=dict)
@@ -65,7 +66,7 @@ class PreparedPoint:
 
     @property
     def target_bpp(self) -> float | None:
-        return self.point.options.get(MATCH_OPTION)
+        return self.point.target_bpp
 
 
 def prepare_points(
@@ -76,12 +77,11 @@ def prepare_points(
     for index, codec_config in enumerate(codecs):
         codec_class = registry.codec(codec_config.name)
         for point_index, point in enumerate(codec_config.points):
-            options = with_context(codec_class, point.options, device=device, base_dir=config.base_dir)
+            options = with_context(codec_class, point.codec_options(), device=device, base_dir=config.base_dir)
             at_knob, constructed = None, options
-            if MATCH_OPTION in options:
+            if point.target is RateTarget.MATCHED_BPP:
                 # The search starts from the knob's low end, valid for every instance by the RateKnob contract.
                 knob = codec_class.rate_knob
-                options = {key: value for key, value in options.items() if key != MATCH_OPTION}
                 at_knob = functools.partial(_construct_at, codec_class, options, knob.option)
                 constructed = {**options, knob.option: knob_value(knob, 0.0 if knob.more_bits_when_higher else 1.0)}
             try:
@@ -285,7 +285,7 @@ def measure_matched(prepared: PreparedPoint, tiles: list[Tile], measuring: Measu
         return [error_row(prepared, tile, measuring.identity, exc)]
     rows = measure_batch(tuned, [tile], measuring)
     for row in rows:
-        row[OPTIONS] = json.dumps({**prepared.point.options, knob.option: matched.value}, sort_keys=True)
+        row[OPTIONS] = json.dumps({**prepared.point.as_written, knob.option: matched.value}, sort_keys=True)
     return rows
 
 
@@ -303,8 +303,9 @@ def identity_columns(prepared: PreparedPoint, tile: Tile, identity: RunIdentity,
         POL: tile.pol, HEIGHT: height, WIDTH: width, VALID_PIXELS: tile.valid_pixels,
         **dict(zip(CLIPPED_COLUMNS, tile.clipped_fractions)),
         CODEC: prepared.codec_name, POINT: prepared.point.label,
-        OPTIONS: json.dumps(prepared.point.options, sort_keys=True), LOSSLESS: prepared.codec.lossless,
+        OPTIONS: json.dumps(prepared.point.as_written, sort_keys=True), LOSSLESS: prepared.codec.lossless,
         TARGET_BPP: "" if prepared.target_bpp is None else prepared.target_bpp,
+        STREAM_VERSION: "" if prepared.codec.stream_version is None else prepared.codec.stream_version,
         **{column: prepared.complexity.get(column, "") for column in COMPLEXITY_COLUMNS},
         DEVICE: prepared.codec.device, PRECISION: prepared.codec.precision,
         THREADS: "" if prepared.codec.threads is None else prepared.codec.threads, BATCH_SIZE: batch_size,

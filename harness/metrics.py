@@ -105,16 +105,20 @@ def _fully_valid_windows(mask: np.ndarray) -> np.ndarray:
     return valid_centres[radius : mask.shape[0] - radius, radius : mask.shape[1] - radius]
 
 
-@metric(MetricColumn("psnr", "PSNR", unit="dB", decimals=2, higher_is_better=True, rd_plot=True,
+PSNR = "psnr"
+"""The PSNR metric's column, which the report also reads to tell a lossless point by measurement (+inf)."""
+
+
+@metric(MetricColumn(PSNR, "PSNR", unit="dB", decimals=2, higher_is_better=True, rd_plot=True,
                      axis="PSNR, normalized dB domain", bd_rate=True, headline=True))
 def psnr(pair: MetricInput) -> dict[str, float]:
     """Peak 1, the full span of the normalized domain; +inf for an exact reconstruction."""
     original, reconstructed = _normalized_pair(pair)
     error = reconstructed[pair.mask].astype(np.float64) - original[pair.mask]
     if error.size == 0:
-        return {"psnr": math.nan}
+        return {PSNR: math.nan}
     with np.errstate(divide="ignore"):
-        return {"psnr": float(10.0 * np.log10(DATA_RANGE**2 / np.mean(error**2)))}
+        return {PSNR: float(10.0 * np.log10(DATA_RANGE**2 / np.mean(error**2)))}
 
 
 @metric(MetricColumn("ssim", "SSIM", decimals=4, higher_is_better=True))

@@ -1,9 +1,11 @@
 """What a run leaves behind: the columns of ``results.csv`` and every file of a run folder, declared once.
 
-The run writes through this module, and the report, the HTML page, ``compare`` and the visual comparison
-read through it, so a column or a file name has one owner. ``results.csv`` holds one row per (codec, rate
-point, tile): the identity of the tile and the point, the rate, the metrics' columns (declared by the metric
-plugins, described in the run's ``metrics.json``), the timing, and how the codec ran.
+Each column is declared once, as a ``harness.columns.Column`` (name, type, unit, description, required), and its
+name constant, the header, the text and the required columns are derived from the declarations. The run writes
+through this module (``harness.results_file`` appends the rows), and the report, the HTML page, ``compare`` and the
+visual comparison read through it, so a column or a file name has one owner. ``results.csv`` holds one row per
+(codec, rate point, tile): its format version, the identity of the tile and the point, the rate, the metrics'
+columns (declared by the metric plugins, described in the run's ``metrics.json``), the timing, and how the codec ran.
 
 A run folder survives its run: it is copied, archived and reported again later (``harness report``), on a
 machine without the codecs or the data. So everything a report needs beyond ``results.csv`` is saved beside
@@ -13,12 +15,8 @@ it: the config, the environment, the metric descriptions and the reference curve
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
-import io
 import json
-import os
-import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -26,80 +24,97 @@ from typing import Any
 
 import pandas as pd
 
-from harness.columns import Complexity, MetricColumn
+from harness.columns import Column, Complexity, MetricColumn, column_names
 from harness.errors import UserError
 
-# Which tile a row is about
-RUN = "run"
-"""The config's name."""
-DATASET = "dataset"
-SCENE = "scene"
-TILE_ID = "tile_id"
-POL = "pol"
-HEIGHT = "height"
-WIDTH = "width"
-VALID_PIXELS = "valid_pixels"
-CLIPPED_BELOW = "clipped_below"
-CLIPPED_ABOVE = "clipped_above"
+RESULTS_FORMAT_VERSION = 1
+"""The format of ``results.csv``, in every row (``FORMAT_VERSION``) and in ``environment.json``. Raise it when a
+column is renamed, dropped or changes meaning: ``--resume`` refuses to add rows of one format to a file of another."""
+
+# The columns of results.csv, in the file's order; the metrics' columns (declared by the metric plugins, described in
+# the run's metrics.json) go between the rate and the timing.
+FORMAT_SPEC = (
+    Column("format_version", int, description="``RESULTS_FORMAT_VERSION`` of the harness that wrote the row; the "
+           "first column, so that a reader meets it first."),
+)
+(FORMAT_VERSION,) = column_names(FORMAT_SPEC)
+
+TILE_SPEC = (
+    Column("run", str, description="The config's name."),
+    Column("dataset", str, description="The dataset plugin's kind."),
+    Column("scene", str, description="The product or file the tile was cut from."),
+    Column("tile_id", str, description="The tile, unique within the run."),
+    Column("pol", str, description="Its polarisation.", required=True),
+    Column("height", int, "pixel"),
+    Column("width", int, "pixel"),
+    Column("valid_pixels", int, "pixel", "The pixels that are not no-data."),
+    Column("clipped_below", float, description="The share of the valid pixels below the dB range "
+           "(``Tile.clipped_fractions``)."),
+    Column("clipped_above", float, description="The share of the valid pixels above the dB range."),
+)
+RUN, DATASET, SCENE, TILE_ID, POL, HEIGHT, WIDTH, VALID_PIXELS, CLIPPED_BELOW, CLIPPED_ABOVE = column_names(TILE_SPEC)
 CLIPPED_COLUMNS = (CLIPPED_BELOW, CLIPPED_ABOVE)
-"""The fractions of the tile's valid pixels clipped at each end of the dB range: ``Tile.clipped_fractions``."""
-TILE_COLUMNS = (RUN, DATASET, SCENE, TILE_ID, POL, HEIGHT, WIDTH, VALID_PIXELS, *CLIPPED_COLUMNS)
 
-# Which rate point coded it
-CODEC = "codec"
-POINT = "point"
-"""The point's label, which resume and the report key on."""
-OPTIONS = "options"
-"""The point's options as JSON (sorted keys; a ``match_bpp`` row's include the knob value its tile got)."""
-LOSSLESS = "lossless"
-"""What the codec declares."""
-TARGET_BPP = "target_bpp"
-"""The rate a ``match_bpp`` point asked for (empty for the others): the report tells matched points from native
-ones by it, never by reading the label."""
-POINT_COLUMNS = (CODEC, POINT, OPTIONS, LOSSLESS, TARGET_BPP)
+POINT_SPEC = (
+    Column("codec", str, description="The codec plugin's name.", required=True),
+    Column("point", str, description="The point's label, which resume and the report key on.", required=True),
+    Column("options", str, description="The point's options as JSON (sorted keys; a ``match_bpp`` row's include "
+           "the knob value its tile got)."),
+    Column("lossless", bool, description="What the codec declares: exact on its samples."),
+    Column("target_bpp", float, "bit/pixel", "The rate a ``match_bpp`` point asked for (empty for the others): the "
+           "report tells matched points from native ones by it, never by reading the label."),
+    Column("stream_version", int, description="``Codec.stream_version``: the version of the codec's own stream "
+           "format; empty where the codec's library owns the format (its version is in ``environment.json``)."),
+)
+CODEC, POINT, OPTIONS, LOSSLESS, TARGET_BPP, STREAM_VERSION = column_names(POINT_SPEC)
 
-# The rate
-BYTES = "bytes"
-BPP = "bpp"
-"""``8 * bytes / pixels``."""
-ESTIMATED_BPP = "estimated_bpp"
-"""The codec's own model of its rate, when it has one."""
-COMPRESSION_RATIO = "compression_ratio"
-RATE_COLUMNS = (BYTES, BPP, ESTIMATED_BPP, COMPRESSION_RATIO)
+RATE_SPEC = (
+    Column("bytes", int, "byte", "The stream's length: all the decoder reads."),
+    Column("bpp", float, "bit/pixel", "``8 * bytes / pixels``.", required=True),
+    Column("estimated_bpp", float, "bit/pixel", "The codec's own model of its rate, when it has one."),
+    Column("compression_ratio", float, description="Against 16-bit samples."),
+)
+BYTES, BPP, ESTIMATED_BPP, COMPRESSION_RATIO = column_names(RATE_SPEC)
 
-# The timing: the only columns that differ between two runs of the same config
-ENCODE_S = "encode_s"
-DECODE_S = "decode_s"
-ENCODE_MPIX_S = "encode_mpix_s"
-DECODE_MPIX_S = "decode_mpix_s"
-ENCODE_SPREAD = "encode_spread"
-DECODE_SPREAD = "decode_spread"
+TIMING_SPEC = (
+    Column("encode_s", float, "s", "The median of the timed encodes, the tile's share of its batch's."),
+    Column("decode_s", float, "s", "The median of the timed decodes, the tile's share of its batch's."),
+    Column("encode_mpix_s", float, "MPix/s", required=True),
+    Column("decode_mpix_s", float, "MPix/s", required=True),
+    Column("encode_spread", float, description="``Timed.spread`` of the encode: (slowest − fastest) / median of "
+           "the repeats."),
+    Column("decode_spread", float, description="``Timed.spread`` of the decode."),
+)
+"""The only columns that differ between two runs of the same config."""
+ENCODE_S, DECODE_S, ENCODE_MPIX_S, DECODE_MPIX_S, ENCODE_SPREAD, DECODE_SPREAD = column_names(TIMING_SPEC)
 SPREAD_COLUMNS = (ENCODE_SPREAD, DECODE_SPREAD)
-"""``Timed.spread`` of the encode and of the decode: (slowest − fastest) / median of the repeats."""
 SPEED_COLUMNS = (ENCODE_MPIX_S, DECODE_MPIX_S)
-TIMING_COLUMNS = (ENCODE_S, DECODE_S, *SPEED_COLUMNS, *SPREAD_COLUMNS)
+TIMING_COLUMNS = column_names(TIMING_SPEC)
 
-COMPLEXITY_COLUMNS = tuple(field.name for field in fields(Complexity))
-"""What the codec's ``complexity()`` counts; empty for a codec that counts none. Unlike speed, it does not depend
-on the machine."""
+COMPLEXITY_SPEC = tuple(
+    Column(field.name, float, field.metadata["unit"], "What the codec's ``complexity()`` counts; empty for a codec "
+           "that counts none. Unlike speed, it does not depend on the machine.")
+    for field in fields(Complexity)
+)
+COMPLEXITY_COLUMNS = column_names(COMPLEXITY_SPEC)
 ENCODE_MACS_PER_PIXEL, DECODE_MACS_PER_PIXEL, PARAMETERS = COMPLEXITY_COLUMNS
 
-# How the codec ran
-DEVICE = "device"
-PRECISION = "precision"
-THREADS = "threads"
-"""Its library's threads, ``Codec.threads``."""
-BATCH_SIZE = "batch_size"
-ERROR = "error"
-"""Empty on a good row, the message on an error row."""
-EXECUTION_COLUMNS = (DEVICE, PRECISION, THREADS, BATCH_SIZE, ERROR)
+EXECUTION_SPEC = (
+    Column("device", str, description="Where the codec ran (``Codec.device``)."),
+    Column("precision", str, description="Its arithmetic, where it chooses one (``Codec.precision``)."),
+    Column("threads", int, description="Its library's threads, ``Codec.threads``."),
+    Column("batch_size", int, description="The tiles it coded in one call."),
+    Column("error", str, description="Empty on a good row, the message on an error row.", required=True),
+)
+DEVICE, PRECISION, THREADS, BATCH_SIZE, ERROR = column_names(EXECUTION_SPEC)
 
-TEXT_COLUMNS = (RUN, DATASET, SCENE, TILE_ID, POL, CODEC, POINT, OPTIONS, DEVICE, PRECISION, ERROR)
-"""Read as text whatever they hold: a tile id ``"001"`` or an error message must never become a number."""
-NON_METRIC_COLUMNS = frozenset((*TILE_COLUMNS, *POINT_COLUMNS, *RATE_COLUMNS, *TIMING_COLUMNS, *COMPLEXITY_COLUMNS,
-                                *EXECUTION_COLUMNS))
-REQUIRED_COLUMNS = (CODEC, POINT, POL, BPP, *SPEED_COLUMNS, ERROR)
-"""What a report cannot do without; results from older versions may lack the others."""
+BEFORE_METRICS = (*FORMAT_SPEC, *TILE_SPEC, *POINT_SPEC, *RATE_SPEC)
+AFTER_METRICS = (*TIMING_SPEC, *COMPLEXITY_SPEC, *EXECUTION_SPEC)
+RESULTS_SPEC = (*BEFORE_METRICS, *AFTER_METRICS)
+"""Every column of ``results.csv`` but the metrics'."""
+TEXT_COLUMNS = column_names(column for column in RESULTS_SPEC if column.type is str)
+NON_METRIC_COLUMNS = frozenset(column_names(RESULTS_SPEC))
+REQUIRED_COLUMNS = column_names(column for column in RESULTS_SPEC if column.required)
 NUMERIC_NA_STRINGS = ["", "nan", "NaN", "NA", "null"]
 RD_PLOT_PREFIX = "rd_"
 VISUAL_PREFIX = "visual_"
@@ -107,8 +122,7 @@ VISUAL_PREFIX = "visual_"
 
 def results_columns(metric_columns: Sequence[str]) -> list[str]:
     """The header of ``results.csv`` for a run whose metrics write ``metric_columns``."""
-    return [*TILE_COLUMNS, *POINT_COLUMNS, *RATE_COLUMNS, *metric_columns, *TIMING_COLUMNS, *COMPLEXITY_COLUMNS,
-            *EXECUTION_COLUMNS]
+    return [*column_names(BEFORE_METRICS), *metric_columns, *column_names(AFTER_METRICS)]
 
 
 @dataclass(frozen=True)
@@ -287,94 +301,6 @@ def load_results(path: Path) -> pd.DataFrame:
     na_values = {column: NUMERIC_NA_STRINGS for column in header if column not in TEXT_COLUMNS}
     return pd.read_csv(path, dtype={column: str for column in text_columns}, keep_default_na=False,
                        na_values=na_values)
-
-
-class ResultsWriter:
-    """Appends rows and flushes each one, so the file on disk is always complete up to the last row."""
-
-    def __init__(self, path: Path, columns: list[str]):
-        existing = _existing_header(path)
-        if existing is not None and existing != columns:
-            raise UserError(f"{path}: its columns differ from this run's ({', '.join(sorted(set(existing) ^ set(columns)))}); "
-                            "resume with the same plugins, or --overwrite")
-        self.path, self.columns, self.rows = path, columns, 0
-        self.handle = path.open("a", newline="", encoding="utf-8")
-        if existing is None:
-            csv.DictWriter(self.handle, fieldnames=columns).writeheader()
-            self.handle.flush()
-
-    def write(self, row: dict[str, Any]) -> None:
-        self.rows += 1
-        try:
-            line = io.StringIO()
-            csv.DictWriter(line, fieldnames=self.columns).writerow(row)
-            text = line.getvalue()
-            if _at_kill_point(f"row:{self.rows}"):
-                _die_after(self.handle, text[: len(text) // 2])  # killed in the middle of the row
-            self.handle.write(text)
-            self.handle.flush()
-        except OSError as exc:  # a full disk: the rows written so far stay, and resume drops the one cut short
-            raise UserError(f"{self.path}: cannot write a result row ({exc.strerror or exc}); make room, then "
-                            "rerun with --resume") from exc
-
-    def __enter__(self) -> "ResultsWriter":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.handle.close()
-
-
-def drop_error_rows(results_path: Path) -> set[tuple[str, str, str]]:
-    """Keep the good rows of an earlier run and forget its error rows, so resuming retries them.
-
-    A row cut short (the process killed, or the disk full, in the middle of writing it) is dropped too,
-    and measured again: only lines that end in a newline and hold every column count as finished. A
-    header cut short leaves no row at all. The kept rows go to a temporary file that then replaces the
-    results in one step: rewriting the file in place lost most finished rows when the process was
-    killed during the rewrite. Returns the finished (codec, point, tile id) keys.
-    """
-    text = results_path.read_text(encoding="utf-8")
-    reader = csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1], newline=""))
-    fieldnames = reader.fieldnames or []
-    if not fieldnames:
-        results_path.unlink()
-        return set()
-    good = [row for row in reader if not row.get(ERROR) and None not in row and None not in row.values()]
-    rewritten = results_path.with_name(results_path.name + ".tmp")
-    with rewritten.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fieldnames)
-        writer.writeheader()
-        if _at_kill_point("rewrite"):
-            writer.writerows(good[: len(good) // 2])
-            _die_after(handle, "")
-        writer.writerows(good)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(rewritten, results_path)
-    return {(row[CODEC], row[POINT], row[TILE_ID]) for row in good}
-
-
-KILL_POINT_VARIABLE = "HARNESS_TEST_KILL_AT"
-"""For the crash tests only: ``row:N`` kills the process (SIGKILL) halfway through writing result row N,
-``rewrite`` halfway through the rewrite that drops error rows on resume; so that "no finished row is ever
-lost" is tested with real kills at the worst moments, not argued."""
-
-
-def _at_kill_point(name: str) -> bool:
-    return os.environ.get(KILL_POINT_VARIABLE) == name
-
-
-def _die_after(handle: Any, partial: str) -> None:
-    handle.write(partial)
-    handle.flush()
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _existing_header(path: Path) -> list[str] | None:
-    if not path.exists() or path.stat().st_size == 0:
-        return None
-    with path.open(newline="", encoding="utf-8") as handle:
-        return next(csv.reader(handle), None)
 
 
 @dataclass(frozen=True)

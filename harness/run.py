@@ -36,7 +36,8 @@ from harness.plugins import Registry
 from harness.reconstructions import save_original
 from harness.reporting import BuiltReport, build_report
 from harness.reporting.settings import ReportSettings
-from harness.results import ERROR, SPREAD_COLUMNS, ResultsWriter, RunFolder, drop_error_rows, results_columns
+from harness.results import ERROR, RESULTS_FORMAT_VERSION, SPREAD_COLUMNS, RunFolder, results_columns
+from harness.results_file import ResultsWriter, check_format_version, drop_error_rows
 from harness.tiles import TILE_CHUNK_PIXELS, handed_over, no_tiles, tile_chunks, tile_stream
 
 if TYPE_CHECKING:
@@ -86,9 +87,9 @@ class RunOutcome:
 
 def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptions) -> RunOutcome:
     """Run every selected codec point on every tile, appending rows to ``results.csv``."""
-    if options.resume and not options.run_dir.exists():
-        raise UserError(f"--resume: {options.run_dir} does not exist, so there is no run to continue; give the "
-                        "interrupted run's folder with --output, or leave out --resume to start a new run")
+    folder = RunFolder(options.run_dir)
+    if options.resume:
+        _check_resumable(config, folder)
     device = resolve_device(options.device or config.device)
     codecs = select_codecs(config.codecs, options.codec_names)
     # Counted once per point here; Dask workers get the counts with each unit instead of counting again.
@@ -101,7 +102,6 @@ def run_benchmark(config: BenchmarkConfig, registry: Registry, options: RunOptio
     metric_columns = checked_metric_columns(registry, head[0])
     visual_tiles = head[: options.visual_tiles]
     chunks = tile_chunks(handed_over(head, tiles), TILE_CHUNK_PIXELS)
-    folder = RunFolder(options.run_dir)
     with folder.locked():
         return _run_locked(config, registry, options, points, chunks, visual_tiles, device, folder, metric_columns)
 
@@ -116,6 +116,7 @@ def _run_locked(config: BenchmarkConfig, registry: Registry, options: RunOptions
     keep = ReconstructionKeeper(folder.reconstructions, {tile.tile_id for tile in visual_tiles})
     columns = results_columns([column.name for column in metric_columns])
     environment = collect_environment(config.text, device)
+    environment["results_format_version"] = RESULTS_FORMAT_VERSION
     environment["execution"] = options.cluster.execution(device) if options.cluster else {"mode": "in-process"}
     environment["isolation"] = isolation_record(config.timing)
     folder.write_environment(environment)
@@ -191,15 +192,26 @@ def select_codecs(codecs: tuple[CodecConfig, ...], names: tuple[str, ...] | None
     return tuple(codec for codec in codecs if codec.name in names)
 
 
+def _check_resumable(config: BenchmarkConfig, folder: RunFolder) -> None:
+    """Refuse a resume that cannot continue the run in ``folder``, before a codec is built or a tile read: the
+    folder is missing, or its results were written with another config or in another results format."""
+    if not folder.path.exists():
+        raise UserError(f"--resume: {folder.path} does not exist, so there is no run to continue; give the "
+                        "interrupted run's folder with --output, or leave out --resume to start a new run")
+    if not folder.results.exists():
+        return
+    if folder.config.exists() and folder.config.read_text(encoding="utf-8") != config.text:
+        raise UserError(f"{config.path} differs from the config of the run in {folder.path}; "
+                        "resume with the same config, or --overwrite")
+    check_format_version(folder.results)
+
+
 def _prepare_run_dir(config: BenchmarkConfig, options: RunOptions, folder: RunFolder) -> set[tuple[str, str, str]]:
     """Start the run folder; on resume return the finished (codec, point, tile) keys."""
     if folder.results.exists() and not (options.resume or options.overwrite):
         raise UserError(f"{folder.results} already exists; pass --resume to continue that run, "
                         "--overwrite to start again, or --output for a new folder")
     if options.resume and folder.results.exists():
-        if folder.config.exists() and folder.config.read_text(encoding="utf-8") != config.text:
-            raise UserError(f"{config.path} differs from the config of the run in {folder.path}; "
-                            "resume with the same config, or --overwrite")
         return drop_error_rows(folder.results)
     if folder.results.exists():
         # Kept until this run finishes: a run that crashes on its first tile must not cost the old results.

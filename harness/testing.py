@@ -7,11 +7,14 @@ Subclass ``CodecConformance`` in a test module and pytest runs every check on yo
 
     class TestMyCodec(CodecConformance):
         codec_class = MyCodec
-        options = {"quality": 50}       # one rate point
+        options = {"quality": 50}       # one rate point; left out: MyCodec.example_point
 
 The checks: bytes out and the tile's shape back as finite floats; the same bytes for the same tile; odd tile
 sizes; a stream decoded for another shape, or damaged, refused with ``ValueError`` (the runner's error row);
-the rate rising with the codec's ``rate_knob``; and ``FUZZ_CASES`` mutated streams (bit flips, truncation,
+a value just past each declared range, or outside declared choices, refused with a ``ValueError`` naming the
+option; a ``lossless=True`` point, where the codec declares a ``lossless`` option, marked lossless and
+reconstructing every sample within half a step of its ``precision`` (``sample_step``); the rate never falling and
+the mean squared error never growing as the codec's ``rate_knob`` asks for more bits; and ``FUZZ_CASES`` mutated streams (bit flips, truncation,
 header damage, appended garbage), each refused with ``ValueError`` or decoded to a valid tile, within
 ``FUZZ_CALL_LIMIT_S`` seconds and ``FUZZ_MEMORY_LIMIT_BYTES`` of new memory per call. The mutated streams are
 decoded in a separate process, so that a decoder that hangs in native code, aborts or allocates what a
@@ -21,24 +24,26 @@ damaged header claims fails the check instead of the test session. The built-in 
 
 from __future__ import annotations
 
-import faulthandler
+import functools
 import json
 import math
-import multiprocessing
 import os
+import re
 import resource
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
-from harness.api import Codec
+from harness.api import Codec, CodecOption
+from harness.rate_points import LOSSLESS_OPTION
 from harness.sar import db_to_linear, linear_to_db, normalize_db
 from harness.rate_matching import knob_value
 from harness.measure import check_reconstruction
+from harness.workers import WorkerDied, WorkerFailed, WorkerProcess, WorkerTimeout
 
 FUZZ_CASES = 200
 FUZZ_CALL_LIMIT_S = 10.0
@@ -47,11 +52,10 @@ FUZZ_MEMORY_LIMIT_BYTES = 2 << 30
 FUZZ_SEED = 0
 ODD_SHAPES = ((61, 47), (33, 64))
 KNOB_POSITIONS = (0.0, 0.3, 0.6, 1.0)
-"""Where the rate check sets the rate knob, from fewest bits (0) to most (1)."""
+"""Where the rate and error checks set the rate knob, from fewest bits (0) to most (1)."""
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
 SPECKLE_LOOKS = 4.4
 TILE_RANGE_DB = (-25.0, 5.0)
-CONTEXT = multiprocessing.get_context("spawn")
-"""Not fork: forking after torch's thread pools have run can deadlock the child."""
 
 
 def unavailable_without(module: str, library: str) -> dict[str, str | None]:
@@ -121,75 +125,40 @@ def fuzz_decoder(codec_class: type[Codec], options: dict[str, Any], shape: tuple
     A case passes when ``decode`` raises ``ValueError`` or returns a valid tile. A worker that dies or
     passes the time limit fails its case and a fresh worker takes the next one.
     """
-    limits = (call_limit_s, memory_limit_bytes)
+    worker = WorkerProcess(_fuzzing_worker, codec_class, options, shape, memory_limit_bytes)
     problems: list[str] = []
-    next_case = 0
-    while next_case < len(cases):
-        next_case = _fuzz_in_one_worker(codec_class, options, shape, cases, next_case, limits, problems)
+    try:
+        for name, stream in cases:
+            problem = _case_problem(worker, stream, call_limit_s)
+            if problem:
+                problems.append(f"{name}: {problem}")
+    except WorkerFailed as exc:  # the worker's setup: a case's own errors are its problem line
+        problems.append(f"the codec could not be built in the fuzzing worker: {exc}")
+    finally:
+        worker.stop()
     return problems
 
 
-def _fuzz_in_one_worker(codec_class: type[Codec], options: dict[str, Any], shape: tuple[int, int],
-                        cases: list[tuple[str, bytes]], first: int, limits: tuple[float, int],
-                        problems: list[str]) -> int:
-    """Run cases from ``first`` in a new worker until they are done or it dies; the next case to run."""
-    call_limit_s = limits[0]
-    parent, child = CONTEXT.Pipe()
-    # Not daemonic, since a codec may start processes of its own (the learned codecs' range_coding_processes),
-    # which a daemonic process may not; it is stopped below however this ends.
-    worker = CONTEXT.Process(target=_fuzz_worker, args=(child, codec_class, options, shape, cases[first:], limits),
-                             daemon=False)
-    worker.start()
-    child.close()
-    current, started = first, time.monotonic()
+def _case_problem(worker: WorkerProcess, stream: bytes, call_limit_s: float) -> str | None:
+    """What went wrong decoding ``stream`` in the worker (started first if it is not running), or None."""
     try:
-        while True:
-            if not parent.poll(call_limit_s + 60.0):  # the worker's own watchdog failed too
-                worker.kill()
-                problems.append(f"{cases[current][0]}: no answer; the worker was killed")
-                return current + 1
-            try:
-                message = parent.recv()
-            except EOFError:
-                worker.join()
-                elapsed = time.monotonic() - started
-                why = (f"took over {call_limit_s:g} s" if elapsed >= call_limit_s
-                       else f"the worker died (exit code {worker.exitcode})")
-                problems.append(f"{cases[current][0]}: {why}")
-                return current + 1
-            if message[0] == "setup failed":
-                problems.append(f"the codec could not be built in the fuzzing worker: {message[1]}")
-                return len(cases)
-            if message[0] == "finished":
-                return len(cases)
-            kind, index, problem = message
-            if kind == "start":
-                current, started = first + index, time.monotonic()
-            elif problem:
-                problems.append(f"{cases[first + index][0]}: {problem}")
-    finally:
-        worker.join(5.0)
-        if worker.is_alive():
-            worker.kill()
-        parent.close()
+        if not worker.alive():
+            worker.restart()
+        return worker.call(stream, call_limit_s)
+    except WorkerTimeout:
+        return f"took over {call_limit_s:g} s"
+    except WorkerDied as exc:
+        return f"the worker died (exit code {exc.exitcode})"
 
 
-def _fuzz_worker(connection: Any, codec_class: type[Codec], options: dict[str, Any], shape: tuple[int, int],
-                 cases: list[tuple[str, bytes]], limits: tuple[float, int]) -> None:
-    call_limit_s, memory_limit_bytes = limits
-    try:
-        codec = codec_class(**options)
-        codec.encode(speckled_tile(shape))  # libraries load and allocate their pools before the memory cap
-    except Exception as exc:  # reported, not raised: the parent names it
-        connection.send(("setup failed", f"{type(exc).__name__}: {exc}"))
-        return
+def _fuzzing_worker(codec_class: type[Codec], options: dict[str, Any], shape: tuple[int, int],
+                    memory_limit_bytes: int) -> Callable[[bytes], str | None]:
+    """The fuzzing worker's setup: the codec, made to load its libraries and allocate its pools by one encode
+    before the memory cap; then each request is a stream to decode, answered with its problem."""
+    codec = codec_class(**options)
+    codec.encode(speckled_tile(shape))
     _limit_new_memory(memory_limit_bytes)
-    for index, (_, stream) in enumerate(cases):
-        connection.send(("start", index, None))
-        faulthandler.dump_traceback_later(call_limit_s, exit=True)  # a C-level watchdog: works in native code
-        connection.send(("done", index, _decode_problem(codec, stream, shape)))
-        faulthandler.cancel_dump_traceback_later()
-    connection.send(("finished",))
+    return functools.partial(_decode_problem, codec, shape=shape)
 
 
 def _decode_problem(codec: Codec, stream: bytes, shape: tuple[int, int]) -> str | None:
@@ -213,6 +182,65 @@ def reconstruction_problem(decoded: Any, shape: tuple[int, int]) -> str | None:
     return None
 
 
+def point_to_check(codec_class: type[Codec], options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The rate point a conformance check builds ``codec_class`` at: ``options`` when given, else the codec's
+    ``example_point`` (none: no options)."""
+    if options is not None:
+        return options
+    return dict(codec_class.example_point or {})
+
+
+def values_outside(option: CodecOption) -> list[Any]:
+    """Values just past an option's declared range (the excluded bound itself, or the next integer or float beyond
+    an included one), or one outside its declared choices; none for an option declared without either."""
+    if option.choices:
+        if all(isinstance(choice, str) for choice in option.choices):
+            return [max(option.choices, key=len) + "x"]  # longer than every choice
+        numbers = [choice for choice in option.choices if isinstance(choice, (int, float))]
+        return [max(numbers) + 1] if len(numbers) == len(option.choices) else []
+    if option.type not in (int, float):
+        return []
+    values = []
+    for bound, excluded, direction in ((option.minimum, option.exclusive_minimum, -1),
+                                       (option.maximum, option.exclusive_maximum, 1)):
+        if bound is None:
+            continue
+        if excluded:
+            values.append(bound)
+        elif option.type is int:
+            values.append(bound + direction)
+        else:
+            values.append(math.nextafter(bound, direction * math.inf))
+    return values
+
+
+def refusal_problems(codec_class: type[Codec], options: dict[str, Any]) -> list[str]:
+    """Each value just past a declared range or outside declared choices (``values_outside``), given with
+    ``options``, that the codec accepts or refuses without a ``ValueError`` naming the option; one line each."""
+    problems = []
+    for option in codec_class.options or ():
+        for value in values_outside(option):
+            try:
+                codec_class(**{**options, option.name: value})
+            except ValueError as exc:
+                if option.name not in str(exc):
+                    problems.append(f"{option.name}={value!r} refused without naming {option.name}: {exc}")
+            else:
+                problems.append(f"{option.name}={value!r} accepted; declared: {option.accepted}")
+    return problems
+
+
+def sample_step(precision: str) -> float:
+    """The step between the samples a codec of ``precision`` codes: 1 / (2**N - 1) for ``uintN``, else 0 (the
+    floats as they are)."""
+    bits = re.fullmatch(r"uint(\d+)", precision)
+    return 1.0 / (2 ** int(bits[1]) - 1) if bits else 0.0
+
+
+def _mean_squared_error(tile: np.ndarray, decoded: np.ndarray) -> float:
+    return float(np.mean((np.asarray(decoded, dtype=np.float64) - tile) ** 2))
+
+
 def _limit_new_memory(extra_bytes: int) -> None:
     """Cap the process's address space at its present size plus ``extra_bytes`` (Linux; elsewhere no cap)."""
     try:
@@ -224,17 +252,20 @@ def _limit_new_memory(extra_bytes: int) -> None:
 
 
 class CodecConformance:
-    """Every check the harness relies on, run on ``codec_class(**options)``; subclass it in a test module."""
+    """Every check the harness relies on, run on ``codec_class(**options)``; subclass it in a test module.
+
+    ``options`` left out (None): the codec's declared ``example_point``, or no options when it declares none.
+    """
 
     codec_class: type[Codec]
-    options: dict[str, Any] = {}
+    options: dict[str, Any] | None = None
     tile_shape: tuple[int, int] = (64, 64)
 
     @pytest.fixture(scope="class")
     @classmethod
     def codec_under_test(cls) -> tuple[type[Codec], dict[str, Any]]:
         """The class and options checked; override this fixture to parametrize over several codecs."""
-        return cls.codec_class, cls.options
+        return cls.codec_class, point_to_check(cls.codec_class, cls.options)
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -275,15 +306,53 @@ class CodecConformance:
         with pytest.raises(ValueError):
             codec.decode(damaged, tile.shape)
 
-    def test_the_rate_never_falls_as_the_rate_knob_asks_for_more_bits(self, coded, codec_under_test):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def knob_sweep(cls, coded, codec_under_test) -> list[tuple[int, float]]:
+        """The tile coded with the rate knob at each of ``KNOB_POSITIONS``, fewest bits first: the stream's length
+        and the decoded tile's mean squared error."""
         codec, tile, _ = coded
         knob = codec.rate_knob
         if knob is None:
             pytest.skip(f"{codec.name} declares no rate_knob")
         codec_class, options = codec_under_test
-        sizes = [len(codec_class(**{**options, knob.option: knob_value(knob, position)}).encode(tile))
-                 for position in KNOB_POSITIONS]
+        sweep = []
+        for position in KNOB_POSITIONS:
+            codec_at = codec_class(**{**options, knob.option: knob_value(knob, position)})
+            stream = codec_at.encode(tile)
+            sweep.append((len(stream), _mean_squared_error(tile, codec_at.decode(stream, tile.shape))))
+        return sweep
+
+    def test_the_rate_never_falls_as_the_rate_knob_asks_for_more_bits(self, knob_sweep):
+        sizes = [size for size, _ in knob_sweep]
         assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+    def test_the_error_never_grows_as_the_rate_knob_asks_for_more_bits(self, knob_sweep):
+        errors = [error for _, error in knob_sweep]
+        assert errors == sorted(errors, reverse=True)
+
+    def test_a_value_past_a_declared_range_or_outside_declared_choices_is_refused_naming_the_option(
+            self, codec_under_test):
+        codec_class, options = codec_under_test
+        if not any(values_outside(option) for option in codec_class.options or ()):
+            pytest.skip(f"{codec_class.name} declares no option with a range or choices")
+        assert refusal_problems(codec_class, options) == []
+
+    def test_a_lossless_point_is_marked_lossless_and_reconstructs_every_sample_of_its_precision(
+            self, coded, codec_under_test):
+        codec, tile, _ = coded
+        codec_class, options = codec_under_test
+        if not any(option.name == LOSSLESS_OPTION and option.type is bool for option in codec_class.options or ()):
+            pytest.skip(f"{codec.name} declares no {LOSSLESS_OPTION} option")
+        knob = codec.rate_knob
+        point = {name: value for name, value in options.items() if knob is None or name != knob.option}
+        lossless = codec_class(**point, **{LOSSLESS_OPTION: True})
+
+        decoded = lossless.decode(lossless.encode(tile), tile.shape)
+
+        step = sample_step(lossless.precision)
+        assert lossless.lossless
+        assert np.abs(np.asarray(decoded, dtype=np.float64) - tile).max() <= (step / 2 + FLOAT32_EPS if step else 0)
 
     def test_mutated_streams_are_refused_or_decoded_within_the_call_limits(self, coded, codec_under_test):
         _, tile, stream = coded

@@ -123,6 +123,10 @@ def test_rows_report_the_cpu_and_fp32(codec):
     assert (codec.device, codec.precision) == ("cpu", "fp32")
 
 
+def test_the_stream_version_recorded_in_the_rows_is_the_one_the_header_carries(codec):
+    assert codec.encode(noise_tile((32, 32)))[0] == codec.stream_version
+
+
 @pytest.mark.parametrize("kept", [-1, HEADER_BYTES, 5], ids=["last-byte-lost", "header-only", "half-a-header"])
 def test_truncated_stream_raises_a_clear_error(codec, kept):
     stream = codec.encode(noise_tile((100, 77)))

@@ -159,6 +159,10 @@ def test_rows_report_the_cpu_and_fp32(codec):
     assert (codec.device, codec.precision) == ("cpu", "fp32")
 
 
+def test_the_stream_version_recorded_in_the_rows_is_the_one_the_header_carries(codec):
+    assert codec.encode(speckle_tile((32, 32)))[0] == codec.stream_version
+
+
 @pytest.mark.parametrize("kept", [0, HEADER_BYTES - 1, HEADER_BYTES, -4, -1])
 def test_truncated_stream_raises_a_clear_error(codec, kept):
     tile = speckle_tile((64, 64))
@@ -480,7 +484,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("processes", [-1, True, 1.5, "2"])
 def test_a_bad_number_of_range_coding_processes_is_refused(checkpoint, entropy, processes):
-    with pytest.raises(ValueError, match=f"range_coding_processes={processes!r}; expected a whole number"):
+    with pytest.raises(ValueError, match=f"range_coding_processes={processes!r}; accepted: an integer of at least 0"):
         ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), range_coding_processes=processes)
 
 
@@ -583,7 +587,7 @@ def test_a_failing_part_fails_the_pipeline_only_once_the_part_running_ahead_has_
 
 @pytest.mark.parametrize("sub_batches", [0, True, 1.5, "2"])
 def test_a_bad_number_of_overlapped_sub_batches_is_refused(checkpoint, entropy, sub_batches):
-    with pytest.raises(ValueError, match=f"overlap_sub_batches={sub_batches!r}; expected a whole number of parts"):
+    with pytest.raises(ValueError, match=f"overlap_sub_batches={sub_batches!r}; accepted: an integer of at least 1"):
         ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), overlap_sub_batches=sub_batches)
 
 
@@ -646,7 +650,7 @@ def test_a_variable_rate_stream_carries_its_quality_so_any_point_of_the_model_de
 @pytest.mark.parametrize(("quality", "message"), [
     (None, "variable-rate model; give each point a quality from 0 to 2"),
     (2.5, "expected a number from 0 to 2"),
-    ("high", "expected a number from 0 to 2"),
+    ("high", "quality='high'; accepted: a number of at least 0"),
     (0.0005, "steps of 0.001"),
 ])
 def test_a_missing_or_bad_quality_of_a_variable_rate_checkpoint_is_refused(variable_rate_checkpoint, quality, message):

@@ -30,3 +30,15 @@ def test_resume_of_a_folder_that_does_not_exist_is_refused_before_a_run_starts(c
                                        "give the interrupted run's folder with --output, or leave out --resume to "
                                        "start a new run\n")
     assert not absent.exists()
+
+
+def test_resume_of_an_old_run_without_a_results_format_version_exits_with_one_line(config, tmp_path, capsys):
+    old_run = tmp_path / "old-run"
+    old_run.mkdir()
+    (old_run / "results.csv").write_text("run,codec,point,tile_id,error\nunit,quantize,bits=4,t0,\n")
+
+    assert main(["run", str(config), "--output", str(old_run), "--resume", "--no-progress"]) == USER_ERROR_EXIT
+
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {old_run / 'results.csv'} holds results of format version none")
+    assert error.count("\n") == 1 and "Traceback" not in error

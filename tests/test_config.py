@@ -45,7 +45,7 @@ def test_the_real_data_studies_code_exactly_the_default_test_set(study):
 def test_the_matched_rate_study_has_every_default_codec_at_the_same_four_targets():
     default, _ = load_config("benchmarks.yaml")
     matched, _ = load_config("benchmarks-matched.yaml")
-    targets = {codec.name: [point.options["match_bpp"] for point in codec.points] for codec in matched.codecs}
+    targets = {codec.name: [point.target_bpp for point in codec.points] for codec in matched.codecs}
     assert targets == {codec.name: [0.25, 0.5, 1.0, 2.0] for codec in default.codecs}
 
 

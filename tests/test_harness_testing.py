@@ -8,8 +8,16 @@ import time
 import numpy as np
 import pytest
 
-from harness import Codec
-from harness.testing import CodecConformance, fuzz_decoder, mutated_streams, speckled_tile
+from harness import Codec, CodecOption
+from harness.testing import (
+    CodecConformance,
+    fuzz_decoder,
+    mutated_streams,
+    point_to_check,
+    refusal_problems,
+    speckled_tile,
+    values_outside,
+)
 
 
 class StoredCodec(Codec):
@@ -90,3 +98,60 @@ def test_mutations_are_reproducible_and_of_all_four_kinds():
 
 class TestTheConformanceClassPassesAStrictCodec(CodecConformance):
     codec_class = StoredCodec
+
+
+class StoredWithAHeader(StoredCodec):
+    """The stored codec with an option it cannot be built without, declared with an example point."""
+
+    name = "stored_with_a_header"
+    options = (CodecOption("header", str, choices=("shape",), required=True),)
+    example_point = {"header": "shape"}
+
+    def __init__(self, header: str):
+        self.header = header
+
+
+class TestTheConformanceClassChecksACodecAtItsExamplePoint(CodecConformance):
+    codec_class = StoredWithAHeader
+
+    def test_the_codec_under_test_was_built_at_its_example_point(self, coded):
+        assert coded[0].header == "shape"
+
+
+def test_options_given_by_a_conformance_test_replace_the_example_point():
+    assert point_to_check(StoredWithAHeader, {"header": "other"}) == {"header": "other"}
+
+
+def test_a_codec_without_an_example_point_is_checked_without_options():
+    assert point_to_check(StoredCodec) == {}
+
+
+@pytest.mark.parametrize("option, outside", [
+    (CodecOption("q", int, minimum=0, maximum=100), [-1, 101]),
+    (CodecOption("t", float, minimum=0, maximum=1, exclusive_minimum=True), [0, 1.0000000000000002]),
+    (CodecOption("d", float, minimum=0.5), [0.49999999999999994]),
+    (CodecOption("b", int, choices=(10, 12)), [13]),
+    (CodecOption("p", str, choices=("fast", "slow")), ["fastx"]),
+    (CodecOption("l", bool), []),
+    (CodecOption("c", str), []),
+])
+def test_the_values_outside_a_declaration_are_just_past_each_bound_or_outside_the_choices(option, outside):
+    assert values_outside(option) == outside
+
+
+class SkipsTheDeclaredCheck(StoredCodec):
+    """Declares a range but is built without the declared check, as a codec with its own ``__new__`` would be."""
+
+    name = "skips_the_declared_check"
+    options = (CodecOption("level", int, minimum=1, maximum=9),)
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, level: int = 1):
+        self.level = level
+
+
+def test_the_range_check_names_each_value_past_the_declared_range_that_the_codec_accepts():
+    assert refusal_problems(SkipsTheDeclaredCheck, {}) == ["level=0 accepted; declared: an integer from 1 to 9",
+                                                           "level=10 accepted; declared: an integer from 1 to 9"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.metadata
 import textwrap
 from pathlib import Path
@@ -101,8 +102,9 @@ def test_a_dataset_plugin_file_named_in_the_config_supplies_the_tiles(tmp_path, 
         plugins: [ramp_dataset.py]
         """)
     assert main(["run", str(config), "--output", str(tmp_path / "run"), "--no-progress"]) == 0
-    rows = (tmp_path / "run" / "results.csv").read_text().splitlines()[1:]
-    assert [row.split(",")[3] for row in rows] == ["ramp_0_VV", "ramp_1_VV", "ramp_2_VV"]
+    with (tmp_path / "run" / "results.csv").open(newline="") as file:
+        tile_ids = [row["tile_id"] for row in csv.DictReader(file)]
+    assert tile_ids == ["ramp_0_VV", "ramp_1_VV", "ramp_2_VV"]
 
 
 def test_the_plugin_docs_show_the_dataset_plugin_that_the_test_runs():

@@ -1,24 +1,44 @@
-"""The results module is the one owner of the results schema and of the run folder's file names."""
+"""What a run writes is what is declared: the columns of results.csv (``harness.results``) and of the report's
+tables (``harness.reporting.table_columns``), each declared once with its type; and the results module is the one
+owner of the run folder's file names."""
 
 from __future__ import annotations
 
-import ast
+import csv
 import re
+from dataclasses import fields
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import harness
 from harness.api import MetricColumn
 from harness.errors import UserError
+from harness.columns import Complexity, column_names
+from harness.reporting.bdrate import bd_rate_table
+from harness.reporting.table_columns import (
+    BD_COLUMNS, BD_SPEC, MEAN, NOTE, STATISTICS, SUMMARY_COUNTS_SPEC, summary_column,
+)
 from harness.results import (
+    BPP,
+    CODEC,
+    COMPLEXITY_COLUMNS,
+    DECODE_MPIX_S,
+    ENCODE_MPIX_S,
+    ERROR,
     NON_METRIC_COLUMNS,
+    POINT,
+    POL,
+    REQUIRED_COLUMNS,
+    RESULTS_SPEC,
     TEXT_COLUMNS,
     TIMING_COLUMNS,
     MetricDescriptions,
     RunFolder,
     results_columns,
 )
+from tests.conftest import MINIMAL_CONFIG, run_rows
 
 PROJECT = Path(harness.__file__).resolve().parent.parent
 SOURCE_FOLDERS = ("harness", "codecs", "datasets")
@@ -46,60 +66,75 @@ def test_no_other_module_names_a_run_folder_file(file_name):
     assert offenders == [], f"{file_name!r} is named outside harness/results.py: use RunFolder"
 
 
-OTHER_MEANINGS = {
-    "harness/config.py": ({"dataset", "device", "batch_size"}, "keys of the config file"),
-    "harness/environment.py": ({"device", "threads"}, "keys of environment.json"),
-    "harness/reporting/html.py": ({"device", "threads"}, "keys of environment.json, shown on the page"),
-    "harness/plugins.py": ({"codec", "dataset"}, "the kinds of plugin"),
-    "harness/cli.py": ({"run", "options"}, "a subcommand and an argument"),
-    "harness/distributed.py": ({"options"}, "a key of Dask's worker and scheduler specs"),
-    "harness/isolation.py": ({"bpp", "error"}, "message kinds of the isolated codec's pipe"),
-    "harness/reporting/bdrate.py": ({"codec"}, "a BD row's source: a codec of the run, not a reference curve"),
-    "codecs/_autoencoder/training/trainer.py": ({"batch_size", "device", "threads", "options"}, "training config keys"),
-    "codecs/jpeg2000.py": ({"bpp"}, "the codec's rate option"),
-    "datasets/synthetic.py": ({"height", "width"}, "the synthetic scene's options"),
-    "datasets/_safe_product.py": ({"pol"}, "a group of a file-name pattern"),
-}
-"""Modules where a word that is also a results column means something else, and what."""
-ROW_BUILDERS = frozenset({"dict", "update", "assign"})
-"""Calls whose keyword names become column names (``row.update(bpp=...)``)."""
+def test_the_text_columns_are_the_declared_text_columns():
+    assert set(TEXT_COLUMNS) == {column.name for column in RESULTS_SPEC if column.type is str}
 
 
-def literal_column_names(path: Path) -> set[str]:
-    """The results columns that ``path`` names as a string or as a keyword of a row-building call."""
-    named = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            named.add(node.value)
-        elif isinstance(node, ast.Call):
-            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-            if called in ROW_BUILDERS:
-                named |= {keyword.arg for keyword in node.keywords if keyword.arg}
-    return named & NON_METRIC_COLUMNS
+def test_a_report_requires_only_the_codec_point_pol_rate_speeds_and_error():
+    assert set(REQUIRED_COLUMNS) == {CODEC, POINT, POL, BPP, ENCODE_MPIX_S, DECODE_MPIX_S, ERROR}
 
 
-def source_modules() -> list[Path]:
-    return [path for folder in SOURCE_FOLDERS for path in sorted((PROJECT / folder).rglob("*.py"))
-            if path.name != "results.py"]
+def test_every_declared_column_has_one_name_and_a_type_a_csv_cell_holds():
+    for spec in (RESULTS_SPEC, BD_SPEC, SUMMARY_COUNTS_SPEC):
+        assert len(column_names(spec)) == len(set(column_names(spec)))
+        assert {column.type for column in spec} <= {str, int, float, bool}
 
 
-@pytest.mark.parametrize("path", source_modules(), ids=lambda path: str(path.relative_to(PROJECT)))
-def test_no_other_module_names_a_results_column(path):
-    allowed, _meaning = OTHER_MEANINGS.get(str(path.relative_to(PROJECT)), (set(), ""))
-    assert literal_column_names(path) - allowed == set(), "use the column constants of harness/results.py"
+def test_the_complexity_columns_are_the_fields_of_harness_complexity():
+    assert COMPLEXITY_COLUMNS == tuple(field.name for field in fields(Complexity))
 
 
-def test_a_row_built_with_keywords_counts_as_naming_its_columns(tmp_path):
-    module = tmp_path / "module.py"
-    module.write_text("row = {}\nrow.update(encode_s=1.0, anything=2)\n", encoding="utf-8")
-    assert literal_column_names(module) == {"encode_s"}
+CELL_READERS = {str: str, int: int, float: float, bool: {"True": True, "False": False}.__getitem__}
+"""How a cell of each declared type reads, raising on any other text; an empty cell is a missing value, allowed in
+every column."""
 
 
-def test_every_other_meaning_is_still_there():
-    """An exception nobody needs any more would let a column name back in unnoticed."""
-    stale = {module: sorted(words - literal_column_names(PROJECT / module))
-             for module, (words, _meaning) in OTHER_MEANINGS.items()}
-    assert {module: words for module, words in stale.items() if words} == {}
+@pytest.fixture
+def run_folder(tmp_path, dual_pol_geotiff, write_config) -> RunFolder:
+    """A finished run of the minimal config, report included."""
+    run_rows(write_config(MINIMAL_CONFIG), tmp_path / "run")
+    return RunFolder(tmp_path / "run")
+
+
+def test_a_runs_header_is_the_declared_columns_with_the_metrics_between_the_rate_and_the_timing(run_folder):
+    header = list(pd.read_csv(run_folder.results, nrows=0).columns)
+    metrics = [column.name for column in run_folder.read_metric_columns()]
+    assert header == results_columns(metrics)
+
+
+def test_every_cell_of_a_run_reads_as_its_columns_declared_type(run_folder):
+    rows = run_rows_as_written(run_folder.results)
+    for column in RESULTS_SPEC:
+        read = CELL_READERS[column.type]
+        for row in rows:
+            if row[column.name]:
+                read(row[column.name])  # raises on a cell of another type
+
+
+def run_rows_as_written(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_summary_column_is_a_key_a_count_a_results_column_or_a_statistic_of_a_summarized_value(run_folder):
+    values = {*NON_METRIC_COLUMNS, *(column.name for column in run_folder.read_metric_columns())}
+    described = {*values, *column_names(SUMMARY_COUNTS_SPEC),
+                 *(summary_column(value, statistic) for value in values for statistic in STATISTICS)}
+    for path in (run_folder.summary, run_folder.summary_by_pol, run_folder.summary_by_scene):
+        assert set(pd.read_csv(path, nrows=0).columns) <= described, path.name
+
+
+def test_a_bd_table_has_the_declared_columns_each_filled_on_a_comparable_row():
+    rates = [0.5, 1.0, 2.0, 4.0]
+    summary = pd.DataFrame({CODEC: ["a"] * 4 + ["b"] * 4, POINT: [f"p{rate}" for rate in rates * 2],
+                            summary_column(BPP, MEAN): rates * 2,
+                            summary_column("psnr", MEAN): [20.0, 25, 30, 35, 21, 26, 31, 36]})
+    psnr = MetricColumn("psnr", "PSNR", unit="dB", higher_is_better=True, bd_rate=True)
+
+    table = bd_rate_table(summary, summary.iloc[0:0], "a", [psnr])
+
+    assert tuple(table.columns) == BD_COLUMNS
+    assert table.drop(columns=[NOTE]).notna().all(axis=None)
 
 
 def test_results_columns_put_the_metrics_between_the_rate_and_the_timing():
@@ -107,14 +142,6 @@ def test_results_columns_put_the_metrics_between_the_rate_and_the_timing():
     assert columns.index("compression_ratio") < columns.index("psnr") < columns.index("my_metric")
     assert columns.index("my_metric") < columns.index(TIMING_COLUMNS[0])
     assert columns[-1] == "error"
-
-
-def test_no_declared_column_can_be_mistaken_for_a_metric():
-    assert not set(results_columns([])) - NON_METRIC_COLUMNS
-
-
-def test_text_columns_are_declared_columns():
-    assert set(TEXT_COLUMNS) <= set(results_columns([]))
 
 
 def test_metric_descriptions_round_trip_through_the_run_folder(tmp_path):

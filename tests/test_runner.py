@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
 from harness import UserError, torch_threads
 from harness.config import load_config
+from harness.results import RESULTS_FORMAT_VERSION
 from harness.run import RunOptions, resolve_device, run_benchmark
 from harness.timing import time_call
 from tests.conftest import IN_PROCESS, MINIMAL_CONFIG
@@ -125,9 +128,15 @@ class Batching(Flaky):
     preferred_batch_size = 4
 
 
+class Versioned(Flaky):
+    """A codec with a stream format of its own, at version 3."""
+    name = "versioned"
+    stream_version = 3
+
+
 @hookimpl
 def harness_codecs():
-    return [Flaky, Picky, Counted, WrongShape, Constant, Scribbler, Estimating, Batching]
+    return [Flaky, Picky, Counted, WrongShape, Constant, Scribbler, Estimating, Batching, Versioned]
 '''
 
 
@@ -337,6 +346,80 @@ def test_resume_refuses_a_changed_config(tmp_path, bench):
     run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
     with pytest.raises(UserError, match="differs from the config of the run"):
         run(bench("- name: quantize\n  points: [{bits: 5}]\n"), tmp_path / "run", resume=True)
+
+
+def test_every_row_records_the_results_format_version(tmp_path, bench):
+    _, rows = run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
+    assert {row["format_version"] for row in rows} == {str(RESULTS_FORMAT_VERSION)}
+
+
+def test_the_format_version_is_a_plain_first_column_that_pandas_reads_without_options(tmp_path, bench):
+    run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert results.columns[0] == "format_version" and (results["format_version"] == RESULTS_FORMAT_VERSION).all()
+
+
+def test_the_environment_records_the_results_format_version(tmp_path, bench):
+    run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
+    environment = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert environment["results_format_version"] == RESULTS_FORMAT_VERSION
+
+
+def test_rows_record_the_stream_version_their_codec_declares(tmp_path, bench):
+    _, rows = run(bench("- name: versioned\n"), tmp_path / "run")
+    assert {row["stream_version"] for row in rows} == {"3"}
+
+
+def test_the_stream_version_is_empty_for_a_codec_whose_library_owns_its_format(tmp_path, bench):
+    _, rows = run(bench("- name: quantize\n  points: [{bits: 4}]\n"), tmp_path / "run")
+    assert {row["stream_version"] for row in rows} == {""}
+
+
+def test_resume_of_results_of_the_same_format_version_continues(tmp_path, bench):
+    config = bench("- name: flaky\n  points: [{fail_on_call: 4, exception: KeyboardInterrupt}]\n")
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tmp_path / "run")
+    outcome, rows = run(config, tmp_path / "run", resume=True)
+    assert outcome.rows_skipped == 3 and outcome.rows_written == 3
+    assert {row["format_version"] for row in rows} == {str(RESULTS_FORMAT_VERSION)}
+
+
+def rewrite_results(path: Path, change_row) -> None:
+    """Rewrite ``results.csv`` as another version of the harness would have written it."""
+    with path.open(newline="") as handle:
+        rows = [change_row(row) for row in csv.DictReader(handle)]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_resume_of_results_of_another_format_version_is_refused_with_one_line_saying_what_to_do(tmp_path, bench):
+    config = bench("- name: quantize\n  points: [{bits: 4}]\n")
+    run(config, tmp_path / "run")
+    results = tmp_path / "run" / "results.csv"
+    rewrite_results(results, lambda row: {**row, "format_version": "0"})
+    before = results.read_bytes()
+
+    with pytest.raises(UserError) as refused:
+        run(config, tmp_path / "run", resume=True)
+
+    assert str(refused.value) == (f"{results} holds results of format version 0; this harness writes version "
+                                  f"{RESULTS_FORMAT_VERSION} and cannot add to them: rerun without --resume, with "
+                                  "--output for a new folder (or --overwrite to replace this run)")
+    assert results.read_bytes() == before
+
+
+def test_resume_of_results_from_before_format_versions_is_refused_with_one_line(tmp_path, bench):
+    config = bench("- name: quantize\n  points: [{bits: 4}]\n")
+    run(config, tmp_path / "run")
+    results = tmp_path / "run" / "results.csv"
+    rewrite_results(results, lambda row: {key: value for key, value in row.items() if key != "format_version"})
+
+    with pytest.raises(UserError, match=r"^\S+results\.csv holds results of format version none \(written before "
+                                        r"results\.csv had a format version\); this harness writes version \d+ .*"
+                                        r"rerun without --resume, with --output for a new folder"):
+        run(config, tmp_path / "run", resume=True)
 
 
 def test_the_codecs_option_runs_a_subset(tmp_path, bench):

@@ -47,6 +47,11 @@ def test_the_same_pixels_cost_about_the_same_rate_whatever_the_tile_size(chip, q
     assert rates[128] <= rates[512] * 1.15                                   # and smaller ones not much more either
 
 
+def test_a_variable_rate_codecs_stream_version_is_the_one_its_header_carries(chip):
+    codec = CheckerboardAutoencoder(checkpoint=str(LIGHT_CHECKPOINT), quality=0)
+    assert codec.encode(chip[:64, :64])[0] == codec.stream_version
+
+
 @pytest.mark.parametrize("checkpoint", [CHECKPOINT, LIGHT_CHECKPOINT], ids=["small", "light"])
 def test_a_higher_quality_spends_more_bits_on_real_pixels(chip, checkpoint):
     rates = [bpp_when_tiled(CheckerboardAutoencoder(checkpoint=str(checkpoint), quality=quality), chip[:256, :256], 256)

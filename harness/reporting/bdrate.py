@@ -30,15 +30,15 @@ import pandas as pd
 from harness.api import MetricColumn
 from harness.curves import ReferenceCurve
 from harness.reporting.summaries import lossless_points, matched_points
+from harness.reporting.table_columns import (
+    ANCHOR, ANCHOR_POINTS, BD_COLUMNS, BD_QUALITY, BD_RATE_PERCENT, BETTER, CODEC_SOURCE, MEAN, METRIC, NOTE,
+    QUALITY_HIGH, QUALITY_LOW, RATE_HIGH, RATE_LOW, REFERENCE_SOURCE, SOURCE, TEST_POINTS, summary_column,
+)
 from harness.results import BPP, CODEC, POL
 
 MIN_POINTS = 4
 INTERPOLATION = "pchip"
 ALL_POLARISATIONS = "all"
-BD_COLUMNS = (
-    CODEC, "source", POL, "metric", "better", "anchor", "anchor_points", "test_points",
-    "rate_low", "rate_high", "quality_low", "quality_high", "bd_rate_percent", "bd_quality", "note",
-)
 
 
 @dataclass(frozen=True)
@@ -154,16 +154,16 @@ def bd_rate_table(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchor: s
         by_codec = {str(codec): points for codec, points in table.groupby(CODEC, sort=False)}
         if anchor not in by_codec:
             continue
-        tests = [(codec, "codec", points) for codec, points in by_codec.items() if codec != anchor]
+        tests = [(codec, CODEC_SOURCE, points) for codec, points in by_codec.items() if codec != anchor]
         for metric in metrics:
-            if f"{metric.name}_mean" not in table.columns:
+            if summary_column(metric.name, MEAN) not in table.columns:
                 continue
             anchor_curve = curve_from_summary(by_codec[anchor], metric.name)
             for codec, source, points in tests:
                 rows.append(_row(codec, source, pol, metric, anchor, anchor_curve,
                                  curve_from_summary(points, metric.name)))
             if pol == ALL_POLARISATIONS:
-                rows.extend(_row(reference.name, "reference", pol, metric, anchor, anchor_curve,
+                rows.extend(_row(reference.name, REFERENCE_SOURCE, pol, metric, anchor, anchor_curve,
                                  RDCurve(reference.results[BPP], reference.results[metric.name]))
                             for reference in references if metric.name in reference.results)
     return pd.DataFrame(rows, columns=list(BD_COLUMNS))
@@ -183,7 +183,8 @@ def curve_from_summary(points: pd.DataFrame, metric: str) -> RDCurve:
     a rate no lossy codec aims for and would stretch the overlap.
     """
     lossy = points[~lossless_points(points)]
-    return RDCurve(tuple(lossy["bpp_mean"].astype(float)), tuple(lossy[f"{metric}_mean"].astype(float)))
+    return RDCurve(tuple(lossy[summary_column(BPP, MEAN)].astype(float)),
+                   tuple(lossy[summary_column(metric, MEAN)].astype(float)))
 
 
 def _row(codec: str, source: str, pol: str, metric: MetricColumn, anchor: str,
@@ -192,11 +193,11 @@ def _row(codec: str, source: str, pol: str, metric: MetricColumn, anchor: str,
     rate_low, rate_high = result.rate_overlap or (np.nan, np.nan)
     quality_low, quality_high = result.quality_overlap or (np.nan, np.nan)
     return {
-        CODEC: codec, "source": source, POL: pol, "metric": metric.name,
-        "better": "higher" if metric.higher_is_better else "lower", "anchor": anchor,
-        "anchor_points": len(anchor_curve.finite().rates), "test_points": len(test_curve.finite().rates),
-        "rate_low": rate_low, "rate_high": rate_high, "quality_low": quality_low, "quality_high": quality_high,
-        "bd_rate_percent": np.nan if result.bd_rate_percent is None else result.bd_rate_percent,
-        "bd_quality": np.nan if result.bd_quality is None else result.bd_quality,
-        "note": result.note,
+        CODEC: codec, SOURCE: source, POL: pol, METRIC: metric.name,
+        BETTER: "higher" if metric.higher_is_better else "lower", ANCHOR: anchor,
+        ANCHOR_POINTS: len(anchor_curve.finite().rates), TEST_POINTS: len(test_curve.finite().rates),
+        RATE_LOW: rate_low, RATE_HIGH: rate_high, QUALITY_LOW: quality_low, QUALITY_HIGH: quality_high,
+        BD_RATE_PERCENT: np.nan if result.bd_rate_percent is None else result.bd_rate_percent,
+        BD_QUALITY: np.nan if result.bd_quality is None else result.bd_quality,
+        NOTE: result.note,
     }

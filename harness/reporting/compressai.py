@@ -15,6 +15,7 @@ import pandas as pd
 from harness.api import ReportInput, hookimpl
 from harness.curves import ReferenceCurve, write_compressai_json
 from harness.reporting.summaries import lossless_points, matched_points
+from harness.reporting.table_columns import MEAN, summarized_values, summary_column
 from harness.results import BPP, CODEC, POINT
 
 
@@ -24,17 +25,15 @@ def curves_from_summary(summary: pd.DataFrame, run_name: str) -> list[ReferenceC
     Lossless points sit far from any lossy rate, and their PSNR may be +inf, which JSON cannot hold;
     ``match_bpp`` points are left out as from every curve (``summaries.matched_points``).
     """
-    metrics = [column.removesuffix("_mean") for column in summary.columns
-               if column.endswith("_mean") and column != "bpp_mean"]
+    metrics = [value for value in summarized_values(summary.columns) if value != BPP]
     curves = []
     for codec, points in summary[~matched_points(summary)].groupby(CODEC, sort=False):
         lossless = lossless_points(points)
-        lossy = points[~lossless].sort_values("bpp_mean", kind="stable")
+        lossy = points[~lossless].sort_values(summary_column(BPP, MEAN), kind="stable")
         description = f"{codec} in run {run_name}: means over the tiles without error, one value per rate point"
         if lossless.any():
             description += f"; lossless point(s) excluded: {', '.join(points.loc[lossless, POINT])}"
-        results = {BPP: tuple(lossy["bpp_mean"].astype(float))}
-        results.update({metric: tuple(lossy[f"{metric}_mean"].astype(float)) for metric in metrics})
+        results = {value: tuple(lossy[summary_column(value, MEAN)].astype(float)) for value in (BPP, *metrics)}
         curves.append(ReferenceCurve(str(codec), description, results))
     return curves
 

@@ -18,10 +18,12 @@ from matplotlib.ticker import FuncFormatter
 
 from harness.api import MetricColumn, ReportInput, hookimpl
 from harness.curves import ReferenceCurve
-from harness.reporting.summaries import SPEED_BAND, distinct_text, matched_points
+from harness.reporting.summaries import distinct_text, matched_points
+from harness.reporting.table_columns import MEAN, SPEED_BAND, STD, summary_column
 from harness.results import BPP, CODEC, DECODE_MPIX_S, DEVICE, ENCODE_MPIX_S, ERROR
 
 PALETTE = matplotlib.colormaps["tab10"].colors
+MEAN_RATE = summary_column(BPP, MEAN)
 
 
 REFERENCE_PALETTE = matplotlib.colormaps["Dark2"].colors
@@ -65,7 +67,7 @@ def rd_figure(summary: pd.DataFrame, plot: MetricColumn, colors: dict[str, Color
     not drawn: the matched-rate table compares them.
     """
     summary = summary[~matched_points(summary)]
-    rates = summary["bpp_mean"] if "bpp_mean" in summary.columns else pd.Series(dtype=float)
+    rates = summary[MEAN_RATE] if MEAN_RATE in summary.columns else pd.Series(dtype=float)
     zoom = bool((rates > LOW_RATE_BPP).any() and (rates <= LOW_RATE_BPP).sum() >= 2)
     figure = Figure(figsize=(FIGURE_SIZE[0] * (2 if zoom else 1), FIGURE_SIZE[1]), layout="constrained")
     panels = figure.subplots(1, 2 if zoom else 1, squeeze=False)[0]
@@ -78,7 +80,7 @@ def rd_figure(summary: pd.DataFrame, plot: MetricColumn, colors: dict[str, Color
 def _draw_rd_panel(axes: Axes, summary: pd.DataFrame, plot: MetricColumn, colors: dict[str, Color],
                    references: Sequence[ReferenceCurve], log_rate: bool, rate_limit: float | None) -> None:
     plotted = 0
-    if f"{plot.name}_mean" in summary.columns:
+    if summary_column(plot.name, MEAN) in summary.columns:
         for codec, points in summary.groupby(CODEC, sort=False):
             plotted += _draw_rd_line(axes, points, plot.name, codec, colors[codec])
     for index, reference in enumerate(references):
@@ -105,7 +107,7 @@ def _draw_rd_panel(axes: Axes, summary: pd.DataFrame, plot: MetricColumn, colors
 def _draw_baseline(axes: Axes, summary: pd.DataFrame, plot: MetricColumn) -> None:
     """The original tiles' score (``plot.baseline``) as a dotted line: its mean over the points, which differ only
     where error rows left tiles out."""
-    column = f"{plot.baseline}_mean"
+    column = summary_column(plot.baseline, MEAN)
     if not plot.baseline or column not in summary.columns:
         return
     values = summary[column][np.isfinite(summary[column])]
@@ -116,29 +118,30 @@ def _draw_baseline(axes: Axes, summary: pd.DataFrame, plot: MetricColumn) -> Non
 
 def _zoom_on_rates_up_to(axes: Axes, summary: pd.DataFrame, metric: str, rate_limit: float) -> None:
     """Limit the rate axis to ``rate_limit`` and the quality axis to the points (with bars) below it."""
-    low = summary[(summary["bpp_mean"] <= rate_limit) & np.isfinite(summary.get(f"{metric}_mean", np.nan))]
+    mean = summary_column(metric, MEAN)
+    low = summary[(summary[MEAN_RATE] <= rate_limit) & np.isfinite(summary.get(mean, np.nan))]
     if low.empty:
         return
-    left = low["bpp_mean"].min() * 0.9 if axes.get_xscale() == "log" else 0.0
+    left = low[MEAN_RATE].min() * 0.9 if axes.get_xscale() == "log" else 0.0
     axes.set_xlim(left, rate_limit * 1.03)
-    spread = low[f"{metric}_std"].fillna(0.0)
-    bottom, top = (low[f"{metric}_mean"] - spread).min(), (low[f"{metric}_mean"] + spread).max()
+    spread = low[summary_column(metric, STD)].fillna(0.0)
+    bottom, top = (low[mean] - spread).min(), (low[mean] + spread).max()
     margin = 0.05 * (top - bottom) or 0.5
     axes.set_ylim(bottom - margin, top + margin)
 
 
 def _draw_rd_line(axes: Axes, points: pd.DataFrame, metric: str, codec: str, color: Color) -> int:
     """Draw one codec's finite points sorted by rate; returns how many were drawn."""
-    means = points[f"{metric}_mean"]
-    finite = points[np.isfinite(means) & np.isfinite(points["bpp_mean"])].sort_values("bpp_mean")
+    means = points[summary_column(metric, MEAN)]
+    finite = points[np.isfinite(means) & np.isfinite(points[MEAN_RATE])].sort_values(MEAN_RATE)
     lossless = int(np.isposinf(means).sum())
     label = codec if not lossless else f"{codec} ({lossless} lossless point(s) not shown: inf)"
     if finite.empty:
         return 0
     axes.errorbar(
-        finite["bpp_mean"],
-        finite[f"{metric}_mean"],
-        yerr=finite[f"{metric}_std"].fillna(0.0),
+        finite[MEAN_RATE],
+        finite[summary_column(metric, MEAN)],
+        yerr=finite[summary_column(metric, STD)].fillna(0.0),
         color=color,
         marker="o",
         markersize=4,

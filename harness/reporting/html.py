@@ -27,16 +27,18 @@ from harness.reporting.matched_rates import EXPLANATION as MATCHED_RATE_EXPLANAT
 from harness.reporting.matched_rates import matched_rate_table
 from harness.reporting.settings import run_metric_descriptions
 from harness.reporting.summaries import GROUP_KEYS, clipping_table
+from harness.reporting.table_columns import (
+    ANCHOR, BD_QUALITY, BD_RATE_PERCENT, MEAN, MEDIAN, METRIC, RATE_HIGH, RATE_LOW, STD, summary_column,
+)
 from harness.reporting.tables import BD_RATE_EXPLANATION, CLIPPING_EXPLANATION, column_style
 from harness.reporting.tables import display_table  # summary.md's table, the same labels
 from harness.results import CODEC, ERROR, POINT, POL, RUN, TILE_ID, MetricDescriptions, RunFolder, load_results
 
 ERROR_COLUMNS = (CODEC, POINT, TILE_ID, ERROR)
-STATISTIC_SUFFIXES = ("_mean", "_std", "_median")
-BD_DECIMALS = {"rate_low": 3, "rate_high": 3, "bd_rate_percent": 2}
-BD_MISSING_TEXT = {"bd_rate_percent": "not comparable", "bd_quality": "not comparable"}
-ANCHOR = "anchor"
-BD_LEADING_COLUMNS = (CODEC, POL, "metric", "bd_rate_percent", "bd_quality")
+STATISTIC_SUFFIXES = tuple(summary_column("", statistic) for statistic in (MEAN, STD, MEDIAN))
+BD_DECIMALS = {RATE_LOW: 3, RATE_HIGH: 3, BD_RATE_PERCENT: 2}
+BD_MISSING_TEXT = {BD_RATE_PERCENT: "not comparable", BD_QUALITY: "not comparable"}
+BD_LEADING_COLUMNS = (CODEC, POL, METRIC, BD_RATE_PERCENT, BD_QUALITY)
 """What a reader looks for first in a BD-rate row, so it shows on a narrow screen; ``bd_rate.csv``'s other columns
 (overlap, points, note) follow in their order."""
 BD_RATE_SECTION_ID = "bd-rate"
@@ -211,8 +213,8 @@ def _bd_rate_sections(folder: RunFolder, metrics: MetricDescriptions) -> list[st
         return [_section("BD-rate", _paragraph(
             "No BD-rate: the anchor codec has no results in this run, or no other codec to compare."),
             BD_RATE_SECTION_ID)]
-    if "metric" in table.columns:
-        table = table.assign(metric=[metrics.of(metric).header for metric in table["metric"]])
+    if METRIC in table.columns:
+        table = table.assign(**{METRIC: [metrics.of(metric).header for metric in table[METRIC]]})
     by_anchor = list(table.groupby(ANCHOR, sort=False)) if ANCHOR in table.columns else [("", table)]
     sections = []
     for rank, (anchor, rows) in enumerate(by_anchor):

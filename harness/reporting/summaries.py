@@ -7,6 +7,7 @@ Conventions:
 - Means and standard deviations are over good rows only (``error`` empty) and
   skip NaN; each metric has a ``<metric>_count`` column saying how many tiles
   it rests on, because some metrics (MS-SSIM on small tiles) are NaN by design.
+  Every column is named by ``harness.reporting.table_columns``.
 - A lossless point has PSNR ``+inf`` on every tile. The mean of values that
   contain ``inf`` is ``inf`` and is kept as such; its standard deviation is
   undefined and left NaN.
@@ -20,14 +21,14 @@ import numpy as np
 import pandas as pd
 from pandas.api.typing import DataFrameGroupBy
 
+from harness.metrics import PSNR
+from harness.reporting.table_columns import (
+    COUNT, ERRORS, MEAN, MEDIAN, SPEED_BAND, STD, TILES, quantile, summarized_values, summary_column,
+)
 from harness.results import (
     BPP, CLIPPED_COLUMNS, CODEC, COMPLEXITY_COLUMNS, DATASET, DEVICE, ERROR, ESTIMATED_BPP, LOSSLESS,
     NON_METRIC_COLUMNS, POINT, POL, PRECISION, RUN, SCENE, SPEED_COLUMNS, TARGET_BPP, TEXT_COLUMNS, TILE_ID,
 )
-
-SPEED_BAND = (0.1, 0.9)
-"""The quantiles of per-tile speed that the summary and the timing plot give beside the median."""
-
 
 LABEL_COLUMNS = (RUN, CODEC, POINT, POL, DEVICE, PRECISION, ERROR)
 
@@ -69,9 +70,10 @@ def lossless_points(points: pd.DataFrame) -> pd.Series:
     its PSNR is high (107 dB) yet finite.
     """
     declared = is_true(points[LOSSLESS]) if LOSSLESS in points.columns else pd.Series(False, index=points.index)
-    if "psnr_mean" not in points.columns:
+    psnr = summary_column(PSNR, MEAN)
+    if psnr not in points.columns:
         return declared
-    return declared | np.isposinf(points["psnr_mean"].astype(float))
+    return declared | np.isposinf(points[psnr].astype(float))
 
 
 def matched_points(points: pd.DataFrame) -> pd.Series:
@@ -119,13 +121,13 @@ def _summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
     all_rows = results.groupby(list(keys), sort=False)
     good_rows = results[~is_error].groupby(list(keys), sort=False)
     parts = [
-        all_rows.size().rename("tiles"),
-        is_error.groupby([results[key] for key in keys], sort=False).sum().rename("errors"),
+        all_rows.size().rename(TILES),
+        is_error.groupby([results[key] for key in keys], sort=False).sum().rename(ERRORS),
         _mean_std(good_rows, BPP),
         *(_mean_std(good_rows, column) for column in _estimate_columns(results)),
         *(_mean_std_count(good_rows, metric) for metric in metric_columns(results)),
-        *(good_rows[column].median().rename(f"{column}_median") for column in SPEED_COLUMNS),
-        *(good_rows[column].quantile(q).rename(f"{column}_p{round(100 * q)}") for column in SPEED_COLUMNS
+        *(good_rows[column].median().rename(summary_column(column, MEDIAN)) for column in SPEED_COLUMNS),
+        *(good_rows[column].quantile(q).rename(summary_column(column, quantile(q))) for column in SPEED_COLUMNS
           for q in SPEED_BAND),
         *(all_rows[column].first().rename(column) for column in (TARGET_BPP, *COMPLEXITY_COLUMNS)
           if column in results.columns),
@@ -148,7 +150,7 @@ def _estimate_columns(results: pd.DataFrame) -> list[str]:
 
 def _counts_as_integers(summary: pd.DataFrame) -> pd.DataFrame:
     """A group with no good rows has no metric counts: that is zero, not missing."""
-    counts = [column for column in summary.columns if column.endswith("_count")]
+    counts = [summary_column(value, COUNT) for value in summarized_values(summary.columns, COUNT)]
     summary[counts] = summary[counts].fillna(0).astype(int)
     return summary
 
@@ -177,13 +179,15 @@ def _mean_std(groups: DataFrameGroupBy, column: str) -> pd.DataFrame:
     """Mean and std, silencing numpy's warning on ``inf - inf``: that std is NaN on purpose."""
     with np.errstate(invalid="ignore"):
         return pd.concat(
-            [groups[column].mean().rename(f"{column}_mean"), groups[column].std().rename(f"{column}_std")],
+            [groups[column].mean().rename(summary_column(column, MEAN)),
+             groups[column].std().rename(summary_column(column, STD))],
             axis=1,
         )
 
 
 def _mean_std_count(groups: DataFrameGroupBy, column: str) -> pd.DataFrame:
-    return pd.concat([_mean_std(groups, column), groups[column].count().rename(f"{column}_count")], axis=1)
+    return pd.concat([_mean_std(groups, column), groups[column].count().rename(summary_column(column, COUNT))],
+                     axis=1)
 
 
 def distinct_text(values: pd.Series) -> str:

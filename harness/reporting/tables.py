@@ -18,10 +18,14 @@ from harness.reporting.matched_rates import matched_rate_markdown
 from harness.reporting.summaries import (
     GROUP_KEYS,
     GROUP_KEYS_BY_POL,
-    SPEED_COLUMNS,
     clipping_table,
     distinct_tiles,
     summarize_by_scene,
+)
+from harness.reporting.table_columns import (
+    ANCHOR, ANCHOR_POINTS, BD_QUALITY, BD_RATE_PERCENT, COUNT, ERRORS, MEAN, MEDIAN, METRIC, NOTE, QUALITY_HIGH,
+    QUALITY_LOW, RATE_HIGH, RATE_LOW, REFERENCE_SOURCE, SOURCE, STD, TEST_POINTS, TILES, summarized_values,
+    summary_column,
 )
 from harness.results import (
     BPP, CODEC, COMPLEXITY_COLUMNS, DECODE_MACS_PER_PIXEL, DECODE_MPIX_S, DEVICE, ENCODE_MACS_PER_PIXEL,
@@ -61,7 +65,7 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, summary_by_po
     bd_sections = []
     for anchor in anchors:
         bd_sections += [f"## BD-rate against `{anchor}`",
-                        bd_rate_markdown(bd_table[bd_table["anchor"] == anchor], anchor, metrics)]
+                        bd_rate_markdown(bd_table[bd_table[ANCHOR] == anchor], anchor, metrics)]
     sections = [
         f"# Run `{run_name}`",
         _header_lines(results) + (f"\n- codec calls: {codec_calls}" if codec_calls else ""),
@@ -153,8 +157,8 @@ def _notes(summary: pd.DataFrame, metrics: MetricDescriptions) -> str:
     undefined = [column_style(value, metrics).label for value in _undefined_metrics(summary)]
     if undefined and not summary.empty:
         lines.append(f"- Not shown, as no tile of this run has a value: {', '.join(undefined)}.")
-    for value in _all_summarized_values(summary):
-        if np.isposinf(summary[f"{value}_mean"].astype(float)).any():
+    for value in summarized_values(summary.columns):
+        if np.isposinf(summary[summary_column(value, MEAN)].astype(float)).any():
             lines.append(f"- {column_style(value, metrics).label} `inf`: at least one tile was reconstructed exactly "
                          "(lossless), so the mean is infinite and the std is left blank.")
     return "\n".join(lines)
@@ -174,20 +178,20 @@ def bd_rate_markdown(bd_table: pd.DataFrame, anchor: str, metrics: MetricDescrip
     if bd_table.empty:
         return f"No BD-rate: the anchor codec `{anchor}` has no results in this run, or no other codec to compare."
     table = pd.DataFrame({
-        CODEC: [f"{codec} (reference)" if source == "reference" else codec
-                  for codec, source in zip(bd_table[CODEC], bd_table["source"])],
+        CODEC: [f"{codec} ({REFERENCE_SOURCE})" if source == REFERENCE_SOURCE else codec
+                for codec, source in zip(bd_table[CODEC], bd_table[SOURCE])],
         POL: bd_table[POL],
-        "metric": [metrics.of(metric).header for metric in bd_table["metric"]],
-        "BD-rate (%)": [_bd_cell(value, 2) for value in bd_table["bd_rate_percent"]],
+        METRIC: [metrics.of(metric).header for metric in bd_table[METRIC]],
+        "BD-rate (%)": [_bd_cell(value, 2) for value in bd_table[BD_RATE_PERCENT]],
         "BD-quality": [_bd_cell(value, metrics.of(metric).decimals + 1)
-                       for value, metric in zip(bd_table["bd_quality"], bd_table["metric"])],
-        "rate overlap (bpp)": [_range_cell(low, high, 3) for low, high in zip(bd_table["rate_low"], bd_table["rate_high"])],
+                       for value, metric in zip(bd_table[BD_QUALITY], bd_table[METRIC])],
+        "rate overlap (bpp)": [_range_cell(low, high, 3) for low, high in zip(bd_table[RATE_LOW], bd_table[RATE_HIGH])],
         "quality overlap": [_range_cell(low, high, metrics.of(metric).decimals)
-                            for low, high, metric in zip(bd_table["quality_low"], bd_table["quality_high"],
-                                                         bd_table["metric"])],
+                            for low, high, metric in zip(bd_table[QUALITY_LOW], bd_table[QUALITY_HIGH],
+                                                         bd_table[METRIC])],
         "points (anchor/test)": [f"{anchor_points}/{test_points}" for anchor_points, test_points
-                                 in zip(bd_table["anchor_points"], bd_table["test_points"])],
-        "note": bd_table["note"],
+                                 in zip(bd_table[ANCHOR_POINTS], bd_table[TEST_POINTS])],
+        NOTE: bd_table[NOTE],
     })
     alignment = ["left", "left", "left", "right", "right", "right", "right", "right", "left"]
     return BD_RATE_EXPLANATION + "\n\n" + table.to_markdown(index=False, disable_numparse=True, colalign=alignment)
@@ -222,10 +226,8 @@ def format_summary_table(summary: pd.DataFrame, metrics: MetricDescriptions) -> 
     if summary.empty:
         return "No results."
     shown = {BPP, *(metric.name for metric in metrics.headline())}
-    headline = summary.drop(
-        columns=[column for column in summary.columns
-                 if column.endswith("_mean") and column.removesuffix("_mean") not in shown]
-    )
+    headline = summary.drop(columns=[summary_column(value, MEAN) for value in summarized_values(summary.columns)
+                                     if value not in shown])
     table = display_table(headline, GROUP_KEYS, metrics, with_spread=False)
     return table.to_markdown(
         index=False, tablefmt="simple", disable_numparse=True, colalign=_column_alignment(table, GROUP_KEYS)
@@ -242,16 +244,17 @@ def display_table(summary: pd.DataFrame, keys: tuple[str, ...], metrics: MetricD
                    with_spread: bool) -> pd.DataFrame:
     """Turn the numeric summary into text cells with readable headers and rounding."""
     table = summary[list(keys)].copy()
-    table["tiles"] = summary["tiles"].astype(str)
-    table["errors"] = summary["errors"].astype(str)
+    table[TILES] = summary[TILES].astype(str)
+    table[ERRORS] = summary[ERRORS].astype(str)
     for value in _summarized_values(summary):
         style = column_style(value, metrics)
         table[style.label] = _cells(summary, value, style.decimals, with_spread)
         if with_spread and _has_missing_values(summary, value):
-            table[f"{style.label} n"] = summary[f"{value}_count"].astype(int).astype(str)
+            table[f"{style.label} n"] = summary[summary_column(value, COUNT)].astype(int).astype(str)
     for column in SPEED_COLUMNS:
         style = RATE_AND_SPEED_STYLES[column]
-        table[style.label] = [format_number(value, style.decimals) for value in summary[f"{column}_median"]]
+        table[style.label] = [format_number(value, style.decimals)
+                              for value in summary[summary_column(column, MEDIAN)]]
     table[DEVICE] = summary[DEVICE].fillna("").astype(str)
     precision = summary[PRECISION].fillna("").astype(str)
     if precision.astype(bool).any():
@@ -261,32 +264,28 @@ def display_table(summary: pd.DataFrame, keys: tuple[str, ...], metrics: MetricD
 
 def _summarized_values(summary: pd.DataFrame) -> list[str]:
     """The values the tables show: every summarized one that some tile of the table has."""
-    return [value for value in _all_summarized_values(summary) if value not in _undefined_metrics(summary)]
-
-
-def _all_summarized_values(summary: pd.DataFrame) -> list[str]:
-    return [column.removesuffix("_mean") for column in summary.columns if column.endswith("_mean")]
+    return [value for value in summarized_values(summary.columns) if value not in _undefined_metrics(summary)]
 
 
 def _undefined_metrics(summary: pd.DataFrame) -> list[str]:
     """Metrics with a value on no tile (border bias where no tile has no-data): a column of blanks says nothing."""
-    return [value for value in _all_summarized_values(summary)
-            if f"{value}_count" in summary.columns and not summary[f"{value}_count"].any()]
+    return [value for value in summarized_values(summary.columns)
+            if summary_column(value, COUNT) in summary.columns and not summary[summary_column(value, COUNT)].any()]
 
 
 def _has_missing_values(summary: pd.DataFrame, value: str) -> bool:
     """A metric is missing on some tiles when it rests on fewer tiles than the good ones."""
-    count_column = f"{value}_count"
+    count_column = summary_column(value, COUNT)
     if count_column not in summary.columns:
         return False
-    return bool((summary[count_column] < summary["tiles"] - summary["errors"]).any())
+    return bool((summary[count_column] < summary[TILES] - summary[ERRORS]).any())
 
 
 def _cells(summary: pd.DataFrame, value: str, decimals: int, with_spread: bool) -> list[str]:
-    means = summary[f"{value}_mean"]
+    means = summary[summary_column(value, MEAN)]
     if not with_spread:
         return [format_number(mean, decimals) for mean in means]
-    stds = summary[f"{value}_std"]
+    stds = summary[summary_column(value, STD)]
     return [_mean_plus_minus_std(mean, std, decimals) for mean, std in zip(means, stds)]
 
 

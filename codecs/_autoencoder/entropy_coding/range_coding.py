@@ -20,36 +20,33 @@ in 16 bits where they fit (they do for a trained latent): a quarter of the
 bytes of int64. Each request is a round trip to every worker used, so the
 workers pay off where a batch holds milliseconds of coding per worker.
 
-A worker imports this module, numpy and constriction, not torch (tested):
-about 35 MB resident and a third of a second to start on the 2-core VM,
-against 240 MB and 2 to 4 s with torch. Like every spawned process it also
-imports the program's main script, if that is a file: a script that imports
-torch at its top gives its workers torch too (``python -m harness`` does not).
+Each worker is a ``harness.WorkerProcess`` (the primitive isolation and
+fuzzing use too: spawned, replaced when it dies, gone with its parent) whose
+messages travel through the array channel. It imports this module, numpy,
+constriction and the light part of ``harness``, not torch (tested), nor the
+program's main script: about 35 MB resident and a third of a second to start
+on the 2-core VM, against 240 MB and 2 to 4 s with torch.
 """
 
 from __future__ import annotations
 
-import atexit
+import functools
 import itertools
-import multiprocessing
 import pickle
 import signal
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
+from harness import WorkerDied, WorkerProcess
 from harness_codecs._autoencoder.entropy_coding.array_channel import ArrayChannel
 from harness_codecs._autoencoder.entropy_coding.symbol_coding import SymbolCoder, new_decoder, new_encoder
 from harness_codecs._autoencoder.entropy_coding.probability_tables import ProbabilityTables
 
 LATENT, SIDE = "latent", "side"
 """The coders a stream's sections name: the latent ``y``'s tables, the side latent ``z``'s."""
-CONTEXT = multiprocessing.get_context("spawn")
-"""Workers are spawned: forking a process whose torch thread pools have run can deadlock the child."""
-STOP_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -127,35 +124,30 @@ class PooledRangeCoding:
     Each worker is one process at the end of a pipe whose arrays travel through shared memory
     (``array_channel``), so a call costs one message each way and no thread hand-offs. A worker that dies
     fails the call it was on (an error, which the runner turns into error rows) and is replaced on the next
-    call; workers end with the pool, or when the process that started them ends (their pipe closes),
-    however it ends."""
+    call; workers end with the pool, or when the process that started them ends, however it ends."""
 
     def __init__(self, tables: dict[str, ProbabilityTables], processes: int):
-        self.tables = tables
         self.processes = processes
-        self.workers = [_Worker(tables) for _ in range(processes)]
+        self.workers = [WorkerProcess(_range_coder, tables, channel=_array_channel) for _ in range(processes)]
         for worker in self.workers:  # started together, awaited here, so that no timed call waits for them
+            worker.start()
+        for worker in self.workers:
             worker.ready()
-        # Stopped when the pool is collected, or at exit before multiprocessing ends its daemonic processes
-        # (registered after it, so run first), so that each worker removes its shared memory itself.
-        atexit.register(weakref.finalize(self, _stop_all, self.workers))
 
     def deal(self, count: int, kind: str, *per_tile: Sequence, shared: tuple = ()) -> list:
         """The results of request ``kind`` for ``count`` tiles dealt round-robin over the workers: each worker
         gets every n-th element of each of ``per_tile`` (and ``shared`` as it is) in one message."""
-        used = min(count, self.processes)
-        for index in range(used):
-            if not self.workers[index].alive():
-                self.workers[index].discard()
-                self.workers[index] = _Worker(self.tables)
-                self.workers[index].ready()
-        sent = [self.workers[index].send((kind, *(values[index::used] for values in per_tile), *shared))
-                for index in range(used)]
-        answers = [self.workers[index].receive() if sent[index] is None else sent[index] for index in range(used)]
+        used = self.workers[:min(count, self.processes)]
+        for worker in used:
+            if not worker.alive():
+                worker.restart()
+        sent = [_sent(worker, (kind, *(values[index::len(used)] for values in per_tile), *shared))
+                for index, worker in enumerate(used)]
+        answers = [_received(worker) if failure is None else failure for worker, failure in zip(used, sent)]
         failures = [answer for answer in answers if isinstance(answer, BaseException)]
         if failures:
             raise failures[0]
-        return [answers[tile % used][tile // used] for tile in range(count)]
+        return [answers[tile % len(used)][tile // len(used)] for tile in range(count)]
 
     def encode(self, sections: list[Section]) -> list[np.ndarray]:
         compact = [Section(section.coder, _compact(section.values), _compact(section.tables)) for section in sections]
@@ -165,62 +157,30 @@ class PooledRangeCoding:
         return PooledDecoders(self, words)
 
 
-class _Worker:
-    """One range-coding process and the parent's end of its pipe."""
-
-    def __init__(self, tables: dict[str, ProbabilityTables]):
-        connection, child = CONTEXT.Pipe()
-        self.process = CONTEXT.Process(target=_serve, args=(child, tables), daemon=True)
-        self.process.start()
-        child.close()
-        self.channel = ArrayChannel(connection, copy=True)
-        self.broken = False
-
-    def ready(self) -> None:
-        """Wait until the worker has started (imported its modules, built its coders)."""
-        answer = self.receive()
-        if isinstance(answer, BaseException):
-            raise answer
-
-    def alive(self) -> bool:
-        return not self.broken and self.process.is_alive()
-
-    def send(self, request: tuple) -> RuntimeError | None:
-        """None, or the error of a worker that died."""
-        try:
-            self.channel.send(request)
-            return None
-        except (BrokenPipeError, ConnectionResetError):
-            return self._died()
-
-    def receive(self) -> Any:
-        """The answer, or the error the request raised in the worker, or the error of a worker that died."""
-        try:
-            return self.channel.receive()
-        except (EOFError, ConnectionResetError):
-            return self._died()
-
-    def _died(self) -> RuntimeError:
-        self.broken = True
-        self.channel.close(peer_died=True)
-        self.process.join(STOP_GRACE_S)
-        return RuntimeError(f"a range-coding worker process died (exit code {self.process.exitcode})")
-
-    def discard(self) -> None:
-        """Close what is left of a worker that died, its shared memory included."""
-        if not self.broken:
-            self._died()
-
-    def stop(self) -> None:
-        self.channel.close()
-        self.process.join(STOP_GRACE_S)
-        if self.process.is_alive():
-            self.process.kill()
+def _sent(worker: WorkerProcess, request: tuple) -> RuntimeError | None:
+    """None, or the error of a worker that died."""
+    try:
+        worker.send(request)
+        return None
+    except WorkerDied as died:
+        return _died(died)
 
 
-def _stop_all(workers: list[_Worker]) -> None:
-    for worker in workers:
-        worker.stop()
+def _received(worker: WorkerProcess) -> Any:
+    """The answer, or the error the request raised in the worker, or the error of a worker that died."""
+    try:
+        return worker.receive()
+    except WorkerDied as died:
+        return _died(died)
+
+
+def _died(died: WorkerDied) -> RuntimeError:
+    return RuntimeError(f"a range-coding worker process died (exit code {died.exitcode})")
+
+
+def _array_channel(connection: Connection, in_worker: bool) -> ArrayChannel:
+    """The worker's end reads the arrays in place (its request is done when it answers); the pool's copies them."""
+    return ArrayChannel(connection, copy=not in_worker)
 
 
 _KEYS = itertools.count()
@@ -280,9 +240,9 @@ def _compact(integers: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(integers)
 
 
-def _serve(connection: Connection, tables: dict[str, ProbabilityTables]) -> None:
-    """A range-coding worker: answer requests until the pipe closes. It holds the decoders of the tiles dealt
-    to it, by key, from a batch's first section to its ``finish``. Ctrl-C is the parent's to handle."""
+def _range_coder(tables: dict[str, ProbabilityTables]) -> Callable[[tuple], Any]:
+    """A range-coding worker's setup. It holds the decoders of the tiles dealt to it, by key, from a batch's first
+    section to its ``finish``. Ctrl-C is the parent's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     coders = symbol_coders(tables)
     decoders: dict[int, Any] = {}
@@ -302,26 +262,24 @@ def _serve(connection: Connection, tables: dict[str, ProbabilityTables]) -> None
         return [decoders.pop(key).maybe_exhausted() if key in decoders else False for key in keys]
 
     handlers = {"encode": encode, "open and read": open_and_read, "read": read, "finish": finish}
-    channel = ArrayChannel(connection, copy=False)
-    answer: Any = "ready"
-    while True:
-        try:
-            try:
-                channel.send(answer)
-            except pickle.PicklingError:
-                channel.send(RuntimeError(f"{type(answer).__name__}: {answer}"))
-            answer = _answer(handlers, channel.receive())
-        except (EOFError, BrokenPipeError, ConnectionResetError):  # the process that started it has gone
-            break
-    channel.close()
+    return functools.partial(_answer, handlers)
 
 
 def _answer(handlers: dict[str, Callable[..., list]], request: tuple) -> Any:
     """A request's answer, or the exception it raised (constriction's AssertionError on a stream its model cannot
-    have written, among others), without the traceback, whose frames would keep the request's arrays, which
-    live in shared memory that the next request may replace."""
+    have written, among others), raised again by the pool as it is. Without the traceback, whose frames would keep
+    the request's arrays, which live in shared memory that the next request may replace; as a RuntimeError naming
+    it when it cannot be pickled."""
     kind, *arguments = request
     try:
         return handlers[kind](*arguments)
     except Exception as exc:
-        return exc.with_traceback(None)
+        return _portable(exc.with_traceback(None))
+
+
+def _portable(exc: Exception) -> Exception:
+    try:
+        pickle.dumps(exc, protocol=5)
+        return exc
+    except Exception:  # pickling can fail in many ways (PicklingError, TypeError, AttributeError)
+        return RuntimeError(f"{type(exc).__name__}: {exc}")

@@ -47,18 +47,22 @@ def quality_code(quality: float) -> int:
     return int(round(quality * QUALITY_SCALE))
 
 
+def format_version(variable_rate: bool) -> int:
+    """The format version in the header of a stream of a variable-rate or of a single-rate model."""
+    return VARIABLE_RATE_FORMAT_VERSION if variable_rate else ENTROPY_FORMAT_VERSION
+
+
 def pack_stream(model_id: bytes, words: np.ndarray, quality: int | None = None) -> bytes:
     """Header and payload; ``quality`` (a ``quality_code``) is written for variable-rate models only."""
     body = b"" if quality is None else _QUALITY.pack(quality)
     body += np.asarray(words, dtype=np.uint32).astype(WORD).tobytes()
-    version = ENTROPY_FORMAT_VERSION if quality is None else VARIABLE_RATE_FORMAT_VERSION
-    return _HEADER.pack(version, model_id, zlib.crc32(body)) + body
+    return _HEADER.pack(format_version(quality is not None), model_id, zlib.crc32(body)) + body
 
 
 def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False) -> tuple[np.ndarray, int | None]:
     """The payload's 32-bit words and the quality code (None for single-rate models), after checking
     version, model and checksum (``ValueError`` otherwise)."""
-    expected = VARIABLE_RATE_FORMAT_VERSION if variable_rate else ENTROPY_FORMAT_VERSION
+    expected = format_version(variable_rate)
     quality_bytes = _QUALITY.size if variable_rate else 0
     header_bytes = HEADER_BYTES + quality_bytes
     if len(data) < header_bytes:

@@ -1,4 +1,5 @@
-"""Options shared by the autoencoder codec plugins: checkpoint path, device, precision, threads."""
+"""Options shared by the autoencoder codec plugins: checkpoint path, device, precision, threads, their declarations
+(``harness.CodecOption``: the harness checks names, types and ranges), and the checks a declaration cannot say."""
 
 from __future__ import annotations
 
@@ -8,23 +9,26 @@ from pathlib import Path
 import torch
 from harness_codecs._autoencoder.runtime.fixed_length_coder import PRECISIONS
 
+from harness import CodecOption
+
 
 SHIPPED_CHECKPOINTS = "harness_checkpoints"
 """The package that installs the trained checkpoints of ``checkpoints/`` with the project."""
 
 
 def resolve_checkpoint(codec: str, checkpoint: str, base_dir: str | Path | None) -> Path:
-    """Relative paths are relative to the config file's folder, like every path in a config.
+    """Relative paths are relative to the config file's folder, like every path in a config (to the working
+    folder for a codec built without one, ``base_dir`` None).
 
     A bare file name that is not there names a shipped checkpoint, so that a config works
-    from an installed wheel too, where ``checkpoints/`` is not beside it.
+    from an installed wheel too, where ``checkpoints/`` is not beside it, and so does a codec's example point.
     """
     if not isinstance(checkpoint, (str, Path)) or not str(checkpoint):
         raise ValueError(f"{codec} option checkpoint={checkpoint!r}; expected a file path")
     path = Path(checkpoint).expanduser()
-    if path.is_absolute() or base_dir is None:
+    if path.is_absolute():
         return path
-    beside_config = Path(base_dir) / path
+    beside_config = Path(base_dir or ".") / path
     if beside_config.exists() or len(path.parts) > 1:
         return beside_config
     shipped = shipped_checkpoint(path.name)
@@ -71,26 +75,17 @@ means the same on every machine, compares with the other codecs' and parallel ru
 A point may set ``threads`` to measure a multi-threaded deployment."""
 
 
-def validated_count(codec: str, option: str, value: object, minimum: int, expected: str) -> int:
-    """``value`` if it is a whole number of at least ``minimum`` (not a bool); else a ``ValueError`` naming the codec,
-    the option and the value, then saying what was ``expected``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{codec} option {option}={value!r}; expected {expected}")
-    return value
-
-
-def validated_threads(codec: str, threads: object) -> int:
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"{codec} option threads={threads!r}; expected a whole number of CPU threads, at least 1")
-    return threads
+CHECKPOINT = CodecOption("checkpoint", str, required=True,
+                         description="checkpoint file, relative to the config's folder, or a shipped one's file name")
+DEVICE = CodecOption("device", str, description="cpu, cuda or cuda:N; the run's device when left out")
+PRECISION = CodecOption("precision", str, choices=tuple(PRECISIONS), description="fp16 on CUDA only")
+THREADS = CodecOption("threads", int, minimum=1, description="torch's CPU threads during the calls")
 
 
 def validated_precision(codec: str, precision: str, device: torch.device) -> str:
     """fp32, or an autocast type: bf16 on CUDA or the CPU (where AMX or AVX-512 BF16 make it fast: on a Sapphire
     Rapids core the GDN checkerboard's networks ran 2.6 to 3.3 times faster, within 0.0005 dB and 0.05 % of the
-    rate of fp32), fp16 on CUDA only (the CPU has no fast fp16 path)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"{codec} option precision={precision!r}; accepted: {', '.join(PRECISIONS)}")
+    rate of fp32), fp16 on CUDA only (the CPU has no fast fp16 path). The choices are declared (``PRECISION``)."""
     if precision == "fp16" and device.type != "cuda":
         raise ValueError(f"{codec} option precision={precision!r} needs device cuda; on the CPU use fp32 or bf16")
     return precision
