@@ -9,7 +9,8 @@ Subclass ``CodecConformance`` in a test module and pytest runs every check on yo
         codec_class = MyCodec
         options = {"quality": 50}       # one rate point; left out: MyCodec.example_point
 
-The checks: bytes out and the tile's shape back as finite floats; the same bytes for the same tile; odd tile
+The checks: bytes out and the tile's shape back as finite floats; the same bytes for the same tile; a
+``stream_version`` that is None or a whole number (it goes into every row); odd tile
 sizes; a stream decoded for another shape, or damaged, refused with ``ValueError`` (the runner's error row);
 a value just past each declared range, or outside declared choices, refused with a ``ValueError`` naming the
 option; a ``lossless=True`` point, where the codec declares a ``lossless`` option, marked lossless and
@@ -281,6 +282,10 @@ class CodecConformance:
         codec, tile, stream = coded
         assert isinstance(stream, bytes) and len(stream) > 0
         assert reconstruction_problem(codec.decode(stream, tile.shape), tile.shape) is None
+
+    def test_the_stream_version_is_a_whole_number_or_left_to_the_library(self, coded):
+        version = coded[0].stream_version
+        assert version is None or (isinstance(version, int) and not isinstance(version, bool) and version >= 0)
 
     def test_the_same_tile_gives_the_same_bytes(self, coded):
         codec, tile, stream = coded

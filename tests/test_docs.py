@@ -116,3 +116,12 @@ def test_the_slugs_follow_githubs_rules():
     assert github_slug("The seed-sized model: `gdn-dct-light`") == "the-seed-sized-model-gdn-dct-light"
     assert github_slug("Writing a codec plugin: `harness_codecs`") == "writing-a-codec-plugin-harness_codecs"
     assert github_slug("What the default run produces") == "what-the-default-run-produces"
+
+
+def test_every_results_column_is_described_on_the_metrics_page():
+    from harness.plugins import build_registry
+    from harness.results import RESULTS_SPEC
+
+    page = (DOCS / "metrics.md").read_text()
+    columns = [column.name for column in RESULTS_SPEC] + [column.name for column in build_registry().metric_columns()]
+    assert [name for name in columns if f"`{name}`" not in page] == []
