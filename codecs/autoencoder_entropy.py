@@ -158,7 +158,7 @@ def _validated_quality(codec: str, quality: float | None, loaded: Checkpoint, pa
 EXAMPLE_POINTS = {
     "factorized": {"checkpoint": "autoencoder-tiny-factorized-l60.pt"},
     "hyperprior": {"checkpoint": "autoencoder-tiny-hyperprior-l60.pt"},
-    "checkerboard": {"checkpoint": "autoencoder-gdn-dct-small-checkerboard.pt", "quality": 2},
+    "checkerboard": {"checkpoint": "autoencoder-gdn-dct-light-checkerboard.pt", "quality": 2},
 }
 """A shipped checkpoint per built-in entropy model, as each codec's example point."""
 
