@@ -38,7 +38,7 @@ if [ "$device" = cuda ]; then
     presets=default batches=32,128 precisions="fp32 bf16" repeats=5 entropy_batch=32
     # one checkpoint per entropy model: each starts its own pool of workers, and the step must end in time
     entropy_checkpoints=(checkpoints/autoencoder-tiny-factorized-l60.pt checkpoints/autoencoder-tiny-hyperprior-l100.pt
-                         checkpoints/autoencoder-gdn-dct-small-checkerboard.pt)
+                         checkpoints/autoencoder-gdn-dct-light-checkerboard.pt)
     range_processes=$(( $(nproc) > 4 ? $(nproc) - 2 : 2 ))
     quality_options=(--precisions bf16,fp16)
 else

@@ -8,7 +8,7 @@ precision decodes on the CPU in fp32 to the same latent the writing codec reads 
 come from the fixed-point networks, so a stream does not depend on the precision or device it was written with.
 
     .venv/bin/python benchmarks/precision_quality.py [--device cpu|cuda] [--config benchmarks.yaml | --tiles T.npy]
-        [--checkpoint checkpoints/autoencoder-gdn-dct-small-checkerboard.pt] [--qualities 0,4,8]
+        [--checkpoint checkpoints/autoencoder-gdn-dct-light-checkerboard.pt] [--qualities 0,4,8]
         [--precisions bf16] [--max-tiles N]
 """
 
@@ -27,7 +27,7 @@ from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
 from harness.timing import synchronizer_for
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "autoencoder-gdn-dct-small-checkerboard.pt"
+DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "autoencoder-gdn-dct-light-checkerboard.pt"
 
 
 def coded(codec: CheckerboardAutoencoder, tiles: list[np.ndarray]) -> dict[str, object]:
