@@ -34,6 +34,11 @@ def subset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def measured_streams(subset) -> dict[str, list[dict[str, str]]]:
+    return by_codec(stored_results.stream_digests(subset))
+
+
+@pytest.fixture(scope="module")
 def versions_differing() -> set[str]:
     stored = json.loads(stored_results.VERSIONS.read_text())
     return {name for name, version in stored_results.library_versions().items() if stored.get(name) != version}
@@ -46,15 +51,14 @@ def by_codec(records: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
     return grouped
 
 
-def test_every_stored_codec_is_still_in_the_default_benchmark(subset):
+def test_every_stored_codec_is_still_in_the_default_benchmark(measured_streams):
     stored = by_codec(stored_results.read_records(stored_results.STREAMS))
-    measured = by_codec(stored_results.stream_digests(subset))
-    assert sorted(measured) == sorted(stored)
+    assert sorted(measured_streams) == sorted(stored)
 
 
-def test_default_streams_are_byte_identical_to_the_stored_copy(subset, versions_differing):
+def test_default_streams_are_byte_identical_to_the_stored_copy(measured_streams, versions_differing):
     stored = by_codec(stored_results.read_records(stored_results.STREAMS))
-    measured = by_codec(stored_results.stream_digests(subset))
+    measured = measured_streams
     compared = [codec for codec in stored if not versions_differing & set(CODEC_LIBRARIES.get(codec, ()))]
     assert "autoencoder_checkerboard" in compared and "quantize" in compared
     changed = [f"{new['codec']} {new['point']} {new['tile_id']}: {old['bytes']} -> {new['bytes']} bytes"
