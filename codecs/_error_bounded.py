@@ -1,5 +1,5 @@
-"""What the error-bounded codecs wrapping imagecodecs (SZ3, SPERR, ZFP) share: the declaration of their
-``tolerance`` option, and a CRC-32 in front of streams whose decoders trust their input.
+"""What the error-bounded codecs wrapping imagecodecs (SZ3, SPERR, ZFP) share: their base class, which declares
+their one option, ``tolerance``, and a CRC-32 in front of streams whose decoders trust their input.
 
 The three libraries' decoders read past a damaged stream, or abort or corrupt the heap, instead of raising; a
 stream decoded with another shape than it was coded with does the same. So each stream opens with a CRC-32 of the
@@ -11,14 +11,25 @@ from __future__ import annotations
 import struct
 import zlib
 
-from harness import CodecOption
+from harness import Codec, CodecOption
 
 CHECKSUM = struct.Struct(">I")
 TOLERANCE_OPTION = CodecOption("tolerance", float, minimum=0, maximum=1, exclusive_minimum=True, required=True,
                                description="absolute error bound on every pixel, in normalized units")
 """An absolute error bound in normalized units. Above 1 the bound says nothing about a [0, 1] tile (every tile
 could decode to one flat value), so such a value is surely a unit mistake (dB?)."""
-EXAMPLE_POINT = {"tolerance": 0.05}
+
+
+class ErrorBoundedCodec(Codec):
+    """A float32 compressor that keeps every pixel of the normalized tile within ``tolerance`` of the original: the
+    option, its declaration and the example point, once for the three."""
+
+    options = (TOLERANCE_OPTION,)
+    example_point = {"tolerance": 0.05}
+    precision = "float32"
+
+    def __init__(self, tolerance: float):
+        self.tolerance = float(tolerance)
 
 
 def with_checksum(shape: tuple[int, ...], payload: bytes) -> bytes:

@@ -26,23 +26,17 @@ from typing import ClassVar
 import numpy as np
 
 from harness import Codec, RateKnob, hookimpl
-from harness_codecs._error_bounded import EXAMPLE_POINT, TOLERANCE_OPTION, checked_payload, with_checksum
+from harness_codecs._error_bounded import ErrorBoundedCodec, checked_payload, with_checksum
 from harness_codecs._imagecodecs import library, unavailable_reason
 
 
-class Sz3(Codec):
+class Sz3(ErrorBoundedCodec):
     """SZ3 with the absolute error bound ``tolerance`` on every pixel of the normalized tile."""
 
     name: ClassVar[str] = "sz3"
     description: ClassVar[str] = "SZ3 error-bounded compressor (imagecodecs), float32, absolute tolerance"
     unavailable: ClassVar[str | None] = unavailable_reason("SZ3")
     rate_knob = RateKnob("tolerance", low=1e-5, high=0.5, more_bits_when_higher=False, geometric=True)
-    options = (TOLERANCE_OPTION,)
-    example_point = EXAMPLE_POINT
-
-    def __init__(self, tolerance: float):
-        self.tolerance = float(tolerance)
-        self.precision = "float32"
 
     def encode(self, tile: np.ndarray) -> bytes:
         samples = np.ascontiguousarray(tile, dtype=np.float32)

@@ -35,26 +35,20 @@ from typing import ClassVar
 import numpy as np
 
 from harness import Codec, RateKnob, hookimpl
-from harness_codecs._error_bounded import EXAMPLE_POINT, TOLERANCE_OPTION, checked_payload, with_checksum
+from harness_codecs._error_bounded import ErrorBoundedCodec, checked_payload, with_checksum
 from harness_codecs._imagecodecs import LIBRARY_THREADS, library, unavailable_reason
 
 TOLERANCE = struct.Struct("<f")
 
 
-class Zfp(Codec):
+class Zfp(ErrorBoundedCodec):
     """ZFP fixed-accuracy with the absolute error bound ``tolerance`` on every pixel of the normalized tile."""
 
     name: ClassVar[str] = "zfp"
     description: ClassVar[str] = "ZFP fixed-accuracy (imagecodecs), float32, absolute tolerance"
     unavailable: ClassVar[str | None] = unavailable_reason("ZFP")
     rate_knob = RateKnob("tolerance", low=1e-5, high=1.0, more_bits_when_higher=False, geometric=True)
-    options = (TOLERANCE_OPTION,)
-    example_point = EXAMPLE_POINT
-
-    def __init__(self, tolerance: float):
-        self.tolerance = float(tolerance)
-        self.precision = "float32"
-        self.threads = LIBRARY_THREADS
+    threads = LIBRARY_THREADS
 
     def encode(self, tile: np.ndarray) -> bytes:
         scale = np.float32(self.tolerance)
