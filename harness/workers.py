@@ -209,10 +209,7 @@ class WorkerProcess:
         self._forget()
         if kill:
             process.kill()
-        process.join(STOP_GRACE_S)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        _join_or_kill(process)
         with suppress(OSError):
             channel.close(peer_died=True)
         return process.exitcode
@@ -224,6 +221,11 @@ class WorkerProcess:
 def _stop(process: BaseProcess, channel: Channel) -> None:
     with suppress(OSError):  # already closed when a Dask worker's interpreter shuts down
         channel.close()
+    _join_or_kill(process)
+
+
+def _join_or_kill(process: BaseProcess) -> None:
+    """Wait ``STOP_GRACE_S`` for the process to end, then kill it."""
     process.join(STOP_GRACE_S)
     if process.is_alive():
         process.kill()
