@@ -1,8 +1,9 @@
-"""Specification of the `zfp` codec plugin: fixed-accuracy ZFP with a tolerance that is not rounded to a power of two."""
+"""Specification of the `zfp` codec plugin: fixed-accuracy ZFP with a tolerance that is not rounded to a power of two.
+
+What it shares with `sz3` and `sperr` (every pixel within the tolerance, the CRC-32 framing, the streams ZFP itself
+would read past) is specified once for the three in tests/test_error_bounded_codecs.py."""
 
 from __future__ import annotations
-
-import zlib
 
 import numpy as np
 import pytest
@@ -12,15 +13,6 @@ from harness_codecs.zfp import Zfp
 from tests.codec_helpers import noise_tile, psnr, rates, round_trip, speckled_tile
 
 pytestmark = pytest.mark.skipif(bool(Zfp.unavailable), reason=str(Zfp.unavailable))
-
-
-@pytest.mark.parametrize("tolerance", [0.0003, 0.01, 0.07, 0.3, 1.0])
-def test_every_pixel_is_within_the_tolerance(tolerance):
-    tile = speckled_tile()
-
-    error = np.abs(round_trip(Zfp(tolerance=tolerance), tile).astype(np.float64) - tile)
-
-    assert error.max() <= tolerance
 
 
 def test_rate_falls_and_psnr_falls_as_the_tolerance_grows_between_powers_of_two_too():
@@ -48,27 +40,6 @@ def test_at_a_power_of_two_the_payload_is_zfps_own_stream(tolerance):
     assert len(stream) == 8 + len(own)
     assert np.array_equal(Zfp(tolerance=tolerance).decode(stream, tile.shape),
                           library().zfp_decode(own, shape=tile.shape, dtype=np.float32))
-
-
-def test_stream_opens_with_a_crc32_of_the_shape_and_the_rest():
-    stream = Zfp(tolerance=0.01).encode(noise_tile((17, 31)))
-
-    expected = zlib.crc32(stream[4:], zlib.crc32((17).to_bytes(4, "big") + (31).to_bytes(4, "big")))
-    assert int.from_bytes(stream[:4], "big") == expected
-
-
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "other_shape"])
-def test_a_stream_zfp_would_read_past_raises_value_error_instead(damage):
-    stream = Zfp(tolerance=0.01).encode(noise_tile((8, 8)))
-    data, shape = {
-        "garbage": (b"\x00" * 8 + b"not a ZFP stream", (8, 8)),
-        "truncated": (stream[:-3], (8, 8)),
-        "empty": (b"", (8, 8)),
-        "other_shape": (stream, (16, 16)),
-    }[damage]
-
-    with pytest.raises(ValueError, match="CRC-32"):
-        Zfp(tolerance=0.01).decode(data, shape)
 
 
 def test_zfp_codes_with_the_threads_the_codec_declares(monkeypatch):
