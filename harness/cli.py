@@ -17,7 +17,7 @@ from harness.compare import compare_runs
 from harness.config import load_config
 from harness.errors import UserError
 from harness.manifest import manifest_differences
-from harness.plugins import Registry, build_registry
+from harness.plugins import Registry, build_registry, not_loaded_message
 from harness.reporting import build_report
 from harness.reporting.settings import run_metric_descriptions, settings_from_run_dir
 from harness.results import RunFolder
@@ -178,8 +178,7 @@ def compare_command(args: argparse.Namespace) -> int:
 def train_command(args: argparse.Namespace) -> int:
     registry = build_registry()
     if args.trainer not in registry.trainers:
-        raise UserError(f"train: no trainer named {args.trainer!r}; registered: "
-                        f"{', '.join(registry.trainers) or 'none'}")
+        raise UserError(f"train: {registry.unknown('trainer', args.trainer)}")
     trainer = registry.trainers[args.trainer].obj()
     parser = argparse.ArgumentParser(prog=f"python -m harness train {trainer.name}", description=trainer.description)
     trainer.add_arguments(parser)
@@ -192,6 +191,8 @@ def list_command(args: argparse.Namespace) -> int:
         _, registry = load_config(args.config)
     else:
         registry = build_registry()
+    if registry.skipped:
+        print(f"warning: built-in plugins {not_loaded_message(registry.skipped)}", file=sys.stderr)
     print(format_registry(registry, verbose=args.verbose))
     return 0
 

@@ -175,7 +175,7 @@ def _dataset_section(check: Checker, value: Any, registry: Registry, key: str,
     section = check.mapping(value, key)
     kind = check.string(section.get("kind"), f"{key}.kind")
     if kind not in registry.datasets:
-        raise check.fail(f"{key}.kind", f"unknown dataset {kind!r}; registered: {', '.join(registry.datasets)}")
+        raise check.fail(f"{key}.kind", registry.unknown("dataset", kind))
     options = {name: item for name, item in section.items() if name not in DATASET_KEYS}
     check_options(check, registry.dataset(kind), options, key, skip_first=True)
     fraction = check.number(section.get("min_valid_fraction", defaults["min_valid_fraction"]),
@@ -259,8 +259,7 @@ def _codec_entry(check: Checker, entry: Any, key: str, registry: Registry, tile_
     entry = check.mapping(entry, key, {"name", "points"})
     name = check.string(entry.get("name"), f"{key}.name")
     if name not in registry.codecs:
-        raise check.fail(f"{key}.name", f"unknown codec {name!r}; registered: {', '.join(registry.codecs)}"
-                                        " (run `python -m harness list`)")
+        raise check.fail(f"{key}.name", registry.unknown("codec", name))
     codec_class = registry.codec(name)
     if codec_class.unavailable:
         raise check.fail(f"{key}.name", f"codec {name!r} is unavailable: {codec_class.unavailable}")

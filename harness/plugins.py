@@ -28,6 +28,8 @@ from harness.api import PROJECT_NAME, Codec, Metric, MetricColumn, Trainer
 from harness.errors import UserError
 
 BUILTIN_PACKAGES = ("harness_codecs", "harness_datasets")
+PROJECT_PACKAGES = ("harness", *BUILTIN_PACKAGES)
+SETUP_ADVICE = "install the project's dependencies (bash scripts/setup.sh)"
 BUILTIN_MODULES = ("harness.metrics", "harness.task_metrics", "harness.reporting.tables", "harness.reporting.figures",
                    "harness.reporting.compressai", "harness.reporting.visual")
 ENTRY_POINT_GROUP = PROJECT_NAME
@@ -42,21 +44,54 @@ class Registered:
     origin: str
 
 
+@dataclass(frozen=True)
+class SkippedModule:
+    """A built-in plugin module that was not loaded because a third-party library it imports is not installed."""
+
+    module: str
+    library: str
+    reason: str
+
+
+def not_loaded_message(skipped: tuple[SkippedModule, ...]) -> str:
+    """What was not loaded and why, grouped by reason, with what to do: the one wording of `list` and of errors."""
+    reasons: dict[str, list[str]] = {}
+    for entry in skipped:
+        reasons.setdefault(entry.reason, []).append(entry.module)
+    groups = "; ".join(f"{', '.join(modules)} ({reason})" for reason, modules in reasons.items())
+    return f"not loaded on this machine: {groups}: {SETUP_ADVICE}"
+
+
 @dataclass
 class Registry:
-    """Everything the plugins provide, keyed by unique name."""
+    """Everything the plugins provide, keyed by unique name; ``skipped``: the built-ins a missing library kept out."""
 
     codecs: dict[str, Registered] = field(default_factory=dict)
     datasets: dict[str, Registered] = field(default_factory=dict)
     metrics: dict[str, Registered] = field(default_factory=dict)
     trainers: dict[str, Registered] = field(default_factory=dict)
     report_writers: dict[str, Registered] = field(default_factory=dict)
+    skipped: tuple[SkippedModule, ...] = ()
 
     def codec(self, name: str) -> Any:
-        return self.codecs[name].obj
+        return self._lookup(self.codecs, "codec", name)
 
     def dataset(self, name: str) -> Any:
-        return self.datasets[name].obj
+        return self._lookup(self.datasets, "dataset", name)
+
+    def unknown(self, kind: str, name: str) -> str:
+        """The one-line error for a ``kind`` ("codec", "dataset", "trainer", ...) named ``name`` that is not registered;
+        it names the skipped built-ins too, since the name may be one that a skipped module would have provided."""
+        tables = {"codec": self.codecs, "dataset": self.datasets, "metric": self.metrics, "trainer": self.trainers,
+                  "report writer": self.report_writers}
+        not_loaded = f"; {not_loaded_message(self.skipped)}" if self.skipped else ""
+        return (f"unknown {kind} {name!r}; registered: {', '.join(tables[kind]) or 'none'} "
+                f"(run `python -m harness list`){not_loaded}")
+
+    def _lookup(self, table: dict[str, Registered], kind: str, name: str) -> Any:
+        if name not in table:
+            raise UserError(self.unknown(kind, name))
+        return table[name].obj
 
     def metric_functions(self) -> list[Metric]:
         return [entry.obj for entry in self.metrics.values()]
@@ -87,7 +122,8 @@ def build_registry(extra_plugins: list[str] | tuple[str, ...] = (), base_dir: Pa
     manager = pluggy.PluginManager(PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     origins: dict[str, str] = {}
-    for module, origin in _builtin_plugins():
+    builtins, skipped = _builtin_plugins()
+    for module, origin in builtins:
         _register(manager, module, origin, origins)
     for module, origin in _entry_point_plugins():
         _register(manager, module, origin, origins)
@@ -100,6 +136,7 @@ def build_registry(extra_plugins: list[str] | tuple[str, ...] = (), base_dir: Pa
         metrics=_collect(manager, "harness_metrics", "metric", origins, _metric_name),
         trainers=_collect(manager, "harness_trainers", "trainer", origins, _subclass_name(Trainer, "harness.Trainer")),
         report_writers=_collect(manager, "harness_report_writers", "report writer", origins, _function_name),
+        skipped=tuple(skipped),
     )
 
 
@@ -138,16 +175,32 @@ def _register(manager: pluggy.PluginManager, module: object, origin: str, origin
     origins[name] = origin
 
 
-def _builtin_plugins() -> list[tuple[ModuleType, str]]:
-    """Modules of the built-in plugin folders; names starting with ``_`` are helpers, not plugins."""
+def _builtin_plugins() -> tuple[list[tuple[ModuleType, str]], list[SkippedModule]]:
+    """Modules of the built-in plugin folders (names starting with ``_`` are helpers, not plugins), and those skipped.
+
+    A module that imports a third-party library the machine lacks is skipped, so that e.g. a GPU machine without
+    rasterio still runs the codecs that need only torch; any other failure, a missing project module included, is a
+    bug and stays fatal. Unlike a broken entry point this warns nothing here: a partial install is a supported setup,
+    and the skipped modules are named by `list` and by any error about a name they would have provided.
+    """
     names = [
         f"{package_name}.{info.name}"
         for package_name in BUILTIN_PACKAGES
         for info in sorted(pkgutil.iter_modules(importlib.import_module(package_name).__path__), key=lambda i: i.name)
         if not info.name.startswith("_")
     ]
-    modules = [importlib.import_module(name) for name in [*names, *BUILTIN_MODULES]]
-    return [(module, display_path(Path(module.__file__))) for module in modules]
+    plugins, skipped = [], []
+    for name in [*names, *BUILTIN_MODULES]:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            library = (exc.name or "").partition(".")[0]
+            if not library or library in PROJECT_PACKAGES:
+                raise
+            skipped.append(SkippedModule(name, library, str(exc)))
+            continue
+        plugins.append((module, display_path(Path(module.__file__))))
+    return plugins, skipped
 
 
 def display_path(path: Path) -> str:

@@ -232,7 +232,7 @@ def test_the_plugin_docs_show_the_trainer_plugin_that_the_test_runs():
 
 def test_train_with_an_unknown_trainer_name_is_a_user_error(capsys):
     assert main(["train", "no-such-trainer"]) == 2
-    assert "no trainer named 'no-such-trainer'" in capsys.readouterr().err
+    assert "unknown trainer 'no-such-trainer'" in capsys.readouterr().err
 
 
 def test_every_hook_has_a_contract_docstring_and_is_documented_in_the_plugin_docs():
@@ -344,3 +344,57 @@ def test_train_help_describes_the_command_and_asks_only_for_a_trainer_name(capsy
     with pytest.raises(SystemExit):
         main(["train"])
     assert capsys.readouterr().err.strip().endswith("the following arguments are required: NAME")
+
+
+def drop_into_codecs_folder(tmp_path: Path, monkeypatch, module: str, first_line: str) -> None:
+    """A module in codecs/ (another portion of the harness_codecs namespace package) starting with ``first_line``."""
+    folder = tmp_path / "harness_codecs"
+    folder.mkdir(exist_ok=True)
+    write_codec_plugin(folder / f"{module}.py", "superzip")
+    (folder / f"{module}.py").write_text(f"{first_line}\n" + (folder / f"{module}.py").read_text())
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+@pytest.fixture
+def built_in_lacking_a_library(tmp_path, monkeypatch):
+    """A built-in codec module that imports a third-party library this machine does not have."""
+    drop_into_codecs_folder(tmp_path, monkeypatch, "superzip_codec", "import superzip_not_installed")
+
+
+def test_a_built_in_module_lacking_a_third_party_library_is_skipped_and_the_rest_loads(built_in_lacking_a_library):
+    registry = build_registry()
+    assert registry.skipped == (plugin_module.SkippedModule(
+        "harness_codecs.superzip_codec", "superzip_not_installed", "No module named 'superzip_not_installed'"),)
+    assert "superzip" not in registry.codecs
+    assert {"quantize", "jpeg2000"} <= set(registry.codecs) and "psnr" in registry.metrics
+
+
+def test_asking_for_a_name_a_skipped_built_in_would_provide_names_the_module_and_library_in_one_line(
+        built_in_lacking_a_library, write_config, capsys):
+    config = write_config("""\
+        name: t
+        dataset: {kind: synthetic}
+        normalization: {VV: [-25, 5], VH: [-32, -2]}
+        codecs: [{name: superzip}]
+        """)
+    assert main(["run", str(config)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "codecs[0].name: unknown codec 'superzip'; registered: " in error
+    assert error.endswith("; not loaded on this machine: harness_codecs.superzip_codec (No module named "
+                          "'superzip_not_installed'): install the project's dependencies (bash scripts/setup.sh)")
+
+
+def test_a_built_in_module_importing_a_missing_project_module_is_still_fatal(tmp_path, monkeypatch):
+    drop_into_codecs_folder(tmp_path, monkeypatch, "buggy_codec", "import harness_codecs._missing")
+    with pytest.raises(ModuleNotFoundError, match="harness_codecs._missing"):
+        build_registry()
+
+
+def test_list_names_the_skipped_built_ins_and_missing_libraries_on_stderr(built_in_lacking_a_library, capsys):
+    assert main(["list"]) == 0
+    output = capsys.readouterr()
+    assert output.err == ("warning: built-in plugins not loaded on this machine: harness_codecs.superzip_codec "
+                          "(No module named 'superzip_not_installed'): install the project's dependencies "
+                          "(bash scripts/setup.sh)\n")
+    assert "quantize" in output.out
