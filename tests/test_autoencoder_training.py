@@ -11,13 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from harness_codecs._autoencoder.training.data import (
-    TRAINING_SEED_BASE,
-    TrainingSplit,
-    check_against_manifest,
-    check_no_overlap,
-)
+from harness_codecs._autoencoder.training.data import TRAINING_SEED_BASE, TrainingSplit
 from harness_codecs._autoencoder.training.loop import resume_path
+from harness_codecs._autoencoder.training.overlap import TestSet, check_against_manifest, check_no_overlap
 from harness_codecs._autoencoder.training.log import open_log
 from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer, resolve_options
 
@@ -153,6 +149,14 @@ def test_resuming_with_a_different_lmbda_is_refused(workspace):
               "--resume")
 
 
+def test_a_time_limit_ends_training_early_with_a_checkpoint(workspace):
+    output = workspace / "timed.pt"
+
+    train(write_benchmark(workspace), output, "--steps", "500", "--time-limit", "0.001")
+
+    assert torch.load(output, weights_only=True)["step"] == 1
+
+
 def test_a_benchmark_seeded_in_the_training_namespace_is_refused_as_overlap(workspace):
     config = write_benchmark(workspace, seed=TRAINING_SEED_BASE)
 
@@ -167,7 +171,7 @@ def test_a_benchmark_tile_identical_to_a_training_tile_is_refused_as_overlap(wor
                           checksums=frozenset({tile_checksum(tiles[1])}))
 
     with pytest.raises(UserError, match=f"1 benchmark tile.*{tiles[1].tile_id}"):
-        check_no_overlap(split, context, tiles)
+        check_no_overlap(split, TestSet.of(context, tiles))
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 from harness_codecs._autoencoder.runtime.checkpoint import load_checkpoint
-from harness_codecs._autoencoder.training.data import build_data_split, check_no_overlap, load_training_data
+from harness_codecs._autoencoder.training.data import build_data_split, load_training_data
+from harness_codecs._autoencoder.training.overlap import TestSet, check_no_overlap
 from harness_codecs._autoencoder.model.autoencoder import STRIDE
 from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
 
@@ -75,7 +76,7 @@ def training_split():
 def test_the_shipped_model_was_trained_on_real_data_that_the_real_test_sets_do_not_hold(training_split, benchmark):
     context = BenchmarkContext.load(REPOSITORY / benchmark)
     tiles = context.test_tiles()
-    check_no_overlap(training_split, context, tiles)  # raises on a shared scene or tile
+    check_no_overlap(training_split, TestSet.of(context, tiles))  # raises on a shared scene or tile
     assert not {tile.scene for tile in tiles} & training_split.scenes
 
 
@@ -110,5 +111,5 @@ def test_the_light_model_was_trained_on_data_that_the_real_test_sets_do_not_hold
     tiles = tested.test_tiles()
 
     assert data.path.name == "training-ombria.yaml"
-    check_no_overlap(split, tested, tiles)  # raises on a shared scene or tile
+    check_no_overlap(split, TestSet.of(tested, tiles))  # raises on a shared scene or tile
     assert not {tile.scene for tile in tiles} & split.scenes

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import yaml
 
-from harness import BenchmarkContext, ManifestEntry, Tile, UserError, tile_checksum
+from harness import BenchmarkContext, Tile, UserError, tile_checksum
 from harness.sar import denormalize_db, normalized_tile
 from harness_codecs._autoencoder.training.augmentation import Alteration, Augmentation
 
@@ -46,12 +46,24 @@ SYNTHETIC_KIND = "synthetic"
 
 
 @dataclass(frozen=True)
+class TileOrigin:
+    """Where a training tile lies: its scene and polarisation, and its first row and column in that scene's raster
+    (a training pack stores each scene's pixels once, however many overlapping windows cut them)."""
+
+    scene: str
+    pol: str
+    row: int
+    col: int
+
+
+@dataclass(frozen=True)
 class TrainingTile:
     """A training tile in dB (NaN: no-data), with the dB range it is normalized to once a patch is cut: kept in
     dB so that a gain offset applies before clipping (``augmentation``)."""
 
     db: np.ndarray
     db_range: tuple[float, float]
+    origin: TileOrigin | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -61,7 +73,8 @@ class TrainingTile:
     def of(cls, tile: Tile) -> TrainingTile:
         """The tile's dB values as read (its normalized data mapped back where the dataset kept none)."""
         db = tile.original_db if tile.original_db is not None else denormalize_db(tile.data, tile.db_range)
-        return cls(np.where(tile.mask, db, np.nan).astype(np.float32), tuple(tile.db_range))
+        return cls(np.where(tile.mask, db, np.nan).astype(np.float32), tuple(tile.db_range),
+                   TileOrigin(tile.scene, tile.pol, tile.row, tile.col))
 
 
 @dataclass(frozen=True)
@@ -155,9 +168,42 @@ def read_training_tiles(data: TrainingData, sections: tuple[Any, ...], context: 
     return tiles
 
 
+@dataclass(frozen=True)
+class DataTiles:
+    """The tiles of a training-data file as training uses them: the train tiles in dB, the validation tiles
+    normalized (each with the name of its dataset section), and what identifies them all for the overlap checks.
+    A training pack stores exactly this."""
+
+    train: list[TrainingTile]
+    validation: list[np.ndarray]
+    validation_sources: tuple[str, ...]
+    checksums: frozenset[str]
+    scenes: frozenset[str]
+
+
+def read_data_tiles(data: TrainingData, context: BenchmarkContext, seed: int) -> DataTiles:
+    """Every train and validation tile of a training-data file, read through the dataset plugins."""
+    train = read_training_tiles(data, data.train, context, seed)
+    validation, sources = [], []
+    for section in data.validation:
+        tiles = read_training_tiles(data, (section,), context, seed)
+        validation += tiles
+        sources += [source_name(section)] * len(tiles)
+    return DataTiles([TrainingTile.of(tile) for tile in train], [tile.data for tile in validation], tuple(sources),
+                     frozenset(tile_checksum(tile) for tile in train + validation),
+                     frozenset(tile.scene for tile in train + validation))
+
+
 def build_data_split(data: TrainingData, context: BenchmarkContext, seed: int, patch_size: int,
                      validation_patches: int, multiple: int) -> TrainingSplit:
-    """Training tiles and validation patches from a training-data file.
+    """The training split of a training-data file (``split_of`` its tiles)."""
+    return split_of(read_data_tiles(data, context, seed), str(data.path), seed, patch_size, validation_patches,
+                    multiple)
+
+
+def split_of(tiles: DataTiles, where: str, seed: int, patch_size: int, validation_patches: int,
+             multiple: int) -> TrainingSplit:
+    """Training tiles and validation patches of a training-data file's tiles (``where`` names the file).
 
     Training tiles smaller than a patch are left out. The validation patches
     are centre crops of up to ``validation_patches`` validation tiles (chosen
@@ -166,26 +212,18 @@ def build_data_split(data: TrainingData, context: BenchmarkContext, seed: int, p
     that small held-out patches (BigEarthNet's 120 px) can validate a model
     trained on larger ones.
     """
-    train = read_training_tiles(data, data.train, context, seed)
-    validation, sources = [], []
-    for section in data.validation:
-        tiles = read_training_tiles(data, (section,), context, seed)
-        validation += tiles
-        sources += [source_name(section)] * len(tiles)
-    usable = [tile for tile in train if min(tile.shape) >= patch_size]
+    usable = [tile for tile in tiles.train if min(tile.shape) >= patch_size]
     if not usable:
-        raise UserError(f"{data.path}: no train tile is at least {patch_size}px on each side; lower --patch-size "
+        raise UserError(f"{where}: no train tile is at least {patch_size}px on each side; lower --patch-size "
                         f"or raise the train sections' tile_size")
-    crop = min(patch_size, min(min(tile.shape) for tile in validation) // multiple * multiple)
+    crop = min(patch_size, min(min(tile.shape) for tile in tiles.validation) // multiple * multiple)
     if crop < multiple:
-        raise UserError(f"{data.path}: validation tiles must be at least {multiple}px on each side; raise the "
+        raise UserError(f"{where}: validation tiles must be at least {multiple}px on each side; raise the "
                         "validation sections' tile_size")
-    chosen = sorted(np.random.default_rng(seed).permutation(len(validation))[:validation_patches])
-    crops = [center_crop(validation[index].data, crop) for index in chosen]
-    return TrainingSplit([TrainingTile.of(tile) for tile in usable], torch.from_numpy(np.stack(crops)[:, None]),
-                         frozenset(), frozenset(tile_checksum(tile) for tile in train + validation),
-                         frozenset(tile.scene for tile in train + validation),
-                         tuple(sources[index] for index in chosen))
+    chosen = sorted(np.random.default_rng(seed).permutation(len(tiles.validation))[:validation_patches])
+    crops = [center_crop(tiles.validation[index], crop) for index in chosen]
+    return TrainingSplit(usable, torch.from_numpy(np.stack(crops)[:, None]), frozenset(), tiles.checksums,
+                         tiles.scenes, tuple(tiles.validation_sources[index] for index in chosen))
 
 
 def source_name(section: DatasetConfig) -> str:
@@ -198,42 +236,6 @@ def source_name(section: DatasetConfig) -> str:
 def center_crop(tile: np.ndarray, size: int) -> np.ndarray:
     top, left = (tile.shape[0] - size) // 2, (tile.shape[1] - size) // 2
     return np.array(tile[top:top + size, left:left + size], dtype=np.float32)
-
-
-def benchmark_scene_seeds(context: BenchmarkContext) -> frozenset[int]:
-    """Seeds of the benchmark's synthetic scenes (none when its dataset is not synthetic)."""
-    dataset = context.config.dataset
-    if dataset.kind != SYNTHETIC_KIND:
-        return frozenset()
-    return context.dataset(SYNTHETIC_KIND)(context.test_dataset_settings(), **dataset.options).scene_seeds()
-
-
-def check_no_overlap(split: TrainingSplit, context: BenchmarkContext, benchmark_tiles: list[Tile]) -> None:
-    """Refuse to train on anything the benchmark tests on: same scene (seed or name), or a byte-identical tile."""
-    shared_seeds = split.scene_seeds & benchmark_scene_seeds(context)
-    if shared_seeds:
-        raise UserError(f"autoencoder training: training scenes share seed(s) {sorted(shared_seeds)} with the "
-                        f"benchmark in {context.path}; choose another --seed")
-    shared_scenes = sorted(split.scenes & {tile.scene for tile in benchmark_tiles})
-    if shared_scenes:
-        raise UserError(f"autoencoder training: scene {shared_scenes[0]} is a test scene of {context.path}; "
-                        "remove it from the training data")
-    overlapping = [tile.tile_id for tile in benchmark_tiles if tile_checksum(tile) in split.checksums]
-    if overlapping:
-        raise UserError(f"autoencoder training: {len(overlapping)} benchmark tile(s) of {context.path} are also "
-                        f"training tiles (first: {overlapping[0]}); choose another --seed")
-
-
-def check_against_manifest(split: TrainingSplit, entries: list[ManifestEntry], manifest: str) -> None:
-    """Refuse a split that shares a scene (by name) or a tile (by pixel checksum) with a test manifest."""
-    shared_scenes = sorted(split.scenes & {entry.scene for entry in entries})
-    if shared_scenes:
-        raise UserError(f"autoencoder training: scene {shared_scenes[0]} is in the test manifest {manifest}; "
-                        "choose another --seed")
-    shared_tiles = [entry.tile_id for entry in entries if entry.sha256 in split.checksums]
-    if shared_tiles:
-        raise UserError(f"autoencoder training: {len(shared_tiles)} tile(s) of the test manifest {manifest} are "
-                        f"training tiles (first: {shared_tiles[0]}); choose another --seed")
 
 
 Crop = tuple[int, int, int, int, int, int, Alteration]

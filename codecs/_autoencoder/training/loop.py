@@ -33,6 +33,7 @@ more local than the standard metric's.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,9 @@ class FitSettings:
     (a variable-rate model's trade-offs are its spec's ``lmbdas``)."""
     augmentation: Augmentation = Augmentation()
     """Gain offsets and no-data regions drawn for the training patches (``augmentation``)."""
+    time_limit: float | None = None
+    """Seconds of training after which the run validates, checkpoints and stops before ``steps`` (None: no
+    limit), so that a machine lent for minutes ends with a checkpoint; the schedule still spans ``steps``."""
 
 
 def resume_path(output: Path) -> Path:
@@ -334,6 +338,7 @@ class Fitter:
         plan = self.patch_plan()
         cuda = self.settings.device.type == "cuda"
         loader = patch_loader(self.split.train_tiles, plan, self.settings.workers, cuda, self.settings.seed)
+        deadline = None if self.settings.time_limit is None else time.monotonic() + self.settings.time_limit
         with tqdm(total=self.settings.steps, initial=self.step, disable=not self.settings.progress,
                   unit="step", dynamic_ncols=True) as progress:
             for batch in loader:
@@ -342,8 +347,11 @@ class Fitter:
                 patches = batch[:, :1].contiguous(memory_format=torch.channels_last)
                 loss = self.train_step(patches, None if all_valid else batch[:, 1:])
                 self.losses_since_validation.append(loss)
-                if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
+                out_of_time = deadline is not None and time.monotonic() > deadline
+                if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps or out_of_time:
                     self.save(plan.state_before(self.step))
+                if out_of_time:
+                    break
                 progress.update()
                 postfix = {"loss": f"{loss:.4f}", "val_psnr": f"{self.last_validation[1]:.2f}"}
                 if self.model.prior is not None:

@@ -21,15 +21,7 @@ import yaml
 from harness_codecs._autoencoder.runtime.bitstream import MAX_BITS
 from harness_codecs._autoencoder.model.block_transform import BLOCK
 from harness_codecs._autoencoder.runtime.checkpoint import git_commit, load_checkpoint, read_checkpoint_file
-from harness_codecs._autoencoder.training.data import (
-    LARGE_PATCH_FACTOR,
-    build_data_split,
-    build_split,
-    check_against_manifest,
-    check_no_overlap,
-    load_training_data,
-    read_training_file,
-)
+from harness_codecs._autoencoder.training.data import LARGE_PATCH_FACTOR
 from harness_codecs._autoencoder.training.loop import (
     AMP_DTYPES,
     FitSettings,
@@ -48,19 +40,21 @@ from harness_codecs._autoencoder.model.autoencoder import (
 from harness_codecs._autoencoder.runtime.weights import WEIGHT_FORMATS
 from harness_codecs._autoencoder.training.augmentation import Augmentation
 from harness_codecs._autoencoder.training.log import open_log
+from harness_codecs._autoencoder.training.sources import checked_split, write_training_pack
 
-from harness import BenchmarkContext, Trainer, UserError, read_manifest
+from harness import Trainer, UserError
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda", "lmbdas", "bits", "patch_size",
                      "large_patch_fraction", "batch_size", "lr", "density_lr_factor", "init", "warm_start",
                      "grad_clip", "msssim_weight", "seed", "config", "data", "scenes", "validation_scenes",
-                     "scene_size", "gain_db", "no_data_fraction")
+                     "scene_size", "gain_db", "no_data_fraction", "pack")
 CHOICES = {"preset": tuple(sorted(PRESETS)), "entropy": entropy_models(), "device": ("auto", "cpu", "cuda"),
            "amp": ("none", *AMP_DTYPES), "weight_format": WEIGHT_FORMATS}
 # Types of the options whose default is None (the others' type is their default's).
 TYPES_OF_UNSET = {"latent_channels": int, "threads": int, "workers": int, "manifest": Path, "logdir": Path,
-                  "data": Path, "lmbdas": list, "init": Path, "warm_start": Path}
+                  "data": Path, "lmbdas": list, "init": Path, "warm_start": Path, "pack": Path,
+                  "write_pack": Path, "time_limit": float}
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path",
               list: "a list of numbers"}
 CUDA_WORKERS = 2
@@ -85,32 +79,19 @@ class AutoencoderTrainer(Trainer):
         settings = fit_settings(args)
         if args.threads:
             torch.set_num_threads(args.threads)
-        raw_data = read_training_file(args.data) if args.data else None  # its mistakes first: --config may be a default
-        context = BenchmarkContext.load(args.config)
-        config = context.config
-        settings = _with_normalization(settings, context.normalization)
-        if args.data:
-            data = load_training_data(args.data, context, raw_data)
-            print(f"autoencoder: reading the training data of {args.data} and checking it against {args.config}",
-                  flush=True)
-            split = build_data_split(data, context, args.seed, args.patch_size, args.validation_patches, STRIDE)
-        else:
-            _require(args.patch_size <= config.dataset.tile_size,
-                     f"--patch-size {args.patch_size}: larger than the {config.dataset.tile_size}px windows "
-                     f"of {args.config} that patches are cut from")
-            print(f"autoencoder: building the training split ({args.scenes} + {args.validation_scenes} scenes "
-                  f"of {args.scene_size}px) and checking it against {args.config}", flush=True)
-            split = build_split(context, args.seed, args.scenes, args.validation_scenes, args.scene_size,
-                                args.patch_size, args.validation_patches)
+        if args.write_pack:
+            write_training_pack(args)
+            return
+        source = checked_split(args)
+        split = source.split
+        settings = dataclasses.replace(settings, normalization=dict(source.normalization),
+                                       training_record={**settings.training_record, **source.record})
         large = LARGE_PATCH_FACTOR * args.patch_size
         _require(not args.large_patch_fraction or any(min(tile.shape) >= large for tile in split.train_tiles),
                  f"--large-patch-fraction {args.large_patch_fraction}: no training tile is {large}px wide; raise the "
                  "training windows' tile_size or set it to 0")
         print(f"autoencoder: {len(split.train_tiles)} training tiles from {len(split.scenes)} scenes, "
               f"{len(split.validation_patches)} validation patches", flush=True)
-        check_no_overlap(split, context, context.test_tiles())
-        if args.manifest:
-            check_against_manifest(split, read_manifest(args.manifest), str(args.manifest))
         fitter = Fitter(settings, split, open_log(args.logdir, settings.output))
         if args.resume:
             fitter.restore(_resume_state(settings))
@@ -132,6 +113,12 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path,
                         help="training-data YAML: train: and validation:, each a list of dataset sections "
                              "(kind: geotiff, safe, ...) as in a benchmark config; default: synthetic scenes")
+    parser.add_argument("--pack", type=Path,
+                        help="train from a training pack (written with --write-pack) instead of --data: numpy "
+                             "alone reads it, for a machine without the raster readers")
+    parser.add_argument("--write-pack", type=Path,
+                        help="read --data, check it against --config as training would, write it to this file "
+                             "and stop (no training)")
     parser.add_argument("--manifest", type=Path,
                         help="tiles.csv of a test set (a run folder's manifest): its scenes and tiles are "
                              "excluded from training too")
@@ -200,6 +187,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="checkpoints/autoencoder.pt", help="where the best checkpoint goes")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT's .last checkpoint")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="validate and checkpoint every N steps")
+    parser.add_argument("--time-limit", type=float, help="stop after this many seconds of training, with a "
+                                                          "checkpoint (the schedule still spans --steps)")
     parser.add_argument("--workers", type=int, help="data loader processes cutting patches ahead of the "
                                                      f"training step (default: 0 on CPU, {CUDA_WORKERS} on CUDA)")
     parser.add_argument("--logdir", type=Path, help="TensorBoard log folder (default: OUTPUT.runs/ when "
@@ -261,6 +250,7 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
         density_lr_factor=args.density_lr_factor,
         initial_state=_initial_state(args.init, spec) if args.warm_start is None else _warm_start(args.warm_start, spec),
         augmentation=Augmentation(gain_db=args.gain_db, no_data_fraction=args.no_data_fraction),
+        time_limit=args.time_limit,
     )
 
 
@@ -277,6 +267,8 @@ def _check_ranges(args: argparse.Namespace) -> None:
     _require(0 <= args.no_data_fraction <= 1,
              f"--no-data-fraction {args.no_data_fraction}: expected a number from 0 to 1")
     _require(args.init is None or args.warm_start is None, "--init and --warm-start: give one of them")
+    _require(args.pack is None or (args.data is None and args.write_pack is None),
+             "--pack: it holds the training data already; leave out --data and --write-pack")
     _require(not args.fp16_weights or args.weight_format in ("float32", "float16"),
              f"--fp16-weights and --weight-format {args.weight_format}: give one of them")
     _require(0 <= args.large_patch_fraction <= 1,
@@ -289,6 +281,8 @@ def _check_ranges(args: argparse.Namespace) -> None:
     _require(args.threads is None or args.threads >= 1, f"--threads {args.threads}: expected at least 1")
     _require(args.workers is None or args.workers >= 0, f"--workers {args.workers}: expected 0 or more")
     _require(args.checkpoint_every >= 1, f"--checkpoint-every {args.checkpoint_every}: expected at least 1")
+    _require(args.time_limit is None or args.time_limit > 0, f"--time-limit {args.time_limit}: expected a positive "
+                                                             "number of seconds")
     _require(min(args.scenes, args.validation_scenes, args.validation_patches) >= 1,
              "--scenes, --validation-scenes and --validation-patches: expected at least 1 each")
     _require(args.msssim_weight == 0 or msssim_window(args.patch_size) >= 3,
@@ -308,10 +302,6 @@ def _model_spec(args: argparse.Namespace) -> ModelSpec:
         _require(spec.latent_channels <= BLOCK * BLOCK, f"--latent-channels {spec.latent_channels}: the "
                  f"{args.preset} block transform has at most {BLOCK * BLOCK} ({BLOCK}x{BLOCK} DCT coefficients)")
     return spec
-
-
-def _with_normalization(settings: FitSettings, normalization: dict[str, tuple[float, float]]) -> FitSettings:
-    return dataclasses.replace(settings, normalization=dict(normalization))
 
 
 def _workers(requested: int | None, device: torch.device) -> int:

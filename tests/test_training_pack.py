@@ -1,0 +1,212 @@
+"""Specification of training packs (`train autoencoder --write-pack FILE`, then `--pack FILE`): a training-data
+file's tiles, read and checked where the raster readers are, trained from where they are not."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from harness_codecs._autoencoder.model.autoencoder import STRIDE
+from harness_codecs._autoencoder.training.data import (
+    TileOrigin,
+    TrainingTile,
+    build_data_split,
+    load_training_data,
+    split_of,
+)
+from harness_codecs._autoencoder.training.pack import (
+    decode_raster,
+    encode_raster,
+    read_pack,
+    scene_rasters,
+    write_pack,
+)
+from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer
+
+from harness import BenchmarkContext, UserError
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+VV_RANGE = (-25.0, 5.0)
+
+TRAINING_DATA = f"""\
+train:
+  - kind: geotiff
+    paths: [{DATA}/train/s1_patches/bigearthnet]
+    per_polarisation: true
+    tile_size: 112
+    stride: 8
+validation:
+  - kind: geotiff
+    paths: [{DATA}/train/s1_patches/pyrosar]
+    polarisations: [VV]
+    bands: {{VV: 1}}
+    tile_size: 112
+"""
+
+BENCHMARK = f"""\
+name: pack-test
+dataset:
+  kind: geotiff
+  paths: [{DATA}/test/sen1floods11]
+  bands: {{VV: 1, VH: 2}}
+  tile_size: 64
+  max_tiles: 2
+normalization:
+  VV: [-25, 5]
+  VH: [-32, -2]
+codecs:
+  - name: quantize
+    points: [{{bits: 4}}]
+"""
+
+SPLIT = {"seed": 0, "patch_size": 64, "validation_patches": 4, "multiple": STRIDE}
+FAST = ["--preset", "tiny", "--entropy", "checkerboard", "--lmbdas", "50,800", "--patch-size", "64",
+        "--batch-size", "2", "--validation-patches", "4", "--checkpoint-every", "2", "--msssim-weight", "0",
+        "--device", "cpu", "--no-progress", "--steps", "2"]
+
+
+def train(*flags: str) -> None:
+    trainer = AutoencoderTrainer()
+    parser = argparse.ArgumentParser()
+    trainer.add_arguments(parser)
+    trainer.train(parser.parse_args(list(flags)))
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory) -> Path:
+    """A folder with a training-data file, a benchmark and the pack written from the first against the second."""
+    folder = tmp_path_factory.mktemp("pack")
+    (folder / "training.yaml").write_text(textwrap.dedent(TRAINING_DATA))
+    (folder / "bench.yaml").write_text(textwrap.dedent(BENCHMARK))
+    train("--data", str(folder / "training.yaml"), "--config", str(folder / "bench.yaml"), "--patch-size", "64",
+          "--write-pack", str(folder / "training.pack"))
+    return folder
+
+
+def tile(db: np.ndarray, row: int = 0, col: int = 0, scene: str = "scene") -> TrainingTile:
+    return TrainingTile(db.astype(np.float32), VV_RANGE, TileOrigin(scene, "VV", row, col))
+
+
+def test_a_pack_holds_the_split_that_its_data_file_gives(packed):
+    context = BenchmarkContext.load(packed / "bench.yaml")
+    data = load_training_data(packed / "training.yaml", context)
+    read = build_data_split(data, context, SPLIT["seed"], SPLIT["patch_size"], SPLIT["validation_patches"], STRIDE)
+    from_pack = split_of(read_pack(packed / "training.pack").tiles, "pack", *SPLIT.values())
+
+    assert len(from_pack.train_tiles) == len(read.train_tiles) > 0
+    for ours, theirs in zip(from_pack.train_tiles, read.train_tiles):
+        assert ours.db_range == theirs.db_range
+        np.testing.assert_allclose(ours.db, theirs.db, rtol=2**-11, atol=0)  # float16 rounding, NaN where NaN
+    assert torch.equal(from_pack.validation_patches, read.validation_patches)
+    assert (from_pack.checksums, from_pack.scenes, from_pack.validation_sources) == \
+        (read.checksums, read.scenes, read.validation_sources)
+
+
+def test_overlapping_windows_of_a_scene_are_stored_once():
+    scene = np.random.default_rng(0).normal(-12, 3, (40, 60))
+    tiles = [tile(scene[0:32, 0:32]), tile(scene[8:40, 20:52], row=8, col=20), tile(scene[0:32, 28:60], col=28)]
+
+    rasters, windows = scene_rasters(tiles)
+
+    assert len(rasters) == 1 and rasters[0][0].shape == (40, 60)
+    for (raster, row, col, height, width), original in zip(windows, tiles):
+        np.testing.assert_array_equal(rasters[raster][0][row:row + height, col:col + width], original.db)
+
+
+def test_windows_whose_pixels_disagree_are_stored_apart():
+    scene = np.zeros((32, 48))
+    tiles = [tile(scene[:, :32]), tile(scene[:, 16:] + 1.0, col=16)]
+
+    rasters, windows = scene_rasters(tiles)
+
+    assert len(rasters) == 2
+    for (raster, row, col, height, width), original in zip(windows, tiles):
+        np.testing.assert_array_equal(rasters[raster][0][row:row + height, col:col + width], original.db)
+
+
+def test_an_image_of_256_grey_levels_is_stored_exactly_with_its_no_data():
+    grey = np.random.default_rng(1).integers(0, 255, (64, 64))
+    db = (-10.2 + 0.15 * (grey - 120.0)).astype(np.float32)
+    db[:5, :7] = np.nan
+
+    encoding, arrays = encode_raster(db)
+
+    assert encoding == "palette"
+    np.testing.assert_array_equal(decode_raster(encoding, arrays, ""), db)
+
+
+def test_a_raster_of_more_values_is_stored_within_float16_rounding():
+    db = np.random.default_rng(2).normal(-15, 5, (64, 64)).astype(np.float32)
+
+    encoding, arrays = encode_raster(db)
+
+    assert encoding == "float16"
+    np.testing.assert_allclose(decode_raster(encoding, arrays, ""), db, rtol=2**-11, atol=0)
+
+
+def test_a_checkpoint_trained_from_a_pack_records_the_data_file_of_the_pack(packed):
+    output = packed / "model.pt"
+
+    train("--pack", str(packed / "training.pack"), "--config", str(packed / "bench.yaml"), "--output", str(output),
+          *FAST)
+
+    record = torch.load(output, weights_only=True)["training"]
+    assert record["pack"] == str(packed / "training.pack")
+    assert record["pack_provenance"]["data"] == str(packed / "training.yaml")
+
+
+def test_a_pack_is_refused_for_a_benchmark_it_was_not_checked_against(packed, tmp_path):
+    other = tmp_path / "bench.yaml"
+    other.write_text(textwrap.dedent(BENCHMARK).replace("max_tiles: 2", "max_tiles: 3"))
+
+    with pytest.raises(UserError, match="checked against another version of .*bench.yaml"):
+        train("--pack", str(packed / "training.pack"), "--config", str(other), *FAST)
+
+
+def test_training_from_a_pack_refuses_a_tile_of_the_test_set_it_carries(packed, tmp_path):
+    pack = read_pack(packed / "training.pack")
+    a_training_tile = sorted(pack.tiles.checksums)[0]
+    poisoned = replace(pack, test_set=replace(pack.test_set, tiles=(("a test tile", a_training_tile),)))
+    write_pack(tmp_path / "poisoned.pack", poisoned)
+
+    with pytest.raises(UserError, match="1 benchmark tile.*a test tile"):
+        train("--pack", str(tmp_path / "poisoned.pack"), "--config", str(packed / "bench.yaml"), *FAST)
+
+
+def test_a_damaged_pack_is_a_one_line_error(packed, tmp_path):
+    damaged = tmp_path / "damaged.pack"
+    damaged.write_bytes((packed / "training.pack").read_bytes()[:5000])
+
+    with pytest.raises(UserError, match="not a readable training pack") as error:
+        read_pack(damaged)
+    assert "\n" not in str(error.value)
+
+
+def test_a_numpy_file_that_is_not_a_pack_is_refused(tmp_path):
+    foreign = tmp_path / "tiles.npz"
+    with zipfile.ZipFile(foreign, "w") as archive, archive.open("meta.npy", "w") as member:
+        np.lib.format.write_array(member, np.array('{"format": "something else"}'))
+
+    with pytest.raises(UserError, match="not a readable training pack"):
+        read_pack(foreign)
+
+
+def test_a_missing_pack_names_the_command_that_writes_one(tmp_path):
+    with pytest.raises(UserError, match="--write-pack"):
+        read_pack(tmp_path / "missing.pack")
+
+
+def test_a_pack_and_a_data_file_together_are_refused(packed):
+    with pytest.raises(UserError, match="--pack: it holds the training data already"):
+        train("--pack", str(packed / "training.pack"), "--data", str(packed / "training.yaml"), *FAST)
+
+
+def test_writing_a_pack_needs_a_data_file(tmp_path):
+    with pytest.raises(UserError, match="--write-pack: give the training data"):
+        train("--write-pack", str(tmp_path / "training.pack"), *FAST)
