@@ -1,0 +1,101 @@
+"""What a channel-wise context could add to a checkerboard model's prior, estimated before building one.
+
+A channel-conditional prior (Minnen & Singh 2020; ELIC) decodes the latent's channels in groups and predicts each
+group's means and scales from the groups decoded before it too. Whether that pays depends on whether the residuals
+the hyperprior and checkerboard context leave still depend on each other across channels. On a config's tiles, at
+each quality, this splits the channels in two by their share of the bits (the costlier half first, the order a
+channel-wise context would decode in) and, for the second half, measures the ideal code length of the rounded
+residuals (Gaussian bins, as the range coder's tables are built) under the model's own parameters and under two
+simple channel-conditional corrections fitted on half of the tiles and scored on the other half:
+
+- scale: each channel's scale multiplied by ``m ** (a / 2)``, ``m`` the mean normalized squared residual of the first
+  half at the same position, ``a`` fitted per channel group by a grid search;
+- mean: each channel's mean moved by a ridge regression on the first half's rounded residuals at the same position.
+
+    python benchmarks/channel_context_headroom.py CHECKPOINT [--config benchmarks.yaml] [--qualities 0,4,8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from harness_codecs._autoencoder.latent_codecs.checkerboard import anchor_mask
+from harness_codecs._autoencoder.runtime.checkpoint import build_model, load_checkpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_tiles import benchmark_tiles  # noqa: E402
+
+SCALE_EXPONENTS = np.linspace(-0.5, 1.5, 21)
+
+
+def code_length(residuals: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Bits of each integer residual under a zero-mean Gaussian bin of its scale."""
+    root2 = math.sqrt(2.0)
+    upper = torch.erf((residuals + 0.5) / (scales * root2))
+    lower = torch.erf((residuals - 0.5) / (scales * root2))
+    return -torch.log2((0.5 * (upper - lower)).clamp_min(1e-9))
+
+
+def latent_and_parameters(model, tiles: torch.Tensor, quality: float) -> tuple[torch.Tensor, ...]:
+    """The latent and the means and scales the checkerboard prior gives each element, as the codec codes them."""
+    latent = model.encode(tiles, torch.full((len(tiles),), quality))
+    prior = model.prior
+    hyper = prior.hyper(torch.round(prior.hyper_encoder(latent)), latent.shape[-2:])
+    anchors = anchor_mask(*latent.shape[-2:])
+    anchor_means, anchor_scales = prior.gaussian(hyper, None)
+    decoded_anchors = (torch.round(latent - anchor_means) + anchor_means) * anchors
+    other_means, other_scales = prior.gaussian(hyper, decoded_anchors)
+    return latent, torch.where(anchors, anchor_means, other_means), torch.where(anchors, anchor_scales, other_scales)
+
+
+def headroom(latent: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> dict[str, float]:
+    """Share of the bits in the second half of the channels, and what each correction saves of all the bits of the
+    scored tiles (per cent; negative: it costs)."""
+    residuals = latent - means
+    rounded = torch.round(residuals)
+    bits = code_length(rounded, scales)
+    order = torch.argsort(bits.mean(dim=(0, 2, 3)), descending=True)
+    first, second = order[: len(order) // 2], order[len(order) // 2:]
+    fit, score = slice(0, None, 2), slice(1, None, 2)
+    total = float(bits[score].sum())
+    energy = (residuals[:, first] / scales[:, first]).pow(2).mean(1, keepdim=True).clamp_min(1e-3)
+    fitted = min(SCALE_EXPONENTS, key=lambda a: float(code_length(
+        rounded[fit][:, second], scales[fit][:, second] * energy[fit] ** (a / 2)).sum()))
+    scaled = float(code_length(rounded[score][:, second], scales[score][:, second] * energy[score] ** (fitted / 2)).sum())
+    features = [rounded[part][:, first].permute(0, 2, 3, 1).reshape(-1, len(first)).double() for part in (fit, score)]
+    features = [torch.cat([part, torch.ones(len(part), 1, dtype=torch.double)], 1) for part in features]
+    gram = features[0].T @ features[0] + torch.eye(features[0].shape[1], dtype=torch.double)
+    targets = residuals[fit][:, second].permute(0, 2, 3, 1).reshape(-1, len(second)).double()
+    weights = torch.linalg.solve(gram, features[0].T @ targets)
+    predicted = (features[1] @ weights).float().reshape(*residuals[score][:, second].permute(0, 2, 3, 1).shape)
+    moved = torch.round(residuals[score][:, second] - predicted.permute(0, 3, 1, 2))
+    shifted = float(code_length(moved, scales[score][:, second]).sum())
+    second_bits = float(bits[score][:, second].sum())
+    return {"second half": 100 * second_bits / total, "scale": 100 * (second_bits - scaled) / total,
+            "mean": 100 * (second_bits - shifted) / total}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--config", type=Path, default=Path("benchmarks.yaml"))
+    parser.add_argument("--qualities", default="0,4,8")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    model = build_model(load_checkpoint(args.checkpoint), args.checkpoint)
+    tiles = torch.from_numpy(np.stack(benchmark_tiles(args.config))[:, None]).float()
+    print("| quality | bits in the second half | scale correction saves | mean prediction saves |")
+    print("|---:|---:|---:|---:|")
+    with torch.inference_mode():
+        for quality in (float(value) for value in args.qualities.split(",")):
+            result = headroom(*latent_and_parameters(model, tiles, quality))
+            print(f"| {quality:g} | {result['second half']:.1f} % | {result['scale']:+.2f} % | {result['mean']:+.2f} % |")
+
+
+if __name__ == "__main__":
+    main()
