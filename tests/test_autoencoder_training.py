@@ -240,6 +240,14 @@ def test_the_example_options_file_means_the_same_as_the_flags_of_the_shipped_che
     assert resolved("--options", str(EXAMPLE_OPTIONS)) == resolved(*flags)
 
 
+@pytest.mark.parametrize("path", sorted(EXAMPLE_OPTIONS.parent.glob("train_*.yaml")), ids=lambda path: path.name)
+def test_every_example_training_recipe_names_only_known_options_of_the_right_type(path):
+    """The recipes document how the shipped models were trained; the GPU one runs only where a GPU is lent."""
+    settings = resolved("--options", str(path))
+
+    assert settings["preset"] and settings["steps"] >= 1
+
+
 def test_flags_given_explicitly_override_the_options_file_even_when_they_repeat_a_default(tmp_path):
     options = tmp_path / "options.yaml"
     options.write_text("steps: 1500\nbits: 6\nlatent-channels: 32\nattention: true\nlr: 1\n")
