@@ -3,7 +3,6 @@ of variable-rate training, of large patches and of compact checkpoints."""
 
 from __future__ import annotations
 
-import argparse
 import textwrap
 from pathlib import Path
 
@@ -13,63 +12,11 @@ import pytest
 import torch
 from harness_codecs._autoencoder.runtime.checkpoint import build_model, load_checkpoint
 from harness_codecs._autoencoder.training.data import CropPlan, PatchCutter, TrainingTile
-from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer
 
 from harness import UserError
 from harness.cli import main
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-DATA = REPOSITORY / "data"
-
-TRAINING_DATA = f"""\
-train:
-  - kind: geotiff
-    paths: [{DATA}/train/s1_patches/bigearthnet]
-    per_polarisation: true
-    tile_size: 112
-validation:
-  - kind: geotiff
-    paths: [{DATA}/train/s1_patches/pyrosar]
-    polarisations: [VV]
-    bands: {{VV: 1}}
-    tile_size: 112
-"""
-
-REAL_BENCHMARK = f"""\
-name: real-small
-dataset:
-  kind: geotiff
-  paths: [{DATA}/test/sen1floods11]
-  bands: {{VV: 1, VH: 2}}
-  tile_size: 64
-  max_tiles: 2
-  min_valid_fraction: 1.0
-normalization:
-  VV: [-25, 5]
-  VH: [-32, -2]
-codecs:
-  - name: autoencoder_checkerboard
-    points: [{{checkpoint: model.pt, quality: 0}}, {{checkpoint: model.pt, quality: 1}}]
-timing: {{warmup: 0, repeats: 1}}
-"""
-
-FAST = ["--preset", "tiny", "--entropy", "checkerboard", "--lmbdas", "50,800", "--patch-size", "64",
-        "--batch-size", "2", "--validation-patches", "4", "--checkpoint-every", "2", "--msssim-weight", "0",
-        "--device", "cpu", "--no-progress"]
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def train(*flags: str) -> None:
-    trainer = AutoencoderTrainer()
-    parser = argparse.ArgumentParser()
-    trainer.add_arguments(parser)
-    trainer.train(parser.parse_args(list(flags)))
-
+from tests.training_helpers import DATA, FAST, REAL_BENCHMARK, REPOSITORY, TRAINING_DATA, train, write
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory) -> Path:

@@ -3,7 +3,6 @@ file's tiles, read and checked where the raster readers are, trained from where 
 
 from __future__ import annotations
 
-import argparse
 import textwrap
 import zipfile
 from dataclasses import replace
@@ -27,63 +26,26 @@ from harness_codecs._autoencoder.training.pack import (
     scene_rasters,
     write_pack,
 )
-from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer
 
 from harness import BenchmarkContext, UserError
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+from tests.training_helpers import FAST, REAL_BENCHMARK, TRAINING_DATA, train, write
+
 VV_RANGE = (-25.0, 5.0)
-
-TRAINING_DATA = f"""\
-train:
-  - kind: geotiff
-    paths: [{DATA}/train/s1_patches/bigearthnet]
-    per_polarisation: true
-    tile_size: 112
-    stride: 8
-validation:
-  - kind: geotiff
-    paths: [{DATA}/train/s1_patches/pyrosar]
-    polarisations: [VV]
-    bands: {{VV: 1}}
-    tile_size: 112
-"""
-
-BENCHMARK = f"""\
-name: pack-test
-dataset:
-  kind: geotiff
-  paths: [{DATA}/test/sen1floods11]
-  bands: {{VV: 1, VH: 2}}
-  tile_size: 64
-  max_tiles: 2
-normalization:
-  VV: [-25, 5]
-  VH: [-32, -2]
-codecs:
-  - name: quantize
-    points: [{{bits: 4}}]
-"""
+PACKED_DATA = TRAINING_DATA.replace("    tile_size: 112\nvalidation:",
+                                    "    tile_size: 112\n    stride: 8\nvalidation:")
+"""The training data with overlapping windows: 2 x 2 of 112 px in each 120 px patch."""
 
 SPLIT = {"seed": 0, "patch_size": 64, "validation_patches": 4, "multiple": STRIDE}
-FAST = ["--preset", "tiny", "--entropy", "checkerboard", "--lmbdas", "50,800", "--patch-size", "64",
-        "--batch-size", "2", "--validation-patches", "4", "--checkpoint-every", "2", "--msssim-weight", "0",
-        "--device", "cpu", "--no-progress", "--steps", "2"]
-
-
-def train(*flags: str) -> None:
-    trainer = AutoencoderTrainer()
-    parser = argparse.ArgumentParser()
-    trainer.add_arguments(parser)
-    trainer.train(parser.parse_args(list(flags)))
+FAST_TRAINING = [*FAST, "--steps", "2"]
 
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory) -> Path:
     """A folder with a training-data file, a benchmark and the pack written from the first against the second."""
     folder = tmp_path_factory.mktemp("pack")
-    (folder / "training.yaml").write_text(textwrap.dedent(TRAINING_DATA))
-    (folder / "bench.yaml").write_text(textwrap.dedent(BENCHMARK))
+    write(folder, "training.yaml", PACKED_DATA)
+    write(folder, "bench.yaml", REAL_BENCHMARK)
     train("--data", str(folder / "training.yaml"), "--config", str(folder / "bench.yaml"), "--patch-size", "64",
           "--write-pack", str(folder / "training.pack"))
     return folder
@@ -154,7 +116,7 @@ def test_a_checkpoint_trained_from_a_pack_records_the_data_file_of_the_pack(pack
     output = packed / "model.pt"
 
     train("--pack", str(packed / "training.pack"), "--config", str(packed / "bench.yaml"), "--output", str(output),
-          *FAST)
+          *FAST_TRAINING)
 
     record = torch.load(output, weights_only=True)["training"]
     assert record["pack"] == str(packed / "training.pack")
@@ -163,10 +125,10 @@ def test_a_checkpoint_trained_from_a_pack_records_the_data_file_of_the_pack(pack
 
 def test_a_pack_is_refused_for_a_benchmark_it_was_not_checked_against(packed, tmp_path):
     other = tmp_path / "bench.yaml"
-    other.write_text(textwrap.dedent(BENCHMARK).replace("max_tiles: 2", "max_tiles: 3"))
+    other.write_text(textwrap.dedent(REAL_BENCHMARK).replace("max_tiles: 2", "max_tiles: 3"))
 
     with pytest.raises(UserError, match="checked against another version of .*bench.yaml"):
-        train("--pack", str(packed / "training.pack"), "--config", str(other), *FAST)
+        train("--pack", str(packed / "training.pack"), "--config", str(other), *FAST_TRAINING)
 
 
 def test_training_from_a_pack_refuses_a_tile_of_the_test_set_it_carries(packed, tmp_path):
@@ -176,7 +138,7 @@ def test_training_from_a_pack_refuses_a_tile_of_the_test_set_it_carries(packed, 
     write_pack(tmp_path / "poisoned.pack", poisoned)
 
     with pytest.raises(UserError, match="1 benchmark tile.*a test tile"):
-        train("--pack", str(tmp_path / "poisoned.pack"), "--config", str(packed / "bench.yaml"), *FAST)
+        train("--pack", str(tmp_path / "poisoned.pack"), "--config", str(packed / "bench.yaml"), *FAST_TRAINING)
 
 
 def test_a_damaged_pack_is_a_one_line_error(packed, tmp_path):
@@ -197,6 +159,14 @@ def test_a_numpy_file_that_is_not_a_pack_is_refused(tmp_path):
         read_pack(foreign)
 
 
+def test_a_single_numpy_array_is_refused_as_a_pack(tmp_path):
+    array = tmp_path / "tiles.npy"
+    np.save(array, np.zeros((2, 8, 8), np.float32))
+
+    with pytest.raises(UserError, match="not a readable training pack"):
+        read_pack(array)
+
+
 def test_a_missing_pack_names_the_command_that_writes_one(tmp_path):
     with pytest.raises(UserError, match="--write-pack"):
         read_pack(tmp_path / "missing.pack")
@@ -204,9 +174,17 @@ def test_a_missing_pack_names_the_command_that_writes_one(tmp_path):
 
 def test_a_pack_and_a_data_file_together_are_refused(packed):
     with pytest.raises(UserError, match="--pack: it holds the training data already"):
-        train("--pack", str(packed / "training.pack"), "--data", str(packed / "training.yaml"), *FAST)
+        train("--pack", str(packed / "training.pack"), "--data", str(packed / "training.yaml"), *FAST_TRAINING)
+
+
+def test_a_pack_that_cannot_be_written_is_a_one_line_error(packed, tmp_path):
+    (tmp_path / "a file").write_text("")
+
+    with pytest.raises(UserError, match="--write-pack .*a file"):
+        train("--data", str(packed / "training.yaml"), "--config", str(packed / "bench.yaml"), "--patch-size", "64",
+              "--write-pack", str(tmp_path / "a file" / "training.pack"))
 
 
 def test_writing_a_pack_needs_a_data_file(tmp_path):
     with pytest.raises(UserError, match="--write-pack: give the training data"):
-        train("--write-pack", str(tmp_path / "training.pack"), *FAST)
+        train("--write-pack", str(tmp_path / "training.pack"), *FAST_TRAINING)

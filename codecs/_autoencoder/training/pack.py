@@ -74,6 +74,7 @@ def write_pack(path: Path, pack: TrainingPack) -> None:
             "config_sha256": pack.config_sha256, "provenance": pack.provenance}
     arrays["meta"] = np.array(json.dumps(meta))
     partial = Path(f"{path}.partial")
+    partial.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_LZMA) as archive:
         for name, value in arrays.items():
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
@@ -84,7 +85,10 @@ def write_pack(path: Path, pack: TrainingPack) -> None:
 def read_pack(path: Path) -> TrainingPack:
     """The pack at ``path``; a missing, foreign, damaged or newer file is one ``UserError`` line."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("one numpy array, not an archive of them")
+        with archive:
             meta = json.loads(str(archive["meta"]))
             _check_format(path, meta)
             return _pack_of(meta, {name: archive[name] for name in archive.files})

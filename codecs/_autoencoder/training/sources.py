@@ -92,8 +92,11 @@ def write_training_pack(args: argparse.Namespace) -> None:
            args.manifest)
     provenance = {"data": str(args.data), "data_sha256": file_sha256(args.data), "seed": args.seed,
                   "git_commit": git_commit(REPOSITORY)}
-    write_pack(args.write_pack, TrainingPack(tiles, dict(context.normalization), test_set, file_sha256(context.path),
-                                             provenance))
+    try:
+        write_pack(args.write_pack, TrainingPack(tiles, dict(context.normalization), test_set,
+                                                 file_sha256(context.path), provenance))
+    except OSError as exc:
+        raise UserError(f"train autoencoder: --write-pack {args.write_pack}: {' '.join(str(exc).split())}") from exc
     size = Path(args.write_pack).stat().st_size / 1e6
     print(f"autoencoder: wrote {args.write_pack} ({size:.1f} MB): {len(tiles.train)} training tiles of "
           f"{len(tiles.scenes)} scenes, {len(tiles.validation)} validation tiles; train from it with "
