@@ -3,6 +3,7 @@ file's tiles, read and checked where the raster readers are, trained from where 
 
 from __future__ import annotations
 
+import sys
 import textwrap
 import zipfile
 from dataclasses import replace
@@ -12,16 +13,21 @@ import numpy as np
 import pytest
 import torch
 from harness_codecs._autoencoder.model.autoencoder import STRIDE
+from harness_codecs._autoencoder.runtime.checkpoint import load_checkpoint
 from harness_codecs._autoencoder.training.data import (
+    DataTiles,
     TileOrigin,
     TrainingTile,
     build_data_split,
     load_training_data,
     split_of,
 )
+from harness_codecs._autoencoder.training.overlap import TestSet
 from harness_codecs._autoencoder.training.pack import (
+    TrainingPack,
     decode_raster,
     encode_raster,
+    file_sha256,
     read_pack,
     scene_rasters,
     write_pack,
@@ -188,3 +194,25 @@ def test_a_pack_that_cannot_be_written_is_a_one_line_error(packed, tmp_path):
 def test_writing_a_pack_needs_a_data_file(tmp_path):
     with pytest.raises(UserError, match="--write-pack: give the training data"):
         train("--write-pack", str(tmp_path / "training.pack"), *FAST_TRAINING)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])])
+def test_a_pack_trains_the_light_model_in_bf16_where_no_raster_can_be_read(tmp_path, monkeypatch, device):
+    """What the GPU recipe does on a machine without rasterio: the pack is made here from arrays alone, and any
+    raster opened while training from it fails the test."""
+    if "rasterio" in sys.modules:
+        monkeypatch.setattr(sys.modules["rasterio"], "open", lambda *args, **kwargs: pytest.fail("a raster was read"))
+    config = write(tmp_path, "bench.yaml", REAL_BENCHMARK)
+    rng = np.random.default_rng(0)
+    tiles = DataTiles([tile(rng.normal(-12, 3, (128, 128)), scene=f"scene {index}") for index in range(3)],
+                      [rng.random((64, 64), dtype=np.float32) for _ in range(2)], ("held out",) * 2,
+                      frozenset({"a checksum"}), frozenset({"scene 0", "scene 1", "scene 2"}))
+    test_set = TestSet(str(config), frozenset(), frozenset(), ())
+    write_pack(tmp_path / "training.pack", TrainingPack(tiles, {"VV": VV_RANGE, "VH": (-32.0, -2.0)}, test_set,
+                                                        file_sha256(config), {"data": "arrays"}))
+
+    train("--pack", str(tmp_path / "training.pack"), "--config", str(config), "--output", str(tmp_path / "m.pt"),
+          *FAST_TRAINING, "--preset", "gdn-dct-light", "--device", device, "--amp", "bf16")  # the last flag counts
+
+    assert load_checkpoint(tmp_path / "m.pt").step == 2
