@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from harness_codecs._autoencoder.latent_codecs.checkerboard import anchor_mask
 from harness_codecs._autoencoder.runtime.checkpoint import build_model, load_checkpoint
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_tiles import benchmark_tiles  # noqa: E402
+from benchmark_tiles import benchmark_tiles
 
 SCALE_EXPONENTS = np.linspace(-0.5, 1.5, 21)
 
@@ -45,12 +42,7 @@ def latent_and_parameters(model, tiles: torch.Tensor, quality: float) -> tuple[t
     """The latent and the means and scales the checkerboard prior gives each element, as the codec codes them."""
     latent = model.encode(tiles, torch.full((len(tiles),), quality))
     prior = model.prior
-    hyper = prior.hyper(torch.round(prior.hyper_encoder(latent)), latent.shape[-2:])
-    anchors = anchor_mask(*latent.shape[-2:])
-    anchor_means, anchor_scales = prior.gaussian(hyper, None)
-    decoded_anchors = (torch.round(latent - anchor_means) + anchor_means) * anchors
-    other_means, other_scales = prior.gaussian(hyper, decoded_anchors)
-    return latent, torch.where(anchors, anchor_means, other_means), torch.where(anchors, anchor_scales, other_scales)
+    return latent, *prior.element_parameters(latent, torch.round(prior.hyper_encoder(latent)), torch.round)
 
 
 def headroom(latent: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> dict[str, float]:

@@ -25,6 +25,7 @@ by table (``CheckerboardLayout``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -161,17 +162,22 @@ class CheckerboardLatentCodec(SideLatentCodec):
         """
         side = self.hyper_encoder(latent)
         coded_side = torch.round(side) if rounded else noisy(side, generator)
-        hyper = self.hyper(coded_side, latent.shape[-2:])
-        anchors = anchor_mask(*latent.shape[-2:], device=latent.device)
         quantize = torch.round if rounded else round_straight_through
-        anchor_means, anchor_scales = self.gaussian(hyper, None)
-        decoded_anchors = (quantize(latent - anchor_means) + anchor_means) * anchors
-        other_means, other_scales = self.gaussian(hyper, decoded_anchors)
-        means = torch.where(anchors, anchor_means, other_means)
-        scales = torch.where(anchors, anchor_scales, other_scales)
+        means, scales = self.element_parameters(latent, coded_side, quantize)
         coded = quantize(latent - means) + means
         rated = coded if rounded else noisy(latent, generator)
         return coded, [gaussian_likelihood(rated, means, scales), self.side_density.likelihood(coded_side)]
+
+    def element_parameters(self, latent: torch.Tensor, coded_side: torch.Tensor,
+                           quantize: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The float networks' mean and scale of every latent element: the anchors' from the side latent alone,
+        the others' from it and the anchors as ``quantize`` leaves them (what the decoder sees)."""
+        hyper = self.hyper(coded_side, latent.shape[-2:])
+        anchors = anchor_mask(*latent.shape[-2:], device=latent.device)
+        anchor_means, anchor_scales = self.gaussian(hyper, None)
+        decoded_anchors = (quantize(latent - anchor_means) + anchor_means) * anchors
+        other_means, other_scales = self.gaussian(hyper, decoded_anchors)
+        return torch.where(anchors, anchor_means, other_means), torch.where(anchors, anchor_scales, other_scales)
 
     def rate_critical_layers(self) -> list[nn.Module]:
         return [self.hyper_encoder[0], self.entropy_parameters[-1]]
