@@ -49,7 +49,7 @@ def checked_split(args: argparse.Namespace) -> CheckedSplit:
         _require_checked_against(pack, args.pack, args.config)
         print(f"autoencoder: training from the pack {args.pack} (of {pack.provenance.get('data')}, checked "
               f"against {pack.test_set.config})", flush=True)
-        split = split_of(pack.tiles, str(args.pack), args.seed, args.patch_size, args.validation_patches, STRIDE)
+        split = _split_of(pack.tiles, args.pack, args)
         checked, test_set = CheckedSplit(split, pack.normalization, {"pack_provenance": pack.provenance}), pack.test_set
     else:
         raw_data = read_training_file(args.data) if args.data else None  # its mistakes first: --config may be a default
@@ -60,6 +60,11 @@ def checked_split(args: argparse.Namespace) -> CheckedSplit:
     return checked
 
 
+def _split_of(tiles: DataTiles, source: Path, args: argparse.Namespace) -> TrainingSplit:
+    """The split of a data file's or a pack's tiles with the options' seed, patch size and validation patches."""
+    return split_of(tiles, str(source), args.seed, args.patch_size, args.validation_patches, STRIDE)
+
+
 def _check(split: TrainingSplit, test_set: TestSet, manifest: Path | None) -> None:
     check_no_overlap(split, test_set)
     if manifest:
@@ -68,8 +73,7 @@ def _check(split: TrainingSplit, test_set: TestSet, manifest: Path | None) -> No
 
 def _read_split(args: argparse.Namespace, context: BenchmarkContext, raw_data: dict | None) -> TrainingSplit:
     if args.data:
-        return split_of(_read_data_tiles(args, context, raw_data), str(args.data), args.seed, args.patch_size,
-                        args.validation_patches, STRIDE)
+        return _split_of(_read_data_tiles(args, context, raw_data), args.data, args)
     tile_size = context.config.dataset.tile_size
     if args.patch_size > tile_size:
         raise UserError(f"train autoencoder: --patch-size {args.patch_size}: larger than the {tile_size}px windows "
@@ -88,8 +92,7 @@ def write_training_pack(args: argparse.Namespace) -> None:
     context = BenchmarkContext.load(args.config)
     tiles = _read_data_tiles(args, context, raw_data)
     test_set = TestSet.of(context, context.test_tiles())
-    _check(split_of(tiles, str(args.data), args.seed, args.patch_size, args.validation_patches, STRIDE), test_set,
-           args.manifest)
+    _check(_split_of(tiles, args.data, args), test_set, args.manifest)
     provenance = {"data": str(args.data), "data_sha256": file_sha256(args.data), "seed": args.seed,
                   "git_commit": git_commit(REPOSITORY)}
     try:
