@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.results import RunFolder
+
 LOWER_IS_BETTER = {"rmse_db"}
 
 
@@ -44,11 +46,10 @@ def main() -> None:
     parser.add_argument("--metric", default="psnr", choices=("psnr", "rmse_db"))
     parser.add_argument("--pol", help="only the tiles of this polarisation")
     args = parser.parse_args()
-    rows = pd.read_csv(args.run / "results.csv", keep_default_na=False, low_memory=False)
+    rows = RunFolder(args.run).read_results()
     rows = rows[rows["error"] == ""]
     if args.pol:
         rows = rows[rows["pol"] == args.pol]
-    rows = rows.assign(bpp=pd.to_numeric(rows["bpp"]), **{args.metric: pd.to_numeric(rows[args.metric])})
     codec = curve(rows[rows["codec"] == args.codec], args.metric)
     anchors = {name: curve(rows[rows["codec"] == name], args.metric) for name in args.anchors.split(",")}
     print(f"| {args.codec} point | bpp | {args.metric} | " + " | ".join(f"vs {name}" for name in anchors) + " |")
