@@ -13,8 +13,7 @@
 # TILES=FILE.npy (from benchmarks/benchmark_tiles.py) makes the entropy-coding and precision steps read their tiles
 # from that file instead of benchmarks.yaml's GeoTIFFs. The lent GPU machine's image lacks rasterio, glymur,
 # imagecodecs, constriction, pytorch-msssim and bjontegaard, and rasterio's wheel (39 MB) does not fit beside the
-# repository (55 MB) in the 64 MB that travels there. Prepare here, in the repository root:
-#     echo /.gpu/ >> .git/info/exclude
+# repository (44 MB) in the 64 MiB that travels there. Prepare here, in the repository root:
 #     .venv/bin/python benchmarks/benchmark_tiles.py benchmarks.yaml .gpu/tiles.npy
 #     pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #         --platform manylinux_2_17_x86_64 -d .gpu/wheels constriction==0.5.0 pytorch-msssim bjontegaard

@@ -12,8 +12,9 @@
 #                                     whose --time-limit ends the run with a checkpoint) and writes the best
 #                                     checkpoint and the log to $OUT (default reports/gpu_train/)
 #
-# Once, here: `echo /.gpu/ >> .git/info/exclude`. Score the checkpoint that comes back here, on the CPU, with the
-# benchmark (docs/learned-codec.md, "Benchmarking a checkpoint you trained").
+# .gpu/ is ignored by git: the pack holds OMBRIA pixels, for training only, never shipped. Score the checkpoint that
+# comes back here, on the CPU, with the benchmark (docs/learned-codec.md, "Benchmarking a checkpoint you trained"),
+# on the test chips and the held-out chains alike.
 set -euo pipefail
 out=${OUT:-reports/gpu_train}
 options=${OPTIONS:-examples/train_gdn_light_gpu.yaml}
