@@ -2,9 +2,11 @@
 
 The tiles are real Sentinel-1 windows with a real no-data footprint, built by the config's dataset plugin exactly as
 a run builds them (the dB range, the NaN handling and the harness's fill, ``harness.sar.fill_no_data``). The
-shipped Sen1Floods11 chips have no NaN of their own, so by default the footprint where Sen1Floods11's hand label of
-the Mekong chip has no data (-1: 23 % of the chip; ``../shared/data/sen1floods11/labels/``) is made no-data in a
-temporary copy of each chip given. Under such an imposed footprint the real pixels are known, so the ``oracle`` fill
+published Sen1Floods11 chips have no NaN of their own, so by default the footprint where Sen1Floods11's hand label of
+the Mekong chip has no data (-1: 23 % of the chip; ``data/test/sen1floods11/labels/``) is made no-data in a
+temporary copy of each chip given: by default the published Mekong chip in ``../shared/data/sen1floods11/``, whose
+pixels under the footprint the oracle needs (the shipped test chip is that copy, written by
+``benchmarks/impose_label_footprint.py``). Under such an imposed footprint the real pixels are known, so the ``oracle`` fill
 (the chip's own values there: no border at all) gives the bias a codec puts on those border pixels anyway, whatever
 the fill; a fill answers only for its excess over it. Chips with no-data of their own are read as they are
 (``--footprint none``).
@@ -38,7 +40,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import torch
 from scipy import ndimage
 
@@ -50,12 +51,12 @@ from harness.plugins import Registry
 from harness.measure import PreparedPoint, batches, code_arrays, prepare_points
 from harness.tiles import dataset_tiles, settings_for
 from harness.sar import normalize_db
+from harness_datasets._labels import NOT_LABELLED
+from impose_label_footprint import impose_label_footprint
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHIPS = [ROOT / "data" / "test" / "sen1floods11" / "Mekong_333434_S1Hand.tif"]
-DEFAULT_FOOTPRINT = ROOT.parent / "shared" / "data" / "sen1floods11" / "labels" / "Mekong_333434_LabelHand.tif"
-FOOTPRINT_VALUE = -1
-"""Sen1Floods11 hand labels: -1 no data, 0 not water, 1 water."""
+DEFAULT_CHIPS = [ROOT.parent / "shared" / "data" / "sen1floods11" / "Mekong_333434_S1Hand.tif"]
+DEFAULT_FOOTPRINT = ROOT / "data" / "test" / "sen1floods11" / "labels" / "Mekong_333434_LabelHand.tif"
 DEFAULT_CODECS = ("jpeg2000", "htj2k", "avif", "jpegxl", "sz3", "lerc", "autoencoder_checkerboard")
 LEARNED = "autoencoder_checkerboard"
 ONCE = TimingConfig(warmup=0, repeats=1)
@@ -130,26 +131,12 @@ FILLS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray] | None] = {
 
 
 def footprinted_copies(chips: list[Path], footprint: Path | None, folder: Path) -> list[Path]:
-    """The chips with NaN where the footprint raster equals FOOTPRINT_VALUE (the chips themselves without one)."""
+    """The chips with NaN where the footprint raster marks no label (the chips themselves without one)."""
     if footprint is None:
         return chips
-    with rasterio.open(footprint) as raster:
-        no_data = raster.read(1) == FOOTPRINT_VALUE
-    copies = []
     for chip in chips:
-        with rasterio.open(chip) as raster:
-            values, profile = raster.read(), raster.profile
-        if values.shape[1:] != no_data.shape:
-            raise SystemExit(f"{chip}: {values.shape[2]}x{values.shape[1]}, but the footprint {footprint} is "
-                             f"{no_data.shape[1]}x{no_data.shape[0]}")
-        if not np.issubdtype(values.dtype, np.floating):
-            raise SystemExit(f"{chip}: {values.dtype} pixels cannot hold NaN; give float rasters")
-        values[:, no_data] = np.nan
-        copy = folder / chip.name
-        with rasterio.open(copy, "w", **{**profile, "nodata": float("nan")}) as raster:
-            raster.write(values)
-        copies.append(copy)
-    return copies
+        impose_label_footprint(chip, footprint, folder / chip.name)
+    return [folder / chip.name for chip in chips]
 
 
 def window_tiles(config: BenchmarkConfig, registry: Registry, paths: list[Path], stride: int) -> list[Tile]:
@@ -261,9 +248,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", nargs="?", type=Path, default=ROOT / "benchmarks.yaml")
     parser.add_argument("--chips", default=",".join(str(path) for path in DEFAULT_CHIPS),
-                        help="comma-separated rasters on one grid (default: the Mekong test chip)")
+                        help="comma-separated rasters on one grid (default: the published Mekong chip)")
     parser.add_argument("--footprint", default=str(DEFAULT_FOOTPRINT),
-                        help=f"raster on the chips' grid whose value {FOOTPRINT_VALUE} marks no-data; "
+                        help=f"raster on the chips' grid whose value {NOT_LABELLED} marks no-data; "
                              "none: the chips' own no-data")
     parser.add_argument("--stride", type=int, default=128, help="window grid spacing in pixels (tile size: config)")
     parser.add_argument("--codecs", default=",".join(DEFAULT_CODECS))
@@ -286,6 +273,9 @@ def main() -> None:
     if config.dataset.kind != "geotiff":
         raise SystemExit(f"{args.config}: dataset kind {config.dataset.kind!r}; this script reads GeoTIFF chips")
     chips = [Path(chip) for chip in args.chips.split(",")]
+    missing = [str(chip) for chip in chips if not chip.exists()]
+    if missing:
+        raise SystemExit(f"{', '.join(missing)}: no such raster; give --chips (the default is beside the checkout)")
     started, load_before = time.perf_counter(), load_average()
 
     with tempfile.TemporaryDirectory() as folder:
@@ -306,7 +296,7 @@ def main() -> None:
     print(f"{len(tiles)} tiles of {tiles[0].shape[0]} px ({', '.join(sorted({tile.pol for tile in tiles}))}) with "
           f"no-data ({no_data.min():.0%} to {no_data.max():.0%}, mean {no_data.mean():.0%}), every window on a "
           f"{args.stride} px grid of {', '.join(chip.name for chip in chips)}; no-data: "
-          f"{'where ' + footprint.name + f' is {FOOTPRINT_VALUE}' if footprint else 'the chips own'}")
+          f"{'where ' + footprint.name + f' is {NOT_LABELLED}' if footprint else 'the chips own'}")
     print()
     print("## What the codecs see at the border")
     print()
