@@ -2,13 +2,13 @@
 
 The tiles are real Sentinel-1 windows with a real no-data footprint, built by the config's dataset plugin exactly as
 a run builds them (the dB range, the NaN handling and the harness's fill, ``harness.sar.fill_no_data``). The
-published Sen1Floods11 chips have no NaN of their own, so by default the footprint where Sen1Floods11's hand label of
-the Mekong chip has no data (-1: 23 % of the chip; ``data/test/sen1floods11/labels/``) is made no-data in a
-temporary copy of each chip given: by default the published Mekong chip in ``../shared/data/sen1floods11/``, whose
-pixels under the footprint the oracle needs (the shipped test chip is that copy, written by
-``benchmarks/impose_label_footprint.py``). Under such an imposed footprint the real pixels are known, so the ``oracle`` fill
-(the chip's own values there: no border at all) gives the bias a codec puts on those border pixels anyway, whatever
-the fill; a fill answers only for its excess over it. Chips with no-data of their own are read as they are
+published Sen1Floods11 chips have no NaN of their own, so by default the footprint where Sen1Floods11's hand label
+of the Mekong chip has no data (-1: 23 % of the chip; ``data/test/sen1floods11/labels/``) is made no-data in a
+temporary copy of each chip given (``impose_label_footprint.py``, which wrote the shipped Mekong test chip): by
+default the published Mekong chip in ``../shared/data/sen1floods11/``, whose pixels under the footprint the oracle
+needs. Under such an imposed footprint the real pixels are known, so the ``oracle`` fill (the chip's own values
+there: no border at all) gives the bias a codec puts on those border pixels anyway, whatever the fill; a fill
+answers only for its excess over it. Chips with no-data of their own are read as they are
 (``--footprint none``).
 
 Every point of the config's codecs (lossless points left out; the learned codec at ``--qualities`` only) codes

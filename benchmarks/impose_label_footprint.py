@@ -1,7 +1,7 @@
 """Write a copy of a Sen1Floods11 chip that is no-data (NaN) wherever its hand label has no data (-1).
 
-Why: the issue's border target (``border_bias_db`` within ±0.2 dB for every codec) needs a real tile with no-data
-in the default test set, and none of the real data at hand has no-data of its own (the Sen1Floods11 chips, the
+Why: measuring what each codec does beside no-data (``border_bias_db``, docs/config.md) needs real tiles with
+no-data in the default test set, and none of the real data at hand has no-data of its own (the Sen1Floods11 chips, the
 patches and the SAFE crop have no NaN and no zero). The hand label of the Mekong chip marks 23 % of it as not
 labelled, in the irregular patches where the analysts could not see the ground; that footprint, imposed on the
 chip's own real pixels, gives tiles with a real outline of no-data beside real speckle. The shipped test chip
