@@ -188,6 +188,10 @@ class RunFolder:
         return self.path / "summary_by_scene.csv"
 
     @property
+    def bd_rate_by_scene(self) -> Path:
+        return self.path / "bd_rate_by_scene.csv"
+
+    @property
     def summary_markdown(self) -> Path:
         return self.path / "summary.md"
 

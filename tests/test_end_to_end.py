@@ -16,8 +16,8 @@ from harness.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT_FILES = ("results.csv", "summary.csv", "summary.md", "summary_by_pol.csv", "summary_by_scene.csv", "rd_psnr.png",
-                "rd_ms_ssim.png", "rd_enl_ratio.png", "timing.png", "bd_rate.csv", "environment.json",
-                "config.yaml", "config.resolved.yaml")
+                "rd_ms_ssim.png", "rd_enl_ratio.png", "timing.png", "bd_rate.csv", "bd_rate_by_scene.csv",
+                "environment.json", "config.yaml", "config.resolved.yaml")
 CLASSICAL_CODECS = ("htj2k", "avif", "jpegxl", "sz3", "lerc", "baq", "quantize", "quantize_zlib")
 TOY_AUTOENCODERS = ("autoencoder", "autoencoder_factorized", "autoencoder_hyperprior")
 

@@ -14,6 +14,7 @@ from harness.cli import main
 from harness.metrics import psnr
 from harness.plugins import build_registry
 from harness.reporting import write_report
+from harness.reporting.bdrate import bd_rate_by_scene, bd_rate_tables
 from harness.curves import ReferenceCurve
 from harness.reporting.figures import codec_colors, rd_figure
 from harness.reporting.settings import ReportSettings, installed_metric_descriptions
@@ -223,6 +224,21 @@ def test_summary_by_scene_has_one_row_per_codec_point_and_scene(results):
     assert by_scene["tiles"].sum() == len(results)
 
 
+def test_bd_rate_by_scene_gives_each_scene_the_bd_rate_of_its_own_tiles():
+    results = _bd_ready_results()
+    results["scene"] = results["tile_id"].map({"t0": "s0", "t1": "s0", "t2": "s1", "t3": "s1"})
+    metrics = installed_metric_descriptions().bd_rate()
+
+    by_scene = bd_rate_by_scene(summarize_by_scene(results), ["jpeg2000"], metrics)
+
+    for scene in ("s0", "s1"):
+        alone = summarize(results[results["scene"] == scene])
+        expected = bd_rate_tables(alone, alone.iloc[0:0], ["jpeg2000"], metrics)
+        rows = by_scene[by_scene["scene"] == scene].drop(columns="scene").reset_index(drop=True)
+        pd.testing.assert_frame_equal(rows, expected)
+        assert rows["bd_rate_percent"].notna().any()
+
+
 def test_summary_by_pol_has_one_row_per_codec_point_and_pol(results):
     by_pol = summarize_by_pol(results)
     assert len(by_pol) == 2 * 3 * 2
@@ -257,6 +273,7 @@ def test_write_report_writes_every_listed_file(report):
         "rd_cfar_f1.png",
         "timing.png",
         "bd_rate.csv",
+        "bd_rate_by_scene.csv",
         "quantize.json",
         "jpeg2000.json",
     }
@@ -353,7 +370,8 @@ def test_format_summary_table_shows_every_codec_point_and_headline_metric(result
     assert "SSIM" not in table.replace("MS-SSIM", "")
 
 
-REBUILT_TABLES = ("summary.csv", "summary_by_pol.csv", "summary_by_scene.csv", "bd_rate.csv", "summary.md")
+REBUILT_TABLES = ("summary.csv", "summary_by_pol.csv", "summary_by_scene.csv", "bd_rate.csv", "bd_rate_by_scene.csv",
+                  "summary.md")
 REFERENCE = ReferenceCurve("published-codec", "from a paper", {"bpp": (0.5, 1.0, 2.0, 4.0), "psnr": (26.0, 29.0, 33.0, 40.0)})
 
 

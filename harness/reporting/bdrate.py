@@ -34,7 +34,7 @@ from harness.reporting.table_columns import (
     ANCHOR, ANCHOR_POINTS, BD_COLUMNS, BD_QUALITY, BD_RATE_PERCENT, BETTER, CODEC_SOURCE, MEAN, METRIC, NOTE,
     QUALITY_HIGH, QUALITY_LOW, RATE_HIGH, RATE_LOW, REFERENCE_SOURCE, SOURCE, TEST_POINTS, summary_column,
 )
-from harness.results import BPP, CODEC, POL
+from harness.results import BPP, CODEC, POL, SCENE
 
 MIN_POINTS = 4
 INTERPOLATION = "pchip"
@@ -174,6 +174,17 @@ def bd_rate_tables(summary: pd.DataFrame, summary_by_pol: pd.DataFrame, anchors:
     """``bd_rate_table`` against each anchor in turn, one table (its ``anchor`` column tells them apart)."""
     return pd.concat([bd_rate_table(summary, summary_by_pol, anchor, metrics, references) for anchor in anchors],
                      ignore_index=True)
+
+
+def bd_rate_by_scene(summary_by_scene: pd.DataFrame, anchors: Sequence[str],
+                     metrics: Sequence[MetricColumn]) -> pd.DataFrame:
+    """``bd_rate_tables`` of each scene on its own (its tiles' means, the polarisations together), a ``scene``
+    column first: a lead over the whole test set can hide a scene where it shrinks or turns (a flood plain, a
+    product with no-data). Reference curves are left out, as they hold no scene."""
+    parts = [bd_rate_tables(part, part.iloc[0:0], anchors, metrics).assign(**{SCENE: scene})
+             for scene, part in summary_by_scene.groupby(SCENE, sort=False)]
+    columns = [SCENE, *BD_COLUMNS]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
 def curve_from_summary(points: pd.DataFrame, metric: str) -> RDCurve:

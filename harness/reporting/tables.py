@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from harness.api import ReportInput, hookimpl
+from harness.reporting.bdrate import bd_rate_by_scene
 from harness.reporting.formatting import codec_calls_text, format_number
 from harness.reporting.matched_rates import matched_rate_markdown
 from harness.reporting.summaries import (
@@ -296,18 +297,23 @@ def _mean_plus_minus_std(mean: float, std: float, decimals: int) -> str:
 
 
 def write_tables(report: ReportInput) -> list[Path]:
-    """The summaries as CSV (per point, per polarisation, per scene), the BD-rate table, and ``summary.md``."""
+    """The summaries as CSV (per point, per polarisation, per scene), the BD-rate tables (over the test set, and
+    per scene), and ``summary.md``."""
     folder = report.folder
     report.summary.to_csv(folder.summary, index=False)
     report.summary_by_pol.to_csv(folder.summary_by_pol, index=False)
-    summarize_by_scene(report.results).to_csv(folder.summary_by_scene, index=False)
+    summary_by_scene = summarize_by_scene(report.results)
+    summary_by_scene.to_csv(folder.summary_by_scene, index=False)
     report.bd_rate.to_csv(folder.bd_rate, index=False)
+    bd_rate_by_scene(summary_by_scene, report.anchors, report.metrics.bd_rate()).to_csv(folder.bd_rate_by_scene,
+                                                                                        index=False)
     folder.summary_markdown.write_text(
         summary_markdown(report.results, report.summary, report.summary_by_pol, report.run_name, report.bd_rate,
                          report.anchors, report.metrics, codec_calls_text(report.folder.read_environment())),
         encoding="utf-8",
     )
-    return [folder.summary, folder.summary_by_pol, folder.summary_by_scene, folder.bd_rate, folder.summary_markdown]
+    return [folder.summary, folder.summary_by_pol, folder.summary_by_scene, folder.bd_rate, folder.bd_rate_by_scene,
+            folder.summary_markdown]
 
 
 @hookimpl
