@@ -63,6 +63,9 @@ class SymbolCoder:
         self.models = [constriction.stream.model.Categorical(tables.table(index), perfect=False)
                        for index in range(len(tables))]
         self.overflow_model = constriction.stream.model.Categorical(_overflow_probabilities(), perfect=False)
+        self.end_symbols = [np.isin(np.arange(length), (0, length - 1)) for length in tables.lengths.tolist()]
+        """Per table, which of its symbols are ends (followed by a distance): decoding counts a group's ends with
+        one lookup, since each group's distances follow its symbols in the stream."""
 
     def encode(self, encoder: constriction.stream.queue.RangeEncoder, values: np.ndarray, tables: np.ndarray) -> None:
         """``values`` (integers), each under the table its element of ``tables`` (same shape) names."""
@@ -84,21 +87,26 @@ class SymbolCoder:
                 encoder.encode(zigzag[ends_before[start]:ends_before[stop]], self.overflow_model)
 
     def decode(self, decoder: constriction.stream.queue.RangeDecoder, tables: np.ndarray) -> np.ndarray:
-        """The values (int64, the shape of ``tables``) that ``encode`` wrote under these ``tables``."""
+        """The values (int64, the shape of ``tables``) that ``encode`` wrote under these ``tables``. As in
+        ``encode``, only the range decoder and a count of the group's end symbols run per group; the symbols
+        become values for all groups at once."""
         order = _grouping_order(tables)
         table_of = tables.ravel()[order]
-        ordered = np.empty(table_of.size, dtype=np.int64)
+        symbols = np.empty(table_of.size, dtype=np.int64)
+        distances = []
         for table, start, stop in _groups(table_of):
-            symbols = decoder.decode(self.models[table], stop - start).astype(np.int64)
-            at_end = (symbols == 0) | (symbols == self.tables.lengths[table] - 1)
-            values = symbols + self.tables.offsets[table]
-            ends = int(np.count_nonzero(at_end))
+            group = decoder.decode(self.models[table], stop - start)
+            symbols[start:stop] = group
+            ends = int(np.count_nonzero(self.end_symbols[table][group]))
             if ends:
-                zigzag = decoder.decode(self.overflow_model, ends).astype(np.int64)
-                values[at_end] += np.where(zigzag % 2 == 0, zigzag // 2, -(zigzag + 1) // 2)
-            ordered[start:stop] = values
-        decoded = np.empty_like(ordered)
-        decoded[order] = ordered
+                distances.append(decoder.decode(self.overflow_model, ends))
+        values = symbols + self.tables.offsets[table_of]
+        if distances:
+            zigzag = np.concatenate(distances).astype(np.int64)
+            at_end = (symbols == 0) | (symbols == self.tables.lengths[table_of] - 1)
+            values[at_end] += np.where(zigzag % 2 == 0, zigzag // 2, -(zigzag + 1) // 2)
+        decoded = np.empty_like(values)
+        decoded[order] = values
         return decoded.reshape(tables.shape)
 
 
