@@ -18,11 +18,11 @@ simple channel-conditional corrections fitted on half of the tiles and scored on
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
+from harness_codecs._autoencoder.entropy_coding.densities import gaussian_likelihood
 from harness_codecs._autoencoder.runtime.checkpoint import build_model, load_checkpoint
 
 from benchmark_tiles import benchmark_tiles
@@ -31,11 +31,8 @@ SCALE_EXPONENTS = np.linspace(-0.5, 1.5, 21)
 
 
 def code_length(residuals: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """Bits of each integer residual under a zero-mean Gaussian bin of its scale."""
-    root2 = math.sqrt(2.0)
-    upper = torch.erf((residuals + 0.5) / (scales * root2))
-    lower = torch.erf((residuals - 0.5) / (scales * root2))
-    return -torch.log2((0.5 * (upper - lower)).clamp_min(1e-9))
+    """Bits of each integer residual under a zero-mean Gaussian bin of its scale, as the prior rates it."""
+    return -torch.log2(gaussian_likelihood(residuals, torch.zeros_like(residuals), scales))
 
 
 def latent_and_parameters(model, tiles: torch.Tensor, quality: float) -> tuple[torch.Tensor, ...]:
