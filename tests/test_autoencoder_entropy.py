@@ -25,7 +25,7 @@ from harness_codecs._autoencoder.entropy_coding.densities import (
     estimated_bits,
     gaussian_likelihood,
 )
-from harness_codecs._autoencoder.runtime.entropy_stream import HEADER_BYTES, VARIABLE_RATE_FORMAT_VERSION
+from harness_codecs._autoencoder.runtime.entropy_stream import HEADER_BYTES, format_version
 from harness_codecs._autoencoder.entropy_coding.tables import (
     SCALE_TABLE,
     TAIL_MASS,
@@ -643,7 +643,7 @@ def test_a_variable_rate_stream_carries_its_quality_so_any_point_of_the_model_de
     other_point = CheckerboardAutoencoder(checkpoint=str(variable_rate_checkpoint), quality=0)
     stream = encoder.encode(tile)
 
-    assert stream[0] == VARIABLE_RATE_FORMAT_VERSION and int.from_bytes(stream[HEADER_BYTES:HEADER_BYTES + 2], "big") == 1250
+    assert stream[0] == format_version(variable_rate=True, scale_shift=True) and int.from_bytes(stream[HEADER_BYTES:HEADER_BYTES + 2], "big") == 1250
     np.testing.assert_array_equal(other_point.decode(stream, tile.shape), encoder.decode(stream, tile.shape))
 
 

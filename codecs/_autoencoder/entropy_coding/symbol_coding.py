@@ -27,6 +27,10 @@ OVERFLOW_LIMIT = 2**16
 """How many zigzag-mapped distances beyond a table's end the format can code: |distance| < 2**15. A trained
 latent never comes near; a farther value is refused rather than clamped."""
 
+LEAST_PROBABILITY = 2.0**-24
+"""constriction's categorical models quantize probabilities to 24 bits and give every symbol at least one unit
+(``perfect=False``): a table's end symbol, whose tail mass is 5e-10, costs 24 bits rather than 31."""
+
 
 def _overflow_probabilities() -> np.ndarray:
     """P(z) proportional to 1 / (z + 1)^2: z = 0 (a value exactly at the table's end) costs 0.7 bits,
@@ -34,6 +38,21 @@ def _overflow_probabilities() -> np.ndarray:
     weights = 1.0 / np.arange(1, OVERFLOW_LIMIT + 1, dtype=np.float64) ** 2
     return weights / weights.sum()
 
+
+def code_lengths(tables: ProbabilityTables, values: np.ndarray) -> np.ndarray:
+    """The ideal bits (``-log2 p``) ``SymbolCoder`` spends on each of ``values`` under each table: tables x values.
+
+    A value at or beyond a table's end costs its end symbol and its distance under the overflow distribution,
+    as ``encode`` writes them; a distance the format cannot hold costs as the largest it can. A probability
+    counts as at least ``LEAST_PROBABILITY``, as the range coder's models give it."""
+    offsets, lasts = tables.offsets[:, None], tables.lengths[:, None] - 1
+    symbols = np.clip(values[None, :] - offsets, 0, lasts)
+    probabilities = tables.probabilities[tables.starts[:, None] + symbols]
+    distances = values[None, :] - offsets - symbols
+    zigzag = np.minimum(np.where(distances >= 0, 2 * distances, -2 * distances - 1), OVERFLOW_LIMIT - 1)
+    at_end = (symbols == 0) | (symbols == lasts)
+    overflow = -np.log2(_overflow_probabilities())[zigzag]
+    return -np.log2(np.maximum(probabilities, LEAST_PROBABILITY)) + np.where(at_end, overflow, 0.0)
 
 class SymbolCoder:
     """Range-codes integer values, each under one of several tabulated distributions.

@@ -35,8 +35,15 @@ from typing import TypeVar
 import numpy as np
 import torch
 from harness_codecs._autoencoder.entropy_coding.densities import estimated_bits
+from harness_codecs._autoencoder.entropy_coding.scale_shift import (
+    SHIFT_LIMIT,
+    ShiftChooser,
+    ShiftedDecoders,
+    shifted_by_tile,
+)
 from harness_codecs._autoencoder.runtime.entropy_stream import (
     QUALITY_SCALE,
+    StreamHeader,
     pack_stream,
     quality_code,
     unpack_stream,
@@ -44,7 +51,13 @@ from harness_codecs._autoencoder.runtime.entropy_stream import (
 from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
 from harness_codecs._autoencoder.runtime.fixed_length_coder import autocast, group_by_shape, model_inputs
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, latent_size
-from harness_codecs._autoencoder.entropy_coding.range_coding import PooledRangeCoding, RangeCoding, Section, range_coding
+from harness_codecs._autoencoder.entropy_coding.range_coding import (
+    LATENT,
+    PooledRangeCoding,
+    RangeCoding,
+    Section,
+    range_coding,
+)
 
 
 Item = TypeVar("Item")
@@ -116,6 +129,9 @@ class EntropyLatentCoder:
         self.precision = precision
         self.quality = quality
         self.tables = tables.coders()
+        self.shift_chooser = ShiftChooser(tables.latent) if tables.scales is not None else None
+        """Picks each tile's scale shift where ``y`` is coded under Gaussian tables (``scale_shift``); None for the
+        factorized prior, whose tables are its channels'."""
         self.range_coding: RangeCoding | PooledRangeCoding = range_coding(self.tables, 0)
         self.range_codings = {0: self.range_coding}
         """Every process count's range coding, shared by the copies ``configured`` makes."""
@@ -152,25 +168,51 @@ class EntropyLatentCoder:
                 analyses[index] = Analysis(latent[position], side[position] if side is not None else None)
         return analyses
 
-    def sections(self, analyses: list[Analysis]) -> list[tuple[list[int], list[Section]]]:
-        """What the streams hold, per group of tiles whose latents have one shape (their indexes in ``analyses``):
-        the table-picking networks run once per group."""
+    def sections(self, analyses: list[Analysis]) -> list[tuple[list[int], list[Section], list[int] | None]]:
+        """What the streams hold, per group of tiles whose latents have one shape (their indexes in ``analyses``),
+        with each tile's scale shift already applied to its latent's tables (None: the model has none): the
+        table-picking networks run once per group."""
         groups = []
         for indexes in group_by_shape([analysis.latent.shape for analysis in analyses]).values():
             latent = np.stack([analyses[index].latent for index in indexes])
             sides = [analyses[index].side for index in indexes]
             side = np.stack(sides) if sides[0] is not None else None
-            groups.append((indexes, self.layout.sections(latent, side)))
+            groups.append((indexes, *self.shifted_sections(self.layout.sections(latent, side))))
         return groups
+
+    def shifted_sections(self, sections: list[Section]) -> tuple[list[Section], list[int] | None]:
+        """``sections`` with each tile's latent tables moved by the shift that codes the tile in the fewest bits,
+        and the shifts."""
+        if self.shift_chooser is None:
+            return sections, None
+        latent = [section for section in sections if section.coder == LATENT]
+        shifts = [self.shift_chooser.best(np.concatenate([section.values[tile].ravel() for section in latent]),
+                                          np.concatenate([section.tables[tile].ravel() for section in latent]))
+                  for tile in range(len(sections[0].values))]
+        table_count = len(self.tables[LATENT])
+        return [Section(section.coder, section.values, shifted_by_tile(section.tables, np.array(shifts), table_count))
+                if section.coder == LATENT else section for section in sections], shifts
 
     def write(self, analyses: list[Analysis]) -> list[bytes]:
         """One stream per tile: the ``sections``, range-coded tile by tile."""
         streams: list[bytes | None] = [None] * len(analyses)
         code = quality_code(self.quality) if self.variable_rate else None
-        for indexes, sections in self.sections(analyses):
-            for index, words in zip(indexes, self.range_coding.encode(sections)):
-                streams[index] = pack_stream(self.model_id, words, code)
+        for indexes, sections, shifts in self.sections(analyses):
+            for position, (index, words) in enumerate(zip(indexes, self.range_coding.encode(sections))):
+                streams[index] = pack_stream(self.model_id, words, code, None if shifts is None else shifts[position])
         return streams
+
+    def unpacked(self, stream: bytes) -> tuple[np.ndarray, StreamHeader]:
+        """A stream's range-coder words and header, refused (``ValueError``) where the header claims a quality or
+        a shift this model cannot have written."""
+        words, header = unpack_stream(stream, self.model_id, self.variable_rate, self.shift_chooser is not None)
+        if header.quality is not None and header.quality > (self.model.spec.rate_levels - 1) * QUALITY_SCALE:
+            raise ValueError(f"entropy-coded autoencoder stream claims quality {header.quality / QUALITY_SCALE}, "
+                             f"beyond this model's {self.model.spec.rate_levels - 1}")
+        if abs(header.shift) > SHIFT_LIMIT:
+            raise ValueError(f"entropy-coded autoencoder stream claims a scale shift of {header.shift}, beyond the "
+                             f"format's +-{SHIFT_LIMIT}")
+        return words, header
 
     def read(self, streams: list[bytes], shapes: list[tuple[int, int]]) -> list[Reading]:
         """The dequantized latent (float32, C x h x w) that each stream holds for a tile of its shape.
@@ -183,12 +225,11 @@ class EntropyLatentCoder:
         """
         readings: list[Reading | None] = [None] * len(streams)
         for shape, indexes in group_by_shape(shapes).items():
-            headers = [unpack_stream(streams[index], self.model_id, self.variable_rate) for index in indexes]
-            for _, code in headers:
-                if code is not None and code > (self.model.spec.rate_levels - 1) * QUALITY_SCALE:
-                    raise ValueError(f"entropy-coded autoencoder stream claims quality {code / QUALITY_SCALE}, "
-                                     f"beyond this model's {self.model.spec.rate_levels - 1}")
+            headers = [self.unpacked(streams[index]) for index in indexes]
             decoders = self.range_coding.decoders([words for words, _ in headers])
+            if self.shift_chooser is not None:
+                decoders = ShiftedDecoders(decoders, np.array([header.shift for _, header in headers]),
+                                           len(self.tables[LATENT]))
             try:
                 latent = self.layout.read(decoders, self.model.spec.latent_channels, latent_size(*shape))
                 exhausted = decoders.exhausted()
@@ -197,11 +238,12 @@ class EntropyLatentCoder:
                                  f"tile ({exc}); decode it with the tile shape it was encoded for") from exc
             finally:
                 decoders.close()
-            for position, (index, done, (_, code)) in enumerate(zip(indexes, exhausted, headers)):
+            for position, (index, done, (_, header)) in enumerate(zip(indexes, exhausted, headers)):
                 if not done:
                     raise ValueError(f"entropy-coded autoencoder stream holds more than a {shape[0]}x{shape[1]} "
                                      "tile needs; decode it with the tile shape it was encoded for")
-                readings[index] = Reading(latent[position], None if code is None else code / QUALITY_SCALE)
+                quality = None if header.quality is None else header.quality / QUALITY_SCALE
+                readings[index] = Reading(latent[position], quality)
         return readings
 
     def synthesize(self, readings: list[Reading], shapes: list[tuple[int, int]]) -> list[np.ndarray]:

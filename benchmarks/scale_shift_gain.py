@@ -1,0 +1,66 @@
+"""What the scale shift saves: a config's tiles coded with each tile's chosen shift and without one, side by side.
+
+Without a shift the encoder writes the streams it wrote before the shift existed (format version 5 or 6, a byte
+shorter), so the two columns are real streams of one model and one latent; the decoded tiles are identical
+(``entropy_coding.scale_shift``). For each quality it prints the mean bpp of both, the change, the spread of the
+chosen shifts over the tiles, and the encoding time of both (one torch thread, the codecs' default; median of
+``--repeats`` calls over all tiles, the two taking turns).
+
+    .venv/bin/python benchmarks/scale_shift_gain.py [CHECKPOINT] [--config benchmarks.yaml] [--qualities 0,...,8]
+        [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import struct
+from pathlib import Path
+
+import numpy as np
+from benchmark_tiles import benchmark_tiles
+from harness_codecs._autoencoder.runtime.entropy_stream import HEADER_BYTES
+from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
+
+from harness.environment import load_average
+from harness.timing import time_call
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "checkpoints" / "autoencoder-gdn-dct-light-checkerboard.pt"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path, nargs="?", default=SHIPPED)
+    parser.add_argument("--config", type=Path, default=ROOT / "benchmarks.yaml")
+    parser.add_argument("--qualities", default="0,1,2,3,4,5,6,7,8")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    tiles = benchmark_tiles(args.config)
+    pixels = sum(tile.size for tile in tiles)
+    print(f"{args.checkpoint.name} on {len(tiles)} tiles of {args.config}; load average {load_average()}")
+    print("| quality | bpp without | bpp with shift | change | shifts (min / median / max) | encode s without | with |")
+    print("|---:|---:|---:|---:|---|---:|---:|")
+    for quality in [float(value) for value in args.qualities.split(",")]:
+        codec = CheckerboardAutoencoder(checkpoint=str(args.checkpoint), quality=quality)
+        unshifted = copy.copy(codec)
+        unshifted.coder = copy.copy(codec.coder)
+        unshifted.coder.shift_chooser = None
+        variants = {"without": unshifted, "with": codec}
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        streams = {}
+        for _ in range(args.repeats):  # the variants take turns, so that a change in load hits both
+            for name, variant in variants.items():
+                timed = time_call(lambda variant=variant: variant.encode_batch(tiles), 0, 1)
+                streams[name] = timed.result
+                times[name].append(timed.seconds)
+        bpp = {name: 8 * sum(map(len, coded)) / pixels for name, coded in streams.items()}
+        shift_at = HEADER_BYTES + (2 if codec.coder.variable_rate else 0)
+        shifts = [struct.unpack_from(">b", stream, shift_at)[0] for stream in streams["with"]]
+        print(f"| {quality:g} | {bpp['without']:.4f} | {bpp['with']:.4f} | "
+              f"{100 * (bpp['with'] / bpp['without'] - 1):+.2f} % | {min(shifts)} / {int(np.median(shifts))} / "
+              f"{max(shifts)} | {np.median(times['without']):.2f} | {np.median(times['with']):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The scale shift: each tile's Gaussian table choices moved by the number of scale steps that codes it in the fewest
+bits, written in the stream's header and undone by the decoder."""
+
+from __future__ import annotations
+
+import copy
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from harness_codecs._autoencoder.entropy_coding.range_coding import LATENT
+from harness_codecs._autoencoder.entropy_coding.scale_shift import SHIFT_LIMIT, ShiftChooser, shifted
+from harness_codecs._autoencoder.entropy_coding.symbol_coding import SymbolCoder, code_lengths, new_encoder
+from harness_codecs._autoencoder.entropy_coding.tables import SCALE_TABLE, gaussian_tables
+from harness_codecs._autoencoder.runtime.entropy_stream import HEADER_BYTES, format_version
+from harness_codecs.autoencoder_entropy import codec_class
+
+from tests.test_autoencoder_entropy import make_entropy_checkpoint, speckle_tile
+
+CheckerboardAutoencoder = codec_class("checkerboard")
+TABLES = gaussian_tables(SCALE_TABLE)
+
+
+def table_of_scale(scale: float) -> int:
+    """The table the coder uses for a predicted ``scale``: that of the next tabulated scale up."""
+    return int(np.searchsorted(SCALE_TABLE, scale))
+
+
+@pytest.fixture(scope="module")
+def checkerboard_checkpoint(tmp_path_factory):
+    return make_entropy_checkpoint(tmp_path_factory.mktemp("shift") / "checkerboard.pt", "checkerboard")
+
+
+def test_code_lengths_add_up_to_what_the_range_coder_writes():
+    rng = np.random.default_rng(0)
+    tables = rng.integers(60, 140, size=4000)
+    values = np.round(rng.standard_normal(4000) * SCALE_TABLE[tables] * 1.5).astype(np.int64)
+    values[:20] = 300  # beyond every table's end: end symbols and distances
+    encoder = new_encoder()
+    SymbolCoder(TABLES).encode(encoder, values, tables)
+    written = 32 * len(encoder.get_compressed())
+    ideal = code_lengths(TABLES, np.unique(values))[tables, np.searchsorted(np.unique(values), values)].sum()
+
+    assert ideal <= written <= ideal + 64  # the coder ends on a whole 32-bit word
+
+
+def test_the_chosen_shift_brings_the_tables_scale_to_the_values_spread():
+    rng = np.random.default_rng(1)
+    values = np.round(rng.standard_normal(20000) * 2.0).astype(np.int64)
+    predicted = np.full(values.shape, table_of_scale(4.0))  # a prior twice too wide
+
+    shift = ShiftChooser(TABLES).best(values, predicted)
+
+    assert SCALE_TABLE[predicted[0] + shift] == pytest.approx(2.0, rel=0.1)
+
+
+def test_a_calibrated_prior_keeps_a_shift_of_zero_or_next_to_it():
+    rng = np.random.default_rng(2)
+    scales = SCALE_TABLE[rng.integers(40, 160, size=20000)]
+    values = np.round(rng.standard_normal(scales.size) * scales).astype(np.int64)
+
+    assert abs(ShiftChooser(TABLES).best(values, np.searchsorted(SCALE_TABLE, scales))) <= 1
+
+
+def test_shifts_stay_within_the_tables():
+    assert shifted(np.array([0, 5, 250, 255]), -10, 256).tolist() == [0, 0, 240, 245]
+    assert shifted(np.array([0, 5, 250, 255]), 10, 256).tolist() == [10, 15, 255, 255]
+
+
+def test_every_stream_carries_its_own_shift_and_decodes_to_the_same_tile_whatever_it_is(checkerboard_checkpoint,
+                                                                                          monkeypatch):
+    codec = CheckerboardAutoencoder(checkpoint=str(checkerboard_checkpoint))
+    tiles = [speckle_tile((48, 64), seed) for seed in range(3)]
+    unshifted = codec.decode_batch(codec.encode_batch(tiles), [tile.shape for tile in tiles])
+    forced = iter([-SHIFT_LIMIT, 0, 7])
+    monkeypatch.setattr(codec.coder.shift_chooser, "best", lambda values, tables: next(forced))
+
+    streams = codec.encode_batch(tiles)
+    decoded = codec.decode_batch(streams, [tile.shape for tile in tiles])
+
+    assert [struct.unpack_from(">b", stream, HEADER_BYTES)[0] for stream in streams] == [-SHIFT_LIMIT, 0, 7]
+    for tile, before in zip(decoded, unshifted):
+        np.testing.assert_array_equal(tile, before)
+
+
+def test_the_shift_moves_the_latent_tables_and_leaves_the_side_latent_tables_alone(checkerboard_checkpoint):
+    coder = CheckerboardAutoencoder(checkpoint=str(checkerboard_checkpoint)).coder
+    analyses = coder.analyse([speckle_tile((64, 64))])
+    unshifted_coder = copy.copy(coder)
+    unshifted_coder.shift_chooser = None
+    (_, plain, _), = unshifted_coder.sections(analyses)
+    (_, moved, (shift,)), = coder.sections(analyses)
+
+    for before, after in zip(plain, moved):
+        expected = shifted(before.tables, shift, len(TABLES)) if before.coder == LATENT else before.tables
+        np.testing.assert_array_equal(after.tables, expected)
+        np.testing.assert_array_equal(after.values, before.values)
+
+
+def test_streams_written_before_the_shift_existed_still_decode(checkerboard_checkpoint):
+    codec = CheckerboardAutoencoder(checkpoint=str(checkerboard_checkpoint))
+    tile = speckle_tile((64, 48))
+    old_writer = copy.copy(codec.coder)
+    old_writer.shift_chooser = None  # what the encoder wrote before: no shift byte, format version 5
+    stream = old_writer.encode_batch([tile])[0]
+
+    assert stream[0] == format_version(variable_rate=False, scale_shift=False)
+    np.testing.assert_array_equal(codec.decode(stream, tile.shape), old_writer.decode_batch([stream], [tile.shape])[0])
+
+
+def test_a_stream_claiming_a_shift_beyond_the_format_is_refused_in_one_line(checkerboard_checkpoint):
+    codec = CheckerboardAutoencoder(checkpoint=str(checkerboard_checkpoint))
+    tile = speckle_tile((32, 32))
+    stream = bytearray(codec.encode(tile))
+    stream[HEADER_BYTES] = 100
+    stream[5:9] = struct.pack(">I", zlib.crc32(bytes(stream[HEADER_BYTES:])))
+
+    with pytest.raises(ValueError, match=r"claims a scale shift of 100, beyond the format's \+-32$"):
+        codec.decode(bytes(stream), tile.shape)
