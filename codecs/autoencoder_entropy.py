@@ -7,8 +7,9 @@ a checkpoint trained with ``python -m harness train autoencoder --entropy
 factorized|hyperprior|checkerboard --lmbda X``, or, for a variable-rate
 checkpoint (``--lmbdas``), a checkpoint and a ``quality``: 0 is its lowest
 trained level, ``levels - 1`` its highest, and fractions lie between. The
-stream is a 9-byte header (11 with the quality) and a ``constriction``
-range-coder payload (``_autoencoder/runtime/entropy_stream.py``); each row also
+stream is a 9-byte header (2 bytes more with the quality, 1 more with the
+hyperpriors' scale shift) and a ``constriction`` range-coder payload
+(``_autoencoder/runtime/entropy_stream.py``); each row also
 reports the prior's own rate estimate (``estimated_bpp``) beside the real one.
 """
 
