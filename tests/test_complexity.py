@@ -42,10 +42,11 @@ def two_channel_codec(tmp_path) -> AutoencoderCodec:
 
 def test_macs_per_pixel_of_a_small_fixed_length_codec_are_its_layers_counted_by_hand(two_channel_codec):
     # encoder: stride-2 3x3 convolutions 1->2->2->2->1 channels, output sides 128, 64, 32, 16 (MACs = output
-    # elements x input channels x 9); decoder: the transposed ones 1->2->2->2->1 channels, input sides 16, 32,
-    # 64, 128 (MACs = input elements x output channels x 9)
+    # elements x input channels x 9); decoder: the transposed ones 1->2->2->2 channels, input sides 16, 32, 64
+    # (MACs = input elements x output channels x 9), then 2->1 to the image as four 2x2 sub-pixel convolutions
+    # (model.sub_pixel: output elements x input channels x 4)
     encode = 128**2 * 2 * 1 * 9 + 64**2 * 2 * 2 * 9 + 32**2 * 2 * 2 * 9 + 16**2 * 1 * 2 * 9
-    decode = 16**2 * 1 * 2 * 9 + 32**2 * 2 * 2 * 9 + 64**2 * 2 * 2 * 9 + 128**2 * 2 * 1 * 9
+    decode = 16**2 * 1 * 2 * 9 + 32**2 * 2 * 2 * 9 + 64**2 * 2 * 2 * 9 + 256**2 * 2 * 4
 
     complexity = two_channel_codec.complexity()
 

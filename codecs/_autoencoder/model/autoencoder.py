@@ -30,6 +30,7 @@ import torch
 from harness_codecs._autoencoder.model.block_transform import BlockAnalysis, BlockSynthesis
 from harness_codecs._autoencoder.latent_codecs import LATENT_CODECS, LatentCodec, PriorWidths, latent_codec_class
 from harness_codecs._autoencoder.model.gdn import GDN
+from harness_codecs._autoencoder.model.sub_pixel import SubPixelToImage
 from torch import nn
 
 STRIDE = 16
@@ -204,7 +205,7 @@ def _gelu_transforms(spec: ModelSpec) -> tuple[nn.Sequential, nn.Sequential]:
     encoder.append(_down(n, spec.latent_channels, k))
     if spec.entropy == "none":
         encoder.append(nn.Tanh())  # bounded: the clip range is (-1, 1)
-    decoder += [_up(n, n, k), nn.GELU(), _up(n, n, k), nn.GELU(), _up(n, 1, k)]
+    decoder += [_up(n, n, k), nn.GELU(), _up(n, n, k), nn.GELU(), SubPixelToImage(n, k)]
     return nn.Sequential(*encoder), nn.Sequential(*decoder)
 
 
@@ -215,7 +216,7 @@ def _gdn_dct_transforms(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
     layers: list[nn.Module] = []
     for inputs, outputs in zip(widths, widths[1:]):
         layers += [_up(inputs, outputs, k), GDN(outputs, inverse=True)]
-    decoder = nn.Sequential(*layers, _up(widths[-1], 1, k))
+    decoder = nn.Sequential(*layers, SubPixelToImage(widths[-1], k))
     return BlockAnalysis(encoder, m), BlockSynthesis(decoder, m)
 
 
