@@ -45,14 +45,23 @@ def code_lengths(tables: ProbabilityTables, values: np.ndarray) -> np.ndarray:
     A value at or beyond a table's end costs its end symbol and its distance under the overflow distribution,
     as ``encode`` writes them; a distance the format cannot hold costs as the largest it can. A probability
     counts as at least ``LEAST_PROBABILITY``, as the range coder's models give it."""
-    offsets, lasts = tables.offsets[:, None], tables.lengths[:, None] - 1
-    symbols = np.clip(values[None, :] - offsets, 0, lasts)
-    probabilities = tables.probabilities[tables.starts[:, None] + symbols]
-    distances = values[None, :] - offsets - symbols
-    zigzag = np.minimum(np.where(distances >= 0, 2 * distances, -2 * distances - 1), OVERFLOW_LIMIT - 1)
+    symbols, at_end, zigzag = coded_as(values[None, :], tables.offsets[:, None], tables.lengths[:, None])
+    bits = -np.log2(np.maximum(tables.probabilities[tables.starts[:, None] + symbols], LEAST_PROBABILITY))
+    bits[at_end] -= np.log2(_overflow_probabilities())[np.minimum(zigzag, OVERFLOW_LIMIT - 1)]
+    return bits
+
+
+def coded_as(values: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, ...]:
+    """How ``SymbolCoder`` writes each value under a table of ``offsets`` and ``lengths`` (broadcast): its symbol,
+    whether that is an end symbol, and, for the end symbols only (in order), the zigzag-mapped distance beyond
+    that end that follows it."""
+    lasts = lengths - 1
+    symbols = np.clip(values - offsets, 0, lasts)
     at_end = (symbols == 0) | (symbols == lasts)
-    overflow = -np.log2(_overflow_probabilities())[zigzag]
-    return -np.log2(np.maximum(probabilities, LEAST_PROBABILITY)) + np.where(at_end, overflow, 0.0)
+    distances = (np.broadcast_to(values, at_end.shape)[at_end] - np.broadcast_to(offsets, at_end.shape)[at_end]
+                 - symbols[at_end])
+    return symbols, at_end, np.where(distances >= 0, 2 * distances, -2 * distances - 1)
+
 
 class SymbolCoder:
     """Range-codes integer values, each under one of several tabulated distributions.
@@ -90,11 +99,7 @@ class SymbolCoder:
         """``values`` (integers), each under the table its element of ``tables`` (same shape) names."""
         order = _grouping_order(tables)
         table_of, ordered = tables.ravel()[order], values.ravel()[order]
-        offsets, lasts = self.tables.offsets[table_of], self.tables.lengths[table_of] - 1
-        symbols = np.clip(ordered - offsets, 0, lasts)
-        at_end = (symbols == 0) | (symbols == lasts)
-        distances = ordered[at_end] - offsets[at_end] - symbols[at_end]
-        zigzag = np.where(distances >= 0, 2 * distances, -2 * distances - 1)
+        symbols, at_end, zigzag = coded_as(ordered, self.tables.offsets[table_of], self.tables.lengths[table_of])
         if zigzag.size and zigzag.max() >= OVERFLOW_LIMIT:
             raise ValueError(f"latent value {int(ordered[at_end][zigzag.argmax()])} lies {OVERFLOW_LIMIT // 2} or "
                              "more beyond its probability table: the stream format cannot hold it")
