@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import struct
 from pathlib import Path
 
 import numpy as np
 from benchmark_tiles import benchmark_tiles
-from harness_codecs._autoencoder.runtime.entropy_stream import HEADER_BYTES
 from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
 
 from harness.environment import load_average
@@ -44,8 +42,7 @@ def main() -> None:
     for quality in [float(value) for value in args.qualities.split(",")]:
         codec = CheckerboardAutoencoder(checkpoint=str(args.checkpoint), quality=quality)
         unshifted = copy.copy(codec)
-        unshifted.coder = copy.copy(codec.coder)
-        unshifted.coder.shift_chooser = None
+        unshifted.coder = codec.coder.without_scale_shift()
         variants = {"without": unshifted, "with": codec}
         times: dict[str, list[float]] = {name: [] for name in variants}
         streams = {}
@@ -55,8 +52,7 @@ def main() -> None:
                 streams[name] = timed.result
                 times[name].append(timed.seconds)
         bpp = {name: 8 * sum(map(len, coded)) / pixels for name, coded in streams.items()}
-        shift_at = HEADER_BYTES + (2 if codec.coder.variable_rate else 0)
-        shifts = [struct.unpack_from(">b", stream, shift_at)[0] for stream in streams["with"]]
+        shifts = [codec.coder.unpacked(stream)[1].shift for stream in streams["with"]]
         print(f"| {quality:g} | {bpp['without']:.4f} | {bpp['with']:.4f} | "
               f"{100 * (bpp['with'] / bpp['without'] - 1):+.2f} % | {min(shifts)} / {int(np.median(shifts))} / "
               f"{max(shifts)} | {np.median(times['without']):.2f} | {np.median(times['with']):.2f} |", flush=True)

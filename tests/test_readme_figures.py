@@ -33,13 +33,16 @@ def readme_table() -> dict[str, list[str]]:
     return rows
 
 
+def bd_rate(bd_rates: pd.DataFrame, codec: str, anchor: str, pol: str = "all", metric: str = "psnr") -> str:
+    """The report's BD-rate as the README writes it: one decimal, a sign, a real minus sign."""
+    row = bd_rates[(bd_rates["codec"] == codec) & (bd_rates["anchor"] == anchor) & (bd_rates["pol"] == pol)
+                   & (bd_rates["metric"] == metric)]
+    return f"{float(row['bd_rate_percent'].iloc[0]):+.1f}".replace("-", "−")
+
+
 def report_cell(bd_rates: pd.DataFrame, codec: str, anchor: str) -> str:
-    """The README's form of the report's BD-rate by PSNR over all tiles: one decimal, a real minus sign."""
-    if codec == anchor:
-        return "–"
-    row = bd_rates[(bd_rates["codec"] == codec) & (bd_rates["anchor"] == anchor) & (bd_rates["pol"] == "all")
-                   & (bd_rates["metric"] == "psnr")]
-    return f"{float(row['bd_rate_percent'].iloc[0]):+.1f} %".replace("-", "−")
+    """A cell of the README's table: the BD-rate by PSNR over all tiles, or a dash against itself."""
+    return "–" if codec == anchor else f"{bd_rate(bd_rates, codec, anchor)} %"
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +61,8 @@ def test_every_bd_rate_in_the_readme_table_is_the_example_reports(bd_rates):
 
 def test_the_learned_codecs_row_for_the_test_chips_is_the_example_reports(bd_rates):
     """The row of the leave-one-source-out table for the test chips: by PSNR, by RMSE in brackets, then VV / VH."""
-    learned = CODECS["learned"]
-
     def cell(anchor: str, pol: str, metric: str) -> str:
-        row = bd_rates[(bd_rates["codec"] == learned) & (bd_rates["anchor"] == anchor) & (bd_rates["pol"] == pol)
-                       & (bd_rates["metric"] == metric)]
-        return f"{float(row['bd_rate_percent'].iloc[0]):.1f}".replace("-", "−")
+        return bd_rate(bd_rates, CODECS["learned"], anchor, pol, metric)
 
     expected = " | ".join(f"{cell(anchor, 'all', 'psnr')} % ({cell(anchor, 'all', 'rmse_db')} %); "
                           f"{cell(anchor, 'VV', 'psnr')} / {cell(anchor, 'VH', 'psnr')} %" for anchor in ANCHORS[:2])

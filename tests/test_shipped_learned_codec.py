@@ -119,8 +119,7 @@ def test_the_light_model_was_trained_on_data_that_the_real_test_sets_do_not_hold
 def test_the_scale_shift_saves_bytes_of_the_shipped_model_at_its_lowest_level_on_real_pixels(chip):
     codec = CheckerboardAutoencoder(checkpoint=str(LIGHT_CHECKPOINT), quality=0)
     unshifted = copy.copy(codec)
-    unshifted.coder = copy.copy(codec.coder)
-    unshifted.coder.shift_chooser = None  # the encoder as it was before the shift: format 6, no shift byte
+    unshifted.coder = codec.coder.without_scale_shift()  # the encoder as it was before the shift: format 6
     tiles = [chip[:256, :256], chip[256:, 256:]]
 
     with_shift, without = (sum(map(len, variant.encode_batch(tiles))) for variant in (codec, unshifted))

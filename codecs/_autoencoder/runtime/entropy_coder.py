@@ -152,6 +152,13 @@ class EntropyLatentCoder:
         coder.range_coding = self.range_codings[processes]
         return coder
 
+    def without_scale_shift(self) -> EntropyLatentCoder:
+        """The same coder writing (and reading) streams without a scale shift, as encoders did before it existed
+        (formats 5 and 6): what the shift saves is measured against it."""
+        coder = copy.copy(self)
+        coder.shift_chooser = None
+        return coder
+
     def _qualities(self, values: list[float | None]) -> torch.Tensor | None:
         return torch.tensor(values, device=self.device) if self.variable_rate else None
 
@@ -189,8 +196,8 @@ class EntropyLatentCoder:
         shifts = [self.shift_chooser.best(np.concatenate([section.values[tile].ravel() for section in latent]),
                                           np.concatenate([section.tables[tile].ravel() for section in latent]))
                   for tile in range(len(sections[0].values))]
-        table_count = len(self.tables[LATENT])
-        return [Section(section.coder, section.values, shifted_by_tile(section.tables, np.array(shifts), table_count))
+        by_tile, table_count = np.array(shifts), len(self.tables[LATENT])
+        return [Section(section.coder, section.values, shifted_by_tile(section.tables, by_tile, table_count))
                 if section.coder == LATENT else section for section in sections], shifts
 
     def write(self, analyses: list[Analysis]) -> list[bytes]:
