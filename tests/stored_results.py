@@ -1,5 +1,5 @@
 """A stored copy of what the default benchmark produces on its first two tiles: every stream's SHA-256 and every row's
-non-timing results, with the library versions they were made with.
+non-timing results, with the library versions and the CPU they were made with.
 
 Refactoring must not change a result: ``test_stored_results.py`` runs benchmarks.yaml's codecs and points on the
 first 256 px window of the default test set (VV and VH) and compares the streams and rows with this copy. A change
@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from harness.config import load_config
-from harness.environment import package_versions
+from harness.environment import cpu_model, package_versions
 from harness.measure import prepare_points
 from harness.results import DEVICE, THREADS, TIMING_COLUMNS
 from harness.run import RunOptions, run_benchmark
@@ -89,11 +89,12 @@ def read_records(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(file))
 
 
-def library_versions() -> dict[str, str | None]:
-    """The versions of ``LIBRARIES`` here, and of the OpenJPEG that glymur calls."""
+def made_with() -> dict[str, str | None]:
+    """The versions of ``LIBRARIES`` here, of the OpenJPEG that glymur calls, and the CPU: numpy's and torch's
+    kernels differ between CPUs (AVX-512 or not), and so do the last bits of float32 results."""
     import glymur
 
-    return {**package_versions(LIBRARIES), "openjpeg": glymur.version.openjpeg_version}
+    return {**package_versions(LIBRARIES), "openjpeg": glymur.version.openjpeg_version, "cpu": cpu_model()}
 
 
 def _write(path: Path, records: list[dict[str, str]]) -> None:
@@ -109,7 +110,7 @@ def store(folder: Path) -> None:
     STORED.mkdir(exist_ok=True)
     _write(STREAMS, stream_digests(config_path))
     _write(RESULTS, result_rows(config_path, folder / "run"))
-    VERSIONS.write_text(json.dumps(library_versions(), indent=2, sort_keys=True) + "\n")
+    VERSIONS.write_text(json.dumps(made_with(), indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@ here (``tests/stored_results.py`` says how a deliberate change rewrites the stor
 
 A codec's streams are compared where the libraries that make them have the stored copy's versions (another libavif
 may code the same tile into other bytes, and that is not this project's change); the project's own codecs and the
-learned codecs always. The results rows are compared exactly where the numerical libraries have the stored
-versions, and to 1e-9 otherwise.
+learned codecs always. The results rows are compared exactly where the numerical libraries and the CPU are the
+stored copy's, and otherwise to what float32 arithmetic in another order moves (measured between an Intel Xeon and
+an AMD EPYC with the same libraries: at most 5e-7 relative in PSNR, SSIM and MS-SSIM, 3e-5 dB in the CFAR peak
+change, all from tiles normalized with other log10 kernels).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ CODEC_LIBRARIES = {
 }
 """The libraries that make a codec's bytes, beyond numpy, torch and constriction (the learned codecs' fixed-point
 networks and range coder give the same bytes on any version, which their own tests hold)."""
-NUMERICAL_LIBRARIES = ("numpy", "scipy", "scikit-image", "torch", "pytorch-msssim")
+NUMERICAL = ("numpy", "scipy", "scikit-image", "torch", "pytorch-msssim", "cpu")
+"""What the scores' last bits depend on."""
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,7 @@ def measured_streams(subset) -> dict[str, list[dict[str, str]]]:
 @pytest.fixture(scope="module")
 def versions_differing() -> set[str]:
     stored = json.loads(stored_results.VERSIONS.read_text())
-    return {name for name, version in stored_results.library_versions().items() if stored.get(name) != version}
+    return {name for name, version in stored_results.made_with().items() if stored.get(name) != version}
 
 
 def by_codec(records: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
@@ -74,13 +77,13 @@ def same_cell(old: str, new: str, exact: bool) -> bool:
         a, b = float(old), float(new)
     except ValueError:
         return False
-    return not exact and (math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b)))
+    return not exact and (math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-4) or (math.isnan(a) and math.isnan(b)))
 
 
 def test_default_results_match_the_stored_copy_in_every_non_timing_column(subset, tmp_path, versions_differing):
     stored = stored_results.read_records(stored_results.RESULTS)
     measured = stored_results.result_rows(subset, tmp_path / "run")
-    exact = not versions_differing & set(NUMERICAL_LIBRARIES)
+    exact = not versions_differing & set(NUMERICAL)
     assert len(measured) == len(stored)
     changed = [f"{old['codec']} {old['point']} {old['tile_id']} {column}: {old[column]} -> {new.get(column)}"
                for old, new in zip(stored, measured) for column in old
