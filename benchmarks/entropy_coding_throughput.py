@@ -124,7 +124,7 @@ def range_coding_alone(coder: EntropyLatentCoder, codings: list[RangeCoding | Po
                        analysed: list[list[Analysis]], megapixels: float, repeats: int) -> list[float]:
     """Median MPix/s of range-coding all batches with each of ``codings``, then of range-decoding them, from their
     sections (values and tables, computed once beforehand); the codings take turns within each repeat."""
-    batches = [sections for analyses in analysed for _, sections, _ in coder.sections(analyses)]
+    batches = [group.sections for analyses in analysed for group in coder.sections(analyses)]
     words = [codings[0].encode(sections) for sections in batches]
 
     def decode(coding: RangeCoding | PooledRangeCoding) -> None:

@@ -12,38 +12,24 @@ chosen shifts over the tiles, and the encoding time of both (one torch thread, t
 
 from __future__ import annotations
 
-import argparse
-import copy
-from pathlib import Path
-
 import numpy as np
 from benchmark_tiles import benchmark_tiles
-from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
+from side_by_side import parsed_arguments, without_and_with
 
 from harness.environment import load_average
 from harness.timing import time_call
 
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "checkpoints" / "autoencoder-gdn-dct-light-checkerboard.pt"
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", type=Path, nargs="?", default=SHIPPED)
-    parser.add_argument("--config", type=Path, default=ROOT / "benchmarks.yaml")
-    parser.add_argument("--qualities", default="0,1,2,3,4,5,6,7,8")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parsed_arguments(__doc__.split("\n\n")[0])
     tiles = benchmark_tiles(args.config)
     pixels = sum(tile.size for tile in tiles)
     print(f"{args.checkpoint.name} on {len(tiles)} tiles of {args.config}; load average {load_average()}")
     print("| quality | bpp without | bpp with shift | change | shifts (min / median / max) | encode s without | with |")
     print("|---:|---:|---:|---:|---|---:|---:|")
     for quality in [float(value) for value in args.qualities.split(",")]:
-        codec = CheckerboardAutoencoder(checkpoint=str(args.checkpoint), quality=quality)
-        unshifted = copy.copy(codec)
-        unshifted.coder = codec.coder.without_scale_shift()
-        variants = {"without": unshifted, "with": codec}
+        variants = without_and_with(args.checkpoint, quality, lambda coder: coder.without_scale_shift())
+        codec = variants["with"]
         times: dict[str, list[float]] = {name: [] for name in variants}
         streams = {}
         for _ in range(args.repeats):  # the variants take turns, so that a change in load hits both

@@ -133,7 +133,7 @@ def _loaded_coder(path: Path, version: tuple[int, int, int], entropy: str, devic
         raise ValueError(f"{path}: checkpoint lacks its entropy tables ({exc}); "
                          f"make a new one with `{TRAIN_COMMAND} --entropy {entropy}`") from exc
     coder = EntropyLatentCoder(build_model(loaded, path), tables, model_id(loaded.state_dict), torch.device(device),
-                               precision)
+                               precision, trained_lmbda=loaded.training.get("lmbda"))
     return loaded, coder
 
 

@@ -78,7 +78,7 @@ def test_every_stream_carries_its_own_shift_and_decodes_to_the_same_tile_whateve
     streams = codec.encode_batch(tiles)
     decoded = codec.decode_batch(streams, [tile.shape for tile in tiles])
 
-    assert [struct.unpack_from(">b", stream, HEADER_BYTES)[0] for stream in streams] == [-SHIFT_LIMIT, 0, 7]
+    assert [codec.coder.unpacked(stream)[1].shift for stream in streams] == [-SHIFT_LIMIT, 0, 7]
     for tile, before in zip(decoded, unshifted):
         np.testing.assert_array_equal(tile, before)
 
@@ -86,8 +86,9 @@ def test_every_stream_carries_its_own_shift_and_decodes_to_the_same_tile_whateve
 def test_the_shift_moves_the_latent_tables_and_leaves_the_side_latent_tables_alone(checkerboard_checkpoint):
     coder = CheckerboardAutoencoder(checkpoint=str(checkerboard_checkpoint)).coder
     analyses = coder.analyse([speckle_tile((64, 64))])
-    (_, plain, _), = coder.without_scale_shift().sections(analyses)
-    (_, moved, (shift,)), = coder.sections(analyses)
+    plain = coder.without_scale_shift().sections(analyses)[0].sections
+    group, = coder.sections(analyses)
+    moved, (shift,) = group.sections, group.shifts
 
     for before, after in zip(plain, moved):
         expected = shifted(before.tables, shift, len(TABLES)) if before.coder == LATENT else before.tables
@@ -101,7 +102,7 @@ def test_streams_written_before_the_shift_existed_still_decode(checkerboard_chec
     old_writer = codec.coder.without_scale_shift()  # what the encoder wrote before: no shift byte, format version 5
     stream = old_writer.encode_batch([tile])[0]
 
-    assert stream[0] == format_version(variable_rate=False, scale_shift=False)
+    assert stream[0] == format_version(variable_rate=False, tile_byte=False)
     np.testing.assert_array_equal(codec.decode(stream, tile.shape), old_writer.decode_batch([stream], [tile.shape])[0])
 
 
@@ -109,8 +110,8 @@ def test_a_stream_claiming_a_shift_beyond_the_format_is_refused_in_one_line(chec
     codec = CheckerboardAutoencoder(checkpoint=str(checkerboard_checkpoint))
     tile = speckle_tile((32, 32))
     stream = bytearray(codec.encode(tile))
-    stream[HEADER_BYTES] = 100
+    stream[HEADER_BYTES] = (stream[HEADER_BYTES] & 0x80) | 33  # the post-filter flag kept, the shift 33
     stream[5:9] = struct.pack(">I", zlib.crc32(bytes(stream[HEADER_BYTES:])))
 
-    with pytest.raises(ValueError, match=r"claims a scale shift of 100, beyond the format's \+-32$"):
+    with pytest.raises(ValueError, match=r"claims a scale shift of 33, beyond the format's \+-32$"):
         codec.decode(bytes(stream), tile.shape)

@@ -125,3 +125,17 @@ def test_the_scale_shift_saves_bytes_of_the_shipped_model_at_its_lowest_level_on
     with_shift, without = (sum(map(len, variant.encode_batch(tiles))) for variant in (codec, unshifted))
 
     assert with_shift < 0.95 * without  # its prior's scales are too wide there (-10.4 % on the 24 default tiles)
+
+
+def test_the_post_filter_brings_the_shipped_models_highest_level_closer_on_real_pixels(chip):
+    codec = CheckerboardAutoencoder(checkpoint=str(LIGHT_CHECKPOINT), quality=8)
+    unfiltered = copy.copy(codec)
+    unfiltered.coder = codec.coder.without_post_filter()
+    tiles = [chip[:256, :256], chip[256:, 256:]]
+
+    def squared_error(variant: CheckerboardAutoencoder) -> float:
+        decoded = variant.decode_batch(variant.encode_batch(tiles), [tile.shape for tile in tiles])
+        return sum(float(np.sum((tile.astype(np.float64) - out) ** 2)) for tile, out in zip(tiles, decoded))
+
+    assert all(codec.coder.unpacked(stream)[1].post_filter for stream in codec.encode_batch(tiles))
+    assert squared_error(codec) < 0.99 * squared_error(unfiltered)  # 1.4 % (0.06 dB) here, 0.08 dB on the default tiles

@@ -159,6 +159,8 @@ def test_an_int8_checkpoint_gives_a_codec_whose_streams_decode_as_well_as_the_fl
     tiles = [tile(seed) for seed in range(3)]
     compact = codec_class("hyperprior")(checkpoint=str(int8_checkpoint))
     original = codec_class("hyperprior")(checkpoint=str(TINY))
+    for codec in (compact, original):  # the weights alone: each tile's post-filter may be kept by one and not the other
+        codec.coder = codec.coder.without_post_filter()
 
     decoded = compact.decode_batch(compact.encode_batch(tiles), [item.shape for item in tiles])
     reference = original.decode_batch(original.encode_batch(tiles), [item.shape for item in tiles])

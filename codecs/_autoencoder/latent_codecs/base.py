@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 class Layout(Protocol):
     """How one latent codec lays a batch of latents (all of one shape) out in the tiles' streams."""
 
-    def sections(self, latent: np.ndarray, side: np.ndarray | None) -> list[Section]:
-        """What the streams of a batch of latents (batch x C x h x w) and side latents hold, in order."""
+    def sections(self, latent: np.ndarray, side: np.ndarray | None) -> tuple[list[Section], np.ndarray]:
+        """What the streams of a batch of latents (batch x C x h x w) and side latents hold, in order, and the
+        dequantized latents that ``read`` will give back from them (what the encoder's post-filter is fitted to)."""
 
     def read(self, decoders: TileDecoders, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
         """The dequantized latents (batch x channels x h x w, float32) read back from the tiles' decoders."""

@@ -258,7 +258,7 @@ class CheckerboardLayout(SideLatentLayout):
         super().__init__(tables)
         self.fixed = FixedPointCheckerboard(prior, tables.scales, device)
 
-    def sections(self, latent: np.ndarray, side: np.ndarray) -> list[Section]:
+    def sections(self, latent: np.ndarray, side: np.ndarray) -> tuple[list[Section], np.ndarray]:
         hyper = self.fixed.hyper(side, latent.shape[2:])
         anchors = anchor_mask(*latent.shape[2:])[0, 0].numpy()
         means, tables = self.fixed.conditionals(hyper, None, anchors)
@@ -267,8 +267,9 @@ class CheckerboardLayout(SideLatentLayout):
         decoded[:, :, anchors] = anchor_values + means
         others_means, others_tables = self.fixed.conditionals(hyper, decoded, ~anchors)
         others = np.round(latent[:, :, ~anchors] - others_means).astype(np.int64)
+        decoded[:, :, ~anchors] = others + others_means
         return [self.side_section(side), Section(LATENT, anchor_values, tables),
-                Section(LATENT, others, others_tables)]
+                Section(LATENT, others, others_tables)], decoded.astype(np.float32)
 
     def read(self, decoders: TileDecoders, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
         hyper = self.fixed.hyper(self.read_side(decoders, latent_shape), latent_shape)

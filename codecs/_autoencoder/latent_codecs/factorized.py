@@ -50,8 +50,9 @@ class FactorizedLatentCodec(LatentCodec):
 class FactorizedLayout:
     """``y`` channel by channel, each under its channel's table: nothing to prepare."""
 
-    def sections(self, latent: np.ndarray, side: np.ndarray | None) -> list[Section]:
-        return [Section(LATENT, np.round(latent).astype(np.int64), channel_tables(latent.shape))]
+    def sections(self, latent: np.ndarray, side: np.ndarray | None) -> tuple[list[Section], np.ndarray]:
+        values = np.round(latent).astype(np.int64)
+        return [Section(LATENT, values, channel_tables(latent.shape))], values.astype(np.float32)
 
     def read(self, decoders: TileDecoders, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
         return decoders.read(LATENT, channel_tables((len(decoders), channels, *latent_shape))).astype(np.float32)

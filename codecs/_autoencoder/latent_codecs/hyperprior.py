@@ -98,9 +98,10 @@ class HyperpriorLayout(SideLatentLayout):
         """Means and table indexes (batch x channels x height x width) of latents of ``latent_shape``."""
         return self.fixed.means_and_tables(self.fixed.hyper(side, latent_shape))
 
-    def sections(self, latent: np.ndarray, side: np.ndarray) -> list[Section]:
+    def sections(self, latent: np.ndarray, side: np.ndarray) -> tuple[list[Section], np.ndarray]:
         means, tables = self.conditionals(side, latent.shape[2:])
-        return [self.side_section(side), Section(LATENT, np.round(latent - means).astype(np.int64), tables)]
+        values = np.round(latent - means).astype(np.int64)
+        return [self.side_section(side), Section(LATENT, values, tables)], (values + means).astype(np.float32)
 
     def read(self, decoders: TileDecoders, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
         means, tables = self.conditionals(self.read_side(decoders, latent_shape), latent_shape)

@@ -30,7 +30,7 @@ import copy
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ from harness_codecs._autoencoder.runtime.entropy_stream import (
 )
 from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
 from harness_codecs._autoencoder.runtime.fixed_length_coder import autocast, group_by_shape, model_inputs
+from harness_codecs._autoencoder.runtime.post_filter import PostFilter, PostFilters, fitted, worth_its_bytes
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, latent_size
 from harness_codecs._autoencoder.entropy_coding.range_coding import (
     LATENT,
@@ -95,18 +96,32 @@ def pipelined(parts: Sequence[Item], ahead: Callable[[Item], Middle], then: Call
 
 @dataclass(frozen=True)
 class Analysis:
-    """One tile's latent ``y`` (float, C x h x w) and, where the prior has one, its rounded side latent ``z``."""
+    """One tile's latent ``y`` (float, C x h x w), where the prior has one its rounded side latent ``z``, and the
+    tile itself (its post-filter is fitted to it)."""
 
     latent: np.ndarray
     side: np.ndarray | None
+    tile: np.ndarray
+
+
+class CodedGroup(NamedTuple):
+    """Tiles whose latents have one shape, as their streams code them: their indexes among the analyses, the
+    sections, each tile's scale shift (None: the model has none) and the dequantized latents the decoder reads."""
+
+    indexes: list[int]
+    sections: list[Section]
+    shifts: list[int] | None
+    dequantized: np.ndarray
 
 
 @dataclass(frozen=True)
 class Reading:
-    """What a stream holds: the dequantized latent and the quality it was coded at (None: single-rate)."""
+    """What a stream holds: the dequantized latent, the quality it was coded at (None: single-rate) and the tile's
+    post-filter (None: none)."""
 
     latent: np.ndarray
     quality: float | None
+    post_filter: PostFilter | None = None
 
 
 class EntropyLatentCoder:
@@ -120,7 +135,7 @@ class EntropyLatentCoder:
     """
 
     def __init__(self, model: Autoencoder, tables: EntropyTables, model_id: bytes, device: torch.device,
-                 precision: str = "fp32", quality: float | None = None):
+                 precision: str = "fp32", quality: float | None = None, trained_lmbda: float | None = None):
         self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.variable_rate = model.spec.rate_levels > 0
         self.layout = model.prior.layout(tables, device)
@@ -132,6 +147,13 @@ class EntropyLatentCoder:
         self.shift_chooser = ShiftChooser(tables.latent) if tables.scales is not None else None
         """Picks each tile's scale shift where ``y`` is coded under Gaussian tables (``scale_shift``); None for the
         factorized prior, whose tables are its channels'."""
+        self.trained_lmbda = trained_lmbda
+        """A single-rate model's trade-off (a variable-rate model's are in its spec): the encoder weighs a
+        post-filter's bytes with it."""
+        self.post_filtering = self.shift_chooser is not None and (self.variable_rate or trained_lmbda is not None)
+        """Whether the encoder fits each tile's post-filter: where the stream has a tile byte to flag it, and the
+        model's trade-off is known."""
+        self.post_filters = PostFilters()
         self.range_coding: RangeCoding | PooledRangeCoding = range_coding(self.tables, 0)
         self.range_codings = {0: self.range_coding}
         """Every process count's range coding, shared by the copies ``configured`` makes."""
@@ -153,11 +175,24 @@ class EntropyLatentCoder:
         return coder
 
     def without_scale_shift(self) -> EntropyLatentCoder:
-        """The same coder writing (and reading) streams without a scale shift, as encoders did before it existed
-        (formats 5 and 6): what the shift saves is measured against it."""
-        coder = copy.copy(self)
+        """The same coder writing (and reading) streams without a scale shift (nor a post-filter), as encoders
+        did before it existed (formats 5 and 6): what the shift saves is measured against it."""
+        coder = self.without_post_filter()
         coder.shift_chooser = None
         return coder
+
+    def without_post_filter(self) -> EntropyLatentCoder:
+        """The same coder writing streams whose tiles have no post-filter: what the filter gains is measured
+        against it."""
+        coder = copy.copy(self)
+        coder.post_filtering = False
+        return coder
+
+    def lmbda(self) -> float:
+        """The trade-off ``lmbda * MSE + bpp`` the model was trained for at the coder's quality."""
+        if not self.variable_rate:
+            return float(self.trained_lmbda)
+        return float(self.model.lmbda(torch.tensor([self.quality]))[0])
 
     def _qualities(self, values: list[float | None]) -> torch.Tensor | None:
         return torch.tensor(values, device=self.device) if self.variable_rate else None
@@ -172,19 +207,20 @@ class EntropyLatentCoder:
             latent = latent.cpu().numpy()
             side = side.to(torch.int64).cpu().numpy() if side is not None else None
             for position, index in enumerate(indexes):
-                analyses[index] = Analysis(latent[position], side[position] if side is not None else None)
+                analyses[index] = Analysis(latent[position], side[position] if side is not None else None,
+                                           tiles[index])
         return analyses
 
-    def sections(self, analyses: list[Analysis]) -> list[tuple[list[int], list[Section], list[int] | None]]:
-        """What the streams hold, per group of tiles whose latents have one shape (their indexes in ``analyses``),
-        with each tile's scale shift already applied to its latent's tables (None: the model has none): the
-        table-picking networks run once per group."""
+    def sections(self, analyses: list[Analysis]) -> list[CodedGroup]:
+        """What the streams hold, per group of tiles whose latents have one shape, with each tile's scale shift
+        already applied to its latent's tables: the table-picking networks run once per group."""
         groups = []
         for indexes in group_by_shape([analysis.latent.shape for analysis in analyses]).values():
             latent = np.stack([analyses[index].latent for index in indexes])
             sides = [analyses[index].side for index in indexes]
             side = np.stack(sides) if sides[0] is not None else None
-            groups.append((indexes, *self.shifted_sections(self.layout.sections(latent, side))))
+            sections, dequantized = self.layout.sections(latent, side)
+            groups.append(CodedGroup(indexes, *self.shifted_sections(sections), dequantized))
         return groups
 
     def shifted_sections(self, sections: list[Section]) -> tuple[list[Section], list[int] | None]:
@@ -201,13 +237,29 @@ class EntropyLatentCoder:
                 if section.coder == LATENT else section for section in sections], shifts
 
     def write(self, analyses: list[Analysis]) -> list[bytes]:
-        """One stream per tile: the ``sections``, range-coded tile by tile."""
+        """One stream per tile: the ``sections``, range-coded tile by tile, and the tile's post-filter."""
         streams: list[bytes | None] = [None] * len(analyses)
         code = quality_code(self.quality) if self.variable_rate else None
-        for indexes, sections, shifts in self.sections(analyses):
-            for position, (index, words) in enumerate(zip(indexes, self.range_coding.encode(sections))):
-                streams[index] = pack_stream(self.model_id, words, code, None if shifts is None else shifts[position])
+        for group in self.sections(analyses):
+            filters = self.chosen_post_filters([analyses[index].tile for index in group.indexes], group.dequantized)
+            for position, (index, words) in enumerate(zip(group.indexes, self.range_coding.encode(group.sections))):
+                shift = None if group.shifts is None else group.shifts[position]
+                streams[index] = pack_stream(self.model_id, words, code, shift, filters[position])
         return streams
+
+    def chosen_post_filters(self, tiles: list[np.ndarray], dequantized: np.ndarray) -> list[PostFilter | None]:
+        """Each tile's post-filter, fitted to the decoder network's output for it, where it lowers the tile's
+        rate-distortion cost (None elsewhere, and for every tile where the coder fits none)."""
+        if not self.post_filtering:
+            return [None] * len(tiles)
+        decoded = self.network_output(dequantized, [self.quality] * len(tiles)).cpu()
+        chosen = []
+        for position, tile in enumerate(tiles):
+            output = decoded[position:position + 1, :, :tile.shape[0], :tile.shape[1]]
+            candidate = fitted(tile, output[0, 0].numpy())
+            keep = worth_its_bytes(tile, output, candidate, self.lmbda(), self.post_filters)
+            chosen.append(candidate if keep else None)
+        return chosen
 
     def unpacked(self, stream: bytes) -> tuple[np.ndarray, StreamHeader]:
         """A stream's range-coder words and header, refused (``ValueError``) where the header claims a quality or
@@ -250,17 +302,26 @@ class EntropyLatentCoder:
                     raise ValueError(f"entropy-coded autoencoder stream holds more than a {shape[0]}x{shape[1]} "
                                      "tile needs; decode it with the tile shape it was encoded for")
                 quality = None if header.quality is None else header.quality / QUALITY_SCALE
-                readings[index] = Reading(latent[position], quality)
+                readings[index] = Reading(latent[position], quality, header.post_filter)
         return readings
+
+    def network_output(self, latents: np.ndarray, qualities: list[float | None]) -> torch.Tensor:
+        """The decoder network's output (float32, N x 1 x H x W, on the coder's device) for dequantized latents,
+        before the post-filter and the clip to [0, 1], at the latents' full size (a multiple of 16 pixels)."""
+        batch = torch.from_numpy(latents).to(self.device)
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            decoded = self.model.decode(batch.contiguous(memory_format=torch.channels_last), self._qualities(qualities))
+        return decoded.float()
 
     def synthesize(self, readings: list[Reading], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
         tiles: list[np.ndarray | None] = [None] * len(readings)
         for (height, width), indexes in group_by_shape(shapes).items():
-            batch = torch.from_numpy(np.stack([readings[index].latent for index in indexes])).to(self.device)
-            qualities = self._qualities([readings[index].quality for index in indexes])
-            with torch.inference_mode(), autocast(self.device, self.precision):
-                decoded = self.model.decode(batch.contiguous(memory_format=torch.channels_last), qualities)
-            pixels = decoded[:, 0, :height, :width].float().clamp(0.0, 1.0).cpu().numpy()
+            decoded = self.network_output(np.stack([readings[index].latent for index in indexes]),
+                                          [readings[index].quality for index in indexes])
+            with torch.inference_mode():
+                filtered = self.post_filters(decoded[:, :, :height, :width].contiguous(),
+                                             [readings[index].post_filter for index in indexes])
+            pixels = filtered[:, 0].clamp(0.0, 1.0).cpu().numpy()
             for position, index in enumerate(indexes):
                 tiles[index] = pixels[position]
         return tiles

@@ -3,21 +3,24 @@
 Header (big-endian): format version (1 byte), model id (4 bytes, as in the
 fixed-length format), CRC-32 (4 bytes) of everything after it; then the
 quality of a variable-rate model (2 bytes, in thousandths of a level: the
-decoder needs it to undo the encoder's gains), and the tile's scale shift
-(1 signed byte, ``entropy_coding.scale_shift``) where the model codes ``y``
-under Gaussian tables. The version says which of the two are there:
+decoder needs it to undo the encoder's gains), and, where the model codes
+``y`` under Gaussian tables, the tile byte: its low 7 bits are the tile's
+scale shift (two's complement, ``entropy_coding.scale_shift``), its high bit
+says whether the tile's post-filter follows (``runtime.post_filter``, 16
+bytes). The version says which of them are there:
 
-=======  =========  ===========  ==================================
-version  quality    scale shift  written for
-=======  =========  ===========  ==================================
-5        no         no           single-rate factorized models
-6        yes        no           variable-rate factorized models
-7        no         yes          single-rate hyperprior models
-8        yes        yes          variable-rate hyperprior models
-=======  =========  ===========  ==================================
+=======  =========  =========================  ==================================
+version  quality    tile byte                  written for
+=======  =========  =========================  ==================================
+5        no         no                         single-rate factorized models
+6        yes        no                         variable-rate factorized models
+9        no         shift and post-filter      single-rate hyperprior models
+10       yes        shift and post-filter      variable-rate hyperprior models
+=======  =========  =========================  ==================================
 
-Streams of versions 5 and 6 from hyperprior models, written before the
-shift existed, decode as before (a shift of 0). The payload is one
+Streams written before the shift (versions 5 and 6) or before the
+post-filter (versions 7 and 8: the same places, the byte holding a shift
+alone) by hyperprior models decode as before. The payload is one
 range-coder stream
 (``constriction.stream.queue``, 32-bit words stored little-endian) holding,
 in this order: the side latent ``z`` channel by channel (hyperprior and
@@ -40,15 +43,20 @@ from dataclasses import dataclass
 
 import numpy as np
 from harness_codecs._autoencoder.runtime.bitstream import MODEL_ID_BYTES
+from harness_codecs._autoencoder.runtime.post_filter import FILTER_BYTES, PostFilter
 
-FORMAT_VERSIONS = {(False, False): 5, (True, False): 6, (False, True): 7, (True, True): 8}
-"""The format version of a stream by (variable rate, scale shift). Versions 1 and 2 clamped values beyond a table's
-ends; versions 3 and 4 (single- and variable-rate) took the means and tables from float64 networks, whose values
-the fixed-point ones (``fixed_point``) differ from on a few elements per tile, so such a stream would not decode
-here."""
+FORMAT_VERSIONS = {(False, False): 5, (True, False): 6, (False, True): 9, (True, True): 10}
+"""The format version a model writes, by (variable rate, tile byte). Versions 1 and 2 clamped values beyond a
+table's ends; versions 3 and 4 (single- and variable-rate) took the means and tables from float64 networks, whose
+values the fixed-point ones (``fixed_point``) differ from on a few elements per tile, so such a stream would not
+decode here."""
+SHIFT_ONLY_VERSIONS = {False: 7, True: 8}
+"""The versions with a tile byte that holds the shift alone (before the post-filter), by variable rate."""
 _HEADER = struct.Struct(f">B{MODEL_ID_BYTES}sI")
 _QUALITY = struct.Struct(">H")
-_SHIFT = struct.Struct(">b")
+_TILE_BYTE = struct.Struct(">B")
+_FILTER_FLAG = 0x80
+_SHIFT_BITS = 0x7F
 HEADER_BYTES = _HEADER.size
 QUALITY_SCALE = 1000
 """The quality is stored in thousandths of a level."""
@@ -58,11 +66,12 @@ WORD = np.dtype("<u4")
 
 @dataclass(frozen=True)
 class StreamHeader:
-    """What a stream's header tells its decoder beyond the model: the quality code (None for single-rate models)
-    and the scale shift (0 where the stream has none)."""
+    """What a stream's header tells its decoder beyond the model: the quality code (None for single-rate models),
+    the scale shift (0 where the stream has none) and the post-filter (None where it has none)."""
 
     quality: int | None
     shift: int
+    post_filter: PostFilter | None = None
 
 
 def quality_code(quality: float) -> int:
@@ -70,31 +79,44 @@ def quality_code(quality: float) -> int:
     return int(round(quality * QUALITY_SCALE))
 
 
-def format_version(variable_rate: bool, scale_shift: bool) -> int:
-    """The format version a model writes: variable-rate or single-rate, with a scale shift or without."""
-    return FORMAT_VERSIONS[variable_rate, scale_shift]
+def format_version(variable_rate: bool, tile_byte: bool) -> int:
+    """The format version a model writes: variable-rate or single-rate, with a tile byte (Gaussian tables) or
+    without."""
+    return FORMAT_VERSIONS[variable_rate, tile_byte]
 
 
-def pack_stream(model_id: bytes, words: np.ndarray, quality: int | None = None, shift: int | None = None) -> bytes:
-    """Header and payload; ``quality`` (a ``quality_code``) is written for variable-rate models only, ``shift`` for
-    models with Gaussian tables only."""
+def readable_versions(variable_rate: bool, tile_byte: bool) -> set[int]:
+    """The versions a model reads: its own, and for models with Gaussian tables those written before the
+    post-filter and before the shift."""
+    if not tile_byte:
+        return {format_version(variable_rate, False)}
+    return {format_version(variable_rate, True), SHIFT_ONLY_VERSIONS[variable_rate], format_version(variable_rate, False)}
+
+
+def pack_stream(model_id: bytes, words: np.ndarray, quality: int | None = None, shift: int | None = None,
+                post_filter: PostFilter | None = None) -> bytes:
+    """Header and payload; ``quality`` (a ``quality_code``) is written for variable-rate models only, ``shift``
+    (and a ``post_filter``, where the tile has one) for models with Gaussian tables only."""
     body = b"" if quality is None else _QUALITY.pack(quality)
-    body += b"" if shift is None else _SHIFT.pack(shift)
+    if shift is not None:
+        body += _TILE_BYTE.pack((shift & _SHIFT_BITS) | (_FILTER_FLAG if post_filter is not None else 0))
+        body += b"" if post_filter is None else post_filter.to_bytes()
     body += np.asarray(words, dtype=np.uint32).astype(WORD).tobytes()
     return _HEADER.pack(format_version(quality is not None, shift is not None), model_id, zlib.crc32(body)) + body
 
 
 def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False,
-                  scale_shift: bool = False) -> tuple[np.ndarray, StreamHeader]:
-    """The payload's 32-bit words and the header's quality and shift, after checking version, model and
-    checksum (``ValueError`` otherwise). A model with Gaussian tables (``scale_shift``) also reads the streams
-    written before the shift existed."""
-    readable = {format_version(variable_rate, shifted) for shifted in ((False, True) if scale_shift else (False,))}
+                  tile_byte: bool = False) -> tuple[np.ndarray, StreamHeader]:
+    """The payload's 32-bit words and the header's quality, shift and post-filter, after checking version, model
+    and checksum (``ValueError`` otherwise)."""
+    readable = readable_versions(variable_rate, tile_byte)
     if len(data) >= HEADER_BYTES and data[0] not in readable:
         raise ValueError(f"entropy-coded autoencoder stream has format version {data[0]}; this decoder reads "
                          f"version {' or '.join(str(value) for value in sorted(readable))} for this checkpoint")
-    has_shift = len(data) >= HEADER_BYTES and data[0] == format_version(variable_rate, True)
-    extra = (_QUALITY.size if variable_rate else 0) + (_SHIFT.size if has_shift else 0)
+    version = data[0] if data else None
+    has_tile_byte = tile_byte and version != format_version(variable_rate, False)
+    quality_bytes = _QUALITY.size if variable_rate else 0
+    extra = quality_bytes + (_TILE_BYTE.size if has_tile_byte else 0)
     if len(data) < HEADER_BYTES + extra:
         raise ValueError(f"entropy-coded autoencoder stream of {len(data)} bytes is shorter than its "
                          f"{HEADER_BYTES + extra}-byte header")
@@ -103,8 +125,19 @@ def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False,
         raise ValueError(f"entropy-coded autoencoder stream was made by model {stream_model.hex()}, this checkpoint "
                          f"is model {model_id.hex()}: decode it with the checkpoint that encoded it")
     body = data[HEADER_BYTES:]
-    if (len(body) - extra) % WORD.itemsize or zlib.crc32(body) != checksum:
+    tile = _TILE_BYTE.unpack_from(body, quality_bytes)[0] if has_tile_byte else 0
+    shift, post_filter = _tile_byte(tile, version == SHIFT_ONLY_VERSIONS[variable_rate])
+    extra += FILTER_BYTES if post_filter else 0
+    if len(body) < extra or (len(body) - extra) % WORD.itemsize or zlib.crc32(body) != checksum:
         raise ValueError("entropy-coded autoencoder stream fails its CRC-32 check (truncated or corrupted stream)")
     quality = _QUALITY.unpack_from(body)[0] if variable_rate else None
-    shift = _SHIFT.unpack_from(body, _QUALITY.size if variable_rate else 0)[0] if has_shift else 0
-    return np.frombuffer(body[extra:], dtype=WORD).astype(np.uint32), StreamHeader(quality, shift)
+    read_filter = PostFilter.from_bytes(body[extra - FILTER_BYTES:extra]) if post_filter else None
+    return np.frombuffer(body[extra:], dtype=WORD).astype(np.uint32), StreamHeader(quality, shift, read_filter)
+
+
+def _tile_byte(value: int, shift_only: bool) -> tuple[int, bool]:
+    """The shift and whether a post-filter follows; a version 7 or 8 byte is a signed shift alone."""
+    if shift_only:
+        return struct.unpack(">b", bytes([value]))[0], False
+    shift = value & _SHIFT_BITS
+    return shift - (_SHIFT_BITS + 1 if shift & 0x40 else 0), bool(value & _FILTER_FLAG)
