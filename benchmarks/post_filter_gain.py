@@ -15,22 +15,19 @@ from __future__ import annotations
 import numpy as np
 from side_by_side import parsed_arguments, without_and_with
 
+from harness.api import MetricInput
 from harness.config import load_config
 from harness.environment import load_average
+from harness.metrics import psnr
 from harness.tiles import load_tiles
 from harness.timing import time_call
-
-
-def psnr(original: np.ndarray, decoded: np.ndarray, mask: np.ndarray) -> float:
-    """Peak 1 over the valid pixels (decoded tiles are already within [0, 1])."""
-    return float(-10 * np.log10(np.mean((decoded[mask].astype(np.float64) - original[mask]) ** 2)))
 
 
 def main() -> None:
     args = parsed_arguments(__doc__.split("\n\n")[0])
     loaded, registry = load_config(args.config)
     loaded_tiles = load_tiles(loaded, registry)
-    tiles, masks = [tile.data for tile in loaded_tiles], [tile.mask for tile in loaded_tiles]
+    tiles = [tile.data for tile in loaded_tiles]
     shapes = [tile.shape for tile in tiles]
     pixels = sum(tile.size for tile in tiles)
     print(f"{args.checkpoint.name} on {len(tiles)} tiles of {args.config}; load average {load_average()}")
@@ -52,7 +49,8 @@ def main() -> None:
                 decoded[name] = timed.result
                 decode_times[name].append(timed.seconds)
         bpp = {name: 8 * sum(map(len, coded)) / pixels for name, coded in streams.items()}
-        quality_db = {name: np.mean([psnr(*triple) for triple in zip(tiles, decoded[name], masks)]) for name in variants}
+        quality_db = {name: np.mean([psnr(MetricInput(tile.data, out, tile.mask, tile.db_range))["psnr"]
+                                     for tile, out in zip(loaded_tiles, decoded[name])]) for name in variants}
         filtered = np.mean([codec.coder.unpacked(stream)[1].post_filter is not None for stream in streams["with"]])
         print(f"| {quality:g} | {bpp['without']:.4f} | {bpp['with']:.4f} | {100 * (bpp['with'] / bpp['without'] - 1):+.2f} % "
               f"| {quality_db['without']:.3f} | {quality_db['with']:.3f} | {quality_db['with'] - quality_db['without']:+.3f} "

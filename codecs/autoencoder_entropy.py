@@ -132,8 +132,9 @@ def _loaded_coder(path: Path, version: tuple[int, int, int], entropy: str, devic
     except (KeyError, AttributeError) as exc:
         raise ValueError(f"{path}: checkpoint lacks its entropy tables ({exc}); "
                          f"make a new one with `{TRAIN_COMMAND} --entropy {entropy}`") from exc
+    single_rate_lmbda = None if loaded.spec.rate_levels else loaded.training.get("lmbda")
     coder = EntropyLatentCoder(build_model(loaded, path), tables, model_id(loaded.state_dict), torch.device(device),
-                               precision, trained_lmbda=loaded.training.get("lmbda"))
+                               precision, trained_lmbda=single_rate_lmbda)
     return loaded, coder
 
 

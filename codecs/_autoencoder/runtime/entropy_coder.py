@@ -253,11 +253,12 @@ class EntropyLatentCoder:
         if not self.post_filtering:
             return [None] * len(tiles)
         decoded = self.network_output(dequantized, [self.quality] * len(tiles)).cpu()
+        lmbda = self.lmbda()
         chosen = []
         for position, tile in enumerate(tiles):
             output = decoded[position:position + 1, :, :tile.shape[0], :tile.shape[1]]
             candidate = fitted(tile, output[0, 0].numpy())
-            keep = worth_its_bytes(tile, output, candidate, self.lmbda(), self.post_filters)
+            keep = worth_its_bytes(tile, output, candidate, lmbda, self.post_filters)
             chosen.append(candidate if keep else None)
         return chosen
 
