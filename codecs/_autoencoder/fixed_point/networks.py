@@ -137,8 +137,8 @@ class FixedPointConvolution(nn.Module):
         """Sums (in units of the weights times the activations) plus the bias, back in activation units, rounded
         and clamped."""
         bias = self.bias.reshape(-1, *[1] * (sums.dim() - channel_dim - 1))
-        rounded = torch.floor((sums + bias + 2.0 ** (self.bits - 1)) / 2.0**self.bits)
-        return torch.clamp(rounded, -ACTIVATION_LIMIT, ACTIVATION_LIMIT)
+        rounded = (sums + bias).add_(2.0 ** (self.bits - 1)).mul_(2.0**-self.bits).floor_()
+        return rounded.clamp_(-ACTIVATION_LIMIT, ACTIVATION_LIMIT)
 
 
 class _LeakyRelu:
