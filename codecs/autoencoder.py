@@ -46,7 +46,7 @@ from harness import Codec, CodecOption, Complexity, hookimpl, torch_threads
 
 class AutoencoderCodec(Codec):
     """Options: ``checkpoint`` (path, relative to the config's folder), ``bits`` (default: the
-    checkpoint's), ``device`` (filled in by the runner), ``precision`` (fp32, or bf16/fp16 on CUDA), ``threads``
+    checkpoint's), ``device`` (filled in by the runner), ``precision`` (fp32, bf16, fp16 on CUDA, or auto), ``threads``
     (torch's CPU threads during the calls, default 1)."""
 
     name: ClassVar[str] = "autoencoder"
@@ -67,12 +67,12 @@ class AutoencoderCodec(Codec):
                              f"use codec autoencoder_{loaded.spec.entropy} for it")
         torch_device = parse_device(self.name, device)
         self.bits = loaded.bits if bits is None else bits
-        validated_precision(self.name, precision, torch_device)
+        self.precision = validated_precision(self.name, precision, torch_device)
         self.model_id = model_id(loaded.state_dict)
-        self.coder = LatentCoder(build_model(loaded, path), self.bits, loaded.latent_range, torch_device, precision)
+        self.coder = LatentCoder(build_model(loaded, path), self.bits, loaded.latent_range, torch_device,
+                                 self.precision)
         self.device = describe_device(torch_device)
         self.preferred_batch_size = preferred_batch_size(torch_device)
-        self.precision = precision
         self.threads = threads
 
     def encode(self, tile: np.ndarray) -> bytes:

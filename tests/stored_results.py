@@ -41,7 +41,7 @@ MACHINE_COLUMNS = (*TIMING_COLUMNS, DEVICE, THREADS)
 
 def subset_config(folder: Path) -> Path:
     """benchmarks.yaml cut to its first window (``max_tiles: 1``, both polarisations), timed once and measured in
-    this process, written to ``folder``."""
+    this process, its ``precision: auto`` points in fp32 (auto follows the CPU), written to ``folder``."""
     raw = yaml.safe_load((ROOT / "benchmarks.yaml").read_text())
     raw["dataset"]["max_tiles"] = 1
     raw["dataset"]["paths"] = [str(ROOT / path) for path in raw["dataset"]["paths"]]
@@ -50,6 +50,8 @@ def subset_config(folder: Path) -> Path:
         for point in codec["points"]:
             if "checkpoint" in point:
                 point["checkpoint"] = str(ROOT / point["checkpoint"])
+            if point.get("precision") == "auto":
+                point["precision"] = "fp32"
     raw["timing"] = {"warmup": 0, "repeats": 1, "isolate": False}
     path = folder / "default-subset.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))

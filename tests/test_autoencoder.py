@@ -19,6 +19,7 @@ from harness_codecs._autoencoder.model.autoencoder import (
     parameter_count,
     spec_for,
 )
+from harness_codecs._autoencoder.runtime import options
 from harness_codecs._autoencoder.runtime.options import PREFERRED_BATCH_SIZES, resolve_checkpoint, shipped_checkpoint
 from harness_codecs._autoencoder.runtime.quantization import dequantize, noisy_latent, quantize
 from harness_codecs._autoencoder.training.trainer import AutoencoderTrainer
@@ -250,6 +251,17 @@ def test_bf16_on_the_cpu_decodes_close_to_fp32_and_says_so(checkpoint):
 
     assert bf16.precision == "bf16"
     assert np.abs(decoded - fp32.decode(fp32.encode(tile), tile.shape)).mean() < 0.01
+
+
+@pytest.mark.parametrize(("flags", "expected"), [({"avx512f", "avx512_bf16"}, "bf16"), ({"amx_bf16", "amx_tile"}, "bf16"),
+                                                 ({"avx512f", "avx2"}, "fp32"), (set(), "fp32")],
+                         ids=["avx512-bf16", "amx", "avx512-without-bf16", "flags-unknown"])
+def test_auto_precision_is_bf16_only_on_a_cpu_that_multiplies_it_natively(checkpoint, monkeypatch, flags, expected):
+    monkeypatch.setattr(options, "cpu_flags", lambda: frozenset(flags))
+
+    codec = AutoencoderCodec(checkpoint=str(checkpoint), precision="auto")
+
+    assert codec.precision == expected  # what the rows record
 
 
 def test_training_proxy_stays_within_half_a_step_of_the_clipped_latent():

@@ -18,6 +18,7 @@ import constriction
 import numpy as np
 import pytest
 import torch
+from harness_codecs._autoencoder.runtime import options
 from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from harness_codecs._autoencoder.runtime.entropy_coder import even_parts, pipelined
 from harness_codecs._autoencoder.entropy_coding.densities import (
@@ -159,6 +160,14 @@ def test_estimates_of_a_mixed_shape_batch_match_tile_by_tile_estimates(codec):
 
 def test_rows_report_the_cpu_and_fp32(codec):
     assert (codec.device, codec.precision) == ("cpu", "fp32")
+
+
+def test_auto_precision_runs_the_networks_in_the_precision_the_rows_record(checkpoint, entropy, monkeypatch):
+    monkeypatch.setattr(options, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+
+    codec = ENTROPY_CODECS[entropy](checkpoint=str(checkpoint), precision="auto")
+
+    assert codec.precision == codec.coder.precision == "bf16"
 
 
 def test_the_stream_version_recorded_in_the_rows_is_the_one_the_header_carries(codec):
