@@ -54,10 +54,11 @@ from harness import Codec, CodecOption, Complexity, RateKnob, hookimpl, torch_th
 class EntropyCodedAutoencoder(Codec):
     """Options: ``checkpoint`` (path, relative to the config's folder), ``quality`` (variable-rate
     checkpoints only: from 0 to levels - 1, in steps of 0.001), ``device`` (filled in by the runner),
-    ``precision`` (fp32, bf16, fp16 on CUDA, or auto: bf16 where the device multiplies it natively), ``threads`` (torch's CPU threads during the calls, default 1),
-    ``range_coding_processes`` (worker processes that range-code a batch's tiles in parallel; default 0, in
-    the codec's own process), ``overlap_sub_batches`` (parts a batch is cut into, one part's entropy coding
-    overlapping the next part's networks in a second thread; default 1, no overlap)."""
+    ``precision`` (fp32, bf16, fp16 on CUDA, or auto: bf16 where the device multiplies it natively), ``threads``
+    (torch's CPU threads during the calls, default 1), ``range_coding_processes`` (worker processes that
+    range-code a batch's tiles in parallel; default 0, in the codec's own process), ``overlap_sub_batches`` (parts
+    a batch is cut into, one part's entropy coding overlapping the next part's networks in a second thread;
+    default 1, no overlap)."""
 
     entropy: ClassVar[str]
     unavailable: ClassVar[str | None] = unavailable_reason()

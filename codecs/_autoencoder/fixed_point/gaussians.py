@@ -47,8 +47,8 @@ class ThresholdCounter:
     and comparing the value with the few thresholds inside the cell (``checks``, usually one) gives the rest. A
     binary search over the 255 thresholds of a scale table branches unpredictably eight times per element: on a
     2-core AMD EPYC VM, one thread, the 131k elements of one checkerboard pass of four 256 px tiles took 2.5 ms
-    in ``torch.searchsorted`` and 0.7 ms here, side by side. The values are integers in activation units, as the thresholds, so the
-    cell is exact (a difference, a power of two, a floor) and so is the count."""
+    in ``torch.searchsorted`` and 0.7 ms here, side by side. The values are integers in activation units, as the
+    thresholds are, so the cell is exact (a difference, a power of two, a floor) and so is the count."""
 
     CELLS = 2**16
 
