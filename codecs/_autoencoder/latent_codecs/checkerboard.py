@@ -211,11 +211,13 @@ class ContextAtNonAnchors(nn.Module):
         # every tile's padded map side by side: channels x (batch * padded_height * padded_width)
         tiles = F.pad(anchors, (self.reach,) * 4).transpose(0, 1).reshape(channels, -1)
         rows, cols = np.nonzero(positions)
-        tile_starts = np.arange(batch)[:, None] * (padded_height * padded_width)
+        # where each tap reads, for every position of every tile: taps x (batch * positions), sent once
+        positions_read = (np.arange(batch)[:, None] * (padded_height * padded_width) + rows * padded_width + cols)
+        tap_offsets = np.array([row * padded_width + col for row, col in self.taps])
+        reads = torch.from_numpy(tap_offsets[:, None] + positions_read.ravel()[None, :]).to(anchors.device)
         sums = None
-        for (row, col), weight in zip(self.taps, self.tap_weights):
-            read = torch.from_numpy((tile_starts + (rows + row) * padded_width + cols + col).ravel())
-            tap = weight @ tiles.index_select(1, read.to(anchors.device))
+        for read, weight in zip(reads, self.tap_weights):
+            tap = weight @ tiles.index_select(1, read)
             sums = tap if sums is None else sums.add_(tap)
         return self.layer.rescaled(sums.reshape(-1, batch, len(rows)).transpose(0, 1), channel_dim=1)
 
