@@ -90,7 +90,8 @@ class EntropyCodedAutoencoder(Codec):
         self.device = describe_device(torch_device)
         self.preferred_batch_size = preferred_batch_size(torch_device)
         self.threads = threads
-        self.stream_version = format_version(self.coder.variable_rate, self.coder.shift_chooser is not None)
+        self.stream_version = format_version(self.coder.variable_rate, self.coder.shift_chooser is not None,
+                                             self.coder.refinement_weighting)
         levels = loaded.spec.rate_levels
         self.rate_knob = replace(type(self).rate_knob, high=levels - 1) if levels else None
 

@@ -30,6 +30,7 @@ import torch
 from harness_codecs._autoencoder.model.block_transform import BlockAnalysis, BlockSynthesis
 from harness_codecs._autoencoder.latent_codecs import LATENT_CODECS, LatentCodec, PriorWidths, latent_codec_class
 from harness_codecs._autoencoder.model.gdn import GDN
+from harness_codecs._autoencoder.model.refinement import Refinement, corrected
 from harness_codecs._autoencoder.model.sub_pixel import SubPixelToImage
 from torch import nn
 
@@ -63,10 +64,14 @@ class ModelSpec:
     beside a full analysis is what makes the ``gdn-dct-light`` preset cheap to decode."""
     prior_widths: PriorWidths | None = None
     """Widths of the checkerboard prior's networks (None: the Minnen et al. widths, ``PriorWidths.standard``)."""
+    refinement_channels: tuple[int, ...] = ()
+    """Widths of the hidden layers of the full-resolution network after the synthesis (``refinement``; empty:
+    none). It adds 9 x (inputs x outputs) MAC/px per layer to decoding."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lmbdas", tuple(float(value) for value in self.lmbdas))
         object.__setattr__(self, "synthesis_channels", tuple(int(value) for value in self.synthesis_channels))
+        object.__setattr__(self, "refinement_channels", tuple(int(value) for value in self.refinement_channels))
         if isinstance(self.prior_widths, dict):
             object.__setattr__(self, "prior_widths", PriorWidths(**self.prior_widths))
 
@@ -76,7 +81,8 @@ class ModelSpec:
         return len(self.lmbdas)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "lmbdas": list(self.lmbdas), "synthesis_channels": list(self.synthesis_channels)}
+        return {**asdict(self), "lmbdas": list(self.lmbdas), "synthesis_channels": list(self.synthesis_channels),
+                "refinement_channels": list(self.refinement_channels)}
 
 
 PRESETS = {
@@ -106,13 +112,14 @@ def entropy_models() -> tuple[str, ...]:
 
 
 def spec_for(preset: str, latent_channels: int | None = None, attention: bool = False,
-             entropy: str = "none", lmbdas: tuple[float, ...] = ()) -> ModelSpec:
-    """The preset's spec, with the latent width, attention flag, entropy model and variable-rate
-    trade-offs overridden when given."""
+             entropy: str = "none", lmbdas: tuple[float, ...] = (), refinement: tuple[int, ...] = ()) -> ModelSpec:
+    """The preset's spec, with the latent width, attention flag, entropy model, variable-rate
+    trade-offs and refinement widths overridden when given."""
     spec = PRESETS[preset]
     if latent_channels is not None:
         spec = replace(spec, latent_channels=latent_channels)
-    return replace(spec, attention=attention, entropy=entropy, lmbdas=tuple(lmbdas))
+    return replace(spec, attention=attention, entropy=entropy, lmbdas=tuple(lmbdas),
+                   refinement_channels=tuple(refinement))
 
 
 class ChannelSpatialAttention(nn.Module):
@@ -158,6 +165,7 @@ class Autoencoder(nn.Module):
             raise ValueError(f"transform {spec.transform!r}; accepted: {', '.join(builders)}")
         self.encoder, self.decoder = builders[spec.transform](spec)
         self.prior = _prior(spec)
+        self.refinement = Refinement(spec.refinement_channels, spec.rate_levels) if spec.refinement_channels else None
         if spec.rate_levels:
             initial = 0.5 * torch.log(torch.tensor(spec.lmbdas) / max(spec.lmbdas))[:, None]
             self.log_gains = nn.Parameter(initial.repeat(1, spec.latent_channels))
@@ -169,22 +177,44 @@ class Autoencoder(nn.Module):
         latent = self.encoder(tiles)
         return latent if quality is None else latent * self.gains(self.log_gains, quality)
 
-    def decode(self, latent: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(self, latent: torch.Tensor, quality: torch.Tensor | None = None,
+               refinement_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """The tiles the latents decode to: the synthesis, then the refinement's correction where the model has
+        one, scaled per tile by ``refinement_weight`` (N,; None: 1, as trained)."""
+        return self.refined(self.synthesized(latent, quality), quality, refinement_weight)
+
+    def synthesized(self, latent: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
+        """The synthesis network's output, before any refinement."""
         if quality is not None:
             latent = latent * self.gains(self.log_inverse_gains, quality)
         return self.decoder(latent)
 
+    def refined(self, image: torch.Tensor, quality: torch.Tensor | None,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``image`` plus the refinement's correction (times ``weight`` per tile, when given); ``image`` itself for
+        a model without a refinement."""
+        correction = self.correction(image, quality)
+        return image if correction is None else corrected(image, correction, weight)
+
+    def correction(self, image: torch.Tensor, quality: torch.Tensor | None) -> torch.Tensor | None:
+        """What the refinement adds to the synthesis's output ``image`` (None: the model has no refinement)."""
+        if self.refinement is None:
+            return None
+        return self.refinement(image, None if quality is None else self.level_position(quality).to(image.device))
+
     def gains(self, log_gains: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
         """Per tile, the gain vector of its quality, interpolated geometrically between the two
         nearest levels: (N, C, 1, 1)."""
-        position = quality.to(log_gains.device, torch.float32).clamp(0, self.spec.rate_levels - 1)
-        return torch.exp(_interpolate(log_gains, position))[:, :, None, None]
+        return torch.exp(_interpolate(log_gains, self.level_position(quality.to(log_gains.device))))[:, :, None, None]
 
     def lmbda(self, quality: torch.Tensor) -> torch.Tensor:
         """The trade-off each quality was trained for, interpolated geometrically like the gains: (N,)."""
         levels = torch.log(torch.tensor(self.spec.lmbdas, device=quality.device))
-        position = quality.float().clamp(0, self.spec.rate_levels - 1)
-        return torch.exp(_interpolate(levels, position))
+        return torch.exp(_interpolate(levels, self.level_position(quality)))
+
+    def level_position(self, quality: torch.Tensor) -> torch.Tensor:
+        """Each tile's quality as a float32 position among the trained levels (clamped to them): (N,)."""
+        return quality.float().clamp(0, self.spec.rate_levels - 1)
 
 
 def _interpolate(values: torch.Tensor, position: torch.Tensor) -> torch.Tensor:

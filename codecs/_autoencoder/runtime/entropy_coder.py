@@ -50,6 +50,8 @@ from harness_codecs._autoencoder.runtime.entropy_stream import (
 )
 from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
 from harness_codecs._autoencoder.runtime.fixed_length_coder import autocast, group_by_shape, model_inputs
+from harness_codecs._autoencoder.model.refinement import corrected
+from harness_codecs._autoencoder.runtime.refinement_weight import chosen_code, weight_of
 from harness_codecs._autoencoder.runtime.post_filter import PostFilter, PostFilters, fitted, worth_its_bytes
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, latent_size
 from harness_codecs._autoencoder.entropy_coding.range_coding import (
@@ -116,12 +118,14 @@ class CodedGroup(NamedTuple):
 
 @dataclass(frozen=True)
 class Reading:
-    """What a stream holds: the dequantized latent, the quality it was coded at (None: single-rate) and the tile's
-    post-filter (None: none)."""
+    """What a stream holds: the dequantized latent, the quality it was coded at (None: single-rate), the tile's
+    post-filter (None: none) and its refinement weight (None: the model's refinement at the trained weight, or
+    none)."""
 
     latent: np.ndarray
     quality: float | None
     post_filter: PostFilter | None = None
+    refinement_weight: float | None = None
 
 
 class EntropyLatentCoder:
@@ -188,6 +192,12 @@ class EntropyLatentCoder:
         coder.post_filtering = False
         return coder
 
+    @property
+    def refinement_weighting(self) -> bool:
+        """Whether each tile's stream carries its refinement weight: a model with a refinement, whose streams
+        have a tile byte (Gaussian tables)."""
+        return self.model.refinement is not None and self.shift_chooser is not None
+
     def lmbda(self) -> float:
         """The trade-off ``lmbda * MSE + bpp`` the model was trained for at the coder's quality."""
         if not self.variable_rate:
@@ -241,18 +251,38 @@ class EntropyLatentCoder:
         streams: list[bytes | None] = [None] * len(analyses)
         code = quality_code(self.quality) if self.variable_rate else None
         for group in self.sections(analyses):
-            filters = self.chosen_post_filters([analyses[index].tile for index in group.indexes], group.dequantized)
+            weights, filters = self.tile_corrections([analyses[index].tile for index in group.indexes],
+                                                     group.dequantized)
             for position, (index, words) in enumerate(zip(group.indexes, self.range_coding.encode(group.sections))):
                 shift = None if group.shifts is None else group.shifts[position]
-                streams[index] = pack_stream(self.model_id, words, code, shift, filters[position])
+                streams[index] = pack_stream(self.model_id, words, code, shift, filters[position], weights[position])
         return streams
 
-    def chosen_post_filters(self, tiles: list[np.ndarray], dequantized: np.ndarray) -> list[PostFilter | None]:
-        """Each tile's post-filter, fitted to the decoder network's output for it, where it lowers the tile's
+    def tile_corrections(self, tiles: list[np.ndarray],
+                         dequantized: np.ndarray) -> tuple[list[int | None], list[PostFilter | None]]:
+        """Each tile's refinement weight code (None where the streams carry none) and post-filter: the filter is
+        fitted to the decoder network's output at the chosen weight, and kept where it lowers the tile's
         rate-distortion cost (None elsewhere, and for every tile where the coder fits none)."""
+        codes: list[int | None] = [None] * len(tiles)
+        if not (self.post_filtering or self.refinement_weighting):
+            return codes, [None] * len(tiles)
+        qualities = self._qualities([self.quality] * len(tiles))
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            decoded = self.model.synthesized(self.device_latents(dequantized), qualities)
+            correction = self.model.correction(decoded, qualities) if self.refinement_weighting else None
+            if correction is not None:
+                codes = [chosen_code(tile, decoded[position, 0, :tile.shape[0], :tile.shape[1]],
+                                     correction[position, 0, :tile.shape[0], :tile.shape[1]])
+                         for position, tile in enumerate(tiles)]
+                weights = torch.tensor([weight_of(code) for code in codes], device=self.device)
+                decoded = corrected(decoded, correction, weights)
+        decoded = decoded.float().cpu()
+        return codes, self.chosen_post_filters(tiles, decoded)
+
+    def chosen_post_filters(self, tiles: list[np.ndarray], decoded: torch.Tensor) -> list[PostFilter | None]:
+        """Each tile's post-filter for the decoder network's output ``decoded`` (N x 1 x H x W, on the CPU)."""
         if not self.post_filtering:
             return [None] * len(tiles)
-        decoded = self.network_output(dequantized, [self.quality] * len(tiles)).cpu()
         lmbda = self.lmbda()
         chosen = []
         for position, tile in enumerate(tiles):
@@ -265,7 +295,8 @@ class EntropyLatentCoder:
     def unpacked(self, stream: bytes) -> tuple[np.ndarray, StreamHeader]:
         """A stream's range-coder words and header, refused (``ValueError``) where the header claims a quality or
         a shift this model cannot have written."""
-        words, header = unpack_stream(stream, self.model_id, self.variable_rate, self.shift_chooser is not None)
+        words, header = unpack_stream(stream, self.model_id, self.variable_rate, self.shift_chooser is not None,
+                                      self.refinement_weighting)
         if header.quality is not None and header.quality > (self.model.spec.rate_levels - 1) * QUALITY_SCALE:
             raise ValueError(f"entropy-coded autoencoder stream claims quality {header.quality / QUALITY_SCALE}, "
                              f"beyond this model's {self.model.spec.rate_levels - 1}")
@@ -303,22 +334,30 @@ class EntropyLatentCoder:
                     raise ValueError(f"entropy-coded autoencoder stream holds more than a {shape[0]}x{shape[1]} "
                                      "tile needs; decode it with the tile shape it was encoded for")
                 quality = None if header.quality is None else header.quality / QUALITY_SCALE
-                readings[index] = Reading(latent[position], quality, header.post_filter)
+                weight = None if header.refinement_weight is None else weight_of(header.refinement_weight)
+                readings[index] = Reading(latent[position], quality, header.post_filter, weight)
         return readings
 
-    def network_output(self, latents: np.ndarray, qualities: list[float | None]) -> torch.Tensor:
+    def network_output(self, latents: np.ndarray, qualities: list[float | None],
+                       weights: list[float | None] | None = None) -> torch.Tensor:
         """The decoder network's output (float32, N x 1 x H x W, on the coder's device) for dequantized latents,
-        before the post-filter and the clip to [0, 1], at the latents' full size (a multiple of 16 pixels)."""
-        batch = torch.from_numpy(latents).to(self.device)
+        with each tile's refinement weight (None: as trained), before the post-filter and the clip to [0, 1], at the latents' full
+        size (a multiple of 16 pixels)."""
+        refinement_weight = None if weights is None or weights[0] is None else torch.tensor(weights, device=self.device)
         with torch.inference_mode(), autocast(self.device, self.precision):
-            decoded = self.model.decode(batch.contiguous(memory_format=torch.channels_last), self._qualities(qualities))
+            decoded = self.model.decode(self.device_latents(latents), self._qualities(qualities), refinement_weight)
         return decoded.float()
+
+    def device_latents(self, latents: np.ndarray) -> torch.Tensor:
+        """Dequantized latents as the synthesis reads them: on the coder's device, channels last."""
+        return torch.from_numpy(latents).to(self.device).contiguous(memory_format=torch.channels_last)
 
     def synthesize(self, readings: list[Reading], shapes: list[tuple[int, int]]) -> list[np.ndarray]:
         tiles: list[np.ndarray | None] = [None] * len(readings)
         for (height, width), indexes in group_by_shape(shapes).items():
             decoded = self.network_output(np.stack([readings[index].latent for index in indexes]),
-                                          [readings[index].quality for index in indexes])
+                                          [readings[index].quality for index in indexes],
+                                          [readings[index].refinement_weight for index in indexes])
             with torch.inference_mode():
                 filtered = self.post_filters(decoded[:, :, :height, :width].contiguous(),
                                              [readings[index].post_filter for index in indexes])

@@ -55,6 +55,8 @@ WARMUP_STEPS = 50
 MSSSIM_SCALES = 5
 STANDARD_MSSSIM_WINDOW = 11
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+TRAINABLE_PARTS = ("refinement",)
+"""The parts of a model that ``train_only`` can train alone (attributes of ``Autoencoder``)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,10 @@ class FitSettings:
     time_limit: float | None = None
     """Seconds of training after which the run validates, checkpoints and stops before ``steps`` (None: no
     limit), so that a machine lent for minutes ends with a checkpoint; the schedule still spans ``steps``."""
+    train_only: str | None = None
+    """One of ``TRAINABLE_PARTS``: train it and keep every other weight as it starts (None: train everything).
+    With the rest frozen, nothing upstream of the part needs gradients, so a step costs little more than the
+    forward pass."""
 
 
 def resume_path(output: Path) -> Path:
@@ -150,15 +156,19 @@ class Fitter:
         self.model = Autoencoder(settings.spec).to(settings.device, memory_format=torch.channels_last)
         if settings.initial_state is not None:  # all of the weights (--init) or some (--warm-start)
             self.model.load_state_dict({**self.model.state_dict(), **settings.initial_state})
+        if settings.train_only is not None:
+            trained = {id(parameter) for parameter in getattr(self.model, settings.train_only).parameters()}
+            for parameter in self.model.parameters():
+                parameter.requires_grad_(id(parameter) in trained)
         # Compile the halves, not the module: the loop calls encoder and decoder separately, and the
         # compiled wrappers share the model's parameters, so its state dict keeps its plain names.
         self.encode = torch.compile(self.model.encoder) if settings.compile else self.model.encoder
         self.decode = torch.compile(self.model.decoder) if settings.compile else self.model.decoder
         densities = {id(parameter) for module in self.model.modules() if isinstance(module, FactorizedDensity)
                      for parameter in module.parameters()}
-        groups = [{"params": [p for p in self.model.parameters() if id(p) not in densities], "lr_factor": 1.0},
-                  {"params": [p for p in self.model.parameters() if id(p) in densities],
-                   "lr_factor": settings.density_lr_factor}]
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in trainable if id(p) not in densities], "lr_factor": 1.0},
+                  {"params": [p for p in trainable if id(p) in densities], "lr_factor": settings.density_lr_factor}]
         self.optimizer = torch.optim.Adam([group for group in groups if group["params"]], lr=settings.lr)
         self.data_generator = torch.Generator().manual_seed(settings.seed)
         self.noise_generator = torch.Generator(settings.device).manual_seed(settings.seed + 1)
@@ -231,7 +241,7 @@ class Fitter:
     def _decode(self, coded: torch.Tensor, quality: torch.Tensor | None) -> torch.Tensor:
         if quality is not None:
             coded = coded * self.model.gains(self.model.log_inverse_gains, quality)
-        return self.decode(coded)
+        return self.model.refined(self.decode(coded), quality)
 
     def train_step(self, batch: torch.Tensor, mask: torch.Tensor | None = None) -> float:
         for group in self.optimizer.param_groups:

@@ -24,6 +24,7 @@ from harness_codecs._autoencoder.runtime.checkpoint import git_commit, load_chec
 from harness_codecs._autoencoder.training.data import LARGE_PATCH_FACTOR
 from harness_codecs._autoencoder.training.loop import (
     AMP_DTYPES,
+    TRAINABLE_PARTS,
     FitSettings,
     Fitter,
     msssim_window,
@@ -45,16 +46,17 @@ from harness_codecs._autoencoder.training.sources import checked_split, write_tr
 from harness import Trainer, UserError
 
 REPOSITORY = Path(__file__).resolve().parents[3]
-RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda", "lmbdas", "bits", "patch_size",
+RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda", "lmbdas", "refinement", "train_only",
+                     "bits", "patch_size",
                      "large_patch_fraction", "batch_size", "lr", "density_lr_factor", "init", "warm_start",
                      "grad_clip", "msssim_weight", "seed", "config", "data", "scenes", "validation_scenes",
                      "scene_size", "gain_db", "no_data_fraction", "pack")
 CHOICES = {"preset": tuple(sorted(PRESETS)), "entropy": entropy_models(), "device": ("auto", "cpu", "cuda"),
-           "amp": ("none", *AMP_DTYPES), "weight_format": WEIGHT_FORMATS}
+           "amp": ("none", *AMP_DTYPES), "weight_format": WEIGHT_FORMATS, "train_only": TRAINABLE_PARTS}
 # Types of the options whose default is None (the others' type is their default's).
 TYPES_OF_UNSET = {"latent_channels": int, "threads": int, "workers": int, "manifest": Path, "logdir": Path,
                   "data": Path, "lmbdas": list, "init": Path, "warm_start": Path, "pack": Path,
-                  "write_pack": Path, "time_limit": float}
+                  "write_pack": Path, "time_limit": float, "train_only": str}
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path",
               list: "a list of numbers"}
 CUDA_WORKERS = 2
@@ -146,6 +148,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lmbdas", type=_number_list, default=[],
                         help="variable rate: comma-separated trade-offs, one gain level each (e.g. "
                              "64,256,1024,4096); the codec's quality option picks a level, or between two")
+    parser.add_argument("--refinement", type=_number_list, default=[],
+                        help="widths of a full-resolution network after the synthesis, e.g. 16,16,16 (3x3 "
+                             "convolutions; each layer adds 9 x inputs x outputs MAC/px to decoding)")
     parser.add_argument("--weight-format", default="float32", choices=CHOICES["weight_format"],
                         help="how the best checkpoint stores its weights: float16 is half the file, int8 (at most "
                              "8 bits a weight, compressed) about a third of float16's")
@@ -158,6 +163,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warm-start", type=Path,
                         help="start from every weight of this checkpoint whose name and shape fit the model being "
                              "trained (e.g. another gdn-dct preset's analysis transform); the rest start fresh")
+    parser.add_argument("--train-only", choices=CHOICES["train_only"],
+                        help="train this part of the model and keep every other weight as it starts (e.g. "
+                             "refinement, after --warm-start from a trained model)")
 
 
 def _add_optimization_arguments(parser: argparse.ArgumentParser) -> None:
@@ -250,7 +258,7 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
         density_lr_factor=args.density_lr_factor,
         initial_state=_initial_state(args.init, spec) if args.warm_start is None else _warm_start(args.warm_start, spec),
         augmentation=Augmentation(gain_db=args.gain_db, no_data_fraction=args.no_data_fraction),
-        time_limit=args.time_limit,
+        time_limit=args.time_limit, train_only=args.train_only,
     )
 
 
@@ -295,7 +303,12 @@ def _model_spec(args: argparse.Namespace) -> ModelSpec:
     _require(not lmbdas or (len(lmbdas) >= 2 and all(0 < low < high for low, high in zip(lmbdas, lmbdas[1:]))),
              f"--lmbdas {','.join(f'{value:g}' for value in lmbdas)}: expected two or more positive, increasing numbers")
     _require(not lmbdas or args.entropy != "none", "--lmbdas: a variable-rate model needs an --entropy model")
-    spec = spec_for(args.preset, args.latent_channels, args.attention, args.entropy, tuple(lmbdas))
+    _require(all(value >= 1 and value == int(value) for value in args.refinement),
+             f"--refinement {','.join(f'{value:g}' for value in args.refinement)}: expected positive integer widths")
+    spec = spec_for(args.preset, args.latent_channels, args.attention, args.entropy, tuple(lmbdas),
+                    tuple(int(value) for value in args.refinement))
+    _require(args.train_only != "refinement" or spec.refinement_channels,
+             "--train-only refinement: the model has none; give its widths with --refinement")
     if spec.transform == "gdn-dct":
         _require(spec.entropy != "none", f"--preset {args.preset}: its latent is unbounded; choose an --entropy model")
         _require(not spec.attention, f"--preset {args.preset}: --attention is for the tiny and default presets")
