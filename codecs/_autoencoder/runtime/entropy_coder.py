@@ -341,8 +341,8 @@ class EntropyLatentCoder:
     def network_output(self, latents: np.ndarray, qualities: list[float | None],
                        weights: list[float | None] | None = None) -> torch.Tensor:
         """The decoder network's output (float32, N x 1 x H x W, on the coder's device) for dequantized latents,
-        with each tile's refinement weight (None: as trained), before the post-filter and the clip to [0, 1], at the latents' full
-        size (a multiple of 16 pixels)."""
+        each tile's refinement correction at its weight (``weights`` None, or None each: at the trained weight),
+        before the post-filter and the clip to [0, 1], at the latents' full size (a multiple of 16 pixels)."""
         refinement_weight = None if weights is None or weights[0] is None else torch.tensor(weights, device=self.device)
         with torch.inference_mode(), autocast(self.device, self.precision):
             decoded = self.model.decode(self.device_latents(latents), self._qualities(qualities), refinement_weight)
