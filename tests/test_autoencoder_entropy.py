@@ -49,15 +49,18 @@ ODD_SHAPES = [(100, 77), (1, 1), (16, 16), (33, 250)]
 
 
 def make_entropy_checkpoint(path: Path, entropy: str, seed: int = 0, latent_scale: float = 100.0,
-                            training: dict | None = None) -> Path:
+                            training: dict | None = None, refinement: tuple[int, ...] = ()) -> Path:
     """An untrained tiny model whose latent is scaled up, so that rounding keeps several integer levels;
-    ``training`` is what its checkpoint says of its training (nothing by default, not even its ``lmbda``)."""
+    ``training`` is what its checkpoint says of its training (nothing by default, not even its ``lmbda``).
+    ``refinement``: the widths of a refinement whose correction is not zero (an untrained one's last layer is)."""
     torch.manual_seed(seed)
-    spec = spec_for("tiny", 8, entropy=entropy)
+    spec = spec_for("tiny", 8, entropy=entropy, refinement=refinement)
     model = Autoencoder(spec)
     with torch.no_grad():
         model.encoder[-1].weight.mul_(latent_scale)
         model.encoder[-1].bias.mul_(latent_scale)
+        if model.refinement is not None:
+            torch.nn.init.normal_(model.refinement.body[-1].weight, std=0.05)
     save_checkpoint(Checkpoint(spec=spec, bits=0, latent_range=(-1.0, 1.0), normalization={"VV": (-25.0, 5.0)},
                                state_dict=model.state_dict(),
                                entropy_tables=model.prior.tables().to_tensors(), training=training or {}), path)

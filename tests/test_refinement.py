@@ -21,7 +21,7 @@ from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
 
 from harness import UserError
 from harness.cli import main
-from tests.test_autoencoder_entropy import speckle_tile
+from tests.test_autoencoder_entropy import make_entropy_checkpoint, speckle_tile
 from tests.training_helpers import FAST, REAL_BENCHMARK, TRAINING_DATA, train, write
 
 VARIABLE_RATE = spec_for("tiny", entropy="checkerboard", lmbdas=(50.0, 800.0))
@@ -110,17 +110,8 @@ def test_bad_refinement_options_are_refused(tmp_path, real_run, flags, message):
 @pytest.fixture(scope="module")
 def refined_codec(tmp_path_factory):
     """An untrained single-rate checkerboard model with a refinement whose correction is not zero."""
-    torch.manual_seed(0)
-    spec = replace(spec_for("tiny", 8, entropy="checkerboard"), refinement_channels=(4,))
-    model = Autoencoder(spec)
-    with torch.no_grad():
-        model.encoder[-1].weight.mul_(100.0)
-        model.encoder[-1].bias.mul_(100.0)
-        torch.nn.init.normal_(model.refinement.body[-1].weight, std=0.05)
-    path = tmp_path_factory.mktemp("refined") / "refined.pt"
-    save_checkpoint(Checkpoint(spec=spec, bits=0, latent_range=(-1.0, 1.0), normalization={"VV": (-25.0, 5.0)},
-                               state_dict=model.state_dict(), entropy_tables=model.prior.tables().to_tensors(),
-                               training={"lmbda": 1e6}), path)
+    path = make_entropy_checkpoint(tmp_path_factory.mktemp("refined") / "refined.pt", "checkerboard",
+                                   training={"lmbda": 1e6}, refinement=(4,))
     return CheckerboardAutoencoder(checkpoint=str(path))
 
 
