@@ -17,15 +17,11 @@ simple channel-conditional corrections fitted on half of the tiles and scored on
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
 from harness_codecs._autoencoder.entropy_coding.densities import gaussian_likelihood
-from harness_codecs._autoencoder.runtime.checkpoint import build_model, load_checkpoint
 
-from benchmark_tiles import benchmark_tiles
+from headroom_inputs import headroom_inputs, latent_and_parameters
 
 SCALE_EXPONENTS = np.linspace(-0.5, 1.5, 21)
 
@@ -33,13 +29,6 @@ SCALE_EXPONENTS = np.linspace(-0.5, 1.5, 21)
 def code_length(residuals: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """Bits of each integer residual under a zero-mean Gaussian bin of its scale, as the prior rates it."""
     return -torch.log2(gaussian_likelihood(residuals, torch.zeros_like(residuals), scales))
-
-
-def latent_and_parameters(model, tiles: torch.Tensor, quality: float) -> tuple[torch.Tensor, ...]:
-    """The latent and the means and scales the checkerboard prior gives each element, as the codec codes them."""
-    latent = model.encode(tiles, torch.full((len(tiles),), quality))
-    prior = model.prior
-    return latent, *prior.element_parameters(latent, torch.round(prior.hyper_encoder(latent)), torch.round)
 
 
 def headroom(latent: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> dict[str, float]:
@@ -70,18 +59,11 @@ def headroom(latent: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--config", type=Path, default=Path("benchmarks.yaml"))
-    parser.add_argument("--qualities", default="0,4,8")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    model = build_model(load_checkpoint(args.checkpoint), args.checkpoint)
-    tiles = torch.from_numpy(np.stack(benchmark_tiles(args.config))[:, None]).float()
+    model, tiles, qualities = headroom_inputs(__doc__.split("\n\n")[0])
     print("| quality | bits in the second half | scale correction saves | mean prediction saves |")
     print("|---:|---:|---:|---:|")
     with torch.inference_mode():
-        for quality in (float(value) for value in args.qualities.split(",")):
+        for quality in qualities:
             result = headroom(*latent_and_parameters(model, tiles, quality))
             print(f"| {quality:g} | {result['second half']:.1f} % | {result['scale']:+.2f} % | {result['mean']:+.2f} % |")
 

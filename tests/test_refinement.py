@@ -1,5 +1,5 @@
 """Specification of the refinement: a small full-resolution network after the synthesis, which a trained model can
-gain and train alone, every other weight kept; and of each tile's refinement weight, which the encoder chooses and
+gain and train alone, every other weight kept (as it can its whole synthesis); and of each tile's refinement weight, which the encoder chooses and
 writes in one byte."""
 
 from __future__ import annotations
@@ -85,6 +85,18 @@ def test_training_only_the_refinement_keeps_every_other_weight(tmp_path, real_ru
     trained = torch.load(output.with_name("refined.last.pt"), weights_only=True)["state_dict"]
     assert all(torch.equal(trained[name], start[name]) for name in start)
     assert trained["refinement.body.4.weight"].abs().sum() > 0  # its last layer started at zero
+
+
+def test_training_only_the_synthesis_keeps_the_analysis_and_the_prior(tmp_path, real_run):
+    refined_training(real_run, tmp_path / "decoder.pt", "--init", str(real_run / "plain.pt"), "--train-only",
+                     "synthesis", "--steps", "2")
+
+    start = load_checkpoint(real_run / "plain.pt").state_dict
+    trained = torch.load(tmp_path / "decoder.last.pt", weights_only=True)["state_dict"]
+    synthesis = [name for name in start if name.startswith(("decoder.", "log_inverse_gains"))]
+    assert all(torch.equal(trained[name], start[name]) for name in start if name not in synthesis)
+    assert not torch.equal(trained["log_inverse_gains"], start["log_inverse_gains"])
+    assert sum(not torch.equal(trained[name], start[name]) for name in synthesis) > len(synthesis) // 2
 
 
 def test_a_model_with_a_refinement_codes_the_real_test_chips(tmp_path, real_run):

@@ -55,8 +55,10 @@ WARMUP_STEPS = 50
 MSSSIM_SCALES = 5
 STANDARD_MSSSIM_WINDOW = 11
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-TRAINABLE_PARTS = ("refinement",)
-"""The parts of a model that ``train_only`` can train alone (attributes of ``Autoencoder``)."""
+TRAINABLE_PARTS = {"refinement": ("refinement",), "synthesis": ("decoder", "log_inverse_gains", "refinement")}
+"""The parts of a model that ``train_only`` can train alone, by the attributes of ``Autoencoder`` they hold.
+``synthesis`` is all that runs after the entropy decoding (the synthesis network, its inverse gains and any
+refinement): with the analysis and the prior frozen, every stream and its rate stay as they were."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ class Fitter:
         if settings.initial_state is not None:  # all of the weights (--init) or some (--warm-start)
             self.model.load_state_dict({**self.model.state_dict(), **settings.initial_state})
         if settings.train_only is not None:
-            trained = {id(parameter) for parameter in getattr(self.model, settings.train_only).parameters()}
+            trained = {id(parameter) for parameter in self._part_parameters(settings.train_only)}
             for parameter in self.model.parameters():
                 parameter.requires_grad_(id(parameter) in trained)
         # Compile the halves, not the module: the loop calls encoder and decoder separately, and the
@@ -180,6 +182,18 @@ class Fitter:
         self.validation_levels: list[tuple[float, float]] = []
         self.validation_by_source: dict[str, tuple[float, float]] = {}
         self.losses_since_validation: list[float] = []
+
+    def _part_parameters(self, part: str) -> list[torch.nn.Parameter]:
+        """The parameters of ``part``'s attributes: modules or single tensors (the gains), each absent from some
+        models (a single-rate model has no inverse gains, a model without a refinement none)."""
+        parameters = []
+        for name in TRAINABLE_PARTS[part]:
+            held = getattr(self.model, name, None)
+            if isinstance(held, torch.nn.Parameter):
+                parameters.append(held)
+            elif held is not None:
+                parameters.extend(held.parameters())
+        return parameters
 
     def distortion(self, original: torch.Tensor, reconstruction: torch.Tensor,
                    mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -52,7 +52,7 @@ RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda
                      "grad_clip", "msssim_weight", "seed", "config", "data", "scenes", "validation_scenes",
                      "scene_size", "gain_db", "no_data_fraction", "pack")
 CHOICES = {"preset": tuple(sorted(PRESETS)), "entropy": entropy_models(), "device": ("auto", "cpu", "cuda"),
-           "amp": ("none", *AMP_DTYPES), "weight_format": WEIGHT_FORMATS, "train_only": TRAINABLE_PARTS}
+           "amp": ("none", *AMP_DTYPES), "weight_format": WEIGHT_FORMATS, "train_only": tuple(TRAINABLE_PARTS)}
 # Types of the options whose default is None (the others' type is their default's).
 TYPES_OF_UNSET = {"latent_channels": int, "threads": int, "workers": int, "manifest": Path, "logdir": Path,
                   "data": Path, "lmbdas": list, "init": Path, "warm_start": Path, "pack": Path,
@@ -164,8 +164,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from every weight of this checkpoint whose name and shape fit the model being "
                              "trained (e.g. another gdn-dct preset's analysis transform); the rest start fresh")
     parser.add_argument("--train-only", choices=CHOICES["train_only"],
-                        help="train this part of the model and keep every other weight as it starts (e.g. "
-                             "refinement, after --warm-start from a trained model)")
+                        help="train this part of the model and keep every other weight as it starts, after "
+                             "--init or --warm-start from a trained model: refinement, or synthesis (all that "
+                             "decodes after the entropy decoding, so the rates stay as they were)")
 
 
 def _add_optimization_arguments(parser: argparse.ArgumentParser) -> None:
