@@ -1,10 +1,10 @@
-"""What the scale shift saves: a config's tiles coded with each tile's chosen shift and without one, side by side.
+"""What the scale shifts save: a config's tiles coded with each tile's chosen shifts and without any, side by side.
 
-Without a shift the encoder writes the streams it wrote before the shift existed (format version 5 or 6, a byte
-shorter), so the two columns are real streams of one model and one latent; the decoded tiles are identical
+Without a shift the encoder writes the streams it wrote before the shift existed (format version 5 or 6, a few
+bytes shorter), so the two columns are real streams of one model and one latent; the decoded tiles are identical
 (``entropy_coding.scale_shift``). For each quality it prints the mean bpp of both, the change, the spread of the
-chosen shifts over the tiles, and the encoding time of both (one torch thread, the codecs' default; median of
-``--repeats`` calls over all tiles, the two taking turns).
+chosen shifts over the tiles and bands, and the encoding time of both (one torch thread, the codecs' default;
+median of ``--repeats`` calls over all tiles, the two taking turns).
 
     .venv/bin/python benchmarks/scale_shift_gain.py [CHECKPOINT] [--config benchmarks.yaml] [--qualities 0,...,8]
         [--repeats 3]
@@ -38,7 +38,7 @@ def main() -> None:
                 streams[name] = timed.result
                 times[name].append(timed.seconds)
         bpp = {name: 8 * sum(map(len, coded)) / pixels for name, coded in streams.items()}
-        shifts = [codec.coder.unpacked(stream)[1].shift for stream in streams["with"]]
+        shifts = [shift for stream in streams["with"] for shift in codec.coder.unpacked(stream)[1].shifts]
         print(f"| {quality:g} | {bpp['without']:.4f} | {bpp['with']:.4f} | "
               f"{100 * (bpp['with'] / bpp['without'] - 1):+.2f} % | {min(shifts)} / {int(np.median(shifts))} / "
               f"{max(shifts)} | {np.median(times['without']):.2f} | {np.median(times['with']):.2f} |", flush=True)

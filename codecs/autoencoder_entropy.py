@@ -90,6 +90,7 @@ class EntropyCodedAutoencoder(Codec):
         self.device = describe_device(torch_device)
         self.preferred_batch_size = preferred_batch_size(torch_device)
         self.threads = threads
+        # The format with band shifts; a tile whose bands share one shift is written in its one-shift form.
         self.stream_version = format_version(self.coder.variable_rate, self.coder.shift_chooser is not None,
                                              self.coder.refinement_weighting)
         levels = loaded.spec.rate_levels

@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from harness_codecs._autoencoder.entropy_coding.scale_shift import BANDS
 from harness_codecs._autoencoder.runtime import entropy_coder
 from harness_codecs._autoencoder.runtime.complexity import counting_macs
 from harness_codecs._autoencoder.runtime.entropy_stream import HEADER_BYTES, SHIFT_ONLY_VERSIONS
@@ -145,14 +146,15 @@ def test_the_encoder_fits_no_filter_where_the_trade_off_is_unknown(tmp_path):
     assert codec.coder.unpacked(codec.encode(speckle_tile((64, 64))))[1].post_filter is None
 
 
-def test_streams_written_before_the_post_filter_still_decode(filtering_checkpoint):
+def test_streams_written_before_the_post_filter_still_decode(filtering_checkpoint, monkeypatch):
     codec = CheckerboardAutoencoder(checkpoint=str(filtering_checkpoint))
     tile = speckle_tile((32, 48))
+    shift = -3
+    monkeypatch.setattr(codec.coder.shift_chooser, "best", lambda values, tables: np.full(BANDS, shift))
     current = codec.coder.without_post_filter().encode_batch([tile])[0]
-    shift = codec.coder.unpacked(current)[1].shift
     old = bytearray(current)  # the same stream as version 7 wrote it: the tile byte a signed shift alone
     old[0], old[HEADER_BYTES] = SHIFT_ONLY_VERSIONS[False], shift & 0xFF
     old[5:9] = struct.pack(">I", zlib.crc32(bytes(old[HEADER_BYTES:])))
 
-    assert codec.coder.unpacked(bytes(old))[1].shift == shift
+    assert codec.coder.unpacked(bytes(old))[1].shifts == (shift,) * BANDS
     np.testing.assert_array_equal(codec.decode(bytes(old), tile.shape), codec.decode(current, tile.shape))

@@ -1,6 +1,6 @@
 """Specification of the refinement: a small full-resolution network after the synthesis, which a trained model can
-gain and train alone, every other weight kept (as it can its whole synthesis); and of each tile's refinement weight, which the encoder chooses and
-writes in one byte."""
+gain and train alone, every other weight kept (as it can its whole synthesis); and of each tile's refinement weight,
+which the encoder chooses and writes in one byte."""
 
 from __future__ import annotations
 
@@ -11,9 +11,14 @@ import pandas as pd
 import pytest
 import torch
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, ModelSpec, spec_for
+from harness_codecs._autoencoder.entropy_coding.scale_shift import BANDS
 from harness_codecs._autoencoder.model.refinement import Refinement
 from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from harness_codecs._autoencoder.runtime.entropy_stream import REFINED_VERSIONS, pack_stream
+from harness_codecs._autoencoder.runtime.entropy_stream import (
+    REFINED_VERSIONS,
+    SINGLE_SHIFT_VERSIONS,
+    pack_stream,
+)
 from harness_codecs._autoencoder.runtime.post_filter import PostFilters
 from harness_codecs._autoencoder.runtime.refinement_weight import LARGEST_CODE, chosen_code, weight_of
 from harness_codecs.autoencoder import AutoencoderCodec
@@ -129,7 +134,7 @@ def refined_codec(tmp_path_factory):
 
 def with_weight_code(codec, stream: bytes, code: int) -> bytes:
     words, header = codec.coder.unpacked(stream)
-    return pack_stream(codec.coder.model_id, words, header.quality, header.shift, header.post_filter, code)
+    return pack_stream(codec.coder.model_id, words, header.quality, header.shifts, header.post_filter, code)
 
 
 def network_mse(codec, stream: bytes, tile, weight: float) -> float:
@@ -157,7 +162,7 @@ def test_a_refined_models_stream_carries_its_weight_in_one_byte(refined_codec):
     tile = speckle_tile((48, 64))
     stream = refined_codec.encode(tile)
 
-    assert stream[0] == REFINED_VERSIONS[False]
+    assert stream[0] in (REFINED_VERSIONS[False], SINGLE_SHIFT_VERSIONS[False, True])
     assert refined_codec.coder.unpacked(stream)[1].refinement_weight is not None
     assert len(with_weight_code(refined_codec, stream, 0)) == len(stream)
 
@@ -185,10 +190,22 @@ def test_the_decoder_applies_the_weight_the_stream_carries(refined_codec):
                                expected.numpy(), atol=1e-6)
 
 
+def test_a_refined_models_tile_whose_bands_share_a_shift_is_written_with_that_one_shift(refined_codec,
+                                                                                         monkeypatch):
+    tile = speckle_tile((48, 64))
+    monkeypatch.setattr(refined_codec.coder.shift_chooser, "best", lambda values, tables: np.full(BANDS, 2))
+
+    stream = refined_codec.encode(tile)
+
+    assert stream[0] == SINGLE_SHIFT_VERSIONS[False, True]
+    assert refined_codec.coder.unpacked(stream)[1].shifts == (2,) * BANDS
+    assert refined_codec.coder.unpacked(stream)[1].refinement_weight is not None
+
+
 def test_a_refined_model_refuses_a_stream_without_a_weight_byte(refined_codec):
     tile = speckle_tile((48, 64))
     words, header = refined_codec.coder.unpacked(refined_codec.encode(tile))
-    plain = pack_stream(refined_codec.coder.model_id, words, header.quality, header.shift, header.post_filter)
+    plain = pack_stream(refined_codec.coder.model_id, words, header.quality, (0, 1, 0, 0, 0), header.post_filter)
 
-    with pytest.raises(ValueError, match="format version 9; this decoder reads version 11"):
+    with pytest.raises(ValueError, match="format version 13; this decoder reads version 11 or 15"):
         refined_codec.decode(plain, tile.shape)

@@ -1,5 +1,5 @@
-"""The scale shift: each tile's Gaussian table choices moved by the number of scale steps that codes it in the fewest
-bits, written in the stream's header and undone by the decoder."""
+"""The scale shifts: each tile's Gaussian table choices moved, band of scales by band, by the number of scale steps
+that codes it in the fewest bits, written in the stream's header and undone by the decoder."""
 
 from __future__ import annotations
 
@@ -9,16 +9,29 @@ import zlib
 import numpy as np
 import pytest
 from harness_codecs._autoencoder.entropy_coding.range_coding import LATENT
-from harness_codecs._autoencoder.entropy_coding.scale_shift import SHIFT_LIMIT, ShiftChooser, shifted
+from harness_codecs._autoencoder.entropy_coding.scale_shift import (
+    BAND_SCALES,
+    BANDS,
+    SHIFT_LIMIT,
+    ShiftChooser,
+    band_edges,
+    shifted,
+    shifted_by_tile,
+)
 from harness_codecs._autoencoder.entropy_coding.symbol_coding import SymbolCoder, code_lengths, new_encoder
 from harness_codecs._autoencoder.entropy_coding.tables import SCALE_TABLE, gaussian_tables
-from harness_codecs._autoencoder.runtime.entropy_stream import HEADER_BYTES, format_version
+from harness_codecs._autoencoder.runtime.entropy_stream import (
+    HEADER_BYTES,
+    SINGLE_SHIFT_VERSIONS,
+    format_version,
+)
 from harness_codecs.autoencoder_entropy import codec_class
 
 from tests.test_autoencoder_entropy import make_entropy_checkpoint, speckle_tile
 
 CheckerboardAutoencoder = codec_class("checkerboard")
 TABLES = gaussian_tables(SCALE_TABLE)
+CHOOSER = ShiftChooser(TABLES, SCALE_TABLE)
 
 
 def table_of_scale(scale: float) -> int:
@@ -49,9 +62,41 @@ def test_the_chosen_shift_brings_the_tables_scale_to_the_values_spread():
     values = np.round(rng.standard_normal(20000) * 2.0).astype(np.int64)
     predicted = np.full(values.shape, table_of_scale(4.0))  # a prior twice too wide
 
-    shift = ShiftChooser(TABLES).best(values, predicted)
+    shift, _ = CHOOSER.best_single(values, predicted)
 
     assert SCALE_TABLE[predicted[0] + shift] == pytest.approx(2.0, rel=0.1)
+
+
+def test_each_band_of_scales_gets_the_shift_its_own_values_call_for():
+    rng = np.random.default_rng(3)
+    small, large = table_of_scale(0.5), table_of_scale(8.0)
+    values = np.concatenate([np.round(rng.standard_normal(20000) * 1.0),  # a prior twice too narrow here
+                             np.round(rng.standard_normal(20000) * 4.0)]).astype(np.int64)  # twice too wide here
+    tables = np.repeat([small, large], 20000)
+
+    shifts = CHOOSER.best(values, tables)
+
+    bands = np.searchsorted(CHOOSER.edges, [small, large], side="right")
+    assert SCALE_TABLE[small + shifts[bands[0]]] == pytest.approx(1.0, rel=0.1)
+    assert SCALE_TABLE[large + shifts[bands[1]]] == pytest.approx(4.0, rel=0.1)
+    assert np.count_nonzero(shifts) == 2  # the bands without values keep 0
+
+
+def test_the_bands_part_the_tables_at_the_band_scales():
+    edges = band_edges(SCALE_TABLE)
+
+    assert len(edges) == BANDS - 1
+    assert all(SCALE_TABLE[edge - 1] < scale <= SCALE_TABLE[edge] for edge, scale in zip(edges, BAND_SCALES))
+
+
+def test_each_table_moves_by_the_shift_of_its_own_band_and_tile():
+    edges = band_edges(SCALE_TABLE)
+    tables = np.array([[edges[0] - 1, edges[0], edges[-1]], [edges[0] - 1, edges[0], edges[-1]]])
+    shifts = np.array([[1, 2, 3, 4, 5], [-1, -2, -3, -4, -5]])
+
+    moved = shifted_by_tile(tables, shifts, edges, len(SCALE_TABLE))
+
+    assert (moved - tables).tolist() == [[1, 2, 5], [-1, -2, -5]]
 
 
 def test_a_calibrated_prior_keeps_a_shift_of_zero_or_next_to_it():
@@ -59,7 +104,7 @@ def test_a_calibrated_prior_keeps_a_shift_of_zero_or_next_to_it():
     scales = SCALE_TABLE[rng.integers(40, 160, size=20000)]
     values = np.round(rng.standard_normal(scales.size) * scales).astype(np.int64)
 
-    assert abs(ShiftChooser(TABLES).best(values, np.searchsorted(SCALE_TABLE, scales))) <= 1
+    assert np.abs(CHOOSER.best(values, np.searchsorted(SCALE_TABLE, scales))).max() <= 1
 
 
 def test_shifts_stay_within_the_tables():
@@ -72,13 +117,14 @@ def test_every_stream_carries_its_own_shift_and_decodes_to_the_same_tile_whateve
     codec = CheckerboardAutoencoder(checkpoint=str(checkerboard_checkpoint))
     tiles = [speckle_tile((48, 64), seed) for seed in range(3)]
     unshifted = codec.decode_batch(codec.encode_batch(tiles), [tile.shape for tile in tiles])
-    forced = iter([-SHIFT_LIMIT, 0, 7])
-    monkeypatch.setattr(codec.coder.shift_chooser, "best", lambda values, tables: next(forced))
+    forced = [(-SHIFT_LIMIT, 0, 3, 0, SHIFT_LIMIT), (0,) * BANDS, (7, -7, 1, -1, 2)]
+    chosen = iter(forced)
+    monkeypatch.setattr(codec.coder.shift_chooser, "best", lambda values, tables: np.array(next(chosen)))
 
     streams = codec.encode_batch(tiles)
     decoded = codec.decode_batch(streams, [tile.shape for tile in tiles])
 
-    assert [codec.coder.unpacked(stream)[1].shift for stream in streams] == [-SHIFT_LIMIT, 0, 7]
+    assert [codec.coder.unpacked(stream)[1].shifts for stream in streams] == forced
     for tile, before in zip(decoded, unshifted):
         np.testing.assert_array_equal(tile, before)
 
@@ -88,10 +134,12 @@ def test_the_shift_moves_the_latent_tables_and_leaves_the_side_latent_tables_alo
     analyses = coder.analyse([speckle_tile((64, 64))])
     plain = coder.without_scale_shift().sections(analyses)[0].sections
     group, = coder.sections(analyses)
-    moved, (shift,) = group.sections, group.shifts
+    moved, shifts = group.sections, group.shifts
+    edges = coder.shift_chooser.edges
 
     for before, after in zip(plain, moved):
-        expected = shifted(before.tables, shift, len(TABLES)) if before.coder == LATENT else before.tables
+        expected = (shifted_by_tile(before.tables, shifts, edges, len(TABLES)) if before.coder == LATENT
+                    else before.tables)
         np.testing.assert_array_equal(after.tables, expected)
         np.testing.assert_array_equal(after.values, before.values)
 
@@ -115,3 +163,26 @@ def test_a_stream_claiming_a_shift_beyond_the_format_is_refused_in_one_line(chec
 
     with pytest.raises(ValueError, match=r"claims a scale shift of 33, beyond the format's \+-32$"):
         codec.decode(bytes(stream), tile.shape)
+
+
+def test_a_tile_whose_bands_share_a_shift_is_written_with_that_one_shift(checkerboard_checkpoint, monkeypatch):
+    codec = CheckerboardAutoencoder(checkpoint=str(checkerboard_checkpoint))
+    tile = speckle_tile((64, 48))
+    chosen = codec.encode(tile)
+    monkeypatch.setattr(codec.coder.shift_chooser, "best", lambda values, tables: np.full(BANDS, 4))
+
+    single = codec.encode(tile)
+
+    assert single[0] == SINGLE_SHIFT_VERSIONS[False, False]
+    assert codec.coder.unpacked(single)[1].shifts == (4,) * BANDS
+    np.testing.assert_array_equal(codec.decode(single, tile.shape), codec.decode(chosen, tile.shape))
+
+
+def test_bands_that_would_not_pay_for_their_bytes_keep_one_shift():
+    rng = np.random.default_rng(4)
+    tables = rng.integers(40, 200, size=2000)
+    values = np.round(rng.standard_normal(tables.size) * SCALE_TABLE[tables] * 1.1).astype(np.int64)
+
+    shifts = CHOOSER.best(values, tables)
+
+    assert len(set(shifts)) == 1 and shifts[0] == CHOOSER.best_single(values, tables)[0]

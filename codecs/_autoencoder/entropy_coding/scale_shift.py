@@ -9,6 +9,13 @@ on BigEarthNet-S1 and pyroSAR at qualities 4 to 8). The encoder knows every resi
 ``1.025 ** k`` for the 256-scale table), keeps the one that codes the tile in the fewest bits, and writes it
 in the stream's header; the decoder shifts its table choices by the same amount. Nothing is estimated on the
 decoder's side, so the shift is exact on any device, and a shift of 0 is the prior as trained.
+
+The prior's calibration differs between small and large scales, so the encoder chooses one shift per band of
+predicted scales (``BAND_SCALES``), each for the elements whose unshifted table falls in it: on the 24 default tiles
+the best five shifts code the shipped model's latent in 0.2 to 2.4 % fewer bits than the best single one
+(``benchmarks/decoder_side_headroom.py``), for 4 more bytes, which the encoder counts: where they cost more than
+they save it keeps one shift for every band, and the stream holds that one alone. Streams with a single shift read
+it as the same shift in every band.
 """
 
 from __future__ import annotations
@@ -22,6 +29,13 @@ SHIFT_LIMIT = 32
 """Shifts go from ``-SHIFT_LIMIT`` to ``SHIFT_LIMIT`` scale steps (a factor of 0.45 to 2.2 with 256 scales): the
 measured best shifts lay within -17 and +14."""
 SHIFTS = np.arange(-SHIFT_LIMIT, SHIFT_LIMIT + 1)
+BAND_SCALES = (0.3, 0.7, 1.5, 4.0)
+"""The scales that part a tile's latent elements into bands, by the scale the prior predicts: below 0.3 (almost
+every value 0), 0.3 to 0.7, 0.7 to 1.5, 1.5 to 4 and above."""
+BANDS = len(BAND_SCALES) + 1
+BAND_SHIFT_BITS = 8 * (BANDS - 1)
+"""What a stream's shifts cost beyond a single one's: a signed byte for each band after the first (the stream
+format, ``runtime.entropy_stream``, stores them so), which the encoder weighs against what they save."""
 VALUE_REACH = 512
 """The choice counts values beyond +-512 as if they were at it: they are rare, and cost about as much under
 every shift."""
@@ -33,41 +47,72 @@ def shifted(tables: np.ndarray, shift: int | np.ndarray, table_count: int) -> np
     return np.clip(tables + shift, 0, table_count - 1)
 
 
-def shifted_by_tile(tables: np.ndarray, shifts: np.ndarray, table_count: int) -> np.ndarray:
-    """A batch's table indexes (tiles first) each moved by its tile's shift."""
-    return shifted(tables, shifts.reshape(-1, *[1] * (tables.ndim - 1)), table_count)
+def band_edges(scales: np.ndarray) -> np.ndarray:
+    """The first table of each band but the first, for tables of the ascending ``scales``."""
+    return np.searchsorted(scales, BAND_SCALES)
+
+
+def shifted_by_tile(tables: np.ndarray, shifts: np.ndarray, edges: np.ndarray, table_count: int) -> np.ndarray:
+    """A batch's table indexes (tiles first) each moved by its tile's shift for the band of the index: ``shifts`` is
+    tiles x ``BANDS``, ``edges`` the tables' ``band_edges``."""
+    tile = np.arange(len(tables)).reshape(-1, *[1] * (tables.ndim - 1))
+    return shifted(tables, shifts[tile, np.searchsorted(edges, tables, side="right")], table_count)
 
 
 class ShiftChooser:
-    """Picks a tile's shift from its latent's values and table indexes, with the coder's own code lengths."""
+    """Picks a tile's shifts from its latent's values and table indexes, with the coder's own code lengths."""
 
-    def __init__(self, tables: ProbabilityTables):
+    def __init__(self, tables: ProbabilityTables, scales: np.ndarray):
         self.table_count = len(tables)
+        self.edges = band_edges(scales)
         self.bits = code_lengths(tables, np.arange(-VALUE_REACH, VALUE_REACH + 1))
         """Bits of each value in [-VALUE_REACH, VALUE_REACH] under each table: tables x values."""
 
-    def best(self, values: np.ndarray, tables: np.ndarray) -> int:
-        """The shift that codes ``values`` under ``tables`` (one tile's, any shape) in the fewest bits; 0 among
-        equals."""
+    def best(self, values: np.ndarray, tables: np.ndarray) -> np.ndarray:
+        """The shifts (one per band) that code ``values`` under ``tables`` (one tile's, any shape) in the fewest bits,
+        counting ``BAND_SHIFT_BITS`` for shifts that differ: each band's own best, or one best shift in every band
+        where the bands' bytes would cost more than they save (small tiles at low rates). 0 for an empty band and
+        among equals."""
+        by_band = self.counts(values, tables, np.searchsorted(self.edges, tables.ravel(), side="right"), BANDS)
+        single, single_bits = self.cheapest(by_band.sum(axis=0))
+        per_band = [self.cheapest(counts) for counts in by_band]
+        if sum(bits for _, bits in per_band) + BAND_SHIFT_BITS < single_bits:
+            return np.array([shift for shift, _ in per_band])
+        return np.full(BANDS, single)
+
+    def best_single(self, values: np.ndarray, tables: np.ndarray) -> tuple[int, float]:
+        """The one shift that codes ``values`` under ``tables`` (any shape) in the fewest bits, 0 among equals (and
+        for no values), and those bits."""
+        return self.cheapest(self.counts(values, tables, np.zeros(tables.size, dtype=np.int64), 1)[0])
+
+    def counts(self, values: np.ndarray, tables: np.ndarray, groups: np.ndarray, group_count: int) -> np.ndarray:
+        """How often each (table, value) pair occurs in each group: groups x (tables x values), one count for all."""
         width = self.bits.shape[1]
         columns = np.clip(values.ravel(), -VALUE_REACH, VALUE_REACH) + VALUE_REACH
-        keys = tables.ravel().astype(np.int64) * width + columns
-        counts = np.bincount(keys, minlength=self.table_count * width)
+        keys = (groups * self.table_count + tables.ravel().astype(np.int64)) * width + columns
+        return np.bincount(keys, minlength=group_count * self.table_count * width).reshape(group_count, -1)
+
+    def cheapest(self, counts: np.ndarray) -> tuple[int, float]:
+        """The shift that codes the (table, value) pairs of ``counts`` in the fewest bits, 0 among equals, and
+        those bits."""
         present = np.flatnonzero(counts)
-        rows, columns = np.divmod(present, width)
+        rows, columns = np.divmod(present, self.bits.shape[1])
         shifted_rows = shifted(rows[None, :], SHIFTS[:, None], self.table_count)
         costs = self.bits[shifted_rows, columns[None, :]] @ counts[present]
         by_size = np.argsort(np.abs(SHIFTS), kind="stable")
-        return int(SHIFTS[by_size][np.argmin(costs[by_size])])
+        chosen = by_size[np.argmin(costs[by_size])]
+        return int(SHIFTS[chosen]), float(costs[chosen])
 
 
 class ShiftedDecoders:
     """A batch's tile decoders (``range_coding.TileDecoders``) that read each tile's latent under its tables moved
-    by that tile's shift, as the encoder wrote it; the side latent's tables are its channels', never shifted."""
+    by that tile's shifts (tiles x ``BANDS``), as the encoder wrote it; the side latent's tables are its channels',
+    never shifted."""
 
-    def __init__(self, decoders: TileDecoders, shifts: np.ndarray, table_count: int):
+    def __init__(self, decoders: TileDecoders, shifts: np.ndarray, edges: np.ndarray, table_count: int):
         self.decoders = decoders
         self.shifts = shifts
+        self.edges = edges
         self.table_count = table_count
 
     def __len__(self) -> int:
@@ -75,7 +120,7 @@ class ShiftedDecoders:
 
     def read(self, coder: str, tables: np.ndarray) -> np.ndarray:
         if coder == LATENT:
-            tables = shifted_by_tile(tables, self.shifts, self.table_count)
+            tables = shifted_by_tile(tables, self.shifts, self.edges, self.table_count)
         return self.decoders.read(coder, tables)
 
     def exhausted(self) -> list[bool]:

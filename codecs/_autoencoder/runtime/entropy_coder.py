@@ -108,11 +108,12 @@ class Analysis:
 
 class CodedGroup(NamedTuple):
     """Tiles whose latents have one shape, as their streams code them: their indexes among the analyses, the
-    sections, each tile's scale shift (None: the model has none) and the dequantized latents the decoder reads."""
+    sections, each tile's scale shifts (tiles x bands; None: the model has none) and the dequantized latents the
+    decoder reads."""
 
     indexes: list[int]
     sections: list[Section]
-    shifts: list[int] | None
+    shifts: np.ndarray | None
     dequantized: np.ndarray
 
 
@@ -148,8 +149,8 @@ class EntropyLatentCoder:
         self.precision = precision
         self.quality = quality
         self.tables = tables.coders()
-        self.shift_chooser = ShiftChooser(tables.latent) if tables.scales is not None else None
-        """Picks each tile's scale shift where ``y`` is coded under Gaussian tables (``scale_shift``); None for the
+        self.shift_chooser = ShiftChooser(tables.latent, tables.scales) if tables.scales is not None else None
+        """Picks each tile's scale shifts where ``y`` is coded under Gaussian tables (``scale_shift``); None for the
         factorized prior, whose tables are its channels'."""
         self.trained_lmbda = trained_lmbda
         """A single-rate model's trade-off (a variable-rate model's are in its spec): the encoder weighs a
@@ -233,17 +234,18 @@ class EntropyLatentCoder:
             groups.append(CodedGroup(indexes, *self.shifted_sections(sections), dequantized))
         return groups
 
-    def shifted_sections(self, sections: list[Section]) -> tuple[list[Section], list[int] | None]:
-        """``sections`` with each tile's latent tables moved by the shift that codes the tile in the fewest bits,
-        and the shifts."""
+    def shifted_sections(self, sections: list[Section]) -> tuple[list[Section], np.ndarray | None]:
+        """``sections`` with each tile's latent tables moved by the shifts that code the tile in the fewest bits,
+        and the shifts (tiles x bands)."""
         if self.shift_chooser is None:
             return sections, None
         latent = [section for section in sections if section.coder == LATENT]
-        shifts = [self.shift_chooser.best(np.concatenate([section.values[tile].ravel() for section in latent]),
-                                          np.concatenate([section.tables[tile].ravel() for section in latent]))
-                  for tile in range(len(sections[0].values))]
-        by_tile, table_count = np.array(shifts), len(self.tables[LATENT])
-        return [Section(section.coder, section.values, shifted_by_tile(section.tables, by_tile, table_count))
+        shifts = np.stack([
+            self.shift_chooser.best(np.concatenate([section.values[tile].ravel() for section in latent]),
+                                    np.concatenate([section.tables[tile].ravel() for section in latent]))
+            for tile in range(len(sections[0].values))])
+        edges, table_count = self.shift_chooser.edges, len(self.tables[LATENT])
+        return [Section(section.coder, section.values, shifted_by_tile(section.tables, shifts, edges, table_count))
                 if section.coder == LATENT else section for section in sections], shifts
 
     def write(self, analyses: list[Analysis]) -> list[bytes]:
@@ -254,8 +256,8 @@ class EntropyLatentCoder:
             weights, filters = self.tile_corrections([analyses[index].tile for index in group.indexes],
                                                      group.dequantized)
             for position, (index, words) in enumerate(zip(group.indexes, self.range_coding.encode(group.sections))):
-                shift = None if group.shifts is None else group.shifts[position]
-                streams[index] = pack_stream(self.model_id, words, code, shift, filters[position], weights[position])
+                shifts = None if group.shifts is None else tuple(int(shift) for shift in group.shifts[position])
+                streams[index] = pack_stream(self.model_id, words, code, shifts, filters[position], weights[position])
         return streams
 
     def tile_corrections(self, tiles: list[np.ndarray],
@@ -300,8 +302,9 @@ class EntropyLatentCoder:
         if header.quality is not None and header.quality > (self.model.spec.rate_levels - 1) * QUALITY_SCALE:
             raise ValueError(f"entropy-coded autoencoder stream claims quality {header.quality / QUALITY_SCALE}, "
                              f"beyond this model's {self.model.spec.rate_levels - 1}")
-        if abs(header.shift) > SHIFT_LIMIT:
-            raise ValueError(f"entropy-coded autoencoder stream claims a scale shift of {header.shift}, beyond the "
+        beyond = [shift for shift in header.shifts if abs(shift) > SHIFT_LIMIT]
+        if beyond:
+            raise ValueError(f"entropy-coded autoencoder stream claims a scale shift of {beyond[0]}, beyond the "
                              f"format's +-{SHIFT_LIMIT}")
         return words, header
 
@@ -319,8 +322,8 @@ class EntropyLatentCoder:
             headers = [self.unpacked(streams[index]) for index in indexes]
             decoders = self.range_coding.decoders([words for words, _ in headers])
             if self.shift_chooser is not None:
-                decoders = ShiftedDecoders(decoders, np.array([header.shift for _, header in headers]),
-                                           len(self.tables[LATENT]))
+                decoders = ShiftedDecoders(decoders, np.array([header.shifts for _, header in headers]),
+                                           self.shift_chooser.edges, len(self.tables[LATENT]))
             try:
                 latent = self.layout.read(decoders, self.model.spec.latent_channels, latent_size(*shape))
                 exhausted = decoders.exhausted()

@@ -4,26 +4,34 @@ Header (big-endian): format version (1 byte), model id (4 bytes, as in the
 fixed-length format), CRC-32 (4 bytes) of everything after it; then the
 quality of a variable-rate model (2 bytes, in thousandths of a level: the
 decoder needs it to undo the encoder's gains), and, where the model codes
-``y`` under Gaussian tables, the tile byte: its low 7 bits are the tile's
-scale shift (two's complement, ``entropy_coding.scale_shift``), its high bit
-says whether the tile's post-filter follows (``runtime.post_filter``, 16
-bytes); a model with a refinement writes its weight byte after the tile byte
-(``runtime.refinement_weight``). The version says which of them are there:
+``y`` under Gaussian tables, the tile byte: its low 7 bits are the scale shift
+of the first band of scales (two's complement, ``entropy_coding.scale_shift``),
+its high bit says whether the tile's post-filter follows
+(``runtime.post_filter``, 16 bytes); where the bands' shifts differ, the other
+four follow it, one signed byte each; a model with a refinement writes its
+weight byte after them (``runtime.refinement_weight``). The version says which
+of them are there:
 
-=======  =========  =========================  ==================================
-version  quality    tile byte                  written for
-=======  =========  =========================  ==================================
-5        no         no                         single-rate factorized models
-6        yes        no                         variable-rate factorized models
-9        no         shift and post-filter      single-rate hyperprior models
-10       yes        shift and post-filter      variable-rate hyperprior models
-11       no         the same, weight byte      single-rate models with a refinement
-12       yes        the same, weight byte      variable-rate models with a refinement
-=======  =========  =========================  ==================================
+=======  =========  ===========================  ==================================
+version  quality    after the quality            written for
+=======  =========  ===========================  ==================================
+5        no         nothing                      single-rate factorized models
+6        yes        nothing                      variable-rate factorized models
+9        no         tile byte (one shift)        single-rate hyperprior models
+10       yes        tile byte (one shift)        variable-rate hyperprior models
+11       no         the same, weight byte        single-rate models with a refinement
+12       yes        the same, weight byte        variable-rate models with a refinement
+13       no         tile byte, band shifts       single-rate hyperprior models
+14       yes        tile byte, band shifts       variable-rate hyperprior models
+15       no         the same, weight byte        single-rate models with a refinement
+16       yes        the same, weight byte        variable-rate models with a refinement
+=======  =========  ===========================  ==================================
 
-Streams written before the shift (versions 5 and 6) or before the
-post-filter (versions 7 and 8: the same places, the byte holding a shift
-alone) by hyperprior models decode as before. The payload is one
+A hyperprior model writes 13 to 16 for a tile whose bands take different
+shifts, 9 to 12 for one whose bands share a shift (the bytes of the bands
+cost more than they save on small tiles at low rates). Streams written before
+the shift (versions 5 and 6, a shift of 0) or before the post-filter (7 and 8,
+the tile byte a signed shift alone) decode as before. The payload is one
 range-coder stream
 (``constriction.stream.queue``, 32-bit words stored little-endian) holding,
 in this order: the side latent ``z`` channel by channel (hyperprior and
@@ -45,23 +53,30 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from harness_codecs._autoencoder.entropy_coding.scale_shift import BAND_SHIFT_BITS, BANDS
 from harness_codecs._autoencoder.runtime.bitstream import MODEL_ID_BYTES
 from harness_codecs._autoencoder.runtime.post_filter import FILTER_BYTES, PostFilter
 
-FORMAT_VERSIONS = {(False, False): 5, (True, False): 6, (False, True): 9, (True, True): 10}
-"""The format version a model writes, by (variable rate, tile byte). Versions 1 and 2 clamped values beyond a
-table's ends; versions 3 and 4 (single- and variable-rate) took the means and tables from float64 networks, whose
-values the fixed-point ones (``fixed_point``) differ from on a few elements per tile, so such a stream would not
-decode here."""
+FORMAT_VERSIONS = {(False, False): 5, (True, False): 6, (False, True): 13, (True, True): 14}
+"""The format version a model without a refinement writes, by (variable rate, tile byte), for a tile whose bands
+take different shifts (``SINGLE_SHIFT_VERSIONS`` otherwise). Versions 1 and 2 clamped
+values beyond a table's ends; versions 3 and 4 (single- and variable-rate) took the means and tables from float64
+networks, whose values the fixed-point ones (``fixed_point``) differ from on a few elements per tile, so such a
+stream would not decode here."""
+REFINED_VERSIONS = {False: 15, True: 16}
+"""The versions of models with a refinement (and Gaussian tables): band shifts and a refinement weight byte, by
+variable rate."""
+SINGLE_SHIFT_VERSIONS = {(False, False): 9, (True, False): 10, (False, True): 11, (True, True): 12}
+"""The versions of one shift for every band in the tile byte, by (variable rate, refined): the only ones before
+the band shifts, and still written for tiles whose bands share a shift."""
 SHIFT_ONLY_VERSIONS = {False: 7, True: 8}
 """The versions with a tile byte that holds the shift alone (before the post-filter), by variable rate."""
-REFINED_VERSIONS = {False: 11, True: 12}
-"""The versions of models with a refinement (and Gaussian tables): a tile byte and a refinement weight byte, by
-variable rate. Such a model reads these alone: no stream of it was written before."""
+BANDED_VERSIONS = {*FORMAT_VERSIONS.values(), *REFINED_VERSIONS.values()} - {5, 6}
 _HEADER = struct.Struct(f">B{MODEL_ID_BYTES}sI")
 _QUALITY = struct.Struct(">H")
 _TILE_BYTE = struct.Struct(">B")
 _WEIGHT_BYTE = struct.Struct(">B")
+_BAND_SHIFTS = struct.Struct(f">{BAND_SHIFT_BITS // 8}b")
 _FILTER_FLAG = 0x80
 _SHIFT_BITS = 0x7F
 HEADER_BYTES = _HEADER.size
@@ -74,11 +89,11 @@ WORD = np.dtype("<u4")
 @dataclass(frozen=True)
 class StreamHeader:
     """What a stream's header tells its decoder beyond the model: the quality code (None for single-rate models),
-    the scale shift (0 where the stream has none), the post-filter (None where it has none) and the refinement
-    weight code (None where the stream has none)."""
+    the scale shift of each band (0 where the stream has none; a stream of one shift has it in every band), the
+    post-filter (None where it has none) and the refinement weight code (None where the stream has none)."""
 
     quality: int | None
-    shift: int
+    shifts: tuple[int, ...]
     post_filter: PostFilter | None = None
     refinement_weight: int | None = None
 
@@ -88,40 +103,49 @@ def quality_code(quality: float) -> int:
     return int(round(quality * QUALITY_SCALE))
 
 
-def format_version(variable_rate: bool, tile_byte: bool, refined: bool = False) -> int:
+def format_version(variable_rate: bool, tile_byte: bool, refined: bool = False, banded: bool = True) -> int:
     """The format version a model writes: variable-rate or single-rate, with a tile byte (Gaussian tables) or
-    without, and with a refinement weight byte (``refined``, beside a tile byte) or without."""
+    without, with a refinement weight byte (``refined``, beside a tile byte) or without, and with a shift per band
+    of scales or one shift for all (``banded``: whether the tile's shifts differ)."""
+    if tile_byte and not banded:
+        return SINGLE_SHIFT_VERSIONS[variable_rate, refined]
     return REFINED_VERSIONS[variable_rate] if refined and tile_byte else FORMAT_VERSIONS[variable_rate, tile_byte]
 
 
 def readable_versions(variable_rate: bool, tile_byte: bool, refined: bool = False) -> set[int]:
-    """The versions a model reads: its own, and for models with Gaussian tables and no refinement those written
-    before the post-filter and before the shift."""
-    if refined:
-        return {format_version(variable_rate, tile_byte, refined)}
+    """The versions a model reads: those it writes (with a tile byte: band shifts or one shift), and for models
+    with Gaussian tables and no refinement those written before the post-filter and before the shift."""
+    own = format_version(variable_rate, tile_byte, refined)
     if not tile_byte:
-        return {format_version(variable_rate, False)}
-    return {format_version(variable_rate, True), SHIFT_ONLY_VERSIONS[variable_rate], format_version(variable_rate, False)}
+        return {own}
+    if refined:
+        return {own, SINGLE_SHIFT_VERSIONS[variable_rate, True]}
+    return {own, SINGLE_SHIFT_VERSIONS[variable_rate, False], SHIFT_ONLY_VERSIONS[variable_rate],
+            format_version(variable_rate, False)}
 
 
-def pack_stream(model_id: bytes, words: np.ndarray, quality: int | None = None, shift: int | None = None,
-                post_filter: PostFilter | None = None, refinement_weight: int | None = None) -> bytes:
-    """Header and payload; ``quality`` (a ``quality_code``) is written for variable-rate models only, ``shift``
-    (and a ``post_filter``, where the tile has one) for models with Gaussian tables only, ``refinement_weight``
-    (a weight code) for those with a refinement."""
+def pack_stream(model_id: bytes, words: np.ndarray, quality: int | None = None,
+                shifts: tuple[int, ...] | None = None, post_filter: PostFilter | None = None,
+                refinement_weight: int | None = None) -> bytes:
+    """Header and payload; ``quality`` (a ``quality_code``) is written for variable-rate models only, ``shifts``
+    (one per band; and a ``post_filter``, where the tile has one) for models with Gaussian tables only,
+    ``refinement_weight`` (a weight code) for those with a refinement. Shifts that are all the same are written as
+    one, in the format of one shift."""
+    banded = shifts is not None and len(set(shifts)) > 1
     body = b"" if quality is None else _QUALITY.pack(quality)
-    if shift is not None:
-        body += _TILE_BYTE.pack((shift & _SHIFT_BITS) | (_FILTER_FLAG if post_filter is not None else 0))
+    if shifts is not None:
+        body += _TILE_BYTE.pack((shifts[0] & _SHIFT_BITS) | (_FILTER_FLAG if post_filter is not None else 0))
+        body += _BAND_SHIFTS.pack(*shifts[1:]) if banded else b""
         body += b"" if refinement_weight is None else _WEIGHT_BYTE.pack(refinement_weight)
         body += b"" if post_filter is None else post_filter.to_bytes()
     body += np.asarray(words, dtype=np.uint32).astype(WORD).tobytes()
-    version = format_version(quality is not None, shift is not None, refinement_weight is not None)
+    version = format_version(quality is not None, shifts is not None, refinement_weight is not None, banded)
     return _HEADER.pack(version, model_id, zlib.crc32(body)) + body
 
 
 def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False, tile_byte: bool = False,
                   refined: bool = False) -> tuple[np.ndarray, StreamHeader]:
-    """The payload's 32-bit words and the header's quality, shift, post-filter and refinement weight, after
+    """The payload's 32-bit words and the header's quality, shifts, post-filter and refinement weight, after
     checking version, model and checksum (``ValueError`` otherwise). ``refined``: the model has a refinement and
     Gaussian tables (its streams have a weight byte)."""
     readable = readable_versions(variable_rate, tile_byte, refined)
@@ -131,8 +155,9 @@ def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False, til
     version = data[0] if data else None
     has_tile_byte = tile_byte and version != format_version(variable_rate, False)
     quality_bytes = _QUALITY.size if variable_rate else 0
+    band_bytes = _BAND_SHIFTS.size if version in BANDED_VERSIONS else 0
     weight_bytes = _WEIGHT_BYTE.size if refined else 0
-    extra = quality_bytes + (_TILE_BYTE.size + weight_bytes if has_tile_byte else 0)
+    extra = quality_bytes + (_TILE_BYTE.size + band_bytes + weight_bytes if has_tile_byte else 0)
     if len(data) < HEADER_BYTES + extra:
         raise ValueError(f"entropy-coded autoencoder stream of {len(data)} bytes is shorter than its "
                          f"{HEADER_BYTES + extra}-byte header")
@@ -147,14 +172,16 @@ def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False, til
     if len(body) < extra or (len(body) - extra) % WORD.itemsize or zlib.crc32(body) != checksum:
         raise ValueError("entropy-coded autoencoder stream fails its CRC-32 check (truncated or corrupted stream)")
     quality = _QUALITY.unpack_from(body)[0] if variable_rate else None
-    weight = _WEIGHT_BYTE.unpack_from(body, quality_bytes + _TILE_BYTE.size)[0] if refined else None
+    after_tile_byte = quality_bytes + _TILE_BYTE.size
+    others = _BAND_SHIFTS.unpack_from(body, after_tile_byte) if band_bytes else (shift,) * (BANDS - 1)
+    weight = _WEIGHT_BYTE.unpack_from(body, after_tile_byte + band_bytes)[0] if refined else None
     read_filter = PostFilter.from_bytes(body[extra - FILTER_BYTES:extra]) if post_filter else None
-    header = StreamHeader(quality, shift, read_filter, weight)
+    header = StreamHeader(quality, (shift, *others), read_filter, weight)
     return np.frombuffer(body[extra:], dtype=WORD).astype(np.uint32), header
 
 
 def _tile_byte(value: int, shift_only: bool) -> tuple[int, bool]:
-    """The shift and whether a post-filter follows; a version 7 or 8 byte is a signed shift alone."""
+    """The (first band's) shift and whether a post-filter follows; a version 7 or 8 byte is a signed shift alone."""
     if shift_only:
         return struct.unpack(">b", bytes([value]))[0], False
     shift = value & _SHIFT_BITS
