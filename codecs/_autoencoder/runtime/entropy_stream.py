@@ -71,7 +71,8 @@ SINGLE_SHIFT_VERSIONS = {(False, False): 9, (True, False): 10, (False, True): 11
 the band shifts, and still written for tiles whose bands share a shift."""
 SHIFT_ONLY_VERSIONS = {False: 7, True: 8}
 """The versions with a tile byte that holds the shift alone (before the post-filter), by variable rate."""
-BANDED_VERSIONS = {*FORMAT_VERSIONS.values(), *REFINED_VERSIONS.values()} - {5, 6}
+BANDED_VERSIONS = {FORMAT_VERSIONS[rate, True] for rate in (False, True)} | {*REFINED_VERSIONS.values()}
+"""The versions whose other bands' shifts follow the tile byte."""
 _HEADER = struct.Struct(f">B{MODEL_ID_BYTES}sI")
 _QUALITY = struct.Struct(">H")
 _TILE_BYTE = struct.Struct(">B")
