@@ -186,3 +186,16 @@ def test_bands_that_would_not_pay_for_their_bytes_keep_one_shift():
     shifts = CHOOSER.best(values, tables)
 
     assert len(set(shifts)) == 1 and shifts[0] == CHOOSER.best_single(values, tables)[0]
+
+
+def test_a_stream_claiming_a_band_shift_beyond_the_format_is_refused_in_one_line(checkerboard_checkpoint,
+                                                                                 monkeypatch):
+    codec = CheckerboardAutoencoder(checkpoint=str(checkerboard_checkpoint))
+    tile = speckle_tile((32, 32))
+    monkeypatch.setattr(codec.coder.shift_chooser, "best", lambda values, tables: np.array([0, 1, 0, 0, 0]))
+    stream = bytearray(codec.encode(tile))
+    stream[HEADER_BYTES + 2] = 40  # the third band's shift
+    stream[5:9] = struct.pack(">I", zlib.crc32(bytes(stream[HEADER_BYTES:])))
+
+    with pytest.raises(ValueError, match=r"claims a scale shift of 40, beyond the format's \+-32$"):
+        codec.decode(bytes(stream), tile.shape)
