@@ -19,16 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from harness_codecs._autoencoder.entropy_coding.densities import gaussian_likelihood
 
-from headroom_inputs import headroom_inputs, latent_and_parameters
+from headroom_inputs import code_length, headroom_inputs, latent_and_parameters
 
 SCALE_EXPONENTS = np.linspace(-0.5, 1.5, 21)
-
-
-def code_length(residuals: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """Bits of each integer residual under a zero-mean Gaussian bin of its scale, as the prior rates it."""
-    return -torch.log2(gaussian_likelihood(residuals, torch.zeros_like(residuals), scales))
 
 
 def headroom(latent: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> dict[str, float]:

@@ -21,10 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from harness_codecs._autoencoder.entropy_coding.densities import gaussian_likelihood
-from harness_codecs._autoencoder.model.refinement import CENTRE
 
-from headroom_inputs import headroom_inputs, latent_and_parameters
+from headroom_inputs import code_length, headroom_inputs, latent_and_parameters
 
 SCALE_BAND_EDGES = torch.tensor([0.3, 0.7, 1.5, 4.0])
 SCALE_SHIFTS = 2.0 ** (torch.arange(-24, 25) / 16)
@@ -65,8 +63,7 @@ def scale_band_change(integers: torch.Tensor, scales: torch.Tensor) -> float:
     """Per cent of the bits that one best shift per tile and scale band saves against one best shift per tile."""
     per_tile = per_band = 0.0
     for tile_integers, tile_scales in zip(integers, scales):
-        bits = torch.stack([-torch.log2(gaussian_likelihood(tile_integers, torch.zeros_like(tile_integers),
-                                                             tile_scales * shift)) for shift in SCALE_SHIFTS])
+        bits = torch.stack([code_length(tile_integers, tile_scales * shift) for shift in SCALE_SHIFTS])
         per_tile += float(bits.sum(dim=(1, 2, 3)).min())
         bands = torch.bucketize(tile_scales, SCALE_BAND_EDGES)
         per_band += sum(float(bits[:, bands == band].sum(dim=1).min()) for band in bands.unique())
@@ -78,8 +75,7 @@ def channel_weights_change(model, tiles, quality, integers, means) -> float:
     least squares per tile, against one least-squares weight per tile."""
     image = model.synthesized(integers + means, quality)
     refinement = model.refinement
-    level = (model.level_position(quality) / max(refinement.rate_levels - 1, 1))[:, None, None, None]
-    hidden = refinement.body[:-1](torch.cat([image - CENTRE, level.expand_as(image)], dim=1))
+    hidden = refinement.body[:-1](refinement.inputs(image, model.level_position(quality)))
     last = refinement.body[-1]
     shares = torch.cat([F.conv2d(hidden[:, [k]], last.weight[:, [k]], padding=last.padding)
                         for k in range(hidden.shape[1])] + [last.bias.view(1, 1, 1, 1).expand_as(image)], dim=1)

@@ -1,6 +1,6 @@
 """What the headroom estimates (``channel_context_headroom.py``, ``decoder_side_headroom.py``) start from: a
-checkpoint's model, a config's tiles as one batch, the qualities asked for, and each tile's latent with the means
-and scales the checkerboard prior gives it, as the codec codes them."""
+checkpoint's model, a config's tiles as one batch, the qualities asked for, each tile's latent with the means and
+scales the checkerboard prior gives it, as the codec codes them, and the code length the prior gives a residual."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from harness_codecs._autoencoder.entropy_coding.densities import gaussian_likelihood
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder
 from harness_codecs._autoencoder.runtime.checkpoint import build_model, load_checkpoint
 
@@ -34,3 +35,8 @@ def latent_and_parameters(model: Autoencoder, tiles: torch.Tensor, quality: floa
     latent = model.encode(tiles, torch.full((len(tiles),), quality))
     prior = model.prior
     return latent, *prior.element_parameters(latent, torch.round(prior.hyper_encoder(latent)), torch.round)
+
+
+def code_length(residuals: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Bits of each integer residual under a zero-mean Gaussian bin of its scale, as the prior rates it."""
+    return -torch.log2(gaussian_likelihood(residuals, torch.zeros_like(residuals), scales))

@@ -52,11 +52,16 @@ def band_edges(scales: np.ndarray) -> np.ndarray:
     return np.searchsorted(scales, BAND_SCALES)
 
 
+def bands_of(tables: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The band of each table index (any shape), for the tables' ``band_edges``."""
+    return np.searchsorted(edges, tables, side="right")
+
+
 def shifted_by_tile(tables: np.ndarray, shifts: np.ndarray, edges: np.ndarray, table_count: int) -> np.ndarray:
     """A batch's table indexes (tiles first) each moved by its tile's shift for the band of the index: ``shifts`` is
     tiles x ``BANDS``, ``edges`` the tables' ``band_edges``."""
     tile = np.arange(len(tables)).reshape(-1, *[1] * (tables.ndim - 1))
-    return shifted(tables, shifts[tile, np.searchsorted(edges, tables, side="right")], table_count)
+    return shifted(tables, shifts[tile, bands_of(tables, edges)], table_count)
 
 
 class ShiftChooser:
@@ -73,24 +78,20 @@ class ShiftChooser:
         counting ``BAND_SHIFT_BITS`` for shifts that differ: each band's own best, or one best shift in every band
         where the bands' bytes would cost more than they save (small tiles at low rates). 0 for an empty band and
         among equals."""
-        by_band = self.counts(values, tables, np.searchsorted(self.edges, tables.ravel(), side="right"), BANDS)
+        by_band = self.counts(values.ravel(), tables.ravel())
         single, single_bits = self.cheapest(by_band.sum(axis=0))
         per_band = [self.cheapest(counts) for counts in by_band]
         if sum(bits for _, bits in per_band) + BAND_SHIFT_BITS < single_bits:
             return np.array([shift for shift, _ in per_band])
         return np.full(BANDS, single)
 
-    def best_single(self, values: np.ndarray, tables: np.ndarray) -> tuple[int, float]:
-        """The one shift that codes ``values`` under ``tables`` (any shape) in the fewest bits, 0 among equals (and
-        for no values), and those bits."""
-        return self.cheapest(self.counts(values, tables, np.zeros(tables.size, dtype=np.int64), 1)[0])
-
-    def counts(self, values: np.ndarray, tables: np.ndarray, groups: np.ndarray, group_count: int) -> np.ndarray:
-        """How often each (table, value) pair occurs in each group: groups x (tables x values), one count for all."""
+    def counts(self, values: np.ndarray, tables: np.ndarray) -> np.ndarray:
+        """How often each (table, value) pair of the flat ``values`` and ``tables`` occurs in each band: ``BANDS`` x
+        (tables x values), in one count."""
         width = self.bits.shape[1]
-        columns = np.clip(values.ravel(), -VALUE_REACH, VALUE_REACH) + VALUE_REACH
-        keys = (groups * self.table_count + tables.ravel().astype(np.int64)) * width + columns
-        return np.bincount(keys, minlength=group_count * self.table_count * width).reshape(group_count, -1)
+        columns = np.clip(values, -VALUE_REACH, VALUE_REACH) + VALUE_REACH
+        keys = (bands_of(tables, self.edges) * self.table_count + tables.astype(np.int64)) * width + columns
+        return np.bincount(keys, minlength=BANDS * self.table_count * width).reshape(BANDS, -1)
 
     def cheapest(self, counts: np.ndarray) -> tuple[int, float]:
         """The shift that codes the (table, value) pairs of ``counts`` in the fewest bits, 0 among equals, and

@@ -45,11 +45,15 @@ class Refinement(nn.Module):
 
     def forward(self, image: torch.Tensor, position: torch.Tensor | None) -> torch.Tensor:
         """``position``: each tile's quality clamped to the levels, (N,); None for a single-rate model."""
+        return self.body(self.inputs(image, position))
+
+    def inputs(self, image: torch.Tensor, position: torch.Tensor | None) -> torch.Tensor:
+        """What the first layer reads: the centred image and, for a variable-rate model, the level plane."""
         features = image - CENTRE
         if self.rate_levels:
             level = (position / max(self.rate_levels - 1, 1)).to(image.dtype)
             features = torch.cat([features, level[:, None, None, None].expand_as(image)], dim=1)
-        return self.body(features)
+        return features
 
 
 def corrected(image: torch.Tensor, correction: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
