@@ -27,7 +27,7 @@ score a map made from the decoded tile against the truth.
 from __future__ import annotations
 
 import glob
-
+import warnings
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable, Iterator
@@ -57,6 +57,9 @@ from harness_datasets._tiling import (
 )
 
 RASTER_SUFFIXES = (".tif", ".tiff")
+ZERO_FILL_SHARE = 0.01
+"""A window of an untagged dB raster with at least this share of pixels at exactly 0 dB is warned about: valid
+sigma0 is almost never exactly 0.0, while some processing chains fill no-data with it."""
 
 
 class GeoTiffDataset:
@@ -100,6 +103,7 @@ class GeoTiffDataset:
         else:
             self.bands = bands or {pol: index + 1 for index, pol in enumerate(settings.polarisations)}
         self.nodata = nodata
+        self._zero_fill_warned: set[str] = set()
         self.labels = None if labels is None else LabelOption.parse(labels, settings.base_dir)
         for pol in settings.polarisations:
             if pol not in self.bands:
@@ -181,8 +185,25 @@ class GeoTiffDataset:
     def _read_layers(self, layers: dict[str, tuple], candidate: Candidate) -> Layers:
         """dB values of each polarisation in the window, NaN where there is no data."""
         window = self._window(candidate)
-        return {pol: self._to_db(raster, band, read_window(raster, band, window))
-                for pol, (raster, band) in layers.items()}
+        layers_db = {}
+        for pol, (raster, band) in layers.items():
+            values = read_window(raster, band, window)
+            self._warn_of_zero_fill(raster, band, values)
+            layers_db[pol] = self._to_db(raster, band, values)
+        return layers_db
+
+    def _warn_of_zero_fill(self, raster: rasterio.DatasetReader, band: int, values: np.ndarray) -> None:
+        """Warn once per file where a dB raster that names no no-data value has many pixels at exactly
+        0 dB: read as data, a 0-filled border is a flat bright region that every codec spends bits on and every
+        metric scores, so the user should say whether 0 is no-data."""
+        if self.units != "db" or raster.name in self._zero_fill_warned or self._nodata(raster, band) is not None:
+            return
+        share = np.count_nonzero(values == 0) / max(values.size, 1)
+        if share >= ZERO_FILL_SHARE:
+            self._zero_fill_warned.add(raster.name)
+            warnings.warn(f"dataset: {raster.name} band {band}: {share:.0%} of a window's pixels are exactly 0 dB and "
+                          "the file names no no-data value; if 0 marks no-data there (some processing chains fill "
+                          "with it), set dataset.nodata: 0", stacklevel=2)
 
     def _to_db(self, raster: rasterio.DatasetReader, band: int, values: np.ndarray) -> np.ndarray:
         """dB values of a band's float64 pixel values (changed in place), NaN at no-data."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,40 @@ def test_the_no_data_value_a_uint16_raster_gives_replaces_dn_0(tmp_path):
     write_geotiff(tmp_path / "tagged.tif", [db, db], nodata=65535)
     tile = tiles_of(tmp_path, paths=["tagged.tif"])[0]
     assert tile.mask[:, :5].all() and not tile.mask[:, 5:10].any() and tile.mask[:, 10:].all()
+
+
+def zero_filled_db(tmp_path: Path, zero_columns: int, zero_pixels: int = 0) -> None:
+    """An untagged float dB raster of two bands whose first columns (and first pixels of row 40) are exactly 0."""
+    rng = np.random.default_rng(4)
+    bands = [speckled_db(rng, (64, 64), mean) for mean in (-10.0, -17.0)]
+    for band in bands:
+        band[:, :zero_columns] = 0.0
+        band[40, :zero_pixels] = 0.0
+    write_geotiff(tmp_path / "filled.tif", bands)
+
+
+def test_an_untagged_db_raster_filled_with_0_is_warned_about_naming_the_file_and_the_option(tmp_path):
+    zero_filled_db(tmp_path, zero_columns=12)
+    with pytest.warns(UserWarning, match=r"^dataset: .*filled\.tif band 1: \d+% of a window's pixels are exactly 0 dB "
+                                         r"and the file names no no-data value; .* set dataset\.nodata: 0$"):
+        tiles = tiles_of(tmp_path, paths=["filled.tif"], max_tiles=4, min_valid_fraction=0.3)
+    assert any(tile.col == 0 and tile.mask.all() for tile in tiles)  # the fill is read as data
+
+
+def test_a_0_fill_declared_with_the_nodata_option_is_no_data_and_not_warned_about(tmp_path):
+    zero_filled_db(tmp_path, zero_columns=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiles = tiles_of(tmp_path, paths=["filled.tif"], max_tiles=4, min_valid_fraction=0.3, nodata=0)
+    assert all(not tile.mask[:, :12].any() for tile in tiles if tile.col == 0)
+
+
+def test_a_few_pixels_at_exactly_0_db_are_data_and_not_warned_about(tmp_path):
+    zero_filled_db(tmp_path, zero_columns=0, zero_pixels=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiles = tiles_of(tmp_path, paths=["filled.tif"], max_tiles=4)
+    assert all(tile.mask.all() for tile in tiles)
 
 
 def test_a_missing_band_is_a_user_error_naming_the_file(tmp_path, dual_pol_geotiff):
