@@ -120,6 +120,18 @@ def test_the_light_model_was_trained_on_data_that_the_real_test_sets_do_not_hold
     assert not {tile.scene for tile in tiles} & split.scenes
 
 
+@pytest.mark.parametrize("benchmark", ["benchmarks-real.yaml", "benchmarks.yaml"])
+def test_the_light_models_gain_tilts_were_chosen_on_chips_that_the_real_test_sets_do_not_hold(benchmark):
+    """Stage 8 tilted the gains by what ``benchmarks/gain_tilt.py`` measured on these training chips."""
+    tilts = load_checkpoint(LIGHT_CHECKPOINT).training["gain_tilts"]["tilts"]
+    chosen_on = {tile.scene for name in ("gain_tilt_spain.yaml", "gain_tilt_ssl4eo.yaml")
+                 for tile in BenchmarkContext.load(REPOSITORY / "examples" / name).test_tiles()}
+    tested = {tile.scene for tile in BenchmarkContext.load(REPOSITORY / benchmark).test_tiles()}
+
+    assert len(tilts) == 9 and any(tilts)
+    assert chosen_on and not chosen_on & tested
+
+
 def test_the_scale_shift_saves_bytes_of_the_shipped_model_at_its_lowest_level_on_real_pixels(chip):
     codec = CheckerboardAutoencoder(checkpoint=str(LIGHT_CHECKPOINT), quality=0)
     unshifted = copy.copy(codec)
