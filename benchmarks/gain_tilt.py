@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from harness_codecs._autoencoder.entropy_coding.densities import LIKELIHOOD_FLOOR
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder
 from harness_codecs._autoencoder.runtime.checkpoint import build_model, load_checkpoint, save_checkpoint
 
@@ -35,7 +36,6 @@ from headroom_inputs import code_length
 
 TILTS = (-0.45, -0.3, -0.15, 0.15, 0.3)
 CURVE_OFFSETS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
-LIKELIHOOD_FLOOR = 1e-9
 MINIMUM_SAVING = 0.5
 """A level keeps its gains unless its best tilt saves at least this per cent of the rate on average: smaller
 changes are within what the ideal code lengths and the real streams (with their scale shifts) differ by."""

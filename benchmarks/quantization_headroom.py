@@ -24,6 +24,7 @@ from functools import partial
 
 import numpy as np
 import torch
+from harness_codecs._autoencoder.entropy_coding.densities import LIKELIHOOD_FLOOR
 from harness_codecs._autoencoder.entropy_coding.scale_shift import BAND_SCALES
 from harness_codecs._autoencoder.latent_codecs.checkerboard import anchor_mask
 from torch.special import ndtr
@@ -32,7 +33,6 @@ from headroom_inputs import headroom_inputs
 
 MULTIPLIERS = 2.0 ** (torch.arange(-24, 25) / 16)
 """The scale multipliers each shape chooses from per tile and band (the codec's shifts are steps of 2^(1/16))."""
-LIKELIHOOD_FLOOR = 1e-9
 SURVIVALS = {
     "Gaussian": lambda x, s: ndtr(-x / s),
     "Laplace": lambda x, s: 0.5 * torch.exp(-x * math.sqrt(2) / s),
