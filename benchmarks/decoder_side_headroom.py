@@ -8,8 +8,8 @@ before the bytes it would cost:
 - centroid: each latent element rebuilt at the mean of its quantization bin's residuals (by the prior's scale and
   the integer) instead of the bin's centre; the offsets are fitted on half of the tiles and scored on the other half
   (PSNR change of the decoded tiles; the decoder would know the offsets, nothing is sent);
-- scale bands: the scale shift chosen per tile and per band of the prior's scale (4 bands) instead of per tile
-  (change of the ideal code length, Gaussian bins as the tables are built);
+- scale bands: the scale shift chosen per tile and per band of the prior's scale (the codec's five bands,
+  ``BAND_SCALES``) instead of per tile (change of the ideal code length, Gaussian bins as the tables are built);
 - channel weights: the refinement's correction weighted per tile and per hidden channel (16 weights and one for
   its bias, by least squares) instead of one weight per tile (PSNR change; the model must have a refinement).
 
@@ -22,10 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from headroom_inputs import code_length, headroom_inputs, latent_and_parameters
+from headroom_inputs import SCALE_MULTIPLIERS, code_length, fewest_bits_by_band, headroom_inputs, latent_and_parameters
 
-SCALE_BAND_EDGES = torch.tensor([0.3, 0.7, 1.5, 4.0])
-SCALE_SHIFTS = 2.0 ** (torch.arange(-24, 25) / 16)
 CENTROID_SCALE_EDGES = torch.exp(torch.linspace(np.log(0.11), np.log(64.0), 25))
 LARGEST_MAGNITUDE = 4
 """Integers of larger magnitude share the centroid offsets of this one."""
@@ -63,10 +61,9 @@ def scale_band_change(integers: torch.Tensor, scales: torch.Tensor) -> float:
     """Per cent of the bits that one best shift per tile and scale band saves against one best shift per tile."""
     per_tile = per_band = 0.0
     for tile_integers, tile_scales in zip(integers, scales):
-        bits = torch.stack([code_length(tile_integers, tile_scales * shift) for shift in SCALE_SHIFTS])
+        bits = torch.stack([code_length(tile_integers, tile_scales * shift) for shift in SCALE_MULTIPLIERS])
         per_tile += float(bits.sum(dim=(1, 2, 3)).min())
-        bands = torch.bucketize(tile_scales, SCALE_BAND_EDGES)
-        per_band += sum(float(bits[:, bands == band].sum(dim=1).min()) for band in bands.unique())
+        per_band += fewest_bits_by_band(bits, tile_scales)
     return 100 * (per_band / per_tile - 1)
 
 

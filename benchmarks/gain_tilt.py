@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness_codecs._autoencoder.entropy_coding.densities import LIKELIHOOD_FLOOR
+from harness_codecs._autoencoder.entropy_coding.densities import estimated_bits
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder
 from harness_codecs._autoencoder.runtime.checkpoint import build_model, load_checkpoint, save_checkpoint
 
@@ -58,8 +58,7 @@ def coded(model: Autoencoder, tiles: torch.Tensor, quality: float, factors: torc
     side = torch.round(prior.hyper_encoder(latent))
     means, scales = prior.element_parameters(latent, side, torch.round)
     integers = torch.round(latent - means)
-    bits = code_length(integers, scales).sum() - torch.log2(prior.side_density.likelihood(side)
-                                                            .clamp_min(LIKELIHOOD_FLOOR)).sum()
+    bits = code_length(integers, scales).sum() + estimated_bits([prior.side_density.likelihood(side)]).sum()
     decoded = model.decode((integers + means) / scale, qualities).clamp(0, 1)
     error = (decoded - tiles).pow(2).mean(dim=(1, 2, 3))
     return float(bits) / tiles.numel(), float((10 * torch.log10(1 / error)).mean())

@@ -1,6 +1,7 @@
 """What the headroom estimates (``channel_context_headroom.py``, ``decoder_side_headroom.py``) start from: a
 checkpoint's model, a config's tiles as one batch, the qualities asked for, each tile's latent with the means and
-scales the checkerboard prior gives it, as the codec codes them, and the code length the prior gives a residual."""
+scales the checkerboard prior gives it, as the codec codes them, the code length the prior gives a residual, and a
+tile's fewest bits with its scales moved per band as the encoder's scale shifts move them."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from harness_codecs._autoencoder.entropy_coding.densities import gaussian_likelihood
+from harness_codecs._autoencoder.entropy_coding.scale_shift import BAND_SCALES
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder
 from harness_codecs._autoencoder.runtime.checkpoint import build_model, load_checkpoint
 
 from benchmark_tiles import benchmark_tiles
+
+SCALE_MULTIPLIERS = 2.0 ** (torch.arange(-24, 25) / 16)
+"""The scale multipliers an estimate chooses from per tile and band (the codec's shifts are steps of 2^(1/16))."""
 
 
 def headroom_inputs(description: str) -> tuple[Autoencoder, torch.Tensor, list[float]]:
@@ -40,3 +45,10 @@ def latent_and_parameters(model: Autoencoder, tiles: torch.Tensor, quality: floa
 def code_length(residuals: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """Bits of each integer residual under a zero-mean Gaussian bin of its scale, as the prior rates it."""
     return -torch.log2(gaussian_likelihood(residuals, torch.zeros_like(residuals), scales))
+
+
+def fewest_bits_by_band(bits: torch.Tensor, scales: torch.Tensor) -> float:
+    """One tile's bits with the best of ``SCALE_MULTIPLIERS`` in each band of its ``scales`` (``BAND_SCALES``):
+    ``bits`` holds each element's bits under each multiplier, multipliers first, the elements shaped as ``scales``."""
+    bands = torch.bucketize(scales, torch.tensor(BAND_SCALES))
+    return sum(float(bits[:, bands == band].sum(dim=1).min()) for band in bands.unique())

@@ -25,14 +25,11 @@ from functools import partial
 import numpy as np
 import torch
 from harness_codecs._autoencoder.entropy_coding.densities import LIKELIHOOD_FLOOR
-from harness_codecs._autoencoder.entropy_coding.scale_shift import BAND_SCALES
 from harness_codecs._autoencoder.latent_codecs.checkerboard import anchor_mask
 from torch.special import ndtr
 
-from headroom_inputs import headroom_inputs
+from headroom_inputs import SCALE_MULTIPLIERS, fewest_bits_by_band, headroom_inputs
 
-MULTIPLIERS = 2.0 ** (torch.arange(-24, 25) / 16)
-"""The scale multipliers each shape chooses from per tile and band (the codec's shifts are steps of 2^(1/16))."""
 SURVIVALS = {
     "Gaussian": lambda x, s: ndtr(-x / s),
     "Laplace": lambda x, s: 0.5 * torch.exp(-x * math.sqrt(2) / s),
@@ -66,11 +63,10 @@ def shape_changes(integers: torch.Tensor, scales: torch.Tensor) -> dict[str, flo
     totals = dict.fromkeys(SURVIVALS, 0.0)
     magnitude = integers.abs()
     for tile_magnitude, tile_scales in zip(magnitude, scales):
-        bands = torch.bucketize(tile_scales, torch.tensor(BAND_SCALES))
         for name, survival in SURVIVALS.items():
             bits = torch.stack([bin_bits(tile_magnitude, tile_magnitude - 0.5, tile_magnitude + 0.5,
-                                         tile_scales * factor, survival) for factor in MULTIPLIERS])
-            totals[name] += sum(float(bits[:, bands == band].sum(dim=1).min()) for band in bands.unique())
+                                         tile_scales * factor, survival) for factor in SCALE_MULTIPLIERS])
+            totals[name] += fewest_bits_by_band(bits, tile_scales)
     return {name: 100 * (total / totals["Gaussian"] - 1) for name, total in totals.items() if name != "Gaussian"}
 
 
