@@ -29,6 +29,8 @@ SHIFT_LIMIT = 32
 """Shifts go from ``-SHIFT_LIMIT`` to ``SHIFT_LIMIT`` scale steps (a factor of 0.45 to 2.2 with 256 scales): the
 measured best shifts lay within -17 and +14."""
 SHIFTS = np.arange(-SHIFT_LIMIT, SHIFT_LIMIT + 1)
+SMALLEST_FIRST = np.argsort(np.abs(SHIFTS), kind="stable")
+"""The indexes of ``SHIFTS`` by size, so that among shifts of equal cost the smallest (0 first) wins."""
 BAND_SCALES = (0.3, 0.7, 1.5, 4.0)
 """The scales that part a tile's latent elements into bands, by the scale the prior predicts: below 0.3 (almost
 every value 0), 0.3 to 0.7, 0.7 to 1.5, 1.5 to 4 and above."""
@@ -100,8 +102,7 @@ class ShiftChooser:
         rows, columns = np.divmod(present, self.bits.shape[1])
         shifted_rows = shifted(rows[None, :], SHIFTS[:, None], self.table_count)
         costs = self.bits[shifted_rows, columns[None, :]] @ counts[present]
-        by_size = np.argsort(np.abs(SHIFTS), kind="stable")
-        chosen = by_size[np.argmin(costs[by_size])]
+        chosen = SMALLEST_FIRST[np.argmin(costs[SMALLEST_FIRST])]
         return int(SHIFTS[chosen]), float(costs[chosen])
 
 
