@@ -22,19 +22,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from headroom_inputs import SCALE_MULTIPLIERS, code_length, fewest_bits_by_band, headroom_inputs, latent_and_parameters
+from headroom_inputs import (SCALE_MULTIPLIERS, code_length, fewest_bits_by_band, headroom_inputs, latent_and_parameters,
+                             psnr)
 
 CENTROID_SCALE_EDGES = torch.exp(torch.linspace(np.log(0.11), np.log(64.0), 25))
 LARGEST_MAGNITUDE = 4
 """Integers of larger magnitude share the centroid offsets of this one."""
 MINIMUM_COUNT = 50
 """Bins with fewer fitted residuals keep their centre."""
-
-
-def psnr(decoded: torch.Tensor, tiles: torch.Tensor) -> float:
-    """Mean over the tiles of the PSNR of the decoded tile, clipped to [0, 1] as the codec clips it."""
-    mse = (decoded.clamp(0.0, 1.0) - tiles).pow(2).mean(dim=(1, 2, 3))
-    return float((10 * torch.log10(1 / mse)).mean())
 
 
 def centroid_change(model, tiles, quality, integers, means, scales, latent) -> float:

@@ -1,7 +1,8 @@
-"""What the headroom estimates (``channel_context_headroom.py``, ``decoder_side_headroom.py``) start from: a
-checkpoint's model, a config's tiles as one batch, the qualities asked for, each tile's latent with the means and
-scales the checkerboard prior gives it, as the codec codes them, the code length the prior gives a residual, and a
-tile's fewest bits with its scales moved per band as the encoder's scale shifts move them."""
+"""What the headroom estimates (``channel_context_headroom.py``, ``decoder_side_headroom.py``, ``coding_limits.py``)
+start from: a checkpoint's model, a config's tiles as one batch, the qualities asked for, each tile's latent with the
+means and scales the checkerboard prior gives it, as the codec codes them, the code length the prior gives a
+residual, a tile's fewest bits with its scales moved per band as the encoder's scale shifts move them, and the
+decoded tiles' PSNR."""
 
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ def latent_and_parameters(model: Autoencoder, tiles: torch.Tensor, quality: floa
     latent = model.encode(tiles, torch.full((len(tiles),), quality))
     prior = model.prior
     return latent, *prior.element_parameters(latent, torch.round(prior.hyper_encoder(latent)), torch.round)
+
+
+def psnr(decoded: torch.Tensor, tiles: torch.Tensor) -> float:
+    """Mean over the tiles of the PSNR of the decoded tile, clipped to [0, 1] as the codec clips it."""
+    mse = (decoded.clamp(0.0, 1.0) - tiles).pow(2).mean(dim=(1, 2, 3))
+    return float((10 * torch.log10(1 / mse)).mean())
 
 
 def code_length(residuals: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
