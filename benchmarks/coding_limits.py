@@ -34,8 +34,8 @@ def limits(model: Autoencoder, tiles: torch.Tensor, value: float) -> dict[str, f
     bits = code_length(torch.round(latent - means), scales)
     anchors = anchor_mask(*latent.shape[-2:]).expand_as(bits)
     noisy = latent + torch.rand(latent.shape, generator=torch.Generator().manual_seed(0)) - 0.5
-    decoded = {name: psnr(model.decode(value, quality), tiles)
-               for name, value in (("rounded", torch.round(latent - means) + means), ("unrounded", latent),
+    decoded = {name: psnr(model.decode(coded, quality), tiles)
+               for name, coded in (("rounded", torch.round(latent - means) + means), ("unrounded", latent),
                                    ("noisy", noisy))}
     return {"anchor bits": float(bits[anchors].mean()), "other bits": float(bits[~anchors].mean()), **decoded}
 
