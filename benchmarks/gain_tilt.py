@@ -32,7 +32,7 @@ from harness_codecs._autoencoder.model.autoencoder import Autoencoder
 from harness_codecs._autoencoder.runtime.checkpoint import build_model, load_checkpoint, save_checkpoint
 
 from benchmark_tiles import benchmark_tiles
-from headroom_inputs import code_length
+from headroom_inputs import code_length, psnr, rate_at_psnr
 
 TILTS = (-0.45, -0.3, -0.15, 0.15, 0.3)
 CURVE_OFFSETS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
@@ -59,25 +59,21 @@ def coded(model: Autoencoder, tiles: torch.Tensor, quality: float, factors: torc
     means, scales = prior.element_parameters(latent, side, torch.round)
     integers = torch.round(latent - means)
     bits = code_length(integers, scales).sum() + estimated_bits([prior.side_density.likelihood(side)]).sum()
-    decoded = model.decode((integers + means) / scale, qualities).clamp(0, 1)
-    error = (decoded - tiles).pow(2).mean(dim=(1, 2, 3))
-    return float(bits) / tiles.numel(), float((10 * torch.log10(1 / error)).mean())
+    return float(bits) / tiles.numel(), psnr(model.decode((integers + means) / scale, qualities), tiles)
 
 
 def rate_changes(model: Autoencoder, tiles: torch.Tensor, level: int) -> dict[float, float | None]:
     """Per tilt, the per cent rate change at equal PSNR against the fractional-quality curve (None: outside it)."""
     top = model.spec.rate_levels - 1.0
     ones = torch.ones(model.spec.latent_channels)
-    curve = np.array(sorted((coded(model, tiles, value, ones) for value in
-                             sorted({min(max(level + offset, 0.0), top) for offset in CURVE_OFFSETS})),
-                            key=lambda point: point[1]))
+    curve = np.array([coded(model, tiles, value, ones)
+                      for value in sorted({min(max(level + offset, 0.0), top) for offset in CURVE_OFFSETS})])
     direction = tilt_directions(model.log_gains.detach())[level]
     changes = {}
     for tilt in TILTS:
-        bpp, psnr = coded(model, tiles, float(level), torch.exp(tilt * direction))
-        inside = curve[0, 1] <= psnr <= curve[-1, 1]
-        reference = np.exp(np.interp(psnr, curve[:, 1], np.log(curve[:, 0])))
-        changes[tilt] = 100 * (bpp / reference - 1) if inside else None
+        bpp, psnr_db = coded(model, tiles, float(level), torch.exp(tilt * direction))
+        reference = rate_at_psnr(curve, psnr_db)
+        changes[tilt] = None if reference is None else 100 * (bpp / reference - 1)
     return changes
 
 

@@ -1,8 +1,8 @@
 """What the headroom estimates (``channel_context_headroom.py``, ``decoder_side_headroom.py``, ``coding_limits.py``)
 start from: a checkpoint's model, a config's tiles as one batch, the qualities asked for, each tile's latent with the
 means and scales the checkerboard prior gives it, as the codec codes them, the code length the prior gives a
-residual, a tile's fewest bits with its scales moved per band as the encoder's scale shifts move them, and the
-decoded tiles' PSNR."""
+residual, a tile's fewest bits with its scales moved per band as the encoder's scale shifts move them, the
+decoded tiles' PSNR, and the rate a curve of such points needs at a given PSNR."""
 
 from __future__ import annotations
 
@@ -47,6 +47,15 @@ def psnr(decoded: torch.Tensor, tiles: torch.Tensor) -> float:
     """Mean over the tiles of the PSNR of the decoded tile, clipped to [0, 1] as the codec clips it."""
     mse = (decoded.clamp(0.0, 1.0) - tiles).pow(2).mean(dim=(1, 2, 3))
     return float((10 * torch.log10(1 / mse)).mean())
+
+
+def rate_at_psnr(curve: np.ndarray, psnr_db: float) -> float | None:
+    """The bpp a curve of ``(bpp, PSNR)`` points needs at ``psnr_db``, log-linear between its neighbouring points;
+    None outside its range. How the estimates compare a changed codec with the model's own fractional qualities."""
+    curve = curve[np.argsort(curve[:, 1])]
+    if not curve[0, 1] <= psnr_db <= curve[-1, 1]:
+        return None
+    return float(np.exp(np.interp(psnr_db, curve[:, 1], np.log(curve[:, 0]))))
 
 
 def code_length(residuals: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:

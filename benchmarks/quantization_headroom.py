@@ -28,7 +28,7 @@ from harness_codecs._autoencoder.entropy_coding.densities import LIKELIHOOD_FLOO
 from harness_codecs._autoencoder.latent_codecs.checkerboard import anchor_mask
 from torch.special import ndtr
 
-from headroom_inputs import SCALE_MULTIPLIERS, fewest_bits_by_band, headroom_inputs
+from headroom_inputs import SCALE_MULTIPLIERS, fewest_bits_by_band, headroom_inputs, psnr, rate_at_psnr
 
 SURVIVALS = {
     "Gaussian": lambda x, s: ndtr(-x / s),
@@ -165,8 +165,7 @@ def coded(model, tiles: torch.Tensor, quality: float, quantizer=None) -> tuple[f
             points, chain_bits = quantizer(residuals, chain_scales)
         decoded = decoded + (from_chains(points, positions, latent.shape) + means) * positions
         bits += float(chain_bits.sum())
-    error = (model.decode(decoded, qualities).clamp(0, 1) - tiles).pow(2).mean(dim=(1, 2, 3))
-    return bits / tiles.numel(), float((10 * torch.log10(1 / error)).mean())
+    return bits / tiles.numel(), psnr(model.decode(decoded, qualities), tiles)
 
 
 def channel_weights(model, tiles: torch.Tensor, quality: float) -> torch.Tensor:
@@ -188,7 +187,6 @@ def trellis_rows(model, tiles: torch.Tensor, quality: float) -> list[str]:
     top = model.spec.rate_levels - 1.0
     curve = np.array([coded(model, tiles, value)
                       for value in sorted({min(max(quality + offset, 0.0), top) for offset in CURVE_OFFSETS})])
-    order = np.argsort(curve[:, 1])
     near = [coded(model, tiles, min(max(quality + offset, 0.0), top)) for offset in (-0.25, 0.25)]
     slope = (10 ** (-near[0][1] / 10) - 10 ** (-near[1][1] / 10)) / (near[1][0] - near[0][0])
     weights = channel_weights(model, tiles[::max(len(tiles) // WEIGHT_TILES, 1)], quality)[:, None]
@@ -196,10 +194,10 @@ def trellis_rows(model, tiles: torch.Tensor, quality: float) -> list[str]:
     for step in STEPS:
         for multiple in LAMBDA_MULTIPLES:
             quantizer = partial(trellis, weights=weights, step=step, lmbda=multiple * slope)
-            bpp, psnr = coded(model, tiles, quality, quantizer)
-            if curve[order[0], 1] <= psnr <= curve[order[-1], 1]:
-                scalar = float(np.exp(np.interp(psnr, curve[order, 1], np.log(curve[order, 0]))))
-                rows.append(f"| {quality:g} | {step:g} | {multiple:g} | {bpp:.4f} | {psnr:.3f} | {scalar:.4f} | "
+            bpp, psnr_db = coded(model, tiles, quality, quantizer)
+            scalar = rate_at_psnr(curve, psnr_db)
+            if scalar is not None:
+                rows.append(f"| {quality:g} | {step:g} | {multiple:g} | {bpp:.4f} | {psnr_db:.3f} | {scalar:.4f} | "
                             f"{100 * (bpp / scalar - 1):+.2f} % |")
     return rows
 
