@@ -28,7 +28,8 @@ from harness_codecs._autoencoder.entropy_coding.densities import LIKELIHOOD_FLOO
 from harness_codecs._autoencoder.latent_codecs.checkerboard import anchor_mask
 from torch.special import ndtr
 
-from headroom_inputs import SCALE_MULTIPLIERS, fewest_bits_by_band, headroom_inputs, psnr, rate_at_psnr
+from headroom_inputs import (SCALE_MULTIPLIERS, fewest_bits_by_band, headroom_inputs, latent_and_parameters, psnr,
+                             rate_at_psnr)
 
 SURVIVALS = {
     "Gaussian": lambda x, s: ndtr(-x / s),
@@ -208,8 +209,7 @@ def main() -> None:
         print("| quality | " + " | ".join(name for name in SURVIVALS if name != "Gaussian") + " |")
         print("|---:|" + "---:|" * (len(SURVIVALS) - 1))
         for value in qualities:
-            latent, prior = model.encode(tiles, torch.full((len(tiles),), value)), model.prior
-            means, scales = prior.element_parameters(latent, torch.round(prior.hyper_encoder(latent)), torch.round)
+            latent, means, scales = latent_and_parameters(model, tiles, value)
             changes = shape_changes(torch.round(latent - means), scales)
             print(f"| {value:g} | " + " | ".join(f"{change:+.2f} %" for change in changes.values()) + " |")
         print("\n| quality | step | lambda x | bpp | PSNR | scalar bpp at that PSNR | change |")
