@@ -32,6 +32,13 @@ class ProbabilityTables:
     def table(self, index: int) -> np.ndarray:
         return self.probabilities[self.starts[index]:self.starts[index] + self.lengths[index]]
 
+    def followed_by(self, other: "ProbabilityTables") -> "ProbabilityTables":
+        """These tables, then ``other``'s, as one: ``other``'s table ``i`` becomes ``len(self) + i``."""
+        return ProbabilityTables(np.concatenate([self.probabilities, other.probabilities]),
+                                 np.concatenate([self.starts, other.starts + len(self.probabilities)]),
+                                 np.concatenate([self.lengths, other.lengths]),
+                                 np.concatenate([self.offsets, other.offsets]))
+
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """The arrays by name, as a checkpoint stores them under ``prefix``."""
         return {f"{prefix}.{name}": getattr(self, name) for name in TABLE_FIELDS}

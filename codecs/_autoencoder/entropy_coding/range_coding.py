@@ -44,9 +44,11 @@ from harness import WorkerDied, WorkerProcess
 from harness_codecs._autoencoder.entropy_coding.array_channel import ArrayChannel
 from harness_codecs._autoencoder.entropy_coding.symbol_coding import SymbolCoder, new_decoder, new_encoder
 from harness_codecs._autoencoder.entropy_coding.probability_tables import ProbabilityTables
+from harness_codecs._autoencoder.entropy_coding.trellis import ChainedSymbolCoder
 
-LATENT, SIDE = "latent", "side"
-"""The coders a stream's sections name: the latent ``y``'s tables, the side latent ``z``'s."""
+LATENT, SIDE, TRELLIS = "latent", "side", "trellis"
+"""The coders a stream's sections name: the latent ``y``'s tables, the side latent ``z``'s, and ``y``'s levels
+of trellis-coded quantization along chains (``trellis.ChainedSymbolCoder``)."""
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,9 @@ def encode_tile(coders: dict[str, SymbolCoder], parts: list[TilePart]) -> np.nda
     return encoder.get_compressed()
 
 
-def symbol_coders(tables: dict[str, ProbabilityTables]) -> dict[str, SymbolCoder]:
-    return {name: SymbolCoder(probabilities) for name, probabilities in tables.items()}
+def symbol_coders(tables: dict[str, ProbabilityTables]) -> dict[str, SymbolCoder | ChainedSymbolCoder]:
+    return {name: (ChainedSymbolCoder if name == TRELLIS else SymbolCoder)(probabilities)
+            for name, probabilities in tables.items()}
 
 
 class RangeCoding:
@@ -107,8 +110,7 @@ class LocalDecoders:
 
     def read(self, coder: str, tables: np.ndarray) -> np.ndarray:
         """Every tile's next section (int64, batch first), its values under ``tables`` (batch first)."""
-        return np.stack([self.coders[coder].decode(decoder, tile_tables)
-                         for decoder, tile_tables in zip(self.decoders, tables)])
+        return self.coders[coder].decode_tiles(self.decoders, tables)
 
     def exhausted(self) -> list[bool]:
         """Per tile, whether its stream may hold nothing more (see ``RangeDecoder.maybe_exhausted``)."""
@@ -251,7 +253,7 @@ def _range_coder(tables: dict[str, ProbabilityTables]) -> Callable[[tuple], Any]
         return [encode_tile(coders, tile) for tile in parts]
 
     def read(keys: list[int], tables: list[np.ndarray], coder: str) -> list[np.ndarray]:
-        return [_compact(coders[coder].decode(decoders[key], tile_tables)) for key, tile_tables in zip(keys, tables)]
+        return list(_compact(coders[coder].decode_tiles([decoders[key] for key in keys], np.stack(tables))))
 
     def open_and_read(keys: list[int], words: list[np.ndarray], tables: list[np.ndarray],
                       coder: str) -> list[np.ndarray]:

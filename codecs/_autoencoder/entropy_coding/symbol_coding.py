@@ -32,7 +32,7 @@ LEAST_PROBABILITY = 2.0**-24
 (``perfect=False``): a table's end symbol, whose tail mass is 5e-10, costs 24 bits rather than 31."""
 
 
-def _overflow_probabilities() -> np.ndarray:
+def overflow_probabilities() -> np.ndarray:
     """P(z) proportional to 1 / (z + 1)^2: z = 0 (a value exactly at the table's end) costs 0.7 bits,
     a distance of 100 about 14 bits."""
     weights = 1.0 / np.arange(1, OVERFLOW_LIMIT + 1, dtype=np.float64) ** 2
@@ -47,7 +47,7 @@ def code_lengths(tables: ProbabilityTables, values: np.ndarray) -> np.ndarray:
     counts as at least ``LEAST_PROBABILITY``, as the range coder's models give it."""
     symbols, at_end, zigzag = coded_as(values[None, :], tables.offsets[:, None], tables.lengths[:, None])
     bits = -np.log2(np.maximum(tables.probabilities[tables.starts[:, None] + symbols], LEAST_PROBABILITY))
-    bits[at_end] -= np.log2(_overflow_probabilities())[np.minimum(zigzag, OVERFLOW_LIMIT - 1)]
+    bits[at_end] -= np.log2(overflow_probabilities())[np.minimum(zigzag, OVERFLOW_LIMIT - 1)]
     return bits
 
 
@@ -90,7 +90,7 @@ class SymbolCoder:
         self.tables = tables
         self.models = [constriction.stream.model.Categorical(tables.table(index), perfect=False)
                        for index in range(len(tables))]
-        self.overflow_model = constriction.stream.model.Categorical(_overflow_probabilities(), perfect=False)
+        self.overflow_model = constriction.stream.model.Categorical(overflow_probabilities(), perfect=False)
         self.end_symbols = [np.isin(np.arange(length), (0, length - 1)) for length in tables.lengths.tolist()]
         """Per table, which of its symbols are ends (followed by a distance): decoding counts a group's ends with
         one lookup, since each group's distances follow its symbols in the stream."""
@@ -132,6 +132,11 @@ class SymbolCoder:
         decoded = np.empty_like(values)
         decoded[order] = values
         return decoded.reshape(tables.shape)
+
+
+    def decode_tiles(self, decoders: list[constriction.stream.queue.RangeDecoder], tables: np.ndarray) -> np.ndarray:
+        """Each tile's values (tiles first), each from its own decoder under its tables (tiles first)."""
+        return np.stack([self.decode(decoder, tile_tables) for decoder, tile_tables in zip(decoders, tables)])
 
 
 def _grouping_order(tables: np.ndarray) -> np.ndarray:

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from harness_codecs._autoencoder.entropy_coding.densities import SCALE_FLOOR, FactorizedDensity
 from harness_codecs._autoencoder.entropy_coding.probability_tables import ProbabilityTables
-from harness_codecs._autoencoder.entropy_coding.range_coding import LATENT, SIDE
+from harness_codecs._autoencoder.entropy_coding.range_coding import LATENT, SIDE, TRELLIS
+from harness_codecs._autoencoder.entropy_coding.trellis import TrellisSettings
 from scipy.special import expit, ndtr, ndtri
 
 TAIL_MASS = 1e-9
@@ -82,32 +83,64 @@ def gaussian_tables(scales: np.ndarray = SCALE_TABLE) -> ProbabilityTables:
     return ProbabilityTables.from_list(tables, offsets)
 
 
+def odd_gaussian_tables(scales: np.ndarray = SCALE_TABLE) -> ProbabilityTables:
+    """Per tabulated scale, a zero-mean Gaussian's probabilities of the cells of trellis-coded quantization's
+    ``Q1`` (``trellis``), in units of its double step: ``[-1/4, 1/4]`` for level 0, ``[1/4, 1]`` for 1, ``[m - 1,
+    m]`` for ``m >= 2``, mirrored for the negative levels; the end symbols carry the tails. ``Q0``'s are the
+    integer-bin ``gaussian_tables``, whose levels each table spans (its ends' cells begin half a level nearer, so
+    they carry a little more mass): a level's symbol is then the same in both families, which the chained decoder
+    relies on. Shorter tables (a larger tail mass) did not decode measurably faster."""
+    tables, offsets = [], []
+    reach = float(ndtri(1.0 - TAIL_MASS / 2))
+    for scale in scales:
+        radius = max(int(np.ceil(reach * scale)), 1)
+        levels = np.arange(-radius, radius)
+        upper_edges = np.where(levels <= -2, levels + 1.0, np.where(levels >= 1, levels, levels * 0.5 + 0.25))
+        cumulative = np.concatenate([[0.0], ndtr(upper_edges / scale), [1.0]])
+        tables.append(np.diff(cumulative))
+        offsets.append(-radius)
+    return ProbabilityTables.from_list(tables, offsets)
+
+
 @dataclass(frozen=True)
 class EntropyTables:
-    """What the coder reads from the checkpoint: the latent's tables, and for the hyperprior the
-    side latent's tables and the scale of each latent table."""
+    """What the coder reads from the checkpoint: the latent's tables, for the hyperprior the side latent's tables
+    and the scale of each latent table, and where the checkpoint has them, trellis-coded quantization's ``Q1``
+    tables (``odd``) and the encoder's trellis settings."""
 
     latent: ProbabilityTables
     side: ProbabilityTables | None = None
     scales: np.ndarray | None = None
+    odd: ProbabilityTables | None = None
+    trellis: TrellisSettings | None = None
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         arrays = self.latent.arrays("latent")
         if self.side is not None:
             arrays |= self.side.arrays("side") | {"scales": np.asarray(self.scales, dtype=np.float64)}
+        if self.odd is not None:
+            arrays |= self.odd.arrays("odd")
+        if self.trellis is not None:
+            arrays |= self.trellis.arrays("trellis")
         return {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in arrays.items()}
+
+    def trellis_tables(self) -> ProbabilityTables | None:
+        """The trellis-coded latent's tables, ``Q0``'s (the latent's) then ``Q1``'s; None without ``Q1``'s."""
+        return None if self.odd is None else self.latent.followed_by(self.odd)
 
     def coders(self) -> dict[str, ProbabilityTables]:
         """The probability tables of each coder a layout's sections name."""
-        return {LATENT: self.latent} if self.side is None else {LATENT: self.latent, SIDE: self.side}
+        coders = {LATENT: self.latent} if self.side is None else {LATENT: self.latent, SIDE: self.side}
+        return coders | ({TRELLIS: self.trellis_tables()} if self.odd is not None else {})
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "EntropyTables":
         arrays = {name: tensor.numpy() for name, tensor in tensors.items()}
         if "scales" not in arrays:
             return cls(ProbabilityTables.from_arrays(arrays, "latent"))
+        odd = ProbabilityTables.from_arrays(arrays, "odd") if "odd.probabilities" in arrays else None
         return cls(ProbabilityTables.from_arrays(arrays, "latent"), ProbabilityTables.from_arrays(arrays, "side"),
-                   arrays["scales"].astype(np.float64))
+                   arrays["scales"].astype(np.float64), odd, TrellisSettings.from_arrays(arrays, "trellis"))
 
 
 def _first(condition: np.ndarray, default: int) -> int:
