@@ -19,6 +19,8 @@ from harness_codecs._autoencoder.runtime.checkpoint import build_model, load_che
 from benchmark_tiles import benchmark_tiles
 
 SCALE_MULTIPLIERS = 2.0 ** (torch.arange(-24, 25) / 16)
+WEIGHT_NOISE = 0.25
+"""The standard deviation of the noise ``channel_weights`` puts on one channel at a time."""
 """The scale multipliers an estimate chooses from per tile and band (the codec's shifts are steps of 2^(1/16))."""
 
 
@@ -68,3 +70,20 @@ def fewest_bits_by_band(bits: torch.Tensor, scales: torch.Tensor) -> float:
     ``bits`` holds each element's bits under each multiplier, multipliers first, the elements shaped as ``scales``."""
     bands = torch.bucketize(scales, torch.tensor(BAND_SCALES))
     return sum(float(bits[:, bands == band].sum(dim=1).min()) for band in bands.unique())
+
+
+@torch.inference_mode()
+def channel_weights(model: Autoencoder, tiles: torch.Tensor, quality: float) -> torch.Tensor:
+    """Squared image error per squared latent error, per channel, at ``quality``: noise on one channel at a time
+    of the rounded latent of ``tiles`` (N x 1 x H x W), decoded. What a trellis search weighs each channel's error
+    by."""
+    qualities = torch.full((len(tiles),), quality)
+    latent = torch.round(model.encode(tiles, qualities))
+    base = model.decode(latent, qualities)
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.empty(latent.shape[1])
+    for channel in range(latent.shape[1]):
+        noise = torch.zeros_like(latent)
+        noise[:, channel] = WEIGHT_NOISE * torch.randn(noise[:, channel].shape, generator=generator)
+        weights[channel] = (model.decode(latent + noise, qualities) - base).pow(2).sum() / noise.pow(2).sum()
+    return weights

@@ -28,8 +28,8 @@ from harness_codecs._autoencoder.entropy_coding.densities import LIKELIHOOD_FLOO
 from harness_codecs._autoencoder.latent_codecs.checkerboard import anchor_mask
 from torch.special import ndtr
 
-from headroom_inputs import (SCALE_MULTIPLIERS, fewest_bits_by_band, headroom_inputs, latent_and_parameters, psnr,
-                             rate_at_psnr)
+from headroom_inputs import (SCALE_MULTIPLIERS, channel_weights, fewest_bits_by_band, headroom_inputs,
+                             latent_and_parameters, psnr, rate_at_psnr)
 
 SURVIVALS = {
     "Gaussian": lambda x, s: ndtr(-x / s),
@@ -46,7 +46,6 @@ even quantizer, 2 and 3 the odd one."""
 STEPS = (0.6, 0.7, 0.8, 0.9, 1.0)
 LAMBDA_MULTIPLES = (0.5, 1.0, 2.0)
 CURVE_OFFSETS = (-1.5, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
-WEIGHT_NOISE = 0.25
 WEIGHT_TILES = 4
 
 
@@ -167,20 +166,6 @@ def coded(model, tiles: torch.Tensor, quality: float, quantizer=None) -> tuple[f
         decoded = decoded + (from_chains(points, positions, latent.shape) + means) * positions
         bits += float(chain_bits.sum())
     return bits / tiles.numel(), psnr(model.decode(decoded, qualities), tiles)
-
-
-def channel_weights(model, tiles: torch.Tensor, quality: float) -> torch.Tensor:
-    """Squared image error per squared latent error, per channel: noise on one channel at a time, decoded."""
-    qualities = torch.full((len(tiles),), quality)
-    latent = torch.round(model.encode(tiles, qualities))
-    base = model.decode(latent, qualities)
-    generator = torch.Generator().manual_seed(0)
-    weights = torch.empty(latent.shape[1])
-    for channel in range(latent.shape[1]):
-        noise = torch.zeros_like(latent)
-        noise[:, channel] = WEIGHT_NOISE * torch.randn(noise[:, channel].shape, generator=generator)
-        weights[channel] = (model.decode(latent + noise, qualities) - base).pow(2).sum() / noise.pow(2).sum()
-    return weights
 
 
 def trellis_rows(model, tiles: torch.Tensor, quality: float) -> list[str]:

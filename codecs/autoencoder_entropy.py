@@ -31,7 +31,7 @@ from harness_codecs._autoencoder.runtime.checkpoint import (
 )
 from harness_codecs._autoencoder.runtime.complexity import codec_complexity
 from harness_codecs._autoencoder.runtime.entropy_coder import EntropyLatentCoder
-from harness_codecs._autoencoder.runtime.entropy_stream import QUALITY_SCALE, format_version
+from harness_codecs._autoencoder.runtime.entropy_stream import QUALITY_SCALE, TRELLIS_OFFSET, format_version
 from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
 from harness_codecs._autoencoder.latent_codecs import LATENT_CODECS, latent_codec_class
 from harness_codecs._autoencoder.runtime.options import (
@@ -51,6 +51,9 @@ from harness_codecs._autoencoder.entropy_coding.symbol_coding import unavailable
 from harness import Codec, CodecOption, Complexity, RateKnob, hookimpl, torch_threads
 
 
+QUANTIZERS = ("scalar", "trellis")
+
+
 class EntropyCodedAutoencoder(Codec):
     """Options: ``checkpoint`` (path, relative to the config's folder), ``quality`` (variable-rate
     checkpoints only: from 0 to levels - 1, in steps of 0.001), ``device`` (filled in by the runner),
@@ -58,7 +61,8 @@ class EntropyCodedAutoencoder(Codec):
     (torch's CPU threads during the calls, default 1), ``range_coding_processes`` (worker processes that
     range-code a batch's tiles in parallel; default 0, in the codec's own process), ``overlap_sub_batches`` (parts
     a batch is cut into, one part's entropy coding overlapping the next part's networks in a second thread;
-    default 1, no overlap)."""
+    default 1, no overlap), ``quantizer`` (``scalar``, the default, or ``trellis``: trellis-coded quantization
+    at the qualities the checkpoint has trellis settings for, ``_autoencoder/entropy_coding/trellis.py``)."""
 
     entropy: ClassVar[str]
     unavailable: ClassVar[str | None] = unavailable_reason()
@@ -74,25 +78,32 @@ class EntropyCodedAutoencoder(Codec):
         CodecOption("overlap_sub_batches", int, minimum=1, description="parts a batch is cut into, each one's entropy "
                                                                        "coding overlapping the next one's networks; "
                                                                        "1: no overlap"),
+        CodecOption("quantizer", str, choices=QUANTIZERS, description="scalar: the latent rounded; trellis: "
+                                                                      "trellis-coded at the qualities the checkpoint "
+                                                                      "has trellis settings for"),
     )
 
     def __init__(self, checkpoint: str, quality: float | None = None, device: str = "cpu", precision: str = "fp32",
                  threads: int = NETWORK_THREADS, range_coding_processes: int = 0, overlap_sub_batches: int = 1,
-                 base_dir: str | Path | None = None):
+                 quantizer: str = "scalar", base_dir: str | Path | None = None):
         path = resolve_checkpoint(self.name, checkpoint, base_dir)
         torch_device = parse_device(self.name, device)
         self.precision = validated_precision(self.name, precision, torch_device)
         status = path.stat()
         loaded, coder = _loaded_coder(path, (status.st_ino, status.st_size, status.st_mtime_ns), self.entropy,
                                       str(torch_device), self.precision)
+        if quantizer == "trellis" and coder.trellis_settings is None:
+            raise ValueError(f"{self.name} option quantizer='trellis': {path} has no trellis settings; write them "
+                             "with benchmarks/trellis_settings.py, or leave quantizer out")
         self.coder = coder.configured(_validated_quality(self.name, quality, loaded, path),
-                                      range_coding_processes, overlap_sub_batches)
+                                      range_coding_processes, overlap_sub_batches, quantizer == "trellis")
         self.device = describe_device(torch_device)
         self.preferred_batch_size = preferred_batch_size(torch_device)
         self.threads = threads
         # The format with band shifts; a tile whose bands share one shift is written in its one-shift form.
+        trellis_offset = TRELLIS_OFFSET if self.coder.trellis_level() else 0
         self.stream_version = format_version(self.coder.variable_rate, self.coder.shift_chooser is not None,
-                                             self.coder.refinement_weighting)
+                                             self.coder.refinement_weighting) + trellis_offset
         levels = loaded.spec.rate_levels
         self.rate_knob = replace(type(self).rate_knob, high=levels - 1) if levels else None
 
@@ -110,7 +121,10 @@ class EntropyCodedAutoencoder(Codec):
         with torch_threads(self.threads):
             return self.coder.decode_batch(streams, shapes)
 
-    def estimated_bpp(self, tiles: list[np.ndarray]) -> list[float]:
+    def estimated_bpp(self, tiles: list[np.ndarray]) -> list[float] | None:
+        """The prior's estimate for the rounded latent; None for a trellis-coded point, which it does not model."""
+        if self.coder.trellis_level():
+            return None
         with torch_threads(self.threads):
             return self.coder.estimated_bpp(tiles)
 

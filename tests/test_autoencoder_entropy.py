@@ -20,7 +20,7 @@ import pytest
 import torch
 from harness_codecs._autoencoder.runtime import options
 from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from harness_codecs._autoencoder.runtime.entropy_coder import even_parts, pipelined
+from harness_codecs._autoencoder.runtime.pipelining import even_parts, pipelined
 from harness_codecs._autoencoder.entropy_coding.densities import (
     FactorizedDensity,
     estimated_bits,

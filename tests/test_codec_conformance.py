@@ -41,3 +41,14 @@ class TestAnEntropyCodedCodecWithItsSpeedOptions(CodecConformance):
     def codec_under_test(cls):
         codec_class = REGISTRY.codec("autoencoder_hyperprior")
         return codec_class, codec_class.example_point | SPEED_OPTIONS
+
+
+class TestTheShippedLearnedCodecTrellisCoded(CodecConformance):
+    """The shipped learned codec with ``quantizer: trellis`` at a trellis-coded quality, under the same contract
+    (fuzzing included): its chained range decoding meets damaged streams too."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def codec_under_test(cls):
+        codec_class = REGISTRY.codec("autoencoder_checkerboard")
+        return codec_class, codec_class.example_point | {"quality": 7, "quantizer": "trellis"}

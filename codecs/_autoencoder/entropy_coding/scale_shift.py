@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 from harness_codecs._autoencoder.entropy_coding.probability_tables import ProbabilityTables
-from harness_codecs._autoencoder.entropy_coding.range_coding import LATENT, TileDecoders
+from harness_codecs._autoencoder.entropy_coding.range_coding import LATENT, TRELLIS, Section, TileDecoders
 from harness_codecs._autoencoder.entropy_coding.symbol_coding import code_lengths
+from harness_codecs._autoencoder.entropy_coding.trellis import odd_of_chains
 
 SHIFT_LIMIT = 32
 """Shifts go from ``-SHIFT_LIMIT`` to ``SHIFT_LIMIT`` scale steps (a factor of 0.45 to 2.2 with 256 scales): the
@@ -66,17 +67,28 @@ def shifted_by_tile(tables: np.ndarray, shifts: np.ndarray, edges: np.ndarray, t
     return shifted(tables, shifts[tile, bands_of(tables, edges)], table_count)
 
 
+def family_rows(section: Section, table_count: int) -> np.ndarray:
+    """A section's table indexes as the shift chooser counts them: trellis-coded levels' in their family, ``Q1``'s
+    after ``table_count`` ``Q0`` tables (each tile's chains run along its links, the second axis)."""
+    if section.coder != TRELLIS:
+        return section.tables
+    return section.tables + table_count * odd_of_chains(np.moveaxis(section.values, 1, 0)).swapaxes(0, 1)
+
+
 class ShiftChooser:
     """Picks a tile's shifts from its latent's values and table indexes, with the coder's own code lengths."""
 
-    def __init__(self, tables: ProbabilityTables, scales: np.ndarray):
-        self.table_count = len(tables)
+    def __init__(self, tables: ProbabilityTables, scales: np.ndarray, families: int = 1):
+        self.table_count = len(tables) // families
+        """The tables of one family: trellis-coded levels (``trellis``) have two, ``Q0``'s and ``Q1``'s, each of a
+        table per scale, and a shift moves a table within its family."""
         self.edges = band_edges(scales)
         self.bits = code_lengths(tables, np.arange(-VALUE_REACH, VALUE_REACH + 1))
         """Bits of each value in [-VALUE_REACH, VALUE_REACH] under each table: tables x values."""
 
     def best(self, values: np.ndarray, tables: np.ndarray) -> np.ndarray:
-        """The shifts (one per band) that code ``values`` under ``tables`` (one tile's, any shape) in the fewest bits,
+        """The shifts (one per band) that code ``values`` under ``tables`` (one tile's, any shape; each index within
+        its family, plus the family's first) in the fewest bits,
         counting ``BAND_SHIFT_BITS`` for shifts that differ: each band's own best, or one best shift in every band
         where the bands' bytes would cost more than they save (small tiles at low rates). 0 for an empty band and
         among equals."""
@@ -92,15 +104,17 @@ class ShiftChooser:
         (tables x values), in one count."""
         width = self.bits.shape[1]
         columns = np.clip(values, -VALUE_REACH, VALUE_REACH) + VALUE_REACH
-        keys = (bands_of(tables, self.edges) * self.table_count + tables.astype(np.int64)) * width + columns
-        return np.bincount(keys, minlength=BANDS * self.table_count * width).reshape(BANDS, -1)
+        tables = tables.astype(np.int64)
+        keys = (bands_of(tables % self.table_count, self.edges) * len(self.bits) + tables) * width + columns
+        return np.bincount(keys, minlength=BANDS * len(self.bits) * width).reshape(BANDS, -1)
 
     def cheapest(self, counts: np.ndarray) -> tuple[int, float]:
         """The shift that codes the (table, value) pairs of ``counts`` in the fewest bits, 0 among equals, and
         those bits."""
         present = np.flatnonzero(counts)
         rows, columns = np.divmod(present, self.bits.shape[1])
-        shifted_rows = shifted(rows[None, :], SHIFTS[:, None], self.table_count)
+        family_starts = rows - rows % self.table_count
+        shifted_rows = family_starts + shifted(rows[None, :] - family_starts, SHIFTS[:, None], self.table_count)
         costs = self.bits[shifted_rows, columns[None, :]] @ counts[present]
         chosen = SMALLEST_FIRST[np.argmin(costs[SMALLEST_FIRST])]
         return int(SHIFTS[chosen]), float(costs[chosen])
@@ -108,8 +122,9 @@ class ShiftChooser:
 
 class ShiftedDecoders:
     """A batch's tile decoders (``range_coding.TileDecoders``) that read each tile's latent under its tables moved
-    by that tile's shifts (tiles x ``BANDS``), as the encoder wrote it; the side latent's tables are its channels',
-    never shifted."""
+    by that tile's shifts (tiles x ``BANDS``), as the encoder wrote it (trellis-coded levels: their ``Q0`` tables,
+    which the chained coder moves to ``Q1``'s by its states); the side latent's tables are its channels', never
+    shifted."""
 
     def __init__(self, decoders: TileDecoders, shifts: np.ndarray, edges: np.ndarray, table_count: int):
         self.decoders = decoders
@@ -121,7 +136,7 @@ class ShiftedDecoders:
         return len(self.decoders)
 
     def read(self, coder: str, tables: np.ndarray) -> np.ndarray:
-        if coder == LATENT:
+        if coder in (LATENT, TRELLIS):
             tables = shifted_by_tile(tables, self.shifts, self.edges, self.table_count)
         return self.decoders.read(coder, tables)
 

@@ -38,8 +38,9 @@ from harness_codecs._autoencoder.entropy_coding.densities import (
     gaussian_likelihood,
     noisy,
 )
-from harness_codecs._autoencoder.entropy_coding.range_coding import LATENT, Section, TileDecoders
+from harness_codecs._autoencoder.entropy_coding.range_coding import LATENT, TRELLIS, Section, TileDecoders
 from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
+from harness_codecs._autoencoder.entropy_coding.trellis import TrellisLevel, TrellisSearch, reconstruction, table_offset
 from harness_codecs._autoencoder.fixed_point.gaussians import FixedPointGaussians
 from harness_codecs._autoencoder.fixed_point.networks import FixedPointConvolution, FixedPointNetwork, to_fixed
 from harness_codecs._autoencoder.latent_codecs.base import register
@@ -265,31 +266,94 @@ class FixedPointCheckerboard(FixedPointGaussians):
 
 class CheckerboardLayout(SideLatentLayout):
     """``z``; then the anchors of ``y`` (hyperprior only), grouped by table; then the other positions,
-    whose Gaussians also see the decoded anchors, grouped by table."""
+    whose Gaussians also see the decoded anchors, grouped by table. Trellis-coded (``entropy_coding.trellis``),
+    each pass's levels are chained along the channels instead, under the ``Q0`` and ``Q1`` tables of their scales
+    divided by the double step."""
 
     def __init__(self, prior: CheckerboardLatentCodec, tables: EntropyTables, device: torch.device):
         super().__init__(tables)
         self.fixed = FixedPointCheckerboard(prior, tables.scales, device)
+        self.scales = tables.scales
+        self.table_count = len(tables.latent)
+        self.search = TrellisSearch(tables.trellis_tables()) if tables.odd is not None else None
 
-    def sections(self, latent: np.ndarray, side: np.ndarray) -> tuple[list[Section], np.ndarray]:
+    def sections(self, latent: np.ndarray, side: np.ndarray,
+                 trellis: TrellisLevel | None = None) -> tuple[list[Section], np.ndarray]:
+        """The sections of a batch's streams and the latent the decoder will read from them; ``trellis``: the
+        quantization of a trellis-coded quality (None: rounding)."""
         hyper = self.fixed.hyper(side, latent.shape[2:])
         anchors = anchor_mask(*latent.shape[2:])[0, 0].numpy()
-        means, tables = self.fixed.conditionals(hyper, None, anchors)
-        anchor_values = np.round(latent[:, :, anchors] - means).astype(np.int64)
         decoded = np.zeros(latent.shape)
-        decoded[:, :, anchors] = anchor_values + means
-        others_means, others_tables = self.fixed.conditionals(hyper, decoded, ~anchors)
-        others = np.round(latent[:, :, ~anchors] - others_means).astype(np.int64)
-        decoded[:, :, ~anchors] = others + others_means
-        return [self.side_section(side), Section(LATENT, anchor_values, tables),
-                Section(LATENT, others, others_tables)], decoded.astype(np.float32)
+        sections = [self.side_section(side)]
+        for positions in (anchors, ~anchors):
+            means, tables = self.fixed.conditionals(hyper, None if positions is anchors else decoded, positions)
+            section, points = self.quantized(latent[:, :, positions] - means, tables, trellis)
+            decoded[:, :, positions] = points + means
+            sections.append(section)
+        return sections, decoded.astype(np.float32)
 
-    def read(self, decoders: TileDecoders, channels: int, latent_shape: tuple[int, int]) -> np.ndarray:
+    def quantized(self, residuals: np.ndarray, tables: np.ndarray,
+                  trellis: TrellisLevel | None) -> tuple[Section, np.ndarray]:
+        """One pass's section and its points, from its residuals and tables (batch x channels x positions)."""
+        if trellis is None:
+            values = np.round(residuals).astype(np.int64)
+            return Section(LATENT, values, tables), values
+        step = trellis.double_step
+        chained = _as_links(self.trellis_tables(tables, step))
+        weights = _as_links(np.broadcast_to(trellis.weights[None, :, None] * step**2, residuals.shape))
+        levels = self.search.levels(*(_links_first(values) for values in (_as_links(residuals / step), chained,
+                                                                           weights)), trellis.lmbda)
+        levels = levels.reshape(chained.shape[1], len(chained), -1).transpose(1, 0, 2)
+        return Section(TRELLIS, levels, chained), _from_links(_points(levels) * step, residuals.shape)
+
+    def trellis_tables(self, tables: np.ndarray, double_step: float) -> np.ndarray:
+        """The ``Q0`` table of each element's scale divided by the double step."""
+        return np.clip(tables - table_offset(self.scales, double_step), 0, self.table_count - 1)
+
+    def read(self, decoders: TileDecoders, channels: int, latent_shape: tuple[int, int],
+             double_step: float | None = None) -> np.ndarray:
+        """The batch's dequantized latents; ``double_step``: the trellis-coded streams' (None: rounded)."""
         hyper = self.fixed.hyper(self.read_side(decoders, latent_shape), latent_shape)
         anchors = anchor_mask(*latent_shape)[0, 0].numpy()
         latent = np.zeros((len(decoders), channels, *latent_shape))
-        means, tables = self.fixed.conditionals(hyper, None, anchors)
-        latent[:, :, anchors] = decoders.read(LATENT, tables) + means
-        means, tables = self.fixed.conditionals(hyper, latent, ~anchors)
-        latent[:, :, ~anchors] = decoders.read(LATENT, tables) + means
+        for positions in (anchors, ~anchors):
+            means, tables = self.fixed.conditionals(hyper, None if positions is anchors else latent, positions)
+            if double_step is None:
+                latent[:, :, positions] = decoders.read(LATENT, tables) + means
+            else:
+                levels = decoders.read(TRELLIS, _as_links(self.trellis_tables(tables, double_step)))
+                latent[:, :, positions] = _from_links(_points(levels) * double_step, means.shape) + means
         return latent.astype(np.float32)
+
+
+TRELLIS_CHAINS = 2
+"""Chains per latent position and pass: the first half of the channels and the second, coded side by side, so that
+each of a pass's 128 links is one call of the range decoder for both. The shipped model at quality 7 on the 24
+default tiles (bf16, batches of 4, the 2-core AMD EPYC VM, in turn twice): 6.6 to 6.8 ms of chained range
+decoding per tile against 7.1 to 8.0 with one chain of 256, for streams 0.06 % larger and 0.02 dB lower."""
+
+
+def _as_links(values: np.ndarray) -> np.ndarray:
+    """batch x channels x positions -> batch x links x elements: link ``k`` holds channel ``k`` and channel
+    ``k + channels / 2`` at every position."""
+    batch, channels, positions = values.shape
+    if channels % TRELLIS_CHAINS:
+        raise ValueError(f"a latent of {channels} channels cannot be trellis-coded: it needs an even number")
+    halves = values.reshape(batch, TRELLIS_CHAINS, channels // TRELLIS_CHAINS, positions).transpose(0, 2, 1, 3)
+    return halves.reshape(batch, channels // TRELLIS_CHAINS, TRELLIS_CHAINS * positions)
+
+
+def _from_links(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    batch, channels, positions = shape
+    halves = values.reshape(batch, channels // TRELLIS_CHAINS, TRELLIS_CHAINS, positions).transpose(0, 2, 1, 3)
+    return halves.reshape(shape)
+
+
+def _links_first(values: np.ndarray) -> np.ndarray:
+    """batch x links x elements -> links x (batch * elements): every tile's chains searched together."""
+    return values.transpose(1, 0, 2).reshape(values.shape[1], -1)
+
+
+def _points(levels: np.ndarray) -> np.ndarray:
+    """The reconstruction points of a batch's levels (batch x links x elements), chained along the links."""
+    return reconstruction(levels.transpose(1, 0, 2)).transpose(1, 0, 2)

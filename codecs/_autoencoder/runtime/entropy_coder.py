@@ -27,10 +27,10 @@ sub-batches coded one after the other.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from harness_codecs._autoencoder.entropy_coding.scale_shift import (
     SHIFT_LIMIT,
     ShiftChooser,
     ShiftedDecoders,
+    family_rows,
     shifted_by_tile,
 )
 from harness_codecs._autoencoder.runtime.entropy_stream import (
@@ -49,51 +50,25 @@ from harness_codecs._autoencoder.runtime.entropy_stream import (
     unpack_stream,
 )
 from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
+from harness_codecs._autoencoder.entropy_coding.trellis import (
+    DOUBLE_STEP_UNITS,
+    SMALLEST_DOUBLE_STEP_CODE,
+    TrellisLevel,
+)
 from harness_codecs._autoencoder.runtime.fixed_length_coder import autocast, group_by_shape, model_inputs
 from harness_codecs._autoencoder.model.refinement import corrected
 from harness_codecs._autoencoder.runtime.refinement_weight import chosen_code, weight_of
 from harness_codecs._autoencoder.runtime.post_filter import PostFilter, PostFilters, fitted, worth_its_bytes
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, latent_size
+from harness_codecs._autoencoder.runtime.pipelining import even_parts, pipelined
 from harness_codecs._autoencoder.entropy_coding.range_coding import (
     LATENT,
+    TRELLIS,
     PooledRangeCoding,
     RangeCoding,
     Section,
     range_coding,
 )
-
-
-Item = TypeVar("Item")
-Middle = TypeVar("Middle")
-
-
-def even_parts(items: Sequence[Item], count: int) -> list[Sequence[Item]]:
-    """``items`` cut into ``count`` consecutive parts whose lengths differ by one at most (fewer parts if there
-    are fewer items; one, empty, if there are none)."""
-    count = min(count, len(items)) or 1
-    size, extra = divmod(len(items), count)
-    bounds = [index * size + min(index, extra) for index in range(count + 1)]
-    return [items[start:stop] for start, stop in zip(bounds, bounds[1:])]
-
-
-def pipelined(parts: Sequence[Item], ahead: Callable[[Item], Middle], then: Callable[[Middle], list],
-              thread: ThreadPoolExecutor) -> list:
-    """``then(ahead(part))`` of every part, concatenated in order, with ``ahead`` running one part ahead in
-    ``thread`` while this thread runs ``then`` (a single part runs here alone). Whatever raises, no part is
-    left running in ``thread`` when this returns."""
-    if len(parts) == 1:
-        return then(ahead(parts[0]))
-    results: list = []
-    pending: Future | None = thread.submit(ahead, parts[0])
-    try:
-        for following in [*parts[1:], None]:
-            done = pending.result()
-            pending = thread.submit(ahead, following) if following is not None else None
-            results.extend(then(done))
-    finally:
-        if pending is not None:
-            wait([pending])
-    return results
 
 
 @dataclass(frozen=True)
@@ -152,6 +127,11 @@ class EntropyLatentCoder:
         self.shift_chooser = ShiftChooser(tables.latent, tables.scales) if tables.scales is not None else None
         """Picks each tile's scale shifts where ``y`` is coded under Gaussian tables (``scale_shift``); None for the
         factorized prior, whose tables are its channels'."""
+        self.trellis_settings = tables.trellis
+        self.trellis_coding = False
+        """Whether the encoder trellis-codes the qualities the checkpoint has trellis settings for (``configured``)."""
+        self.trellis_shift_chooser = (ShiftChooser(self.tables[TRELLIS], tables.scales, families=2)
+                                      if TRELLIS in self.tables else None)
         self.trained_lmbda = trained_lmbda
         """A single-rate model's trade-off (a variable-rate model's are in its spec): the encoder weighs a
         post-filter's bytes with it."""
@@ -167,13 +147,15 @@ class EntropyLatentCoder:
         """The second thread of overlapped sub-batches (started at its first use), shared by the copies: the
         runner makes one call at a time, and each call waits for its sub-batches."""
 
-    def configured(self, quality: float | None, processes: int = 0, sub_batches: int = 1) -> EntropyLatentCoder:
+    def configured(self, quality: float | None, processes: int = 0, sub_batches: int = 1,
+                   trellis: bool = False) -> EntropyLatentCoder:
         """The same coder (sharing model, tables and layout) encoding at ``quality``, range-coding in
         ``processes`` worker processes (0: in this one), overlapping ``sub_batches`` parts of each batch
-        (1: none)."""
+        (1: none), trellis-coding where the checkpoint has settings for the quality (``trellis``)."""
         coder = copy.copy(self)
         coder.quality = quality
         coder.sub_batches = sub_batches
+        coder.trellis_coding = trellis
         if processes not in self.range_codings:
             self.range_codings[processes] = range_coding(self.tables, processes)
         coder.range_coding = self.range_codings[processes]
@@ -230,23 +212,30 @@ class EntropyLatentCoder:
             latent = np.stack([analyses[index].latent for index in indexes])
             sides = [analyses[index].side for index in indexes]
             side = np.stack(sides) if sides[0] is not None else None
-            sections, dequantized = self.layout.sections(latent, side)
+            sections, dequantized = self.layout.sections(latent, side, *self.trellis_level())
             groups.append(CodedGroup(indexes, *self.shifted_sections(sections), dequantized))
         return groups
+
+    def trellis_level(self) -> tuple[TrellisLevel, ...]:
+        """The trellis settings of the coder's quality, where it trellis-codes it (else nothing)."""
+        level = self.trellis_settings.at(self.quality) if self.trellis_coding else None
+        return () if level is None else (level,)
 
     def shifted_sections(self, sections: list[Section]) -> tuple[list[Section], np.ndarray | None]:
         """``sections`` with each tile's latent tables moved by the shifts that code the tile in the fewest bits,
         and the shifts (tiles x bands)."""
         if self.shift_chooser is None:
             return sections, None
-        latent = [section for section in sections if section.coder == LATENT]
+        latent = [section for section in sections if section.coder in (LATENT, TRELLIS)]
+        chooser = self.trellis_shift_chooser if latent[0].coder == TRELLIS else self.shift_chooser
+        rows = [family_rows(section, chooser.table_count) for section in latent]
         shifts = np.stack([
-            self.shift_chooser.best(np.concatenate([section.values[tile].ravel() for section in latent]),
-                                    np.concatenate([section.tables[tile].ravel() for section in latent]))
+            chooser.best(np.concatenate([section.values[tile].ravel() for section in latent]),
+                         np.concatenate([section_rows[tile].ravel() for section_rows in rows]))
             for tile in range(len(sections[0].values))])
         edges, table_count = self.shift_chooser.edges, len(self.tables[LATENT])
         return [Section(section.coder, section.values, shifted_by_tile(section.tables, shifts, edges, table_count))
-                if section.coder == LATENT else section for section in sections], shifts
+                if section.coder in (LATENT, TRELLIS) else section for section in sections], shifts
 
     def write(self, analyses: list[Analysis]) -> list[bytes]:
         """One stream per tile: the ``sections``, range-coded tile by tile, and the tile's post-filter."""
@@ -257,7 +246,8 @@ class EntropyLatentCoder:
                                                      group.dequantized)
             for position, (index, words) in enumerate(zip(group.indexes, self.range_coding.encode(group.sections))):
                 shifts = None if group.shifts is None else tuple(int(shift) for shift in group.shifts[position])
-                streams[index] = pack_stream(self.model_id, words, code, shifts, filters[position], weights[position])
+                streams[index] = pack_stream(self.model_id, words, code, shifts, filters[position], weights[position],
+                                             self.trellis_level()[0].double_step_code if self.trellis_level() else None)
         return streams
 
     def tile_corrections(self, tiles: list[np.ndarray],
@@ -298,7 +288,10 @@ class EntropyLatentCoder:
         """A stream's range-coder words and header, refused (``ValueError``) where the header claims a quality or
         a shift this model cannot have written."""
         words, header = unpack_stream(stream, self.model_id, self.variable_rate, self.shift_chooser is not None,
-                                      self.refinement_weighting)
+                                      self.refinement_weighting, TRELLIS in self.tables)
+        if header.double_step_code is not None and header.double_step_code < SMALLEST_DOUBLE_STEP_CODE:
+            raise ValueError(f"entropy-coded autoencoder stream claims a double step of {header.double_step_code}/"
+                             f"{SMALLEST_DOUBLE_STEP_CODE}, below the format's 1")
         if header.quality is not None and header.quality > (self.model.spec.rate_levels - 1) * QUALITY_SCALE:
             raise ValueError(f"entropy-coded autoencoder stream claims quality {header.quality / QUALITY_SCALE}, "
                              f"beyond this model's {self.model.spec.rate_levels - 1}")
@@ -318,14 +311,17 @@ class EntropyLatentCoder:
         refused stream fails the batch of its shape.
         """
         readings: list[Reading | None] = [None] * len(streams)
-        for shape, indexes in group_by_shape(shapes).items():
-            headers = [self.unpacked(streams[index]) for index in indexes]
+        unpacked = [self.unpacked(stream) for stream in streams]
+        steps = [header.double_step_code for _, header in unpacked]
+        for (shape, step), indexes in group_by_shape(list(zip(shapes, steps))).items():
+            headers = [unpacked[index] for index in indexes]
             decoders = self.range_coding.decoders([words for words, _ in headers])
             if self.shift_chooser is not None:
                 decoders = ShiftedDecoders(decoders, np.array([header.shifts for _, header in headers]),
                                            self.shift_chooser.edges, len(self.tables[LATENT]))
             try:
-                latent = self.layout.read(decoders, self.model.spec.latent_channels, latent_size(*shape))
+                latent = self.layout.read(decoders, self.model.spec.latent_channels, latent_size(*shape),
+                                          *(() if step is None else (step / DOUBLE_STEP_UNITS,)))
                 exhausted = decoders.exhausted()
             except AssertionError as exc:  # constriction's report of data its model cannot have written
                 raise ValueError(f"entropy-coded autoencoder stream does not decode as a {shape[0]}x{shape[1]} "

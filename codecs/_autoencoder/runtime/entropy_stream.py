@@ -27,6 +27,9 @@ version  quality    after the quality            written for
 16       yes        the same, weight byte        variable-rate models with a refinement
 =======  =========  ===========================  ==================================
 
+Versions 17 to 24 are versions 9 to 16 whose latent is trellis-coded (``entropy_coding.trellis``): after
+everything else before the post-filter they hold the trellis byte, the double step in 64ths (64 to 255).
+
 A hyperprior model writes 13 to 16 for a tile whose bands take different
 shifts, 9 to 12 for one whose bands share a shift (the bytes of the bands
 cost more than they save on small tiles at low rates). Streams written before
@@ -38,7 +41,8 @@ in this order: the side latent ``z`` channel by channel (hyperprior and
 checkerboard only), then the latent ``y``: channel by channel under the
 factorized prior; under the hyperprior, grouped by scale table in ascending
 order, each group in raster order; under the checkerboard prior, the anchors
-so grouped, then the other positions so grouped. Each group's symbols are
+so grouped, then the other positions so grouped (trellis-coded: the anchors channel by channel, then the other
+positions channel by channel, each channel under per-element tables, ``trellis.ChainedSymbolCoder``). Each group's symbols are
 followed by the overflow distances of its end symbols (``symbol_coding``).
 The latent shapes follow
 from the tile shape and the checkpoint, so they are not written. A range
@@ -71,12 +75,19 @@ SINGLE_SHIFT_VERSIONS = {(False, False): 9, (True, False): 10, (False, True): 11
 the band shifts, and still written for tiles whose bands share a shift."""
 SHIFT_ONLY_VERSIONS = {False: 7, True: 8}
 """The versions with a tile byte that holds the shift alone (before the post-filter), by variable rate."""
+TRELLIS_OFFSET = 8
+"""A trellis-coded stream's version is that of the same stream rounded, plus this."""
 BANDED_VERSIONS = {FORMAT_VERSIONS[rate, True] for rate in (False, True)} | {*REFINED_VERSIONS.values()}
+BANDED_VERSIONS |= {version + TRELLIS_OFFSET for version in BANDED_VERSIONS}
 """The versions whose other bands' shifts follow the tile byte."""
+_TRELLIS_BASES = {*SINGLE_SHIFT_VERSIONS.values(), *REFINED_VERSIONS.values(),
+                  *(FORMAT_VERSIONS[rate, True] for rate in (False, True))}
+"""The versions with a tile byte (9 to 16), whose latent may be trellis-coded."""
 _HEADER = struct.Struct(f">B{MODEL_ID_BYTES}sI")
 _QUALITY = struct.Struct(">H")
 _TILE_BYTE = struct.Struct(">B")
 _WEIGHT_BYTE = struct.Struct(">B")
+_TRELLIS_BYTE = struct.Struct(">B")
 _BAND_SHIFTS = struct.Struct(f">{BAND_SHIFT_BITS // 8}b")
 _FILTER_FLAG = 0x80
 _SHIFT_BITS = 0x7F
@@ -97,6 +108,8 @@ class StreamHeader:
     shifts: tuple[int, ...]
     post_filter: PostFilter | None = None
     refinement_weight: int | None = None
+    double_step_code: int | None = None
+    """The trellis-coded latent's double step in 64ths; None: rounded."""
 
 
 def quality_code(quality: float) -> int:
@@ -113,9 +126,17 @@ def format_version(variable_rate: bool, tile_byte: bool, refined: bool = False, 
     return REFINED_VERSIONS[variable_rate] if refined and tile_byte else FORMAT_VERSIONS[variable_rate, tile_byte]
 
 
-def readable_versions(variable_rate: bool, tile_byte: bool, refined: bool = False) -> set[int]:
-    """The versions a model reads: those it writes (with a tile byte: band shifts or one shift), and for models
-    with Gaussian tables and no refinement those written before the post-filter and before the shift."""
+def readable_versions(variable_rate: bool, tile_byte: bool, refined: bool = False, trellis: bool = False) -> set[int]:
+    """The versions a model reads: those it writes (with a tile byte: band shifts or one shift; ``trellis``: also
+    trellis-coded), and for models with Gaussian tables and no refinement those written before the post-filter and
+    before the shift."""
+    rounded = _rounded_versions(variable_rate, tile_byte, refined)
+    if not trellis:
+        return rounded
+    return rounded | {version + TRELLIS_OFFSET for version in rounded if version in _TRELLIS_BASES}
+
+
+def _rounded_versions(variable_rate: bool, tile_byte: bool, refined: bool) -> set[int]:
     own = format_version(variable_rate, tile_byte, refined)
     if not tile_byte:
         return {own}
@@ -127,29 +148,32 @@ def readable_versions(variable_rate: bool, tile_byte: bool, refined: bool = Fals
 
 def pack_stream(model_id: bytes, words: np.ndarray, quality: int | None = None,
                 shifts: tuple[int, ...] | None = None, post_filter: PostFilter | None = None,
-                refinement_weight: int | None = None) -> bytes:
+                refinement_weight: int | None = None, double_step_code: int | None = None) -> bytes:
     """Header and payload; ``quality`` (a ``quality_code``) is written for variable-rate models only, ``shifts``
     (one per band; and a ``post_filter``, where the tile has one) for models with Gaussian tables only,
-    ``refinement_weight`` (a weight code) for those with a refinement. Shifts that are all the same are written as
-    one, in the format of one shift."""
+    ``refinement_weight`` (a weight code) for those with a refinement, ``double_step_code`` for a trellis-coded
+    latent. Shifts that are all the same are written as one, in the format of one shift."""
     banded = shifts is not None and len(set(shifts)) > 1
     body = b"" if quality is None else _QUALITY.pack(quality)
     if shifts is not None:
         body += _TILE_BYTE.pack((shifts[0] & _SHIFT_BITS) | (_FILTER_FLAG if post_filter is not None else 0))
         body += _BAND_SHIFTS.pack(*shifts[1:]) if banded else b""
         body += b"" if refinement_weight is None else _WEIGHT_BYTE.pack(refinement_weight)
+        body += b"" if double_step_code is None else _TRELLIS_BYTE.pack(double_step_code)
         body += b"" if post_filter is None else post_filter.to_bytes()
     body += np.asarray(words, dtype=np.uint32).astype(WORD).tobytes()
     version = format_version(quality is not None, shifts is not None, refinement_weight is not None, banded)
+    version += 0 if double_step_code is None else TRELLIS_OFFSET
     return _HEADER.pack(version, model_id, zlib.crc32(body)) + body
 
 
 def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False, tile_byte: bool = False,
-                  refined: bool = False) -> tuple[np.ndarray, StreamHeader]:
+                  refined: bool = False, trellis: bool = False) -> tuple[np.ndarray, StreamHeader]:
     """The payload's 32-bit words and the header's quality, shifts, post-filter and refinement weight, after
     checking version, model and checksum (``ValueError`` otherwise). ``refined``: the model has a refinement and
-    Gaussian tables (its streams have a weight byte)."""
-    readable = readable_versions(variable_rate, tile_byte, refined)
+    Gaussian tables (its streams have a weight byte); ``trellis``: the model has the tables of trellis-coded
+    streams."""
+    readable = readable_versions(variable_rate, tile_byte, refined, trellis)
     if len(data) >= HEADER_BYTES and data[0] not in readable:
         raise ValueError(f"entropy-coded autoencoder stream has format version {data[0]}; this decoder reads "
                          f"version {' or '.join(str(value) for value in sorted(readable))} for this checkpoint")
@@ -158,7 +182,8 @@ def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False, til
     quality_bytes = _QUALITY.size if variable_rate else 0
     band_bytes = _BAND_SHIFTS.size if version in BANDED_VERSIONS else 0
     weight_bytes = _WEIGHT_BYTE.size if refined else 0
-    extra = quality_bytes + (_TILE_BYTE.size + band_bytes + weight_bytes if has_tile_byte else 0)
+    trellis_bytes = _TRELLIS_BYTE.size if version is not None and version > max(_TRELLIS_BASES) else 0
+    extra = quality_bytes + (_TILE_BYTE.size + band_bytes + weight_bytes + trellis_bytes if has_tile_byte else 0)
     if len(data) < HEADER_BYTES + extra:
         raise ValueError(f"entropy-coded autoencoder stream of {len(data)} bytes is shorter than its "
                          f"{HEADER_BYTES + extra}-byte header")
@@ -176,8 +201,10 @@ def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False, til
     after_tile_byte = quality_bytes + _TILE_BYTE.size
     others = _BAND_SHIFTS.unpack_from(body, after_tile_byte) if band_bytes else (shift,) * (BANDS - 1)
     weight = _WEIGHT_BYTE.unpack_from(body, after_tile_byte + band_bytes)[0] if refined else None
+    after_weight = after_tile_byte + band_bytes + weight_bytes
+    step = _TRELLIS_BYTE.unpack_from(body, after_weight)[0] if trellis_bytes else None
     read_filter = PostFilter.from_bytes(body[extra - FILTER_BYTES:extra]) if post_filter else None
-    header = StreamHeader(quality, (shift, *others), read_filter, weight)
+    header = StreamHeader(quality, (shift, *others), read_filter, weight, step)
     return np.frombuffer(body[extra:], dtype=WORD).astype(np.uint32), header
 
 
