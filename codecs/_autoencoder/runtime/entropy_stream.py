@@ -27,8 +27,9 @@ version  quality    after the quality            written for
 16       yes        the same, weight byte        variable-rate models with a refinement
 =======  =========  ===========================  ==================================
 
-Versions 17 to 24 are versions 9 to 16 whose latent is trellis-coded (``entropy_coding.trellis``): after
-everything else before the post-filter they hold the trellis byte, the double step in 64ths (64 to 255).
+Versions 17 to 24 are versions 9 to 16 whose latent is trellis-coded (``entropy_coding.trellis``): after the
+band shifts and the weight byte, before the post-filter, they hold the trellis byte, the double step in 64ths (64
+to 255).
 
 A hyperprior model writes 13 to 16 for a tile whose bands take different
 shifts, 9 to 12 for one whose bands share a shift (the bytes of the bands
@@ -41,8 +42,10 @@ in this order: the side latent ``z`` channel by channel (hyperprior and
 checkerboard only), then the latent ``y``: channel by channel under the
 factorized prior; under the hyperprior, grouped by scale table in ascending
 order, each group in raster order; under the checkerboard prior, the anchors
-so grouped, then the other positions so grouped (trellis-coded: the anchors channel by channel, then the other
-positions channel by channel, each channel under per-element tables, ``trellis.ChainedSymbolCoder``). Each group's symbols are
+so grouped, then the other positions so grouped; trellis-coded, the anchors
+link by link, then the other positions link by link (a link: channel ``k``
+and channel ``k + C / 2`` at every position of the pass, under per-element
+tables, ``trellis.ChainedSymbolCoder``). Each group's (or link's) symbols are
 followed by the overflow distances of its end symbols (``symbol_coding``).
 The latent shapes follow
 from the tile shape and the checkpoint, so they are not written. A range
