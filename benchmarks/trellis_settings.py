@@ -50,6 +50,8 @@ class Measurement:
         torch.set_num_threads(1)
         self.loaded = load_checkpoint(checkpoint)
         self.model = build_model(self.loaded, checkpoint)
+        if not self.model.prior.trellis_coded:
+            raise SystemExit(f"{checkpoint}: its {self.model.spec.entropy} prior cannot trellis-code the latent")
         tables = EntropyTables.from_tensors(self.loaded.entropy_tables)
         self.tables = dataclasses.replace(tables, odd=odd_gaussian_tables(tables.scales), trellis=None)
         self.coder = EntropyLatentCoder(self.model, self.tables, model_id(self.loaded.state_dict), torch.device("cpu"))

@@ -51,7 +51,10 @@ from harness_codecs._autoencoder.entropy_coding.symbol_coding import unavailable
 from harness import Codec, CodecOption, Complexity, RateKnob, hookimpl, torch_threads
 
 
-QUANTIZERS = ("scalar", "trellis")
+QUANTIZER = CodecOption("quantizer", str, choices=("scalar", "trellis"),
+                        description="scalar: the latent rounded; trellis: trellis-coded at the qualities the "
+                                    "checkpoint has trellis settings for")
+"""The option of the codecs whose latent codec can trellis-code (``LatentCodec.trellis_coded``)."""
 
 
 class EntropyCodedAutoencoder(Codec):
@@ -61,8 +64,9 @@ class EntropyCodedAutoencoder(Codec):
     (torch's CPU threads during the calls, default 1), ``range_coding_processes`` (worker processes that
     range-code a batch's tiles in parallel; default 0, in the codec's own process), ``overlap_sub_batches`` (parts
     a batch is cut into, one part's entropy coding overlapping the next part's networks in a second thread;
-    default 1, no overlap), ``quantizer`` (``scalar``, the default, or ``trellis``: trellis-coded quantization
-    at the qualities the checkpoint has trellis settings for, ``_autoencoder/entropy_coding/trellis.py``)."""
+    default 1, no overlap), and where the latent codec can trellis-code (the checkerboard) ``quantizer``
+    (``scalar``, the default, or ``trellis``: trellis-coded quantization at the qualities the checkpoint has
+    trellis settings for, ``_autoencoder/entropy_coding/trellis.py``)."""
 
     entropy: ClassVar[str]
     unavailable: ClassVar[str | None] = unavailable_reason()
@@ -78,9 +82,6 @@ class EntropyCodedAutoencoder(Codec):
         CodecOption("overlap_sub_batches", int, minimum=1, description="parts a batch is cut into, each one's entropy "
                                                                        "coding overlapping the next one's networks; "
                                                                        "1: no overlap"),
-        CodecOption("quantizer", str, choices=QUANTIZERS, description="scalar: the latent rounded; trellis: "
-                                                                      "trellis-coded at the qualities the checkpoint "
-                                                                      "has trellis settings for"),
     )
 
     def __init__(self, checkpoint: str, quality: float | None = None, device: str = "cpu", precision: str = "fp32",
@@ -188,10 +189,11 @@ def codec_class(entropy: str) -> type[EntropyCodedAutoencoder]:
     registry, so that a new entropy model needs no codec class of its own (nor an example point, without a shipped
     checkpoint)."""
     latent_codec = latent_codec_class(entropy)
+    options = EntropyCodedAutoencoder.options + ((QUANTIZER,) if latent_codec.trellis_coded else ())
     return type(f"{entropy.title()}Autoencoder", (EntropyCodedAutoencoder,), {
         "__module__": __name__, "__doc__": EntropyCodedAutoencoder.__doc__, "name": f"autoencoder_{entropy}",
         "description": f"autoencoder, {latent_codec.description}", "entropy": entropy,
-        "example_point": EXAMPLE_POINTS.get(entropy)})
+        "example_point": EXAMPLE_POINTS.get(entropy), "options": options})
 
 
 # The built-in ones by name, for scripts and tests that build a codec directly.

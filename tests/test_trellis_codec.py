@@ -186,3 +186,9 @@ def test_the_shift_chooser_moves_q1_tables_within_their_family_by_their_scales_b
     too_narrow = chooser.best(values, np.full(values.shape, len(SCALE_TABLE) + table))
 
     assert (too_narrow > 0).all() and (too_narrow == too_narrow[0]).all()
+
+
+def test_only_a_codec_whose_latent_codec_can_trellis_code_takes_the_quantizer_option():
+    takes = {entropy: "quantizer" in [option.name for option in codec_class(entropy).options]
+             for entropy in ("factorized", "hyperprior", "checkerboard")}
+    assert takes == {"factorized": False, "hyperprior": False, "checkerboard": True}

@@ -49,6 +49,9 @@ class LatentCodec(nn.Module):
     """The name a spec, the trainer and the codec plugin (``autoencoder_<entropy>``) know it by."""
     description: ClassVar[str]
     """What it codes and how, with its reference; the codec plugin's description follows ``autoencoder, ``."""
+    trellis_coded: ClassVar[bool] = False
+    """Whether its layout can trellis-code the latent (``entropy_coding.trellis``): its codec plugin then takes the
+    point option ``quantizer``."""
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> LatentCodec:

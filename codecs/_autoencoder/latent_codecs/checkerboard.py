@@ -105,6 +105,7 @@ class CheckerboardLatentCodec(SideLatentCodec):
     1x1 network that turns hyper and context features into a mean and scale per latent element."""
 
     entropy = "checkerboard"
+    trellis_coded = True
     description = ("mean-scale hyperprior plus a checkerboard context over decoded anchors (He et al. 2021), "
                    "two parallel decoding passes")
 
