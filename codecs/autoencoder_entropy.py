@@ -102,7 +102,7 @@ class EntropyCodedAutoencoder(Codec):
         self.preferred_batch_size = preferred_batch_size(torch_device)
         self.threads = threads
         # The format with band shifts; a tile whose bands share one shift is written in its one-shift form.
-        trellis_offset = TRELLIS_OFFSET if self.coder.trellis_level() else 0
+        trellis_offset = 0 if self.coder.trellis_level() is None else TRELLIS_OFFSET
         self.stream_version = format_version(self.coder.variable_rate, self.coder.shift_chooser is not None,
                                              self.coder.refinement_weighting) + trellis_offset
         levels = loaded.spec.rate_levels
@@ -124,7 +124,7 @@ class EntropyCodedAutoencoder(Codec):
 
     def estimated_bpp(self, tiles: list[np.ndarray]) -> list[float] | None:
         """The prior's estimate for the rounded latent; None for a trellis-coded point, which it does not model."""
-        if self.coder.trellis_level():
+        if self.coder.trellis_level() is not None:
             return None
         with torch_threads(self.threads):
             return self.coder.estimated_bpp(tiles)

@@ -49,6 +49,8 @@ from harness_codecs._autoencoder.entropy_coding.trellis import ChainedSymbolCode
 LATENT, SIDE, TRELLIS = "latent", "side", "trellis"
 """The coders a stream's sections name: the latent ``y``'s tables, the side latent ``z``'s, and ``y``'s levels
 of trellis-coded quantization along chains (``trellis.ChainedSymbolCoder``)."""
+SCALE_CODERS = (LATENT, TRELLIS)
+"""The coders whose tables are a Gaussian's per tabulated scale: those the tile's scale shifts move."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 from harness_codecs._autoencoder.entropy_coding.probability_tables import ProbabilityTables
-from harness_codecs._autoencoder.entropy_coding.range_coding import LATENT, TRELLIS, Section, TileDecoders
+from harness_codecs._autoencoder.entropy_coding.range_coding import SCALE_CODERS, TRELLIS, Section, TileDecoders
 from harness_codecs._autoencoder.entropy_coding.symbol_coding import code_lengths
 from harness_codecs._autoencoder.entropy_coding.trellis import odd_of_chains
 
@@ -136,7 +136,7 @@ class ShiftedDecoders:
         return len(self.decoders)
 
     def read(self, coder: str, tables: np.ndarray) -> np.ndarray:
-        if coder in (LATENT, TRELLIS):
+        if coder in SCALE_CODERS:
             tables = shifted_by_tile(tables, self.shifts, self.edges, self.table_count)
         return self.decoders.read(coder, tables)
 

@@ -51,6 +51,19 @@ def code_lengths(tables: ProbabilityTables, values: np.ndarray) -> np.ndarray:
     return bits
 
 
+def refuse_beyond_format(values: np.ndarray, at_end: np.ndarray, zigzag: np.ndarray) -> None:
+    """A ``ValueError`` naming the first of ``values`` whose distance beyond its table's end (``zigzag``, for the
+    end symbols ``at_end`` marks, as ``coded_as`` gives them) the format cannot hold."""
+    if zigzag.size and zigzag.max() >= OVERFLOW_LIMIT:
+        raise ValueError(f"latent value {int(values[at_end][zigzag.argmax()])} lies {OVERFLOW_LIMIT // 2} or "
+                         "more beyond its probability table: the stream format cannot hold it")
+
+
+def signed_distances(zigzag: np.ndarray) -> np.ndarray:
+    """The signed distances beyond a table's end that ``coded_as`` zigzag-mapped."""
+    return np.where(zigzag % 2 == 0, zigzag // 2, -(zigzag + 1) // 2)
+
+
 def coded_as(values: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, ...]:
     """How ``SymbolCoder`` writes each value under a table of ``offsets`` and ``lengths`` (broadcast): its symbol,
     whether that is an end symbol, and, for the end symbols only (in order), the zigzag-mapped distance beyond
@@ -100,9 +113,7 @@ class SymbolCoder:
         order = _grouping_order(tables)
         table_of, ordered = tables.ravel()[order], values.ravel()[order]
         symbols, at_end, zigzag = coded_as(ordered, self.tables.offsets[table_of], self.tables.lengths[table_of])
-        if zigzag.size and zigzag.max() >= OVERFLOW_LIMIT:
-            raise ValueError(f"latent value {int(ordered[at_end][zigzag.argmax()])} lies {OVERFLOW_LIMIT // 2} or "
-                             "more beyond its probability table: the stream format cannot hold it")
+        refuse_beyond_format(ordered, at_end, zigzag)
         symbols, zigzag = symbols.astype(np.int32), zigzag.astype(np.int32)
         ends_before = np.concatenate([[0], np.cumsum(at_end)])  # how many end symbols precede each position
         for table, start, stop in _groups(table_of):
@@ -128,7 +139,7 @@ class SymbolCoder:
         if distances:
             zigzag = np.concatenate(distances).astype(np.int64)
             at_end = (symbols == 0) | (symbols == self.tables.lengths[table_of] - 1)
-            values[at_end] += np.where(zigzag % 2 == 0, zigzag // 2, -(zigzag + 1) // 2)
+            values[at_end] += signed_distances(zigzag)
         decoded = np.empty_like(values)
         decoded[order] = values
         return decoded.reshape(tables.shape)

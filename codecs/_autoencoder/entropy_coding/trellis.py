@@ -31,11 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 from harness_codecs._autoencoder.entropy_coding.probability_tables import ProbabilityTables
 from harness_codecs._autoencoder.entropy_coding.symbol_coding import (
-    OVERFLOW_LIMIT,
     code_lengths,
     coded_as,
     constriction,
     overflow_probabilities,
+    refuse_beyond_format,
+    signed_distances,
 )
 
 NEXT_STATE = np.array([[0, 2], [2, 0], [1, 3], [3, 1]])
@@ -232,9 +233,7 @@ class ChainedSymbolCoder:
         rows = tables + self.family_size * odd
         for link, link_rows, width in zip(values, rows, widths.tolist()):
             symbols, at_end, zigzag = coded_as(link, self.tables.offsets[link_rows], self.tables.lengths[link_rows])
-            if zigzag.size and zigzag.max() >= OVERFLOW_LIMIT:
-                raise ValueError(f"latent level {int(link[at_end][zigzag.argmax()])} lies {OVERFLOW_LIMIT // 2} or "
-                                 "more beyond its probability table: the stream format cannot hold it")
+            refuse_beyond_format(link, at_end, zigzag)
             encoder.encode(symbols.astype(np.int32), self.model_family, self.padded[width].take(link_rows, axis=0))
             if zigzag.size:
                 encoder.encode(zigzag.astype(np.int32), self.overflow_model)
@@ -254,7 +253,7 @@ class ChainedSymbolCoder:
         offsets, lasts = self.tables.offsets[tables], self.tables.lengths[tables] - 1  # the same in either family
         state = np.zeros((len(tables), *tables.shape[2:]), dtype=np.int64)
         for link in range(tables.shape[1]):
-            rows = np.where(state >= 2, odd_rows[:, link], tables[:, link])
+            rows = np.where(in_odd_quantizer(state), odd_rows[:, link], tables[:, link])
             symbols = np.stack([decoder.decode(self.model_family, self.padded[width].take(tile_rows, axis=0))
                                 for decoder, tile_rows, width in zip(decoders, rows, widths[:, link].tolist())])
             np.add(symbols, offsets[:, link], out=levels[:, link])
@@ -272,7 +271,7 @@ class ChainedSymbolCoder:
         at_end = (symbols == 0) | (symbols == lasts)
         if at_end.any():
             zigzag = decoder.decode(self.overflow_model, int(np.count_nonzero(at_end))).astype(np.int64)
-            levels[at_end] += np.where(zigzag % 2 == 0, zigzag // 2, -(zigzag + 1) // 2)
+            levels[at_end] += signed_distances(zigzag)
 
     def widths_and_rows(self, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per link (of one tile's ``tables``, or of each tile's: tiles first; the elements along the last axis),

@@ -300,14 +300,14 @@ class CheckerboardLayout(SideLatentLayout):
             values = np.round(residuals).astype(np.int64)
             return Section(LATENT, values, tables), values
         step = trellis.double_step
-        chained = _as_links(self.trellis_tables(tables, step))
+        chained = _as_links(self.tables_at_double_step(tables, step))
         weights = _as_links(np.broadcast_to(trellis.weights[None, :, None] * step**2, residuals.shape))
         levels = self.search.levels(*(_links_first(values) for values in (_as_links(residuals / step), chained,
                                                                            weights)), trellis.lmbda)
         levels = levels.reshape(chained.shape[1], len(chained), -1).transpose(1, 0, 2)
         return Section(TRELLIS, levels, chained), _from_links(_points(levels) * step, residuals.shape)
 
-    def trellis_tables(self, tables: np.ndarray, double_step: float) -> np.ndarray:
+    def tables_at_double_step(self, tables: np.ndarray, double_step: float) -> np.ndarray:
         """The ``Q0`` table of each element's scale divided by the double step."""
         return np.clip(tables - table_offset(self.scales, double_step), 0, self.table_count - 1)
 
@@ -322,7 +322,7 @@ class CheckerboardLayout(SideLatentLayout):
             if double_step is None:
                 latent[:, :, positions] = decoders.read(LATENT, tables) + means
             else:
-                levels = decoders.read(TRELLIS, _as_links(self.trellis_tables(tables, double_step)))
+                levels = decoders.read(TRELLIS, _as_links(self.tables_at_double_step(tables, double_step)))
                 latent[:, :, positions] = _from_links(_points(levels) * double_step, means.shape) + means
         return latent.astype(np.float32)
 

@@ -63,6 +63,7 @@ from harness_codecs._autoencoder.model.autoencoder import Autoencoder, latent_si
 from harness_codecs._autoencoder.runtime.pipelining import even_parts, pipelined
 from harness_codecs._autoencoder.entropy_coding.range_coding import (
     LATENT,
+    SCALE_CODERS,
     TRELLIS,
     PooledRangeCoding,
     RangeCoding,
@@ -212,21 +213,21 @@ class EntropyLatentCoder:
             latent = np.stack([analyses[index].latent for index in indexes])
             sides = [analyses[index].side for index in indexes]
             side = np.stack(sides) if sides[0] is not None else None
-            sections, dequantized = self.layout.sections(latent, side, *self.trellis_level())
+            level = self.trellis_level()
+            sections, dequantized = self.layout.sections(latent, side, *([] if level is None else [level]))
             groups.append(CodedGroup(indexes, *self.shifted_sections(sections), dequantized))
         return groups
 
-    def trellis_level(self) -> tuple[TrellisLevel, ...]:
-        """The trellis settings of the coder's quality, where it trellis-codes it (else nothing)."""
-        level = self.trellis_settings.at(self.quality) if self.trellis_coding else None
-        return () if level is None else (level,)
+    def trellis_level(self) -> TrellisLevel | None:
+        """The trellis settings of the coder's quality, where it trellis-codes it (None: it rounds)."""
+        return self.trellis_settings.at(self.quality) if self.trellis_coding else None
 
     def shifted_sections(self, sections: list[Section]) -> tuple[list[Section], np.ndarray | None]:
         """``sections`` with each tile's latent tables moved by the shifts that code the tile in the fewest bits,
         and the shifts (tiles x bands)."""
         if self.shift_chooser is None:
             return sections, None
-        latent = [section for section in sections if section.coder in (LATENT, TRELLIS)]
+        latent = [section for section in sections if section.coder in SCALE_CODERS]
         chooser = self.trellis_shift_chooser if latent[0].coder == TRELLIS else self.shift_chooser
         rows = [family_rows(section, chooser.table_count) for section in latent]
         shifts = np.stack([
@@ -235,19 +236,21 @@ class EntropyLatentCoder:
             for tile in range(len(sections[0].values))])
         edges, table_count = self.shift_chooser.edges, len(self.tables[LATENT])
         return [Section(section.coder, section.values, shifted_by_tile(section.tables, shifts, edges, table_count))
-                if section.coder in (LATENT, TRELLIS) else section for section in sections], shifts
+                if section.coder in SCALE_CODERS else section for section in sections], shifts
 
     def write(self, analyses: list[Analysis]) -> list[bytes]:
         """One stream per tile: the ``sections``, range-coded tile by tile, and the tile's post-filter."""
         streams: list[bytes | None] = [None] * len(analyses)
         code = quality_code(self.quality) if self.variable_rate else None
+        level = self.trellis_level()
+        double_step_code = None if level is None else level.double_step_code
         for group in self.sections(analyses):
             weights, filters = self.tile_corrections([analyses[index].tile for index in group.indexes],
                                                      group.dequantized)
             for position, (index, words) in enumerate(zip(group.indexes, self.range_coding.encode(group.sections))):
                 shifts = None if group.shifts is None else tuple(int(shift) for shift in group.shifts[position])
                 streams[index] = pack_stream(self.model_id, words, code, shifts, filters[position], weights[position],
-                                             self.trellis_level()[0].double_step_code if self.trellis_level() else None)
+                                             double_step_code)
         return streams
 
     def tile_corrections(self, tiles: list[np.ndarray],
