@@ -56,9 +56,18 @@ class Measurement:
         self.tables = dataclasses.replace(tables, odd=odd_gaussian_tables(tables.scales), trellis=None)
         self.coder = EntropyLatentCoder(self.model, self.tables, model_id(self.loaded.state_dict), torch.device("cpu"))
         self.tiles = [tile for config in configs for tile in benchmark_tiles(config)]
+        self.rounded_points: dict[float, tuple[float, float]] = {}
+        """The rounded codec's points by quality: the slope's two are also the curve's."""
 
     def point(self, quality: float, settings: TrellisSettings | None = None) -> tuple[float, float]:
-        """Mean bpp of the real streams and mean PSNR of the decoded tiles."""
+        """Mean bpp of the real streams and mean PSNR of the decoded tiles (each rounded point coded once)."""
+        if settings is None:
+            if quality not in self.rounded_points:
+                self.rounded_points[quality] = self.coded(quality, None)
+            return self.rounded_points[quality]
+        return self.coded(quality, settings)
+
+    def coded(self, quality: float, settings: TrellisSettings | None) -> tuple[float, float]:
         coder = self.coder.configured(quality, trellis=settings is not None)
         coder.trellis_settings = settings
         streams, decoded = [], []
