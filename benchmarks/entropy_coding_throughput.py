@@ -28,7 +28,7 @@ prior's estimate. CUDA is synchronised around every timed call.
 
     .venv/bin/python benchmarks/entropy_coding_throughput.py [--device cpu|cuda] [--config benchmarks.yaml | --tiles T.npy]
         [--batch-size N] [--repeats 3] [--qualities 0,4,8] [--precision fp32|bf16|fp16|auto]
-        [--range-coding-processes N] [--overlap-sub-batches K] [CHECKPOINT ...]
+        [--quantizer scalar|trellis] [--range-coding-processes N] [--overlap-sub-batches K] [CHECKPOINT ...]
 """
 
 from __future__ import annotations
@@ -76,20 +76,22 @@ def variant_options(processes: int, sub_batches: int) -> dict[str, dict[str, int
 
 
 def measure(path: Path, spec: ModelSpec, tiles: list[np.ndarray], device: str, batch_size: int, repeats: int,
-            qualities: list[float], variants: dict[str, dict[str, int]], precision: str) -> list[str]:
-    """One line per quality of a variable-rate checkpoint, one line for a single-rate one."""
+            qualities: list[float], variants: dict[str, dict[str, int]], options: dict[str, str]) -> list[str]:
+    """One line per quality of a variable-rate checkpoint, one line for a single-rate one; ``options``: the codecs'
+    precision, and their quantizer where one is given."""
     levels = spec.rate_levels
     return [measure_point(path, CODECS[spec.entropy], tiles, device, batch_size, repeats, quality, variants,
-                          precision)
+                          options)
             for quality in ([quality for quality in qualities if quality <= levels - 1] if levels else [None])]
 
 
 def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device: str, batch_size: int,
-                  repeats: int, quality: float | None, variants: dict[str, dict[str, int]], precision: str) -> str:
-    codec = codec_class(checkpoint=str(path), quality=quality, device=device, precision=precision)
-    configured = {label: codec_class(checkpoint=str(path), quality=quality, device=device, precision=precision,
-                                     **options)
-                  for label, options in variants.items()}
+                  repeats: int, quality: float | None, variants: dict[str, dict[str, int]],
+                  options: dict[str, str]) -> str:
+    codec = codec_class(checkpoint=str(path), quality=quality, device=device, **options)
+    configured = {label: codec_class(checkpoint=str(path), quality=quality, device=device, **options,
+                                     **variant)
+                  for label, variant in variants.items()}
     coder = codec.coder
     synchronize = synchronizer_for(device)
     batches = [tiles[start:start + batch_size] for start in range(0, len(tiles), batch_size)]
@@ -113,7 +115,8 @@ def measure_point(path: Path, codec_class: type, tiles: list[np.ndarray], device
     range_coding = range_coding_alone(coder, codings, [timed.result for timed in analysed], megapixels, repeats)
     streams = [data for timed in written for data in timed.result]
     real = np.mean([8 * len(data) / tile.size for data, tile in zip(streams, tiles)])
-    estimated = np.mean(codec.estimated_bpp(tiles))
+    estimates = codec.estimated_bpp(tiles)  # None for a trellis-coded point
+    estimated = np.nan if estimates is None else np.mean(estimates)
     side_by_side = network_and_harness(codec, configured, batches, [timed.result for timed in written], shapes, megapixels,
                                        repeats, synchronize)
     steps = " ".join(f"{megapixels / second:9.1f}" for second in seconds)
@@ -205,6 +208,8 @@ def main() -> None:
                         help="tiles per encode_batch/decode_batch call (default: what the codecs ask for on the device)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", default="fp32", help="the codecs' precision option (fp32, bf16, fp16 on CUDA, auto)")
+    parser.add_argument("--quantizer", default=None, choices=("scalar", "trellis"),
+                        help="the checkerboard codec's quantizer option (default: the codec's own)")
     parser.add_argument("--qualities", default="0,4,8",
                         help="comma-separated qualities at which variable-rate checkpoints are measured")
     parser.add_argument("--range-coding-processes", type=int, default=0,
@@ -223,7 +228,7 @@ def main() -> None:
     tiles = benchmark_tiles(args.config, args.tiles)
     print(run_header(torch.device(args.device)))
     print(f"{len(tiles)} tiles of {(args.tiles or args.config).name}; batch {batch_size}; {args.repeats} repeats; "
-          f"precision {args.precision}; torch threads "
+          f"precision {args.precision}; quantizer {args.quantizer or 'default'}; torch threads "
           f"{NETWORK_THREADS} in every timed call (the codecs' default); MPix/s as "
           "slowest median fastest repeat; ratio = harness median / network median; then the median MPix/s of "
           "the analysis, entropy encoding, entropy decoding and synthesis steps, and of the range encoding "
@@ -241,9 +246,10 @@ def main() -> None:
           f"{'analysis':>9} {'ent. enc':>9} {'ent. dec':>9} {'synthesis':>9} {'rc enc':>9} {'rc dec':>9} "
           + (f"{'rc×N enc':>9} {'rc×N dec':>9} " if args.range_coding_processes else "") + "| "
           f"{'bpp':>7} {'est. bpp':>7} {'gap':>7}")
+    options = {"precision": args.precision} | ({"quantizer": args.quantizer} if args.quantizer else {})
     for path, spec in checkpoints.items():
         for line in measure(path, spec, tiles, args.device, batch_size, args.repeats, qualities, variants,
-                            args.precision):
+                            options):
             print(line, flush=True)
     print(f"load average at the end {load_average()}")
 

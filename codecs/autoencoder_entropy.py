@@ -104,7 +104,8 @@ class EntropyCodedAutoencoder(Codec):
         # The format with band shifts; a tile whose bands share one shift is written in its one-shift form.
         trellis_offset = 0 if self.coder.trellis_level() is None else TRELLIS_OFFSET
         self.stream_version = format_version(self.coder.variable_rate, self.coder.shift_chooser is not None,
-                                             self.coder.refinement_weighting) + trellis_offset
+                                             self.coder.refinement_weighting,
+                                             integer_prior=self.coder.integer_prior) + trellis_offset
         levels = loaded.spec.rate_levels
         self.rate_knob = replace(type(self).rate_knob, high=levels - 1) if levels else None
 

@@ -176,7 +176,7 @@ def test_auto_precision_runs_the_networks_in_the_precision_the_rows_record(check
 def test_the_stream_version_recorded_in_the_rows_is_the_format_the_header_carries(codec):
     """The codec's format; a tile whose bands of scales share one shift carries that format's one-shift form."""
     one_shift = format_version(codec.coder.variable_rate, codec.coder.shift_chooser is not None,
-                               codec.coder.refinement_weighting, banded=False)
+                               codec.coder.refinement_weighting, banded=False, integer_prior=codec.coder.integer_prior)
     assert codec.encode(speckle_tile((32, 32)))[0] in {codec.stream_version, one_shift}
 
 

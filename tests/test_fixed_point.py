@@ -11,12 +11,14 @@ from harness_codecs._autoencoder.fixed_point.gaussians import ScaleThresholds, T
 from harness_codecs._autoencoder.latent_codecs.checkerboard import ContextAtNonAnchors, anchor_mask
 from harness_codecs._autoencoder.entropy_coding.densities import SCALE_FLOOR
 from harness_codecs._autoencoder.entropy_coding.tables import SCALE_TABLE
+from harness_codecs._autoencoder.fixed_point.integer_products import DIGIT_BITS, activation_digits
 from harness_codecs._autoencoder.fixed_point.networks import (
     ACTIVATION_BITS,
     ACTIVATION_LIMIT,
     FixedPointNetwork,
     to_fixed,
 )
+from harness_codecs._autoencoder.runtime.weights import rounded_weights
 from torch import nn
 
 CPU = torch.device("cpu")
@@ -37,8 +39,18 @@ def inputs(seed: int = 1) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(seed).integers(-3, 4, size=(1, 6, 5, 7)).astype(np.float64))
 
 
-def integer_conv(activations: np.ndarray, weight: np.ndarray, bias: np.ndarray, bits: int, stride: int,
-                 padding: int, transposed: bool, output_padding: int = 0) -> np.ndarray:
+def int8_network() -> nn.Sequential:
+    """``network`` with its convolutions' weights as an int8 checkpoint holds them: codes times a scale per output
+    channel (``runtime.weights``), which the fixed-point layers compute from the codes themselves."""
+    modules = network().float()
+    plan = {f"{index}.weight": 8 for index in (2, 4)}
+    modules.load_state_dict(rounded_weights(modules.state_dict(), "int8", plan))
+    return modules.double()
+
+
+def integer_conv(activations: np.ndarray, weight: np.ndarray, bias: np.ndarray, multipliers: np.ndarray,
+                 shifts: np.ndarray, stride: int, padding: int, transposed: bool,
+                 output_padding: int = 0) -> np.ndarray:
     """The layer in plain int64 numpy, written out position by position: the independent reference."""
     _, channels, height, width = activations.shape
     kernel = weight.shape[-1]
@@ -62,31 +74,59 @@ def integer_conv(activations: np.ndarray, weight: np.ndarray, bias: np.ndarray, 
             for col in range(out_width):
                 window = padded[:, row * stride:row * stride + kernel, col * stride:col * stride + kernel]
                 sums[:, row, col] = np.einsum("ikl,oikl->o", window, weight)
-    total = sums + bias[:, None, None] + (1 << (bits - 1))
+    total = sums * multipliers[:, None, None] + bias[:, None, None] + (1 << (shifts[:, None, None] - 1))
     limit = int(ACTIVATION_LIMIT)
-    return np.clip(total >> bits, -limit, limit)[None]  # >> floors, as the layer does
+    return np.clip(total >> shifts[:, None, None], -limit, limit)[None]  # >> floors, as the layer does
 
 
 def integer_network(fixed: FixedPointNetwork, modules: nn.Sequential, activations: np.ndarray) -> np.ndarray:
     for layer, module in zip(fixed.layers, modules):
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             transposed = isinstance(module, nn.ConvTranspose2d)
-            activations = integer_conv(activations, layer.weight.numpy().astype(np.int64),
-                                       layer.bias.numpy().ravel().astype(np.int64), layer.bits, module.stride[0],
+            activations = integer_conv(activations, layer.weight.numpy().astype(np.int64), layer.bias.numpy(),
+                                       layer.multipliers.numpy(), layer.shifts.numpy(), module.stride[0],
                                        module.padding[0], transposed, module.output_padding[0] if transposed else 0)
         else:
             activations = layer(torch.from_numpy(activations.astype(np.float64))).numpy().astype(np.int64)
     return activations
 
 
-def test_a_fixed_point_network_gives_the_integers_of_an_independent_int64_implementation():
-    modules = network()
+@pytest.mark.parametrize("make", [network, int8_network], ids=["float-weights", "int8-weights"])
+def test_a_fixed_point_network_gives_the_integers_of_an_independent_int64_implementation(make):
+    modules = make()
     fixed = FixedPointNetwork(modules, CPU)
     activations = to_fixed(inputs())
 
     expected = integer_network(fixed, modules, activations.numpy().astype(np.int64))
 
     np.testing.assert_array_equal(fixed(activations).numpy(), expected)
+
+
+def test_an_int8_checkpoints_convolutions_compute_with_its_codes_exactly():
+    """The codes times each channel's multiplier and power of two are the weights, to the last bit; the float
+    weights' layers (and every transposed convolution) round them instead."""
+    modules = int8_network()
+    layers = FixedPointNetwork(modules, CPU).layers
+
+    for index in (2, 4):
+        layer = layers[index]
+        factor = layer.multipliers.double() * 2.0 ** -layer.shifts.double()
+        assert layer.codes is not None and float(layer.weight.abs().max()) <= 127
+        assert torch.equal(layer.weight * factor[:, None, None, None], modules[index].weight.detach())
+    assert layers[0].codes is None and FixedPointNetwork(network(), CPU).layers[2].codes is None
+
+
+def test_the_int8_products_give_the_float64_sums_at_the_activation_limit():
+    """Activations at both limits need every digit; the float64 kernels (what a CUDA device runs) sum exactly."""
+    layer = FixedPointNetwork(int8_network(), CPU).layers[2]
+    activations = to_fixed(torch.from_numpy(np.random.default_rng(4).normal(0, 300, size=(2, 8, 9, 11))))
+    activations[0, 0, 0, :2] = torch.tensor([ACTIVATION_LIMIT, -ACTIVATION_LIMIT])
+
+    integer = layer.integer_sums(activations)
+
+    assert integer.dtype == torch.int64
+    assert torch.equal(integer.double(), layer.sums(activations, named_kernels=False))
+    assert torch.equal(integer.double(), layer.sums(activations, named_kernels=True))
 
 
 def test_its_result_does_not_depend_on_the_order_the_sums_are_added_in():
@@ -113,13 +153,14 @@ def test_it_stays_within_a_thousandth_of_the_float_network():
     assert float((fixed - expected).abs().max()) < 1e-3
 
 
-def test_every_layer_keeps_its_largest_possible_sum_exact_in_float64():
-    modules = network()
-    for layer in FixedPointNetwork(modules, CPU).layers:
-        if hasattr(layer, "bits"):
+@pytest.mark.parametrize("make", [network, int8_network], ids=["float-weights", "int8-weights"])
+def test_every_layer_keeps_its_largest_possible_sum_exact_in_float64_and_int64(make):
+    for layer in FixedPointNetwork(make(), CPU).layers:
+        if hasattr(layer, "shifts"):
             dims = (0, 2, 3) if layer.transposed else (1, 2, 3)
-            reach = layer.weight.abs().sum(dim=dims) * ACTIVATION_LIMIT + layer.bias.abs().ravel()
+            reach = layer.weight.abs().sum(dim=dims) * ACTIVATION_LIMIT
             assert float(reach.max()) < 2.0**53
+            assert float((reach * layer.multipliers + layer.bias.abs()).max()) < 2.0**63
 
 
 @pytest.mark.parametrize("module", [nn.Conv2d(2, 2, 3, dilation=2), nn.Conv2d(2, 2, 3, groups=2),
@@ -201,9 +242,14 @@ def test_the_threshold_count_is_the_binary_searchs(thresholds):
     assert torch.equal(counted, torch.searchsorted(torch.from_numpy(thresholds), values, side="left"))
 
 
-def test_the_context_at_the_non_anchors_gives_the_full_convolutions_integers_there():
+@pytest.mark.parametrize("int8", [False, True], ids=["float-weights", "int8-weights"])
+def test_the_context_at_the_non_anchors_gives_the_full_convolutions_integers_there(int8):
+    """With int8 weights both run as int8 products, each its own way (gathered taps, shifted windows)."""
     torch.manual_seed(0)
-    context = nn.Conv2d(6, 5, 5, padding=2).double()
+    context = nn.Conv2d(6, 5, 5, padding=2)
+    if int8:
+        context.load_state_dict(rounded_weights(context.state_dict(), "int8", {"weight": 6}))
+    context = context.double()
     anchors = anchor_mask(7, 9)[0, 0].numpy()
     decoded = np.where(anchors, np.random.default_rng(2).normal(0, 20, (2, 6, 7, 9)), 0.0)  # a batch of two
     activations = to_fixed(torch.from_numpy(decoded))
@@ -211,4 +257,19 @@ def test_the_context_at_the_non_anchors_gives_the_full_convolutions_integers_the
     full = FixedPointNetwork(nn.Sequential(context), CPU)(activations).flatten(2)[..., np.flatnonzero(~anchors)]
     sparse = ContextAtNonAnchors(context, CPU)(activations, ~anchors)
 
+    assert (ContextAtNonAnchors(context, CPU).layer.codes is not None) == int8
     assert torch.equal(sparse, full)
+
+
+@pytest.mark.parametrize(("largest", "digits_needed"),
+                         [(0, 1), (63, 1), (64, 2), (2**20 - 1, 3), (2**20, 4), (int(ACTIVATION_LIMIT), 4)])
+def test_activation_digits_recombine_to_the_activations_with_as_few_digits_as_their_largest_needs(largest,
+                                                                                                    digits_needed):
+    """7-bit digits of the activations plus half the digits' range: 63 fits one, 64 needs two."""
+    activations = torch.tensor([[-largest, largest], [0, -1]], dtype=torch.float64)
+
+    digits, offset = activation_digits(activations)
+
+    recombined = sum(digits[index].long() * 2 ** (DIGIT_BITS * index) for index in range(len(digits))) - offset
+    assert torch.equal(recombined.double(), activations) and int(digits.min()) >= 0
+    assert len(digits) == digits_needed

@@ -4,16 +4,13 @@ bytes where it pays for them at the model's trade-off, and the decoder applies t
 from __future__ import annotations
 
 import copy
-import struct
-import zlib
 
 import numpy as np
 import pytest
 import torch
-from harness_codecs._autoencoder.entropy_coding.scale_shift import BANDS
 from harness_codecs._autoencoder.runtime import entropy_coder
 from harness_codecs._autoencoder.runtime.complexity import counting_macs
-from harness_codecs._autoencoder.runtime.entropy_stream import HEADER_BYTES, SHIFT_ONLY_VERSIONS
+from harness_codecs._autoencoder.runtime.entropy_stream import INTEGER_PRIOR_FLAG
 from harness_codecs._autoencoder.runtime.post_filter import (
     FILTER_BYTES,
     PostFilter,
@@ -146,15 +143,14 @@ def test_the_encoder_fits_no_filter_where_the_trade_off_is_unknown(tmp_path):
     assert codec.coder.unpacked(codec.encode(speckle_tile((64, 64))))[1].post_filter is None
 
 
-def test_streams_written_before_the_post_filter_still_decode(filtering_checkpoint, monkeypatch):
+def test_streams_written_before_the_integer_prior_are_refused_in_one_line(filtering_checkpoint):
     codec = CheckerboardAutoencoder(checkpoint=str(filtering_checkpoint))
     tile = speckle_tile((32, 48))
-    shift = -3
-    monkeypatch.setattr(codec.coder.shift_chooser, "best", lambda values, tables: np.full(BANDS, shift))
-    current = codec.coder.without_post_filter().encode_batch([tile])[0]
-    old = bytearray(current)  # the same stream as version 7 wrote it: the tile byte a signed shift alone
-    old[0], old[HEADER_BYTES] = SHIFT_ONLY_VERSIONS[False], shift & 0xFF
-    old[5:9] = struct.pack(">I", zlib.crc32(bytes(old[HEADER_BYTES:])))
+    current = codec.encode(tile)
+    old = bytearray(current)  # the same bytes as the version before the flag: its tables would be picked otherwise
+    old[0] = current[0] & ~INTEGER_PRIOR_FLAG
 
-    assert codec.coder.unpacked(bytes(old))[1].shifts == (shift,) * BANDS
-    np.testing.assert_array_equal(codec.decode(bytes(old), tile.shape), codec.decode(current, tile.shape))
+    assert current[0] & INTEGER_PRIOR_FLAG
+    with pytest.raises(ValueError, match=rf"format version {old[0]}, written before this decoder's integer prior "
+                                         r"networks, whose tables it cannot reproduce: encode the tile again$"):
+        codec.decode(bytes(old), tile.shape)

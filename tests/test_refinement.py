@@ -15,6 +15,7 @@ from harness_codecs._autoencoder.entropy_coding.scale_shift import BANDS
 from harness_codecs._autoencoder.model.refinement import Refinement
 from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from harness_codecs._autoencoder.runtime.entropy_stream import (
+    INTEGER_PRIOR_FLAG,
     REFINED_VERSIONS,
     SINGLE_SHIFT_VERSIONS,
     pack_stream,
@@ -134,7 +135,8 @@ def refined_codec(tmp_path_factory):
 
 def with_weight_code(codec, stream: bytes, code: int) -> bytes:
     words, header = codec.coder.unpacked(stream)
-    return pack_stream(codec.coder.model_id, words, header.quality, header.shifts, header.post_filter, code)
+    return pack_stream(codec.coder.model_id, words, header.quality, header.shifts, header.post_filter, code,
+                       integer_prior=True)
 
 
 def network_mse(codec, stream: bytes, tile, weight: float) -> float:
@@ -162,7 +164,8 @@ def test_a_refined_models_stream_carries_its_weight_in_one_byte(refined_codec):
     tile = speckle_tile((48, 64))
     stream = refined_codec.encode(tile)
 
-    assert stream[0] in (REFINED_VERSIONS[False], SINGLE_SHIFT_VERSIONS[False, True])
+    assert stream[0] in {version | INTEGER_PRIOR_FLAG for version in (REFINED_VERSIONS[False],
+                                                                       SINGLE_SHIFT_VERSIONS[False, True])}
     assert refined_codec.coder.unpacked(stream)[1].refinement_weight is not None
     assert len(with_weight_code(refined_codec, stream, 0)) == len(stream)
 
@@ -197,7 +200,7 @@ def test_a_refined_models_tile_whose_bands_share_a_shift_is_written_with_that_on
 
     stream = refined_codec.encode(tile)
 
-    assert stream[0] == SINGLE_SHIFT_VERSIONS[False, True]
+    assert stream[0] == SINGLE_SHIFT_VERSIONS[False, True] | INTEGER_PRIOR_FLAG
     assert refined_codec.coder.unpacked(stream)[1].shifts == (2,) * BANDS
     assert refined_codec.coder.unpacked(stream)[1].refinement_weight is not None
 
@@ -205,7 +208,8 @@ def test_a_refined_models_tile_whose_bands_share_a_shift_is_written_with_that_on
 def test_a_refined_model_refuses_a_stream_without_a_weight_byte(refined_codec):
     tile = speckle_tile((48, 64))
     words, header = refined_codec.coder.unpacked(refined_codec.encode(tile))
-    plain = pack_stream(refined_codec.coder.model_id, words, header.quality, (0, 1, 0, 0, 0), header.post_filter)
+    plain = pack_stream(refined_codec.coder.model_id, words, header.quality, (0, 1, 0, 0, 0), header.post_filter,
+                        integer_prior=True)
 
-    with pytest.raises(ValueError, match="format version 13; this decoder reads version 11 or 15"):
+    with pytest.raises(ValueError, match="format version 77; this decoder reads version 75 or 79"):
         refined_codec.decode(plain, tile.shape)

@@ -22,6 +22,7 @@ from harness_codecs._autoencoder.entropy_coding.symbol_coding import SymbolCoder
 from harness_codecs._autoencoder.entropy_coding.tables import SCALE_TABLE, gaussian_tables
 from harness_codecs._autoencoder.runtime.entropy_stream import (
     HEADER_BYTES,
+    INTEGER_PRIOR_FLAG,
     SINGLE_SHIFT_VERSIONS,
     format_version,
 )
@@ -154,13 +155,13 @@ def test_the_shift_moves_the_latent_tables_and_leaves_the_side_latent_tables_alo
         np.testing.assert_array_equal(after.values, before.values)
 
 
-def test_streams_written_before_the_shift_existed_still_decode(checkerboard_checkpoint):
+def test_a_stream_without_the_shift_decodes_as_its_writer_decodes_it(checkerboard_checkpoint):
     codec = CheckerboardAutoencoder(checkpoint=str(checkerboard_checkpoint))
     tile = speckle_tile((64, 48))
-    old_writer = codec.coder.without_scale_shift()  # what the encoder wrote before: no shift byte, format version 5
+    old_writer = codec.coder.without_scale_shift()  # what the shift is measured against: no tile byte, format 5
     stream = old_writer.encode_batch([tile])[0]
 
-    assert stream[0] == format_version(variable_rate=False, tile_byte=False)
+    assert stream[0] == format_version(variable_rate=False, tile_byte=False, integer_prior=True)
     np.testing.assert_array_equal(codec.decode(stream, tile.shape), old_writer.decode_batch([stream], [tile.shape])[0])
 
 
@@ -183,7 +184,7 @@ def test_a_tile_whose_bands_share_a_shift_is_written_with_that_one_shift(checker
 
     single = codec.encode(tile)
 
-    assert single[0] == SINGLE_SHIFT_VERSIONS[False, False]
+    assert single[0] == SINGLE_SHIFT_VERSIONS[False, False] | INTEGER_PRIOR_FLAG
     assert codec.coder.unpacked(single)[1].shifts == (4,) * BANDS
     np.testing.assert_array_equal(codec.decode(single, tile.shape), codec.decode(chosen, tile.shape))
 

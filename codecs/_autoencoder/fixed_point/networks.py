@@ -8,16 +8,20 @@ or on one device with another thread count, since each adds its products in
 its own order. So they run here in fixed point:
 
 * activations are integers, the value times ``2 ** ACTIVATION_BITS``, clamped
-  to ``ACTIVATION_LIMIT``; weights are integers, the float weight times
-  ``2 ** bits`` rounded, with as many bits per layer as keep its largest
-  possible sum (every input at the limit) under ``2 ** 52``;
-* every layer's sums are carried in float64, which holds every integer up to
-  ``2 ** 53`` exactly, so a sum of products of integers is the same whatever
-  order a device adds it in (MKL, cuBLAS, any thread count);
-* after each layer the sum is brought back to activation units by adding
-  half a unit, dividing by a power of two and flooring, all exact (a plain
-  floor would bias every activation by half a unit, which the next layer's
-  weight sums multiply);
+  to ``ACTIVATION_LIMIT``; weights are integers times a factor per output
+  channel: an int8 checkpoint's own codes, its scale the factor (exactly the
+  weights the model holds, ``integer_codes``), or for other weights the
+  float weight times ``2 ** bits`` rounded, with as many bits per layer as
+  keep its largest possible sum (every input at the limit) under ``2 ** 52``;
+* every layer's sums are exact integers, so a sum of products is the same
+  whatever order a device adds it in (MKL, cuBLAS, any thread count): carried
+  in float64, which holds every integer up to ``2 ** 53`` exactly, or, for
+  int8 codes on the CPU, in int8 products with int32 sums of the activations'
+  7-bit digits (``integer_products``: the same integers, several times faster);
+* after each layer the sum is brought back to activation units in int64 by
+  multiplying by the channel's factor's odd part, adding half a unit and
+  shifting down (a floor), all exact (a plain floor would bias every
+  activation by half a unit, which the next layer's weight sums multiply);
 * the non-linearities are integer functions: LeakyReLU multiplies by its
   slope in units of ``2 ** -16`` and floors; GELU reads a table of its values
   at every activation value in [-8, 8], computed once on the CPU (GELU is
@@ -48,7 +52,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.special import erf
+from harness_codecs._autoencoder.fixed_point.integer_products import activation_digits, digit_products
 from torch import nn
+
 ACTIVATION_BITS = 16
 ACTIVATION_LIMIT = 2.0 ** (ACTIVATION_BITS + 10)
 """Activations are clamped to +-1024 (in units of the value): beyond what the shipped networks produce (hyper
@@ -59,6 +65,10 @@ SUM_MARGIN = 2.0
 SLOPE_BITS = 16
 GELU_REACH = 8
 """GELU is tabulated on [-8, 8]; outside, it is the identity (above) or 0 (below) to within 1e-14."""
+
+CODE_LIMIT = 127
+"""The largest code magnitude of the int8 products (``integer_products``)."""
+CODE_BITS = 7
 
 Layer = Callable[[torch.Tensor], torch.Tensor]
 
@@ -85,7 +95,12 @@ class FixedPointNetwork:
 
 
 class FixedPointConvolution(nn.Module):
-    """A convolution (or transposed convolution) whose weights and bias are integers, rescaled and clamped."""
+    """A convolution (or transposed convolution) whose weights and bias are integers, rescaled and clamped.
+
+    Each output channel's weights are integers times one factor ``multiplier * 2 ** -shift``: where the weights are
+    an int8 checkpoint's codes times a scale per output channel (``integer_codes``), exactly those codes, summed on
+    the CPU through int8 products (``integer_products``); otherwise the weights rounded to ``shift`` fractional bits
+    (multiplier 1), as many as keep the largest possible sum under ``2 ** 52``."""
 
     def __init__(self, module: nn.Conv2d | nn.ConvTranspose2d, device: torch.device):
         super().__init__()
@@ -96,23 +111,30 @@ class FixedPointConvolution(nn.Module):
         if module.groups != 1 or module.dilation != (1, 1) or module.padding_mode != "zeros" \
                 or isinstance(module.padding, str):
             raise ValueError(f"the fixed-point entropy model has no exact form of {module!r}")
-        # The largest sum one output element can reach: each input at the limit, against the weights that feed
-        # that output channel (dim 1 of a transposed convolution's weight, dim 0 of a convolution's).
-        reach = (weight.abs().sum(dim=(0, 2, 3) if self.transposed else (1, 2, 3)) * ACTIVATION_LIMIT
-                 + bias.abs() * 2.0**ACTIVATION_BITS).max()
-        self.bits = math.floor(math.log2(EXACT_INTEGERS / SUM_MARGIN / float(reach)))
-        self.weight = torch.round(weight * 2.0**self.bits).to(device)
-        self.bias = torch.round(bias * 2.0 ** (self.bits + ACTIVATION_BITS)).to(device)
+        coded = None if self.transposed else integer_codes(weight)
+        weights, multipliers, shifts = rounded_weights(weight, self.transposed) if coded is None else coded
+        self.codes = (None if coded is None
+                      else weights.permute(2, 3, 1, 0).reshape(-1, len(weights)).to(torch.int8).contiguous())
+        """An int8 checkpoint's codes as one int8 product's weights (``integer_products``): kernel positions, then
+        input channels, by output channels; None for other weights, which run in float64."""
+        self.code_sums = None if self.codes is None else self.codes.sum(dim=0, dtype=torch.int64)
+        self.weight = weights.to(device)
+        self.multipliers, self.shifts = multipliers.to(device), shifts.to(device)
+        self.bias = torch.round(bias * 2.0 ** (shifts.double() + ACTIVATION_BITS)).long().to(device)
+        self.rounding = (2 ** (shifts - 1)).to(device)
         self.stride, self.padding = module.stride, module.padding
         self.output_padding = module.output_padding if self.transposed else None
         self.kernel_size = module.kernel_size
         self.kernel_area = math.prod(module.kernel_size)
 
     def forward(self, activations: torch.Tensor) -> torch.Tensor:
+        if self.codes is not None and integer_products_on(activations.device):
+            return self.rescaled(self.integer_sums(activations), channel_dim=1)
         return self.rescaled(self.sums(activations, named_kernels=activations.is_cuda), channel_dim=1)
 
     def sums(self, activations: torch.Tensor, named_kernels: bool) -> torch.Tensor:
-        """The convolution's sums, without bias. On CUDA torch's own unfold-and-multiply kernels are called by
+        """The convolution's sums, without bias, in float64 (exact: every layer's largest sum is under ``2 ** 53``).
+        On CUDA torch's own unfold-and-multiply kernels are called by
         name (``named_kernels``): F.conv2d might pick a cuDNN FFT or Winograd algorithm, whose rounding would
         break exactness, and switching cuDNN off around the call would switch it off for the whole process, so
         for the networks another thread runs meanwhile (``overlap_sub_batches``). On the CPU, F.conv2d runs
@@ -127,6 +149,23 @@ class FixedPointConvolution(nn.Module):
             return F.conv_transpose2d(activations, self.weight, None, self.stride, self.padding, self.output_padding)
         return F.conv2d(activations, self.weight, None, self.stride, self.padding)
 
+    def integer_sums(self, activations: torch.Tensor) -> torch.Tensor:
+        """The same sums as ``sums`` (int64), through int8 products of the codes and the activations' digits: the
+        digits channels last, so that every kernel position's channels are one contiguous run of the product's
+        inner dimension."""
+        batch = len(activations)
+        rows, cols = self.padding
+        digits, offset = activation_digits(F.pad(activations, (cols, cols, rows, rows)).permute(0, 2, 3, 1))
+        (kernel_rows, kernel_cols), (row_step, col_step) = self.kernel_size, self.stride
+        out_height = (digits.shape[2] - kernel_rows) // row_step + 1
+        out_width = (digits.shape[3] - kernel_cols) // col_step + 1
+        taps = torch.stack([digits[:, :, row:row + row_step * (out_height - 1) + 1:row_step,
+                                   col:col + col_step * (out_width - 1) + 1:col_step]
+                            for row in range(kernel_rows) for col in range(kernel_cols)], dim=4)
+        inner = taps.view(len(digits), batch * out_height * out_width, -1)
+        products = digit_products(inner, self.codes, self.code_sums, offset)
+        return products.view(batch, out_height, out_width, -1).permute(0, 3, 1, 2)
+
     def macs(self, activations: torch.Tensor, output: torch.Tensor) -> int:
         """Multiply-accumulates of one call, counted as ``complexity`` counts a float convolution."""
         if self.transposed:
@@ -134,11 +173,61 @@ class FixedPointConvolution(nn.Module):
         return output.numel() * self.weight.shape[1] * self.kernel_area
 
     def rescaled(self, sums: torch.Tensor, channel_dim: int) -> torch.Tensor:
-        """Sums (in units of the weights times the activations) plus the bias, back in activation units, rounded
-        and clamped."""
-        bias = self.bias.reshape(-1, *[1] * (sums.dim() - channel_dim - 1))
-        rounded = (sums + bias).add_(2.0 ** (self.bits - 1)).mul_(2.0**-self.bits).floor_()
-        return rounded.clamp_(-ACTIVATION_LIMIT, ACTIVATION_LIMIT)
+        """Sums (in units of the integer weights times the activations: float64 or int64 integers) back in
+        activation units (float64 integers): times each channel's multiplier, plus the bias and half a unit, shifted
+        down (a floor) in int64, exact; clamped."""
+        shape = (-1, *[1] * (sums.dim() - channel_dim - 1))
+        total = sums.to(torch.int64).mul_(self.multipliers.view(shape)).add_((self.bias + self.rounding).view(shape))
+        shifted = torch.bitwise_right_shift(total, self.shifts.view(shape))
+        return shifted.clamp_(-int(ACTIVATION_LIMIT), int(ACTIVATION_LIMIT)).to(torch.float64)
+
+
+def integer_products_on(device: torch.device) -> bool:
+    """Whether int8 codes are summed through int8 products (``integer_products``) on ``device``: on the CPU, where
+    they are several times faster than float64; elsewhere (CUDA) the float64 kernels called by name, which give the
+    same integers."""
+    return device.type == "cpu"
+
+
+def rounded_weights(weight: torch.Tensor, transposed: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weights (float64) rounded to integers in units of ``2 ** -bits``, ``bits`` the most that keep every output
+    channel's largest possible sum (each input at the limit) under ``2 ** 52``; multipliers 1 and shifts ``bits``
+    per output channel (dim 1 of a transposed convolution's weight, dim 0 of a convolution's)."""
+    reach = (weight.abs().sum(dim=(0, 2, 3) if transposed else (1, 2, 3)) * ACTIVATION_LIMIT).max()
+    bits = math.floor(math.log2(EXACT_INTEGERS / SUM_MARGIN / float(reach)))
+    channels = weight.shape[1] if transposed else weight.shape[0]
+    return (torch.round(weight * 2.0**bits), torch.ones(channels, dtype=torch.int64),
+            torch.full((channels,), bits, dtype=torch.int64))
+
+
+def integer_codes(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """A convolution's weights (float64, output channels first) as integer codes of at most ``CODE_LIMIT`` in
+    magnitude times, per output channel, an odd multiplier times ``2 ** -shift``, exactly; None where a channel has
+    no such form (trained float weights) or its products could leave int64 (``rescaled``).
+
+    An int8 checkpoint's weights are its codes times a float32 scale per output channel (``runtime.weights``), so
+    every binary digit of a channel's weights is a multiple of the scale's odd part: the odd parts' greatest common
+    divisor recovers it, and the codes (divided by any factor they share) with it."""
+    flat = weight.reshape(len(weight), -1).numpy()
+    mantissas, exponents = np.frexp(flat)
+    integers = (mantissas * 2.0**53).astype(np.int64)  # flat == integers * 2 ** (exponents - 53), exactly
+    nonzero = integers != 0
+    lowest = np.where(nonzero, integers & -integers, 1)
+    trailing = np.round(np.log2(lowest)).astype(np.int64)  # exact: the lowest set bit is a power of two
+    odd = np.abs(integers) >> trailing
+    powers = np.where(nonzero, exponents - 53 + trailing, np.iinfo(np.int64).max)
+    least = np.where(nonzero.any(axis=1), powers.min(axis=1), -1)
+    multipliers = np.maximum(np.gcd.reduce(np.where(nonzero, odd, 0), axis=1), 1)
+    excess = np.where(nonzero, powers - least[:, None], 0)
+    if (excess > CODE_BITS).any() or (least >= 0).any():
+        return None
+    codes = np.where(nonzero, np.sign(integers) * (odd // multipliers[:, None]) << excess, 0)
+    reach = np.abs(codes).sum(axis=1) * ACTIVATION_LIMIT
+    if np.abs(codes).max(initial=0) > CODE_LIMIT or reach.max() * multipliers.max() >= 2.0**62 \
+            or reach.max() >= EXACT_INTEGERS / SUM_MARGIN:
+        return None
+    return (torch.from_numpy(codes.reshape(weight.shape).astype(np.float64)), torch.from_numpy(multipliers),
+            torch.from_numpy(-least))
 
 
 class _LeakyRelu:

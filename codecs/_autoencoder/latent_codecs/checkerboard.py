@@ -42,7 +42,13 @@ from harness_codecs._autoencoder.entropy_coding.range_coding import LATENT, TREL
 from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
 from harness_codecs._autoencoder.entropy_coding.trellis import TrellisLevel, TrellisSearch, reconstruction, table_offset
 from harness_codecs._autoencoder.fixed_point.gaussians import FixedPointGaussians
-from harness_codecs._autoencoder.fixed_point.networks import FixedPointConvolution, FixedPointNetwork, to_fixed
+from harness_codecs._autoencoder.fixed_point.integer_products import activation_digits, digit_products
+from harness_codecs._autoencoder.fixed_point.networks import (
+    FixedPointConvolution,
+    FixedPointNetwork,
+    integer_products_on,
+    to_fixed,
+)
 from harness_codecs._autoencoder.latent_codecs.base import register
 from harness_codecs._autoencoder.latent_codecs.side_latent import SideLatentCodec, SideLatentLayout
 from torch import nn
@@ -204,6 +210,9 @@ class ContextAtNonAnchors(nn.Module):
         self.reach = size // 2
         self.taps = [(row, col) for row in range(size) for col in range(size) if (row + col) % 2 == 1]
         self.tap_weights = [self.layer.weight[:, :, row, col].contiguous() for row, col in self.taps]
+        if self.layer.codes is not None:  # every tap's codes, taps then channels, as one int8 product's weights
+            self.tap_codes = torch.cat([weight.t() for weight in self.tap_weights]).to(torch.int8).cpu()
+            self.tap_code_sums = self.tap_codes.sum(dim=0, dtype=torch.int64)
 
     def forward(self, anchors: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
         """Outputs (batch x channels x positions) at ``positions``, all non-anchors, from ``anchors``
@@ -217,10 +226,17 @@ class ContextAtNonAnchors(nn.Module):
         positions_read = (np.arange(batch)[:, None] * (padded_height * padded_width) + rows * padded_width + cols)
         tap_offsets = np.array([row * padded_width + col for row, col in self.taps])
         reads = torch.from_numpy(tap_offsets[:, None] + positions_read.ravel()[None, :]).to(anchors.device)
-        sums = None
-        for read, weight in zip(reads, self.tap_weights):
-            tap = weight @ tiles.index_select(1, read)
-            sums = tap if sums is None else sums.add_(tap)
+        if self.layer.codes is not None and integer_products_on(anchors.device):
+            # channels last: each position's taps are contiguous runs of channels of the product's inner dimension
+            digits, offset = activation_digits(F.pad(anchors, (self.reach,) * 4).permute(0, 2, 3, 1))
+            gathered = digits.view(len(digits), -1, channels).index_select(1, reads.t().reshape(-1))
+            inner = gathered.view(len(digits), reads.shape[1], -1)
+            sums = digit_products(inner, self.tap_codes, self.tap_code_sums, offset).t()
+        else:
+            sums = None
+            for read, weight in zip(reads, self.tap_weights):
+                tap = weight @ tiles.index_select(1, read)
+                sums = tap if sums is None else sums.add_(tap)
         return self.layer.rescaled(sums.reshape(-1, batch, len(rows)).transpose(0, 1), channel_dim=1)
 
     def macs(self, anchors: torch.Tensor, positions: np.ndarray, output: torch.Tensor) -> int:

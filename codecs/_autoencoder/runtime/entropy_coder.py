@@ -128,6 +128,8 @@ class EntropyLatentCoder:
         self.shift_chooser = ShiftChooser(tables.latent, tables.scales) if tables.scales is not None else None
         """Picks each tile's scale shifts where ``y`` is coded under Gaussian tables (``scale_shift``); None for the
         factorized prior, whose tables are its channels'."""
+        self.integer_prior = tables.scales is not None
+        """Whether fixed-point networks pick ``y``'s tables (not the factorized prior's): ``INTEGER_PRIOR_FLAG``."""
         self.trellis_settings = tables.trellis
         self.trellis_coding = False
         """Whether the encoder trellis-codes the qualities the checkpoint has trellis settings for (``configured``)."""
@@ -250,7 +252,7 @@ class EntropyLatentCoder:
             for position, (index, words) in enumerate(zip(group.indexes, self.range_coding.encode(group.sections))):
                 shifts = None if group.shifts is None else tuple(int(shift) for shift in group.shifts[position])
                 streams[index] = pack_stream(self.model_id, words, code, shifts, filters[position], weights[position],
-                                             double_step_code)
+                                             double_step_code, self.integer_prior)
         return streams
 
     def tile_corrections(self, tiles: list[np.ndarray],
@@ -291,7 +293,7 @@ class EntropyLatentCoder:
         """A stream's range-coder words and header, refused (``ValueError``) where the header claims a quality or
         a shift this model cannot have written."""
         words, header = unpack_stream(stream, self.model_id, self.variable_rate, self.shift_chooser is not None,
-                                      self.refinement_weighting, TRELLIS in self.tables)
+                                      self.refinement_weighting, TRELLIS in self.tables, self.integer_prior)
         if header.double_step_code is not None and header.double_step_code < SMALLEST_DOUBLE_STEP_CODE:
             raise ValueError(f"entropy-coded autoencoder stream claims a double step of {header.double_step_code}/"
                              f"{SMALLEST_DOUBLE_STEP_CODE}, below the format's 1")

@@ -33,9 +33,15 @@ to 255).
 
 A hyperprior model writes 13 to 16 for a tile whose bands take different
 shifts, 9 to 12 for one whose bands share a shift (the bytes of the bands
-cost more than they save on small tiles at low rates). Streams written before
-the shift (versions 5 and 6, a shift of 0) or before the post-filter (7 and 8,
-the tile byte a signed shift alone) decode as before. The payload is one
+cost more than they save on small tiles at low rates), and 5 or 6 where its
+coder leaves the shift out (``without_scale_shift``, for measuring it). Every
+version a hyperprior or checkerboard model writes carries
+``INTEGER_PRIOR_FLAG`` (64): its tables were picked by the fixed-point networks
+computed from the checkpoint's int8 codes (``fixed_point.networks``). Streams
+such models wrote before (the same versions without the flag; 7 and 8 had a
+tile byte of the shift alone) took them from weights rounded otherwise, which
+picks another table for a few elements per tile, so they are refused rather
+than decoded to other symbols. The payload is one
 range-coder stream
 (``constriction.stream.queue``, 32-bit words stored little-endian) holding,
 in this order: the side latent ``z`` channel by channel (hyperprior and
@@ -76,8 +82,8 @@ variable rate."""
 SINGLE_SHIFT_VERSIONS = {(False, False): 9, (True, False): 10, (False, True): 11, (True, True): 12}
 """The versions of one shift for every band in the tile byte, by (variable rate, refined): the only ones before
 the band shifts, and still written for tiles whose bands share a shift."""
-SHIFT_ONLY_VERSIONS = {False: 7, True: 8}
-"""The versions with a tile byte that holds the shift alone (before the post-filter), by variable rate."""
+INTEGER_PRIOR_FLAG = 0x40
+"""Set in every version a model with fixed-point prior networks writes (hyperprior, checkerboard): see above."""
 TRELLIS_OFFSET = 8
 """A trellis-coded stream's version is that of the same stream rounded, plus this."""
 BANDED_VERSIONS = {FORMAT_VERSIONS[rate, True] for rate in (False, True)} | {*REFINED_VERSIONS.values()}
@@ -120,42 +126,44 @@ def quality_code(quality: float) -> int:
     return int(round(quality * QUALITY_SCALE))
 
 
-def format_version(variable_rate: bool, tile_byte: bool, refined: bool = False, banded: bool = True) -> int:
+def format_version(variable_rate: bool, tile_byte: bool, refined: bool = False, banded: bool = True,
+                   integer_prior: bool = False) -> int:
     """The format version a model writes: variable-rate or single-rate, with a tile byte (Gaussian tables) or
-    without, with a refinement weight byte (``refined``, beside a tile byte) or without, and with a shift per band
-    of scales or one shift for all (``banded``: whether the tile's shifts differ)."""
+    without, with a refinement weight byte (``refined``, beside a tile byte) or without, with a shift per band
+    of scales or one shift for all (``banded``: whether the tile's shifts differ), flagged where the model has
+    fixed-point prior networks (``integer_prior``)."""
     if tile_byte and not banded:
-        return SINGLE_SHIFT_VERSIONS[variable_rate, refined]
-    return REFINED_VERSIONS[variable_rate] if refined and tile_byte else FORMAT_VERSIONS[variable_rate, tile_byte]
+        version = SINGLE_SHIFT_VERSIONS[variable_rate, refined]
+    elif refined and tile_byte:
+        version = REFINED_VERSIONS[variable_rate]
+    else:
+        version = FORMAT_VERSIONS[variable_rate, tile_byte]
+    return version | (INTEGER_PRIOR_FLAG if integer_prior else 0)
 
 
-def readable_versions(variable_rate: bool, tile_byte: bool, refined: bool = False, trellis: bool = False) -> set[int]:
+def readable_versions(variable_rate: bool, tile_byte: bool, refined: bool = False, trellis: bool = False,
+                      integer_prior: bool = False) -> set[int]:
     """The versions a model reads: those it writes (with a tile byte: band shifts or one shift; ``trellis``: also
-    trellis-coded), and for models with Gaussian tables and no refinement those written before the post-filter and
-    before the shift."""
-    rounded = _rounded_versions(variable_rate, tile_byte, refined)
-    if not trellis:
-        return rounded
-    return rounded | {version + TRELLIS_OFFSET for version in rounded if version in _TRELLIS_BASES}
-
-
-def _rounded_versions(variable_rate: bool, tile_byte: bool, refined: bool) -> set[int]:
+    trellis-coded), and for models with Gaussian tables and no refinement those without the shift."""
     own = format_version(variable_rate, tile_byte, refined)
-    if not tile_byte:
-        return {own}
-    if refined:
-        return {own, SINGLE_SHIFT_VERSIONS[variable_rate, True]}
-    return {own, SINGLE_SHIFT_VERSIONS[variable_rate, False], SHIFT_ONLY_VERSIONS[variable_rate],
-            format_version(variable_rate, False)}
+    rounded = {own}
+    if tile_byte:
+        rounded |= {SINGLE_SHIFT_VERSIONS[variable_rate, refined]}
+        rounded |= set() if refined else {format_version(variable_rate, False)}
+    if trellis:
+        rounded |= {version + TRELLIS_OFFSET for version in rounded if version in _TRELLIS_BASES}
+    return {version | (INTEGER_PRIOR_FLAG if integer_prior else 0) for version in rounded}
 
 
 def pack_stream(model_id: bytes, words: np.ndarray, quality: int | None = None,
                 shifts: tuple[int, ...] | None = None, post_filter: PostFilter | None = None,
-                refinement_weight: int | None = None, double_step_code: int | None = None) -> bytes:
+                refinement_weight: int | None = None, double_step_code: int | None = None,
+                integer_prior: bool = False) -> bytes:
     """Header and payload; ``quality`` (a ``quality_code``) is written for variable-rate models only, ``shifts``
     (one per band; and a ``post_filter``, where the tile has one) for models with Gaussian tables only,
     ``refinement_weight`` (a weight code) for those with a refinement, ``double_step_code`` for a trellis-coded
-    latent. Shifts that are all the same are written as one, in the format of one shift."""
+    latent; ``integer_prior`` flags the version (a model with fixed-point prior networks). Shifts that are all the
+    same are written as one, in the format of one shift."""
     banded = shifts is not None and len(set(shifts)) > 1
     body = b"" if quality is None else _QUALITY.pack(quality)
     if shifts is not None:
@@ -165,22 +173,27 @@ def pack_stream(model_id: bytes, words: np.ndarray, quality: int | None = None,
         body += b"" if double_step_code is None else _TRELLIS_BYTE.pack(double_step_code)
         body += b"" if post_filter is None else post_filter.to_bytes()
     body += np.asarray(words, dtype=np.uint32).astype(WORD).tobytes()
-    version = format_version(quality is not None, shifts is not None, refinement_weight is not None, banded)
+    version = format_version(quality is not None, shifts is not None, refinement_weight is not None, banded,
+                             integer_prior)
     version += 0 if double_step_code is None else TRELLIS_OFFSET
     return _HEADER.pack(version, model_id, zlib.crc32(body)) + body
 
 
 def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False, tile_byte: bool = False,
-                  refined: bool = False, trellis: bool = False) -> tuple[np.ndarray, StreamHeader]:
+                  refined: bool = False, trellis: bool = False,
+                  integer_prior: bool = False) -> tuple[np.ndarray, StreamHeader]:
     """The payload's 32-bit words and the header's quality, shifts, post-filter and refinement weight, after
     checking version, model and checksum (``ValueError`` otherwise). ``refined``: the model has a refinement and
     Gaussian tables (its streams have a weight byte); ``trellis``: the model has the tables of trellis-coded
-    streams."""
-    readable = readable_versions(variable_rate, tile_byte, refined, trellis)
+    streams; ``integer_prior``: the model has fixed-point prior networks (its versions are flagged)."""
+    readable = readable_versions(variable_rate, tile_byte, refined, trellis, integer_prior)
+    if integer_prior and len(data) >= HEADER_BYTES and data[0] < INTEGER_PRIOR_FLAG:
+        raise ValueError(f"entropy-coded autoencoder stream has format version {data[0]}, written before this "
+                         "decoder's integer prior networks, whose tables it cannot reproduce: encode the tile again")
     if len(data) >= HEADER_BYTES and data[0] not in readable:
         raise ValueError(f"entropy-coded autoencoder stream has format version {data[0]}; this decoder reads "
                          f"version {' or '.join(str(value) for value in sorted(readable))} for this checkpoint")
-    version = data[0] if data else None
+    version = data[0] & ~INTEGER_PRIOR_FLAG if data else None
     has_tile_byte = tile_byte and version != format_version(variable_rate, False)
     quality_bytes = _QUALITY.size if variable_rate else 0
     band_bytes = _BAND_SHIFTS.size if version in BANDED_VERSIONS else 0
@@ -196,7 +209,7 @@ def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False, til
                          f"is model {model_id.hex()}: decode it with the checkpoint that encoded it")
     body = data[HEADER_BYTES:]
     tile = _TILE_BYTE.unpack_from(body, quality_bytes)[0] if has_tile_byte else 0
-    shift, post_filter = _tile_byte(tile, version == SHIFT_ONLY_VERSIONS[variable_rate])
+    shift, post_filter = _tile_byte(tile)
     extra += FILTER_BYTES if post_filter else 0
     if len(body) < extra or (len(body) - extra) % WORD.itemsize or zlib.crc32(body) != checksum:
         raise ValueError("entropy-coded autoencoder stream fails its CRC-32 check (truncated or corrupted stream)")
@@ -211,9 +224,7 @@ def unpack_stream(data: bytes, model_id: bytes, variable_rate: bool = False, til
     return np.frombuffer(body[extra:], dtype=WORD).astype(np.uint32), header
 
 
-def _tile_byte(value: int, shift_only: bool) -> tuple[int, bool]:
-    """The (first band's) shift and whether a post-filter follows; a version 7 or 8 byte is a signed shift alone."""
-    if shift_only:
-        return struct.unpack(">b", bytes([value]))[0], False
+def _tile_byte(value: int) -> tuple[int, bool]:
+    """The (first band's) shift and whether a post-filter follows."""
     shift = value & _SHIFT_BITS
     return shift - (_SHIFT_BITS + 1 if shift & 0x40 else 0), bool(value & _FILTER_FLAG)
