@@ -105,10 +105,14 @@ def test_every_codec_of_the_default_run_gets_a_bd_rate_against_jpeg2000(default_
 
 def test_entropy_coded_rates_of_the_learned_codec_stay_near_the_priors_estimate(summary):
     """At most 5 % above it (what coding costs beyond the ideal code length), and below it only by what each tile's
-    scale shift saves where the prior's scales are too wide (7.7 % at quality 0 on the default tiles)."""
-    points = summary[summary["codec"] == "autoencoder_checkerboard"]
+    scale shift saves where the prior's scales are too wide (7.7 % at quality 0 on the default tiles). The
+    trellis-coded points have no estimate (the prior models the rounded latent)."""
+    learned = summary[summary["codec"] == "autoencoder_checkerboard"]
+    trellis_coded = learned["point"].str.contains("quantizer=trellis")
+    points = learned[~trellis_coded]
     gap = points["bpp_mean"] / points["estimated_bpp_mean"] - 1
-    assert len(points) >= 4 and (gap < 0.05).all() and (gap > -0.15).all()
+    assert len(points) >= 3 and (gap < 0.05).all() and (gap > -0.15).all()
+    assert learned[trellis_coded]["estimated_bpp_mean"].isna().all()
 
 
 @pytest.mark.parametrize("codec", ["autoencoder_factorized", "autoencoder_hyperprior"])
