@@ -183,10 +183,12 @@ def test_the_kernels_called_by_name_on_cuda_give_the_sums_of_the_functional_conv
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("make", [network, int8_network], ids=["float-weights", "int8-weights"])
 @pytest.mark.parametrize("cudnn", [True, False])
-def test_on_cuda_it_gives_the_cpu_integers_whatever_the_process_sets_cudnn_to(cudnn):
-    """Larger than the other tests' input, so that cuDNN would have transform-based algorithms to choose from."""
-    modules = network()
+def test_on_cuda_it_gives_the_cpu_integers_whatever_the_process_sets_cudnn_to(cudnn, make):
+    """Larger than the other tests' input, so that cuDNN would have transform-based algorithms to choose from; with
+    int8 weights the CPU sums through int8 products, CUDA in float64."""
+    modules = make()
     activations = to_fixed(torch.from_numpy(np.random.default_rng(2).normal(0, 2, size=(4, 6, 40, 40))))
     cuda = torch.device("cuda")
 

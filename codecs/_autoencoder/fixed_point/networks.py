@@ -69,6 +69,7 @@ GELU_REACH = 8
 CODE_LIMIT = 127
 """The largest code magnitude of the int8 products (``integer_products``)."""
 CODE_BITS = 7
+"""Bits of ``CODE_LIMIT``: a channel whose weights' lowest binary digits lie further apart has no int8 codes."""
 
 Layer = Callable[[torch.Tensor], torch.Tensor]
 
@@ -112,7 +113,7 @@ class FixedPointConvolution(nn.Module):
                 or isinstance(module.padding, str):
             raise ValueError(f"the fixed-point entropy model has no exact form of {module!r}")
         coded = None if self.transposed else integer_codes(weight)
-        weights, multipliers, shifts = rounded_weights(weight, self.transposed) if coded is None else coded
+        weights, multipliers, shifts = rounded_weights(weight, bias, self.transposed) if coded is None else coded
         self.codes = (None if coded is None
                       else weights.permute(2, 3, 1, 0).reshape(-1, len(weights)).to(torch.int8).contiguous())
         """An int8 checkpoint's codes as one int8 product's weights (``integer_products``): kernel positions, then
@@ -189,11 +190,14 @@ def integer_products_on(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
-def rounded_weights(weight: torch.Tensor, transposed: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rounded_weights(weight: torch.Tensor, bias: torch.Tensor,
+                    transposed: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weights (float64) rounded to integers in units of ``2 ** -bits``, ``bits`` the most that keep every output
-    channel's largest possible sum (each input at the limit) under ``2 ** 52``; multipliers 1 and shifts ``bits``
-    per output channel (dim 1 of a transposed convolution's weight, dim 0 of a convolution's)."""
-    reach = (weight.abs().sum(dim=(0, 2, 3) if transposed else (1, 2, 3)) * ACTIVATION_LIMIT).max()
+    channel's largest possible sum (each input at the limit, and the bias) under ``2 ** 52``, as before the int8
+    codes were used as they are; multipliers 1 and shifts ``bits`` per output channel (dim 1 of a transposed
+    convolution's weight, dim 0 of a convolution's)."""
+    reach = (weight.abs().sum(dim=(0, 2, 3) if transposed else (1, 2, 3)) * ACTIVATION_LIMIT
+             + bias.abs() * 2.0**ACTIVATION_BITS).max()
     bits = math.floor(math.log2(EXACT_INTEGERS / SUM_MARGIN / float(reach)))
     channels = weight.shape[1] if transposed else weight.shape[0]
     return (torch.round(weight * 2.0**bits), torch.ones(channels, dtype=torch.int64),

@@ -219,8 +219,7 @@ class ContextAtNonAnchors(nn.Module):
         (batch x C x h x w, activation units, zero at the non-anchors)."""
         batch, channels, height, width = anchors.shape
         padded_height, padded_width = height + 2 * self.reach, width + 2 * self.reach
-        # every tile's padded map side by side: channels x (batch * padded_height * padded_width)
-        tiles = F.pad(anchors, (self.reach,) * 4).transpose(0, 1).reshape(channels, -1)
+        padded = F.pad(anchors, (self.reach,) * 4)
         rows, cols = np.nonzero(positions)
         # where each tap reads, for every position of every tile: taps x (batch * positions), sent once
         positions_read = (np.arange(batch)[:, None] * (padded_height * padded_width) + rows * padded_width + cols)
@@ -228,11 +227,12 @@ class ContextAtNonAnchors(nn.Module):
         reads = torch.from_numpy(tap_offsets[:, None] + positions_read.ravel()[None, :]).to(anchors.device)
         if self.layer.codes is not None and integer_products_on(anchors.device):
             # channels last: each position's taps are contiguous runs of channels of the product's inner dimension
-            digits, offset = activation_digits(F.pad(anchors, (self.reach,) * 4).permute(0, 2, 3, 1))
+            digits, offset = activation_digits(padded.permute(0, 2, 3, 1))
             gathered = digits.view(len(digits), -1, channels).index_select(1, reads.t().reshape(-1))
             inner = gathered.view(len(digits), reads.shape[1], -1)
             sums = digit_products(inner, self.tap_codes, self.tap_code_sums, offset).t()
-        else:
+        else:  # every tile's padded map side by side: channels x (batch * padded_height * padded_width)
+            tiles = padded.transpose(0, 1).reshape(channels, -1)
             sums = None
             for read, weight in zip(reads, self.tap_weights):
                 tap = weight @ tiles.index_select(1, read)
