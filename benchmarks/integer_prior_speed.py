@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 from benchmark_tiles import benchmark_tiles
 from harness_codecs._autoencoder.fixed_point import networks
-from harness_codecs._autoencoder.latent_codecs import checkerboard
 from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
 
 from harness.environment import load_average
@@ -31,9 +30,7 @@ WHERE_INT8_RUNS = networks.integer_products_on
 
 def use_int8_products(enabled: bool) -> None:
     """Switch the fixed-point layers between int8 products (as shipped) and float64 sums (as on CUDA)."""
-    choice = WHERE_INT8_RUNS if enabled else (lambda device: False)
-    for module in (networks, checkerboard):
-        module.integer_products_on = choice
+    networks.integer_products_on = WHERE_INT8_RUNS if enabled else (lambda device: False)
 
 
 def timed_rounds(codec: CheckerboardAutoencoder, batches: list[list[np.ndarray]],

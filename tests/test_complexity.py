@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from harness_codecs._autoencoder.fixed_point import networks
-from harness_codecs._autoencoder.latent_codecs import checkerboard
 from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.runtime.complexity import REFERENCE_TILE, counting_macs
 from harness_codecs._autoencoder.model.gdn import GDN
@@ -74,8 +73,7 @@ def test_gdn_counts_as_the_one_by_one_convolution_over_its_channels():
 def test_macs_match_the_products_torch_flop_counter_sees_in_a_real_encode_and_decode(name, monkeypatch):
     """The fixed-point networks counted as their float64 kernels run them (on CUDA): on the CPU an int8 checkpoint's
     layers give the same sums through int8 products of the activations' digits, which the counter does not see."""
-    for module in (networks, checkerboard):
-        monkeypatch.setattr(module, "integer_products_on", lambda device: False)
+    monkeypatch.setattr(networks, "integer_products_on", lambda device: False)
     codec = learned_codec(name)
     tile = np.full(REFERENCE_TILE, 0.5, dtype=np.float32)
     with FlopCounterMode(display=False) as encode_flops:

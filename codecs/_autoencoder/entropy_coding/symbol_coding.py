@@ -144,7 +144,6 @@ class SymbolCoder:
         decoded[order] = values
         return decoded.reshape(tables.shape)
 
-
     def decode_tiles(self, decoders: list[constriction.stream.queue.RangeDecoder], tables: np.ndarray) -> np.ndarray:
         """Each tile's values (tiles first), each from its own decoder under its tables (tiles first)."""
         return np.stack([self.decode(decoder, tile_tables) for decoder, tile_tables in zip(decoders, tables)])

@@ -25,7 +25,7 @@ def activation_digits(activations: torch.Tensor) -> tuple[torch.Tensor, int]:
     """The activations (integers, any shape) as int8 digits of ``DIGIT_BITS`` bits, least significant first along a
     new first axis, of the activations plus the returned offset. As many digits as the largest magnitude needs: the
     offset is half the digits' range, so every offset activation is non-negative and below the range."""
-    integers = activations.to(torch.int32, memory_format=torch.contiguous_format)
+    integers = activations.to(torch.int32, memory_format=torch.contiguous_format, copy=True)  # offset in place
     largest = int(integers.abs().max()) if integers.numel() else 0
     count = max(1, -(-(largest.bit_length() + 1) // DIGIT_BITS))
     offset = 1 << (DIGIT_BITS * count - 1)

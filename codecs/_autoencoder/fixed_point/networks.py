@@ -129,9 +129,13 @@ class FixedPointConvolution(nn.Module):
         self.kernel_area = math.prod(module.kernel_size)
 
     def forward(self, activations: torch.Tensor) -> torch.Tensor:
-        if self.codes is not None and integer_products_on(activations.device):
+        if self.sums_codes_on(activations.device):
             return self.rescaled(self.integer_sums(activations), channel_dim=1)
         return self.rescaled(self.sums(activations, named_kernels=activations.is_cuda), channel_dim=1)
+
+    def sums_codes_on(self, device: torch.device) -> bool:
+        """Whether this layer sums through int8 products of its codes on ``device`` (``integer_products_on``)."""
+        return self.codes is not None and integer_products_on(device)
 
     def sums(self, activations: torch.Tensor, named_kernels: bool) -> torch.Tensor:
         """The convolution's sums, without bias, in float64 (exact: every layer's largest sum is under ``2 ** 53``).

@@ -43,12 +43,7 @@ from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
 from harness_codecs._autoencoder.entropy_coding.trellis import TrellisLevel, TrellisSearch, reconstruction, table_offset
 from harness_codecs._autoencoder.fixed_point.gaussians import FixedPointGaussians
 from harness_codecs._autoencoder.fixed_point.integer_products import activation_digits, digit_products
-from harness_codecs._autoencoder.fixed_point.networks import (
-    FixedPointConvolution,
-    FixedPointNetwork,
-    integer_products_on,
-    to_fixed,
-)
+from harness_codecs._autoencoder.fixed_point.networks import FixedPointConvolution, FixedPointNetwork, to_fixed
 from harness_codecs._autoencoder.latent_codecs.base import register
 from harness_codecs._autoencoder.latent_codecs.side_latent import SideLatentCodec, SideLatentLayout
 from torch import nn
@@ -225,7 +220,7 @@ class ContextAtNonAnchors(nn.Module):
         positions_read = (np.arange(batch)[:, None] * (padded_height * padded_width) + rows * padded_width + cols)
         tap_offsets = np.array([row * padded_width + col for row, col in self.taps])
         reads = torch.from_numpy(tap_offsets[:, None] + positions_read.ravel()[None, :]).to(anchors.device)
-        if self.layer.codes is not None and integer_products_on(anchors.device):
+        if self.layer.sums_codes_on(anchors.device):
             # channels last: each position's taps are contiguous runs of channels of the product's inner dimension
             digits, offset = activation_digits(padded.permute(0, 2, 3, 1))
             gathered = digits.view(len(digits), -1, channels).index_select(1, reads.t().reshape(-1))
