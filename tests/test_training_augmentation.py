@@ -12,7 +12,8 @@ from harness.sar import fill_no_data, normalize_db
 from harness_codecs._autoencoder.training.augmentation import Alteration, Augmentation, half_plane
 from harness_codecs._autoencoder.model.autoencoder import spec_for
 from harness_codecs._autoencoder.training.data import CropPlan, PatchCutter, TrainingSplit, TrainingTile
-from harness_codecs._autoencoder.training.loop import Fitter, FitSettings, by_source
+from harness_codecs._autoencoder.training.log import by_source
+from harness_codecs._autoencoder.training.loop import Fitter, FitSettings
 
 VV_RANGE = (-25.0, 5.0)
 

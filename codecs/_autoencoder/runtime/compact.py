@@ -12,15 +12,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
+from harness_codecs._autoencoder.entropy_coding.tables import TRELLIS_KEYS
 from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder
 from harness_codecs._autoencoder.runtime.weight_plan import quantization_bits
 
-
 def in_weight_format(checkpoint: Checkpoint, weight_format: str) -> Checkpoint:
     """``checkpoint`` with its weights rounded to ``weight_format`` (``int8``: quantized as
     ``weight_plan.quantization_bits`` plans for its model) and, for an entropy-coded model, its entropy tables
-    computed from exactly those weights."""
+    computed from exactly those weights; trellis-coded quantization's ``Q1`` tables and settings are kept (the
+    former follow the scales alone, the latter are the encoder's choices, measured on tiles)."""
     if weight_format == "int8":
         with torch.device("meta"):
             bits = quantization_bits(Autoencoder(checkpoint.spec))
@@ -32,5 +33,6 @@ def in_weight_format(checkpoint: Checkpoint, weight_format: str) -> Checkpoint:
     if model.prior is None:
         return converted
     scales = checkpoint.entropy_tables.get("scales")  # kept: a file codes with the scales it was made with
-    converted.entropy_tables = model.prior.tables(None if scales is None else scales.numpy()).to_tensors()
+    trellis = {name: tensor for name, tensor in checkpoint.entropy_tables.items() if name.startswith(TRELLIS_KEYS)}
+    converted.entropy_tables = model.prior.tables(None if scales is None else scales.numpy()).to_tensors() | trellis
     return converted

@@ -1,4 +1,5 @@
-"""Optional TensorBoard logs of a training run: scalars and a few reconstructions at each validation.
+"""What a training run reports of its validations: each source's means, and optional TensorBoard logs (scalars
+and a few reconstructions at each validation).
 
 TensorBoard is not a dependency of the harness: without it, training logs
 nothing unless ``--logdir`` asks for logs, which is then a one-line error.
@@ -6,6 +7,7 @@ nothing unless ``--logdir`` asks for logs, which is then a one-line error.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -13,6 +15,19 @@ import torch
 from harness import UserError
 
 IMAGES_LOGGED = 4
+
+
+def by_source(sources: tuple[str, ...],
+              per_patch: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, tuple[float, float]]:
+    """Per validation source, (bpp, PSNR) averaged over the levels: ``per_patch`` holds each level's per-patch
+    MSE and bpp, and a source's PSNR at a level is that of its patches' mean MSE."""
+    result = {}
+    for source in dict.fromkeys(sources):
+        chosen = torch.tensor([name == source for name in sources])
+        levels = [(float(bpp[chosen].mean()), 10.0 * math.log10(1.0 / max(float(mse[chosen].mean()), 1e-12)))
+                  for mse, bpp in per_patch]
+        result[source] = tuple(sum(values) / len(levels) for values in zip(*levels))
+    return result
 
 
 def default_logdir(output: Path) -> Path:

@@ -41,12 +41,14 @@ import torch
 import torch.nn.functional as F
 from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, save_checkpoint
 from harness_codecs._autoencoder.training.augmentation import Augmentation
+from harness_codecs._autoencoder.training.coded_latents import CodedLatents
 from harness_codecs._autoencoder.training.data import CropPlan, TrainingSplit, patch_loader
 from harness_codecs._autoencoder.entropy_coding.densities import FactorizedDensity, estimated_bits
+from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder, ModelSpec
 from harness_codecs._autoencoder.runtime.compact import in_weight_format
 from harness_codecs._autoencoder.runtime.quantization import dequantize, noisy_latent, quantize
-from harness_codecs._autoencoder.training.log import TrainingLog
+from harness_codecs._autoencoder.training.log import TrainingLog, by_source
 from pytorch_msssim import ms_ssim
 from tqdm import tqdm
 
@@ -110,6 +112,9 @@ class FitSettings:
     """One of ``TRAINABLE_PARTS``: train it and keep every other weight as it starts (None: train everything).
     With the rest frozen, nothing upstream of the part needs gradients, so a step costs little more than the
     forward pass."""
+    codec_tables: EntropyTables | None = None
+    """``--coded-latents``: the starting checkpoint's tables, under which the decoder trains on the latents as the
+    codec codes them (``coded_latents``), one whole level per batch, instead of the noise proxy."""
 
 
 def resume_path(output: Path) -> Path:
@@ -133,19 +138,6 @@ def learning_rate(settings: FitSettings, step: int) -> float:
     return settings.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def by_source(sources: tuple[str, ...],
-              per_patch: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, tuple[float, float]]:
-    """Per validation source, (bpp, PSNR) averaged over the levels: ``per_patch`` holds each level's per-patch
-    MSE and bpp, and a source's PSNR at a level is that of its patches' mean MSE."""
-    result = {}
-    for source in dict.fromkeys(sources):
-        chosen = torch.tensor([name == source for name in sources])
-        levels = [(float(bpp[chosen].mean()), 10.0 * math.log10(1.0 / max(float(mse[chosen].mean()), 1e-12)))
-                  for mse, bpp in per_patch]
-        result[source] = tuple(sum(values) / len(levels) for values in zip(*levels))
-    return result
-
-
 class Fitter:
     """Holds the model, optimizer and generators; ``run`` trains to ``steps`` and writes checkpoints."""
 
@@ -166,6 +158,7 @@ class Fitter:
         # compiled wrappers share the model's parameters, so its state dict keeps its plain names.
         self.encode = torch.compile(self.model.encoder) if settings.compile else self.model.encoder
         self.decode = torch.compile(self.model.decoder) if settings.compile else self.model.decoder
+        self.codec_latents = None if settings.codec_tables is None else CodedLatents(self.model, settings.codec_tables)
         densities = {id(parameter) for module in self.model.modules() if isinstance(module, FactorizedDensity)
                      for parameter in module.parameters()}
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -226,9 +219,13 @@ class Fitter:
             return (self.settings.lmbda * distortion + bpp).mean(), bpp.mean()
         return torch.log(self.model.lmbda(quality) * distortion + bpp).mean(), bpp.mean()
 
-    def coded_latent(self, latent: torch.Tensor, rounded: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The latent as the decoder sees it (rounded, or with the noise proxy) and the prior's likelihoods;
-        in float32 outside autocast, where the likelihoods need the precision."""
+    def coded_latent(self, latent: torch.Tensor, rounded: bool,
+                     quality: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The latent as the decoder sees it (as the codec codes it with ``--coded-latents``, else rounded or with
+        the noise proxy) and the prior's likelihoods; in float32 outside autocast, where the likelihoods need the
+        precision."""
+        if self.codec_latents is not None:
+            return self.codec_latents(latent, quality)
         if self.model.prior is not None:
             return self.model.prior.coded(latent.float(), rounded, None if rounded else self.noise_generator)
         if rounded:
@@ -245,6 +242,9 @@ class Fitter:
         levels = self.settings.spec.rate_levels
         if not levels:
             return None
+        if self.codec_latents is not None:  # the codec codes a tile at one level
+            level = torch.randint(levels, (1,), generator=self.noise_generator, device=self.settings.device)
+            return level.float().expand(count)
         uniform = torch.rand(count, generator=self.noise_generator, device=self.settings.device)
         return uniform * (levels - 1)
 
@@ -263,7 +263,7 @@ class Fitter:
         quality = self._qualities(len(batch))
         with self._autocast():
             latent = self._encode(batch, quality)
-        coded, likelihoods = self.coded_latent(latent, rounded=False)
+        coded, likelihoods = self.coded_latent(latent, rounded=False, quality=quality)
         with self._autocast():
             reconstruction = self._decode(coded, quality)
         loss, _ = self.rate_distortion_loss(batch, reconstruction.float(), likelihoods, quality, mask)
@@ -290,7 +290,7 @@ class Fitter:
         qualities = [torch.full((len(patches),), float(level), device=patches.device) for level in range(levels)]
         measured, per_patch = [], []
         for quality in qualities or [None]:
-            coded, likelihoods = self.coded_latent(self.model.encode(patches, quality), rounded=True)
+            coded, likelihoods = self.coded_latent(self.model.encode(patches, quality), rounded=True, quality=quality)
             reconstruction = self.model.decode(coded, quality).clamp(0.0, 1.0)
             mse = float(F.mse_loss(reconstruction, patches))
             loss, bpp = self.rate_distortion_loss(patches, reconstruction, likelihoods, quality)
@@ -306,14 +306,16 @@ class Fitter:
         return loss, psnr, patches, reconstruction
 
     def checkpoint(self, validation: tuple[float, float]) -> Checkpoint:
-        """The model as a float32 checkpoint, with the entropy tables of its prior as it is."""
+        """The model as a float32 checkpoint, with the entropy tables of its prior as it is (with
+        ``--coded-latents`` the starting checkpoint's, its trellis settings kept: the prior is frozen)."""
         state = {name: tensor.detach().cpu().clone() for name, tensor in self.model.state_dict().items()}
         prior = self.model.prior
+        tables = self.settings.codec_tables or (prior.tables() if prior is not None else None)
         return Checkpoint(spec=self.settings.spec, bits=self.settings.bits if prior is None else 0,
                           latent_range=LATENT_RANGE, normalization=self.settings.normalization, state_dict=state,
                           training=self.settings.training_record, git_commit=self.settings.git_commit,
                           step=self.step, validation_loss=validation[0], validation_psnr=validation[1],
-                          entropy_tables=prior.tables().to_tensors() if prior is not None else {},
+                          entropy_tables=tables.to_tensors() if tables is not None else {},
                           validation_levels=list(self.validation_levels))
 
     def save(self, data_state: torch.Tensor) -> None:

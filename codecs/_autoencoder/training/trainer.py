@@ -20,7 +20,7 @@ import torch
 import yaml
 from harness_codecs._autoencoder.runtime.bitstream import MAX_BITS
 from harness_codecs._autoencoder.model.block_transform import BLOCK
-from harness_codecs._autoencoder.runtime.checkpoint import git_commit, load_checkpoint, read_checkpoint_file
+from harness_codecs._autoencoder.runtime.checkpoint import git_commit, read_checkpoint_file
 from harness_codecs._autoencoder.training.data import LARGE_PATCH_FACTOR
 from harness_codecs._autoencoder.training.loop import (
     AMP_DTYPES,
@@ -34,7 +34,6 @@ from harness_codecs._autoencoder.model.autoencoder import (
     entropy_models,
     PRESETS,
     STRIDE,
-    Autoencoder,
     ModelSpec,
     spec_for,
 )
@@ -42,11 +41,17 @@ from harness_codecs._autoencoder.runtime.weights import WEIGHT_FORMATS
 from harness_codecs._autoencoder.training.augmentation import Augmentation
 from harness_codecs._autoencoder.training.log import open_log
 from harness_codecs._autoencoder.training.sources import checked_split, write_training_pack
+from harness_codecs._autoencoder.training.starting_weights import (
+    coded_latent_tables,
+    initial_checkpoint,
+    warm_start_weights,
+)
 
 from harness import Trainer, UserError
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 RESUME_MUST_MATCH = ("preset", "latent_channels", "attention", "entropy", "lmbda", "lmbdas", "refinement", "train_only",
+                     "coded_latents",
                      "bits", "patch_size",
                      "large_patch_fraction", "batch_size", "lr", "density_lr_factor", "init", "warm_start",
                      "grad_clip", "msssim_weight", "seed", "config", "data", "scenes", "validation_scenes",
@@ -167,6 +172,10 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train this part of the model and keep every other weight as it starts, after "
                              "--init or --warm-start from a trained model: refinement, or synthesis (all that "
                              "decodes after the entropy decoding, so the rates stay as they were)")
+    parser.add_argument("--coded-latents", action="store_true",
+                        help="with --train-only and --init: train on the latents as the codec codes them (trellis-"
+                             "coded at the levels with trellis settings, rounded at the others), one level per batch, "
+                             "instead of the noise proxy")
 
 
 def _add_optimization_arguments(parser: argparse.ArgumentParser) -> None:
@@ -246,6 +255,7 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
     device = _device(args.device)
     _require(args.amp in ("none", "bf16") or device.type == "cuda",
              f"--amp {args.amp}: fp16 needs --device cuda; on the CPU use bf16")
+    init = initial_checkpoint(args.init, spec)
     record = {key: str(value) if isinstance(value, Path) or value is None else value for key, value in vars(args).items()}
     return FitSettings(
         spec=spec, bits=args.bits,
@@ -257,9 +267,10 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
         weight_format="float16" if args.fp16_weights else args.weight_format,
         grad_clip=args.grad_clip, large_patch_fraction=args.large_patch_fraction,
         density_lr_factor=args.density_lr_factor,
-        initial_state=_initial_state(args.init, spec) if args.warm_start is None else _warm_start(args.warm_start, spec),
+        initial_state=(warm_start_weights(args.warm_start, spec) if args.warm_start is not None
+                       else None if init is None else init.state_dict),
         augmentation=Augmentation(gain_db=args.gain_db, no_data_fraction=args.no_data_fraction),
-        time_limit=args.time_limit, train_only=args.train_only,
+        time_limit=args.time_limit, train_only=args.train_only, codec_tables=coded_latent_tables(args, init),
     )
 
 
@@ -331,44 +342,6 @@ def _device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
-
-
-def _initial_state(path: Path | None, spec: ModelSpec) -> dict | None:
-    """The weights of ``--init``, refused unless they are of the model being trained."""
-    if path is None:
-        return None
-    try:
-        checkpoint = load_checkpoint(path)
-    except ValueError as exc:
-        raise UserError(f"train autoencoder: --init {exc}") from exc
-    _require(checkpoint.spec == spec, f"--init {path}: it holds a {checkpoint.spec.preset} model with other options "
-                                      f"({_spec_difference(checkpoint.spec, spec)}); fine-tune with the same --preset, "
-                                      "--latent-channels, --entropy and --lmbdas")
-    return checkpoint.state_dict
-
-
-def _warm_start(path: Path, spec: ModelSpec) -> dict:
-    """Every tensor of ``path`` whose name and shape fit the model (the others start as a fresh model's do);
-    refused when none fits. Printed: how many of the model's tensors (and values) come from the file."""
-    try:
-        checkpoint = load_checkpoint(path)
-    except ValueError as exc:
-        raise UserError(f"train autoencoder: --warm-start {exc}") from exc
-    with torch.device("meta"):  # names and shapes only
-        state = Autoencoder(spec).state_dict()
-    fitting = {name: tensor.float() for name, tensor in checkpoint.state_dict.items()
-               if name in state and tensor.shape == state[name].shape}
-    _require(bool(fitting), f"--warm-start {path}: none of its weights fits a {spec.preset} model "
-                            f"(it holds a {checkpoint.spec.preset} model)")
-    copied = sum(tensor.numel() for tensor in fitting.values())
-    print(f"autoencoder: --warm-start {path}: {len(fitting)} of {len(state)} tensors ({copied:,} of "
-          f"{sum(tensor.numel() for tensor in state.values()):,} values) copied", flush=True)
-    return fitting
-
-
-def _spec_difference(stored: ModelSpec, wanted: ModelSpec) -> str:
-    changed = [name for name in stored.to_dict() if getattr(stored, name) != getattr(wanted, name)]
-    return ", ".join(f"{name} {getattr(stored, name)!r} here, {getattr(wanted, name)!r} asked" for name in changed)
 
 
 def _resume_state(settings: FitSettings) -> dict:
