@@ -105,6 +105,13 @@ def test_training_only_the_synthesis_keeps_the_analysis_and_the_prior(tmp_path, 
     assert sum(not torch.equal(trained[name], start[name]) for name in synthesis) > len(synthesis) // 2
 
 
+def test_a_fine_tuned_checkpoint_records_the_training_record_of_the_checkpoint_it_started_from(tmp_path, real_run):
+    refined_training(real_run, tmp_path / "tuned.pt", "--init", str(real_run / "plain.pt"), "--steps", "2")
+
+    started_from = load_checkpoint(real_run / "plain.pt").training
+    assert load_checkpoint(tmp_path / "tuned.pt").training["started_from"] == started_from
+
+
 def test_a_model_with_a_refinement_codes_the_real_test_chips(tmp_path, real_run):
     refined_training(real_run, tmp_path / "model.pt", "--warm-start", str(real_run / "plain.pt"), "--refinement",
                      "4", "--train-only", "refinement", "--steps", "2")

@@ -257,6 +257,8 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
              f"--amp {args.amp}: fp16 needs --device cuda; on the CPU use bf16")
     init = initial_checkpoint(args.init, spec)
     record = {key: str(value) if isinstance(value, Path) or value is None else value for key, value in vars(args).items()}
+    if init is not None:  # what the starting weights went through (stages, gain tilts, trellis settings) stays known
+        record["started_from"] = init.training
     return FitSettings(
         spec=spec, bits=args.bits,
         patch_size=args.patch_size, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
