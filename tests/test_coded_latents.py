@@ -84,3 +84,12 @@ def test_training_on_coded_latents_twice_with_the_same_seed_gives_identical_weig
 def test_coded_latents_without_a_frozen_trained_model_are_refused(trained, flags, message):
     with pytest.raises(UserError, match=message):
         fine_tune(trained, "refused.pt", *flags)
+
+
+def test_coded_latents_of_a_fixed_length_model_are_refused(trained):
+    fixed_length = ("--entropy", "none", "--lmbdas", "")
+    fine_tune(trained, "fixed.pt", *fixed_length)
+
+    with pytest.raises(UserError, match="--coded-latents: --init .* holds a fixed-length model"):
+        fine_tune(trained, "refused.pt", *fixed_length, "--init", str(trained / "fixed.pt"), "--train-only",
+                  "synthesis", "--coded-latents")

@@ -24,7 +24,7 @@ def initial_checkpoint(path: Path | None, spec: ModelSpec) -> Checkpoint | None:
     except ValueError as exc:
         raise UserError(f"train autoencoder: --init {exc}") from exc
     _require(checkpoint.spec == spec, f"--init {path}: it holds a {checkpoint.spec.preset} model with other options "
-                                      f"({spec_difference(checkpoint.spec, spec)}); fine-tune with the same --preset, "
+                                      f"({_spec_difference(checkpoint.spec, spec)}); fine-tune with the same --preset, "
                                       "--latent-channels, --entropy and --lmbdas")
     return checkpoint
 
@@ -48,11 +48,6 @@ def warm_start_weights(path: Path, spec: ModelSpec) -> dict:
     return fitting
 
 
-def spec_difference(stored: ModelSpec, wanted: ModelSpec) -> str:
-    changed = [name for name in stored.to_dict() if getattr(stored, name) != getattr(wanted, name)]
-    return ", ".join(f"{name} {getattr(stored, name)!r} here, {getattr(wanted, name)!r} asked" for name in changed)
-
-
 def coded_latent_tables(args: argparse.Namespace, init: Checkpoint | None) -> EntropyTables | None:
     """With ``--coded-latents``, the tables (and trellis settings) under which the codec codes ``--init``'s latents;
     refused unless the latents stay as the codec would code them: the analysis and the prior frozen."""
@@ -64,6 +59,11 @@ def coded_latent_tables(args: argparse.Namespace, init: Checkpoint | None) -> En
     _require(bool(init.entropy_tables), f"--coded-latents: --init {args.init} holds a fixed-length model; its latent "
                                         "is not entropy-coded")
     return EntropyTables.from_tensors(init.entropy_tables)
+
+
+def _spec_difference(stored: ModelSpec, wanted: ModelSpec) -> str:
+    changed = [name for name in stored.to_dict() if getattr(stored, name) != getattr(wanted, name)]
+    return ", ".join(f"{name} {getattr(stored, name)!r} here, {getattr(wanted, name)!r} asked" for name in changed)
 
 
 def _require(condition: bool, message: str) -> None:
