@@ -99,10 +99,6 @@ def _gaussian_cell_tables(scales: np.ndarray, upper_edges) -> ProbabilityTables:
     return ProbabilityTables.from_list(tables, offsets)
 
 
-TRELLIS_KEYS = ("odd.", "trellis.")
-"""The prefixes of the stored entries of trellis-coded quantization, ``EntropyTables.odd`` and ``.trellis``."""
-
-
 @dataclass(frozen=True)
 class EntropyTables:
     """What the coder reads from the checkpoint: the latent's tables, for the hyperprior the side latent's tables

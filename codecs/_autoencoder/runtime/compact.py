@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
-from harness_codecs._autoencoder.entropy_coding.tables import TRELLIS_KEYS
+from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
 from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint
 from harness_codecs._autoencoder.model.autoencoder import Autoencoder
 from harness_codecs._autoencoder.runtime.weight_plan import quantization_bits
@@ -32,7 +32,11 @@ def in_weight_format(checkpoint: Checkpoint, weight_format: str) -> Checkpoint:
     model.load_state_dict(converted.state_dict)
     if model.prior is None:
         return converted
-    scales = checkpoint.entropy_tables.get("scales")  # kept: a file codes with the scales it was made with
-    trellis = {name: tensor for name, tensor in checkpoint.entropy_tables.items() if name.startswith(TRELLIS_KEYS)}
-    converted.entropy_tables = model.prior.tables(None if scales is None else scales.numpy()).to_tensors() | trellis
+    if "scales" not in checkpoint.entropy_tables:
+        converted.entropy_tables = model.prior.tables().to_tensors()
+        return converted
+    # kept: the scales the file codes with, and its trellis-coded quantization's tables and settings
+    stored = EntropyTables.from_tensors(checkpoint.entropy_tables)
+    tables = replace(model.prior.tables(stored.scales), odd=stored.odd, trellis=stored.trellis)
+    converted.entropy_tables = tables.to_tensors()
     return converted
