@@ -15,7 +15,7 @@ from harness_codecs._autoencoder.training.coded_latents import CodedLatents
 
 from harness import UserError
 from tests.test_trellis_codec import tile, trellis_checkpoint, trellis_codec  # noqa: F401 (a fixture)
-from tests.training_helpers import FAST, REAL_BENCHMARK, TRAINING_DATA, train, write
+from tests.training_helpers import REAL_BENCHMARK, TRAINING_DATA, train_beside, write
 
 TRELLIS_LEVEL = 1
 
@@ -38,8 +38,7 @@ def trained(tmp_path_factory):
 
 
 def fine_tune(folder, output: str, *flags: str) -> None:
-    train("--config", str(folder / "bench.yaml"), "--data", str(folder / "training.yaml"), "--output",
-          str(folder / output), "--steps", "2", *FAST, *flags)
+    train_beside(folder, folder / output, "--steps", "2", *flags)
 
 
 @pytest.mark.parametrize("quality", [0, 2], ids=["rounded level", "trellis-coded level"])

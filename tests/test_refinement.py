@@ -28,7 +28,7 @@ from harness_codecs.autoencoder_entropy import CheckerboardAutoencoder
 from harness import UserError
 from harness.cli import main
 from tests.test_autoencoder_entropy import make_entropy_checkpoint, speckle_tile
-from tests.training_helpers import FAST, REAL_BENCHMARK, TRAINING_DATA, train, write
+from tests.training_helpers import REAL_BENCHMARK, TRAINING_DATA, train_beside, write
 
 VARIABLE_RATE = spec_for("tiny", entropy="checkerboard", lmbdas=(50.0, 800.0))
 
@@ -37,15 +37,10 @@ VARIABLE_RATE = spec_for("tiny", entropy="checkerboard", lmbdas=(50.0, 800.0))
 def real_run(tmp_path_factory):
     """A variable-rate model trained for 2 steps on real patches, and a benchmark of real test chips."""
     folder = tmp_path_factory.mktemp("refinement")
-    config = write(folder, "bench.yaml", REAL_BENCHMARK)
-    data = write(folder, "training.yaml", TRAINING_DATA)
-    train("--config", str(config), "--data", str(data), "--output", str(folder / "plain.pt"), "--steps", "2", *FAST)
+    write(folder, "bench.yaml", REAL_BENCHMARK)
+    write(folder, "training.yaml", TRAINING_DATA)
+    train_beside(folder, folder / "plain.pt", "--steps", "2")
     return folder
-
-
-def refined_training(folder, output, *flags: str) -> None:
-    train("--config", str(folder / "bench.yaml"), "--data", str(folder / "training.yaml"), "--output", str(output),
-          *FAST, *flags)
 
 
 def test_a_new_refinement_leaves_the_decoded_tile_as_it_was():
@@ -84,7 +79,7 @@ def test_decoding_counts_the_refinements_multiply_accumulates(tmp_path):
 
 def test_training_only_the_refinement_keeps_every_other_weight(tmp_path, real_run):
     output = tmp_path / "refined.pt"
-    refined_training(real_run, output, "--warm-start", str(real_run / "plain.pt"), "--refinement", "4,4",
+    train_beside(real_run, output, "--warm-start", str(real_run / "plain.pt"), "--refinement", "4,4",
                      "--train-only", "refinement", "--steps", "2")
 
     start = load_checkpoint(real_run / "plain.pt").state_dict
@@ -94,7 +89,7 @@ def test_training_only_the_refinement_keeps_every_other_weight(tmp_path, real_ru
 
 
 def test_training_only_the_synthesis_keeps_the_analysis_and_the_prior(tmp_path, real_run):
-    refined_training(real_run, tmp_path / "decoder.pt", "--init", str(real_run / "plain.pt"), "--train-only",
+    train_beside(real_run, tmp_path / "decoder.pt", "--init", str(real_run / "plain.pt"), "--train-only",
                      "synthesis", "--steps", "2")
 
     start = load_checkpoint(real_run / "plain.pt").state_dict
@@ -106,14 +101,14 @@ def test_training_only_the_synthesis_keeps_the_analysis_and_the_prior(tmp_path, 
 
 
 def test_a_fine_tuned_checkpoint_records_the_training_record_of_the_checkpoint_it_started_from(tmp_path, real_run):
-    refined_training(real_run, tmp_path / "tuned.pt", "--init", str(real_run / "plain.pt"), "--steps", "2")
+    train_beside(real_run, tmp_path / "tuned.pt", "--init", str(real_run / "plain.pt"), "--steps", "2")
 
     started_from = load_checkpoint(real_run / "plain.pt").training
     assert load_checkpoint(tmp_path / "tuned.pt").training["started_from"] == started_from
 
 
 def test_a_model_with_a_refinement_codes_the_real_test_chips(tmp_path, real_run):
-    refined_training(real_run, tmp_path / "model.pt", "--warm-start", str(real_run / "plain.pt"), "--refinement",
+    train_beside(real_run, tmp_path / "model.pt", "--warm-start", str(real_run / "plain.pt"), "--refinement",
                      "4", "--train-only", "refinement", "--steps", "2")
     write(tmp_path, "bench.yaml", REAL_BENCHMARK)
 
@@ -129,7 +124,7 @@ def test_a_model_with_a_refinement_codes_the_real_test_chips(tmp_path, real_run)
 ])
 def test_bad_refinement_options_are_refused(tmp_path, real_run, flags, message):
     with pytest.raises(UserError, match=message):
-        refined_training(real_run, tmp_path / "m.pt", "--steps", "1", *flags)
+        train_beside(real_run, tmp_path / "m.pt", "--steps", "1", *flags)
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,13 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+def train_beside(folder: Path, output: Path, *flags: str) -> None:
+    """Train fast (``FAST``, then ``flags``) on the ``training.yaml`` written in ``folder``, checked against its
+    ``bench.yaml``."""
+    train("--config", str(folder / "bench.yaml"), "--data", str(folder / "training.yaml"), "--output", str(output),
+          *FAST, *flags)
+
+
 def train(*flags: str) -> None:
     trainer = AutoencoderTrainer()
     parser = argparse.ArgumentParser()
