@@ -16,7 +16,7 @@ from harness_codecs._autoencoder.training.data import CropPlan, PatchCutter, Tra
 from harness import UserError
 from harness.cli import main
 
-from tests.training_helpers import DATA, FAST, REAL_BENCHMARK, REPOSITORY, TRAINING_DATA, train, write
+from tests.training_helpers import DATA, FAST, REAL_BENCHMARK, TRAINING_DATA, train, train_beside, write
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory) -> Path:
@@ -98,10 +98,8 @@ def test_a_missing_training_data_file_is_named_even_when_the_default_config_is_m
     ("100,400", ["--preset", "gdn-dct-small", "--attention"], "--attention is for the tiny and default"),
 ])
 def test_bad_variable_rate_trade_offs_are_refused(tmp_path, real_run, lmbdas, extra, message):
-    flags = [*FAST, "--lmbdas", lmbdas, *extra]
     with pytest.raises(UserError, match=message):
-        train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
-              str(tmp_path / "m.pt"), *flags)
+        train_beside(real_run, tmp_path / "m.pt", "--lmbdas", lmbdas, *extra)
 
 
 def test_a_share_of_the_steps_draws_patches_twice_as_wide_from_the_tiles_wide_enough():
@@ -121,14 +119,13 @@ def test_a_share_of_the_steps_draws_patches_twice_as_wide_from_the_tiles_wide_en
 
 def test_large_patches_without_a_tile_wide_enough_are_refused(tmp_path, real_run):
     with pytest.raises(UserError, match="--large-patch-fraction 0.5: no training tile is 128px wide"):
-        train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
-              str(tmp_path / "m.pt"), "--large-patch-fraction", "0.5", *FAST)
+        train_beside(real_run, tmp_path / "m.pt", "--large-patch-fraction", "0.5")
 
 
 def test_fine_tuning_starts_from_the_init_checkpoints_weights(tmp_path, real_run):
     output = tmp_path / "tuned.pt"
-    train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output", str(output),
-          "--init", str(real_run / "model.pt"), "--steps", "1", "--lr", "1e-30", "--density-lr-factor", "10", *FAST)
+    train_beside(real_run, output, "--init", str(real_run / "model.pt"), "--steps", "1", "--lr", "1e-30",
+                 "--density-lr-factor", "10")
 
     start = load_checkpoint(real_run / "model.pt").state_dict
     tuned = torch.load(output.with_name("tuned.last.pt"), weights_only=True)["state_dict"]
@@ -137,15 +134,13 @@ def test_fine_tuning_starts_from_the_init_checkpoints_weights(tmp_path, real_run
 
 def test_fine_tuning_a_checkpoint_of_another_model_is_refused(tmp_path, real_run):
     with pytest.raises(UserError, match=r"--init .*model.pt: it holds a tiny model with other options \(lmbdas"):
-        train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
-              str(tmp_path / "m.pt"), "--init", str(real_run / "model.pt"), *FAST, "--lmbdas", "50,900")
+        train_beside(real_run, tmp_path / "m.pt", "--init", str(real_run / "model.pt"), "--lmbdas", "50,900")
 
 
 def test_warm_start_copies_the_weights_whose_name_and_shape_fit_and_starts_the_rest_fresh(tmp_path, real_run, capsys):
     output = tmp_path / "warm.pt"
-    train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output", str(output),
-          "--warm-start", str(real_run / "model.pt"), "--steps", "1", "--lr", "1e-30", *FAST[:-1],
-          "--latent-channels", "16")
+    train_beside(real_run, output, "--warm-start", str(real_run / "model.pt"), "--steps", "1", "--lr", "1e-30",
+                 "--latent-channels", "16")
 
     start = load_checkpoint(real_run / "model.pt").state_dict
     warm = torch.load(output.with_name("warm.last.pt"), weights_only=True)["state_dict"]
@@ -157,8 +152,8 @@ def test_warm_start_copies_the_weights_whose_name_and_shape_fit_and_starts_the_r
 
 def test_warm_start_from_a_checkpoint_of_which_nothing_fits_is_refused(tmp_path, real_run):
     with pytest.raises(UserError, match=r"--warm-start .*model.pt: none of its weights fits a gdn-dct-light model"):
-        train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
-              str(tmp_path / "m.pt"), "--warm-start", str(real_run / "model.pt"), *FAST, "--preset", "gdn-dct-light")
+        train_beside(real_run, tmp_path / "m.pt", "--warm-start", str(real_run / "model.pt"),
+                     "--preset", "gdn-dct-light")
 
 
 def test_validation_is_reported_per_held_out_source(tmp_path, capsys):
@@ -185,14 +180,12 @@ def test_validation_is_reported_per_held_out_source(tmp_path, capsys):
 ])
 def test_bad_augmentation_and_warm_start_options_are_refused(tmp_path, real_run, flags, message):
     with pytest.raises(UserError, match=message):
-        train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output",
-              str(tmp_path / "m.pt"), *FAST, *flags)
+        train_beside(real_run, tmp_path / "m.pt", *flags)
 
 
 def test_the_trainer_writes_the_best_checkpoint_in_the_weight_format_asked_for(tmp_path, real_run):
     output = tmp_path / "int8.pt"
-    train("--config", str(real_run / "bench.yaml"), "--data", str(real_run / "training.yaml"), "--output", str(output),
-          "--steps", "2", "--weight-format", "int8", *FAST)
+    train_beside(real_run, output, "--steps", "2", "--weight-format", "int8")
 
     raw = torch.load(output, weights_only=True)
     resume = torch.load(output.with_name("int8.last.pt"), weights_only=True)
