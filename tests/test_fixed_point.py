@@ -207,6 +207,20 @@ def test_a_layer_it_has_no_exact_form_of_is_refused_by_name():
         FixedPointNetwork(nn.Sequential(nn.Tanh()), CPU)
 
 
+def test_a_leaky_relu_steeper_than_the_identity_is_refused():
+    with pytest.raises(ValueError, match=r"no exact form of LeakyReLU\(1.5\): a slope above 1"):
+        FixedPointNetwork(nn.Sequential(nn.LeakyReLU(1.5)), CPU)
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.2, 1.0, -0.3])
+def test_leaky_relu_floors_the_sloped_negative_activations_and_keeps_the_others(slope):
+    activations = to_fixed(torch.linspace(-50, 50, 4001, dtype=torch.float64))
+    units = round(slope * 2**16)
+
+    expected = torch.where(activations >= 0, activations, torch.floor(activations * units / 2**16))
+    assert torch.equal(FixedPointNetwork(nn.Sequential(nn.LeakyReLU(slope)), CPU)(activations), expected)
+
+
 def test_the_gelu_table_is_gelu_rounded_to_activation_units():
     gelu = FixedPointNetwork(nn.Sequential(nn.GELU()), CPU)
     values = torch.linspace(-10, 10, 2001, dtype=torch.float64)

@@ -239,11 +239,19 @@ def integer_codes(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 class _LeakyRelu:
+    """The activation where it is non-negative, else its product with the slope (in units of ``2 ** -SLOPE_BITS``)
+    floored: for a slope of at most 1 that is the larger of the two, one product, a floor and a maximum (exact: the
+    product has at most 42 significant bits), about a tenth of the time of comparing and selecting on the CPU."""
+
     def __init__(self, slope: float):
-        self.slope = float(round(slope * 2.0**SLOPE_BITS))
+        units = round(slope * 2.0**SLOPE_BITS)
+        if units > 2**SLOPE_BITS:
+            raise ValueError(f"the fixed-point entropy model has no exact form of LeakyReLU({slope}): a slope above 1")
+        self.slope = units / 2.0**SLOPE_BITS
 
     def __call__(self, activations: torch.Tensor) -> torch.Tensor:
-        return torch.where(activations >= 0, activations, torch.floor(activations * self.slope / 2.0**SLOPE_BITS))
+        sloped = torch.floor_(activations * self.slope)
+        return torch.maximum(activations, sloped, out=sloped)
 
 
 class _Gelu:
