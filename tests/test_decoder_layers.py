@@ -59,5 +59,7 @@ def test_the_inverse_block_transform_gives_the_strided_transposed_convolution(ge
     latent = torch.randn(2, 256, 3, 5, generator=generator)
     weight = torch.randn(256, 1, BLOCK, BLOCK, generator=generator)
 
+    # each output sums 256 products of unit normals (about 16 in size): float32 rounding in either summation
+    # order reaches 1e-5 on one thread, so the bound is a few ulps of such sums
     torch.testing.assert_close(blocks_from_coefficients(latent, weight),
-                               F.conv_transpose2d(latent, weight, stride=BLOCK), rtol=1e-5, atol=1e-5)
+                               F.conv_transpose2d(latent, weight, stride=BLOCK), rtol=1e-5, atol=5e-5)
