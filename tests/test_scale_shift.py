@@ -93,6 +93,20 @@ def test_each_band_of_scales_gets_the_shift_its_own_values_call_for():
     assert np.count_nonzero(shifts) == 2  # the bands without values keep 0
 
 
+def test_each_bands_shift_is_the_one_of_fewest_bits_for_its_own_elements_counted_one_by_one():
+    rng = np.random.default_rng(5)
+    tables = rng.integers(0, len(SCALE_TABLE), size=30000)
+    spread = SCALE_TABLE[tables] * rng.choice([0.6, 1.0, 1.7], size=len(SCALE_TABLE))[tables]  # off per table
+    values = np.round(rng.standard_normal(tables.size) * spread).astype(np.int64)
+
+    shifts = CHOOSER.best(values, tables)
+
+    bands = np.searchsorted(CHOOSER.edges, tables, side="right")
+    assert len(set(shifts.tolist())) > 1  # the bands paid for their bytes
+    assert shifts.tolist() == [fewest_bits_single_shift(values[bands == band], tables[bands == band])
+                               for band in range(BANDS)]
+
+
 def test_the_bands_part_the_tables_at_the_band_scales():
     edges = band_edges(SCALE_TABLE)
 

@@ -93,8 +93,12 @@ class ShiftChooser:
         where the bands' bytes would cost more than they save (small tiles at low rates). 0 for an empty band and
         among equals."""
         by_band = self.counts(values.ravel(), tables.ravel())
-        single, single_bits = self.cheapest(by_band.sum(axis=0))
-        per_band = [self.cheapest(counts) for counts in by_band]
+        # a pair's band follows from its table, so the bands part one set of pairs, looked up once for all
+        present = np.flatnonzero(by_band.any(axis=0))
+        counts = by_band[:, present]
+        costs = self.costs(present) @ np.vstack([counts, counts.sum(axis=0)]).T  # shifts x (each band, all)
+        single, single_bits = cheapest(costs[:, -1])
+        per_band = [cheapest(band_costs) for band_costs in costs[:, :-1].T]
         if sum(bits for _, bits in per_band) + BAND_SHIFT_BITS < single_bits:
             return np.array([shift for shift, _ in per_band])
         return np.full(BANDS, single)
@@ -108,16 +112,18 @@ class ShiftChooser:
         keys = (bands_of(tables % self.table_count, self.edges) * len(self.bits) + tables) * width + columns
         return np.bincount(keys, minlength=BANDS * len(self.bits) * width).reshape(BANDS, -1)
 
-    def cheapest(self, counts: np.ndarray) -> tuple[int, float]:
-        """The shift that codes the (table, value) pairs of ``counts`` in the fewest bits, 0 among equals, and
-        those bits."""
-        present = np.flatnonzero(counts)
-        rows, columns = np.divmod(present, self.bits.shape[1])
+    def costs(self, pairs: np.ndarray) -> np.ndarray:
+        """The bits of each (table, value) pair (flat indexes of ``bits``) under each shift: ``SHIFTS`` x pairs."""
+        rows, columns = np.divmod(pairs, self.bits.shape[1])
         family_starts = rows - rows % self.table_count
         shifted_rows = family_starts + shifted(rows[None, :] - family_starts, SHIFTS[:, None], self.table_count)
-        costs = self.bits[shifted_rows, columns[None, :]] @ counts[present]
-        chosen = SMALLEST_FIRST[np.argmin(costs[SMALLEST_FIRST])]
-        return int(SHIFTS[chosen]), float(costs[chosen])
+        return self.bits[shifted_rows, columns[None, :]]
+
+
+def cheapest(costs: np.ndarray) -> tuple[int, float]:
+    """The shift of the fewest bits among ``costs`` (one per shift of ``SHIFTS``), 0 among equals, and its bits."""
+    chosen = SMALLEST_FIRST[np.argmin(costs[SMALLEST_FIRST])]
+    return int(SHIFTS[chosen]), float(costs[chosen])
 
 
 class ShiftedDecoders:
