@@ -101,6 +101,14 @@ def test_chained_coding_round_trips_levels_beyond_the_tables():
     assert (coder.decode(new_decoder(encoder.get_compressed()), tables) == levels).all()
 
 
+def test_chained_coding_refuses_a_level_beyond_what_the_format_holds_naming_it():
+    tables = np.zeros((4, 6), dtype=np.int64)
+    levels = np.zeros(tables.shape, dtype=np.int64)
+    levels[2, 5] = 100_000  # more than 2 ** 15 beyond any table's end
+    with pytest.raises(ValueError, match="latent value 100000 lies 32768 or more beyond its probability table"):
+        ChainedSymbolCoder(both_families()).encode(new_encoder(), levels, tables)
+
+
 def test_chained_coding_spends_what_the_search_counts():
     rng = np.random.default_rng(6)
     families = both_families()

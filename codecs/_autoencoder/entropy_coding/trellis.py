@@ -229,14 +229,17 @@ class ChainedSymbolCoder:
         if not values.size:
             return
         widths, _ = self.widths_and_rows(tables)
-        odd = odd_of_chains(values)
-        rows = tables + self.family_size * odd
-        for link, link_rows, width in zip(values, rows, widths.tolist()):
-            symbols, at_end, zigzag = coded_as(link, self.tables.offsets[link_rows], self.tables.lengths[link_rows])
-            refuse_beyond_format(link, at_end, zigzag)
-            encoder.encode(symbols.astype(np.int32), self.model_family, self.padded[width].take(link_rows, axis=0))
-            if zigzag.size:
-                encoder.encode(zigzag.astype(np.int32), self.overflow_model)
+        rows = tables + self.family_size * odd_of_chains(values)
+        # every link's symbols and distances at once (numpy per link cost as much as the coding); per link, only
+        # the range coder runs, on its row of symbols and its share of the distances
+        symbols, at_end, zigzag = coded_as(values, self.tables.offsets[rows], self.tables.lengths[rows])
+        refuse_beyond_format(values, at_end, zigzag)
+        symbols, zigzag = symbols.astype(np.int32), zigzag.astype(np.int32)
+        ends_before = np.concatenate([[0], np.cumsum(np.count_nonzero(at_end, axis=1))]).tolist()
+        for link, (link_rows, width) in enumerate(zip(rows, widths.tolist())):
+            encoder.encode(symbols[link], self.model_family, self.padded[width].take(link_rows, axis=0))
+            if ends_before[link + 1] > ends_before[link]:
+                encoder.encode(zigzag[ends_before[link]:ends_before[link + 1]], self.overflow_model)
 
     def decode(self, decoder, tables: np.ndarray) -> np.ndarray:
         """The levels (int64, the shape of ``tables``) that ``encode`` wrote under these ``Q0`` tables."""
