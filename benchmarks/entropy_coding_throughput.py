@@ -41,12 +41,13 @@ import numpy as np
 import torch
 from autoencoder_throughput import interleaved, run_header
 from benchmark_tiles import benchmark_tiles
-from harness_codecs._autoencoder.runtime.checkpoint import load_checkpoint
+from harness_codecs._autoencoder.runtime.checkpoint import Checkpoint, load_checkpoint
 from harness_codecs._autoencoder.runtime.entropy_coder import Analysis, EntropyLatentCoder
 from harness_codecs._autoencoder.runtime.fixed_length_coder import autocast, model_inputs
 from harness_codecs._autoencoder.model.autoencoder import ModelSpec
 from harness_codecs._autoencoder.runtime.options import NETWORK_THREADS, PREFERRED_BATCH_SIZES
 from harness_codecs._autoencoder.entropy_coding.range_coding import PooledRangeCoding, RangeCoding
+from harness_codecs._autoencoder.entropy_coding.tables import EntropyTables
 from harness_codecs.autoencoder_entropy import (
     CheckerboardAutoencoder,
     EntropyCodedAutoencoder,
@@ -60,6 +61,10 @@ from harness.timing import synchronizer_for, time_call, torch_threads
 ROOT = Path(__file__).resolve().parents[1]
 CODECS = {"factorized": FactorizedAutoencoder, "hyperprior": HyperpriorAutoencoder,
           "checkerboard": CheckerboardAutoencoder}
+
+
+def _has_trellis_settings(checkpoint: Checkpoint) -> bool:
+    return bool(checkpoint.entropy_tables) and EntropyTables.from_tensors(checkpoint.entropy_tables).trellis is not None
 
 
 def variant_options(processes: int, sub_batches: int) -> dict[str, dict[str, int]]:
@@ -222,8 +227,13 @@ def main() -> None:
     # git-ignored) are not shipped models.
     paths = args.checkpoints or [path for path in sorted((ROOT / "checkpoints").glob("autoencoder-*.pt"))
                                  if not path.name.endswith(".last.pt") and not fnmatch(path.name, "*-stage?.pt")]
-    specs = {path: load_checkpoint(path).spec for path in paths}
-    checkpoints = {path: spec for path, spec in specs.items() if args.checkpoints or spec.entropy in CODECS}
+    loaded = {path: load_checkpoint(path) for path in paths}
+    # Unnamed checkpoints that the codecs cannot run as asked (no entropy coder, or no trellis settings for
+    # ``--quantizer trellis``) are left out rather than refused.
+    checkpoints = {path: checkpoint.spec for path, checkpoint in loaded.items()
+                   if args.checkpoints or (checkpoint.spec.entropy in CODECS
+                                           and (args.quantizer != "trellis"
+                                                or _has_trellis_settings(checkpoint)))}
     batch_size = args.batch_size or PREFERRED_BATCH_SIZES[args.device]
     tiles = benchmark_tiles(args.config, args.tiles)
     print(run_header(torch.device(args.device)))
