@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 from harness_codecs._autoencoder.entropy_coding.densities import SCALE_FLOOR
-from harness_codecs._autoencoder.fixed_point.networks import ACTIVATION_BITS, FixedPointNetwork, to_fixed
+from harness_codecs._autoencoder.fixed_point.networks import ACTIVATION_BITS, FixedPointNetwork, table_lookup, to_fixed
 from torch import nn
 
 
@@ -68,17 +68,11 @@ class ThresholdCounter:
     def __call__(self, values: torch.Tensor) -> torch.Tensor:
         """For each value (float64 integers, any shape), the number of thresholds strictly under it (int64)."""
         cells = (values - self.origin).mul_(1.0 / self.width).floor_().clamp_(0, len(self.under) - 1).long()
-        below = _lookup(self.under, cells)
+        below = table_lookup(self.under, cells)
         count = below.clone()
         for offset in range(self.checks):
-            count += _lookup(self.padded, below + offset) < values
+            count += table_lookup(self.padded, below + offset) < values
         return count
-
-
-def _lookup(table: torch.Tensor, indexes: torch.Tensor) -> torch.Tensor:
-    """``table[indexes]`` for a 1-D table, as a gather over the flattened indexes: on the CPU a third to a quarter
-    of the time of advanced indexing (131k indexes into a table of 70k: 0.14 against 0.52 ms)."""
-    return torch.gather(table, 0, indexes.reshape(-1)).view(indexes.shape)
 
 
 class FixedPointGaussians:
